@@ -1,0 +1,17 @@
+/* Umbrella header for fdtserver applications. */
+#ifndef FDT_FDT_H
+#define FDT_FDT_H
+
+#include <fdt/app.h>
+#include <fdt/common.h>
+#include <fdt/conn.h>
+#include <fdt/error.h>
+#include <fdt/log.h>
+
+/* The version of libfdt, e.g. "0.1.0". */
+FDT_API const char *fdt_version(void);
+
+/* Entry point of the fdtserver binary; its main() only calls this. */
+FDT_API int fdt_server_main(int argc, char **argv);
+
+#endif

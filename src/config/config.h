@@ -1,0 +1,97 @@
+/* Configuration: the INI file of design §2 plus command-line overrides. */
+#ifndef FDT_CONFIG_H
+#define FDT_CONFIG_H
+
+#include <fdt/error.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#define FDT_CFG_MAX_LISTENERS 32
+#define FDT_CFG_MAX_RESOURCES 16
+#define FDT_CFG_MAX_APP_KEYS  64
+#define FDT_CFG_NAME_MAX      64
+#define FDT_CFG_PATH_MAX      1024
+#define FDT_MAX_WORKERS       128
+#define FDT_MAX_THREADS       256
+
+enum fdt_protocol {
+    FDT_PROTO_HTTP = 0,
+    FDT_PROTO_JSONRPC = 1,
+    FDT_PROTO_RAW = 2,
+};
+
+struct fdt_listen_cfg {
+    char name[FDT_CFG_NAME_MAX];
+    char address[FDT_CFG_PATH_MAX]; /* HOST:PORT, [V6]:PORT or unix:/path */
+    enum fdt_protocol protocol;
+    bool reuseport;
+    int backlog;
+};
+
+struct fdt_resource_cfg {
+    char name[FDT_CFG_NAME_MAX];
+    char driver[16];            /* postgresql | sqlite */
+    char dsn[FDT_CFG_PATH_MAX]; /* postgresql */
+    char path[FDT_CFG_PATH_MAX]; /* sqlite */
+    bool log;
+};
+
+struct fdt_kv {
+    char *key;
+    char *value;
+};
+
+struct fdt_cfg {
+    char file[FDT_CFG_PATH_MAX]; /* "" when no file */
+    /* [server] */
+    int workers; /* 0 means: number of CPUs, resolved by fdt__cfg_finish */
+    int threads;
+    double graceful_timeout;
+    double worker_timeout;
+    double ready_timeout;
+    double idle_timeout;
+    int max_connections; /* per worker */
+    size_t max_input;    /* bytes buffered per connection before the app consumes them */
+    size_t max_output;   /* bytes queued per connection for a slow client */
+    char pid_file[FDT_CFG_PATH_MAX];
+    char control_socket[FDT_CFG_PATH_MAX];
+    char user[FDT_CFG_NAME_MAX];
+    char group[FDT_CFG_NAME_MAX];
+    int log_level;
+    char error_log[FDT_CFG_PATH_MAX];
+    char access_log[FDT_CFG_PATH_MAX];
+    char node[FDT_CFG_NAME_MAX];
+    /* [listen.NAME] */
+    struct fdt_listen_cfg listeners[FDT_CFG_MAX_LISTENERS];
+    int n_listeners;
+    /* [app] */
+    char app_module[FDT_CFG_PATH_MAX];
+    struct fdt_kv app_keys[FDT_CFG_MAX_APP_KEYS];
+    int n_app_keys;
+    /* [resource.NAME] */
+    struct fdt_resource_cfg resources[FDT_CFG_MAX_RESOURCES];
+    int n_resources;
+};
+
+/* Defaults for every setting; no listeners. */
+void fdt__cfg_init(struct fdt_cfg *cfg);
+/* Free what the config owns (app keys). */
+void fdt__cfg_deinit(struct fdt_cfg *cfg);
+
+/* Read an INI file into cfg. Errors name file, line and key in err. */
+int fdt__cfg_load_file(struct fdt_cfg *cfg, const char *path, struct fdt_error *err);
+/* Apply one "section.key=value" override (from --set). */
+int fdt__cfg_set(struct fdt_cfg *cfg, const char *assignment, struct fdt_error *err);
+/* Apply one setting; line is for messages (0: from the command line). */
+int fdt__cfg_apply(struct fdt_cfg *cfg, const char *section, const char *key, const char *value,
+                   struct fdt_error *err);
+/* Add a listener from "ADDR[,PROTOCOL]" (--listen). */
+int fdt__cfg_add_listen(struct fdt_cfg *cfg, const char *spec, struct fdt_error *err);
+/* Check the whole configuration and resolve defaults (workers = CPUs). */
+int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err);
+
+/* Value of an [app] key or NULL. */
+const char *fdt__cfg_app_get(const struct fdt_cfg *cfg, const char *key);
+const char *fdt__proto_name(enum fdt_protocol p);
+
+#endif

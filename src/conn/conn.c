@@ -1,0 +1,358 @@
+#include "fdt_config.h"
+
+#include "conn/conn.h"
+
+#define FDT_LOG_MODULE "conn"
+#include "util/util.h"
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <fdt/log.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define READ_CHUNK 16384
+
+struct fdt_conn *fdt__conn_new(struct fdt_worker *w, int fd, const struct fdt_proto *proto,
+                               const char *listener_name)
+{
+    struct fdt_conn *c = calloc(1, sizeof(*c));
+    if (!c) {
+        fdt__close(fd);
+        return NULL;
+    }
+    c->kind = FDT_POLL_CONN;
+    c->fd = fd;
+    c->id = ++w->next_conn_id;
+    c->w = w;
+    c->proto = proto;
+    c->listener_name = listener_name;
+    pthread_mutex_init(&c->lock, NULL);
+    fdt__buf_init(&c->in, w->cfg->max_input);
+    fdt__buf_init(&c->out, w->cfg->max_output);
+    atomic_init(&c->refs, 1);
+    atomic_init(&c->last_active_ms, fdt__now_ms());
+    return c;
+}
+
+void fdt__conn_destroy(struct fdt_conn *c)
+{
+    fdt__buf_deinit(&c->in);
+    fdt__buf_deinit(&c->out);
+    pthread_mutex_destroy(&c->lock);
+    free(c);
+}
+
+void fdt__conn_event(struct fdt_conn *c, uint32_t events)
+{
+    pthread_mutex_lock(&c->lock);
+    c->armed = false;
+    if (c->closed) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    c->pending |= events;
+    bool queue = !c->running;
+    c->running = true;
+    pthread_mutex_unlock(&c->lock);
+    if (queue)
+        fdt__worker_enqueue(c->w, c);
+}
+
+/* Send queued output; caller holds the lock. Returns 0, or -errno on a dead socket. */
+static int flush_locked(struct fdt_conn *c)
+{
+    while (c->out.len > 0) {
+        ssize_t n = send(c->fd, fdt__buf_head(&c->out), c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            fdt__buf_consume(&c->out, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        return n < 0 ? -errno : FDT_ECLOSED;
+    }
+    fdt__buf_shrink(&c->out, 4096);
+    return 0;
+}
+
+/* Arm the connection in epoll for what it waits on; caller holds the lock. */
+static void arm_locked(struct fdt_conn *c)
+{
+    struct epoll_event ev = {.data.ptr = c};
+    ev.events = EPOLLONESHOT;
+    if (!c->closing)
+        ev.events |= EPOLLIN | EPOLLRDHUP;
+    if (c->out.len > 0)
+        ev.events |= EPOLLOUT;
+    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+        fdt_log(FDT_LOG_ERROR, "conn=%llu epoll_ctl: %s", (unsigned long long)c->id,
+                fdt_strerror(-errno));
+        c->dead = true;
+        return;
+    }
+    c->armed = true;
+}
+
+static void teardown(struct fdt_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->closed) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    c->closed = true;
+    c->running = false;
+    epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    fdt__close(c->fd);
+    c->fd = -1;
+    fdt__buf_deinit(&c->out);
+    pthread_mutex_unlock(&c->lock);
+    fdt__buf_deinit(&c->in);
+    if (c->opened && c->proto->close)
+        c->proto->close(c);
+    atomic_fetch_sub(&c->w->slot->conns_open, 1);
+    fdt_conn_unref(c);
+}
+
+/* Offer the buffered input to the protocol until it stops consuming. Returns false when
+ * the connection must close. */
+static bool dispatch(struct fdt_conn *c)
+{
+    while (c->in.len > 0) {
+        long used = c->proto->data(c, fdt__buf_head(&c->in), c->in.len);
+        if (used < 0)
+            return false;
+        if ((size_t)used > c->in.len)
+            used = (long)c->in.len;
+        if (used == 0) {
+            if (c->in.len >= c->in.max) {
+                if (c->proto->overflow)
+                    c->proto->overflow(c);
+                return false;
+            }
+            break;
+        }
+        fdt__buf_consume(&c->in, (size_t)used);
+        atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
+        pthread_mutex_lock(&c->lock);
+        bool stop = c->closing || c->dead;
+        pthread_mutex_unlock(&c->lock);
+        if (stop)
+            break;
+    }
+    return true;
+}
+
+/* Read what the socket has and feed it to the protocol. Returns false to close now. */
+static bool read_and_dispatch(struct fdt_conn *c)
+{
+    for (;;) {
+        size_t room;
+        int rc;
+        char *p = fdt__buf_reserve(&c->in, READ_CHUNK, &room, &rc);
+        if (!p) {
+            /* Buffer full: the protocol consumed nothing of a full buffer. */
+            if (rc == FDT_ELIMIT) {
+                if (c->proto->overflow)
+                    c->proto->overflow(c);
+            }
+            return false;
+        }
+        ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
+        if (n > 0) {
+            fdt__buf_commit(&c->in, (size_t)n);
+            atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
+            if (!dispatch(c))
+                return false;
+            pthread_mutex_lock(&c->lock);
+            bool stop = c->closing || c->dead;
+            pthread_mutex_unlock(&c->lock);
+            if (stop)
+                return true;
+            if ((size_t)n < room)
+                return true; /* drained the socket for now */
+            continue;
+        }
+        if (n == 0) {
+            c->eof = true;
+            if (c->in.len > 0 && c->proto->eof)
+                c->proto->eof(c, fdt__buf_head(&c->in), c->in.len);
+            return false;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return true;
+        return false;
+    }
+}
+
+void fdt__conn_run(struct fdt_conn *c)
+{
+    struct fdt_worker *w = c->w;
+    pthread_mutex_lock(&c->lock);
+    for (;;) {
+        uint32_t ev = c->pending;
+        c->pending = 0;
+        if (c->closed) {
+            pthread_mutex_unlock(&c->lock);
+            return;
+        }
+        if (ev & EPOLLOUT) {
+            if (flush_locked(c) < 0)
+                c->dead = true;
+        }
+        bool dead = c->dead;
+        pthread_mutex_unlock(&c->lock);
+
+        if (!dead && (ev & FDT_EV_OPEN) && !c->opened) {
+            c->opened = true;
+            if (c->proto->open && c->proto->open(c) != 0)
+                dead = true;
+        }
+        if (!dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | FDT_EV_DRAIN))) {
+            if (!read_and_dispatch(c))
+                dead = true;
+        }
+        if (ev & FDT_EV_CLOSE)
+            dead = true;
+
+        pthread_mutex_lock(&c->lock);
+        if (dead)
+            c->dead = true;
+        if (c->pending && !c->dead)
+            continue;
+        if (!c->dead && atomic_load(&w->draining) && c->in.len == 0)
+            c->closing = true;
+        if (!c->dead && c->out.len > 0) {
+            if (flush_locked(c) < 0)
+                c->dead = true;
+        }
+        if (c->dead || (c->closing && c->out.len == 0)) {
+            pthread_mutex_unlock(&c->lock);
+            teardown(c);
+            return;
+        }
+        arm_locked(c);
+        if (c->dead) {
+            pthread_mutex_unlock(&c->lock);
+            teardown(c);
+            return;
+        }
+        c->running = false;
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+}
+
+int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->closed || c->closing || c->dead) {
+        rc = FDT_ECLOSED;
+        goto out;
+    }
+    const char *p = buf;
+    if (c->out.len == 0) {
+        while (len > 0) {
+            ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+            if (n > 0) {
+                p += n;
+                len -= (size_t)n;
+                continue;
+            }
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            c->dead = true;
+            rc = FDT_ECLOSED;
+            goto wake;
+        }
+    }
+    if (len > 0) {
+        rc = fdt__buf_append(&c->out, p, len);
+        if (rc < 0) {
+            fdt_log(FDT_LOG_WARN, "conn=%llu output over max_output (%zu bytes): closing",
+                    (unsigned long long)c->id, c->out.max);
+            c->dead = true;
+            goto wake;
+        }
+    }
+wake:
+    /* A writer on another thread while the connection sits armed: make epoll report
+     * EPOLLOUT (or the close) so the loop picks it up. */
+    if (!c->running && c->armed && (c->out.len > 0 || c->dead)) {
+        if (c->dead) {
+            c->pending |= FDT_EV_CLOSE;
+            c->running = true;
+            pthread_mutex_unlock(&c->lock);
+            fdt__worker_enqueue(c->w, c);
+            return rc;
+        }
+        arm_locked(c);
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+    return rc;
+}
+
+void fdt_conn_close(struct fdt_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    if (c->closed || c->closing) {
+        pthread_mutex_unlock(&c->lock);
+        return;
+    }
+    c->closing = true;
+    if (!c->running) {
+        c->pending |= FDT_EV_CLOSE * (c->out.len == 0);
+        c->running = true;
+        pthread_mutex_unlock(&c->lock);
+        fdt__worker_enqueue(c->w, c);
+        return;
+    }
+    pthread_mutex_unlock(&c->lock);
+}
+
+void fdt_conn_ref(struct fdt_conn *c)
+{
+    atomic_fetch_add(&c->refs, 1);
+}
+
+void fdt_conn_unref(struct fdt_conn *c)
+{
+    if (atomic_fetch_sub(&c->refs, 1) == 1)
+        fdt__worker_defer_free(c->w, c);
+}
+
+void fdt_conn_set_data(struct fdt_conn *c, void *data)
+{
+    c->app_data = data;
+}
+
+void *fdt_conn_data(const struct fdt_conn *c)
+{
+    return c->app_data;
+}
+
+uint64_t fdt_conn_id(const struct fdt_conn *c)
+{
+    return c->id;
+}
+
+const char *fdt_conn_listener(const struct fdt_conn *c)
+{
+    return c->listener_name;
+}
+
+int fdt_conn_draining(const struct fdt_conn *c)
+{
+    return atomic_load(&c->w->draining);
+}

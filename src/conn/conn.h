@@ -1,0 +1,100 @@
+/* Connections inside a worker: the object, its buffers, and the hand-off between the
+ * event-loop thread (which owns epoll and frees connections) and the application threads
+ * (which read, run the protocol and write).
+ *
+ * Invariants:
+ *  - A connection is "running" on at most one application thread at a time; while it runs,
+ *    it is not armed in epoll (EPOLLONESHOT), so no second thread can pick it up.
+ *  - Events that arrive while it runs are recorded in `pending` and handled before the
+ *    runner lets go.
+ *  - Only the loop thread frees a connection, after its last reference is dropped. */
+#ifndef FDT_CONN_INT_H
+#define FDT_CONN_INT_H
+
+#include "util/buf.h"
+
+#include <fdt/app.h>
+#include <fdt/conn.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+struct fdt_worker;
+
+/* Kinds of things registered in the worker's epoll (first member of each). */
+enum fdt_poll_kind {
+    FDT_POLL_LISTENER = 1,
+    FDT_POLL_CONN = 2,
+    FDT_POLL_SIGNAL = 3,
+    FDT_POLL_WAKE = 4,
+};
+
+/* Pseudo-events beyond the epoll bits. */
+#define FDT_EV_OPEN  (1u << 28)
+#define FDT_EV_CLOSE (1u << 29)
+#define FDT_EV_DRAIN (1u << 30)
+
+/* A protocol drives a connection: raw (the application's own), http, jsonrpc. */
+struct fdt_proto {
+    const char *name;
+    /* Called once on an application thread before any data. Nonzero closes. */
+    int (*open)(struct fdt_conn *c);
+    /* Bytes arrived; return bytes consumed or negative to close. */
+    long (*data)(struct fdt_conn *c, const char *buf, size_t len);
+    /* The input buffer is full and nothing was consumed. */
+    void (*overflow)(struct fdt_conn *c);
+    /* The peer closed its side (EOF) with unconsumed bytes left. May be NULL. */
+    void (*eof)(struct fdt_conn *c, const char *buf, size_t len);
+    /* The connection is gone. */
+    void (*close)(struct fdt_conn *c);
+    /* Reply to a connection refused at max_connections (may be NULL). */
+    const char *busy_reply;
+};
+
+struct fdt_conn {
+    int kind; /* FDT_POLL_CONN */
+    int fd;
+    uint64_t id;
+    struct fdt_worker *w;
+    const struct fdt_proto *proto;
+    const char *listener_name;
+
+    pthread_mutex_t lock;
+    /* Guarded by lock. */
+    uint32_t pending;
+    bool running;
+    bool armed;
+    bool closing; /* close after the output is flushed */
+    bool dead;    /* close now */
+    bool closed;  /* torn down: fd closed, proto->close called */
+    struct fdt_buf out;
+
+    /* Owned by the running thread. */
+    struct fdt_buf in;
+    bool opened;
+    bool eof;
+
+    _Atomic int refs;
+    _Atomic int64_t last_active_ms;
+    void *app_data;
+    void *proto_data;
+
+    struct fdt_conn *job_next;           /* run queue link */
+    struct fdt_conn *reg_prev, *reg_next; /* registry (loop thread only) */
+    struct fdt_conn *free_next;
+};
+
+/* Create a connection for an accepted fd (loop thread). Takes the fd. NULL on ENOMEM. */
+struct fdt_conn *fdt__conn_new(struct fdt_worker *w, int fd, const struct fdt_proto *proto,
+                               const char *listener_name);
+/* Free (loop thread, refs == 0). */
+void fdt__conn_destroy(struct fdt_conn *c);
+/* Record epoll events (loop thread); queues the connection if nobody runs it. */
+void fdt__conn_event(struct fdt_conn *c, uint32_t events);
+/* Run the connection's pending work (application thread). */
+void fdt__conn_run(struct fdt_conn *c);
+/* Raw-protocol vtable wrapping the application's callbacks. */
+void fdt__proto_raw_init(struct fdt_proto *p, const struct fdt_app *app);
+
+#endif

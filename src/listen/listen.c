@@ -1,0 +1,162 @@
+#include "fdt_config.h"
+
+#include "listen/listen.h"
+
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int parse_port(const char *s, uint16_t *port)
+{
+    long p;
+    if (fdt__parse_long(s, 0, 65535, &p) < 0)
+        return FDT_EINVAL;
+    *port = (uint16_t)p;
+    return 0;
+}
+
+int fdt__addr_parse(const char *text, struct fdt_addr *a)
+{
+    memset(a, 0, sizeof(*a));
+    if (strncmp(text, "unix:", 5) == 0) {
+        const char *path = text + 5;
+        struct sockaddr_un *un = (struct sockaddr_un *)&a->ss;
+        size_t n = strlen(path);
+        if (n == 0 || n >= sizeof(un->sun_path))
+            return FDT_EINVAL;
+        un->sun_family = AF_UNIX;
+        memcpy(un->sun_path, path, n + 1);
+        a->len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n + 1);
+        a->family = AF_UNIX;
+        return 0;
+    }
+    char host[256];
+    const char *port;
+    if (text[0] == '[') {
+        const char *end = strchr(text, ']');
+        if (!end || end[1] != ':' || (size_t)(end - text - 1) >= sizeof(host))
+            return FDT_EINVAL;
+        memcpy(host, text + 1, (size_t)(end - text - 1));
+        host[end - text - 1] = '\0';
+        port = end + 2;
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->ss;
+        uint16_t p;
+        if (parse_port(port, &p) < 0 || inet_pton(AF_INET6, host, &in6->sin6_addr) != 1)
+            return FDT_EINVAL;
+        in6->sin6_family = AF_INET6;
+        in6->sin6_port = htons(p);
+        a->len = sizeof(*in6);
+        a->family = AF_INET6;
+        return 0;
+    }
+    const char *colon = strrchr(text, ':');
+    if (!colon || (size_t)(colon - text) >= sizeof(host))
+        return FDT_EINVAL;
+    memcpy(host, text, (size_t)(colon - text));
+    host[colon - text] = '\0';
+    port = colon + 1;
+    struct sockaddr_in *in = (struct sockaddr_in *)&a->ss;
+    uint16_t p;
+    if (parse_port(port, &p) < 0)
+        return FDT_EINVAL;
+    if (host[0] == '\0' || strcmp(host, "*") == 0)
+        in->sin_addr.s_addr = htonl(INADDR_ANY);
+    else if (strcmp(host, "localhost") == 0)
+        in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    else if (inet_pton(AF_INET, host, &in->sin_addr) != 1)
+        return FDT_EINVAL;
+    in->sin_family = AF_INET;
+    in->sin_port = htons(p);
+    a->len = sizeof(*in);
+    a->family = AF_INET;
+    return 0;
+}
+
+void fdt__addr_format_fd(int fd, char *out, size_t size)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0) {
+        snprintf(out, size, "?");
+        return;
+    }
+    char host[INET6_ADDRSTRLEN];
+    if (ss.ss_family == AF_INET) {
+        struct sockaddr_in *in = (struct sockaddr_in *)&ss;
+        inet_ntop(AF_INET, &in->sin_addr, host, sizeof(host));
+        snprintf(out, size, "%s:%u", host, ntohs(in->sin_port));
+    } else if (ss.ss_family == AF_INET6) {
+        struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&ss;
+        inet_ntop(AF_INET6, &in6->sin6_addr, host, sizeof(host));
+        snprintf(out, size, "[%s]:%u", host, ntohs(in6->sin6_port));
+    } else if (ss.ss_family == AF_UNIX) {
+        struct sockaddr_un *un = (struct sockaddr_un *)&ss;
+        snprintf(out, size, "unix:%s", un->sun_path);
+    } else {
+        snprintf(out, size, "?");
+    }
+}
+
+int fdt__listener_bind(struct fdt_listener *l, struct fdt_error *err)
+{
+    struct fdt_addr a;
+    l->fd = -1;
+    if (fdt__addr_parse(l->cfg.address, &a) < 0)
+        return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] bad address %s", l->cfg.name,
+                             l->cfg.address);
+    int fd = socket(a.family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fdt_error_set(err, -errno, "[listen.%s] socket: %s", l->cfg.name,
+                             fdt_strerror(-errno));
+    int one = 1;
+    int rc;
+    if (a.family != AF_UNIX) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (a.family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    } else {
+        /* A stale socket file from a previous run would make bind fail; remove it only if
+         * it is a socket nobody listens on. */
+        struct sockaddr_un *un = (struct sockaddr_un *)&a.ss;
+        struct stat st;
+        if (stat(un->sun_path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+            int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+            if (probe >= 0) {
+                if (connect(probe, (struct sockaddr *)&a.ss, a.len) < 0 && errno == ECONNREFUSED)
+                    unlink(un->sun_path);
+                close(probe);
+            }
+        }
+    }
+    if (bind(fd, (struct sockaddr *)&a.ss, a.len) < 0) {
+        rc = -errno;
+        fdt__close(fd);
+        return fdt_error_set(err, rc, "[listen.%s] bind %s: %s", l->cfg.name, l->cfg.address,
+                             fdt_strerror(rc));
+    }
+    if (listen(fd, l->cfg.backlog) < 0) {
+        rc = -errno;
+        fdt__close(fd);
+        return fdt_error_set(err, rc, "[listen.%s] listen %s: %s", l->cfg.name, l->cfg.address,
+                             fdt_strerror(rc));
+    }
+    l->fd = fd;
+    return 0;
+}
+
+void fdt__listener_close(struct fdt_listener *l, bool unlink_path)
+{
+    if (l->fd < 0)
+        return;
+    if (unlink_path && strncmp(l->cfg.address, "unix:", 5) == 0)
+        unlink(l->cfg.address + 5);
+    fdt__close(l->fd);
+    l->fd = -1;
+}

@@ -1,0 +1,34 @@
+/* Listening sockets: address parsing, binding, and keeping sockets across reloads. */
+#ifndef FDT_LISTEN_H
+#define FDT_LISTEN_H
+
+#include "config/config.h"
+
+#include <fdt/error.h>
+#include <stdbool.h>
+#include <sys/socket.h>
+
+struct fdt_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
+};
+
+/* Parse "HOST:PORT", "[V6]:PORT", ":PORT" (all IPv4 addresses) or "unix:/path". Numeric
+ * hosts and "localhost" only: the master makes no DNS queries. */
+int fdt__addr_parse(const char *text, struct fdt_addr *a);
+/* Format the bound address of fd ("127.0.0.1:8080"). */
+void fdt__addr_format_fd(int fd, char *out, size_t size);
+
+struct fdt_listener {
+    struct fdt_listen_cfg cfg;
+    int fd;
+    bool keep; /* scratch flag for reloads */
+};
+
+/* Bind and listen. On error, err says which address and why; l->fd stays -1. */
+int fdt__listener_bind(struct fdt_listener *l, struct fdt_error *err);
+/* Close the socket and, for a unix socket, remove its file. */
+void fdt__listener_close(struct fdt_listener *l, bool unlink_path);
+
+#endif

@@ -1,0 +1,131 @@
+/* The master process: sockets, signals, fork, supervision, configuration. It never loads
+ * the application and never touches a client connection. */
+#ifndef FDT_MASTER_H
+#define FDT_MASTER_H
+
+#include "config/config.h"
+#include "listen/listen.h"
+#include "proc/proc.h"
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+enum fdt_gen_state {
+    FDT_GEN_STARTING = 0, /* workers forked, waiting for every one to be ready */
+    FDT_GEN_ACTIVE = 1,   /* serving */
+    FDT_GEN_DRAINING = 2, /* told to stop; waiting for its workers to exit */
+    FDT_GEN_FAILED = 3,   /* start failed; waiting for its workers to exit */
+};
+
+enum fdt_mworker_state {
+    FDT_MW_STARTING = 0,
+    FDT_MW_READY = 1,
+    FDT_MW_DRAINING = 2,
+};
+
+struct fdt_generation;
+
+struct fdt_mworker {
+    int kind; /* poll kind for the channel */
+    pid_t pid;
+    int slot;
+    int chan;
+    unsigned index;
+    enum fdt_mworker_state state;
+    int64_t spawned_ms;
+    int64_t ready_deadline_ms;
+    int64_t kill_at_ms; /* 0, or when a draining worker gets SIGKILL */
+    bool killed;
+    struct fdt_generation *gen;
+    struct fdt_mworker *next; /* all workers of the master */
+};
+
+struct fdt_generation {
+    unsigned id;
+    enum fdt_gen_state state;
+    struct fdt_cfg *cfg; /* owned */
+    struct fdt_listener listeners[FDT_CFG_MAX_LISTENERS];
+    int n_listeners;
+    int target;     /* workers wanted (ACTIVE) */
+    int n_workers;  /* alive */
+    int n_ready;
+    int fails[FDT_MAX_WORKERS];
+    int64_t respawn_at[FDT_MAX_WORKERS]; /* 0: nothing scheduled */
+    bool index_alive[FDT_MAX_WORKERS];
+    char fail_reason[512];
+    struct fdt_generation *next;
+};
+
+struct fdt_ctl_client;
+
+struct fdt_master {
+    struct fdt_cfg *cfg; /* of the active generation */
+    char cfg_file[FDT_CFG_PATH_MAX];
+    int argc;
+    char **argv; /* to re-read the command line on reload */
+    struct fdt_scoreboard *sb;
+    int epfd;
+    int sigfd;
+    int sig_kind;
+    int ctl_kind;
+    int ctl_fd;
+    char ctl_path[FDT_CFG_PATH_MAX];
+    char pid_path[FDT_CFG_PATH_MAX];
+    struct fdt_generation *gens; /* newest first */
+    struct fdt_generation *active;
+    struct fdt_generation *starting;
+    unsigned next_gen_id;
+    struct fdt_mworker *workers;
+    bool stopping;
+    bool immediate;
+    int64_t stop_kill_at_ms;
+    bool reload_pending;
+    unsigned reload_seq; /* number of the last reload started */
+    struct fdt_ctl_client *clients;
+    /* Last reload, for status. */
+    char last_reload[600];
+    bool last_reload_ok;
+    int64_t last_reload_wall_ms;
+    unsigned reloads_ok;
+    unsigned reloads_failed;
+    int64_t started_wall_ms;
+};
+
+/* master_workers.c */
+int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned index);
+void fdt__master_reap(struct fdt_master *m);
+void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw);
+void fdt__master_supervise(struct fdt_master *m, int64_t now);
+void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig);
+void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw);
+struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg);
+int fdt__master_worker_count(const struct fdt_master *m);
+
+/* master_reload.c */
+void fdt__master_reload(struct fdt_master *m);
+void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g);
+void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, const char *why);
+/* Build a configuration from the command line and file, as at start. */
+int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err,
+                         bool *foreground_only);
+
+/* master_ctl.c */
+int fdt__ctl_open(struct fdt_master *m, struct fdt_error *err);
+void fdt__ctl_on_accept(struct fdt_master *m);
+void fdt__ctl_on_client(struct fdt_master *m, struct fdt_ctl_client *c, uint32_t events);
+/* Answer every "reload --wait" client once a reload ends. */
+void fdt__ctl_reload_done(struct fdt_master *m, bool ok, const char *msg);
+void fdt__ctl_close_all(struct fdt_master *m);
+
+/* pidfile.c */
+int fdt__pidfile_write(const char *path, struct fdt_error *err);
+void fdt__pidfile_remove(const char *path);
+int fdt__pidfile_read(const char *path, pid_t *pid, struct fdt_error *err);
+
+#define FDT_POLL_CHANNEL 10
+#define FDT_POLL_CTL     11
+#define FDT_POLL_CTL_CLIENT 12
+#define FDT_POLL_MSIGNAL 13
+
+#endif

@@ -1,0 +1,444 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "master"
+#include "log/log.h"
+#include "master/master.h"
+#include "util/util.h"
+
+#include <errno.h>
+#include <fdt/fdt.h>
+#include <fdt/log.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+static const char usage[] =
+    "usage: fdtserver [-c FILE] [--listen ADDR[,PROTOCOL]]... [--app PATH.so]\n"
+    "                 [--workers N] [--threads N] [--set SECTION.KEY=VALUE]...\n"
+    "                 [--pid-file F] [--log-level LEVEL] [--check]\n"
+    "       fdtserver -s stop|quit|reload|reopen [-c FILE | --pid-file F]\n"
+    "       fdtserver --version | --help\n";
+
+/* The command line, parsed. Kept as pointers into argv so a reload can re-apply it. */
+struct opts {
+    const char *file;
+    const char *signal;
+    const char *pid_file;
+    bool check;
+    bool help;
+    bool version;
+    const char *bad; /* first unknown or incomplete option */
+};
+
+static bool takes_value(const char *o)
+{
+    static const char *with[] = {"-c", "--config", "--listen", "--app", "--workers", "--threads",
+                                 "--set", "--pid-file", "-s", "--log-level"};
+    for (size_t i = 0; i < FDT_ARRAY_LEN(with); i++) {
+        if (strcmp(o, with[i]) == 0)
+            return true;
+    }
+    return false;
+}
+
+static void parse_opts(int argc, char **argv, struct opts *o)
+{
+    memset(o, 0, sizeof(*o));
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (takes_value(a)) {
+            if (i + 1 >= argc) {
+                o->bad = a;
+                return;
+            }
+            const char *v = argv[++i];
+            if (strcmp(a, "-c") == 0 || strcmp(a, "--config") == 0)
+                o->file = v;
+            else if (strcmp(a, "-s") == 0)
+                o->signal = v;
+            else if (strcmp(a, "--pid-file") == 0)
+                o->pid_file = v;
+        } else if (strcmp(a, "--check") == 0 || strcmp(a, "-t") == 0) {
+            o->check = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            o->help = true;
+        } else if (strcmp(a, "--version") == 0 || strcmp(a, "-v") == 0) {
+            o->version = true;
+        } else {
+            o->bad = a;
+            return;
+        }
+    }
+}
+
+int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err,
+                         bool *unused)
+{
+    (void)unused;
+    struct opts o;
+    parse_opts(argc, argv, &o);
+    fdt__cfg_init(cfg);
+    if (o.bad)
+        return fdt_error_set(err, FDT_ECONFIG, "bad option %s", o.bad);
+    if (o.file && fdt__cfg_load_file(cfg, o.file, err) < 0)
+        return FDT_ECONFIG;
+    if (err)
+        err->file = NULL, err->line = 0;
+    bool cli_listen = false;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i];
+        if (!takes_value(a))
+            continue;
+        const char *v = argv[++i];
+        int rc = 0;
+        char buf[FDT_CFG_PATH_MAX + 64];
+        if (strcmp(a, "--set") == 0) {
+            rc = fdt__cfg_set(cfg, v, err);
+        } else if (strcmp(a, "--listen") == 0) {
+            if (!cli_listen) {
+                /* Listeners on the command line replace those of the file. */
+                cfg->n_listeners = 0;
+                cli_listen = true;
+            }
+            rc = fdt__cfg_add_listen(cfg, v, err);
+        } else if (strcmp(a, "--app") == 0) {
+            snprintf(buf, sizeof(buf), "app.module=%s", v);
+            rc = fdt__cfg_set(cfg, buf, err);
+        } else if (strcmp(a, "--workers") == 0 || strcmp(a, "--threads") == 0 ||
+                   strcmp(a, "--pid-file") == 0 || strcmp(a, "--log-level") == 0) {
+            snprintf(buf, sizeof(buf), "server.%s=%s", a + 2, v);
+            for (char *p = buf; *p && *p != '='; p++) {
+                if (*p == '-')
+                    *p = '_';
+            }
+            rc = fdt__cfg_set(cfg, buf, err);
+        }
+        if (rc < 0)
+            return rc;
+    }
+    return fdt__cfg_finish(cfg, err);
+}
+
+static void print_cfg_error(const struct fdt_error *err)
+{
+    if (err->file && err->line > 0)
+        fprintf(stderr, "fdtserver: %s:%d: %s\n", err->file, err->line, err->msg);
+    else if (err->file)
+        fprintf(stderr, "fdtserver: %s: %s\n", err->file, err->msg);
+    else
+        fprintf(stderr, "fdtserver: %s\n", err->msg);
+}
+
+static int send_signal(const struct opts *o, int argc, char **argv)
+{
+    static const struct {
+        const char *name;
+        int sig;
+    } sigs[] = {{"stop", SIGTERM}, {"quit", SIGQUIT}, {"reload", SIGHUP}, {"reopen", SIGUSR1}};
+    int sig = 0;
+    for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++) {
+        if (strcmp(o->signal, sigs[i].name) == 0)
+            sig = sigs[i].sig;
+    }
+    if (!sig) {
+        fprintf(stderr, "fdtserver: -s takes stop, quit, reload or reopen\n");
+        return 2;
+    }
+    char path[FDT_CFG_PATH_MAX];
+    if (o->pid_file) {
+        fdt__strlcpy(path, o->pid_file, sizeof(path));
+    } else if (o->file) {
+        struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+        struct fdt_error err = {0};
+        if (!cfg)
+            return 1;
+        fdt__cfg_init(cfg);
+        if (fdt__cfg_load_file(cfg, o->file, &err) < 0) {
+            print_cfg_error(&err);
+            free(cfg);
+            return 2;
+        }
+        fdt__strlcpy(path, cfg->pid_file, sizeof(path));
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+    } else {
+        path[0] = '\0';
+    }
+    (void)argc;
+    (void)argv;
+    if (!path[0]) {
+        fprintf(stderr, "fdtserver: -s needs a pid file: --pid-file F, or -c FILE with "
+                        "[server] pid_file\n");
+        return 2;
+    }
+    pid_t pid;
+    struct fdt_error err = {0};
+    if (fdt__pidfile_read(path, &pid, &err) < 0) {
+        fprintf(stderr, "fdtserver: %s\n", err.msg);
+        return 1;
+    }
+    if (kill(pid, sig) < 0) {
+        fprintf(stderr, "fdtserver: kill %d: %s\n", (int)pid, fdt_strerror(-errno));
+        return 1;
+    }
+    return 0;
+}
+
+static void begin_stop(struct fdt_master *m, bool immediate)
+{
+    int64_t now = fdt__now_ms();
+    if (m->stopping && !immediate) {
+        immediate = true; /* a second TERM means: now */
+    }
+    if (!m->stopping) {
+        fdt_log(FDT_LOG_INFO, "%s stop: closing listeners", immediate ? "immediate" : "graceful");
+        for (struct fdt_generation *g = m->gens; g; g = g->next) {
+            for (int i = 0; i < g->n_listeners; i++) {
+                /* Unix socket files go when the last generation is gone (at exit). */
+                if (g->listeners[i].fd >= 0) {
+                    fdt__close(g->listeners[i].fd);
+                    /* Shared descriptors of other generations are the same number. */
+                    for (struct fdt_generation *h = m->gens; h; h = h->next) {
+                        for (int j = 0; j < h->n_listeners; j++) {
+                            if (h != g && h->listeners[j].fd == g->listeners[i].fd)
+                                h->listeners[j].fd = -1;
+                        }
+                    }
+                    g->listeners[i].fd = -1;
+                }
+            }
+        }
+        m->stopping = true;
+        double grace = m->cfg ? m->cfg->graceful_timeout : 30.0;
+        m->stop_kill_at_ms = now + (int64_t)(grace * 1000.0) + 5000;
+    }
+    if (immediate) {
+        if (!m->immediate)
+            fdt_log(FDT_LOG_INFO, "immediate stop: workers exit now");
+        m->immediate = true;
+        m->stop_kill_at_ms = now + 2000;
+        for (struct fdt_mworker *w = m->workers; w; w = w->next)
+            kill(w->pid, SIGQUIT);
+    } else {
+        for (struct fdt_mworker *w = m->workers; w; w = w->next)
+            fdt__master_drain_worker(m, w);
+    }
+}
+
+static void change_workers(struct fdt_master *m, int delta)
+{
+    struct fdt_generation *g = m->active;
+    if (!g || m->stopping)
+        return;
+    if (delta > 0) {
+        if (g->target >= FDT_MAX_WORKERS)
+            return;
+        int idx = g->target++;
+        g->fails[idx] = 0;
+        g->respawn_at[idx] = 0;
+        fdt_log(FDT_LOG_INFO, "SIGTTIN: %d workers", g->target);
+        fdt__master_spawn(m, g, (unsigned)idx);
+    } else {
+        if (g->target <= 1)
+            return;
+        int idx = --g->target;
+        g->respawn_at[idx] = 0;
+        fdt_log(FDT_LOG_INFO, "SIGTTOU: %d workers", g->target);
+        for (struct fdt_mworker *w = m->workers; w; w = w->next) {
+            if (w->gen == g && (int)w->index == idx)
+                fdt__master_drain_worker(m, w);
+        }
+    }
+}
+
+static void on_signals(struct fdt_master *m)
+{
+    struct signalfd_siginfo si;
+    while (read(m->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGCHLD:
+            fdt__master_reap(m);
+            break;
+        case SIGTERM:
+            begin_stop(m, false);
+            break;
+        case SIGINT:
+        case SIGQUIT:
+            begin_stop(m, true);
+            break;
+        case SIGHUP:
+            fdt__master_reload(m);
+            break;
+        case SIGTTIN:
+            change_workers(m, +1);
+            break;
+        case SIGTTOU:
+            change_workers(m, -1);
+            break;
+        case SIGUSR1:
+            fdt_log(FDT_LOG_INFO, "SIGUSR1: reopening log files");
+            fdt__log_reopen();
+            for (struct fdt_mworker *w = m->workers; w; w = w->next)
+                kill(w->pid, SIGUSR1);
+            break;
+        default:
+            break;
+        }
+    }
+}
+
+static int run(struct fdt_master *m)
+{
+    struct epoll_event events[64];
+    for (;;) {
+        if (m->stopping && !m->workers)
+            break;
+        int n = epoll_wait(m->epfd, events, 64, 200);
+        if (n < 0 && errno != EINTR) {
+            fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));
+            return 1;
+        }
+        for (int i = 0; i < n; i++) {
+            int kind = *(int *)events[i].data.ptr;
+            switch (kind) {
+            case FDT_POLL_MSIGNAL:
+                on_signals(m);
+                break;
+            case FDT_POLL_CHANNEL:
+                fdt__master_on_channel(m, events[i].data.ptr);
+                break;
+            case FDT_POLL_CTL:
+                fdt__ctl_on_accept(m);
+                break;
+            case FDT_POLL_CTL_CLIENT:
+                fdt__ctl_on_client(m, events[i].data.ptr, events[i].events);
+                break;
+            default:
+                break;
+            }
+        }
+        fdt__master_supervise(m, fdt__now_ms());
+    }
+    return 0;
+}
+
+int fdt_server_main(int argc, char **argv)
+{
+    struct opts o;
+    parse_opts(argc, argv, &o);
+    if (o.help) {
+        fputs(usage, stdout);
+        return 0;
+    }
+    if (o.version) {
+        printf("fdtserver %s\n", FDT_VERSION);
+        return 0;
+    }
+    if (o.bad) {
+        fprintf(stderr, "fdtserver: bad option %s\n%s", o.bad, usage);
+        return 2;
+    }
+    if (o.signal)
+        return send_signal(&o, argc, argv);
+
+    static struct fdt_master master;
+    struct fdt_master *m = &master;
+    m->argc = argc;
+    m->argv = argv;
+    m->epfd = -1;
+    m->ctl_fd = -1;
+    m->started_wall_ms = fdt__wall_ms();
+    struct fdt_error err = {0};
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    if (!cfg)
+        return 1;
+    if (fdt__master_load_cfg(argc, argv, cfg, &err, NULL) < 0) {
+        print_cfg_error(&err);
+        return 2;
+    }
+    if (o.check) {
+        printf("fdtserver: configuration ok\n");
+        return 0;
+    }
+    fdt__log_set_level(cfg->log_level);
+    fdt__log_set_role("master", 0);
+    if (fdt__log_open(cfg->error_log) < 0) {
+        fprintf(stderr, "fdtserver: cannot open error_log %s: %s\n", cfg->error_log,
+                fdt_strerror(-errno));
+        return 1;
+    }
+
+    /* Signals are read from a signalfd in the loop; block them before anything forks. */
+    sigset_t set;
+    sigemptyset(&set);
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
+                  SIGPIPE};
+    for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    m->sb = fdt__scoreboard_new();
+    if (m->sigfd < 0 || m->epfd < 0 || !m->sb) {
+        fdt_log(FDT_LOG_ERROR, "start: %s", fdt_strerror(-errno));
+        return 1;
+    }
+    m->sig_kind = FDT_POLL_MSIGNAL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->sig_kind};
+    epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev);
+
+    struct fdt_generation *g = fdt__gen_new(m, cfg);
+    if (!g)
+        return 1;
+    m->cfg = cfg;
+    for (int i = 0; i < cfg->n_listeners; i++) {
+        g->listeners[i].cfg = cfg->listeners[i];
+        g->n_listeners = i + 1;
+        if (fdt__listener_bind(&g->listeners[i], &err) < 0) {
+            fdt_log(FDT_LOG_ERROR, "%s", err.msg);
+            return 1;
+        }
+        char addr[256];
+        fdt__addr_format_fd(g->listeners[i].fd, addr, sizeof(addr));
+        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s)", addr, g->listeners[i].cfg.name,
+                fdt__proto_name(g->listeners[i].cfg.protocol));
+    }
+    if (fdt__ctl_open(m, &err) < 0) {
+        fdt_log(FDT_LOG_ERROR, "%s", err.msg);
+        return 1;
+    }
+    fdt__strlcpy(m->pid_path, cfg->pid_file, sizeof(m->pid_path));
+    if (fdt__pidfile_write(m->pid_path, &err) < 0) {
+        fdt_log(FDT_LOG_ERROR, "%s", err.msg);
+        fdt__ctl_close_all(m);
+        return 1;
+    }
+    prctl(PR_SET_NAME, "fdt-master");
+    fdt_log(FDT_LOG_INFO, "fdtserver %s master pid %d: %d workers x %d threads, app %s",
+            FDT_VERSION, (int)getpid(), cfg->workers, cfg->threads, cfg->app_module);
+    m->starting = g;
+    for (int i = 0; i < g->target; i++) {
+        if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
+            fdt__master_gen_failed(m, g, "fork failed");
+            break;
+        }
+    }
+    run(m);
+
+    bool ever_served = m->active != NULL || m->reloads_ok > 0;
+    if (m->cfg) {
+        for (int i = 0; i < m->cfg->n_listeners; i++) {
+            const char *a = m->cfg->listeners[i].address;
+            if (strncmp(a, "unix:", 5) == 0)
+                unlink(a + 5);
+        }
+    }
+    fdt__ctl_close_all(m);
+    fdt__pidfile_remove(m->pid_path);
+    int code = (m->active || ever_served) ? 0 : 1;
+    fdt_log(FDT_LOG_INFO, "master exiting (%d)", code);
+    return code;
+}

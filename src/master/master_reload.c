@@ -1,0 +1,210 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "master"
+#include "log/log.h"
+#include "master/master.h"
+#include "util/util.h"
+
+#include <fdt/log.h>
+#include <signal.h>
+#include <string.h>
+
+static int draining_generations(const struct fdt_master *m)
+{
+    int n = 0;
+    for (const struct fdt_generation *g = m->gens; g; g = g->next) {
+        if (g->state == FDT_GEN_DRAINING)
+            n++;
+    }
+    return n;
+}
+
+static void record(struct fdt_master *m, bool ok, const char *msg)
+{
+    fdt__strlcpy(m->last_reload, msg, sizeof(m->last_reload));
+    m->last_reload_ok = ok;
+    m->last_reload_wall_ms = fdt__wall_ms();
+    if (ok)
+        m->reloads_ok++;
+    else
+        m->reloads_failed++;
+    fdt__ctl_reload_done(m, ok, msg);
+}
+
+/* Give the new generation its listeners: keep the sockets of addresses that did not
+ * change, bind the new ones. Nothing is closed here. */
+static int prepare_listeners(struct fdt_master *m, struct fdt_generation *g, struct fdt_error *err)
+{
+    const struct fdt_generation *cur = m->active;
+    for (int i = 0; i < g->cfg->n_listeners; i++) {
+        struct fdt_listener *l = &g->listeners[i];
+        l->cfg = g->cfg->listeners[i];
+        l->fd = -1;
+        l->keep = false;
+        for (int j = 0; cur && j < cur->n_listeners; j++) {
+            if (strcmp(cur->listeners[j].cfg.address, l->cfg.address) == 0 &&
+                cur->listeners[j].fd >= 0) {
+                l->fd = cur->listeners[j].fd;
+                l->keep = true;
+                if (cur->listeners[j].cfg.backlog != l->cfg.backlog)
+                    listen(l->fd, l->cfg.backlog);
+            }
+        }
+        g->n_listeners = i + 1;
+        if (l->fd < 0 && fdt__listener_bind(l, err) < 0)
+            return err ? err->code : FDT_ECONFIG;
+    }
+    return 0;
+}
+
+/* Close the sockets that g bound itself (reload abandoned). */
+static void close_new_listeners(struct fdt_generation *g)
+{
+    for (int i = 0; i < g->n_listeners; i++) {
+        if (!g->listeners[i].keep)
+            fdt__listener_close(&g->listeners[i], true);
+    }
+}
+
+void fdt__master_reload(struct fdt_master *m)
+{
+    if (m->stopping)
+        return;
+    if (m->starting || draining_generations(m) >= 2) {
+        /* One reload at a time, and at most two generations draining: run it later. */
+        m->reload_pending = true;
+        fdt_log(FDT_LOG_INFO, "reload queued until the current one finishes");
+        return;
+    }
+    m->reload_pending = false;
+    m->reload_seq++;
+    fdt_log(FDT_LOG_INFO, "reloading configuration (reload %u)", m->reload_seq);
+    struct fdt_error err = {0};
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    if (!cfg) {
+        record(m, false, "out of memory");
+        return;
+    }
+    if (fdt__master_load_cfg(m->argc, m->argv, cfg, &err, NULL) < 0) {
+        char msg[600];
+        if (err.file && err.line > 0)
+            snprintf(msg, sizeof(msg), "configuration error: %s:%d: %s", err.file, err.line,
+                     err.msg);
+        else if (err.file)
+            snprintf(msg, sizeof(msg), "configuration error: %s: %s", err.file, err.msg);
+        else
+            snprintf(msg, sizeof(msg), "configuration error: %s", err.msg);
+        fdt_log(FDT_LOG_ERROR, "reload failed, old generation keeps serving: %s", msg);
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+        record(m, false, msg);
+        return;
+    }
+    struct fdt_generation *g = fdt__gen_new(m, cfg);
+    if (!g) {
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+        record(m, false, "out of memory");
+        return;
+    }
+    if (prepare_listeners(m, g, &err) < 0) {
+        char msg[600];
+        snprintf(msg, sizeof(msg), "%s", err.msg);
+        fdt_log(FDT_LOG_ERROR, "reload failed, old generation keeps serving: %s", msg);
+        close_new_listeners(g);
+        g->state = FDT_GEN_FAILED;
+        /* No workers: free it through the normal path. */
+        fdt__strlcpy(g->fail_reason, msg, sizeof(g->fail_reason));
+        m->starting = NULL;
+        struct fdt_generation **pp = &m->gens;
+        while (*pp != g)
+            pp = &(*pp)->next;
+        *pp = g->next;
+        fdt__cfg_deinit(g->cfg);
+        free(g->cfg);
+        free(g);
+        record(m, false, msg);
+        return;
+    }
+    m->starting = g;
+    fdt__log_set_level(cfg->log_level);
+    for (int i = 0; i < g->target; i++) {
+        if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
+            fdt__master_gen_failed(m, g, "cannot start a worker (fork failed)");
+            return;
+        }
+    }
+}
+
+void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g)
+{
+    struct fdt_generation *old = m->active;
+    g->state = FDT_GEN_ACTIVE;
+    if (m->starting == g)
+        m->starting = NULL;
+    m->active = g;
+    struct fdt_cfg *old_cfg = m->cfg;
+    m->cfg = g->cfg;
+    if (!old) {
+        fdt_log(FDT_LOG_INFO, "generation %u ready: %d workers x %d threads", g->id, g->target,
+                g->cfg->threads);
+        return;
+    }
+    /* Every new worker is ready: now, and only now, the old generation drains. */
+    old->state = FDT_GEN_DRAINING;
+    fdt__master_signal_gen(m, old, SIGTERM);
+    /* The master's copies of listeners that the new configuration dropped. */
+    for (int i = 0; i < old->n_listeners; i++) {
+        bool kept = false;
+        for (int j = 0; j < g->n_listeners; j++) {
+            if (g->listeners[j].fd == old->listeners[i].fd)
+                kept = true;
+        }
+        if (!kept)
+            fdt__listener_close(&old->listeners[i], true);
+        old->listeners[i].fd = -1;
+    }
+    (void)old_cfg; /* freed with its generation */
+    char msg[200];
+    snprintf(msg, sizeof(msg), "generation %u serving with %d workers; generation %u draining",
+             g->id, g->target, old->id);
+    fdt_log(FDT_LOG_INFO, "reload done: %s", msg);
+    if (old->n_workers == 0) {
+        /* Nothing to wait for. */
+        fdt__master_reap(m);
+    }
+    record(m, true, msg);
+    if (m->reload_pending)
+        fdt__master_reload(m);
+}
+
+void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, const char *why)
+{
+    if (g->state != FDT_GEN_STARTING)
+        return;
+    g->state = FDT_GEN_FAILED;
+    fdt__strlcpy(g->fail_reason, why, sizeof(g->fail_reason));
+    if (m->starting == g)
+        m->starting = NULL;
+    /* Workers of the failed generation that were already ready may hold connections:
+     * let them drain like any old worker. */
+    fdt__master_signal_gen(m, g, SIGTERM);
+    close_new_listeners(g);
+    if (!m->active) {
+        fdt_log(FDT_LOG_ERROR, "cannot start: %s", why);
+        m->stopping = true;
+        m->stop_kill_at_ms = fdt__now_ms() + 5000;
+        fdt__strlcpy(m->last_reload, why, sizeof(m->last_reload));
+        m->last_reload_ok = false;
+        return;
+    }
+    char msg[700];
+    snprintf(msg, sizeof(msg), "reload failed, generation %u keeps serving: %s", m->active->id,
+             why);
+    fdt_log(FDT_LOG_ERROR, "%s", msg);
+    record(m, false, msg);
+    if (m->cfg)
+        fdt__log_set_level(m->cfg->log_level);
+    if (m->reload_pending)
+        fdt__master_reload(m);
+}

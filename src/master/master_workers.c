@@ -1,0 +1,378 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "master"
+#include "log/log.h"
+#include "master/master.h"
+#include "util/util.h"
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <fdt/log.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define BACKOFF_MAX_MS  10000
+#define STABLE_AFTER_MS 5000
+#define KILL_GRACE_MS   5000
+
+struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg)
+{
+    struct fdt_generation *g = calloc(1, sizeof(*g));
+    if (!g)
+        return NULL;
+    g->id = ++m->next_gen_id;
+    g->cfg = cfg;
+    g->target = cfg->workers;
+    g->state = FDT_GEN_STARTING;
+    g->next = m->gens;
+    m->gens = g;
+    return g;
+}
+
+static void gen_free(struct fdt_master *m, struct fdt_generation *g)
+{
+    struct fdt_generation **pp = &m->gens;
+    while (*pp && *pp != g)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = g->next;
+    if (m->active == g)
+        m->active = NULL;
+    if (m->starting == g)
+        m->starting = NULL;
+    if (g->cfg != m->cfg) {
+        fdt__cfg_deinit(g->cfg);
+        free(g->cfg);
+    }
+    free(g);
+}
+
+int fdt__master_worker_count(const struct fdt_master *m)
+{
+    int n = 0;
+    for (const struct fdt_mworker *w = m->workers; w; w = w->next)
+        n++;
+    return n;
+}
+
+/* Drop root in the child when [server] user/group are set. */
+static int drop_privileges(const struct fdt_cfg *cfg, char *reason, size_t rsize)
+{
+    if (!cfg->user[0] && !cfg->group[0])
+        return 0;
+    gid_t gid = getgid();
+    uid_t uid = getuid();
+    if (cfg->group[0]) {
+        struct group *gr = getgrnam(cfg->group);
+        if (!gr) {
+            snprintf(reason, rsize, "unknown group %s", cfg->group);
+            return -1;
+        }
+        gid = gr->gr_gid;
+    }
+    if (cfg->user[0]) {
+        struct passwd *pw = getpwnam(cfg->user);
+        if (!pw) {
+            snprintf(reason, rsize, "unknown user %s", cfg->user);
+            return -1;
+        }
+        uid = pw->pw_uid;
+        if (!cfg->group[0])
+            gid = pw->pw_gid;
+    }
+    if (setgroups(0, NULL) < 0 || setgid(gid) < 0 || setuid(uid) < 0) {
+        snprintf(reason, rsize, "cannot switch to user %s: %s", cfg->user, fdt_strerror(-errno));
+        return -1;
+    }
+    return 0;
+}
+
+int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned index)
+{
+    struct fdt_mworker *mw = calloc(1, sizeof(*mw));
+    if (!mw)
+        return FDT_ENOMEM;
+    int fds[2];
+    int rc = fdt__channel_pair(fds);
+    if (rc < 0) {
+        free(mw);
+        fdt_log(FDT_LOG_ERROR, "socketpair: %s", fdt_strerror(rc));
+        return rc;
+    }
+    int slot = fdt__scoreboard_claim(m->sb, g->id, index, (unsigned)g->cfg->threads);
+    if (slot < 0) {
+        fdt__close(fds[0]);
+        fdt__close(fds[1]);
+        free(mw);
+        fdt_log(FDT_LOG_ERROR, "scoreboard full: cannot start another worker");
+        return FDT_ELIMIT;
+    }
+    pid_t master_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        fdt__scoreboard_release(m->sb, slot);
+        fdt__close(fds[0]);
+        fdt__close(fds[1]);
+        free(mw);
+        fdt_log(FDT_LOG_ERROR, "fork: %s", fdt_strerror(rc));
+        return rc;
+    }
+    if (pid == 0) {
+        fdt__close(fds[0]);
+        char reason[256];
+        if (drop_privileges(g->cfg, reason, sizeof(reason)) < 0) {
+            fdt__channel_send(fds[1], FDT_MSG_FAILED, 0, reason);
+            _exit(3);
+        }
+        struct fdt_worker_args a = {
+            .cfg = g->cfg,
+            .sb = m->sb,
+            .slot = slot,
+            .channel_fd = fds[1],
+            .generation = g->id,
+            .index = index,
+            .listeners = g->listeners,
+            .n_listeners = g->n_listeners,
+            .master_pid = master_pid,
+        };
+        fdt__worker_main(&a);
+    }
+    fdt__close(fds[1]);
+    fdt__fd_nonblock(fds[0], true);
+    mw->kind = FDT_POLL_CHANNEL;
+    mw->pid = pid;
+    mw->slot = slot;
+    mw->chan = fds[0];
+    mw->index = index;
+    mw->state = FDT_MW_STARTING;
+    mw->spawned_ms = fdt__now_ms();
+    mw->ready_deadline_ms = mw->spawned_ms + (int64_t)(g->cfg->ready_timeout * 1000.0);
+    mw->gen = g;
+    mw->next = m->workers;
+    m->workers = mw;
+    atomic_store(&m->sb->slots[slot].pid, pid);
+    g->n_workers++;
+    g->index_alive[index] = true;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = mw};
+    epoll_ctl(m->epfd, EPOLL_CTL_ADD, mw->chan, &ev);
+    fdt_log(FDT_LOG_INFO, "spawned worker %u of generation %u: pid %d", index, g->id, (int)pid);
+    return 0;
+}
+
+void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw)
+{
+    if (mw->state == FDT_MW_DRAINING)
+        return;
+    if (mw->state == FDT_MW_READY && mw->gen->n_ready > 0)
+        mw->gen->n_ready--;
+    mw->state = FDT_MW_DRAINING;
+    mw->kill_at_ms = fdt__now_ms() + (int64_t)(mw->gen->cfg->graceful_timeout * 1000.0) + KILL_GRACE_MS;
+    kill(mw->pid, SIGTERM);
+}
+
+void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig)
+{
+    for (struct fdt_mworker *w = m->workers; w; w = w->next) {
+        if (w->gen != g)
+            continue;
+        if (sig == SIGTERM)
+            fdt__master_drain_worker(m, w);
+        else
+            kill(w->pid, sig);
+    }
+}
+
+static void describe_status(int status, char *out, size_t size)
+{
+    if (WIFSIGNALED(status))
+        snprintf(out, size, "killed by signal %d (%s)%s", WTERMSIG(status),
+                 sigabbrev_np(WTERMSIG(status)) ? sigabbrev_np(WTERMSIG(status)) : "?",
+                 WCOREDUMP(status) ? ", core dumped" : "");
+    else if (WIFEXITED(status))
+        snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
+    else
+        snprintf(out, size, "ended (status 0x%x)", status);
+}
+
+static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status)
+{
+    struct fdt_generation *g = mw->gen;
+    char how[128];
+    describe_status(status, how, sizeof(how));
+    bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    int64_t now = fdt__now_ms();
+
+    /* Read a last FAILED message if the worker sent one before dying. */
+    struct fdt_msg msg;
+    char failed[sizeof(msg.text)] = "";
+    while (fdt__channel_recv(mw->chan, &msg) == 1) {
+        if (msg.type == FDT_MSG_FAILED)
+            fdt__strlcpy(failed, msg.text, sizeof(failed));
+        else if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING)
+            mw->state = FDT_MW_READY; /* ready, then died: count it as a crash */
+    }
+    epoll_ctl(m->epfd, EPOLL_CTL_DEL, mw->chan, NULL);
+    fdt__close(mw->chan);
+    fdt__scoreboard_release(m->sb, mw->slot);
+
+    struct fdt_mworker **pp = &m->workers;
+    while (*pp && *pp != mw)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = mw->next;
+    g->n_workers--;
+    g->index_alive[mw->index] = false;
+    if (mw->state == FDT_MW_READY && g->n_ready > 0)
+        g->n_ready--;
+
+    if (mw->state == FDT_MW_DRAINING || m->stopping || g->state == FDT_GEN_FAILED) {
+        fdt_log(clean ? FDT_LOG_INFO : FDT_LOG_WARN, "worker %u (pid %d, generation %u) %s",
+                mw->index, (int)mw->pid, g->id, how);
+    } else if (g->state == FDT_GEN_STARTING) {
+        char why[700];
+        if (failed[0])
+            snprintf(why, sizeof(why), "worker %u: %s", mw->index, failed);
+        else
+            snprintf(why, sizeof(why), "worker %u (pid %d) %s before it was ready", mw->index,
+                     (int)mw->pid, how);
+        fdt_log(FDT_LOG_ERROR, "generation %u: %s", g->id, why);
+        free(mw);
+        fdt__master_gen_failed(m, g, why);
+        mw = NULL;
+    } else {
+        /* A serving worker died: replace it, backing off if it keeps dying. */
+        int idx = (int)mw->index;
+        if (now - mw->spawned_ms > STABLE_AFTER_MS)
+            g->fails[idx] = 0;
+        int64_t delay = 0;
+        if (g->fails[idx] > 0) {
+            delay = 100LL << (g->fails[idx] - 1 < 7 ? g->fails[idx] - 1 : 7);
+            if (delay > BACKOFF_MAX_MS)
+                delay = BACKOFF_MAX_MS;
+        }
+        g->fails[idx]++;
+        g->respawn_at[idx] = now + delay;
+        fdt_log(FDT_LOG_ERROR,
+                "worker %u (pid %d, generation %u) %s%s%s; restarting in %lld ms", mw->index,
+                (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed, (long long)delay);
+    }
+    free(mw);
+
+    if (g->n_workers == 0 && (g->state == FDT_GEN_DRAINING || g->state == FDT_GEN_FAILED)) {
+        fdt_log(FDT_LOG_INFO, "generation %u has ended", g->id);
+        gen_free(m, g);
+        if (m->reload_pending && !m->stopping)
+            fdt__master_reload(m);
+    }
+}
+
+void fdt__master_reap(struct fdt_master *m)
+{
+    for (;;) {
+        int status;
+        pid_t pid = waitpid(-1, &status, WNOHANG);
+        if (pid <= 0)
+            return;
+        struct fdt_mworker *mw = m->workers;
+        while (mw && mw->pid != pid)
+            mw = mw->next;
+        if (mw)
+            worker_gone(m, mw, status);
+    }
+}
+
+void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
+{
+    struct fdt_msg msg;
+    int rc;
+    while ((rc = fdt__channel_recv(mw->chan, &msg)) == 1) {
+        if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING) {
+            mw->state = FDT_MW_READY;
+            struct fdt_generation *g = mw->gen;
+            g->n_ready++;
+            if (g->state == FDT_GEN_STARTING && g->n_ready >= g->target)
+                fdt__master_gen_ready(m, g);
+            else if (g->state == FDT_GEN_DRAINING || m->stopping)
+                fdt__master_drain_worker(m, mw);
+        } else if (msg.type == FDT_MSG_FAILED) {
+            /* The worker exits right after; worker_gone() reports the reason. Keep the
+             * message for it by leaving it unread would lose it, so log it now. */
+            fdt_log(FDT_LOG_ERROR, "worker %u (pid %d) failed to start: %s", mw->index,
+                    (int)mw->pid, msg.text);
+            if (mw->gen->state == FDT_GEN_STARTING) {
+                char why[700];
+                snprintf(why, sizeof(why), "worker %u: %s", mw->index, msg.text);
+                fdt__master_gen_failed(m, mw->gen, why);
+            }
+        }
+    }
+    if (rc == 0) {
+        /* EOF: the worker is exiting; SIGCHLD will tell us how. */
+        epoll_ctl(m->epfd, EPOLL_CTL_DEL, mw->chan, NULL);
+    }
+}
+
+void fdt__master_supervise(struct fdt_master *m, int64_t now)
+{
+    for (struct fdt_mworker *w = m->workers; w; w = w->next) {
+        if (w->killed)
+            continue;
+        struct fdt_slot *s = &m->sb->slots[w->slot];
+        const struct fdt_cfg *cfg = w->gen->cfg;
+        int64_t limit = (int64_t)(cfg->worker_timeout * 1000.0);
+        const char *why = NULL;
+        char buf[160];
+        if (w->state == FDT_MW_STARTING && now > w->ready_deadline_ms) {
+            snprintf(buf, sizeof(buf), "not ready after ready_timeout (%.1fs)", cfg->ready_timeout);
+            why = buf;
+        } else if (w->state != FDT_MW_STARTING) {
+            int64_t hb = atomic_load(&s->heartbeat_ms);
+            if (now - hb > limit) {
+                snprintf(buf, sizeof(buf), "event loop silent for %.1fs", (double)(now - hb) / 1e3);
+                why = buf;
+            }
+            for (unsigned t = 0; t < s->threads && !why; t++) {
+                int64_t since = atomic_load(&s->busy_since[t]);
+                if (since && now - since > limit) {
+                    snprintf(buf, sizeof(buf), "thread %u stuck for %.1fs (worker_timeout %.1fs)",
+                             t, (double)(now - since) / 1e3, cfg->worker_timeout);
+                    why = buf;
+                }
+            }
+            if (!why && w->kill_at_ms && now > w->kill_at_ms) {
+                snprintf(buf, sizeof(buf), "still draining after graceful_timeout");
+                why = buf;
+            }
+        }
+        if (why) {
+            fdt_log(FDT_LOG_ERROR, "worker %u (pid %d, generation %u) %s: killing it", w->index,
+                    (int)w->pid, w->gen->id, why);
+            kill(w->pid, SIGKILL);
+            w->killed = true;
+        }
+    }
+    /* Respawns that are due. */
+    struct fdt_generation *g = m->active;
+    if (g && !m->stopping && g->state == FDT_GEN_ACTIVE) {
+        for (int i = 0; i < g->target; i++) {
+            if (!g->index_alive[i] && g->respawn_at[i] && now >= g->respawn_at[i]) {
+                g->respawn_at[i] = 0;
+                fdt__master_spawn(m, g, (unsigned)i);
+            }
+        }
+    }
+    if (m->stopping && m->stop_kill_at_ms && now > m->stop_kill_at_ms) {
+        for (struct fdt_mworker *w = m->workers; w; w = w->next) {
+            if (!w->killed) {
+                kill(w->pid, SIGKILL);
+                w->killed = true;
+            }
+        }
+    }
+}

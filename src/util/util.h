@@ -1,0 +1,50 @@
+/* Small helpers shared by every module: time, file descriptors, strings, errors. */
+#ifndef FDT_UTIL_H
+#define FDT_UTIL_H
+
+#include <fdt/error.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#define FDT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Always-on assertion for programming errors, never for client input. */
+#define FDT_ASSERT(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond))                                                                               \
+            fdt__assert_fail(#cond, __FILE__, __LINE__);                                           \
+    } while (0)
+
+__attribute__((noreturn)) void fdt__assert_fail(const char *expr, const char *file, int line);
+
+/* Monotonic clock in milliseconds and in nanoseconds. */
+int64_t fdt__now_ms(void);
+int64_t fdt__now_ns(void);
+/* Wall clock in milliseconds since the epoch. */
+int64_t fdt__wall_ms(void);
+
+/* Set O_NONBLOCK / FD_CLOEXEC. Return 0 or -errno. */
+int fdt__fd_nonblock(int fd, bool on);
+int fdt__fd_cloexec(int fd, bool on);
+/* close() that keeps errno and ignores EINTR. */
+void fdt__close(int fd);
+/* Write all of buf to a blocking fd (used for logs and pipes). Returns 0 or -errno. */
+int fdt__write_all(int fd, const void *buf, size_t len);
+
+/* Copy src into dst (size dst_size), always NUL-terminated. Returns FDT_ELIMIT if cut. */
+int fdt__strlcpy(char *dst, const char *src, size_t dst_size);
+/* strdup that returns NULL on failure. */
+char *fdt__strdup(const char *s);
+
+/* Parse a whole string as a number in [min, max]. Returns 0 or FDT_EINVAL. */
+int fdt__parse_long(const char *s, long min, long max, long *out);
+int fdt__parse_double(const char *s, double min, double max, double *out);
+/* Parse yes/no/true/false/on/off/1/0. */
+int fdt__parse_bool(const char *s, bool *out);
+/* Parse a size with optional k/m/g suffix (powers of 1024). */
+int fdt__parse_size(const char *s, size_t min, size_t max, size_t *out);
+
+#endif

@@ -1,0 +1,88 @@
+/* A worker process: loads the application, runs one event-loop thread (the process's main
+ * thread: accept, epoll, signals, timers) and `threads` application threads that read,
+ * run the protocol and write. */
+#ifndef FDT_WORKER_H
+#define FDT_WORKER_H
+
+#include "config/config.h"
+#include "conn/conn.h"
+#include "listen/listen.h"
+#include "proc/proc.h"
+
+#include <fdt/app.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+/* Everything a freshly forked worker needs from the master. */
+struct fdt_worker_args {
+    const struct fdt_cfg *cfg;
+    struct fdt_scoreboard *sb;
+    int slot;
+    int channel_fd;
+    unsigned generation;
+    unsigned index;
+    struct fdt_listener *listeners; /* this generation's listeners, fds open */
+    int n_listeners;
+    pid_t master_pid;
+};
+
+struct fdt_worker_listener {
+    int kind; /* FDT_POLL_LISTENER */
+    int fd;
+    const char *name;
+    struct fdt_proto proto;
+    bool registered;
+};
+
+struct fdt_run_queue {
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    struct fdt_conn *head, *tail;
+    bool stop;
+};
+
+struct fdt_worker {
+    const struct fdt_cfg *cfg;
+    struct fdt_slot *slot;
+    int channel_fd;
+    struct fdt_worker_info info;
+    const struct fdt_app *app;
+    void *dl;
+
+    int epfd;
+    int sigfd;
+    int wakefd; /* eventfd: the loop has connections to free */
+    int sig_kind;
+    int wake_kind;
+
+    struct fdt_worker_listener listeners[FDT_CFG_MAX_LISTENERS];
+    int n_listeners;
+
+    struct fdt_run_queue rq;
+    pthread_t *threads;
+    int n_threads_started;
+
+    /* Loop thread only. */
+    struct fdt_conn *registry;
+    int64_t n_conns;
+    uint64_t next_conn_id;
+    int64_t drain_deadline_ms;
+    int64_t last_scan_ms;
+
+    _Atomic bool draining;
+
+    pthread_mutex_t free_lock;
+    struct fdt_conn *free_list;
+};
+
+/* Run a worker in a freshly forked child. Never returns. */
+__attribute__((noreturn)) void fdt__worker_main(const struct fdt_worker_args *args);
+
+/* Queue a connection for an application thread (any thread). */
+void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c);
+/* Hand a connection whose last reference is gone to the loop thread for freeing. */
+void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c);
+/* Load the application and check its descriptor. */
+int fdt__app_load(const char *path, void **dl, const struct fdt_app **app, struct fdt_error *err);
+
+#endif

@@ -1,0 +1,285 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "worker"
+#include "log/log.h"
+#include "util/util.h"
+#include "worker/worker.h"
+
+#include <errno.h>
+#include <fdt/log.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+void fdt__worker_loop(struct fdt_worker *w);
+
+#define MAX_EVENTS 256
+#define SCAN_INTERVAL_MS 250
+
+static void registry_add(struct fdt_worker *w, struct fdt_conn *c)
+{
+    c->reg_prev = NULL;
+    c->reg_next = w->registry;
+    if (w->registry)
+        w->registry->reg_prev = c;
+    w->registry = c;
+    w->n_conns++;
+}
+
+static void registry_remove(struct fdt_worker *w, struct fdt_conn *c)
+{
+    if (c->reg_prev)
+        c->reg_prev->reg_next = c->reg_next;
+    else
+        w->registry = c->reg_next;
+    if (c->reg_next)
+        c->reg_next->reg_prev = c->reg_prev;
+    w->n_conns--;
+}
+
+static void free_pending(struct fdt_worker *w)
+{
+    uint64_t v;
+    (void)!read(w->wakefd, &v, sizeof(v));
+    pthread_mutex_lock(&w->free_lock);
+    struct fdt_conn *list = w->free_list;
+    w->free_list = NULL;
+    pthread_mutex_unlock(&w->free_lock);
+    while (list) {
+        struct fdt_conn *next = list->free_next;
+        registry_remove(w, list);
+        fdt__conn_destroy(list);
+        list = next;
+    }
+}
+
+/* Take one connection off a listener. Returns false when the queue is empty. */
+static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
+{
+    int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+            return false;
+        static int64_t last_log;
+        int64_t now = fdt__now_ms();
+        if (now - last_log > 1000) {
+            fdt_log(FDT_LOG_WARN, "accept on %s: %s", l->name, fdt_strerror(-errno));
+            last_log = now;
+        }
+        return false;
+    }
+    if (w->n_conns >= w->cfg->max_connections) {
+        /* Refuse politely: say so, then close with FIN (nothing was read, so no RST). */
+        if (l->proto.busy_reply)
+            (void)!send(fd, l->proto.busy_reply, strlen(l->proto.busy_reply),
+                        MSG_NOSIGNAL | MSG_DONTWAIT);
+        close(fd);
+        atomic_fetch_add(&w->slot->refused_busy, 1);
+        return true;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    struct fdt_conn *c = fdt__conn_new(w, fd, &l->proto, l->name);
+    if (!c) {
+        fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
+        return true;
+    }
+    struct epoll_event ev = {.events = EPOLLONESHOT, .data.ptr = c};
+    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        fdt_log(FDT_LOG_ERROR, "epoll_ctl: %s", fdt_strerror(-errno));
+        fdt__conn_destroy(c);
+        close(fd);
+        return true;
+    }
+    registry_add(w, c);
+    atomic_fetch_add_explicit(&w->slot->accepted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
+    c->running = true;
+    c->pending = FDT_EV_OPEN | EPOLLIN;
+    fdt__worker_enqueue(w, c);
+    return true;
+}
+
+static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
+{
+    atomic_fetch_add_explicit(&w->slot->listen_wakeups, 1, memory_order_relaxed);
+    if (!accept_one(w, l)) {
+        atomic_fetch_add_explicit(&w->slot->accept_eagain, 1, memory_order_relaxed);
+        return;
+    }
+    /* Move to the back of the listener's wait queue so that the kernel's exclusive wake-up
+     * goes to another worker next time: round-robin between idle workers instead of the
+     * first-registered worker taking everything. Connections still queued are reported
+     * again at once (level-triggered, and EPOLL_CTL_ADD polls the socket). */
+    if (w->cfg->workers > 1) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) {
+            fdt_log(FDT_LOG_ERROR, "re-adding listener %s: %s", l->name, fdt_strerror(-errno));
+            l->registered = false;
+        }
+    }
+}
+
+/* Graceful stop: stop accepting at once, serve what is already queued, close idle
+ * connections, let work in flight finish. */
+static void begin_drain(struct fdt_worker *w, const char *why)
+{
+    if (atomic_load(&w->draining))
+        return;
+    atomic_store(&w->draining, true);
+    atomic_store(&w->slot->state, FDT_WORKER_DRAINING);
+    w->drain_deadline_ms = fdt__now_ms() + (int64_t)(w->cfg->graceful_timeout * 1000.0);
+    int queued = 0;
+    for (int i = 0; i < w->n_listeners; i++) {
+        struct fdt_worker_listener *l = &w->listeners[i];
+        if (l->registered)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+        l->registered = false;
+        /* Connections that completed their handshake are ours to serve, not to reset. */
+        while (accept_one(w, l))
+            queued++;
+        fdt__close(l->fd);
+        l->fd = -1;
+    }
+    fdt_log(FDT_LOG_INFO, "draining (%s): %lld connections open, %d taken from the accept queue",
+            why, (long long)w->n_conns, queued);
+    for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
+        pthread_mutex_lock(&c->lock);
+        bool queue = !c->running && !c->closed;
+        if (queue) {
+            c->running = true;
+            c->pending |= FDT_EV_DRAIN;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (queue)
+            fdt__worker_enqueue(w, c);
+    }
+}
+
+static void scan_idle(struct fdt_worker *w, int64_t now)
+{
+    int64_t idle_ms = (int64_t)(w->cfg->idle_timeout * 1000.0);
+    for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
+        int64_t last = atomic_load_explicit(&c->last_active_ms, memory_order_relaxed);
+        if (now - last < idle_ms)
+            continue;
+        pthread_mutex_lock(&c->lock);
+        bool queue = !c->running && !c->closed;
+        if (queue) {
+            c->running = true;
+            c->pending |= FDT_EV_CLOSE;
+        }
+        pthread_mutex_unlock(&c->lock);
+        if (queue) {
+            fdt_log(FDT_LOG_DEBUG, "conn=%llu idle for %.1fs: closing", (unsigned long long)c->id,
+                    (double)(now - last) / 1000.0);
+            fdt__worker_enqueue(w, c);
+        }
+    }
+}
+
+static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
+{
+    pthread_mutex_lock(&w->rq.lock);
+    w->rq.stop = true;
+    pthread_cond_broadcast(&w->rq.cond);
+    pthread_mutex_unlock(&w->rq.lock);
+    for (int i = 0; i < w->n_threads_started; i++) {
+        int64_t left = deadline_ms - fdt__now_ms();
+        if (left < 0)
+            left = 0;
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_sec += left / 1000;
+        ts.tv_nsec += (left % 1000) * 1000000;
+        if (ts.tv_nsec >= 1000000000) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000;
+        }
+        if (pthread_timedjoin_np(w->threads[i], NULL, &ts) != 0) {
+            fdt_log(FDT_LOG_WARN, "application thread %d did not stop: exiting anyway", i);
+            _exit(0);
+        }
+    }
+}
+
+static bool on_signal(struct fdt_worker *w)
+{
+    struct signalfd_siginfo si;
+    while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+        switch (si.ssi_signo) {
+        case SIGTERM:
+            begin_drain(w, "SIGTERM");
+            break;
+        case SIGINT:
+        case SIGQUIT:
+            fdt_log(FDT_LOG_INFO, "immediate stop (%s): %lld connections cut",
+                    si.ssi_signo == SIGINT ? "SIGINT" : "SIGQUIT", (long long)w->n_conns);
+            _exit(0);
+        case SIGUSR1:
+            fdt__log_reopen();
+            break;
+        default:
+            break;
+        }
+    }
+    return true;
+}
+
+void fdt__worker_loop(struct fdt_worker *w)
+{
+    struct epoll_event events[MAX_EVENTS];
+    for (;;) {
+        int64_t now = fdt__now_ms();
+        int timeout = SCAN_INTERVAL_MS;
+        if (atomic_load(&w->draining)) {
+            if (w->n_conns == 0)
+                break;
+            int64_t left = w->drain_deadline_ms - now;
+            if (left <= 0) {
+                fdt_log(FDT_LOG_WARN, "graceful timeout (%.1fs): %lld connections cut",
+                        w->cfg->graceful_timeout, (long long)w->n_conns);
+                _exit(0);
+            }
+            if (left < timeout)
+                timeout = (int)left;
+        }
+        int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
+        if (n < 0 && errno != EINTR) {
+            fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));
+            _exit(4);
+        }
+        now = fdt__now_ms();
+        atomic_store_explicit(&w->slot->heartbeat_ms, now, memory_order_relaxed);
+        for (int i = 0; i < n; i++) {
+            int kind = *(int *)events[i].data.ptr;
+            switch (kind) {
+            case FDT_POLL_LISTENER:
+                on_listener(w, events[i].data.ptr);
+                break;
+            case FDT_POLL_CONN:
+                fdt__conn_event(events[i].data.ptr, events[i].events);
+                break;
+            case FDT_POLL_SIGNAL:
+                on_signal(w);
+                break;
+            case FDT_POLL_WAKE:
+                break;
+            default:
+                FDT_ASSERT(!"unknown poll kind");
+            }
+        }
+        free_pending(w);
+        if (now - w->last_scan_ms >= SCAN_INTERVAL_MS) {
+            w->last_scan_ms = now;
+            scan_idle(w, now);
+        }
+    }
+    stop_threads(w, w->drain_deadline_ms);
+}

@@ -1,0 +1,312 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "worker"
+#include "log/log.h"
+#include "util/util.h"
+#include "worker/worker.h"
+
+#include <dirent.h>
+#include <dlfcn.h>
+#include <errno.h>
+#include <fdt/log.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/signalfd.h>
+#include <unistd.h>
+
+void fdt__worker_loop(struct fdt_worker *w);
+
+/* The one worker of this process, for the public accessors (fdt_app_config and friends).
+ * Set once in fdt__worker_main before any application code runs. */
+static struct fdt_worker *g_worker;
+static _Thread_local int t_thread_index = -1;
+
+const char *fdt_app_config(const char *key)
+{
+    return g_worker ? fdt__cfg_app_get(g_worker->cfg, key) : NULL;
+}
+
+const struct fdt_worker_info *fdt_worker_info(void)
+{
+    return g_worker ? &g_worker->info : NULL;
+}
+
+int fdt_thread_index(void)
+{
+    return t_thread_index;
+}
+
+/* Close every inherited descriptor the worker does not need (other workers' channels,
+ * the control socket, the master's signalfd and epoll). */
+static void close_other_fds(const struct fdt_worker_args *a)
+{
+    DIR *d = opendir("/proc/self/fd");
+    if (!d)
+        return;
+    int dfd = dirfd(d);
+    int to_close[1024];
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL && n < (int)FDT_ARRAY_LEN(to_close)) {
+        long fd;
+        if (fdt__parse_long(e->d_name, 0, 1 << 30, &fd) < 0)
+            continue;
+        if (fd <= 2 || fd == dfd || fd == a->channel_fd || fd == fdt__log_fd())
+            continue;
+        bool keep = false;
+        for (int i = 0; i < a->n_listeners; i++) {
+            if (a->listeners[i].fd == fd)
+                keep = true;
+        }
+        if (!keep)
+            to_close[n++] = (int)fd;
+    }
+    closedir(d);
+    for (int i = 0; i < n; i++)
+        close(to_close[i]);
+}
+
+struct thread_start {
+    struct fdt_worker *w;
+    unsigned index;
+    pthread_mutex_t *lock;
+    pthread_cond_t *cond;
+    int *started;
+    int *failed;
+    char *reason;
+};
+
+static void *app_thread(void *arg)
+{
+    struct thread_start *ts = arg;
+    struct fdt_worker *w = ts->w;
+    unsigned index = ts->index;
+    t_thread_index = (int)index;
+    struct fdt_error err = {0};
+    int rc = 0;
+    if (w->app->thread_init)
+        rc = w->app->thread_init(index, &err);
+    pthread_mutex_lock(ts->lock);
+    if (rc != 0 && !*ts->failed) {
+        *ts->failed = 1;
+        snprintf(ts->reason, 400, "thread_init(%u) failed: %s", index,
+                 err.msg[0] ? err.msg : fdt_strerror(rc));
+    }
+    (*ts->started)++;
+    pthread_cond_broadcast(ts->cond);
+    pthread_mutex_unlock(ts->lock);
+    free(ts);
+    if (rc != 0)
+        return NULL;
+
+    _Atomic int64_t *busy = &w->slot->busy_since[index];
+    struct fdt_run_queue *q = &w->rq;
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        while (!q->head && !q->stop)
+            pthread_cond_wait(&q->cond, &q->lock);
+        if (!q->head) {
+            pthread_mutex_unlock(&q->lock);
+            break;
+        }
+        struct fdt_conn *c = q->head;
+        q->head = c->job_next;
+        if (!q->head)
+            q->tail = NULL;
+        c->job_next = NULL;
+        pthread_mutex_unlock(&q->lock);
+
+        atomic_store_explicit(busy, fdt__now_ms(), memory_order_relaxed);
+        fdt__conn_run(c);
+        atomic_store_explicit(busy, 0, memory_order_relaxed);
+    }
+    if (w->app->thread_fini)
+        w->app->thread_fini(index);
+    return NULL;
+}
+
+void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c)
+{
+    struct fdt_run_queue *q = &w->rq;
+    pthread_mutex_lock(&q->lock);
+    c->job_next = NULL;
+    if (q->tail)
+        q->tail->job_next = c;
+    else
+        q->head = c;
+    q->tail = c;
+    pthread_cond_signal(&q->cond);
+    pthread_mutex_unlock(&q->lock);
+}
+
+void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c)
+{
+    pthread_mutex_lock(&w->free_lock);
+    c->free_next = w->free_list;
+    w->free_list = c;
+    pthread_mutex_unlock(&w->free_lock);
+    uint64_t one = 1;
+    (void)!write(w->wakefd, &one, sizeof(one));
+}
+
+__attribute__((noreturn)) static void fail_start(struct fdt_worker *w, const char *reason)
+{
+    fdt_log(FDT_LOG_ERROR, "worker %u start failed: %s", w->info.index, reason);
+    fdt__channel_send(w->channel_fd, FDT_MSG_FAILED, 0, reason);
+    _exit(3);
+}
+
+static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, char *reason,
+                      size_t rsize)
+{
+    w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    sigset_t set;
+    sigemptyset(&set);
+    sigaddset(&set, SIGTERM);
+    sigaddset(&set, SIGINT);
+    sigaddset(&set, SIGQUIT);
+    sigaddset(&set, SIGUSR1);
+    sigaddset(&set, SIGHUP);
+    w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (w->epfd < 0 || w->wakefd < 0 || w->sigfd < 0) {
+        snprintf(reason, rsize, "epoll/eventfd/signalfd: %s", fdt_strerror(-errno));
+        return -1;
+    }
+    w->sig_kind = FDT_POLL_SIGNAL;
+    w->wake_kind = FDT_POLL_WAKE;
+    struct epoll_event ev = {.events = EPOLLIN};
+    ev.data.ptr = &w->sig_kind;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->sigfd, &ev);
+    ev.data.ptr = &w->wake_kind;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+
+    for (int i = 0; i < a->n_listeners; i++) {
+        struct fdt_worker_listener *l = &w->listeners[w->n_listeners];
+        const struct fdt_listener *src = &a->listeners[i];
+        l->kind = FDT_POLL_LISTENER;
+        l->fd = src->fd;
+        l->name = src->cfg.name;
+        switch (src->cfg.protocol) {
+        case FDT_PROTO_RAW:
+            if (!w->app->on_data) {
+                snprintf(reason, rsize,
+                         "[listen.%s] protocol raw but the application has no on_data",
+                         src->cfg.name);
+                return -1;
+            }
+            fdt__proto_raw_init(&l->proto, w->app);
+            break;
+        default:
+            snprintf(reason, rsize, "[listen.%s] protocol %s is not available in this build",
+                     src->cfg.name, fdt__proto_name(src->cfg.protocol));
+            return -1;
+        }
+        w->n_listeners++;
+    }
+    return 0;
+}
+
+static void start_threads(struct fdt_worker *w)
+{
+    pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+    pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
+    int started = 0;
+    int failed = 0;
+    char reason[400] = "";
+    unsigned n = w->info.threads;
+    w->threads = calloc(n, sizeof(pthread_t));
+    if (!w->threads)
+        fail_start(w, "out of memory");
+    for (unsigned i = 0; i < n; i++) {
+        struct thread_start *ts = malloc(sizeof(*ts));
+        if (!ts)
+            fail_start(w, "out of memory");
+        *ts = (struct thread_start){w, i, &lock, &cond, &started, &failed, reason};
+        int rc = pthread_create(&w->threads[i], NULL, app_thread, ts);
+        if (rc != 0) {
+            free(ts);
+            char msg[128];
+            snprintf(msg, sizeof(msg), "pthread_create: %s", fdt_strerror(-rc));
+            fail_start(w, msg);
+        }
+        w->n_threads_started++;
+    }
+    pthread_mutex_lock(&lock);
+    while (started < (int)n)
+        pthread_cond_wait(&cond, &lock);
+    pthread_mutex_unlock(&lock);
+    if (failed)
+        fail_start(w, reason);
+}
+
+void fdt__worker_main(const struct fdt_worker_args *a)
+{
+    static struct fdt_worker worker;
+    struct fdt_worker *w = &worker;
+    memset(w, 0, sizeof(*w));
+    w->cfg = a->cfg;
+    w->slot = &a->sb->slots[a->slot];
+    w->channel_fd = a->channel_fd;
+    w->info.pid = getpid();
+    w->info.generation = a->generation;
+    w->info.index = a->index;
+    w->info.threads = (unsigned)a->cfg->threads;
+    pthread_mutex_init(&w->rq.lock, NULL);
+    pthread_cond_init(&w->rq.cond, NULL);
+    pthread_mutex_init(&w->free_lock, NULL);
+    atomic_store(&w->slot->pid, (int32_t)getpid());
+    g_worker = w;
+
+    fdt__log_set_role("worker", a->generation);
+    /* If the master dies, drain and exit rather than serve unsupervised. */
+    prctl(PR_SET_PDEATHSIG, SIGTERM);
+    if (getppid() != a->master_pid)
+        _exit(0);
+    prctl(PR_SET_NAME, "fdt-worker");
+    close_other_fds(a);
+
+    struct fdt_error err = {0};
+    if (fdt__app_load(a->cfg->app_module, &w->dl, &w->app, &err) < 0)
+        fail_start(w, err.msg);
+    if (w->app->process_init) {
+        int rc = w->app->process_init(&w->info, &err);
+        if (rc != 0) {
+            char msg[400];
+            snprintf(msg, sizeof(msg), "process_init failed: %s",
+                     err.msg[0] ? err.msg : fdt_strerror(rc));
+            fail_start(w, msg);
+        }
+    }
+    char reason[400];
+    if (setup_loop(w, a, reason, sizeof(reason)) < 0)
+        fail_start(w, reason);
+    start_threads(w);
+
+    /* Listeners go into epoll last: nothing is accepted before every thread is ready. */
+    for (int i = 0; i < w->n_listeners; i++) {
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->listeners[i]};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0) {
+            snprintf(reason, sizeof(reason), "epoll_ctl listener: %s", fdt_strerror(-errno));
+            fail_start(w, reason);
+        }
+        w->listeners[i].registered = true;
+    }
+    atomic_store(&w->slot->state, FDT_WORKER_READY);
+    atomic_store(&w->slot->heartbeat_ms, fdt__now_ms());
+    fdt__channel_send(w->channel_fd, FDT_MSG_READY, 0, NULL);
+    const char *version = fdt__cfg_app_get(w->cfg, "version");
+    fdt_log(FDT_LOG_INFO, "worker %u ready: app %s %s, %u threads", a->index,
+            w->app->name ? w->app->name : "?",
+            version ? version : (w->app->version ? w->app->version : "-"), w->info.threads);
+
+    fdt__worker_loop(w);
+    /* fdt__worker_loop returns only after a clean drain. */
+    if (w->app->process_fini)
+        w->app->process_fini();
+    fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
+    _exit(0);
+}

@@ -1,0 +1,197 @@
+/* The test application: a line protocol that lets tests make a worker sleep, spin, hang,
+ * crash, or say who it is.
+ *
+ *   PING          -> PONG
+ *   SLEEP ms      -> SLEPT ms         (blocks its thread)
+ *   SPIN ms       -> SPUN ms          (burns CPU)
+ *   WHOAMI        -> pid=P generation=G worker=W thread=T version=V
+ *   ECHO text     -> text
+ *   BODY n        then n bytes -> GOT n SUM   (SUM: byte sum modulo 2^32)
+ *   CRASH         -> abort()
+ *   HANG          -> blocks forever
+ *
+ * [app] keys: version (overrides the built-in one), fail_init = yes (process_init fails),
+ * fail_thread_init = yes, init_delay_ms (sleep in process_init). */
+#include <fdt/fdt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#ifndef LINEAPP_VERSION
+#define LINEAPP_VERSION "1"
+#endif
+
+#ifdef LINEAPP_BROKEN
+/* Never defined anywhere: dlopen(RTLD_NOW) must refuse this object. */
+extern int lineapp_symbol_that_does_not_exist(void);
+#endif
+
+static void sleep_ms(long ms)
+{
+    struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+    while (nanosleep(&ts, &ts) != 0)
+        ;
+}
+
+static int yes(const char *key)
+{
+    const char *v = fdt_app_config(key);
+    return v && (strcmp(v, "yes") == 0 || strcmp(v, "true") == 0 || strcmp(v, "1") == 0);
+}
+
+static int line_init(const struct fdt_worker_info *w, struct fdt_error *err)
+{
+    (void)w;
+#ifdef LINEAPP_BROKEN
+    if (lineapp_symbol_that_does_not_exist())
+        return 1;
+#endif
+    const char *delay = fdt_app_config("init_delay_ms");
+    if (delay)
+        sleep_ms(atol(delay));
+    if (yes("fail_init")) {
+        fdt_error_set(err, FDT_EAPP, "fail_init is set");
+        return 1;
+    }
+    return 0;
+}
+
+static int line_thread_init(unsigned index, struct fdt_error *err)
+{
+    if (yes("fail_thread_init") && index == 0) {
+        fdt_error_set(err, FDT_EAPP, "fail_thread_init is set");
+        return 1;
+    }
+    return 0;
+}
+
+static void reply(struct fdt_conn *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void reply(struct fdt_conn *c, const char *fmt, ...)
+{
+    char buf[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(buf, sizeof(buf) - 1, fmt, ap);
+    va_end(ap);
+    if (n < 0)
+        return;
+    if ((size_t)n > sizeof(buf) - 2)
+        n = (int)sizeof(buf) - 2;
+    buf[n++] = '\n';
+    fdt_conn_write(c, buf, (size_t)n);
+}
+
+static const char *version(void)
+{
+    const char *v = fdt_app_config("version");
+    return v ? v : LINEAPP_VERSION;
+}
+
+/* One command line (without its newline). Returns bytes of body it needs beyond the line,
+ * or -1 to close. */
+static long command(struct fdt_conn *c, char *line, const char *rest, size_t rest_len,
+                    size_t *body_used)
+{
+    *body_used = 0;
+    if (strcmp(line, "PING") == 0) {
+        reply(c, "PONG");
+    } else if (strncmp(line, "SLEEP ", 6) == 0) {
+        long ms = atol(line + 6);
+        sleep_ms(ms);
+        reply(c, "SLEPT %ld", ms);
+    } else if (strncmp(line, "SPIN ", 5) == 0) {
+        long ms = atol(line + 5);
+        struct timespec a, b;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
+        volatile unsigned long x = 0;
+        for (;;) {
+            for (int i = 0; i < 10000; i++)
+                x += (unsigned long)i * 2654435761u;
+            clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
+            long el = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
+            if (el >= ms)
+                break;
+        }
+        reply(c, "SPUN %ld", ms);
+    } else if (strcmp(line, "WHOAMI") == 0) {
+        const struct fdt_worker_info *w = fdt_worker_info();
+        reply(c, "pid=%d generation=%u worker=%u thread=%d version=%s", (int)getpid(),
+              w->generation, w->index, fdt_thread_index(), version());
+    } else if (strncmp(line, "ECHO ", 5) == 0) {
+        reply(c, "%s", line + 5);
+    } else if (strncmp(line, "BODY ", 5) == 0) {
+        long n = atol(line + 5);
+        if (n < 0 || n > 1 << 20) {
+            reply(c, "ERR bad body length");
+            return 0;
+        }
+        if ((size_t)n > rest_len)
+            return n; /* wait for the whole body */
+        unsigned sum = 0;
+        for (long i = 0; i < n; i++)
+            sum += (unsigned char)rest[i];
+        *body_used = (size_t)n;
+        reply(c, "GOT %ld %u", n, sum);
+    } else if (strcmp(line, "CRASH") == 0) {
+        abort();
+    } else if (strcmp(line, "HANG") == 0) {
+        for (;;)
+            pause();
+    } else if (strcmp(line, "QUIT") == 0) {
+        reply(c, "BYE");
+        fdt_conn_close(c);
+    } else {
+        reply(c, "ERR unknown command");
+    }
+    return 0;
+}
+
+static long line_data(struct fdt_conn *c, const char *data, size_t len)
+{
+    size_t used = 0;
+    while (used < len) {
+        const char *nl = memchr(data + used, '\n', len - used);
+        if (!nl)
+            break;
+        size_t llen = (size_t)(nl - (data + used));
+        char line[4096];
+        if (llen >= sizeof(line)) {
+            reply(c, "ERR line too long");
+            return -1;
+        }
+        memcpy(line, data + used, llen);
+        if (llen > 0 && line[llen - 1] == '\r')
+            llen--;
+        line[llen] = '\0';
+        const char *rest = nl + 1;
+        size_t rest_len = len - (size_t)(rest - data);
+        size_t body_used;
+        long need = command(c, line, rest, rest_len, &body_used);
+        if (need > 0)
+            break; /* the body is not all here: offer the line again later */
+        used = (size_t)(rest - data) + body_used;
+        if (fdt_conn_draining(c))
+            break; /* answer one request at a time while draining */
+    }
+    return (long)used;
+}
+
+static void line_overflow(struct fdt_conn *c)
+{
+    reply(c, "ERR line too long");
+}
+
+FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
+    .abi_version = FDT_APP_ABI_VERSION,
+    .size = sizeof(struct fdt_app),
+    .name = "lineapp",
+    .version = LINEAPP_VERSION,
+    .process_init = line_init,
+    .thread_init = line_thread_init,
+    .on_data = line_data,
+    .on_overflow = line_overflow,
+    .busy_reply = "ERR busy\n",
+};

@@ -1,0 +1,151 @@
+"""Promises 1, 2 and 6: processes, threads, no proxying."""
+import os
+import socket
+import threading
+from collections import Counter
+from pathlib import Path
+
+from fdt import LineClient, free_port, proc_children, wait_for
+
+
+def socket_inodes(pid):
+    out = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        try:
+            target = os.readlink(fd)
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            out.add(int(target[8:-1]))
+    return out
+
+
+def tcp_states():
+    """inode -> TCP state (hex) for every IPv4/IPv6 TCP socket."""
+    out = {}
+    for name in ("/proc/net/tcp", "/proc/net/tcp6"):
+        for line in Path(name).read_text().splitlines()[1:]:
+            f = line.split()
+            out[int(f[9])] = f[3]
+    return out
+
+
+def test_02_01_workers_times_threads(make_server):
+    s = make_server(workers=2, threads=3)
+    pids = s.worker_pids()
+    assert len(pids) == 2
+    assert sorted(proc_children(s.pid)) == pids
+    for pid in pids:
+        # `threads` application threads plus the worker's event-loop thread.
+        assert len(os.listdir(f"/proc/{pid}/task")) == 3 + 1
+    seen = set()
+    for _ in range(30):
+        c = s.client()
+        who = dict(kv.split("=") for kv in c.call("WHOAMI").split())
+        seen.add(int(who["pid"]))
+        assert 0 <= int(who["thread"]) < 3
+        assert who["generation"] == "1"
+        c.close()
+    assert seen == set(pids)
+
+
+def test_02_02_master_never_holds_a_client_connection(make_server):
+    s = make_server(workers=2, threads=2)
+    clients = [s.client() for _ in range(20)]
+    for c in clients:
+        assert c.call("PING") == "PONG"
+    states = tcp_states()
+    master = socket_inodes(s.pid)
+    # Only listening sockets (state 0A): never an accepted, established connection.
+    assert all(states.get(i, "0A") == "0A" for i in master), \
+        [states.get(i) for i in master]
+    established_in_workers = sum(
+        1 for pid in s.worker_pids() for i in socket_inodes(pid) if states.get(i) == "01")
+    assert established_in_workers == 20
+    for c in clients:
+        c.close()
+
+
+def test_02_03_application_is_loaded_in_workers_only(make_server):
+    s = make_server(workers=2)
+    assert "lineapp.so" not in Path(f"/proc/{s.pid}/maps").read_text()
+    for pid in s.worker_pids():
+        assert "lineapp.so" in Path(f"/proc/{pid}/maps").read_text()
+
+
+def test_02_04_a_blocked_handler_stalls_no_other_connection(make_server):
+    s = make_server(workers=1, threads=4)
+    slow = s.client()
+    slow.send("SLEEP 5000\n")
+    wait_for(lambda: any(w["threads_busy"] == 1 for w in s.workers()), what="sleeper busy")
+    # While one thread sleeps, other connections of the same worker are served.
+    for _ in range(3):
+        c = s.client()
+        for _ in range(20):
+            assert c.call("PING") == "PONG"
+        c.close()
+    slow.sock.settimeout(0.05)
+    try:
+        early = slow.sock.recv(100)
+    except socket.timeout:
+        early = b""
+    assert early == b"", "the sleeper answered before the others: nothing was concurrent"
+    slow.sock.settimeout(10)
+    assert slow.readline() == "SLEPT 5000"
+
+
+def test_02_05_unix_and_ipv6_listeners(make_server, tmp_path):
+    port6 = free_port()
+    path = tmp_path / "app.sock"
+    s = make_server(listeners={
+        "v4": {"address": f"127.0.0.1:{free_port()}", "protocol": "raw"},
+        "v6": {"address": f"[::1]:{port6}", "protocol": "raw"},
+        "unix": {"address": f"unix:{path}", "protocol": "raw"},
+    })
+    with socket.create_connection(("::1", port6)) as c6:
+        c6.sendall(b"PING\n")
+        assert c6.recv(10) == b"PONG\n"
+    with socket.socket(socket.AF_UNIX) as cu:
+        cu.connect(str(path))
+        cu.sendall(b"PING\n")
+        assert cu.recv(10) == b"PONG\n"
+    s.stop()
+    assert not path.exists(), "the unix socket file outlived the server"
+
+
+def test_02_06_fair_spread_and_no_thundering_herd(make_server):
+    s = make_server(workers=2, threads=2)
+    per_pid = Counter()
+    n = 300
+    for _ in range(n):
+        c = s.client()
+        who = dict(kv.split("=") for kv in c.call("WHOAMI").split())
+        per_pid[who["pid"]] += 1
+        c.close()
+    counts = sorted(per_pid.values())
+    assert len(counts) == 2 and counts[1] <= 1.2 * counts[0], per_pid
+    ws = s.workers()
+    wakeups = sum(w["listen_wakeups"] for w in ws)
+    accepted = sum(w["connections_accepted"] for w in ws)
+    assert accepted >= n
+    assert wakeups <= 1.1 * accepted, (wakeups, accepted)
+
+
+def test_02_07_concurrent_clients_all_answered(make_server):
+    s = make_server(workers=2, threads=4)
+    errors = []
+
+    def run(i):
+        try:
+            c = LineClient(s.port)
+            for j in range(50):
+                assert c.call(f"ECHO {i}-{j}") == f"{i}-{j}"
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(e)
+    ts = [threading.Thread(target=run, args=(i,)) for i in range(16)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors
