@@ -18,6 +18,8 @@
 #include <fdt/error.h>
 #include <sys/types.h>
 
+struct fdt_http_app;
+
 #define FDT_APP_ABI_VERSION 1
 #define FDT_APP_SYMBOL      "fdt_app_v1"
 #define FDT_APP_EXPORT      __attribute__((visibility("default")))
@@ -60,6 +62,9 @@ struct fdt_app {
     void (*on_close)(struct fdt_conn *c);
     /* Sent to a connection refused because the worker is at max_connections. May be NULL. */
     const char *busy_reply;
+
+    /* HTTP (listeners with protocol = http): see fdt/http.h. May be NULL. */
+    const struct fdt_http_app *http;
 
     void *reserved[16];
 };

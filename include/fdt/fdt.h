@@ -3,6 +3,7 @@
 #define FDT_FDT_H
 
 #include <fdt/app.h>
+#include <fdt/code.h>
 #include <fdt/common.h>
 #include <fdt/conn.h>
 #include <fdt/error.h>

@@ -192,8 +192,7 @@ static struct fdt_listen_cfg *listener_get(struct apply_ctx *ctx, const char *na
     return l;
 }
 
-static int apply_listen(struct apply_ctx *ctx, const char *name, const char *key,
-                        const char *value)
+static int apply_listen(struct apply_ctx *ctx, const char *name, const char *key, const char *value)
 {
     char section[FDT_CFG_NAME_MAX + 8];
     snprintf(section, sizeof(section), "listen.%s", name);
@@ -394,8 +393,7 @@ int fdt__cfg_set(struct fdt_cfg *cfg, const char *assignment, struct fdt_error *
             dot = p; /* the last dot before '=' splits section and key */
     }
     if (!eq || !dot || dot == assignment)
-        return fdt_error_set(err, FDT_ECONFIG, "--set %s: expected SECTION.KEY=VALUE",
-                             assignment);
+        return fdt_error_set(err, FDT_ECONFIG, "--set %s: expected SECTION.KEY=VALUE", assignment);
     char section[FDT_CFG_NAME_MAX * 2];
     char key[FDT_CFG_NAME_MAX];
     size_t slen = (size_t)(dot - assignment);
@@ -448,7 +446,8 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
         cfg->workers = n > 0 ? (int)(n < FDT_MAX_WORKERS ? n : FDT_MAX_WORKERS) : 1;
     }
     if (cfg->n_listeners == 0)
-        return fdt_error_set(err, FDT_ECONFIG, "no listener: add a [listen.NAME] section or --listen");
+        return fdt_error_set(err, FDT_ECONFIG,
+                             "no listener: add a [listen.NAME] section or --listen");
     for (int i = 0; i < cfg->n_listeners; i++) {
         struct fdt_listen_cfg *l = &cfg->listeners[i];
         if (!l->address[0])
@@ -456,8 +455,8 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
         for (int j = 0; j < i; j++) {
             if (strcmp(cfg->listeners[j].address, l->address) == 0)
                 return fdt_error_set(err, FDT_ECONFIG,
-                                     "[listen.%s] address %s is also used by [listen.%s]",
-                                     l->name, l->address, cfg->listeners[j].name);
+                                     "[listen.%s] address %s is also used by [listen.%s]", l->name,
+                                     l->address, cfg->listeners[j].name);
         }
     }
     if (!cfg->app_module[0])

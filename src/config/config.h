@@ -30,8 +30,8 @@ struct fdt_listen_cfg {
 
 struct fdt_resource_cfg {
     char name[FDT_CFG_NAME_MAX];
-    char driver[16];            /* postgresql | sqlite */
-    char dsn[FDT_CFG_PATH_MAX]; /* postgresql */
+    char driver[16];             /* postgresql | sqlite */
+    char dsn[FDT_CFG_PATH_MAX];  /* postgresql */
     char path[FDT_CFG_PATH_MAX]; /* sqlite */
     bool log;
 };

@@ -138,7 +138,9 @@ static bool dispatch(struct fdt_conn *c)
             break;
         }
         fdt__buf_consume(&c->in, (size_t)used);
-        atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
+        c->served = true;
+        if (!c->proto->counts_requests)
+            atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
         pthread_mutex_lock(&c->lock);
         bool stop = c->closing || c->dead;
         pthread_mutex_unlock(&c->lock);
@@ -219,6 +221,16 @@ void fdt__conn_run(struct fdt_conn *c)
             if (!read_and_dispatch(c))
                 dead = true;
         }
+        if (!dead && (ev & FDT_EV_TIMEOUT) && c->opened) {
+            int64_t dl = atomic_load(&c->deadline_ms);
+            if (dl && fdt__now_ms() >= dl) {
+                if (c->proto->timeout)
+                    c->proto->timeout(c);
+                pthread_mutex_lock(&c->lock);
+                c->closing = true;
+                pthread_mutex_unlock(&c->lock);
+            }
+        }
         if (ev & FDT_EV_CLOSE)
             dead = true;
 
@@ -227,7 +239,10 @@ void fdt__conn_run(struct fdt_conn *c)
             c->dead = true;
         if (c->pending && !c->dead)
             continue;
-        if (!c->dead && atomic_load(&w->draining) && c->in.len == 0)
+        /* Draining: close between requests. A connection that has not sent its first
+         * request yet is kept until it does (or idle_timeout): its client surely means to
+         * send one, and closing it now would fail a request on a brand-new connection. */
+        if (!c->dead && atomic_load(&w->draining) && c->in.len == 0 && c->served)
             c->closing = true;
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)
@@ -248,6 +263,17 @@ void fdt__conn_run(struct fdt_conn *c)
         pthread_mutex_unlock(&c->lock);
         return;
     }
+}
+
+void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms)
+{
+    atomic_store_explicit(&c->deadline_ms, deadline_ms, memory_order_relaxed);
+}
+
+void fdt__conn_request_done(struct fdt_conn *c)
+{
+    c->served = true;
+    atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
 }
 
 int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)

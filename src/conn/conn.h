@@ -31,9 +31,10 @@ enum fdt_poll_kind {
 };
 
 /* Pseudo-events beyond the epoll bits. */
-#define FDT_EV_OPEN  (1u << 28)
-#define FDT_EV_CLOSE (1u << 29)
-#define FDT_EV_DRAIN (1u << 30)
+#define FDT_EV_OPEN    (1u << 28)
+#define FDT_EV_CLOSE   (1u << 29)
+#define FDT_EV_DRAIN   (1u << 30)
+#define FDT_EV_TIMEOUT (1u << 27)
 
 /* A protocol drives a connection: raw (the application's own), http, jsonrpc. */
 struct fdt_proto {
@@ -48,6 +49,13 @@ struct fdt_proto {
     void (*eof)(struct fdt_conn *c, const char *buf, size_t len);
     /* The connection is gone. */
     void (*close)(struct fdt_conn *c);
+    /* The deadline set with fdt__conn_set_deadline() passed (e.g. a client too slow to send
+     * its headers): answer if the protocol has an answer; the connection is closed after.
+     * May be NULL. */
+    void (*timeout)(struct fdt_conn *c);
+    /* True when the protocol counts requests itself with fdt__conn_request_done();
+     * otherwise every data callback that consumes bytes counts as one request. */
+    bool counts_requests;
     /* Reply to a connection refused at max_connections (may be NULL). */
     const char *busy_reply;
 };
@@ -74,13 +82,15 @@ struct fdt_conn {
     struct fdt_buf in;
     bool opened;
     bool eof;
+    bool served; /* the protocol has consumed a request */
 
     _Atomic int refs;
     _Atomic int64_t last_active_ms;
+    _Atomic int64_t deadline_ms; /* 0: none; see fdt__conn_set_deadline */
     void *app_data;
     void *proto_data;
 
-    struct fdt_conn *job_next;           /* run queue link */
+    struct fdt_conn *job_next;            /* run queue link */
     struct fdt_conn *reg_prev, *reg_next; /* registry (loop thread only) */
     struct fdt_conn *free_next;
 };
@@ -94,6 +104,12 @@ void fdt__conn_destroy(struct fdt_conn *c);
 void fdt__conn_event(struct fdt_conn *c, uint32_t events);
 /* Run the connection's pending work (application thread). */
 void fdt__conn_run(struct fdt_conn *c);
+/* Arm (monotonic ms, from fdt__now_ms) or clear (0) the protocol's deadline. The loop thread
+ * checks deadlines every 250 ms and runs proto->timeout on an application thread. Thread:
+ * the one running the connection. */
+void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms);
+/* Count one request served (protocols with counts_requests). */
+void fdt__conn_request_done(struct fdt_conn *c);
 /* Raw-protocol vtable wrapping the application's callbacks. */
 void fdt__proto_raw_init(struct fdt_proto *p, const struct fdt_app *app);
 

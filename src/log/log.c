@@ -111,10 +111,11 @@ void fdt_log_write(int level, const char *module, const char *fmt, ...)
         level = 0;
     if (level > FDT_LOG_DEBUG)
         level = FDT_LOG_DEBUG;
-    int n = snprintf(line, sizeof(line), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %d %s/%u %s: ",
-                     tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min,
-                     tm.tm_sec, ts.tv_nsec / 1000000, level_names[level], (int)getpid(),
-                     g_log.role, g_log.generation, module ? module : "-");
+    int n = snprintf(line, sizeof(line),
+                     "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ %s %d %s/%u %s: ", tm.tm_year + 1900,
+                     tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+                     ts.tv_nsec / 1000000, level_names[level], (int)getpid(), g_log.role,
+                     g_log.generation, module ? module : "-");
     if (n < 0)
         return;
     size_t used = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;

@@ -47,8 +47,8 @@ struct fdt_generation {
     struct fdt_cfg *cfg; /* owned */
     struct fdt_listener listeners[FDT_CFG_MAX_LISTENERS];
     int n_listeners;
-    int target;     /* workers wanted (ACTIVE) */
-    int n_workers;  /* alive */
+    int target;    /* workers wanted (ACTIVE) */
+    int n_workers; /* alive */
     int n_ready;
     int fails[FDT_MAX_WORKERS];
     int64_t respawn_at[FDT_MAX_WORKERS]; /* 0: nothing scheduled */
@@ -123,9 +123,9 @@ int fdt__pidfile_write(const char *path, struct fdt_error *err);
 void fdt__pidfile_remove(const char *path);
 int fdt__pidfile_read(const char *path, pid_t *pid, struct fdt_error *err);
 
-#define FDT_POLL_CHANNEL 10
-#define FDT_POLL_CTL     11
+#define FDT_POLL_CHANNEL    10
+#define FDT_POLL_CTL        11
 #define FDT_POLL_CTL_CLIENT 12
-#define FDT_POLL_MSIGNAL 13
+#define FDT_POLL_MSIGNAL    13
 
 #endif

@@ -193,13 +193,13 @@ static json_t *status_json(struct fdt_master *m)
             json_object_set_new(jw, "index", json_integer(w->index));
             json_object_set_new(jw, "pid", json_integer(w->pid));
             json_object_set_new(jw, "state", json_string(worker_state_name(w->state)));
-            json_object_set_new(
-                jw, "heartbeat_age_s",
-                json_real((double)(now - atomic_load(&s->heartbeat_ms)) / 1000.0));
+            json_object_set_new(jw, "heartbeat_age_s",
+                                json_real((double)(now - atomic_load(&s->heartbeat_ms)) / 1000.0));
             json_object_set_new(jw, "connections_open", json_integer(atomic_load(&s->conns_open)));
             json_object_set_new(jw, "connections_accepted",
                                 json_integer((json_int_t)atomic_load(&s->accepted)));
-            json_object_set_new(jw, "requests", json_integer((json_int_t)atomic_load(&s->requests)));
+            json_object_set_new(jw, "requests",
+                                json_integer((json_int_t)atomic_load(&s->requests)));
             json_object_set_new(jw, "listen_wakeups",
                                 json_integer((json_int_t)atomic_load(&s->listen_wakeups)));
             json_object_set_new(jw, "accept_eagain",
@@ -222,7 +222,8 @@ static json_t *status_json(struct fdt_master *m)
     }
     json_object_set_new(root, "generations", gens);
     json_t *lr = json_object();
-    json_object_set_new(lr, "ok", m->last_reload[0] ? json_boolean(m->last_reload_ok) : json_null());
+    json_object_set_new(lr, "ok",
+                        m->last_reload[0] ? json_boolean(m->last_reload_ok) : json_null());
     json_object_set_new(lr, "message", json_string(m->last_reload));
     json_object_set_new(lr, "reloads_ok", json_integer(m->reloads_ok));
     json_object_set_new(lr, "reloads_failed", json_integer(m->reloads_failed));
@@ -358,8 +359,9 @@ static void handle(struct fdt_master *m, struct fdt_ctl_client *c, char *line)
             kill(getpid(), n > 0 ? SIGTTIN : SIGTTOU);
         say(c, "OK\n");
     } else {
-        say(c, "ERR unknown command '%s' (status [json], reload [wait], stop, quit, reopen, "
-               "workers +N|-N)\n",
+        say(c,
+            "ERR unknown command '%s' (status [json], reload [wait], stop, quit, reopen, "
+            "workers +N|-N)\n",
             argv[0]);
     }
 }
@@ -404,8 +406,7 @@ void fdt__ctl_on_client(struct fdt_master *m, struct fdt_ctl_client *c, uint32_t
             try_flush(m, c);
             return;
         }
-        ssize_t n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len,
-                         MSG_DONTWAIT);
+        ssize_t n = recv(c->fd, c->req + c->req_len, sizeof(c->req) - 1 - c->req_len, MSG_DONTWAIT);
         if (n == 0) {
             client_free(m, c);
             return;

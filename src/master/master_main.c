@@ -35,8 +35,8 @@ struct opts {
 
 static bool takes_value(const char *o)
 {
-    static const char *with[] = {"-c", "--config", "--listen", "--app", "--workers", "--threads",
-                                 "--set", "--pid-file", "-s", "--log-level"};
+    static const char *with[] = {"-c",        "--config", "--listen",   "--app", "--workers",
+                                 "--threads", "--set",    "--pid-file", "-s",    "--log-level"};
     for (size_t i = 0; i < FDT_ARRAY_LEN(with); i++) {
         if (strcmp(o, with[i]) == 0)
             return true;
@@ -374,8 +374,8 @@ int fdt_server_main(int argc, char **argv)
     /* Signals are read from a signalfd in the loop; block them before anything forks. */
     sigset_t set;
     sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT, SIGQUIT, SIGHUP, SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2,
-                  SIGPIPE};
+    int sigs[] = {SIGCHLD, SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
+                  SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGPIPE};
     for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);

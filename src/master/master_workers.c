@@ -172,7 +172,8 @@ void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw)
     if (mw->state == FDT_MW_READY && mw->gen->n_ready > 0)
         mw->gen->n_ready--;
     mw->state = FDT_MW_DRAINING;
-    mw->kill_at_ms = fdt__now_ms() + (int64_t)(mw->gen->cfg->graceful_timeout * 1000.0) + KILL_GRACE_MS;
+    mw->kill_at_ms =
+        fdt__now_ms() + (int64_t)(mw->gen->cfg->graceful_timeout * 1000.0) + KILL_GRACE_MS;
     kill(mw->pid, SIGTERM);
 }
 
@@ -258,9 +259,9 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
         }
         g->fails[idx]++;
         g->respawn_at[idx] = now + delay;
-        fdt_log(FDT_LOG_ERROR,
-                "worker %u (pid %d, generation %u) %s%s%s; restarting in %lld ms", mw->index,
-                (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed, (long long)delay);
+        fdt_log(FDT_LOG_ERROR, "worker %u (pid %d, generation %u) %s%s%s; restarting in %lld ms",
+                mw->index, (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed,
+                (long long)delay);
     }
     free(mw);
 
@@ -355,6 +356,11 @@ void fdt__master_supervise(struct fdt_master *m, int64_t now)
                     (int)w->pid, w->gen->id, why);
             kill(w->pid, SIGKILL);
             w->killed = true;
+            if (w->state == FDT_MW_STARTING && w->gen->state == FDT_GEN_STARTING) {
+                char msg[300];
+                snprintf(msg, sizeof(msg), "worker %u %s", w->index, why);
+                fdt__master_gen_failed(m, w->gen, msg);
+            }
         }
     }
     /* Respawns that are due. */

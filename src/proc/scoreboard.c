@@ -1,7 +1,6 @@
 #include "fdt_config.h"
 
 #include "proc/proc.h"
-
 #include "util/util.h"
 
 #include <string.h>

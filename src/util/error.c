@@ -3,7 +3,6 @@
 #include "util/util.h"
 
 #include <fdt/fdt.h>
-
 #include <stdarg.h>
 #include <string.h>
 

@@ -20,8 +20,7 @@ int fdt__app_load(const char *path, void **dl, const struct fdt_app **app, struc
         dlclose(h);
         return FDT_EAPP;
     }
-    if (a->abi_version != FDT_APP_ABI_VERSION ||
-        a->size < offsetof(struct fdt_app, reserved)) {
+    if (a->abi_version != FDT_APP_ABI_VERSION || a->size < offsetof(struct fdt_app, reserved)) {
         fdt_error_set(err, FDT_EAPP, "%s: application ABI %u (size %u) but this server speaks %d",
                       path, a->abi_version, a->size, FDT_APP_ABI_VERSION);
         dlclose(h);

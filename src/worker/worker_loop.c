@@ -18,7 +18,7 @@
 
 void fdt__worker_loop(struct fdt_worker *w);
 
-#define MAX_EVENTS 256
+#define MAX_EVENTS       256
 #define SCAN_INTERVAL_MS 250
 
 static void registry_add(struct fdt_worker *w, struct fdt_conn *c)
@@ -167,18 +167,24 @@ static void scan_idle(struct fdt_worker *w, int64_t now)
     int64_t idle_ms = (int64_t)(w->cfg->idle_timeout * 1000.0);
     for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
         int64_t last = atomic_load_explicit(&c->last_active_ms, memory_order_relaxed);
-        if (now - last < idle_ms)
+        int64_t deadline = atomic_load_explicit(&c->deadline_ms, memory_order_relaxed);
+        uint32_t ev = 0;
+        if (deadline && now >= deadline)
+            ev = FDT_EV_TIMEOUT;
+        else if (now - last >= idle_ms)
+            ev = FDT_EV_CLOSE;
+        else
             continue;
         pthread_mutex_lock(&c->lock);
         bool queue = !c->running && !c->closed;
         if (queue) {
             c->running = true;
-            c->pending |= FDT_EV_CLOSE;
+            c->pending |= ev;
         }
         pthread_mutex_unlock(&c->lock);
         if (queue) {
-            fdt_log(FDT_LOG_DEBUG, "conn=%llu idle for %.1fs: closing", (unsigned long long)c->id,
-                    (double)(now - last) / 1000.0);
+            fdt_log(FDT_LOG_DEBUG, "conn=%llu %s: closing", (unsigned long long)c->id,
+                    ev == FDT_EV_TIMEOUT ? "deadline passed" : "idle");
             fdt__worker_enqueue(w, c);
         }
     }

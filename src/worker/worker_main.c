@@ -1,6 +1,7 @@
 #include "fdt_config.h"
 
 #define FDT_LOG_MODULE "worker"
+#include "http/http.h"
 #include "log/log.h"
 #include "util/util.h"
 #include "worker/worker.h"
@@ -199,6 +200,10 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
                 return -1;
             }
             fdt__proto_raw_init(&l->proto, w->app);
+            break;
+        case FDT_PROTO_HTTP:
+            if (fdt__proto_http_init(&l->proto, w->app, w->cfg, reason, rsize) < 0)
+                return -1;
             break;
         default:
             snprintf(reason, rsize, "[listen.%s] protocol %s is not available in this build",

@@ -11,7 +11,8 @@
  *   HANG          -> blocks forever
  *
  * [app] keys: version (overrides the built-in one), fail_init = yes (process_init fails),
- * fail_thread_init = yes, init_delay_ms (sleep in process_init). */
+ * fail_thread_init = yes, init_delay_ms (sleep in process_init),
+ * fail_init_if_exists = PATH (process_init fails while that file exists). */
 #include <fdt/fdt.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -52,6 +53,11 @@ static int line_init(const struct fdt_worker_info *w, struct fdt_error *err)
     const char *delay = fdt_app_config("init_delay_ms");
     if (delay)
         sleep_ms(atol(delay));
+    const char *flag = fdt_app_config("fail_init_if_exists");
+    if (flag && access(flag, F_OK) == 0) {
+        fdt_error_set(err, FDT_EAPP, "%s exists", flag);
+        return 1;
+    }
     if (yes("fail_init")) {
         fdt_error_set(err, FDT_EAPP, "fail_init is set");
         return 1;

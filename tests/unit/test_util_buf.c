@@ -3,11 +3,14 @@
 #include "util/buf.h"
 #include "util/util.h"
 
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
-#include <string.h>
 #include <cmocka.h>
+/* clang-format on */
+#include <string.h>
 
 static void test_append_consume(void **state)
 {

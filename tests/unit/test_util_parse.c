@@ -2,10 +2,13 @@
 
 #include "util/util.h"
 
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <cmocka.h>
+/* clang-format on */
 
 static void test_parse_long(void **state)
 {
@@ -16,9 +19,10 @@ static void test_parse_long(void **state)
         int rc;
         long out;
     } cases[] = {
-        {"0", 0, 10, 0, 0},     {"10", 0, 10, 0, 10}, {"11", 0, 10, FDT_EINVAL, 0},
-        {"-1", 0, 10, FDT_EINVAL, 0}, {"", 0, 10, FDT_EINVAL, 0}, {"3x", 0, 10, FDT_EINVAL, 0},
-        {" 3", 0, 10, 0, 3}, {"99999999999999999999", 0, 10, FDT_EINVAL, 0},
+        {"0", 0, 10, 0, 0},           {"10", 0, 10, 0, 10},
+        {"11", 0, 10, FDT_EINVAL, 0}, {"-1", 0, 10, FDT_EINVAL, 0},
+        {"", 0, 10, FDT_EINVAL, 0},   {"3x", 0, 10, FDT_EINVAL, 0},
+        {" 3", 0, 10, 0, 3},          {"99999999999999999999", 0, 10, FDT_EINVAL, 0},
     };
     for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
         long v = -42;

@@ -1,0 +1,16 @@
+/* Internal interface of the HTTP module to the worker. */
+#ifndef FDT_HTTP_INT_H
+#define FDT_HTTP_INT_H
+
+#include "config/config.h"
+#include "conn/conn.h"
+
+#include <fdt/app.h>
+#include <stddef.h>
+
+/* Fill p with the HTTP protocol for app. Returns 0, or -1 with a reason (for example: the
+ * application has no HTTP handler). Called once per listener on the worker's main thread. */
+int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app,
+                         const struct fdt_cfg *cfg, char *reason, size_t rsize);
+
+#endif

@@ -1,0 +1,230 @@
+"""Promise 4: graceful reload, and zero lost requests across reloads."""
+import os
+import random
+import shutil
+import socket
+import threading
+import time
+from pathlib import Path
+
+from fdt import APPS, LineClient, free_port, wait_for
+
+
+def whoami(s, port=None):
+    c = s.client(port)
+    who = dict(kv.split("=") for kv in c.call("WHOAMI").split())
+    c.close()
+    return who
+
+
+def install(src, dst):
+    """Replace the application file atomically, as a deployment would."""
+    tmp = Path(str(dst) + ".new")
+    shutil.copy(src, tmp)
+    os.replace(tmp, dst)
+
+
+def test_04_01_reload_loads_the_new_code_in_new_workers(make_server, tmp_path):
+    app = tmp_path / "app.so"
+    install(APPS / "lineapp.so", app)
+    s = make_server(app=str(app), workers=2)
+    old = s.worker_pids()
+    assert whoami(s)["version"] == "1"
+    install(APPS / "lineapp_v2.so", app)
+    r = s.reload()
+    assert r.returncode == 0 and "generation 2" in r.stdout
+    who = whoami(s)
+    assert who["version"] == "2" and who["generation"] == "2"
+    wait_for(lambda: all(not os.path.exists(f"/proc/{p}") for p in old), what="old workers gone")
+    assert set(s.worker_pids()).isdisjoint(old)
+    # The master never mapped either version.
+    assert "app.so" not in Path(f"/proc/{s.pid}/maps").read_text()
+
+
+def check_reload_fails(s, needle):
+    before = s.worker_pids()
+    r = s.reload(check=False)
+    assert r.returncode != 0, r.stdout
+    assert needle in r.stderr, r.stderr
+    # The old generation keeps serving, untouched.
+    assert s.worker_pids() == before
+    assert whoami(s)["generation"] == "1"
+    st = s.status()
+    assert st["last_reload"]["ok"] is False and needle in st["last_reload"]["message"]
+    assert needle in s.ctl("status").stdout
+    return r
+
+
+def test_04_02_invalid_configuration_keeps_the_old_generation(make_server):
+    s = make_server(workers=2)
+    s.server["threads"] = "nine"
+    s.write_config()
+    r = check_reload_fails(s, "threads")
+    assert f"{s.conf_path}:" in r.stderr
+
+
+def test_04_03_code_that_fails_to_load_keeps_the_old_generation(make_server, tmp_path):
+    app = tmp_path / "app.so"
+    install(APPS / "lineapp.so", app)
+    s = make_server(app=str(app), workers=2)
+    install(APPS / "lineapp_broken.so", app)
+    check_reload_fails(s, "lineapp_symbol_that_does_not_exist")
+    # Fixed code reloads fine afterwards.
+    install(APPS / "lineapp_v2.so", app)
+    assert s.reload().returncode == 0
+    assert whoami(s)["version"] == "2"
+
+
+def test_04_04_init_failure_keeps_the_old_generation(make_server):
+    s = make_server(workers=2)
+    s.app_keys["fail_init"] = "yes"
+    s.write_config()
+    check_reload_fails(s, "fail_init is set")
+    s.app_keys["fail_init"] = "no"
+    s.app_keys["fail_thread_init"] = "yes"
+    s.write_config()
+    check_reload_fails(s, "fail_thread_init is set")
+
+
+def test_04_05_worker_missing_the_ready_deadline_fails_the_reload(make_server):
+    s = make_server(workers=1)
+    s.server["ready_timeout"] = 0.5
+    s.app_keys["init_delay_ms"] = 5000
+    s.write_config()
+    check_reload_fails(s, "ready_timeout")
+
+
+def test_04_06_listeners_kept_added_and_removed(make_server):
+    s = make_server(workers=1)
+    first = s.port
+    inode_before = listen_inode(s.pid, first)
+    second = free_port()
+    s.listeners["extra"] = {"address": f"127.0.0.1:{second}", "protocol": "raw"}
+    s.write_config()
+    assert s.reload().returncode == 0
+    assert whoami(s, second)["generation"] == "2"
+    # The unchanged listener kept its socket.
+    assert listen_inode(s.pid, first) == inode_before
+    del s.listeners["main"]
+    s.write_config()
+    assert s.reload().returncode == 0
+    assert whoami(s, second)["generation"] == "3"
+    wait_for(lambda: refused(first), what="removed listener closed")
+
+
+def refused(port):
+    with socket.socket() as c:
+        return c.connect_ex(("127.0.0.1", port)) != 0
+
+
+def listen_inode(pid, port):
+    inodes = set()
+    for fd in Path(f"/proc/{pid}/fd").iterdir():
+        t = os.readlink(fd)
+        if t.startswith("socket:["):
+            inodes.add(int(t[8:-1]))
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        if int(f[1].split(":")[1], 16) == port and f[3] == "0A" and int(f[9]) in inodes:
+            return int(f[9])
+    return None
+
+
+class Load:
+    """Bounded concurrent clients: new and reused connections, requests with bodies.
+
+    A reused connection that the server closed while idle, before any byte of an answer,
+    was not processed: the client sends the request again on a new connection, as HTTP
+    clients do. Anything else (a refusal, a reset or timeout on a new connection, a wrong
+    or partial answer) is a failure."""
+
+    def __init__(self, port, clients=8):
+        self.port = port
+        self.clients = clients
+        self.stop = threading.Event()
+        self.ok = 0
+        self.retried = 0
+        self.failures = []
+        self.lock = threading.Lock()
+
+    def run_client(self, seed):
+        rnd = random.Random(seed)
+        conn = None
+        while not self.stop.is_set():
+            n = rnd.randrange(0, 3000)
+            body = bytes(rnd.getrandbits(8) for _ in range(min(n, 64))) * (n // 64 + 1)
+            body = body[:n]
+            want = f"GOT {n} {sum(body) & 0xffffffff}"
+            reused = conn is not None
+            try:
+                if conn is None:
+                    conn = LineClient(self.port, timeout=10)
+                conn.send(f"BODY {n}\n".encode() + body)
+                got = conn.readline()
+            except (ConnectionError, OSError) as e:
+                partial = conn.buf if conn else b""
+                if conn:
+                    conn.close()
+                conn = None
+                if reused and not partial:
+                    with self.lock:
+                        self.retried += 1
+                    continue  # idle close race: resend on a new connection
+                with self.lock:
+                    self.failures.append(f"{'reused' if reused else 'new'}: {e!r}")
+                continue
+            if got != want:
+                with self.lock:
+                    self.failures.append(f"wrong answer {got!r} != {want!r}")
+            else:
+                with self.lock:
+                    self.ok += 1
+            if rnd.random() < 0.4:
+                conn.close()
+                conn = None
+        if conn:
+            conn.close()
+
+    def __enter__(self):
+        self.threads = [threading.Thread(target=self.run_client, args=(i,))
+                        for i in range(self.clients)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+
+
+def reload_under_load(s, reloads):
+    with Load(s.port) as load:
+        wait_for(lambda: load.ok > 50, what="load running")
+        for i in range(reloads):
+            r = s.reload(check=False)
+            assert r.returncode == 0, r.stderr
+        time.sleep(0.2)
+    print(f"{reloads} reloads: {load.ok} requests answered, {load.retried} idle-close "
+          f"retries, {len(load.failures)} failures")
+    assert not load.failures, load.failures[:10]
+    assert load.ok > reloads
+    st = s.status()
+    assert st["last_reload"]["reloads_ok"] == reloads
+
+
+def test_04_07_no_request_lost_across_100_reloads(make_server):
+    s = make_server(workers=2, threads=4)
+    reload_under_load(s, 100)
+
+
+def test_04_08_no_request_lost_across_100_reloads_one_worker(make_server):
+    s = make_server(workers=1, threads=4)
+    reload_under_load(s, 100)
+
+
+def test_04_09_sighup_reloads_too(make_server):
+    import signal
+    s = make_server(workers=1)
+    s.signal(signal.SIGHUP)
+    wait_for(lambda: whoami(s)["generation"] == "2", what="generation 2")
