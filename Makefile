@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all bootstrap build run check unit e2e asan clean format format-check
+.PHONY: all bootstrap build run check unit e2e asan tsan clean format format-check
 
 all: build
 
@@ -32,7 +32,13 @@ e2e: build
 
 # The same tests under AddressSanitizer and UndefinedBehaviorSanitizer.
 asan:
+	UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 ASAN_OPTIONS=detect_leaks=1 \
 	$(MAKE) check BUILD=build-asan MESON_OPTS="-Db_sanitize=address,undefined -Db_lundef=false"
+
+# Thread code under ThreadSanitizer (unit tests and the end-to-end suite).
+tsan:
+	TSAN_OPTIONS=halt_on_error=1 \
+	$(MAKE) check BUILD=build-tsan MESON_OPTS="-Db_sanitize=thread -Db_lundef=false"
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
@@ -41,4 +47,4 @@ format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-tsan

@@ -53,6 +53,7 @@ int main(int argc, char **argv)
     }
     if (!sock)
         sock = cfg.control_socket;
+    fdt__cfg_deinit(&cfg); /* only the socket path is used from here on */
 
     char req[512] = "";
     const char *cmd = argv[i];

@@ -37,6 +37,7 @@ struct fdt_mworker {
     int64_t ready_deadline_ms;
     int64_t kill_at_ms; /* 0, or when a draining worker gets SIGKILL */
     bool killed;
+    bool gone; /* reaped; freed after the current batch of events */
     struct fdt_generation *gen;
     struct fdt_mworker *next; /* all workers of the master */
 };
@@ -77,6 +78,7 @@ struct fdt_master {
     struct fdt_generation *starting;
     unsigned next_gen_id;
     struct fdt_mworker *workers;
+    struct fdt_mworker *dead; /* reaped, waiting to be freed between event batches */
     bool stopping;
     bool immediate;
     int64_t stop_kill_at_ms;
@@ -101,6 +103,10 @@ void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int 
 void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw);
 struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg);
 int fdt__master_worker_count(const struct fdt_master *m);
+/* Free every generation and the scoreboard (at exit). */
+void fdt__master_free(struct fdt_master *m);
+/* Free reaped workers (between event batches, when no event can point at them). */
+void fdt__master_free_dead(struct fdt_master *m);
 
 /* master_reload.c */
 void fdt__master_reload(struct fdt_master *m);

@@ -158,6 +158,7 @@ static int send_signal(const struct opts *o, int argc, char **argv)
         fdt__cfg_init(cfg);
         if (fdt__cfg_load_file(cfg, o->file, &err) < 0) {
             print_cfg_error(&err);
+            fdt__cfg_deinit(cfg);
             free(cfg);
             return 2;
         }
@@ -320,6 +321,7 @@ static int run(struct fdt_master *m)
                 break;
             }
         }
+        fdt__master_free_dead(m);
         fdt__master_supervise(m, fdt__now_ms());
     }
     return 0;
@@ -357,10 +359,14 @@ int fdt_server_main(int argc, char **argv)
         return 1;
     if (fdt__master_load_cfg(argc, argv, cfg, &err, NULL) < 0) {
         print_cfg_error(&err);
+        fdt__cfg_deinit(cfg);
+        free(cfg);
         return 2;
     }
     if (o.check) {
         printf("fdtserver: configuration ok\n");
+        fdt__cfg_deinit(cfg);
+        free(cfg);
         return 0;
     }
     fdt__log_set_level(cfg->log_level);
@@ -368,6 +374,8 @@ int fdt_server_main(int argc, char **argv)
     if (fdt__log_open(cfg->error_log) < 0) {
         fprintf(stderr, "fdtserver: cannot open error_log %s: %s\n", cfg->error_log,
                 fdt_strerror(-errno));
+        fdt__cfg_deinit(cfg);
+        free(cfg);
         return 1;
     }
 
@@ -384,22 +392,23 @@ int fdt_server_main(int argc, char **argv)
     m->sb = fdt__scoreboard_new();
     if (m->sigfd < 0 || m->epfd < 0 || !m->sb) {
         fdt_log(FDT_LOG_ERROR, "start: %s", fdt_strerror(-errno));
-        return 1;
+        m->cfg = cfg;
+        goto fail;
     }
     m->sig_kind = FDT_POLL_MSIGNAL;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->sig_kind};
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev);
 
+    m->cfg = cfg;
     struct fdt_generation *g = fdt__gen_new(m, cfg);
     if (!g)
-        return 1;
-    m->cfg = cfg;
+        goto fail;
     for (int i = 0; i < cfg->n_listeners; i++) {
         g->listeners[i].cfg = cfg->listeners[i];
         g->n_listeners = i + 1;
         if (fdt__listener_bind(&g->listeners[i], &err) < 0) {
             fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-            return 1;
+            goto fail;
         }
         char addr[256];
         fdt__addr_format_fd(g->listeners[i].fd, addr, sizeof(addr));
@@ -408,13 +417,12 @@ int fdt_server_main(int argc, char **argv)
     }
     if (fdt__ctl_open(m, &err) < 0) {
         fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-        return 1;
+        goto fail;
     }
     fdt__strlcpy(m->pid_path, cfg->pid_file, sizeof(m->pid_path));
     if (fdt__pidfile_write(m->pid_path, &err) < 0) {
         fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-        fdt__ctl_close_all(m);
-        return 1;
+        goto fail;
     }
     prctl(PR_SET_NAME, "fdt-master");
     fdt_log(FDT_LOG_INFO, "fdtserver %s master pid %d: %d workers x %d threads, app %s",
@@ -440,5 +448,16 @@ int fdt_server_main(int argc, char **argv)
     fdt__pidfile_remove(m->pid_path);
     int code = (m->active || ever_served) ? 0 : 1;
     fdt_log(FDT_LOG_INFO, "master exiting (%d)", code);
+    fdt__master_free(m);
     return code;
+
+fail:
+    /* Start-up failed before any worker ran: undo what was set up. */
+    for (struct fdt_generation *fg = m->gens; fg; fg = fg->next) {
+        for (int i = 0; i < fg->n_listeners; i++)
+            fdt__listener_close(&fg->listeners[i], true);
+    }
+    fdt__ctl_close_all(m);
+    fdt__master_free(m);
+    return 1;
 }

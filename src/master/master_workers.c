@@ -52,6 +52,36 @@ static void gen_free(struct fdt_master *m, struct fdt_generation *g)
     free(g);
 }
 
+void fdt__master_free_dead(struct fdt_master *m)
+{
+    while (m->dead) {
+        struct fdt_mworker *w = m->dead;
+        m->dead = w->next;
+        free(w);
+    }
+}
+
+void fdt__master_free(struct fdt_master *m)
+{
+    fdt__master_free_dead(m);
+    while (m->workers) {
+        struct fdt_mworker *w = m->workers;
+        m->workers = w->next;
+        fdt__close(w->chan);
+        free(w);
+    }
+    struct fdt_cfg *cfg = m->cfg;
+    while (m->gens)
+        gen_free(m, m->gens);
+    if (cfg) {
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+    }
+    m->cfg = NULL;
+    fdt__scoreboard_free(m->sb);
+    m->sb = NULL;
+}
+
 int fdt__master_worker_count(const struct fdt_master *m)
 {
     int n = 0;
@@ -243,9 +273,7 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
             snprintf(why, sizeof(why), "worker %u (pid %d) %s before it was ready", mw->index,
                      (int)mw->pid, how);
         fdt_log(FDT_LOG_ERROR, "generation %u: %s", g->id, why);
-        free(mw);
         fdt__master_gen_failed(m, g, why);
-        mw = NULL;
     } else {
         /* A serving worker died: replace it, backing off if it keeps dying. */
         int idx = (int)mw->index;
@@ -263,7 +291,10 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
                 mw->index, (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed,
                 (long long)delay);
     }
-    free(mw);
+    /* An event for this worker may still sit in the master's current epoll batch. */
+    mw->gone = true;
+    mw->next = m->dead;
+    m->dead = mw;
 
     if (g->n_workers == 0 && (g->state == FDT_GEN_DRAINING || g->state == FDT_GEN_FAILED)) {
         fdt_log(FDT_LOG_INFO, "generation %u has ended", g->id);
@@ -290,6 +321,8 @@ void fdt__master_reap(struct fdt_master *m)
 
 void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
 {
+    if (mw->gone)
+        return;
     struct fdt_msg msg;
     int rc;
     while ((rc = fdt__channel_recv(mw->chan, &msg)) == 1) {

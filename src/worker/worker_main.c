@@ -86,6 +86,9 @@ static void *app_thread(void *arg)
     struct fdt_worker *w = ts->w;
     unsigned index = ts->index;
     t_thread_index = (int)index;
+    char name[16];
+    snprintf(name, sizeof(name), "fdt-app-%u", index);
+    pthread_setname_np(pthread_self(), name);
     struct fdt_error err = {0};
     int rc = 0;
     if (w->app->thread_init)
@@ -244,8 +247,16 @@ static void start_threads(struct fdt_worker *w)
     while (started < (int)n)
         pthread_cond_wait(&cond, &lock);
     pthread_mutex_unlock(&lock);
-    if (failed)
+    if (failed) {
+        /* Let the threads that did start finish (and run thread_fini) before reporting. */
+        pthread_mutex_lock(&w->rq.lock);
+        w->rq.stop = true;
+        pthread_cond_broadcast(&w->rq.cond);
+        pthread_mutex_unlock(&w->rq.lock);
+        for (int i = 0; i < w->n_threads_started; i++)
+            pthread_join(w->threads[i], NULL);
         fail_start(w, reason);
+    }
 }
 
 void fdt__worker_main(const struct fdt_worker_args *a)

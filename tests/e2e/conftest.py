@@ -22,5 +22,13 @@ def make_server(tmp_path):
         return s
 
     yield make
+    reports = []
     for s in servers:
         s.stop()
+        log = s.log()
+        for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:",
+                       "WARNING: ThreadSanitizer"):
+            if marker in log:
+                i = log.index(marker)
+                reports.append(log[max(0, i - 200):i + 3000])
+    assert not reports, "sanitizer report in the server log:\n" + "\n".join(reports)

@@ -120,7 +120,10 @@ def refused(port):
 def listen_inode(pid, port):
     inodes = set()
     for fd in Path(f"/proc/{pid}/fd").iterdir():
-        t = os.readlink(fd)
+        try:
+            t = os.readlink(fd)
+        except OSError:
+            continue  # closed while we looked (a control-socket client)
         if t.startswith("socket:["):
             inodes.add(int(t[8:-1]))
     for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
