@@ -452,6 +452,9 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
         struct fdt_listen_cfg *l = &cfg->listeners[i];
         if (!l->address[0])
             return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] address is missing", l->name);
+        if (l->reuseport && strncmp(l->address, "unix:", 5) == 0)
+            return fdt_error_set(err, FDT_ECONFIG,
+                                 "[listen.%s] reuseport applies to TCP addresses only", l->name);
         for (int j = 0; j < i; j++) {
             if (strcmp(cfg->listeners[j].address, l->address) == 0)
                 return fdt_error_set(err, FDT_ECONFIG,

@@ -119,6 +119,8 @@ int fdt__listener_bind(struct fdt_listener *l, struct fdt_error *err)
     int rc;
     if (a.family != AF_UNIX) {
         setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        if (l->cfg.reuseport)
+            setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
         if (a.family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
     } else {
@@ -141,13 +143,42 @@ int fdt__listener_bind(struct fdt_listener *l, struct fdt_error *err)
         return fdt_error_set(err, rc, "[listen.%s] bind %s: %s", l->cfg.name, l->cfg.address,
                              fdt_strerror(rc));
     }
-    if (listen(fd, l->cfg.backlog) < 0) {
+    /* With reuseport the master's socket only reserves the address: it never listens, so
+     * the kernel spreads connections over the workers' own sockets alone. */
+    if (!l->cfg.reuseport && listen(fd, l->cfg.backlog) < 0) {
         rc = -errno;
         fdt__close(fd);
         return fdt_error_set(err, rc, "[listen.%s] listen %s: %s", l->cfg.name, l->cfg.address,
                              fdt_strerror(rc));
     }
     l->fd = fd;
+    return 0;
+}
+
+int fdt__listener_open_member(const struct fdt_listener *anchor, int *fd_out, struct fdt_error *err)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof(ss);
+    *fd_out = -1;
+    if (getsockname(anchor->fd, (struct sockaddr *)&ss, &len) < 0)
+        return fdt_error_set(err, -errno, "[listen.%s] getsockname: %s", anchor->cfg.name,
+                             fdt_strerror(-errno));
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return fdt_error_set(err, -errno, "[listen.%s] socket: %s", anchor->cfg.name,
+                             fdt_strerror(-errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one));
+    if (ss.ss_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, anchor->cfg.backlog) < 0) {
+        int rc = -errno;
+        fdt__close(fd);
+        return fdt_error_set(err, rc, "[listen.%s] reuseport socket for %s: %s", anchor->cfg.name,
+                             anchor->cfg.address, fdt_strerror(rc));
+    }
+    *fd_out = fd;
     return 0;
 }
 

@@ -28,6 +28,10 @@ struct fdt_listener {
 
 /* Bind and listen. On error, err says which address and why; l->fd stays -1. */
 int fdt__listener_bind(struct fdt_listener *l, struct fdt_error *err);
+/* For a reuseport listener: open one more listening socket on the anchor's address (one
+ * per worker; the kernel spreads connections over them). */
+int fdt__listener_open_member(const struct fdt_listener *anchor, int *fd_out,
+                              struct fdt_error *err);
 /* Close the socket and, for a unix socket, remove its file. */
 void fdt__listener_close(struct fdt_listener *l, bool unlink_path);
 

@@ -46,7 +46,17 @@ static int prepare_listeners(struct fdt_master *m, struct fdt_generation *g, str
                 cur->listeners[j].fd >= 0) {
                 l->fd = cur->listeners[j].fd;
                 l->keep = true;
-                if (cur->listeners[j].cfg.backlog != l->cfg.backlog)
+                if (cur->listeners[j].cfg.reuseport != l->cfg.reuseport) {
+                    /* The old socket holds the address, so a new one cannot be bound. */
+                    l->fd = -1;
+                    l->keep = false;
+                    g->n_listeners = i;
+                    return fdt_error_set(err, FDT_ECONFIG,
+                                         "[listen.%s] reuseport cannot change on a reload of "
+                                         "%s: restart the server to change it",
+                                         l->cfg.name, l->cfg.address);
+                }
+                if (cur->listeners[j].cfg.backlog != l->cfg.backlog && !l->cfg.reuseport)
                     listen(l->fd, l->cfg.backlog);
             }
         }

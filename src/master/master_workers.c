@@ -142,10 +142,43 @@ int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned i
         fdt_log(FDT_LOG_ERROR, "scoreboard full: cannot start another worker");
         return FDT_ELIMIT;
     }
+    /* The worker's view of the listeners: reuseport listeners get a socket of its own. */
+    struct fdt_listener *mine = calloc((size_t)g->n_listeners + 1, sizeof(*mine));
+    if (!mine) {
+        fdt__scoreboard_release(m->sb, slot);
+        fdt__close(fds[0]);
+        fdt__close(fds[1]);
+        free(mw);
+        return FDT_ENOMEM;
+    }
+    for (int i = 0; i < g->n_listeners; i++) {
+        mine[i] = g->listeners[i];
+        if (!g->listeners[i].cfg.reuseport)
+            continue;
+        struct fdt_error err = {0};
+        if (fdt__listener_open_member(&g->listeners[i], &mine[i].fd, &err) < 0) {
+            fdt_log(FDT_LOG_ERROR, "%s", err.msg);
+            for (int j = 0; j < i; j++) {
+                if (mine[j].cfg.reuseport)
+                    fdt__close(mine[j].fd);
+            }
+            free(mine);
+            fdt__scoreboard_release(m->sb, slot);
+            fdt__close(fds[0]);
+            fdt__close(fds[1]);
+            free(mw);
+            return err.code ? err.code : FDT_EINVAL;
+        }
+    }
     pid_t master_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
         rc = -errno;
+        for (int i = 0; i < g->n_listeners; i++) {
+            if (mine[i].cfg.reuseport)
+                fdt__close(mine[i].fd);
+        }
+        free(mine);
         fdt__scoreboard_release(m->sb, slot);
         fdt__close(fds[0]);
         fdt__close(fds[1]);
@@ -167,13 +200,18 @@ int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned i
             .channel_fd = fds[1],
             .generation = g->id,
             .index = index,
-            .listeners = g->listeners,
+            .listeners = mine,
             .n_listeners = g->n_listeners,
             .master_pid = master_pid,
         };
         fdt__worker_main(&a);
     }
     fdt__close(fds[1]);
+    for (int i = 0; i < g->n_listeners; i++) {
+        if (mine[i].cfg.reuseport)
+            fdt__close(mine[i].fd); /* the worker's own; the master keeps only the anchor */
+    }
+    free(mine);
     fdt__fd_nonblock(fds[0], true);
     mw->kind = FDT_POLL_CHANNEL;
     mw->pid = pid;

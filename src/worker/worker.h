@@ -32,6 +32,7 @@ struct fdt_worker_listener {
     const char *name;
     struct fdt_proto proto;
     bool registered;
+    bool reuseport; /* a socket of this worker's own */
 };
 
 struct fdt_run_queue {

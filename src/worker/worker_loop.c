@@ -116,7 +116,7 @@ static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
      * goes to another worker next time: round-robin between idle workers instead of the
      * first-registered worker taking everything. Connections still queued are reported
      * again at once (level-triggered, and EPOLL_CTL_ADD polls the socket). */
-    if (w->cfg->workers > 1) {
+    if (w->cfg->workers > 1 && !l->reuseport) {
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
         epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0) {

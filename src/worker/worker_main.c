@@ -194,6 +194,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
         l->kind = FDT_POLL_LISTENER;
         l->fd = src->fd;
         l->name = src->cfg.name;
+        l->reuseport = src->cfg.reuseport;
         switch (src->cfg.protocol) {
         case FDT_PROTO_RAW:
             if (!w->app->on_data) {

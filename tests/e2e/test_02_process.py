@@ -154,3 +154,61 @@ def test_02_07_concurrent_clients_all_answered(make_server):
     for t in ts:
         t.join()
     assert not errors
+
+
+def test_02_08_reuseport_listener(make_server):
+    s = make_server(workers=2, threads=2, start=False)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "raw",
+                            "reuseport": "yes"}}
+    s.write_config()
+    s.start()
+    pids = set()
+    for _ in range(60):
+        c = s.client()
+        who = dict(kv.split("=") for kv in c.call("WHOAMI").split())
+        pids.add(int(who["pid"]))
+        c.close()
+    # Each worker listens on a socket of its own; the kernel spreads connections.
+    assert pids == set(s.worker_pids())
+    master = socket_inodes(s.pid)
+    states = tcp_states()
+    assert not any(states.get(i) == "0A" for i in master), "the master's anchor must not listen"
+    for pid in s.worker_pids():
+        assert any(states.get(i) == "0A" for i in socket_inodes(pid))
+    # Reload keeps serving; stop refuses new connections.
+    assert s.reload().returncode == 0
+    assert s.client().call("PING") == "PONG"
+    s.stop()
+    with socket.socket() as c:
+        assert c.connect_ex(("127.0.0.1", s.port)) != 0
+
+
+def test_02_09_workers_drop_privileges(make_server):
+    import pwd
+    import shutil
+    import tempfile
+    from fdt import APPS
+    nobody = pwd.getpwnam("nobody")
+    # The worker loads the app after dropping to nobody: put it where nobody can read it.
+    d = tempfile.mkdtemp(prefix="fdt-nobody-")
+    os.chmod(d, 0o755)
+    shutil.copy(APPS / "lineapp.so", d)
+    s = make_server(workers=1, server={"user": "nobody"}, app=os.path.join(d, "lineapp.so"))
+    (pid,) = s.worker_pids()
+    status = Path(f"/proc/{pid}/status").read_text()
+    uid = [line for line in status.splitlines() if line.startswith("Uid:")][0].split()[1:]
+    assert all(int(u) == nobody.pw_uid for u in uid)
+    assert s.client().call("PING") == "PONG"
+    s.stop()
+    shutil.rmtree(d)
+
+
+def test_02_10_libfdt_exports_only_fdt_symbols():
+    import subprocess
+    from fdt import BUILD
+    out = subprocess.run(["nm", "-D", "--defined-only", str(BUILD / "libfdt.so")],
+                         capture_output=True, text=True, check=True).stdout
+    names = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert "fdt_conn_write" in names
+    stray = [n for n in names if not n.startswith("fdt_") and n not in ("_init", "_fini")]
+    assert not stray, stray

@@ -231,3 +231,42 @@ def test_04_09_sighup_reloads_too(make_server):
     s = make_server(workers=1)
     s.signal(signal.SIGHUP)
     wait_for(lambda: whoami(s)["generation"] == "2", what="generation 2")
+
+
+def test_04_10_at_most_two_generations_drain_at_once(make_server):
+    import subprocess
+    from fdt import FDTCTL
+    s = make_server(workers=1, threads=2)
+    c1 = s.client()
+    c1.send("SLEEP 3000\n")
+    wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="gen 1 busy")
+    s.reload()
+    c2 = s.client()
+    c2.send("SLEEP 6000\n")
+    wait_for(lambda: any(w["threads_busy"] and w["generation"] == 2 for w in s.workers()),
+             what="gen 2 busy")
+    s.reload()
+    draining = [g for g in s.status()["generations"] if g["state"] == "draining"]
+    assert len(draining) == 2
+    third = subprocess.Popen([str(FDTCTL), "--socket", str(s.ctl_path), "reload", "--wait"],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # Queued: it cannot start while two generations drain.
+    s.wait_log("reload queued")
+    assert third.poll() is None
+    assert len([g for g in s.status()["generations"] if g["state"] == "draining"]) == 2
+    assert c1.readline() == "SLEPT 3000"
+    out, err = third.communicate(timeout=30)
+    assert third.returncode == 0, err
+    assert "generation 4" in out
+    assert c2.readline() == "SLEPT 6000"
+    assert "reload queued" in s.log()
+
+
+def test_04_11_dash_s_reload(make_server):
+    import subprocess
+    from fdt import FDTSERVER
+    s = make_server(workers=1)
+    r = subprocess.run([str(FDTSERVER), "-s", "reload", "--pid-file", str(s.pid_path)],
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    wait_for(lambda: whoami(s)["generation"] == "2", what="generation 2")
