@@ -121,23 +121,20 @@ static void teardown(struct fdt_conn *c)
 
 /* Offer the buffered input to the protocol until it stops consuming. Returns false when
  * the connection must close. */
-static bool dispatch(struct fdt_conn *c)
+/* Offer buf to the protocol until it stops consuming or the connection is closing.
+ * Returns bytes consumed, or -1 when the connection must close now. */
+static long feed(struct fdt_conn *c, const char *buf, size_t len)
 {
-    while (c->in.len > 0) {
-        long used = c->proto->data(c, fdt__buf_head(&c->in), c->in.len);
+    size_t off = 0;
+    while (off < len) {
+        long used = c->proto->data(c, buf + off, len - off);
         if (used < 0)
-            return false;
-        if ((size_t)used > c->in.len)
-            used = (long)c->in.len;
-        if (used == 0) {
-            if (c->in.len >= c->in.max) {
-                if (c->proto->overflow)
-                    c->proto->overflow(c);
-                return false;
-            }
+            return -1;
+        if (used == 0)
             break;
-        }
-        fdt__buf_consume(&c->in, (size_t)used);
+        if ((size_t)used > len - off)
+            used = (long)(len - off);
+        off += (size_t)used;
         c->served = true;
         if (!c->proto->counts_requests)
             atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
@@ -147,30 +144,62 @@ static bool dispatch(struct fdt_conn *c)
         if (stop)
             break;
     }
-    return true;
+    return (long)off;
 }
+
+static bool overflow(struct fdt_conn *c)
+{
+    if (c->proto->overflow)
+        c->proto->overflow(c);
+    return false;
+}
+
+/* Each application thread reads into its own buffer; only bytes the protocol leaves
+ * unconsumed (a partial request) are copied into the connection's buffer. Idle
+ * connections thus hold no input memory at all. */
+static _Thread_local char t_rbuf[READ_CHUNK];
 
 /* Read what the socket has and feed it to the protocol. Returns false to close now. */
 static bool read_and_dispatch(struct fdt_conn *c)
 {
     for (;;) {
+        char *p;
         size_t room;
-        int rc;
-        char *p = fdt__buf_reserve(&c->in, READ_CHUNK, &room, &rc);
-        if (!p) {
-            /* Buffer full: the protocol consumed nothing of a full buffer. */
-            if (rc == FDT_ELIMIT) {
-                if (c->proto->overflow)
-                    c->proto->overflow(c);
-            }
-            return false;
+        bool direct = c->in.len == 0;
+        if (direct) {
+            p = t_rbuf;
+            room = sizeof(t_rbuf);
+        } else {
+            int rc;
+            p = fdt__buf_reserve(&c->in, READ_CHUNK, &room, &rc);
+            if (!p)
+                return rc == FDT_ELIMIT ? overflow(c) : false;
         }
         ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
         if (n > 0) {
-            fdt__buf_commit(&c->in, (size_t)n);
             atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
-            if (!dispatch(c))
-                return false;
+            if (direct) {
+                long used = feed(c, p, (size_t)n);
+                if (used < 0)
+                    return false;
+                size_t rest = (size_t)n - (size_t)used;
+                if (rest > 0) {
+                    if (rest >= c->in.max)
+                        return overflow(c);
+                    if (fdt__buf_append(&c->in, p + used, rest) < 0)
+                        return false;
+                }
+            } else {
+                fdt__buf_commit(&c->in, (size_t)n);
+                long used = feed(c, fdt__buf_head(&c->in), c->in.len);
+                if (used < 0)
+                    return false;
+                fdt__buf_consume(&c->in, (size_t)used);
+                if (used == 0 && c->in.len >= c->in.max)
+                    return overflow(c);
+            }
+            if (c->in.len == 0)
+                fdt__buf_shrink(&c->in, 0);
             pthread_mutex_lock(&c->lock);
             bool stop = c->closing || c->dead;
             pthread_mutex_unlock(&c->lock);

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -371,6 +372,13 @@ int fdt_server_main(int argc, char **argv)
     }
     fdt__log_set_level(cfg->log_level);
     fdt__log_set_role("master", 0);
+    /* Connections are file descriptors: allow as many as the hard limit does (nginx's
+     * worker_rlimit_nofile, without a setting). */
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
+    }
     if (fdt__log_open(cfg->error_log) < 0) {
         fprintf(stderr, "fdtserver: cannot open error_log %s: %s\n", cfg->error_log,
                 fdt_strerror(-errno));
