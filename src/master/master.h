@@ -37,7 +37,8 @@ struct fdt_mworker {
     int64_t ready_deadline_ms;
     int64_t kill_at_ms; /* 0, or when a draining worker gets SIGKILL */
     bool killed;
-    bool gone; /* reaped; freed after the current batch of events */
+    bool gone;            /* reaped; freed after the current batch of events */
+    bool drain_confirmed; /* said FDT_MSG_DRAINING */
     struct fdt_generation *gen;
     struct fdt_mworker *next; /* all workers of the master */
 };
@@ -83,6 +84,9 @@ struct fdt_master {
     bool immediate;
     int64_t stop_kill_at_ms;
     bool reload_pending;
+    /* The generation a reload is replacing, until each of its workers stops accepting. */
+    struct fdt_generation *confirming;
+    char confirm_msg[200];
     unsigned reload_seq; /* number of the last reload started */
     struct fdt_ctl_client *clients;
     /* Last reload, for status. */
@@ -112,6 +116,8 @@ void fdt__master_free_dead(struct fdt_master *m);
 void fdt__master_reload(struct fdt_master *m);
 void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g);
 void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, const char *why);
+/* Finish a reload once every old worker stopped accepting (or is gone). */
+void fdt__master_check_confirm(struct fdt_master *m);
 /* Build a configuration from the command line and file, as at start. */
 int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err,
                          bool *foreground_only);

@@ -80,7 +80,7 @@ void fdt__master_reload(struct fdt_master *m)
 {
     if (m->stopping)
         return;
-    if (m->starting || draining_generations(m) >= 2) {
+    if (m->starting || m->confirming || draining_generations(m) >= 2) {
         /* One reload at a time, and at most two generations draining: run it later. */
         m->reload_pending = true;
         fdt_log(FDT_LOG_INFO, "reload queued until the current one finishes");
@@ -178,12 +178,24 @@ void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g)
     char msg[200];
     snprintf(msg, sizeof(msg), "generation %u serving with %d workers; generation %u draining",
              g->id, g->target, old->id);
-    fdt_log(FDT_LOG_INFO, "reload done: %s", msg);
-    if (old->n_workers == 0) {
-        /* Nothing to wait for. */
-        fdt__master_reap(m);
+    /* Done when every old worker has stopped accepting: from then on every new connection
+     * reaches the new generation. */
+    m->confirming = old;
+    fdt__strlcpy(m->confirm_msg, msg, sizeof(m->confirm_msg));
+    fdt__master_check_confirm(m);
+}
+
+void fdt__master_check_confirm(struct fdt_master *m)
+{
+    if (!m->confirming)
+        return;
+    for (struct fdt_mworker *w = m->workers; w; w = w->next) {
+        if (w->gen == m->confirming && !w->drain_confirmed)
+            return;
     }
-    record(m, true, msg);
+    m->confirming = NULL;
+    fdt_log(FDT_LOG_INFO, "reload done: %s", m->confirm_msg);
+    record(m, true, m->confirm_msg);
     if (m->reload_pending)
         fdt__master_reload(m);
 }

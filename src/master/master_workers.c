@@ -45,6 +45,8 @@ static void gen_free(struct fdt_master *m, struct fdt_generation *g)
         m->active = NULL;
     if (m->starting == g)
         m->starting = NULL;
+    if (m->confirming == g)
+        m->confirming = NULL;
     if (g->cfg != m->cfg) {
         fdt__cfg_deinit(g->cfg);
         free(g->cfg);
@@ -334,6 +336,8 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
     mw->next = m->dead;
     m->dead = mw;
 
+    if (m->confirming == g)
+        fdt__master_check_confirm(m); /* a gone worker accepts no more either */
     if (g->n_workers == 0 && (g->state == FDT_GEN_DRAINING || g->state == FDT_GEN_FAILED)) {
         fdt_log(FDT_LOG_INFO, "generation %u has ended", g->id);
         gen_free(m, g);
@@ -372,6 +376,9 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
                 fdt__master_gen_ready(m, g);
             else if (g->state == FDT_GEN_DRAINING || m->stopping)
                 fdt__master_drain_worker(m, mw);
+        } else if (msg.type == FDT_MSG_DRAINING) {
+            mw->drain_confirmed = true;
+            fdt__master_check_confirm(m);
         } else if (msg.type == FDT_MSG_FAILED) {
             /* The worker exits right after; worker_gone() reports the reason. Keep the
              * message for it by leaving it unread would lose it, so log it now. */

@@ -54,8 +54,9 @@ void fdt__scoreboard_release(struct fdt_scoreboard *sb, int slot);
 
 /* Channel messages. */
 enum fdt_msg_type {
-    FDT_MSG_READY = 1,  /* worker -> master: serving */
-    FDT_MSG_FAILED = 2, /* worker -> master: start failed, text = reason */
+    FDT_MSG_READY = 1,    /* worker -> master: serving */
+    FDT_MSG_FAILED = 2,   /* worker -> master: start failed, text = reason */
+    FDT_MSG_DRAINING = 3, /* worker -> master: listeners closed, accepts no more */
 };
 
 struct fdt_msg {

@@ -107,6 +107,8 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
 
 static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
+    if (l->fd < 0)
+        return; /* closed by a drain earlier in this batch of events */
     atomic_fetch_add_explicit(&w->slot->listen_wakeups, 1, memory_order_relaxed);
     if (!accept_one(w, l)) {
         atomic_fetch_add_explicit(&w->slot->accept_eagain, 1, memory_order_relaxed);
@@ -147,6 +149,9 @@ static void begin_drain(struct fdt_worker *w, const char *why)
         fdt__close(l->fd);
         l->fd = -1;
     }
+    /* Tell the master this worker accepts no more: a reload is done when every old
+     * worker has said so. */
+    fdt__channel_send(w->channel_fd, FDT_MSG_DRAINING, 0, NULL);
     fdt_log(FDT_LOG_INFO, "draining (%s): %lld connections open, %d taken from the accept queue",
             why, (long long)w->n_conns, queued);
     for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
