@@ -8,6 +8,7 @@
 #include <fdt/conn.h>
 #include <fdt/error.h>
 #include <fdt/log.h>
+#include <fdt/txn.h>
 
 /* The version of libfdt, e.g. "0.1.0". */
 FDT_API const char *fdt_version(void);

@@ -303,8 +303,15 @@ static int apply_app(struct apply_ctx *ctx, const char *key, const char *value)
     return 0;
 }
 
+/* inih keeps at most 49 characters of a section name and drops the rest silently. */
+#define SECTION_MAX 48
+
 static int apply(struct apply_ctx *ctx, const char *section, const char *key, const char *value)
 {
+    if (strlen(section) > SECTION_MAX)
+        return fdt_error_set(ctx->err, FDT_ECONFIG,
+                             "section name [%s...] too long (at most %d characters)", section,
+                             SECTION_MAX);
     if (strcmp(section, "server") == 0)
         return apply_server(ctx, key, value);
     if (strcmp(section, "app") == 0)

@@ -3,6 +3,7 @@
 #include "conn/conn.h"
 
 #define FDT_LOG_MODULE "conn"
+#include "txn/txn.h"
 #include "util/util.h"
 #include "worker/worker.h"
 
@@ -113,6 +114,9 @@ static void teardown(struct fdt_conn *c)
     fdt__buf_deinit(&c->out);
     pthread_mutex_unlock(&c->lock);
     fdt__buf_deinit(&c->in);
+    /* The disconnect rule: before the vote roll back, after it stay prepared. */
+    if (c->txn)
+        fdt__txn_conn_closed(c);
     if (c->opened && c->proto->close)
         c->proto->close(c);
     atomic_fetch_sub(&c->w->slot->conns_open, 1);

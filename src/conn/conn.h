@@ -89,6 +89,7 @@ struct fdt_conn {
     _Atomic int64_t deadline_ms; /* 0: none; see fdt__conn_set_deadline */
     void *app_data;
     void *proto_data;
+    struct fdt_txn *txn; /* the connection's transaction, or NULL */
 
     struct fdt_conn *job_next;            /* run queue link */
     struct fdt_conn *reg_prev, *reg_next; /* registry (loop thread only) */

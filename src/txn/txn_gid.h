@@ -10,21 +10,13 @@
 #ifndef FDT_TXN_GID_H
 #define FDT_TXN_GID_H
 
+#include <fdt/txn.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
-#define FDT_GID_MAX      199
-#define FDT_XID_PART_MAX 64
-#define FDT_GID_PREFIX   "fdt1:"
-
-struct fdt_xid {
-    int32_t format_id;
-    uint8_t gtrid[FDT_XID_PART_MAX];
-    size_t gtrid_len;
-    uint8_t bqual[FDT_XID_PART_MAX];
-    size_t bqual_len;
-};
+#define FDT_GID_MAX    199
+#define FDT_GID_PREFIX "fdt1:"
 
 struct fdt_gid {
     char node[64];

@@ -40,6 +40,14 @@ int fdt_error_set(struct fdt_error *err, int code, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof(err->msg), fmt, ap);
     va_end(ap);
+    /* One line, whatever the message holds (database errors come with newlines). */
+    size_t n = strlen(err->msg);
+    while (n > 0 && (err->msg[n - 1] == '\n' || err->msg[n - 1] == '\r' || err->msg[n - 1] == ' '))
+        err->msg[--n] = '\0';
+    for (size_t i = 0; i < n; i++) {
+        if (err->msg[i] == '\n' || err->msg[i] == '\r' || err->msg[i] == '\t')
+            err->msg[i] = ' ';
+    }
     return code;
 }
 

@@ -3,6 +3,7 @@
 #define FDT_LOG_MODULE "worker"
 #include "http/http.h"
 #include "log/log.h"
+#include "txn/txn.h"
 #include "util/util.h"
 #include "worker/worker.h"
 
@@ -289,6 +290,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     struct fdt_error err = {0};
     if (fdt__app_load(a->cfg->app_module, &w->dl, &w->app, &err) < 0)
         fail_start(w, err.msg);
+    if (fdt__txn_init(a->cfg, &err) < 0)
+        fail_start(w, err.msg);
     if (w->app->process_init) {
         int rc = w->app->process_init(&w->info, &err);
         if (rc != 0) {
@@ -324,6 +327,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     /* fdt__worker_loop returns only after a clean drain. */
     if (w->app->process_fini)
         w->app->process_fini();
+    fdt__txn_shutdown();
     fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
     _exit(0);
 }

@@ -9,6 +9,9 @@
  *   BODY n        then n bytes -> GOT n SUM   (SUM: byte sum modulo 2^32)
  *   CRASH         -> abort()
  *   HANG          -> blocks forever
+ *   TXN BEGIN [GTRID_HEX]  begin a root (or, with a gtrid, participant) transaction
+ *   SQL RESOURCE STATEMENT run a statement in the connection's transaction -> OK rows
+ *   TXN COMMIT | VOTE | FINISH | ABORT | STATE
  *
  * [app] keys: version (overrides the built-in one), fail_init = yes (process_init fails),
  * fail_thread_init = yes, init_delay_ms (sleep in process_init),
@@ -96,6 +99,88 @@ static const char *version(void)
     return v ? v : LINEAPP_VERSION;
 }
 
+static void txn_reply(struct fdt_conn *c, int rc, const struct fdt_error *err)
+{
+    if (rc == 0)
+        reply(c, "OK");
+    else
+        reply(c, "ERR %s", err->msg[0] ? err->msg : fdt_strerror(rc));
+}
+
+static int parse_hex(const char *hex, size_t len, uint8_t *out, size_t *out_len)
+{
+    if (len % 2 || len / 2 > FDT_XID_PART_MAX)
+        return -1;
+    for (size_t i = 0; i < len / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1)
+            return -1;
+        out[i] = (uint8_t)v;
+    }
+    *out_len = len / 2;
+    return 0;
+}
+
+static void txn_command(struct fdt_conn *c, const char *line)
+{
+    struct fdt_error err = {0};
+    struct fdt_txn *t = fdt_conn_txn(c);
+    if (strncmp(line, "SQL ", 4) == 0) {
+        char resource[64];
+        const char *sp = strchr(line + 4, ' ');
+        if (!sp || (size_t)(sp - line - 4) >= sizeof(resource)) {
+            reply(c, "ERR usage: SQL RESOURCE STATEMENT");
+            return;
+        }
+        memcpy(resource, line + 4, (size_t)(sp - line - 4));
+        resource[sp - line - 4] = '\0';
+        if (!t) {
+            reply(c, "ERR no transaction");
+            return;
+        }
+        long rows = 0;
+        int rc = fdt_txn_exec(t, resource, sp + 1, &rows, &err);
+        if (rc == 0)
+            reply(c, "OK %ld", rows);
+        else
+            txn_reply(c, rc, &err);
+        return;
+    }
+    const char *op = line + 4;
+    if (strncmp(op, "BEGIN", 5) == 0) {
+        struct fdt_xid xid = {.format_id = 1};
+        const char *hex = op[5] == ' ' ? op + 6 : NULL;
+        if (hex) {
+            /* GTRID_HEX [BQUAL_HEX] */
+            const char *sp = strchr(hex, ' ');
+            size_t glen = sp ? (size_t)(sp - hex) : strlen(hex);
+            if (parse_hex(hex, glen, xid.gtrid, &xid.gtrid_len) < 0 || xid.gtrid_len == 0 ||
+                (sp && parse_hex(sp + 1, strlen(sp + 1), xid.bqual, &xid.bqual_len) < 0)) {
+                reply(c, "ERR bad xid");
+                return;
+            }
+        }
+        txn_reply(c, fdt_txn_begin(c, hex ? &xid : NULL, &err), &err);
+        return;
+    }
+    if (!t) {
+        reply(c, "ERR no transaction");
+        return;
+    }
+    if (strcmp(op, "COMMIT") == 0)
+        txn_reply(c, fdt_txn_commit(t, &err), &err);
+    else if (strcmp(op, "VOTE") == 0)
+        txn_reply(c, fdt_txn_vote(t, &err), &err);
+    else if (strcmp(op, "FINISH") == 0)
+        txn_reply(c, fdt_txn_finish(t, &err), &err);
+    else if (strcmp(op, "ABORT") == 0)
+        txn_reply(c, fdt_txn_abort(t, &err), &err);
+    else if (strcmp(op, "STATE") == 0)
+        reply(c, "STATE %d", (int)fdt_txn_state(t));
+    else
+        reply(c, "ERR unknown TXN command");
+}
+
 /* One command line (without its newline). Returns bytes of body it needs beyond the line,
  * or -1 to close. */
 static long command(struct fdt_conn *c, char *line, const char *rest, size_t rest_len,
@@ -141,6 +226,8 @@ static long command(struct fdt_conn *c, char *line, const char *rest, size_t res
             sum += (unsigned char)rest[i];
         *body_used = (size_t)n;
         reply(c, "GOT %ld %u", n, sum);
+    } else if (strncmp(line, "TXN ", 4) == 0 || strncmp(line, "SQL ", 4) == 0) {
+        txn_command(c, line);
     } else if (strcmp(line, "CRASH") == 0) {
         abort();
     } else if (strcmp(line, "HANG") == 0) {

@@ -93,6 +93,8 @@ static void test_errors_name_line_and_key(void **state)
         {"[server]\n\n\ngraceful_timeout = -1\n", 4, "graceful_timeout"},
         {"[resource.r]\ndriver = oracle\n", 2, "driver"},
         {"[server]\nthis line is not ini\n", 2, ""},
+        {"[listen.aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa]\naddress = :1\n", 2,
+         "too long"},
     };
     for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
         char *path = write_tmp(cases[i].text);

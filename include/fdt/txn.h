@@ -1,0 +1,77 @@
+/* Transactions bound to client connections, with two-phase commit.
+ *
+ * A connection owns at most one transaction at a time. Resources are the
+ * [resource.NAME] sections of the configuration (PostgreSQL or SQLite). A transaction
+ * joins a resource the first time the application uses it; each joined resource is one
+ * branch, on a database session the transaction holds until it ends.
+ *
+ * Two roles:
+ *  - root (xid NULL): fdtserver decides. fdt_txn_commit() commits one branch in one phase;
+ *    several branches by two-phase commit with a decision record in the log resource.
+ *  - participant (xid given): the client's coordinator decides. fdt_txn_vote() prepares
+ *    every branch and writes a durable vote record; fdt_txn_finish() commits them.
+ *
+ * The disconnect rule: a connection that closes before the vote rolls its transaction
+ * back; after the vote the branches stay prepared (in doubt) for a higher level to resolve.
+ *
+ * Thread: a transaction is used by the thread running its connection's callback. */
+#ifndef FDT_TXN_H
+#define FDT_TXN_H
+
+#include <fdt/common.h>
+#include <fdt/conn.h>
+#include <fdt/error.h>
+#include <stdint.h>
+
+#define FDT_XID_PART_MAX 64
+
+/* An X/Open XID as a client's coordinator names its transaction. */
+struct fdt_xid {
+    int32_t format_id;
+    uint8_t gtrid[FDT_XID_PART_MAX];
+    size_t gtrid_len; /* 1..64 */
+    uint8_t bqual[FDT_XID_PART_MAX];
+    size_t bqual_len; /* 0..64 */
+};
+
+enum fdt_txn_state {
+    FDT_TXN_ACTIVE = 1,   /* begun; work may be added */
+    FDT_TXN_PREPARED = 2, /* voted: every branch prepared, vote record durable */
+    FDT_TXN_COMMITTED = 3,
+    FDT_TXN_ROLLED_BACK = 4,
+    FDT_TXN_UNKNOWN = 5, /* the outcome is not known (a failure during phase two) */
+};
+
+struct fdt_txn;
+
+/* Begin a transaction on the connection. xid NULL: a root transaction. Fails with
+ * FDT_ETXNSTATE when the connection already has one, FDT_ELIMIT when the xid's GID would
+ * not fit PostgreSQL's 199 bytes. */
+FDT_API int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_error *err);
+
+/* The connection's transaction, or NULL. Borrowed until it ends. */
+FDT_API struct fdt_txn *fdt_conn_txn(struct fdt_conn *c);
+
+/* Join a resource (begins its branch on first use) and return the driver's handle:
+ * PGconn * for postgresql, sqlite3 * for sqlite. Borrowed until the transaction ends;
+ * never COMMIT or ROLLBACK on it directly. NULL on error. */
+FDT_API void *fdt_txn_join(struct fdt_txn *t, const char *resource, struct fdt_error *err);
+
+/* Run one SQL statement in the resource's branch (joining it). rows (may be NULL) gets the
+ * rows affected or returned. A failed statement dooms the transaction. */
+FDT_API int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long *rows,
+                         struct fdt_error *err);
+
+/* Phase one for a participant: prepare every branch and write the vote record. On error
+ * every branch is rolled back and the transaction ends. */
+FDT_API int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err);
+/* Phase two for a participant: commit the prepared branches. */
+FDT_API int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err);
+/* Commit a root transaction (one or two phases). The transaction ends. */
+FDT_API int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err);
+/* Roll back (any state before prepare; a prepared participant: rollback prepared). */
+FDT_API int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err);
+
+FDT_API enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t);
+
+#endif

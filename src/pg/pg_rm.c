@@ -1,0 +1,189 @@
+#include "fdt_config.h"
+
+#include "txn/rm.h"
+#include "util/util.h"
+
+#include <libpq-fe.h>
+#include <string.h>
+
+/* SQLSTATEs worth a retry: serialization_failure, deadlock_detected. */
+static bool state_retryable(const char *state)
+{
+    return state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
+}
+
+static int fail(PGconn *pg, PGresult *res, struct fdt_error *err, const char *what)
+{
+    const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    int code = FDT_EDB;
+    if (PQstatus(pg) != CONNECTION_OK)
+        code = FDT_EDOWN;
+    else if (state_retryable(state))
+        code = FDT_ERETRY;
+    const char *msg = res ? PQresultErrorMessage(res) : PQerrorMessage(pg);
+    fdt_error_set(err, code, "%s: %s%s%s", what, state ? state : "", state ? " " : "",
+                  msg && *msg ? msg : "error");
+    if (res)
+        PQclear(res);
+    return code;
+}
+
+static int pg_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
+{
+    PGconn *pg = PQconnectdb(cfg->dsn);
+    if (PQstatus(pg) != CONNECTION_OK) {
+        fdt_error_set(err, FDT_EDOWN, "[resource.%s] connect: %s", cfg->name, PQerrorMessage(pg));
+        PQfinish(pg);
+        return FDT_EDOWN;
+    }
+    *session = pg;
+    return 0;
+}
+
+static void pg_close(void *s)
+{
+    PQfinish(s);
+}
+
+static bool pg_alive(void *s)
+{
+    return PQstatus(s) == CONNECTION_OK;
+}
+
+static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    PGresult *res = PQexec(pg, sql);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return fail(pg, res, err, "statement failed");
+    if (rows) {
+        const char *n = PQcmdTuples(res);
+        *rows = st == PGRES_TUPLES_OK ? PQntuples(res) : (n && *n ? atol(n) : 0);
+    }
+    PQclear(res);
+    return 0;
+}
+
+static int pg_begin(void *s, struct fdt_error *err)
+{
+    return pg_exec(s, "BEGIN ISOLATION LEVEL READ COMMITTED", NULL, err);
+}
+
+static int pg_rollback(void *s, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    if (PQstatus(pg) != CONNECTION_OK)
+        return 0; /* the server rolled it back when the connection died */
+    return pg_exec(s, "ROLLBACK", NULL, err);
+}
+
+/* Run a statement with one quoted literal argument (a GID). */
+static int exec_gid(void *s, const char *verb, const char *gid, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    char *lit = PQescapeLiteral(pg, gid, strlen(gid));
+    if (!lit)
+        return fail(pg, NULL, err, verb);
+    char sql[512];
+    snprintf(sql, sizeof(sql), "%s %s", verb, lit);
+    PQfreemem(lit);
+    return pg_exec(s, sql, NULL, err);
+}
+
+static int pg_prepare(void *s, const char *gid, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    char *lit = PQescapeLiteral(pg, gid, strlen(gid));
+    if (!lit)
+        return fail(pg, NULL, err, "PREPARE TRANSACTION");
+    char sql[512];
+    snprintf(sql, sizeof(sql), "PREPARE TRANSACTION %s", lit);
+    PQfreemem(lit);
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return fail(pg, res, err, "PREPARE TRANSACTION");
+    PQclear(res);
+    /* A transaction that had already failed "prepares" as a rollback: PostgreSQL answers
+     * ROLLBACK as the command tag. Check that the GID really is prepared. */
+    res = PQexecParams(pg, "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1", 1, NULL, &gid, NULL,
+                       NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(pg, res, err, "checking the prepared transaction");
+    int n = PQntuples(res);
+    PQclear(res);
+    if (n != 1)
+        return fdt_error_set(err, FDT_EDB,
+                             "PREPARE TRANSACTION rolled back (the transaction "
+                             "had failed)");
+    return 0;
+}
+
+static int pg_commit(void *s, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    PGresult *res = PQexec(pg, "COMMIT");
+    if (PQresultStatus(res) != PGRES_COMMAND_OK)
+        return fail(pg, res, err, "COMMIT");
+    /* COMMIT of a failed transaction answers ROLLBACK. */
+    bool rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
+    PQclear(res);
+    if (rolled_back)
+        return fdt_error_set(err, FDT_EDB, "COMMIT rolled back (the transaction had failed)");
+    return 0;
+}
+
+static int pg_commit_prepared(void *s, const char *gid, struct fdt_error *err)
+{
+    return exec_gid(s, "COMMIT PREPARED", gid, err);
+}
+
+static int pg_rollback_prepared(void *s, const char *gid, struct fdt_error *err)
+{
+    return exec_gid(s, "ROLLBACK PREPARED", gid, err);
+}
+
+static int pg_recover(void *s, const char *prefix, void (*fn)(const char *gid, void *arg),
+                      void *arg, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    const char *params[1] = {prefix};
+    PGresult *res = PQexecParams(pg,
+                                 "SELECT gid FROM pg_prepared_xacts WHERE database = "
+                                 "current_database() AND starts_with(gid, $1) ORDER BY prepared",
+                                 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(pg, res, err, "listing prepared transactions");
+    for (int i = 0; i < PQntuples(res); i++)
+        fn(PQgetvalue(res, i, 0), arg);
+    PQclear(res);
+    return 0;
+}
+
+static bool pg_retryable(const struct fdt_error *err)
+{
+    return err && err->code == FDT_ERETRY;
+}
+
+static void *pg_handle(void *s)
+{
+    return s;
+}
+
+const struct fdt_rm_driver fdt__rm_postgresql = {
+    .name = "postgresql",
+    .can_prepare = true,
+    .open = pg_open,
+    .close = pg_close,
+    .alive = pg_alive,
+    .exec = pg_exec,
+    .begin = pg_begin,
+    .rollback = pg_rollback,
+    .prepare = pg_prepare,
+    .commit = pg_commit,
+    .commit_prepared = pg_commit_prepared,
+    .rollback_prepared = pg_rollback_prepared,
+    .recover = pg_recover,
+    .retryable = pg_retryable,
+    .handle = pg_handle,
+};

@@ -1,0 +1,50 @@
+/* Resource-manager drivers: one vtable per kind of database (curl's Curl_cftype idea).
+ * A session is one database connection; a transaction branch runs on one session. */
+#ifndef FDT_TXN_RM_H
+#define FDT_TXN_RM_H
+
+#include "config/config.h"
+
+#include <fdt/error.h>
+#include <stdbool.h>
+
+struct fdt_rm_driver {
+    const char *name;
+    bool can_prepare; /* two-phase capable */
+    /* Open a session for a resource configuration. */
+    int (*open)(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err);
+    void (*close)(void *session);
+    /* True while the session can be used (a dead server connection says false). */
+    bool (*alive)(void *session);
+    /* Run one statement; no result rows are returned. rows (may be NULL) gets the
+     * number of rows affected or returned. */
+    int (*exec)(void *session, const char *sql, long *rows, struct fdt_error *err);
+    int (*begin)(void *session, struct fdt_error *err);
+    /* Valid in every state before prepare; never fails the caller's cleanup. */
+    int (*rollback)(void *session, struct fdt_error *err);
+    int (*prepare)(void *session, const char *gid, struct fdt_error *err);
+    int (*commit)(void *session, struct fdt_error *err); /* one phase */
+    /* From any session, for a branch prepared anywhere. */
+    int (*commit_prepared)(void *session, const char *gid, struct fdt_error *err);
+    int (*rollback_prepared)(void *session, const char *gid, struct fdt_error *err);
+    /* Call fn for each prepared GID starting with prefix. */
+    int (*recover)(void *session, const char *prefix, void (*fn)(const char *gid, void *arg),
+                   void *arg, struct fdt_error *err);
+    /* Serialization failure, deadlock, busy: the whole transaction may be retried. */
+    bool (*retryable)(const struct fdt_error *err);
+    /* The driver's handle (PGconn *, sqlite3 *) for the application. */
+    void *(*handle)(void *session);
+};
+
+extern const struct fdt_rm_driver fdt__rm_postgresql;
+extern const struct fdt_rm_driver fdt__rm_sqlite;
+
+/* Driver for a [resource.NAME] driver = value, or NULL. */
+const struct fdt_rm_driver *fdt__rm_driver_find(const char *name);
+
+/* Error codes drivers put in err->code beyond the usual ones. */
+#define FDT_ERETRY (FDT_EBASE - 20) /* retryable conflict (serialization, deadlock, busy) */
+#define FDT_EDB    (FDT_EBASE - 21) /* the database refused the statement */
+#define FDT_EDOWN  (FDT_EBASE - 22) /* no connection to the database */
+
+#endif

@@ -1,0 +1,408 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "txn"
+#include "conn/conn.h"
+#include "txn/txn.h"
+#include "txn/txn_gid.h"
+#include "util/util.h"
+#include "worker/worker.h"
+
+#include <fdt/log.h>
+#include <string.h>
+#include <sys/random.h>
+
+/* Format id of the XIDs fdtserver makes for its own root transactions ("fdt1"). */
+#define ROOT_FORMAT_ID 0x66647431
+
+struct branch {
+    struct fdt_resource *r;
+    void *session;
+    bool prepared;
+    char gid[FDT_GID_MAX + 1];
+};
+
+struct fdt_txn {
+    struct fdt_conn *conn;
+    enum fdt_txn_state state;
+    bool root;
+    bool doomed;
+    char doom_reason[256];
+    struct fdt_xid xid;
+    char log_key[FDT_GID_MAX + 1]; /* GID of the decision / vote record */
+    struct branch b[FDT_CFG_MAX_RESOURCES];
+    int nb;
+};
+
+static const char *node_name(const struct fdt_conn *c)
+{
+    return c->w->cfg->node;
+}
+
+struct fdt_txn *fdt_conn_txn(struct fdt_conn *c)
+{
+    return c->txn;
+}
+
+enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t)
+{
+    return t->state;
+}
+
+int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_error *err)
+{
+    if (c->txn)
+        return fdt_error_set(err, FDT_ETXNSTATE,
+                             "a transaction is already open on this "
+                             "connection");
+    struct fdt_txn *t = calloc(1, sizeof(*t));
+    if (!t)
+        return fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    t->conn = c;
+    t->state = FDT_TXN_ACTIVE;
+    if (xid) {
+        t->xid = *xid;
+    } else {
+        t->root = true;
+        t->xid.format_id = ROOT_FORMAT_ID;
+        t->xid.gtrid_len = 16;
+        if (getrandom(t->xid.gtrid, 16, 0) != 16) {
+            free(t);
+            return fdt_error_set(err, FDT_ERANDOM, "getrandom failed");
+        }
+    }
+    /* The longest GID this transaction can produce must fit: checked here, at begin. */
+    char longest[FDT_CFG_NAME_MAX] = "_";
+    int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), node_name(c), longest, &t->xid);
+    for (int i = 0; rc == 0 && i < c->w->cfg->n_resources; i++) {
+        char tmp[FDT_GID_MAX + 1];
+        rc = fdt__gid_format(tmp, sizeof(tmp), node_name(c), c->w->cfg->resources[i].name, &t->xid);
+    }
+    if (rc < 0) {
+        free(t);
+        return fdt_error_set(err, rc == FDT_ELIMIT ? FDT_ELIMIT : FDT_EINVAL,
+                             rc == FDT_ELIMIT ? "xid too long: its GID would exceed %d bytes"
+                                              : "bad xid (gtrid must be 1 to %d bytes)",
+                             rc == FDT_ELIMIT ? FDT_GID_MAX : FDT_XID_PART_MAX);
+    }
+    c->txn = t;
+    atomic_fetch_add(&c->w->slot->txn_open, 1);
+    return 0;
+}
+
+static void end(struct fdt_txn *t, enum fdt_txn_state state, bool healthy)
+{
+    for (int i = 0; i < t->nb; i++) {
+        fdt__resource_release(t->b[i].r, t->b[i].session, healthy);
+        t->b[i].session = NULL;
+    }
+    t->state = state;
+    struct fdt_conn *c = t->conn;
+    if (c->txn == t) {
+        c->txn = NULL;
+        atomic_fetch_sub(&c->w->slot->txn_open, 1);
+    }
+    free(t);
+}
+
+static struct branch *branch_for(struct fdt_txn *t, const char *resource, struct fdt_error *err)
+{
+    if (t->state != FDT_TXN_ACTIVE) {
+        fdt_error_set(err, FDT_ETXNSTATE, "the transaction is no longer active");
+        return NULL;
+    }
+    if (t->doomed) {
+        fdt_error_set(err, FDT_ETXNSTATE, "the transaction is doomed: %s", t->doom_reason);
+        return NULL;
+    }
+    for (int i = 0; i < t->nb; i++) {
+        if (strcmp(t->b[i].r->cfg.name, resource) == 0)
+            return &t->b[i];
+    }
+    struct fdt_resource *r = fdt__resource_find(resource);
+    if (!r) {
+        fdt_error_set(err, FDT_ENOENT, "no resource named %s", resource);
+        return NULL;
+    }
+    struct branch *b = &t->b[t->nb];
+    memset(b, 0, sizeof(*b));
+    b->r = r;
+    if (fdt__resource_acquire(r, &b->session, err) < 0)
+        return NULL;
+    if (r->drv->begin(b->session, err) < 0) {
+        fdt__resource_release(r, b->session, false);
+        b->session = NULL;
+        return NULL;
+    }
+    fdt__gid_format(b->gid, sizeof(b->gid), node_name(t->conn), r->cfg.name, &t->xid);
+    t->nb++;
+    return b;
+}
+
+void *fdt_txn_join(struct fdt_txn *t, const char *resource, struct fdt_error *err)
+{
+    struct branch *b = branch_for(t, resource, err);
+    return b ? b->r->drv->handle(b->session) : NULL;
+}
+
+int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long *rows,
+                 struct fdt_error *err)
+{
+    struct branch *b = branch_for(t, resource, err);
+    if (!b)
+        return err ? err->code : FDT_ETXNSTATE;
+    int rc = b->r->drv->exec(b->session, sql, rows, err);
+    if (rc < 0) {
+        t->doomed = true;
+        fdt__strlcpy(t->doom_reason, err ? err->msg : "statement failed", sizeof(t->doom_reason));
+    }
+    return rc;
+}
+
+/* Roll back every branch: active ones in their session, prepared ones by GID. */
+static void rollback_all(struct fdt_txn *t)
+{
+    for (int i = 0; i < t->nb; i++) {
+        struct branch *b = &t->b[i];
+        struct fdt_error e = {0};
+        int rc = b->prepared ? b->r->drv->rollback_prepared(b->session, b->gid, &e)
+                             : b->r->drv->rollback(b->session, &e);
+        if (rc < 0)
+            fdt_log(FDT_LOG_WARN, "rollback of %s: %s", b->gid, e.msg);
+    }
+}
+
+/* Write a log record (decision or vote) in r's session s. */
+static int log_write(struct fdt_resource *r, void *s, const char *key, const char *role,
+                     const char *outcome, struct fdt_error *err)
+{
+    if (fdt__txn_log_ensure(r, s, err) < 0)
+        return err->code;
+    char sql[600];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO fdt_txn_log (gid, role, outcome, created) VALUES ('%s', '%s', '%s', "
+             "%lld)",
+             key, role, outcome, (long long)fdt__wall_ms());
+    /* key, role and outcome are ours (base64url GIDs and fixed words): nothing to escape. */
+    return r->drv->exec(s, sql, NULL, err);
+}
+
+static int fail_rolled_back(struct fdt_txn *t, struct fdt_error *err, const char *why)
+{
+    char msg[sizeof(err->msg)];
+    snprintf(msg, sizeof(msg), "rolled back: %s", why);
+    rollback_all(t);
+    end(t, FDT_TXN_ROLLED_BACK, false);
+    return fdt_error_set(err, FDT_ETXNSTATE, "%s", msg);
+}
+
+int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
+{
+    if (t->state != FDT_TXN_ACTIVE)
+        return fdt_error_set(err, FDT_ETXNSTATE, "commit: the transaction is not active");
+    if (!t->root)
+        return fdt_error_set(err, FDT_ETXNSTATE,
+                             "commit: a participant commits with vote "
+                             "and finish");
+    if (t->doomed)
+        return fail_rolled_back(t, err, t->doom_reason);
+    struct fdt_error e = {0};
+    if (t->nb == 0) {
+        end(t, FDT_TXN_COMMITTED, true);
+        return 0;
+    }
+    if (t->nb == 1) {
+        struct branch *b = &t->b[0];
+        if (b->r->drv->commit(b->session, &e) < 0)
+            return fail_rolled_back(t, err, e.msg);
+        end(t, FDT_TXN_COMMITTED, true);
+        return 0;
+    }
+    /* Two-phase: the log branch commits locally with the decision; the others prepare. */
+    int log = -1;
+    for (int i = 0; i < t->nb; i++) {
+        if (!t->b[i].r->drv->can_prepare) {
+            if (log >= 0)
+                return fail_rolled_back(t, err,
+                                        "two resources that cannot prepare (sqlite) "
+                                        "cannot commit atomically together");
+            log = i;
+        }
+    }
+    for (int i = 0; log < 0 && i < t->nb; i++) {
+        if (t->b[i].r->cfg.log)
+            log = i;
+    }
+    if (log < 0)
+        log = 0;
+    for (int i = 0; i < t->nb; i++) {
+        struct branch *b = &t->b[i];
+        if (i == log)
+            continue;
+        if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
+            char why[300];
+            snprintf(why, sizeof(why), "prepare %s: %s", b->r->cfg.name, e.msg);
+            return fail_rolled_back(t, err, why);
+        }
+        b->prepared = true;
+    }
+    struct branch *lb = &t->b[log];
+    if (log_write(lb->r, lb->session, t->log_key, "root", "commit", &e) < 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "decision record: %s", e.msg);
+        return fail_rolled_back(t, err, why);
+    }
+    /* The decision point: the log branch's local commit. */
+    if (lb->r->drv->commit(lb->session, &e) < 0) {
+        if (lb->r->drv->alive(lb->session)) {
+            char why[300];
+            snprintf(why, sizeof(why), "decision commit: %s", e.msg);
+            return fail_rolled_back(t, err, why);
+        }
+        /* The connection died during COMMIT: the decision may or may not be durable.
+         * Recovery reads the log and finishes the prepared branches either way. */
+        fdt_log(FDT_LOG_ERROR, "decision commit of %s: outcome unknown: %s", t->log_key, e.msg);
+        end(t, FDT_TXN_UNKNOWN, false);
+        return fdt_error_set(err, FDT_ETXNSTATE, "outcome unknown: %s", e.msg);
+    }
+    /* Decided: commit the prepared branches. A failure here is for recovery to finish. */
+    bool all = true;
+    for (int i = 0; i < t->nb; i++) {
+        struct branch *b = &t->b[i];
+        if (!b->prepared)
+            continue;
+        if (b->r->drv->commit_prepared(b->session, b->gid, &e) < 0) {
+            fdt_log(FDT_LOG_WARN, "commit prepared %s: %s (recovery will finish it)", b->gid,
+                    e.msg);
+            all = false;
+        }
+    }
+    if (all) {
+        char sql[300];
+        snprintf(sql, sizeof(sql), "DELETE FROM fdt_txn_log WHERE gid = '%s'", t->log_key);
+        if (lb->r->drv->exec(lb->session, sql, NULL, &e) < 0)
+            fdt_log(FDT_LOG_WARN, "forgetting decision %s: %s", t->log_key, e.msg);
+    }
+    end(t, FDT_TXN_COMMITTED, true);
+    return 0;
+}
+
+/* The resource that holds a participant's vote record: the one marked log = yes, else the
+ * first branch. */
+static struct branch *vote_branch(struct fdt_txn *t)
+{
+    for (int i = 0; i < t->nb; i++) {
+        if (t->b[i].r->cfg.log)
+            return &t->b[i];
+    }
+    return &t->b[0];
+}
+
+int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
+{
+    if (t->state != FDT_TXN_ACTIVE)
+        return fdt_error_set(err, FDT_ETXNSTATE, "vote: the transaction is not active");
+    if (t->root)
+        return fdt_error_set(err, FDT_ETXNSTATE, "vote: a root transaction commits with commit");
+    if (t->doomed)
+        return fail_rolled_back(t, err, t->doom_reason);
+    struct fdt_error e = {0};
+    for (int i = 0; i < t->nb; i++) {
+        if (!t->b[i].r->drv->can_prepare) {
+            char why[300];
+            snprintf(why, sizeof(why),
+                     "resource %s cannot prepare (sqlite): finish in one phase instead",
+                     t->b[i].r->cfg.name);
+            return fail_rolled_back(t, err, why);
+        }
+    }
+    for (int i = 0; i < t->nb; i++) {
+        struct branch *b = &t->b[i];
+        if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
+            char why[300];
+            snprintf(why, sizeof(why), "prepare %s: %s", b->r->cfg.name, e.msg);
+            return fail_rolled_back(t, err, why);
+        }
+        b->prepared = true;
+    }
+    if (t->nb > 0) {
+        /* The vote record is the cut-off of the disconnect rule: once it is durable the
+         * branches stay prepared whatever happens to the connection. */
+        struct branch *vb = vote_branch(t);
+        if (log_write(vb->r, vb->session, t->log_key, "participant", "voted", &e) < 0) {
+            char why[300];
+            snprintf(why, sizeof(why), "vote record: %s", e.msg);
+            return fail_rolled_back(t, err, why);
+        }
+    }
+    t->state = FDT_TXN_PREPARED;
+    return 0;
+}
+
+static int set_outcome(struct fdt_txn *t, const char *outcome)
+{
+    if (t->nb == 0)
+        return 0;
+    struct branch *vb = vote_branch(t);
+    struct fdt_error e = {0};
+    char sql[400];
+    snprintf(sql, sizeof(sql), "UPDATE fdt_txn_log SET outcome = '%s' WHERE gid = '%s'", outcome,
+             t->log_key);
+    int rc = vb->r->drv->exec(vb->session, sql, NULL, &e);
+    if (rc < 0)
+        fdt_log(FDT_LOG_WARN, "recording outcome of %s: %s", t->log_key, e.msg);
+    return rc;
+}
+
+int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
+{
+    if (t->state == FDT_TXN_ACTIVE && !t->root)
+        return fdt_error_set(err, FDT_ETXNSTATE, "finish: vote first");
+    if (t->state != FDT_TXN_PREPARED)
+        return fdt_error_set(err, FDT_ETXNSTATE, "finish: the transaction is not prepared");
+    struct fdt_error e = {0};
+    bool all = true;
+    for (int i = 0; i < t->nb; i++) {
+        struct branch *b = &t->b[i];
+        if (b->r->drv->commit_prepared(b->session, b->gid, &e) < 0) {
+            fdt_log(FDT_LOG_WARN, "commit prepared %s: %s", b->gid, e.msg);
+            all = false;
+        }
+    }
+    if (!all) {
+        end(t, FDT_TXN_UNKNOWN, false);
+        return fdt_error_set(err, FDT_ETXNSTATE, "outcome unknown: %s", e.msg);
+    }
+    set_outcome(t, "committed");
+    end(t, FDT_TXN_COMMITTED, true);
+    return 0;
+}
+
+int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err)
+{
+    (void)err;
+    bool prepared = t->state == FDT_TXN_PREPARED;
+    rollback_all(t);
+    if (prepared)
+        set_outcome(t, "rolled back");
+    end(t, FDT_TXN_ROLLED_BACK, true);
+    return 0;
+}
+
+void fdt__txn_conn_closed(struct fdt_conn *c)
+{
+    struct fdt_txn *t = c->txn;
+    if (!t)
+        return;
+    if (t->state == FDT_TXN_PREPARED) {
+        /* After the vote: the branches stay prepared, for a higher level to resolve. */
+        fdt_log(FDT_LOG_WARN, "conn=%llu closed after the vote: %s stays prepared (in doubt)",
+                (unsigned long long)c->id, t->log_key);
+        atomic_fetch_add(&c->w->slot->txn_in_doubt, 1);
+        end(t, FDT_TXN_PREPARED, true);
+        return;
+    }
+    fdt_log(FDT_LOG_INFO, "conn=%llu closed before the vote: rolling back %s",
+            (unsigned long long)c->id, t->log_key);
+    rollback_all(t);
+    end(t, FDT_TXN_ROLLED_BACK, true);
+}

@@ -1,0 +1,36 @@
+/* Internal side of transactions: the worker's resources and the connection hook. */
+#ifndef FDT_TXN_INT_H
+#define FDT_TXN_INT_H
+
+#include "config/config.h"
+#include "txn/rm.h"
+
+#include <fdt/txn.h>
+#include <pthread.h>
+#include <stdbool.h>
+
+/* A configured resource in this process, with its pool of idle sessions. */
+struct fdt_resource {
+    struct fdt_resource_cfg cfg;
+    const struct fdt_rm_driver *drv;
+    pthread_mutex_t lock;
+    void *idle[64]; /* guarded by lock */
+    int n_idle;
+    bool log_ready; /* the fdt_txn_log table exists */
+};
+
+/* Set up the resources of cfg in this process (no connection is made yet). */
+int fdt__txn_init(const struct fdt_cfg *cfg, struct fdt_error *err);
+void fdt__txn_shutdown(void);
+struct fdt_resource *fdt__resource_find(const char *name);
+/* Take a session (reconnecting a dead one) / give it back. */
+int fdt__resource_acquire(struct fdt_resource *r, void **session, struct fdt_error *err);
+void fdt__resource_release(struct fdt_resource *r, void *session, bool healthy);
+
+/* The connection is gone: roll back before the vote, keep prepared after it. */
+void fdt__txn_conn_closed(struct fdt_conn *c);
+
+/* Make sure the log table exists in r (using session s). */
+int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err);
+
+#endif

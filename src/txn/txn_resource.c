@@ -1,0 +1,102 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "txn"
+#include "txn/txn.h"
+#include "util/util.h"
+
+#include <fdt/log.h>
+#include <string.h>
+
+/* The resources of this process (set once at worker start, before any thread). */
+static struct fdt_resource g_resources[FDT_CFG_MAX_RESOURCES];
+static int g_n_resources;
+
+int fdt__txn_init(const struct fdt_cfg *cfg, struct fdt_error *err)
+{
+    g_n_resources = 0;
+    for (int i = 0; i < cfg->n_resources; i++) {
+        struct fdt_resource *r = &g_resources[i];
+        memset(r, 0, sizeof(*r));
+        r->cfg = cfg->resources[i];
+        r->drv = fdt__rm_driver_find(r->cfg.driver);
+        if (!r->drv)
+            return fdt_error_set(err, FDT_ECONFIG, "[resource.%s] unknown driver %s", r->cfg.name,
+                                 r->cfg.driver);
+        pthread_mutex_init(&r->lock, NULL);
+        g_n_resources = i + 1;
+    }
+    return 0;
+}
+
+void fdt__txn_shutdown(void)
+{
+    for (int i = 0; i < g_n_resources; i++) {
+        struct fdt_resource *r = &g_resources[i];
+        pthread_mutex_lock(&r->lock);
+        for (int j = 0; j < r->n_idle; j++)
+            r->drv->close(r->idle[j]);
+        r->n_idle = 0;
+        pthread_mutex_unlock(&r->lock);
+    }
+}
+
+struct fdt_resource *fdt__resource_find(const char *name)
+{
+    for (int i = 0; i < g_n_resources; i++) {
+        if (strcmp(g_resources[i].cfg.name, name) == 0)
+            return &g_resources[i];
+    }
+    return NULL;
+}
+
+int fdt__resource_acquire(struct fdt_resource *r, void **session, struct fdt_error *err)
+{
+    for (;;) {
+        void *s = NULL;
+        pthread_mutex_lock(&r->lock);
+        if (r->n_idle > 0)
+            s = r->idle[--r->n_idle];
+        pthread_mutex_unlock(&r->lock);
+        if (!s)
+            return r->drv->open(&r->cfg, session, err);
+        if (r->drv->alive(s)) {
+            *session = s;
+            return 0;
+        }
+        /* The server went away since: drop it and try the next (or a new one). */
+        r->drv->close(s);
+    }
+}
+
+void fdt__resource_release(struct fdt_resource *r, void *session, bool healthy)
+{
+    if (!session)
+        return;
+    if (healthy && r->drv->alive(session)) {
+        pthread_mutex_lock(&r->lock);
+        if (r->n_idle < (int)FDT_ARRAY_LEN(r->idle)) {
+            r->idle[r->n_idle++] = session;
+            session = NULL;
+        }
+        pthread_mutex_unlock(&r->lock);
+    }
+    if (session)
+        r->drv->close(session);
+}
+
+int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err)
+{
+    if (__atomic_load_n(&r->log_ready, __ATOMIC_ACQUIRE))
+        return 0;
+    int rc = r->drv->exec(s,
+                          "CREATE TABLE IF NOT EXISTS fdt_txn_log ("
+                          " gid TEXT PRIMARY KEY,"
+                          " role TEXT NOT NULL,"
+                          " outcome TEXT NOT NULL,"
+                          " created BIGINT NOT NULL,"
+                          " comment TEXT)",
+                          NULL, err);
+    if (rc == 0)
+        __atomic_store_n(&r->log_ready, true, __ATOMIC_RELEASE);
+    return rc;
+}

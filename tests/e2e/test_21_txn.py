@@ -1,0 +1,167 @@
+"""Promise 5: transactions bound to connections, against a real PostgreSQL."""
+import base64
+import os
+import signal
+
+from fdt import wait_for
+
+
+def gid_for(node, resource, gtrid_hex, fmt=1):
+    g = base64.urlsafe_b64encode(bytes.fromhex(gtrid_hex)).decode().rstrip("=")
+    return f"fdt1:{node}:{resource}:{fmt}:{g}:"
+
+
+def txn_server(make_server, postgres, pgdb, tmp_path, **kw):
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=db)
+    postgres.psql("CREATE TABLE chk (x int, CONSTRAINT pos UNIQUE (x) "
+                  "DEFERRABLE INITIALLY DEFERRED)", dbname=db)
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
+    s = make_server(extra_ini=extra, server={"node": "testnode"}, **kw)
+    return s, db
+
+
+def prepared(postgres, db):
+    return [r[0] for r in postgres.psql(
+        "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()", dbname=db)]
+
+
+def test_21_01_root_one_phase_commit_and_abort(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1, 100)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 1", dbname=db) == [["100"]]
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg UPDATE acc SET bal = 0") == "OK 1"
+    assert c.call("TXN ABORT") == "OK"
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 1", dbname=db) == [["100"]]
+    # Errors: a second begin, and work after a failed statement (the transaction is doomed).
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("TXN BEGIN").startswith("ERR a transaction is already open")
+    assert c.call("SQL pg INSERT INTO acc VALUES (1, 5)").startswith("ERR")
+    assert c.call("TXN COMMIT").startswith("ERR rolled back")
+    assert c.call("TXN COMMIT") == "ERR no transaction"
+
+
+def test_21_02_disconnect_before_the_vote_rolls_back(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN a1b2") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (2, 50)") == "OK 1"
+    c.close()
+    s.wait_log("closed before the vote")
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    assert prepared(postgres, db) == []
+    # No lock left: the same key can be written at once.
+    postgres.psql("SET lock_timeout = '2s'; INSERT INTO acc VALUES (2, 1)", dbname=db)
+
+
+def test_21_03_disconnect_after_the_vote_stays_prepared(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN cafe01") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (3, 70)") == "OK 1"
+    assert c.call("TXN VOTE") == "OK"
+    c.close()
+    s.wait_log("stays prepared (in doubt)")
+    gid = gid_for("testnode", "pg", "cafe01")
+    assert prepared(postgres, db) == [gid]
+    log = postgres.psql("SELECT role, outcome FROM fdt_txn_log", dbname=db)
+    assert log == [["participant", "voted"]]
+    # The data is not visible until someone resolves it.
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    postgres.psql(f"COMMIT PREPARED '{gid}'", dbname=db)
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["70"]]
+
+
+def test_21_04_vote_then_finish(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN 0102") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (4, 1)") == "OK 1"
+    assert c.call("TXN FINISH").startswith("ERR finish: vote first")
+    assert c.call("TXN VOTE") == "OK"
+    assert c.call("TXN FINISH") == "OK"
+    assert prepared(postgres, db) == []
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["1"]]
+    assert postgres.psql("SELECT outcome FROM fdt_txn_log", dbname=db) == [["committed"]]
+
+
+def test_21_05_worker_killed_before_and_after_the_vote(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, workers=1)
+    (pid,) = s.worker_pids()
+    before = s.client()
+    assert before.call("TXN BEGIN bb01") == "OK"
+    assert before.call("SQL pg INSERT INTO acc VALUES (5, 5)") == "OK 1"
+    after = s.client()
+    assert after.call("TXN BEGIN bb02") == "OK"
+    assert after.call("SQL pg INSERT INTO acc VALUES (6, 6)") == "OK 1"
+    assert after.call("TXN VOTE") == "OK"
+    os.kill(pid, signal.SIGKILL)
+    wait_for(lambda: s.worker_pids() and s.worker_pids() != [pid], what="replacement")
+    # Before the vote: gone with the session. After: exactly one prepared branch.
+    wait_for(lambda: postgres.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+        "AND state LIKE 'idle in transaction%'", dbname=db) == [["0"]], what="rollback")
+    assert prepared(postgres, db) == [gid_for("testnode", "pg", "bb02")]
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+
+
+def test_21_06_root_two_phase_with_sqlite_as_last_resource(make_server, postgres, pgdb,
+                                                          tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
+    assert c.call("TXN COMMIT") == "OK"
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (7, 7)") == "OK 1"
+    assert c.call("SQL lite INSERT INTO t VALUES (7)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["7"]]
+    assert prepared(postgres, db) == []
+    import sqlite3
+    lite = sqlite3.connect(str(tmp_path / "lite.db"))
+    assert lite.execute("SELECT x FROM t").fetchall() == [(7,)]
+    # The decision was logged in SQLite (the last resource) and forgotten once done.
+    assert lite.execute("SELECT count(*) FROM fdt_txn_log").fetchall() == [(0,)]
+
+
+def test_21_07_vote_refused_by_sqlite_and_by_a_failing_prepare(make_server, postgres, pgdb,
+                                                              tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
+    assert c.call("TXN COMMIT") == "OK"
+    assert c.call("TXN BEGIN dd01") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (8, 8)") == "OK 1"
+    assert c.call("SQL lite INSERT INTO t VALUES (8)") == "OK 1"
+    r = c.call("TXN VOTE")
+    assert r.startswith("ERR rolled back") and "cannot prepare" in r
+    # A deferred constraint fails at PREPARE: rolled back with the reason, nothing prepared.
+    assert c.call("TXN BEGIN dd02") == "OK"
+    assert c.call("SQL pg INSERT INTO chk VALUES (1), (1)") == "OK 2"
+    r = c.call("TXN VOTE")
+    assert r.startswith("ERR rolled back") and "pos" in r, r
+    assert prepared(postgres, db) == []
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+
+
+def test_21_08_an_xid_too_long_is_refused_at_begin(make_server, postgres, pgdb, tmp_path):
+    db = pgdb.split("dbname=")[1]
+    extra = f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n"
+    s = make_server(extra_ini=extra, server={"node": "n" * 63})
+    c = s.client()
+    # 64 + 64 bytes of XID with a 63-byte node name: the GID would pass 199 bytes.
+    r = c.call("TXN BEGIN " + "ab" * 64 + " " + "cd" * 64)
+    assert r.startswith("ERR xid too long"), r
+    assert c.call("TXN BEGIN " + "ab" * 64 + " " + "cd" * 20) == "OK"
+    assert c.call("SQL pg SELECT 1") == "OK 1"
+    assert c.call("TXN VOTE") == "OK"
+    (gid,) = prepared(postgres, db)
+    assert len(gid) <= 199
+    postgres.psql(f"ROLLBACK PREPARED '{gid}'", dbname=db)
