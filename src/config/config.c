@@ -28,6 +28,8 @@ void fdt__cfg_init(struct fdt_cfg *cfg)
     cfg->log_level = FDT_LOG_INFO;
     fdt__strlcpy(cfg->control_socket, "fdtserver.ctl", sizeof(cfg->control_socket));
     fdt__strlcpy(cfg->node, "node1", sizeof(cfg->node));
+    cfg->recovery_interval = 30.0;
+    cfg->recovery_grace = 10.0;
 }
 
 void fdt__cfg_deinit(struct fdt_cfg *cfg)
@@ -120,6 +122,13 @@ static int apply_server(struct apply_ctx *ctx, const char *key, const char *valu
             cfg->ready_timeout = d;
         else
             cfg->idle_timeout = d;
+    } else if (strcmp(key, "recovery_interval") == 0 || strcmp(key, "recovery_grace") == 0) {
+        if (fdt__parse_double(value, 0.0, 86400.0, &d) < 0)
+            return bad_value(ctx, "server", key, value, "expected seconds, 0 to 86400");
+        if (key[9] == 'i')
+            cfg->recovery_interval = d;
+        else
+            cfg->recovery_grace = d;
     } else if (strcmp(key, "max_connections") == 0) {
         if (fdt__parse_long(value, 1, 1000000, &l) < 0)
             return bad_value(ctx, "server", key, value, "expected 1 to 1000000");

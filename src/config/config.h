@@ -61,6 +61,8 @@ struct fdt_cfg {
     char error_log[FDT_CFG_PATH_MAX];
     char access_log[FDT_CFG_PATH_MAX];
     char node[FDT_CFG_NAME_MAX];
+    double recovery_interval; /* seconds between scans for in-doubt transactions */
+    double recovery_grace;    /* a prepared branch younger than this is in flight */
     /* [listen.NAME] */
     struct fdt_listen_cfg listeners[FDT_CFG_MAX_LISTENERS];
     int n_listeners;

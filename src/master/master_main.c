@@ -3,6 +3,7 @@
 #define FDT_LOG_MODULE "master"
 #include "log/log.h"
 #include "master/master.h"
+#include "txn/txn_cli.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -21,6 +22,7 @@ static const char usage[] =
     "                 [--workers N] [--threads N] [--set SECTION.KEY=VALUE]...\n"
     "                 [--pid-file F] [--log-level LEVEL] [--check]\n"
     "       fdtserver -s stop|quit|reload|reopen [-c FILE | --pid-file F]\n"
+    "       fdtserver txn list | commit GID | rollback GID  -c FILE\n"
     "       fdtserver --version | --help\n";
 
 /* The command line, parsed. Kept as pointers into argv so a reload can re-apply it. */
@@ -328,8 +330,43 @@ static int run(struct fdt_master *m)
     return 0;
 }
 
+/* fdtserver txn list|commit GID|rollback GID -c FILE */
+static int txn_command(int argc, char **argv)
+{
+    const char *file = NULL;
+    char *words[4];
+    int n = 0;
+    for (int i = 2; i < argc; i++) {
+        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
+            file = argv[++i];
+        else if (n < 4)
+            words[n++] = argv[i];
+    }
+    if (!file) {
+        fprintf(stderr, "fdtserver txn: -c FILE is required (the resources are in it)\n");
+        return 2;
+    }
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    if (!cfg)
+        return 1;
+    fdt__cfg_init(cfg);
+    if (fdt__cfg_load_file(cfg, file, &err) < 0) {
+        print_cfg_error(&err);
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+        return 2;
+    }
+    int rc = fdt__txn_cli(cfg, n, words);
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+    return rc;
+}
+
 int fdt_server_main(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "txn") == 0)
+        return txn_command(argc, argv);
     struct opts o;
     parse_opts(argc, argv, &o);
     if (o.help) {

@@ -65,6 +65,19 @@ static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
     return 0;
 }
 
+static int pg_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    out[0] = '\0';
+    PGresult *res = PQexec(pg, sql);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(pg, res, err, "query failed");
+    if (PQntuples(res) > 0 && PQnfields(res) > 0)
+        fdt__strlcpy(out, PQgetvalue(res, 0, 0), size);
+    PQclear(res);
+    return 0;
+}
+
 static int pg_begin(void *s, struct fdt_error *err)
 {
     return pg_exec(s, "BEGIN ISOLATION LEVEL READ COMMITTED", NULL, err);
@@ -143,21 +156,45 @@ static int pg_rollback_prepared(void *s, const char *gid, struct fdt_error *err)
     return exec_gid(s, "ROLLBACK PREPARED", gid, err);
 }
 
-static int pg_recover(void *s, const char *prefix, void (*fn)(const char *gid, void *arg),
-                      void *arg, struct fdt_error *err)
+static int pg_recover(void *s, const char *prefix, double min_age,
+                      void (*fn)(const char *gid, void *arg), void *arg, struct fdt_error *err)
 {
     PGconn *pg = s;
-    const char *params[1] = {prefix};
+    char age[32];
+    snprintf(age, sizeof(age), "%.3f", min_age);
+    const char *params[2] = {prefix, age};
     PGresult *res = PQexecParams(pg,
                                  "SELECT gid FROM pg_prepared_xacts WHERE database = "
-                                 "current_database() AND starts_with(gid, $1) ORDER BY prepared",
-                                 1, NULL, params, NULL, NULL, 0);
+                                 "current_database() AND starts_with(gid, $1) AND prepared <= "
+                                 "now() - make_interval(secs => $2::float8) ORDER BY prepared",
+                                 2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         return fail(pg, res, err, "listing prepared transactions");
     for (int i = 0; i < PQntuples(res); i++)
         fn(PQgetvalue(res, i, 0), arg);
     PQclear(res);
     return 0;
+}
+
+static int pg_try_lock(void *s, const char *name, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    const char *params[1] = {name};
+    PGresult *res = PQexecParams(pg, "SELECT pg_try_advisory_lock(hashtext($1))", 1, NULL, params,
+                                 NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        return fail(pg, res, err, "advisory lock");
+    int got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+    PQclear(res);
+    return got;
+}
+
+static void pg_unlock(void *s, const char *name)
+{
+    PGconn *pg = s;
+    const char *params[1] = {name};
+    PQclear(PQexecParams(pg, "SELECT pg_advisory_unlock(hashtext($1))", 1, NULL, params, NULL, NULL,
+                         0));
 }
 
 static bool pg_retryable(const struct fdt_error *err)
@@ -177,6 +214,7 @@ const struct fdt_rm_driver fdt__rm_postgresql = {
     .close = pg_close,
     .alive = pg_alive,
     .exec = pg_exec,
+    .query_text = pg_query_text,
     .begin = pg_begin,
     .rollback = pg_rollback,
     .prepare = pg_prepare,
@@ -184,6 +222,8 @@ const struct fdt_rm_driver fdt__rm_postgresql = {
     .commit_prepared = pg_commit_prepared,
     .rollback_prepared = pg_rollback_prepared,
     .recover = pg_recover,
+    .try_lock = pg_try_lock,
+    .unlock = pg_unlock,
     .retryable = pg_retryable,
     .handle = pg_handle,
 };

@@ -5,6 +5,7 @@
 
 #include <sqlite3.h>
 #include <string.h>
+#include <time.h>
 
 /* SQLite takes part in one phase only (the logging last resource): it cannot prepare. */
 
@@ -44,6 +45,26 @@ static int lite_exec(void *s, const char *sql, long *rows, struct fdt_error *err
     return 0;
 }
 
+static int lite_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
+{
+    sqlite3 *db = s;
+    out[0] = '\0';
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
+    if (rc != SQLITE_OK)
+        return fail(db, rc, err, "query failed");
+    rc = sqlite3_step(st);
+    if (rc == SQLITE_ROW) {
+        const unsigned char *v = sqlite3_column_text(st, 0);
+        fdt__strlcpy(out, v ? (const char *)v : "", size);
+    } else if (rc != SQLITE_DONE) {
+        sqlite3_finalize(st);
+        return fail(db, rc, err, "query failed");
+    }
+    sqlite3_finalize(st);
+    return 0;
+}
+
 static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
 {
     sqlite3 *db = NULL;
@@ -56,9 +77,27 @@ static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct 
         return FDT_EDOWN;
     }
     sqlite3_busy_timeout(db, 5000);
-    /* WAL: readers never block the writer; synchronous=FULL keeps commits durable. */
-    if (lite_exec(db, "PRAGMA journal_mode=WAL; PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON",
-                  NULL, err) < 0) {
+    /* WAL: readers never block the writer; synchronous=FULL keeps commits durable. The
+     * first switch to WAL needs the file to itself and the busy handler does not cover it:
+     * two sessions opening a new file at once retry here. */
+    char mode[16] = "";
+    for (int i = 0; i < 250; i++) {
+        struct fdt_error e = {0};
+        if (lite_query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode), &e) == 0)
+            break;
+        if (e.code != FDT_ERETRY) {
+            *err = e;
+            sqlite3_close(db);
+            return FDT_EDOWN;
+        }
+        struct timespec ts = {0, 20 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (strcmp(mode, "wal") != 0 ||
+        lite_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, err) < 0) {
+        if (strcmp(mode, "wal") != 0)
+            fdt_error_set(err, FDT_EDOWN, "[resource.%s] cannot switch %s to WAL mode", cfg->name,
+                          cfg->path);
         sqlite3_close(db);
         return FDT_EDOWN;
     }
@@ -110,15 +149,30 @@ static int lite_no_prepared(void *s, const char *gid, struct fdt_error *err)
     return fdt_error_set(err, FDT_ENOENT, "sqlite has no prepared transaction %s", gid);
 }
 
-static int lite_recover(void *s, const char *prefix, void (*fn)(const char *gid, void *arg),
-                        void *arg, struct fdt_error *err)
+static int lite_recover(void *s, const char *prefix, double min_age,
+                        void (*fn)(const char *gid, void *arg), void *arg, struct fdt_error *err)
 {
     (void)s;
     (void)prefix;
+    (void)min_age;
     (void)fn;
     (void)arg;
     (void)err;
     return 0; /* nothing is ever prepared in SQLite */
+}
+
+static int lite_try_lock(void *s, const char *name, struct fdt_error *err)
+{
+    (void)s;
+    (void)name;
+    (void)err;
+    return 1; /* nothing to recover in SQLite, so nothing to share */
+}
+
+static void lite_unlock(void *s, const char *name)
+{
+    (void)s;
+    (void)name;
 }
 
 static bool lite_retryable(const struct fdt_error *err)
@@ -138,6 +192,7 @@ const struct fdt_rm_driver fdt__rm_sqlite = {
     .close = lite_close,
     .alive = lite_alive,
     .exec = lite_exec,
+    .query_text = lite_query_text,
     .begin = lite_begin,
     .rollback = lite_rollback,
     .prepare = lite_prepare,
@@ -145,6 +200,8 @@ const struct fdt_rm_driver fdt__rm_sqlite = {
     .commit_prepared = lite_no_prepared,
     .rollback_prepared = lite_no_prepared,
     .recover = lite_recover,
+    .try_lock = lite_try_lock,
+    .unlock = lite_unlock,
     .retryable = lite_retryable,
     .handle = lite_handle,
 };

@@ -19,6 +19,9 @@ struct fdt_rm_driver {
     /* Run one statement; no result rows are returned. rows (may be NULL) gets the
      * number of rows affected or returned. */
     int (*exec)(void *session, const char *sql, long *rows, struct fdt_error *err);
+    /* Run a query and copy the first column of its first row into out ("" if no row). */
+    int (*query_text)(void *session, const char *sql, char *out, size_t size,
+                      struct fdt_error *err);
     int (*begin)(void *session, struct fdt_error *err);
     /* Valid in every state before prepare; never fails the caller's cleanup. */
     int (*rollback)(void *session, struct fdt_error *err);
@@ -28,8 +31,12 @@ struct fdt_rm_driver {
     int (*commit_prepared)(void *session, const char *gid, struct fdt_error *err);
     int (*rollback_prepared)(void *session, const char *gid, struct fdt_error *err);
     /* Call fn for each prepared GID starting with prefix. */
-    int (*recover)(void *session, const char *prefix, void (*fn)(const char *gid, void *arg),
-                   void *arg, struct fdt_error *err);
+    int (*recover)(void *session, const char *prefix, double min_age,
+                   void (*fn)(const char *gid, void *arg), void *arg, struct fdt_error *err);
+    /* Try to become the one recoverer of name (an advisory lock held by the session);
+     * 1 when taken, 0 when someone else holds it. unlock gives it back. */
+    int (*try_lock)(void *session, const char *name, struct fdt_error *err);
+    void (*unlock)(void *session, const char *name);
     /* Serialization failure, deadlock, busy: the whole transaction may be retried. */
     bool (*retryable)(const struct fdt_error *err);
     /* The driver's handle (PGconn *, sqlite3 *) for the application. */

@@ -3,6 +3,7 @@
 #define FDT_LOG_MODULE "txn"
 #include "conn/conn.h"
 #include "txn/txn.h"
+#include "txn/txn_fault.h"
 #include "txn/txn_gid.h"
 #include "util/util.h"
 #include "worker/worker.h"
@@ -186,6 +187,9 @@ static int log_write(struct fdt_resource *r, void *s, const char *key, const cha
     return r->drv->exec(s, sql, NULL, err);
 }
 
+static int log_record(struct fdt_txn *t, const char *role, const char *outcome,
+                      struct fdt_error *err);
+
 static int fail_rolled_back(struct fdt_txn *t, struct fdt_error *err, const char *why)
 {
     char msg[sizeof(err->msg)];
@@ -217,26 +221,27 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
         end(t, FDT_TXN_COMMITTED, true);
         return 0;
     }
-    /* Two-phase: the log branch commits locally with the decision; the others prepare. */
-    int log = -1;
+    /* Two-phase. The decision goes to the node's log resource (fdt__txn_log_resource):
+     * inside its own branch when that branch cannot prepare (SQLite as the logging last
+     * resource), else in a local transaction of its own after every branch is prepared.
+     * The decision row's key is unique: a recoverer that fenced this transaction with an
+     * abort row first makes the decision fail, so both never disagree. */
+    int llr = -1;
     for (int i = 0; i < t->nb; i++) {
-        if (!t->b[i].r->drv->can_prepare) {
-            if (log >= 0)
-                return fail_rolled_back(t, err,
-                                        "two resources that cannot prepare (sqlite) "
-                                        "cannot commit atomically together");
-            log = i;
-        }
+        if (t->b[i].r->drv->can_prepare)
+            continue;
+        if (llr >= 0)
+            return fail_rolled_back(t, err,
+                                    "two resources that cannot prepare (sqlite) cannot commit "
+                                    "atomically together");
+        llr = i;
     }
-    for (int i = 0; log < 0 && i < t->nb; i++) {
-        if (t->b[i].r->cfg.log)
-            log = i;
-    }
-    if (log < 0)
-        log = 0;
+    struct fdt_resource *L = llr >= 0 ? t->b[llr].r : fdt__txn_log_resource();
+    if (!L)
+        return fail_rolled_back(t, err, "no resource can hold the decision record");
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
-        if (i == log)
+        if (i == llr)
             continue;
         if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
             char why[300];
@@ -244,26 +249,39 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
             return fail_rolled_back(t, err, why);
         }
         b->prepared = true;
+        FDT_FAULT_POINT("after_prepare");
     }
-    struct branch *lb = &t->b[log];
-    if (log_write(lb->r, lb->session, t->log_key, "root", "commit", &e) < 0) {
+    FDT_FAULT_POINT("before_decision");
+    struct fdt_resource *lr = L;
+    void *ls = NULL;
+    if (llr >= 0) {
+        ls = t->b[llr].session;
+    } else if (fdt__resource_acquire(L, &ls, &e) < 0) {
         char why[300];
         snprintf(why, sizeof(why), "decision record: %s", e.msg);
         return fail_rolled_back(t, err, why);
     }
-    /* The decision point: the log branch's local commit. */
-    if (lb->r->drv->commit(lb->session, &e) < 0) {
-        if (lb->r->drv->alive(lb->session)) {
+    int rc = log_write(lr, ls, t->log_key, "root", "commit", &e);
+    if (rc == 0 && llr >= 0)
+        rc = lr->drv->commit(ls, &e); /* the decision point: the last resource commits */
+    if (rc < 0) {
+        bool known = lr->drv->alive(ls);
+        if (llr < 0)
+            fdt__resource_release(lr, ls, known);
+        if (known) {
             char why[300];
-            snprintf(why, sizeof(why), "decision commit: %s", e.msg);
+            snprintf(why, sizeof(why), "decision: %s", e.msg);
             return fail_rolled_back(t, err, why);
         }
-        /* The connection died during COMMIT: the decision may or may not be durable.
-         * Recovery reads the log and finishes the prepared branches either way. */
-        fdt_log(FDT_LOG_ERROR, "decision commit of %s: outcome unknown: %s", t->log_key, e.msg);
+        /* The connection died while committing the decision: it may or may not be
+         * durable. Recovery reads the log and finishes the prepared branches either way. */
+        fdt_log(FDT_LOG_ERROR, "decision of %s: outcome unknown: %s", t->log_key, e.msg);
+        if (llr >= 0)
+            t->b[llr].session = NULL;
         end(t, FDT_TXN_UNKNOWN, false);
         return fdt_error_set(err, FDT_ETXNSTATE, "outcome unknown: %s", e.msg);
     }
+    FDT_FAULT_POINT("after_decision");
     /* Decided: commit the prepared branches. A failure here is for recovery to finish. */
     bool all = true;
     for (int i = 0; i < t->nb; i++) {
@@ -279,22 +297,13 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
     if (all) {
         char sql[300];
         snprintf(sql, sizeof(sql), "DELETE FROM fdt_txn_log WHERE gid = '%s'", t->log_key);
-        if (lb->r->drv->exec(lb->session, sql, NULL, &e) < 0)
+        if (lr->drv->exec(ls, sql, NULL, &e) < 0)
             fdt_log(FDT_LOG_WARN, "forgetting decision %s: %s", t->log_key, e.msg);
     }
+    if (llr < 0)
+        fdt__resource_release(lr, ls, true);
     end(t, FDT_TXN_COMMITTED, true);
     return 0;
-}
-
-/* The resource that holds a participant's vote record: the one marked log = yes, else the
- * first branch. */
-static struct branch *vote_branch(struct fdt_txn *t)
-{
-    for (int i = 0; i < t->nb; i++) {
-        if (t->b[i].r->cfg.log)
-            return &t->b[i];
-    }
-    return &t->b[0];
 }
 
 int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
@@ -327,29 +336,54 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
     if (t->nb > 0) {
         /* The vote record is the cut-off of the disconnect rule: once it is durable the
          * branches stay prepared whatever happens to the connection. */
-        struct branch *vb = vote_branch(t);
-        if (log_write(vb->r, vb->session, t->log_key, "participant", "voted", &e) < 0) {
+        FDT_FAULT_POINT("before_vote_record");
+        if (log_record(t, "participant", "voted", &e) < 0) {
             char why[300];
             snprintf(why, sizeof(why), "vote record: %s", e.msg);
             return fail_rolled_back(t, err, why);
         }
+        FDT_FAULT_POINT("after_vote_record");
     }
     t->state = FDT_TXN_PREPARED;
     return 0;
+}
+
+/* Write (INSERT) or update (UPDATE) t's record in the log resource, on a session of its
+ * own, committed at once. */
+static int log_record(struct fdt_txn *t, const char *role, const char *outcome,
+                      struct fdt_error *err)
+{
+    struct fdt_resource *L = fdt__txn_log_resource();
+    void *s = NULL;
+    if (!L)
+        return fdt_error_set(err, FDT_ETXNSTATE, "no PostgreSQL resource for the vote record");
+    if (fdt__resource_acquire(L, &s, err) < 0)
+        return err->code;
+    int rc = log_write(L, s, t->log_key, role, outcome, err);
+    fdt__resource_release(L, s, rc == 0 || L->drv->alive(s));
+    return rc;
 }
 
 static int set_outcome(struct fdt_txn *t, const char *outcome)
 {
     if (t->nb == 0)
         return 0;
-    struct branch *vb = vote_branch(t);
+    struct fdt_resource *L = fdt__txn_log_resource();
+    void *s = NULL;
     struct fdt_error e = {0};
+    if (!L)
+        return FDT_ENOENT;
+    if (fdt__resource_acquire(L, &s, &e) < 0) {
+        fdt_log(FDT_LOG_WARN, "recording outcome of %s: %s", t->log_key, e.msg);
+        return e.code;
+    }
     char sql[400];
     snprintf(sql, sizeof(sql), "UPDATE fdt_txn_log SET outcome = '%s' WHERE gid = '%s'", outcome,
              t->log_key);
-    int rc = vb->r->drv->exec(vb->session, sql, NULL, &e);
+    int rc = L->drv->exec(s, sql, NULL, &e);
     if (rc < 0)
         fdt_log(FDT_LOG_WARN, "recording outcome of %s: %s", t->log_key, e.msg);
+    fdt__resource_release(L, s, rc == 0);
     return rc;
 }
 

@@ -27,6 +27,20 @@ struct fdt_resource *fdt__resource_find(const char *name);
 int fdt__resource_acquire(struct fdt_resource *r, void **session, struct fdt_error *err);
 void fdt__resource_release(struct fdt_resource *r, void *session, bool healthy);
 
+/* The node's PostgreSQL log resource: the one marked log = yes, else the first
+ * PostgreSQL resource; NULL without one. It holds vote records, and the decision of a root
+ * transaction that has no SQLite branch (with one, SQLite holds it: the logging last
+ * resource). */
+struct fdt_resource *fdt__txn_log_resource(void);
+int fdt__txn_resource_count(void);
+struct fdt_resource *fdt__txn_resource_at(int i);
+
+/* One recovery pass over the node's prepared transactions older than grace seconds. */
+int fdt__txn_recover_once(const char *node, double grace, struct fdt_error *err);
+/* Start / stop the worker's recovery thread (scans at start, then every interval). */
+int fdt__txn_recovery_start(const struct fdt_cfg *cfg);
+void fdt__txn_recovery_stop(void);
+
 /* The connection is gone: roll back before the vote, keep prepared after it. */
 void fdt__txn_conn_closed(struct fdt_conn *c);
 

@@ -2,9 +2,11 @@
 
 #define FDT_LOG_MODULE "txn"
 #include "txn/txn.h"
+#include "txn/txn_fault.h"
 #include "util/util.h"
 
 #include <fdt/log.h>
+#include <stdio.h>
 #include <string.h>
 
 /* The resources of this process (set once at worker start, before any thread). */
@@ -100,3 +102,51 @@ int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err)
         __atomic_store_n(&r->log_ready, true, __ATOMIC_RELEASE);
     return rc;
 }
+
+struct fdt_resource *fdt__txn_log_resource(void)
+{
+    for (int i = 0; i < g_n_resources; i++) {
+        if (g_resources[i].cfg.log && g_resources[i].drv->can_prepare)
+            return &g_resources[i];
+    }
+    for (int i = 0; i < g_n_resources; i++) {
+        if (g_resources[i].drv->can_prepare)
+            return &g_resources[i];
+    }
+    return NULL;
+}
+
+int fdt__txn_resource_count(void)
+{
+    return g_n_resources;
+}
+
+struct fdt_resource *fdt__txn_resource_at(int i)
+{
+    return i >= 0 && i < g_n_resources ? &g_resources[i] : NULL;
+}
+
+#if FDT_FAULT_POINTS
+#include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+void fdt__txn_fault(const char *name)
+{
+    const char *path = getenv("FDT_FAULT_FILE");
+    if (!path)
+        return;
+    FILE *f = fopen(path, "re");
+    if (!f)
+        return;
+    char want[64] = "";
+    if (!fgets(want, sizeof(want), f))
+        want[0] = '\0';
+    fclose(f);
+    want[strcspn(want, "\r\n")] = '\0';
+    if (strcmp(want, name) != 0 || unlink(path) != 0)
+        return;
+    fdt_log(FDT_LOG_WARN, "fault point %s: killing this worker", name);
+    raise(SIGKILL);
+}
+#endif

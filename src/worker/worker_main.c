@@ -305,6 +305,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     if (setup_loop(w, a, reason, sizeof(reason)) < 0)
         fail_start(w, reason);
     start_threads(w);
+    if (fdt__txn_recovery_start(a->cfg) < 0)
+        fail_start(w, "cannot start the recovery thread");
 
     /* Listeners go into epoll last: nothing is accepted before every thread is ready. */
     for (int i = 0; i < w->n_listeners; i++) {
@@ -325,6 +327,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
 
     fdt__worker_loop(w);
     /* fdt__worker_loop returns only after a clean drain. */
+    fdt__txn_recovery_stop();
     if (w->app->process_fini)
         w->app->process_fini();
     fdt__txn_shutdown();

@@ -77,7 +77,7 @@ class FdtServer:
     """One fdtserver master with its workers, configured through an INI file."""
 
     def __init__(self, tmp_path, app="lineapp.so", workers=1, threads=4, server=None,
-                 app_keys=None, listeners=None, extra_ini=""):
+                 app_keys=None, listeners=None, extra_ini="", env=None):
         self.dir = Path(tmp_path)
         self.port = free_port()
         self.ctl_path = self.dir / "ctl.sock"
@@ -93,6 +93,7 @@ class FdtServer:
         self.listeners = listeners or {"main": {"address": f"127.0.0.1:{self.port}",
                                                 "protocol": "raw"}}
         self.extra_ini = extra_ini
+        self.env = dict(os.environ, **(env or {}))
         self.proc = None
         self.write_config()
 
@@ -110,7 +111,7 @@ class FdtServer:
         self.logf = open(self.log_path, "ab")
         self.proc = subprocess.Popen([str(FDTSERVER), "-c", str(self.conf_path), *args],
                                      stdout=self.logf, stderr=subprocess.STDOUT,
-                                     stdin=subprocess.DEVNULL)
+                                     stdin=subprocess.DEVNULL, env=self.env)
         if wait:
             self.wait_ready()
         return self

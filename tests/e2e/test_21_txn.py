@@ -18,7 +18,8 @@ def txn_server(make_server, postgres, pgdb, tmp_path, **kw):
                   "DEFERRABLE INITIALLY DEFERRED)", dbname=db)
     extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
              f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
-    s = make_server(extra_ini=extra, server={"node": "testnode"}, **kw)
+    server = dict({"node": "testnode"}, **kw.pop("server", {}))
+    s = make_server(extra_ini=extra, server=server, **kw)
     return s, db
 
 
@@ -165,3 +166,122 @@ def test_21_08_an_xid_too_long_is_refused_at_begin(make_server, postgres, pgdb, 
     (gid,) = prepared(postgres, db)
     assert len(gid) <= 199
     postgres.psql(f"ROLLBACK PREPARED '{gid}'", dbname=db)
+
+
+def fdt_txn(s, *args):
+    import subprocess
+    from fdt import FDTSERVER
+    return subprocess.run([str(FDTSERVER), "txn", *args, "-c", str(s.conf_path)],
+                          capture_output=True, text=True, timeout=30)
+
+
+def test_21_09_list_and_resolve_from_the_command_line(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    gids = []
+    for i, gtrid in enumerate(("e001", "e002")):
+        c = s.client()
+        assert c.call(f"TXN BEGIN {gtrid}") == "OK"
+        assert c.call(f"SQL pg INSERT INTO acc VALUES ({10 + i}, 1)") == "OK 1"
+        assert c.call("TXN VOTE") == "OK"
+        c.close()
+        gids.append(gid_for("testnode", "pg", gtrid))
+    wait_for(lambda: s.log().count("stays prepared") == 2, what="both in doubt")
+    r = fdt_txn(s, "list")
+    assert r.returncode == 0, r.stderr
+    for g in gids:
+        assert g in r.stdout
+    assert "participant" in r.stdout and "voted" in r.stdout
+    assert "2 prepared transactions" in r.stdout
+    # Commit one, roll back the other; both are recorded with a comment.
+    r = fdt_txn(s, "commit", gids[0])
+    assert r.returncode == 0 and "committed" in r.stdout, r.stderr
+    r = fdt_txn(s, "rollback", gids[1])
+    assert r.returncode == 0 and "rolled back" in r.stdout, r.stderr
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["10"]]
+    assert prepared(postgres, db) == []
+    log = postgres.psql("SELECT outcome, comment FROM fdt_txn_log ORDER BY outcome", dbname=db)
+    assert [row[0] for row in log] == ["committed", "rolled back"]
+    assert all(row[1].startswith("manual ") for row in log)
+    # Idempotent: committing again says so; rolling back a committed one is an error.
+    r = fdt_txn(s, "commit", gids[0])
+    assert r.returncode == 0 and "already committed" in r.stdout
+    r = fdt_txn(s, "rollback", gids[0])
+    assert r.returncode != 0 and "cannot be rolled back" in r.stderr
+    r = fdt_txn(s, "commit", "not-a-gid")
+    assert r.returncode == 2
+    assert "0 prepared transactions" in fdt_txn(s, "list").stdout
+
+
+def crash_server(make_server, postgres, pgdb, tmp_path):
+    fault = tmp_path / "fault"
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, workers=1,
+                       env={"FDT_FAULT_FILE": str(fault)},
+                       server={"node": "testnode", "recovery_grace": 0,
+                               "recovery_interval": 0.3})
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
+    assert c.call("TXN COMMIT") == "OK"
+    return s, db, fault
+
+
+def lite_rows(tmp_path):
+    import sqlite3
+    return sqlite3.connect(str(tmp_path / "lite.db")).execute("SELECT x FROM t").fetchall()
+
+
+def crash_at(s, fault, point, commands):
+    fault.write_text(point)
+    c = s.client()
+    answers = []
+    try:
+        for cmd in commands:
+            answers.append(c.call(cmd))
+    except ConnectionError:
+        answers.append("closed")
+    s.wait_log(f"fault point {point}")
+    assert not fault.exists()
+    return answers
+
+
+def test_21_10_root_crash_after_the_decision_commits_everywhere(make_server, postgres, pgdb,
+                                                                tmp_path):
+    s, db, fault = crash_server(make_server, postgres, pgdb, tmp_path)
+    a = crash_at(s, fault, "after_decision", ["TXN BEGIN", "SQL pg INSERT INTO acc VALUES (1, 1)",
+                                             "SQL lite INSERT INTO t VALUES (1)", "TXN COMMIT"])
+    assert a[-1] == "closed"
+    # The decision is durable in SQLite (the last resource); recovery commits the branch.
+    assert lite_rows(tmp_path) == [(1,)]
+    wait_for(lambda: postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]],
+             what="recovery commits the prepared branch")
+    assert prepared(postgres, db) == []
+    assert "recovery" in s.log() and "committed fdt1:testnode:pg:" in s.log()
+
+
+def test_21_11_root_crash_before_the_decision_rolls_back_everywhere(make_server, postgres, pgdb,
+                                                                   tmp_path):
+    s, db, fault = crash_server(make_server, postgres, pgdb, tmp_path)
+    crash_at(s, fault, "before_decision", ["TXN BEGIN", "SQL pg INSERT INTO acc VALUES (2, 2)",
+                                          "SQL lite INSERT INTO t VALUES (2)", "TXN COMMIT"])
+    wait_for(lambda: prepared(postgres, db) == [], what="recovery rolls back")
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    assert lite_rows(tmp_path) == []
+    assert "rolled back fdt1:testnode:pg:" in s.log()
+
+
+def test_21_12_participant_crash_before_the_vote_record_rolls_back(make_server, postgres, pgdb,
+                                                                   tmp_path):
+    s, db, fault = crash_server(make_server, postgres, pgdb, tmp_path)
+    crash_at(s, fault, "before_vote_record",
+             ["TXN BEGIN f001", "SQL pg INSERT INTO acc VALUES (3, 3)", "TXN VOTE"])
+    wait_for(lambda: prepared(postgres, db) == [], what="recovery rolls back")
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+
+
+def test_21_13_participant_crash_after_the_vote_record_stays_prepared(make_server, postgres,
+                                                                      pgdb, tmp_path):
+    s, db, fault = crash_server(make_server, postgres, pgdb, tmp_path)
+    crash_at(s, fault, "after_vote_record",
+             ["TXN BEGIN f002", "SQL pg INSERT INTO acc VALUES (4, 4)", "TXN VOTE"])
+    wait_for(lambda: "left in doubt" in s.log(), what="a recovery pass that saw it")
+    assert prepared(postgres, db) == [gid_for("testnode", "pg", "f002")]

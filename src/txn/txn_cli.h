@@ -1,0 +1,11 @@
+/* `fdtserver txn list|commit GID|rollback GID`: in-doubt transactions from the command
+ * line (design §2), talking to the databases directly, never to the master. */
+#ifndef FDT_TXN_CLI_H
+#define FDT_TXN_CLI_H
+
+#include "config/config.h"
+
+/* argv: the words after "txn". Returns the process exit status. */
+int fdt__txn_cli(const struct fdt_cfg *cfg, int argc, char **argv);
+
+#endif

@@ -1,0 +1,243 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "recovery"
+#include "txn/txn.h"
+#include "txn/txn_gid.h"
+#include "util/util.h"
+
+#include <fdt/log.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+/* Recovery of in-doubt branches of this node.
+ *
+ * For each prepared GID of the node (older than recovery_grace, so that transactions in
+ * flight are left alone) the node's log resource decides:
+ *   - a root decision "commit", or an outcome "committed" -> COMMIT PREPARED;
+ *   - an outcome "rolled back"                           -> ROLLBACK PREPARED;
+ *   - a participant's vote ("voted")                     -> left alone: the client's
+ *     coordinator resolves it (txn.commit_prepared, fdtctl, fdtserver txn);
+ *   - no record at all (presumed abort)                  -> first abort records are
+ *     inserted where a decision could be written, which fences the coordinator (its own
+ *     decision insert then fails on the unique key), then ROLLBACK PREPARED.
+ * One recoverer per node at a time: a PostgreSQL advisory lock per resource. */
+
+struct pass {
+    const char *node;
+    struct fdt_resource *r; /* the resource being scanned */
+    void *s;
+    void *sessions[FDT_CFG_MAX_RESOURCES]; /* one per resource, for the logs; NULL if down */
+    bool have_sessions;
+    int committed, rolled_back, left;
+};
+
+/* The record of key in any resource's log (a root decision lives in SQLite when SQLite took
+ * part, else in the PostgreSQL log resource; votes in the latter). */
+static bool lookup(struct pass *p, const char *key, char *role, char *outcome, size_t size)
+{
+    char sql[400];
+    snprintf(sql, sizeof(sql), "SELECT role || ' ' || outcome FROM fdt_txn_log WHERE gid = '%s'",
+             key);
+    role[0] = outcome[0] = '\0';
+    bool all_read = true;
+    for (int i = 0; i < fdt__txn_resource_count(); i++) {
+        struct fdt_resource *r = fdt__txn_resource_at(i);
+        char out[128] = "";
+        struct fdt_error e = {0};
+        if (!p->sessions[i]) {
+            all_read = false;
+            continue;
+        }
+        if (fdt__txn_log_ensure(r, p->sessions[i], &e) < 0 ||
+            r->drv->query_text(p->sessions[i], sql, out, sizeof(out), &e) < 0) {
+            all_read = false;
+            continue;
+        }
+        char *sp = strchr(out, ' ');
+        if (!sp)
+            continue;
+        *sp = '\0';
+        fdt__strlcpy(role, out, size);
+        fdt__strlcpy(outcome, sp + 1, size);
+        return true;
+    }
+    return all_read;
+}
+
+/* Presumed abort, made safe: an abort record in every place a decision for key could be
+ * written (each SQLite resource and the PostgreSQL log resource). A coordinator that
+ * comes later fails on the unique key; one that came first makes our insert fail. */
+static bool fence(struct pass *p, const char *key)
+{
+    struct fdt_resource *L = fdt__txn_log_resource();
+    char sql[500];
+    snprintf(sql, sizeof(sql),
+             "INSERT INTO fdt_txn_log (gid, role, outcome, created, comment) VALUES ('%s', "
+             "'recovery', 'rolled back', %lld, 'presumed abort: no decision')",
+             key, (long long)fdt__wall_ms());
+    for (int i = 0; i < fdt__txn_resource_count(); i++) {
+        struct fdt_resource *r = fdt__txn_resource_at(i);
+        if (r->drv->can_prepare && r != L)
+            continue;
+        struct fdt_error e = {0};
+        if (!p->sessions[i] || fdt__txn_log_ensure(r, p->sessions[i], &e) < 0 ||
+            r->drv->exec(p->sessions[i], sql, NULL, &e) < 0)
+            return false;
+    }
+    return true;
+}
+
+static void one(const char *gid, void *arg)
+{
+    struct pass *p = arg;
+    struct fdt_gid g;
+    char key[FDT_GID_MAX + 1];
+    if (fdt__gid_parse(gid, &g) < 0 || strcmp(g.node, p->node) != 0 ||
+        fdt__gid_format(key, sizeof(key), g.node, "_", &g.xid) < 0)
+        return; /* not ours: never touched */
+    if (!p->have_sessions) {
+        /* Sessions on every log, taken only when there is something to decide. */
+        p->have_sessions = true;
+        for (int j = 0; j < fdt__txn_resource_count(); j++) {
+            struct fdt_error e = {0};
+            if (fdt__resource_acquire(fdt__txn_resource_at(j), &p->sessions[j], &e) < 0)
+                p->sessions[j] = NULL;
+        }
+    }
+    char role[32];
+    char outcome[32];
+    if (!lookup(p, key, role, outcome, sizeof(role))) {
+        p->left++; /* a log could not be read: decide nothing */
+        return;
+    }
+    bool commit;
+    if (strcmp(outcome, "commit") == 0 || strcmp(outcome, "committed") == 0) {
+        commit = true;
+    } else if (strcmp(outcome, "rolled back") == 0) {
+        commit = false;
+    } else if (strcmp(outcome, "voted") == 0) {
+        p->left++;
+        return;
+    } else {
+        if (!fence(p, key)) {
+            fdt_log(FDT_LOG_INFO, "%s: a decision raced with recovery: next pass", gid);
+            p->left++;
+            return;
+        }
+        commit = false;
+    }
+    struct fdt_error e = {0};
+    int rc = commit ? p->r->drv->commit_prepared(p->s, gid, &e)
+                    : p->r->drv->rollback_prepared(p->s, gid, &e);
+    if (rc < 0) {
+        fdt_log(FDT_LOG_WARN, "%s %s: %s", commit ? "commit" : "rollback", gid, e.msg);
+        return;
+    }
+    fdt_log(FDT_LOG_INFO, "%s %s", commit ? "committed" : "rolled back", gid);
+    if (commit)
+        p->committed++;
+    else
+        p->rolled_back++;
+}
+
+int fdt__txn_recover_once(const char *node, double grace, struct fdt_error *err)
+{
+    char prefix[FDT_GID_MAX + 1];
+    if (fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "bad node name %s", node);
+    char lockname[128];
+    snprintf(lockname, sizeof(lockname), "fdt-recovery:%s", node);
+    int n = fdt__txn_resource_count();
+    int rc = 0;
+    for (int i = 0; i < n; i++) {
+        struct fdt_resource *r = fdt__txn_resource_at(i);
+        if (!r->drv->can_prepare)
+            continue;
+        struct pass p = {.node = node, .r = r};
+        if (fdt__resource_acquire(r, &p.s, err) < 0) {
+            rc = err->code;
+            continue;
+        }
+        int got = r->drv->try_lock(p.s, lockname, err);
+        if (got == 1) {
+            if (r->drv->recover(p.s, prefix, grace, one, &p, err) < 0)
+                rc = err->code;
+            for (int j = 0; j < n; j++)
+                fdt__resource_release(fdt__txn_resource_at(j), p.sessions[j], true);
+            if (p.committed || p.rolled_back || p.left)
+                fdt_log(FDT_LOG_INFO,
+                        "[resource.%s] %d committed, %d rolled back, %d left in doubt", r->cfg.name,
+                        p.committed, p.rolled_back, p.left);
+            r->drv->unlock(p.s, lockname);
+        }
+        fdt__resource_release(r, p.s, true);
+    }
+    return rc;
+}
+
+/* The recovery thread of a worker. */
+static struct {
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stop;
+    bool started;
+    char node[FDT_CFG_NAME_MAX];
+    double interval;
+    double grace;
+} g_rec = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+
+static void *recovery_main(void *arg)
+{
+    (void)arg;
+    pthread_setname_np(pthread_self(), "fdt-recovery");
+    pthread_mutex_lock(&g_rec.lock);
+    while (!g_rec.stop) {
+        pthread_mutex_unlock(&g_rec.lock);
+        struct fdt_error err = {0};
+        if (fdt__txn_recover_once(g_rec.node, g_rec.grace, &err) < 0)
+            fdt_log(FDT_LOG_WARN, "recovery pass: %s", err.msg);
+        pthread_mutex_lock(&g_rec.lock);
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + g_rec.interval;
+        ts.tv_sec = (time_t)when;
+        ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
+        while (!g_rec.stop && pthread_cond_timedwait(&g_rec.cond, &g_rec.lock, &ts) == 0)
+            ;
+    }
+    pthread_mutex_unlock(&g_rec.lock);
+    return NULL;
+}
+
+int fdt__txn_recovery_start(const struct fdt_cfg *cfg)
+{
+    bool any = false;
+    for (int i = 0; i < fdt__txn_resource_count(); i++)
+        any |= fdt__txn_resource_at(i)->drv->can_prepare;
+    if (!any || cfg->recovery_interval <= 0)
+        return 0;
+    fdt__strlcpy(g_rec.node, cfg->node, sizeof(g_rec.node));
+    g_rec.interval = cfg->recovery_interval;
+    g_rec.grace = cfg->recovery_grace;
+    g_rec.stop = false;
+    int rc = pthread_create(&g_rec.thread, NULL, recovery_main, NULL);
+    if (rc != 0)
+        return -rc;
+    g_rec.started = true;
+    return 0;
+}
+
+void fdt__txn_recovery_stop(void)
+{
+    if (!g_rec.started)
+        return;
+    pthread_mutex_lock(&g_rec.lock);
+    g_rec.stop = true;
+    pthread_cond_broadcast(&g_rec.cond);
+    pthread_mutex_unlock(&g_rec.lock);
+    pthread_join(g_rec.thread, NULL);
+    g_rec.started = false;
+}
