@@ -9,7 +9,9 @@
 #include <errno.h>
 #include <fdt/log.h>
 #include <jansson.h>
+#include <limits.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -174,6 +176,11 @@ static json_t *status_json(struct fdt_master *m)
     json_t *root = json_object();
     json_object_set_new(root, "pid", json_integer(getpid()));
     json_object_set_new(root, "version", json_string(FDT_VERSION));
+    if (m->cfg && m->cfg->file[0]) {
+        char real[PATH_MAX];
+        json_object_set_new(root, "config_file",
+                            json_string(realpath(m->cfg->file, real) ? real : m->cfg->file));
+    }
     json_object_set_new(root, "state", json_string(m->stopping ? "stopping" : "running"));
     json_object_set_new(root, "uptime_s",
                         json_real((double)(fdt__wall_ms() - m->started_wall_ms) / 1000.0));
@@ -209,6 +216,9 @@ static json_t *status_json(struct fdt_master *m)
             json_object_set_new(jw, "transactions_open", json_integer(atomic_load(&s->txn_open)));
             json_object_set_new(jw, "transactions_in_doubt",
                                 json_integer(atomic_load(&s->txn_in_doubt)));
+            json_object_set_new(
+                jw, "in_doubt_oldest_s",
+                json_real((double)atomic_load(&s->txn_in_doubt_oldest_ms) / 1000.0));
             int busy = 0;
             for (unsigned t = 0; t < s->threads && t < FDT_MAX_THREADS; t++)
                 busy += atomic_load(&s->busy_since[t]) != 0;

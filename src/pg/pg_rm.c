@@ -157,21 +157,23 @@ static int pg_rollback_prepared(void *s, const char *gid, struct fdt_error *err)
 }
 
 static int pg_recover(void *s, const char *prefix, double min_age,
-                      void (*fn)(const char *gid, void *arg), void *arg, struct fdt_error *err)
+                      void (*fn)(const char *gid, double age, void *arg), void *arg,
+                      struct fdt_error *err)
 {
     PGconn *pg = s;
     char age[32];
     snprintf(age, sizeof(age), "%.3f", min_age);
     const char *params[2] = {prefix, age};
-    PGresult *res = PQexecParams(pg,
-                                 "SELECT gid FROM pg_prepared_xacts WHERE database = "
-                                 "current_database() AND starts_with(gid, $1) AND prepared <= "
-                                 "now() - make_interval(secs => $2::float8) ORDER BY prepared",
-                                 2, NULL, params, NULL, NULL, 0);
+    PGresult *res = PQexecParams(
+        pg,
+        "SELECT gid, extract(epoch FROM now() - prepared) FROM pg_prepared_xacts WHERE database = "
+        "current_database() AND starts_with(gid, $1) AND prepared <= "
+        "now() - make_interval(secs => $2::float8) ORDER BY prepared",
+        2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         return fail(pg, res, err, "listing prepared transactions");
     for (int i = 0; i < PQntuples(res); i++)
-        fn(PQgetvalue(res, i, 0), arg);
+        fn(PQgetvalue(res, i, 0), atof(PQgetvalue(res, i, 1)), arg);
     PQclear(res);
     return 0;
 }

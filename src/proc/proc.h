@@ -35,7 +35,8 @@ struct fdt_slot {
     _Atomic uint64_t accept_eagain;  /* wakeups that found nothing to accept */
     _Atomic uint64_t refused_busy;
     _Atomic int64_t txn_open;
-    _Atomic int64_t txn_in_doubt;
+    _Atomic int64_t txn_in_doubt;           /* from this worker's last recovery pass */
+    _Atomic int64_t txn_in_doubt_oldest_ms; /* age of the oldest of them */
     /* 0 when idle, else the monotonic ms at which the thread entered application code. */
     _Atomic int64_t busy_since[FDT_MAX_THREADS];
 };

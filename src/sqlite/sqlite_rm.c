@@ -150,7 +150,8 @@ static int lite_no_prepared(void *s, const char *gid, struct fdt_error *err)
 }
 
 static int lite_recover(void *s, const char *prefix, double min_age,
-                        void (*fn)(const char *gid, void *arg), void *arg, struct fdt_error *err)
+                        void (*fn)(const char *gid, double age, void *arg), void *arg,
+                        struct fdt_error *err)
 {
     (void)s;
     (void)prefix;

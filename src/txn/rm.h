@@ -32,7 +32,8 @@ struct fdt_rm_driver {
     int (*rollback_prepared)(void *session, const char *gid, struct fdt_error *err);
     /* Call fn for each prepared GID starting with prefix. */
     int (*recover)(void *session, const char *prefix, double min_age,
-                   void (*fn)(const char *gid, void *arg), void *arg, struct fdt_error *err);
+                   void (*fn)(const char *gid, double age, void *arg), void *arg,
+                   struct fdt_error *err);
     /* Try to become the one recoverer of name (an advisory lock held by the session);
      * 1 when taken, 0 when someone else holds it. unlock gives it back. */
     int (*try_lock)(void *session, const char *name, struct fdt_error *err);

@@ -431,7 +431,6 @@ void fdt__txn_conn_closed(struct fdt_conn *c)
         /* After the vote: the branches stay prepared, for a higher level to resolve. */
         fdt_log(FDT_LOG_WARN, "conn=%llu closed after the vote: %s stays prepared (in doubt)",
                 (unsigned long long)c->id, t->log_key);
-        atomic_fetch_add(&c->w->slot->txn_in_doubt, 1);
         end(t, FDT_TXN_PREPARED, true);
         return;
     }

@@ -7,6 +7,7 @@
 
 #include <fdt/txn.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 /* A configured resource in this process, with its pool of idle sessions. */
@@ -35,10 +36,19 @@ struct fdt_resource *fdt__txn_log_resource(void);
 int fdt__txn_resource_count(void);
 struct fdt_resource *fdt__txn_resource_at(int i);
 
+struct fdt_recover_result {
+    int in_doubt;  /* voted branches left for their coordinator */
+    double oldest; /* age of the oldest of them, seconds */
+    bool scanned;  /* this pass held the node's recovery lock */
+};
+
 /* One recovery pass over the node's prepared transactions older than grace seconds. */
-int fdt__txn_recover_once(const char *node, double grace, struct fdt_error *err);
-/* Start / stop the worker's recovery thread (scans at start, then every interval). */
-int fdt__txn_recovery_start(const struct fdt_cfg *cfg);
+int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
+                          struct fdt_error *err);
+/* Start / stop the worker's recovery thread (scans at start, then every interval); it
+ * publishes the in-doubt count and the oldest age (ms) through the two pointers. */
+int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt,
+                            _Atomic int64_t *oldest_ms);
 void fdt__txn_recovery_stop(void);
 
 /* The connection is gone: roll back before the vote, keep prepared after it. */

@@ -80,7 +80,7 @@ struct list_ctx {
     int count;
 };
 
-static void list_one(const char *gid, void *arg)
+static void list_one(const char *gid, double age, void *arg)
 {
     struct list_ctx *lc = arg;
     char key[FDT_GID_MAX + 1];
@@ -89,8 +89,8 @@ static void list_one(const char *gid, void *arg)
     char outcome[32] = "";
     if (log_key_of(gid, key, sizeof(key), &g) == 0)
         log_lookup(lc->cfg, key, role, outcome, sizeof(role));
-    printf("%-12s %-10s %-12s %s\n", lc->resource, role[0] ? role : "-",
-           outcome[0] ? outcome : "(no record)", gid);
+    printf("%-12s %-10s %-12s %9.1f %s\n", lc->resource, role[0] ? role : "-",
+           outcome[0] ? outcome : "(no record)", age, gid);
     lc->count++;
 }
 
@@ -98,7 +98,7 @@ static int cmd_list(const struct fdt_cfg *cfg)
 {
     char prefix[FDT_GID_MAX + 1];
     fdt__strlcpy(prefix, FDT_GID_PREFIX, sizeof(prefix));
-    printf("%-12s %-10s %-12s %s\n", "RESOURCE", "ROLE", "RECORD", "GID");
+    printf("%-12s %-10s %-12s %9s %s\n", "RESOURCE", "ROLE", "RECORD", "AGE(s)", "GID");
     int total = 0;
     int rc = 0;
     for (int i = 0; i < cfg->n_resources; i++) {

@@ -7,6 +7,7 @@
 
 #include <fdt/log.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -31,6 +32,7 @@ struct pass {
     void *sessions[FDT_CFG_MAX_RESOURCES]; /* one per resource, for the logs; NULL if down */
     bool have_sessions;
     int committed, rolled_back, left;
+    double oldest; /* age in seconds of the oldest branch left in doubt */
 };
 
 /* The record of key in any resource's log (a root decision lives in SQLite when SQLite took
@@ -89,7 +91,7 @@ static bool fence(struct pass *p, const char *key)
     return true;
 }
 
-static void one(const char *gid, void *arg)
+static void one(const char *gid, double age, void *arg)
 {
     struct pass *p = arg;
     struct fdt_gid g;
@@ -119,6 +121,8 @@ static void one(const char *gid, void *arg)
         commit = false;
     } else if (strcmp(outcome, "voted") == 0) {
         p->left++;
+        if (age > p->oldest)
+            p->oldest = age;
         return;
     } else {
         if (!fence(p, key)) {
@@ -142,8 +146,12 @@ static void one(const char *gid, void *arg)
         p->rolled_back++;
 }
 
-int fdt__txn_recover_once(const char *node, double grace, struct fdt_error *err)
+int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
+                          struct fdt_error *err)
 {
+    res->in_doubt = 0;
+    res->oldest = 0;
+    res->scanned = false;
     char prefix[FDT_GID_MAX + 1];
     if (fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
         return fdt_error_set(err, FDT_EINVAL, "bad node name %s", node);
@@ -164,6 +172,10 @@ int fdt__txn_recover_once(const char *node, double grace, struct fdt_error *err)
         if (got == 1) {
             if (r->drv->recover(p.s, prefix, grace, one, &p, err) < 0)
                 rc = err->code;
+            res->scanned = true;
+            res->in_doubt += p.left;
+            if (p.oldest > res->oldest)
+                res->oldest = p.oldest;
             for (int j = 0; j < n; j++)
                 fdt__resource_release(fdt__txn_resource_at(j), p.sessions[j], true);
             if (p.committed || p.rolled_back || p.left)
@@ -187,6 +199,9 @@ static struct {
     char node[FDT_CFG_NAME_MAX];
     double interval;
     double grace;
+    double warn_age;
+    _Atomic int64_t *in_doubt;
+    _Atomic int64_t *oldest_ms;
 } g_rec = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
 
 static void *recovery_main(void *arg)
@@ -197,8 +212,19 @@ static void *recovery_main(void *arg)
     while (!g_rec.stop) {
         pthread_mutex_unlock(&g_rec.lock);
         struct fdt_error err = {0};
-        if (fdt__txn_recover_once(g_rec.node, g_rec.grace, &err) < 0)
+        struct fdt_recover_result res;
+        if (fdt__txn_recover_once(g_rec.node, g_rec.grace, &res, &err) < 0)
             fdt_log(FDT_LOG_WARN, "recovery pass: %s", err.msg);
+        if (res.scanned && g_rec.in_doubt) {
+            atomic_store(g_rec.in_doubt, res.in_doubt);
+            atomic_store(g_rec.oldest_ms, (int64_t)(res.oldest * 1000.0));
+            if (res.in_doubt > 0 && res.oldest > g_rec.warn_age)
+                fdt_log(FDT_LOG_WARN,
+                        "%d transaction%s in doubt, the oldest prepared %.0fs ago "
+                        "(in_doubt_warn_age %.0fs): resolve with fdtctl txn list / commit / "
+                        "rollback",
+                        res.in_doubt, res.in_doubt == 1 ? "" : "s", res.oldest, g_rec.warn_age);
+        }
         pthread_mutex_lock(&g_rec.lock);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -212,8 +238,12 @@ static void *recovery_main(void *arg)
     return NULL;
 }
 
-int fdt__txn_recovery_start(const struct fdt_cfg *cfg)
+int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt,
+                            _Atomic int64_t *oldest_ms)
 {
+    g_rec.in_doubt = in_doubt;
+    g_rec.oldest_ms = oldest_ms;
+    g_rec.warn_age = cfg->in_doubt_warn_age;
     bool any = false;
     for (int i = 0; i < fdt__txn_resource_count(); i++)
         any |= fdt__txn_resource_at(i)->drv->can_prepare;

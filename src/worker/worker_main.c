@@ -305,7 +305,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     if (setup_loop(w, a, reason, sizeof(reason)) < 0)
         fail_start(w, reason);
     start_threads(w);
-    if (fdt__txn_recovery_start(a->cfg) < 0)
+    if (fdt__txn_recovery_start(a->cfg, &w->slot->txn_in_doubt, &w->slot->txn_in_doubt_oldest_ms) <
+        0)
         fail_start(w, "cannot start the recovery thread");
 
     /* Listeners go into epoll last: nothing is accepted before every thread is ready. */

@@ -285,3 +285,24 @@ def test_21_13_participant_crash_after_the_vote_record_stays_prepared(make_serve
              ["TXN BEGIN f002", "SQL pg INSERT INTO acc VALUES (4, 4)", "TXN VOTE"])
     wait_for(lambda: "left in doubt" in s.log(), what="a recovery pass that saw it")
     assert prepared(postgres, db) == [gid_for("testnode", "pg", "f002")]
+
+
+def test_21_14_fdtctl_txn_list_and_status_count_in_doubt(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, workers=1,
+                       server={"recovery_grace": 0, "recovery_interval": 0.3,
+                               "in_doubt_warn_age": 0})
+    c = s.client()
+    assert c.call("TXN BEGIN 0a0b") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (20, 1)") == "OK 1"
+    assert c.call("TXN VOTE") == "OK"
+    c.close()
+    gid = gid_for("testnode", "pg", "0a0b")
+    r = s.ctl("txn", "list")
+    assert gid in r.stdout and "voted" in r.stdout
+    wait_for(lambda: s.workers()[0]["transactions_in_doubt"] == 1, what="status counts it")
+    assert s.workers()[0]["in_doubt_oldest_s"] >= 0
+    s.wait_log("in doubt, the oldest prepared")
+    r = s.ctl("txn", "commit", gid)
+    assert "committed" in r.stdout
+    wait_for(lambda: s.workers()[0]["transactions_in_doubt"] == 0, what="status clears")
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]]
