@@ -31,6 +31,7 @@ void fdt__cfg_init(struct fdt_cfg *cfg)
     cfg->recovery_interval = 30.0;
     cfg->recovery_grace = 10.0;
     cfg->in_doubt_warn_age = 3600.0;
+    cfg->transaction_timeout = 60.0;
 }
 
 void fdt__cfg_deinit(struct fdt_cfg *cfg)
@@ -123,6 +124,10 @@ static int apply_server(struct apply_ctx *ctx, const char *key, const char *valu
             cfg->ready_timeout = d;
         else
             cfg->idle_timeout = d;
+    } else if (strcmp(key, "transaction_timeout") == 0) {
+        if (fdt__parse_double(value, 0.001, 86400.0, &d) < 0)
+            return bad_value(ctx, "server", key, value, "expected seconds, 0.001 to 86400");
+        cfg->transaction_timeout = d;
     } else if (strcmp(key, "in_doubt_warn_age") == 0) {
         if (fdt__parse_double(value, 0.0, 1e9, &d) < 0)
             return bad_value(ctx, "server", key, value, "expected seconds");

@@ -61,9 +61,10 @@ struct fdt_cfg {
     char error_log[FDT_CFG_PATH_MAX];
     char access_log[FDT_CFG_PATH_MAX];
     char node[FDT_CFG_NAME_MAX];
-    double recovery_interval; /* seconds between scans for in-doubt transactions */
-    double recovery_grace;    /* a prepared branch younger than this is in flight */
-    double in_doubt_warn_age; /* warn about voted branches older than this */
+    double recovery_interval;   /* seconds between scans for in-doubt transactions */
+    double recovery_grace;      /* a prepared branch younger than this is in flight */
+    double in_doubt_warn_age;   /* warn about voted branches older than this */
+    double transaction_timeout; /* an active transaction idle this long is rolled back */
     /* [listen.NAME] */
     struct fdt_listen_cfg listeners[FDT_CFG_MAX_LISTENERS];
     int n_listeners;

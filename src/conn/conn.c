@@ -227,6 +227,21 @@ static bool read_and_dispatch(struct fdt_conn *c)
     }
 }
 
+static void expire_txn(struct fdt_conn *c)
+{
+    int64_t since = atomic_load(&c->txn_idle_ms);
+    int64_t limit = (int64_t)(c->w->cfg->transaction_timeout * 1000.0);
+    if (!c->txn || fdt_txn_state(c->txn) != FDT_TXN_ACTIVE || !since ||
+        fdt__now_ms() - since < limit)
+        return;
+    fdt_log(FDT_LOG_WARN, "conn=%llu transaction idle for %.1fs (transaction_timeout): rolled back",
+            (unsigned long long)c->id, (double)(fdt__now_ms() - since) / 1000.0);
+    fdt_txn_abort(c->txn, NULL);
+    atomic_store(&c->txn_idle_ms, 0);
+    if (c->proto->txn_expired)
+        c->proto->txn_expired(c);
+}
+
 void fdt__conn_run(struct fdt_conn *c)
 {
     struct fdt_worker *w = c->w;
@@ -264,6 +279,8 @@ void fdt__conn_run(struct fdt_conn *c)
                 pthread_mutex_unlock(&c->lock);
             }
         }
+        if (!dead && (ev & FDT_EV_TXN_TIMEOUT))
+            expire_txn(c);
         if (ev & FDT_EV_CLOSE)
             dead = true;
 
@@ -286,6 +303,10 @@ void fdt__conn_run(struct fdt_conn *c)
             teardown(c);
             return;
         }
+        /* An active transaction now waits for its client: the loop's timer watches it. */
+        atomic_store_explicit(&c->txn_idle_ms,
+                              c->txn && fdt_txn_state(c->txn) == FDT_TXN_ACTIVE ? fdt__now_ms() : 0,
+                              memory_order_relaxed);
         arm_locked(c);
         if (c->dead) {
             pthread_mutex_unlock(&c->lock);

@@ -31,10 +31,11 @@ enum fdt_poll_kind {
 };
 
 /* Pseudo-events beyond the epoll bits. */
-#define FDT_EV_OPEN    (1u << 28)
-#define FDT_EV_CLOSE   (1u << 29)
-#define FDT_EV_DRAIN   (1u << 30)
-#define FDT_EV_TIMEOUT (1u << 27)
+#define FDT_EV_OPEN        (1u << 28)
+#define FDT_EV_CLOSE       (1u << 29)
+#define FDT_EV_DRAIN       (1u << 30)
+#define FDT_EV_TIMEOUT     (1u << 27)
+#define FDT_EV_TXN_TIMEOUT (1u << 26)
 
 /* A protocol drives a connection: raw (the application's own), http, jsonrpc. */
 struct fdt_proto {
@@ -53,6 +54,9 @@ struct fdt_proto {
      * its headers): answer if the protocol has an answer; the connection is closed after.
      * May be NULL. */
     void (*timeout)(struct fdt_conn *c);
+    /* The connection's active transaction was rolled back after transaction_timeout:
+     * tell the client if the protocol can. May be NULL. */
+    void (*txn_expired)(struct fdt_conn *c);
     /* True when the protocol counts requests itself with fdt__conn_request_done();
      * otherwise every data callback that consumes bytes counts as one request. */
     bool counts_requests;
@@ -87,6 +91,7 @@ struct fdt_conn {
     _Atomic int refs;
     _Atomic int64_t last_active_ms;
     _Atomic int64_t deadline_ms; /* 0: none; see fdt__conn_set_deadline */
+    _Atomic int64_t txn_idle_ms; /* 0, or since when an active transaction waits for the client */
     void *app_data;
     void *proto_data;
     struct fdt_txn *txn; /* the connection's transaction, or NULL */

@@ -173,9 +173,12 @@ static void scan_idle(struct fdt_worker *w, int64_t now)
     for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
         int64_t last = atomic_load_explicit(&c->last_active_ms, memory_order_relaxed);
         int64_t deadline = atomic_load_explicit(&c->deadline_ms, memory_order_relaxed);
+        int64_t txn_idle = atomic_load_explicit(&c->txn_idle_ms, memory_order_relaxed);
         uint32_t ev = 0;
         if (deadline && now >= deadline)
             ev = FDT_EV_TIMEOUT;
+        else if (txn_idle && now - txn_idle >= (int64_t)(w->cfg->transaction_timeout * 1000.0))
+            ev = FDT_EV_TXN_TIMEOUT;
         else if (now - last >= idle_ms)
             ev = FDT_EV_CLOSE;
         else

@@ -306,3 +306,23 @@ def test_21_14_fdtctl_txn_list_and_status_count_in_doubt(make_server, postgres, 
     assert "committed" in r.stdout
     wait_for(lambda: s.workers()[0]["transactions_in_doubt"] == 0, what="status clears")
     assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]]
+
+
+def test_21_15_an_idle_active_transaction_times_out_a_prepared_one_never(make_server, postgres,
+                                                                          pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path,
+                       server={"transaction_timeout": 0.5})
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (30, 1)") == "OK 1"
+    s.wait_log("(transaction_timeout): rolled back")
+    assert c.call("TXN COMMIT") == "ERR no transaction"
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    # The connection itself still works, and a voted transaction is never timed out.
+    assert c.call("TXN BEGIN 0c0d") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (31, 1)") == "OK 1"
+    assert c.call("TXN VOTE") == "OK"
+    import time
+    time.sleep(1.5)
+    assert c.call("TXN FINISH") == "OK"
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["31"]]
