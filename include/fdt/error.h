@@ -14,12 +14,15 @@
 
 /* Our own codes live in a reserved block far above errno values. */
 #define FDT_EBASE     (-10000)
-#define FDT_ECONFIG   (FDT_EBASE - 1) /* bad configuration */
-#define FDT_EPROTO    (FDT_EBASE - 2) /* peer broke the protocol */
-#define FDT_ELIMIT    (FDT_EBASE - 3) /* a configured limit was reached */
-#define FDT_ETXNSTATE (FDT_EBASE - 4) /* operation not valid in this transaction state */
-#define FDT_EAPP      (FDT_EBASE - 5) /* the application failed to load or start */
-#define FDT_ERANDOM   (FDT_EBASE - 6) /* the random source failed */
+#define FDT_ECONFIG   (FDT_EBASE - 1)  /* bad configuration */
+#define FDT_EPROTO    (FDT_EBASE - 2)  /* peer broke the protocol */
+#define FDT_ELIMIT    (FDT_EBASE - 3)  /* a configured limit was reached */
+#define FDT_ETXNSTATE (FDT_EBASE - 4)  /* operation not valid in this transaction state */
+#define FDT_EAPP      (FDT_EBASE - 5)  /* the application failed to load or start */
+#define FDT_ERANDOM   (FDT_EBASE - 6)  /* the random source failed */
+#define FDT_ERETRY    (FDT_EBASE - 20) /* a conflict (serialization, deadlock, busy): retry */
+#define FDT_EDB       (FDT_EBASE - 21) /* the database refused the statement */
+#define FDT_EDOWN     (FDT_EBASE - 22) /* no connection to the database */
 
 /* A detailed error that a person must act on (configuration, app loading). */
 struct fdt_error {

@@ -74,4 +74,19 @@ FDT_API int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err);
 
 FDT_API enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t);
 
+/* Mark the transaction to roll back: commit and vote will fail with reason. */
+FDT_API void fdt_txn_doom(struct fdt_txn *t, const char *reason);
+
+/* The work of a root transaction, run by fdt_txn_run(). Return 0, or a negative code with
+ * err filled (a statement's FDT_ERETRY makes the whole transaction run again). */
+typedef int (*fdt_txn_fn)(struct fdt_txn *t, void *arg, struct fdt_error *err);
+
+/* Begin a root transaction on c, run fn, commit. When fn or the commit fails with a
+ * retryable conflict (serialization failure, deadlock, SQLite busy) before the decision,
+ * everything is rolled back and fn runs again, up to max_attempts times in all, with a
+ * short growing pause. Never retried after a decision. attempts (may be NULL) gets the
+ * number of runs. Returns 0 or the last error. */
+FDT_API int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts,
+                        int *attempts, struct fdt_error *err);
+
 #endif

@@ -50,9 +50,6 @@ extern const struct fdt_rm_driver fdt__rm_sqlite;
 /* Driver for a [resource.NAME] driver = value, or NULL. */
 const struct fdt_rm_driver *fdt__rm_driver_find(const char *name);
 
-/* Error codes drivers put in err->code beyond the usual ones. */
-#define FDT_ERETRY (FDT_EBASE - 20) /* retryable conflict (serialization, deadlock, busy) */
-#define FDT_EDB    (FDT_EBASE - 21) /* the database refused the statement */
-#define FDT_EDOWN  (FDT_EBASE - 22) /* no connection to the database */
+/* Drivers report FDT_ERETRY, FDT_EDB and FDT_EDOWN (fdt/error.h) in err->code. */
 
 #endif

@@ -11,6 +11,7 @@
 #include <fdt/log.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 /* Format id of the XIDs fdtserver makes for its own root transactions ("fdt1"). */
 #define ROOT_FORMAT_ID 0x66647431
@@ -27,6 +28,7 @@ struct fdt_txn {
     enum fdt_txn_state state;
     bool root;
     bool doomed;
+    bool retryable; /* a conflict made it fail: running it again may succeed */
     char doom_reason[256];
     struct fdt_xid xid;
     char log_key[FDT_GID_MAX + 1]; /* GID of the decision / vote record */
@@ -154,6 +156,7 @@ int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long 
     int rc = b->r->drv->exec(b->session, sql, rows, err);
     if (rc < 0) {
         t->doomed = true;
+        t->retryable |= rc == FDT_ERETRY;
         fdt__strlcpy(t->doom_reason, err ? err->msg : "statement failed", sizeof(t->doom_reason));
     }
     return rc;
@@ -194,9 +197,10 @@ static int fail_rolled_back(struct fdt_txn *t, struct fdt_error *err, const char
 {
     char msg[sizeof(err->msg)];
     snprintf(msg, sizeof(msg), "rolled back: %s", why);
+    int code = t->retryable ? FDT_ERETRY : FDT_ETXNSTATE;
     rollback_all(t);
     end(t, FDT_TXN_ROLLED_BACK, false);
-    return fdt_error_set(err, FDT_ETXNSTATE, "%s", msg);
+    return fdt_error_set(err, code, "%s", msg);
 }
 
 int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
@@ -216,8 +220,10 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
     }
     if (t->nb == 1) {
         struct branch *b = &t->b[0];
-        if (b->r->drv->commit(b->session, &e) < 0)
+        if (b->r->drv->commit(b->session, &e) < 0) {
+            t->retryable |= e.code == FDT_ERETRY;
             return fail_rolled_back(t, err, e.msg);
+        }
         end(t, FDT_TXN_COMMITTED, true);
         return 0;
     }
@@ -244,6 +250,7 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
         if (i == llr)
             continue;
         if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
+            t->retryable |= e.code == FDT_ERETRY;
             char why[300];
             snprintf(why, sizeof(why), "prepare %s: %s", b->r->cfg.name, e.msg);
             return fail_rolled_back(t, err, why);
@@ -327,6 +334,7 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
         if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
+            t->retryable |= e.code == FDT_ERETRY;
             char why[300];
             snprintf(why, sizeof(why), "prepare %s: %s", b->r->cfg.name, e.msg);
             return fail_rolled_back(t, err, why);
@@ -420,6 +428,53 @@ int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err)
         set_outcome(t, "rolled back");
     end(t, FDT_TXN_ROLLED_BACK, true);
     return 0;
+}
+
+void fdt_txn_doom(struct fdt_txn *t, const char *reason)
+{
+    if (t->doomed)
+        return;
+    t->doomed = true;
+    fdt__strlcpy(t->doom_reason, reason ? reason : "doomed", sizeof(t->doom_reason));
+}
+
+int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, int *attempts,
+                struct fdt_error *err)
+{
+    int rc = 0;
+    struct fdt_error local = {0};
+    if (!err)
+        err = &local;
+    for (int a = 1;; a++) {
+        if (attempts)
+            *attempts = a;
+        rc = fdt_txn_begin(c, NULL, err);
+        if (rc < 0)
+            return rc;
+        struct fdt_txn *t = c->txn;
+        rc = fn(t, arg, err);
+        if (rc == 0) {
+            rc = fdt_txn_commit(t, err); /* ends t either way */
+        } else {
+            if (rc == FDT_ERETRY)
+                t->retryable = true;
+            bool retry = t->retryable;
+            fdt_txn_abort(t, NULL);
+            if (retry)
+                rc = FDT_ERETRY;
+        }
+        if (rc != FDT_ERETRY || a >= max_attempts)
+            return rc;
+        fdt_log(FDT_LOG_DEBUG, "conn=%llu attempt %d: %s: retrying", (unsigned long long)c->id, a,
+                err->msg);
+        /* A short pause that grows, with jitter, so that the conflicting transactions do not
+         * meet again at once. */
+        unsigned r = 0;
+        if (getrandom(&r, sizeof(r), 0) != (ssize_t)sizeof(r))
+            r = 0;
+        struct timespec ts = {0, (long)(1 + r % (unsigned)(2 * a)) * 1000000L};
+        nanosleep(&ts, NULL);
+    }
 }
 
 void fdt__txn_conn_closed(struct fdt_conn *c)

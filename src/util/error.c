@@ -23,6 +23,12 @@ const char *fdt_strerror(int code)
         return "application failed";
     case FDT_ERANDOM:
         return "random source failed";
+    case FDT_ERETRY:
+        return "conflict, try again";
+    case FDT_EDB:
+        return "database error";
+    case FDT_EDOWN:
+        return "database unavailable";
     default:
         break;
     }

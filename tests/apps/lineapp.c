@@ -181,6 +181,38 @@ static void txn_command(struct fdt_conn *c, const char *line)
         reply(c, "ERR unknown TXN command");
 }
 
+struct retry_work {
+    char resource[64];
+    const char *sql;
+};
+
+static int retry_fn(struct fdt_txn *t, void *arg, struct fdt_error *err)
+{
+    struct retry_work *rw = arg;
+    return fdt_txn_exec(t, rw->resource, rw->sql, NULL, err);
+}
+
+/* RETRY RESOURCE STATEMENTS: run them in a root transaction, retried on conflicts. */
+static void retry_command(struct fdt_conn *c, const char *args)
+{
+    struct retry_work rw;
+    const char *sp = strchr(args, ' ');
+    if (!sp || (size_t)(sp - args) >= sizeof(rw.resource)) {
+        reply(c, "ERR usage: RETRY RESOURCE STATEMENTS");
+        return;
+    }
+    memcpy(rw.resource, args, (size_t)(sp - args));
+    rw.resource[sp - args] = '\0';
+    rw.sql = sp + 1;
+    struct fdt_error err = {0};
+    int attempts = 0;
+    int rc = fdt_txn_run(c, retry_fn, &rw, 5, &attempts, &err);
+    if (rc == 0)
+        reply(c, "OK attempts=%d", attempts);
+    else
+        reply(c, "ERR attempts=%d %s", attempts, err.msg);
+}
+
 /* One command line (without its newline). Returns bytes of body it needs beyond the line,
  * or -1 to close. */
 static long command(struct fdt_conn *c, char *line, const char *rest, size_t rest_len,
@@ -226,6 +258,8 @@ static long command(struct fdt_conn *c, char *line, const char *rest, size_t res
             sum += (unsigned char)rest[i];
         *body_used = (size_t)n;
         reply(c, "GOT %ld %u", n, sum);
+    } else if (strncmp(line, "RETRY ", 6) == 0) {
+        retry_command(c, line + 6);
     } else if (strncmp(line, "TXN ", 4) == 0 || strncmp(line, "SQL ", 4) == 0) {
         txn_command(c, line);
     } else if (strcmp(line, "CRASH") == 0) {

@@ -326,3 +326,27 @@ def test_21_15_an_idle_active_transaction_times_out_a_prepared_one_never(make_se
     time.sleep(1.5)
     assert c.call("TXN FINISH") == "OK"
     assert postgres.psql("SELECT id FROM acc", dbname=db) == [["31"]]
+
+
+def test_21_16_a_deadlock_victim_is_retried_by_the_framework(make_server, postgres, pgdb,
+                                                             tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=4)
+    postgres.psql("INSERT INTO acc VALUES (1, 0), (2, 0)", dbname=db)
+    a = s.client()
+    assert a.call("TXN BEGIN") == "OK"
+    assert a.call("SQL pg UPDATE acc SET bal = bal + 1 WHERE id = 1") == "OK 1"
+    b = s.client()
+    # b locks row 2, then waits for row 1 (held by a).
+    b.send("RETRY pg UPDATE acc SET bal = bal + 10 WHERE id = 2; "
+           "UPDATE acc SET bal = bal + 10 WHERE id = 1\n")
+    wait_for(lambda: postgres.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND datname = current_database()", dbname=db) == [["1"]], what="b waiting")
+    # a now wants row 2: a deadlock. b waited first, so PostgreSQL makes b the victim;
+    # the framework rolls b back and runs it again, which waits for a to finish.
+    a.send("SQL pg UPDATE acc SET bal = bal + 1 WHERE id = 2\n")
+    assert a.readline() == "OK 1"
+    assert a.call("TXN COMMIT") == "OK"
+    assert b.readline() == "OK attempts=2"
+    assert postgres.psql("SELECT id, bal FROM acc ORDER BY id", dbname=db) == \
+        [["1", "11"], ["2", "11"]]
