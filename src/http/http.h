@@ -10,7 +10,7 @@
 
 /* Fill p with the HTTP protocol for app. Returns 0, or -1 with a reason (for example: the
  * application has no HTTP handler). Called once per listener on the worker's main thread. */
-int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app,
-                         const struct fdt_cfg *cfg, char *reason, size_t rsize);
+int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const struct fdt_cfg *cfg,
+                         char *reason, size_t rsize);
 
 #endif

@@ -4,8 +4,8 @@
 
 #include <stdio.h>
 
-int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app,
-                         const struct fdt_cfg *cfg, char *reason, size_t rsize)
+int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const struct fdt_cfg *cfg,
+                         char *reason, size_t rsize)
 {
     (void)p;
     (void)app;
