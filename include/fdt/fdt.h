@@ -7,6 +7,7 @@
 #include <fdt/common.h>
 #include <fdt/conn.h>
 #include <fdt/error.h>
+#include <fdt/http.h>
 #include <fdt/log.h>
 #include <fdt/txn.h>
 

@@ -25,6 +25,11 @@ void fdt__cfg_init(struct fdt_cfg *cfg)
     cfg->max_connections = 1024;
     cfg->max_input = 64 * 1024;
     cfg->max_output = 8 * 1024 * 1024;
+    cfg->max_header_size = 16 * 1024;
+    cfg->max_body_size = 1024 * 1024;
+    cfg->header_timeout = 10.0;
+    cfg->body_timeout = 30.0;
+    cfg->keepalive_timeout = 0.0; /* resolved to idle_timeout by fdt__cfg_finish */
     cfg->log_level = FDT_LOG_INFO;
     fdt__strlcpy(cfg->control_socket, "fdtserver.ctl", sizeof(cfg->control_socket));
     fdt__strlcpy(cfg->node, "node1", sizeof(cfg->node));
@@ -150,6 +155,24 @@ static int apply_server(struct apply_ctx *ctx, const char *key, const char *valu
             cfg->max_input = z;
         else
             cfg->max_output = z;
+    } else if (strcmp(key, "max_header_size") == 0) {
+        if (fdt__parse_size(value, 256, (size_t)1 << 20, &z) < 0)
+            return bad_value(ctx, "server", key, value, "expected a size from 256 to 1m");
+        cfg->max_header_size = z;
+    } else if (strcmp(key, "max_body_size") == 0) {
+        if (fdt__parse_size(value, 0, (size_t)1 << 30, &z) < 0)
+            return bad_value(ctx, "server", key, value, "expected a size from 0 to 1g");
+        cfg->max_body_size = z;
+    } else if (strcmp(key, "header_timeout") == 0 || strcmp(key, "body_timeout") == 0 ||
+               strcmp(key, "keepalive_timeout") == 0) {
+        if (fdt__parse_double(value, 0.001, 86400.0, &d) < 0)
+            return bad_value(ctx, "server", key, value, "expected seconds, 0.001 to 86400");
+        if (key[0] == 'h')
+            cfg->header_timeout = d;
+        else if (key[0] == 'b')
+            cfg->body_timeout = d;
+        else
+            cfg->keepalive_timeout = d;
     } else if (strcmp(key, "pid_file") == 0) {
         return set_path(ctx, cfg->pid_file, sizeof(cfg->pid_file), value, key);
     } else if (strcmp(key, "control_socket") == 0) {
@@ -471,6 +494,8 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = n > 0 ? (int)(n < FDT_MAX_WORKERS ? n : FDT_MAX_WORKERS) : 1;
     }
+    if (cfg->keepalive_timeout <= 0.0)
+        cfg->keepalive_timeout = cfg->idle_timeout;
     if (cfg->n_listeners == 0)
         return fdt_error_set(err, FDT_ECONFIG,
                              "no listener: add a [listen.NAME] section or --listen");

@@ -53,6 +53,12 @@ struct fdt_cfg {
     int max_connections; /* per worker */
     size_t max_input;    /* bytes buffered per connection before the app consumes them */
     size_t max_output;   /* bytes queued per connection for a slow client */
+    /* HTTP limits (see docs/http.md). */
+    size_t max_header_size;   /* request line + headers; over it: 431 */
+    size_t max_body_size;     /* request body; over it: 413 */
+    double header_timeout;    /* seconds from a request's first byte to its last header */
+    double body_timeout;      /* seconds from the end of the headers to the end of the body */
+    double keepalive_timeout; /* seconds an idle keep-alive connection is kept; 0: idle_timeout */
     char pid_file[FDT_CFG_PATH_MAX];
     char control_socket[FDT_CFG_PATH_MAX];
     char user[FDT_CFG_NAME_MAX];

@@ -2,14 +2,185 @@
 
 #include "http/http.h"
 
+#define FDT_LOG_MODULE "http"
+#include "http/http_int.h"
+#include "util/util.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <fdt/log.h>
+#include <netinet/in.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+/* The HTTP protocol as the connection core sees it: a struct fdt_proto whose callbacks
+ * hand each connection's bytes to its session (http_session.c).
+ *
+ * What the listeners of a worker share (the application, the limits, the access log) is
+ * set once on the worker's main thread before the application threads start, and only
+ * read afterwards, as the raw protocol does with its application pointer. */
+static struct fdt__http_server g_srv = {.access_log_fd = -1};
+static bool g_srv_ready;
+static char g_access_log_path[FDT_CFG_PATH_MAX];
+
+static int io_write(void *ctx, const void *buf, size_t len)
+{
+    return fdt_conn_write(ctx, buf, len);
+}
+
+static void io_close(void *ctx)
+{
+    fdt_conn_close(ctx);
+}
+
+static void io_set_deadline(void *ctx, int64_t deadline_ms)
+{
+    fdt__conn_set_deadline(ctx, deadline_ms);
+}
+
+static int io_draining(void *ctx)
+{
+    return fdt_conn_draining(ctx);
+}
+
+static void io_request_done(void *ctx)
+{
+    fdt__conn_request_done(ctx);
+}
+
+/* The client's address: "192.0.2.1", "2001:db8::1", or "unix" for a unix socket. */
+static void io_peer(void *ctx, char *buf, size_t size)
+{
+    struct fdt_conn *c = ctx;
+    struct sockaddr_storage ss;
+    socklen_t sl = sizeof(ss);
+    snprintf(buf, size, "-");
+    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+        return;
+    if (ss.ss_family == AF_INET)
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
+    else if (ss.ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
+    else if (ss.ss_family == AF_UNIX)
+        snprintf(buf, size, "unix");
+}
+
+static const struct fdt__http_io conn_io = {
+    .write = io_write,
+    .close = io_close,
+    .set_deadline = io_set_deadline,
+    .draining = io_draining,
+    .request_done = io_request_done,
+    .peer = io_peer,
+};
+
+static int http_open(struct fdt_conn *c)
+{
+    struct fdt__http_session *s = malloc(sizeof(*s));
+    if (!s) {
+        fdt_log(FDT_LOG_WARN, "conn=%llu out of memory: closed", (unsigned long long)c->id);
+        return FDT_ENOMEM;
+    }
+    fdt__http_session_init(s, &g_srv, &conn_io, c, c);
+    c->proto_data = s;
+    return 0;
+}
+
+static long http_data(struct fdt_conn *c, const char *buf, size_t len)
+{
+    return fdt__http_session_feed(c->proto_data, buf, len);
+}
+
+static void http_overflow(struct fdt_conn *c)
+{
+    fdt__http_session_overflow(c->proto_data);
+}
+
+static void http_timeout(struct fdt_conn *c)
+{
+    fdt__http_session_timeout(c->proto_data);
+}
+
+static void http_close(struct fdt_conn *c)
+{
+    struct fdt__http_session *s = c->proto_data;
+    if (!s)
+        return;
+    fdt__http_session_deinit(s);
+    free(s);
+    c->proto_data = NULL;
+}
+
+/* Sent (with no request read) to a connection refused at max_connections. */
+static const char busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
+                                 "Server: fdtserver\r\n"
+                                 "Content-Type: text/plain; charset=utf-8\r\n"
+                                 "Content-Length: 19\r\n"
+                                 "Connection: close\r\n"
+                                 "\r\n"
+                                 "503 Server is busy\n";
+
+static int64_t seconds_to_ms(double s)
+{
+    int64_t ms = (int64_t)(s * 1000.0 + 0.5);
+    return ms > 0 ? ms : 1;
+}
 
 int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const struct fdt_cfg *cfg,
                          char *reason, size_t rsize)
 {
-    (void)p;
-    (void)app;
-    (void)cfg;
-    snprintf(reason, rsize, "protocol http is not available in this build yet");
-    return -1;
+    if (!app->http) {
+        snprintf(reason, rsize,
+                 "a listener has protocol http but the application has no HTTP side "
+                 "(struct fdt_app.http is NULL)");
+        return -1;
+    }
+    if (fdt__http_app_check(app->http, reason, rsize) < 0)
+        return -1;
+    if (!g_srv_ready) {
+        g_srv.app = app->http;
+        g_srv.max_header_size = cfg->max_header_size;
+        g_srv.max_body_size = cfg->max_body_size;
+        g_srv.header_timeout_ms = seconds_to_ms(cfg->header_timeout);
+        g_srv.body_timeout_ms = seconds_to_ms(cfg->body_timeout);
+        g_srv.keepalive_timeout_ms =
+            seconds_to_ms(cfg->keepalive_timeout > 0 ? cfg->keepalive_timeout : cfg->idle_timeout);
+        g_srv.access_log_fd = -1;
+        if (cfg->access_log[0]) {
+            int fd = fdt__http_access_log_open(cfg->access_log);
+            if (fd < 0) {
+                snprintf(reason, rsize, "access_log %s: %s", cfg->access_log, fdt_strerror(fd));
+                return -1;
+            }
+            g_srv.access_log_fd = fd;
+            fdt__strlcpy(g_access_log_path, cfg->access_log, sizeof(g_access_log_path));
+        }
+        g_srv_ready = true;
+    }
+    memset(p, 0, sizeof(*p));
+    p->name = "http";
+    p->open = http_open;
+    p->data = http_data;
+    p->overflow = http_overflow;
+    p->close = http_close;
+    p->timeout = http_timeout;
+    p->counts_requests = true;
+    p->busy_reply = busy_reply;
+    return 0;
+}
+
+int fdt__http_access_log_reopen(void)
+{
+    if (g_srv.access_log_fd < 0)
+        return 0;
+    int fd = fdt__http_access_log_open(g_access_log_path);
+    if (fd < 0)
+        return fd;
+    int rc = dup3(fd, g_srv.access_log_fd, O_CLOEXEC) < 0 ? -errno : 0;
+    close(fd);
+    return rc;
 }

@@ -1,6 +1,7 @@
 #include "fdt_config.h"
 
 #define FDT_LOG_MODULE "worker"
+#include "http/http.h"
 #include "log/log.h"
 #include "util/util.h"
 #include "worker/worker.h"
@@ -238,6 +239,8 @@ static bool on_signal(struct fdt_worker *w)
             _exit(0);
         case SIGUSR1:
             fdt__log_reopen();
+            if (fdt__http_access_log_reopen() < 0)
+                fdt_log(FDT_LOG_WARN, "cannot reopen the access log: keeping the old file");
             break;
         default:
             break;

@@ -33,6 +33,9 @@
 extern int lineapp_symbol_that_does_not_exist(void);
 #endif
 
+/* Where SPIN's arithmetic goes, so that the compiler cannot drop it. */
+volatile unsigned long lineapp_spin_sink;
+
 static void sleep_ms(long ms)
 {
     struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
@@ -229,10 +232,11 @@ static long command(struct fdt_conn *c, char *line, const char *rest, size_t res
         long ms = atol(line + 5);
         struct timespec a, b;
         clock_gettime(CLOCK_THREAD_CPUTIME_ID, &a);
-        volatile unsigned long x = 0;
+        unsigned long x = 0;
         for (;;) {
             for (int i = 0; i < 10000; i++)
                 x += (unsigned long)i * 2654435761u;
+            lineapp_spin_sink = x;
             clock_gettime(CLOCK_THREAD_CPUTIME_ID, &b);
             long el = (b.tv_sec - a.tv_sec) * 1000 + (b.tv_nsec - a.tv_nsec) / 1000000;
             if (el >= ms)

@@ -138,6 +138,49 @@ static void test_missing_file_and_finish(void **state)
     free(cfg);
 }
 
+/* The HTTP limits of [server]: defaults, values, bad values, keepalive_timeout's default. */
+static void test_http_limits(void **state)
+{
+    (void)state;
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    fdt__cfg_init(cfg);
+    assert_int_equal(fdt__cfg_add_listen(cfg, "127.0.0.1:1", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "app.module=/x.so", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.idle_timeout=7", &err), 0);
+    assert_int_equal(fdt__cfg_finish(cfg, &err), 0);
+    assert_int_equal(cfg->max_header_size, 16 * 1024);
+    assert_int_equal(cfg->max_body_size, 1024 * 1024);
+    assert_true(cfg->header_timeout == 10.0);
+    assert_true(cfg->body_timeout == 30.0);
+    assert_true(cfg->keepalive_timeout == 7.0); /* defaults to idle_timeout */
+    assert_int_equal(fdt__cfg_set(cfg, "server.max_header_size=8k", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.max_body_size=0", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.header_timeout=0.5", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.body_timeout=2", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.keepalive_timeout=3", &err), 0);
+    assert_int_equal(fdt__cfg_finish(cfg, &err), 0);
+    assert_int_equal(cfg->max_header_size, 8192);
+    assert_int_equal(cfg->max_body_size, 0);
+    assert_true(cfg->header_timeout == 0.5);
+    assert_true(cfg->body_timeout == 2.0);
+    assert_true(cfg->keepalive_timeout == 3.0);
+    static const char *bad[] = {
+        "server.max_header_size=10", "server.max_header_size=2m", "server.max_body_size=2g",
+        "server.header_timeout=0",   "server.body_timeout=-1",    "server.keepalive_timeout=x",
+        "server.max_body_size=lots",
+    };
+    for (size_t i = 0; i < FDT_ARRAY_LEN(bad); i++) {
+        assert_int_equal(fdt__cfg_set(cfg, bad[i], &err), FDT_ECONFIG);
+        char key[64];
+        snprintf(key, sizeof(key), "%s", strchr(bad[i], '.') + 1);
+        *strchr(key, '=') = '\0';
+        assert_non_null(strstr(err.msg, key));
+    }
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+}
+
 static void test_relative_paths(void **state)
 {
     (void)state;
@@ -161,6 +204,7 @@ int main(void)
         cmocka_unit_test(test_errors_name_line_and_key),
         cmocka_unit_test(test_missing_file_and_finish),
         cmocka_unit_test(test_relative_paths),
+        cmocka_unit_test(test_http_limits),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

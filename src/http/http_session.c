@@ -1,0 +1,336 @@
+#include "fdt_config.h"
+
+#include "http/http_int.h"
+#include "util/util.h"
+
+#include <fdt/error.h>
+#include <string.h>
+#include <strings.h>
+
+/* One HTTP connection: feeds llhttp, applies the limits, answers each complete request in
+ * order, and decides when the connection closes.
+ *
+ * Phases: IDLE (between requests) -> HEAD (first byte received; header_timeout runs) ->
+ * BODY (headers accepted, a body announced; body_timeout runs) -> the request is answered
+ * -> IDLE (keepalive_timeout runs) or CLOSED. Every refusal (400, 408, 413, 417, 431, 501,
+ * 505) goes through fail(): the error response is sent and the connection closed, since
+ * the rest of the input can no longer be trusted to be framed the way the client meant. */
+
+void fdt__http_session_init(struct fdt__http_session *s, const struct fdt__http_server *srv,
+                            const struct fdt__http_io *io, void *io_ctx, struct fdt_conn *conn)
+{
+    memset(s, 0, sizeof(*s));
+    s->srv = srv;
+    s->io = io;
+    s->io_ctx = io_ctx;
+    s->conn = conn;
+    llhttp_init(&s->parser, HTTP_REQUEST, fdt__http_parser_settings());
+    s->parser.data = s;
+    s->req.s = s;
+    /* What the head buffer keeps (target, names, values, one NUL each) is never more than
+     * the raw head, which is limited to max_header_size. */
+    fdt__buf_init(&s->req.head, srv->max_header_size + 1);
+    fdt__buf_init(&s->req.headers,
+                  (srv->max_header_size / 4 + 1) * sizeof(struct fdt__http_header));
+    fdt__buf_init(&s->req.body, srv->max_body_size + 1);
+    fdt__buf_init(&s->req.resp_headers, FDT__HTTP_RESP_HEADERS_MAX);
+    fdt__http_request_reset(&s->req, true);
+    s->phase = FDT__HTTP_IDLE;
+    /* A new connection must send its first request within header_timeout. */
+    io->set_deadline(io_ctx, fdt__now_ms() + srv->header_timeout_ms);
+}
+
+void fdt__http_session_deinit(struct fdt__http_session *s)
+{
+    fdt__http_request_reset(&s->req, true);
+}
+
+static void begin_request(struct fdt__http_session *s)
+{
+    s->phase = FDT__HTTP_HEAD;
+    s->head_bytes = 0;
+    s->err_status = 0;
+    s->err_msg = NULL;
+    s->start_ns = fdt__now_ns();
+    s->io->set_deadline(s->io_ctx, fdt__now_ms() + s->srv->header_timeout_ms);
+}
+
+/* The request has been answered: log it, count it, and close or wait for the next. */
+static void end_request(struct fdt__http_session *s)
+{
+    struct fdt_http_request *req = &s->req;
+    if (s->srv->access_log_fd >= 0)
+        fdt__http_access_log_write(s);
+    s->io->request_done(s->io_ctx);
+    s->requests++;
+    bool close = req->close_after;
+    fdt__http_request_reset(req, true);
+    if (close) {
+        s->phase = FDT__HTTP_CLOSED;
+        s->io->set_deadline(s->io_ctx, 0);
+        s->io->close(s->io_ctx);
+        return;
+    }
+    s->phase = FDT__HTTP_IDLE;
+    s->io->set_deadline(s->io_ctx, fdt__now_ms() + s->srv->keepalive_timeout_ms);
+}
+
+/* Refuse the request being read: error response, then close. */
+static void fail(struct fdt__http_session *s, int status, const char *msg)
+{
+    s->req.read_failed = true;
+    s->io->set_deadline(s->io_ctx, 0);
+    fdt__http_send_error(&s->req, status, msg, true);
+    end_request(s);
+}
+
+/* Transfer codings other than chunked are not implemented (501); chunked twice is
+ * malformed (400). Returns 0 or the status. */
+static int check_transfer_encoding(struct fdt_http_request *req, const char **msg)
+{
+    int chunked = 0;
+    size_t n = fdt_http_header_count(req);
+    for (size_t i = 0; i < n; i++) {
+        const char *name, *value;
+        fdt_http_header_at(req, i, &name, &value);
+        if (strcasecmp(name, "Transfer-Encoding") != 0)
+            continue;
+        const char *p = value;
+        while (*p) {
+            while (*p == ' ' || *p == '\t' || *p == ',')
+                p++;
+            const char *start = p;
+            while (*p && *p != ',')
+                p++;
+            const char *end = p;
+            while (end > start && (end[-1] == ' ' || end[-1] == '\t'))
+                end--;
+            if (end == start)
+                continue;
+            if ((size_t)(end - start) != 7 || strncasecmp(start, "chunked", 7) != 0) {
+                *msg = "Only the chunked transfer coding is supported.";
+                return 501;
+            }
+            chunked++;
+        }
+    }
+    if (chunked != 1) {
+        *msg = "The Transfer-Encoding header is invalid.";
+        return 400;
+    }
+    return 0;
+}
+
+/* The head is complete: check it, then get ready for the body. Returns 0 or the status
+ * that refuses the request, with *msg set. */
+static int accept_head(struct fdt__http_session *s, const char **msg)
+{
+    struct fdt_http_request *req = &s->req;
+    const llhttp_t *p = &s->parser;
+    if (s->head_bytes > s->srv->max_header_size) {
+        *msg = "The request line and headers are too large.";
+        return 431;
+    }
+    int st = fdt__http_request_finish_head(req);
+    if (st) {
+        *msg = st == 400 ? "The request target is malformed." : "The server is out of memory.";
+        return st;
+    }
+    if (req->version != 10 && req->version != 11) {
+        *msg = "Only HTTP/1.0 and HTTP/1.1 are supported.";
+        return 505;
+    }
+    int hosts = 0;
+    for (size_t i = 0; i < req->n_headers; i++) {
+        const char *name;
+        fdt_http_header_at(req, i, &name, NULL);
+        if (strcasecmp(name, "Host") == 0)
+            hosts++;
+    }
+    if (hosts > 1 || (req->version == 11 && hosts == 0)) {
+        *msg = "An HTTP/1.1 request must have exactly one Host header.";
+        return 400;
+    }
+    if (p->flags & F_TRANSFER_ENCODING) {
+        st = check_transfer_encoding(req, msg);
+        if (st)
+            return st;
+    }
+    bool has_length = (p->flags & F_CONTENT_LENGTH) != 0;
+    if (has_length && p->content_length > s->srv->max_body_size) {
+        *msg = "The request body is too large.";
+        return 413;
+    }
+    const char *expect = fdt_http_header(req, "Expect");
+    if (expect) {
+        if (strcasecmp(expect, "100-continue") != 0) {
+            *msg = "The only expectation supported is 100-continue.";
+            return 417;
+        }
+        req->expect_continue = req->version == 11;
+    }
+    bool has_body = (p->flags & F_CHUNKED) || (has_length && p->content_length > 0);
+    if (!has_body)
+        return 0;
+    s->phase = FDT__HTTP_BODY;
+    s->io->set_deadline(s->io_ctx, fdt__now_ms() + s->srv->body_timeout_ms);
+    if (has_length) {
+        /* Room for the whole body and its NUL at once: no copying as it grows. */
+        size_t room;
+        int rc;
+        if (!fdt__buf_reserve(&req->body, (size_t)p->content_length + 1, &room, &rc)) {
+            *msg = "The server is out of memory.";
+            return 503;
+        }
+    }
+    if (req->expect_continue) {
+        static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+        s->io->write(s->io_ctx, cont, sizeof(cont) - 1);
+    }
+    return 0;
+}
+
+/* The status for a parser error that no callback chose. */
+static int parse_error_status(llhttp_errno_t e, const char **msg)
+{
+    switch (e) {
+    case HPE_UNEXPECTED_CONTENT_LENGTH:
+        *msg = "Content-Length is repeated or comes with Transfer-Encoding.";
+        return 400;
+    case HPE_INVALID_CONTENT_LENGTH:
+        *msg = "The Content-Length header is invalid.";
+        return 400;
+    case HPE_INVALID_TRANSFER_ENCODING:
+        *msg = "The Transfer-Encoding header is invalid.";
+        return 400;
+    case HPE_INVALID_CHUNK_SIZE:
+        *msg = "The chunked body is malformed.";
+        return 400;
+    case HPE_INVALID_VERSION:
+    case HPE_PAUSED_H2_UPGRADE:
+        *msg = "Only HTTP/1.0 and HTTP/1.1 are supported.";
+        return 505;
+    case HPE_INVALID_METHOD:
+        *msg = "The request method is malformed or unknown.";
+        return 400;
+    default:
+        *msg = "The request is malformed.";
+        return 400;
+    }
+}
+
+/* Route the complete request and run its view. */
+static void dispatch(struct fdt__http_session *s)
+{
+    struct fdt_http_request *req = &s->req;
+    const struct fdt_http_app *app = s->srv->app;
+    s->io->set_deadline(s->io_ctx, 0);
+    if (req->body.len > 0 && fdt__buf_append(&req->body, "", 1) < 0) {
+        fail(s, 503, "The server is out of memory.");
+        return;
+    }
+    if (strcmp(req->path, "*") == 0) {
+        /* OPTIONS * asks about the server as a whole. */
+        fdt_http_respond(req, 204, NULL, NULL, 0);
+    } else {
+        const char *msg = NULL;
+        int st = fdt__http_traverse(req, app, &msg);
+        if (st) {
+            fdt__http_send_error(req, st, msg, false);
+        } else {
+            char allow[256];
+            const struct fdt_http_view *v =
+                fdt__http_view_find(app, req->context->type, req->view_name, req->method,
+                                    req->n_subpath > 0, allow, sizeof(allow), &st);
+            if (!v && st == 405) {
+                fdt_http_set_header(req, "Allow", allow);
+                fdt__http_send_error(req, 405, "The resource does not allow this method.", false);
+            } else if (!v) {
+                fdt__http_send_error(req, 404, "No resource or view matches the path.", false);
+            } else if (v->fn(req, req->context) < 0 && !req->status) {
+                fdt__http_send_error(req, 500, "The view failed.", false);
+            }
+        }
+    }
+    fdt__http_response_complete(req);
+    end_request(s);
+}
+
+long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t len)
+{
+    if (s->phase == FDT__HTTP_CLOSED)
+        return (long)len;
+    size_t skip = s->held < len ? s->held : len;
+    s->held = 0;
+    const char *p = buf + skip;
+    const char *end = buf + len;
+    if (p == end) {
+        s->held = skip;
+        return 0;
+    }
+    if (s->phase == FDT__HTTP_IDLE)
+        begin_request(s);
+    for (;;) {
+        s->pause = FDT__HTTP_PAUSE_NONE;
+        llhttp_errno_t e = llhttp_execute(&s->parser, p, (size_t)(end - p));
+        if (e == HPE_OK) {
+            if (s->phase == FDT__HTTP_HEAD) {
+                s->head_bytes += (size_t)(end - p);
+                if (s->head_bytes > s->srv->max_header_size) {
+                    fail(s, 431, "The request line and headers are too large.");
+                    return (long)len;
+                }
+            }
+            break;
+        }
+        if (e == HPE_PAUSED && s->pause != FDT__HTTP_PAUSE_NONE) {
+            const char *pos = llhttp_get_error_pos(&s->parser);
+            llhttp_resume(&s->parser);
+            if (s->pause == FDT__HTTP_PAUSE_HEADERS) {
+                if (s->phase == FDT__HTTP_HEAD)
+                    s->head_bytes += (size_t)(pos - p);
+                p = pos;
+                const char *msg = NULL;
+                int st = accept_head(s, &msg);
+                if (st) {
+                    fail(s, st, msg);
+                    return (long)len;
+                }
+                continue;
+            }
+            p = pos;
+            s->req.keep_alive = llhttp_should_keep_alive(&s->parser) != 0;
+            dispatch(s);
+            return s->phase == FDT__HTTP_CLOSED ? (long)len : (long)(p - buf);
+        }
+        const char *msg = s->err_msg;
+        int st = s->err_status;
+        if (!st)
+            st = parse_error_status(e, &msg);
+        fail(s, st, msg);
+        return (long)len;
+    }
+    /* The request is not complete: keep its last byte in the connection's buffer. */
+    s->held = 1;
+    return (long)len - 1;
+}
+
+void fdt__http_session_timeout(struct fdt__http_session *s)
+{
+    if (s->phase == FDT__HTTP_HEAD || s->phase == FDT__HTTP_BODY) {
+        fail(s, 408, "The client took too long to send its request.");
+        return;
+    }
+    /* Idle: a keep-alive connection (or one that never sent anything) is closed quietly. */
+    s->phase = FDT__HTTP_CLOSED;
+}
+
+void fdt__http_session_overflow(struct fdt__http_session *s)
+{
+    if (s->phase == FDT__HTTP_CLOSED)
+        return;
+    if (s->phase == FDT__HTTP_BODY)
+        fail(s, 413, "The request body is too large.");
+    else
+        fail(s, 431, "The request line and headers are too large.");
+}

@@ -1,0 +1,583 @@
+#include "fdt_config.h"
+
+#include "http/http_int.h"
+#include "http_harness.h"
+#include "util/util.h"
+
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <string.h>
+
+/* The session end to end, without sockets: bytes in, bytes out, and whether the
+ * connection closes. Each case runs twice: all bytes at once, and one byte at a time (the
+ * answer must not depend on how the client's bytes are cut). */
+
+#define H_MAX_HEADER 1024
+#define H_MAX_BODY   64
+
+struct session_case {
+    const char *name;
+    const char *in;
+    const char *expect[6]; /* substrings of the output, in this order */
+    const char *absent;    /* must not appear in the output */
+    int closed;
+    int requests;
+};
+
+/* The output with every Date header's value blanked (it changes every second). */
+static char *without_dates(const char *s)
+{
+    char *out = strdup(s);
+    for (char *p = strstr(out, "\r\nDate: "); p; p = strstr(p + 1, "\r\nDate: "))
+        memset(p + 8, 'D', 29);
+    return out;
+}
+
+static char *run_case(const struct session_case *c, bool bytewise)
+{
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    size_t len = strlen(c->in);
+    if (bytewise) {
+        for (size_t i = 0; i < len; i++)
+            harness_send(&h, c->in + i, 1);
+    } else {
+        harness_send(&h, c->in, len);
+    }
+    const char *out = harness_out(&h);
+    size_t from = 0;
+    for (int k = 0; k < 6 && c->expect[k]; k++) {
+        const char *hit = strstr(out + from, c->expect[k]);
+        if (!hit)
+            fail_msg("%s (%s): expected \"%s\" in:\n%s", c->name, bytewise ? "bytewise" : "whole",
+                     c->expect[k], out + from);
+        from = (size_t)(hit - out) + strlen(c->expect[k]);
+    }
+    if (c->absent && strstr(out, c->absent))
+        fail_msg("%s: unexpected \"%s\" in:\n%s", c->name, c->absent, out);
+    if (h.closed != c->closed)
+        fail_msg("%s (%s): closed=%d, expected %d\n%s", c->name, bytewise ? "bytewise" : "whole",
+                 h.closed, c->closed, out);
+    if (h.requests != c->requests)
+        fail_msg("%s: %d requests answered, expected %d", c->name, h.requests, c->requests);
+    /* While a request is incomplete, exactly one (already parsed) byte stays buffered. */
+    if (!h.closed && h.s.phase != FDT__HTTP_IDLE)
+        assert_int_equal(h.in.len, 1);
+    if (h.s.phase == FDT__HTTP_IDLE)
+        assert_int_equal(h.in.len, 0);
+    char *copy = without_dates(out);
+    harness_deinit(&h);
+    return copy;
+}
+
+#define OK200 "HTTP/1.1 200 OK\r\n"
+
+static const struct session_case cases[] = {
+    {"simple GET",
+     "GET / HTTP/1.1\r\nHost: a\r\n\r\n",
+     {OK200, "\r\nServer: fdtserver\r\n", "Content-Length: 4\r\n",
+      "Content-Type: text/plain\r\n\r\nroot"},
+     "Connection:",
+     0,
+     1},
+    {"pipelined in order",
+     "GET /sub/1 HTTP/1.1\r\nHost: a\r\n\r\nGET /sub/2 HTTP/1.1\r\nHost: a\r\n\r\n"
+     "GET /sub/3 HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"\r\n\r\n1", "\r\n\r\n2", "\r\n\r\n3"},
+     NULL,
+     0,
+     3},
+    {"1.0 closes by default",
+     "GET / HTTP/1.0\r\n\r\n",
+     {OK200, "Connection: close\r\n", "root"},
+     NULL,
+     1,
+     1},
+    {"1.0 keep-alive",
+     "GET / HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET / HTTP/1.0\r\n\r\n",
+     {"Connection: keep-alive\r\n", "root", "Connection: close\r\n", "root"},
+     NULL,
+     1,
+     2},
+    {"Connection: close",
+     "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\nGET / HTTP/1.1\r\n",
+     {"Connection: close\r\n", "root"},
+     NULL,
+     1,
+     1},
+    {"HEAD",
+     "HEAD / HTTP/1.1\r\nHost: a\r\n\r\n",
+     {OK200, "Content-Length: 4\r\n", "\r\n\r\n"},
+     "root",
+     0,
+     1},
+    {"POST Content-Length",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\n\r\nhello",
+     {"Content-Length: 5\r\n", "\r\n\r\nhello"},
+     NULL,
+     0,
+     1},
+    {"POST chunked",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "3;ext=1\r\nabc\r\n2\r\nde\r\n0\r\nTrailer: x\r\n\r\n",
+     {"Content-Length: 5\r\n", "\r\n\r\nabcde"},
+     NULL,
+     0,
+     1},
+    {"Expect 100-continue",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 2\r\n\r\nhi",
+     {"HTTP/1.1 100 Continue\r\n\r\n", OK200, "\r\n\r\nhi"},
+     NULL,
+     0,
+     1},
+    {"Expect 100-continue, too large",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 65\r\n\r\n",
+     {"HTTP/1.1 413 Content Too Large\r\n", "Connection: close\r\n"},
+     "100 Continue",
+     1,
+     1},
+    {"Expect something else",
+     "GET / HTTP/1.1\r\nHost: a\r\nExpect: tea\r\n\r\n",
+     {"HTTP/1.1 417 Expectation Failed\r\n"},
+     NULL,
+     1,
+     1},
+    {"Content-Length too large",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 65\r\n\r\n" /* no body sent */,
+     {"HTTP/1.1 413 ", "Connection: close\r\n", "The request body is too large."},
+     NULL,
+     1,
+     1},
+    {"chunked too large",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n"
+     "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n1\r\nx\r\n",
+     {"HTTP/1.1 413 "},
+     NULL,
+     1,
+     1},
+    {"CL and TE",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n", "Connection: close\r\n"},
+     "HTTP/1.1 200",
+     1,
+     1},
+    {"TE and CL",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nContent-Length: "
+     "3\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     "HTTP/1.1 200",
+     1,
+     1},
+    {"duplicate CL",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1\r\nContent-Length: 1\r\n\r\nx",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     "HTTP/1.1 200",
+     1,
+     1},
+    {"bad CL",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1x\r\n\r\nx",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     NULL,
+     1,
+     1},
+    {"CL list",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 1, 1\r\n\r\nx",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     NULL,
+     1,
+     1},
+    {"TE gzip",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\n\r\n",
+     {"HTTP/1.1 501 Not Implemented\r\n"},
+     NULL,
+     1,
+     1},
+    {"TE gzip, chunked",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 501 Not Implemented\r\n"},
+     NULL,
+     1,
+     1},
+    {"TE in two headers",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 501 Not Implemented\r\n"},
+     NULL,
+     1,
+     1},
+    {"TE chunked twice",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     NULL,
+     1,
+     1},
+    {"bad chunk size",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     NULL,
+     1,
+     1},
+    {"malformed request line",
+     "GET/ HTTP/1.1\r\n\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n"},
+     NULL,
+     1,
+     1},
+    {"lower-case method", "get / HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"space in header name",
+     "GET / HTTP/1.1\r\nHost: a\r\nX Y: 1\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     NULL,
+     1,
+     1},
+    {"space before colon", "GET / HTTP/1.1\r\nHost : a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"bare LF", "GET / HTTP/1.1\nHost: a\n\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"no Host in 1.1", "GET / HTTP/1.1\r\n\r\n", {"HTTP/1.1 400 ", "Host"}, NULL, 1, 1},
+    {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", {"HTTP/1.1 505 "}, NULL, 1, 1},
+    {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {"HTTP/1.1 505 "}, NULL, 1, 1},
+    {"404 keeps the connection",
+     "GET /nope HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 404 Not Found\r\n", OK200, "root"},
+     "Connection: close",
+     0,
+     2},
+    {"405 with Allow",
+     "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+     {"HTTP/1.1 405 Method Not Allowed\r\n", "Allow: GET, HEAD\r\n"},
+     NULL,
+     0,
+     1},
+    {"405 on a node view",
+     "GET /x/edit HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 405 ", "Allow: PUT, DELETE\r\n"},
+     NULL,
+     0,
+     1},
+    {"PUT on a node view",
+     "PUT /x/edit HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+     {"HTTP/1.1 204 No Content\r\n"},
+     "Content-Length",
+     0,
+     1},
+    {"traversal", "GET /x/y HTTP/1.1\r\nHost: a\r\n\r\n", {OK200, "\r\n\r\n/x/y/"}, NULL, 0, 1},
+    {"traversal: escapes, dots, empty segments",
+     "GET //x/./q/../%7a//a%20b/ HTTP/1.1\r\nHost: a\r\n\r\n",
+     {OK200, "\r\n\r\n/x/z/a%20b/"},
+     NULL,
+     0,
+     1},
+    {"traversal: dotdot above the root",
+     "GET /x/../.. HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     NULL,
+     0,
+     1},
+    {"traversal: encoded slash",
+     "GET /x/a%2Fb HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     NULL,
+     0,
+     1},
+    {"traversal: encoded NUL",
+     "GET /x%00 HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     NULL,
+     0,
+     1},
+    {"traversal: bad escape",
+     "GET /x%zz HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     NULL,
+     0,
+     1},
+    {"traversal: missing key",
+     "GET /x/long/more HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 404 "},
+     NULL,
+     0,
+     1},
+    {"@@ names a view", "GET /x/@@edit HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 405 "}, NULL, 0, 1},
+    {"subpath", "GET /sub/a/b%20c?q=1 HTTP/1.1\r\nHost: a\r\n\r\n", {"\r\n\r\na|b c"}, NULL, 0, 1},
+    {"no subpath for others",
+     "POST /echo/x HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+     {"HTTP/1.1 404 "},
+     NULL,
+     0,
+     1},
+    {"view for any type and method",
+     "PATCH /x/any HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n",
+     {"HTTP/1.1 204 "},
+     NULL,
+     0,
+     1},
+    {"getitem fails", "GET /fail HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 500 "}, NULL, 0, 1},
+    {"view answers nothing",
+     "GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 500 "},
+     NULL,
+     0,
+     1},
+    {"view fails", "GET /boom HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 500 "}, NULL, 0, 1},
+    {"fdt_http_error",
+     "GET /teapot HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 418 I'm a Teapot\r\n", "I am a teapot."},
+     NULL,
+     0,
+     1},
+    {"headers and query",
+     "GET /hdr?a=%20b HTTP/1.1\r\nHost: a\r\nX-TEST:  v 1 \r\n\r\n",
+     {"\r\n\r\n[v 1] 2 /hdr a=%20b"},
+     NULL,
+     0,
+     1},
+    {"absolute form",
+     "GET http://example.com/hdr?z HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"\r\n\r\n[none] 1 /hdr z"},
+     NULL,
+     0,
+     1},
+    {"bad target", "GET x HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"streamed",
+     "GET /stream HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"Transfer-Encoding: chunked\r\n", "\r\n\r\n2\r\nab\r\n2\r\ncd\r\n2\r\nef\r\n0\r\n\r\n"},
+     "Content-Length",
+     0,
+     1},
+    {"streamed to 1.0",
+     "GET /stream HTTP/1.0\r\nConnection: keep-alive\r\n\r\n",
+     {"Connection: close\r\n", "\r\n\r\nabcdef"},
+     "chunked",
+     1,
+     1},
+    {"streamed HEAD",
+     "HEAD /stream HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"Transfer-Encoding: chunked\r\n"},
+     "ab",
+     0,
+     1},
+    {"upgrade is answered, then closed",
+     "GET / HTTP/1.1\r\nHost: a\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\r\nxx",
+     {OK200, "Connection: close\r\n", "root"},
+     NULL,
+     1,
+     1},
+    {"OPTIONS *", "OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 204 "}, NULL, 0, 1},
+    {"* for GET", "GET * HTTP/1.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"leading empty lines", "\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n", {OK200}, NULL, 0, 1},
+    {"input after an error is ignored",
+     "GET/ HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     "200 OK",
+     1,
+     1},
+};
+
+static void test_cases(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
+        char *whole = run_case(&cases[i], false);
+        char *bytewise = run_case(&cases[i], true);
+        if (strcmp(whole, bytewise) != 0)
+            fail_msg("%s: output differs when fed byte by byte:\n%s\n---\n%s", cases[i].name, whole,
+                     bytewise);
+        free(whole);
+        free(bytewise);
+    }
+}
+
+/* Request line and headers over max_header_size: 431, whether the bytes come at once or
+ * one by one, and whether one header or many make the excess. */
+static void test_header_limit(void **state)
+{
+    (void)state;
+    char big[4096];
+    snprintf(big, sizeof(big), "GET / HTTP/1.1\r\nHost: a\r\nX-Big: %0*d\r\n\r\n", 1100, 0);
+    char many[4096] = "GET / HTTP/1.1\r\nHost: a\r\n";
+    for (int i = 0; i < 200; i++)
+        strcat(many, "X: 1\r\n");
+    strcat(many, "\r\n");
+    char longurl[4096] = "GET /";
+    memset(longurl + 5, 'a', 1100);
+    strcpy(longurl + 1105, " HTTP/1.1\r\nHost: a\r\n\r\n");
+    const char *inputs[] = {big, many, longurl};
+    for (size_t i = 0; i < FDT_ARRAY_LEN(inputs); i++) {
+        for (int bytewise = 0; bytewise < 2; bytewise++) {
+            struct harness h;
+            harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+            size_t len = strlen(inputs[i]);
+            if (bytewise) {
+                for (size_t k = 0; k < len; k++)
+                    harness_send(&h, inputs[i] + k, 1);
+            } else {
+                harness_send(&h, inputs[i], len);
+            }
+            const char *out = harness_out(&h);
+            static const char want[] = "HTTP/1.1 431 Request Header Fields Too Large\r\n";
+            if (strncmp(out, want, sizeof(want) - 1) != 0)
+                fail_msg("input %zu bytewise=%d: %s", i, bytewise, out);
+            assert_true(h.closed);
+            harness_deinit(&h);
+        }
+    }
+    /* Just under the limit is fine. */
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    char fits[2048];
+    int n = snprintf(fits, sizeof(fits), "GET / HTTP/1.1\r\nHost: a\r\nX: %0*d\r\n\r\n",
+                     H_MAX_HEADER - 32, 0);
+    assert_int_equal(n, H_MAX_HEADER);
+    harness_send(&h, fits, (size_t)n);
+    assert_non_null(strstr(harness_out(&h), OK200));
+    harness_deinit(&h);
+}
+
+/* Deadlines: header_timeout from a request's first byte, body_timeout once the headers
+ * are in, none while the view runs, keepalive_timeout between requests; the timeout sends
+ * 408 only when a request was in progress. */
+static void test_deadlines_and_timeout(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    int64_t now = fdt__now_ms();
+    assert_true(h.deadline >= now + 9000 && h.deadline <= now + 10000);
+    /* Idle timeout: closed quietly. */
+    fdt__http_session_timeout(&h.s);
+    assert_int_equal(h.out.len, 0);
+    harness_deinit(&h);
+
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    harness_send_str(&h, "POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nab");
+    now = fdt__now_ms();
+    assert_true(h.deadline >= now + 29000 && h.deadline <= now + 30000);
+    harness_send_str(&h, "cd");
+    assert_non_null(strstr(harness_out(&h), "\r\n\r\nabcd"));
+    now = fdt__now_ms();
+    assert_true(h.deadline >= now + 59000 && h.deadline <= now + 60000);
+    harness_clear_out(&h);
+    harness_send_str(&h, "GET / HTTP/1.1\r\n");
+    now = fdt__now_ms();
+    assert_true(h.deadline >= now + 9000 && h.deadline <= now + 10000);
+    fdt__http_session_timeout(&h.s);
+    assert_non_null(strstr(harness_out(&h), "HTTP/1.1 408 Request Timeout\r\n"));
+    assert_non_null(strstr(harness_out(&h), "Connection: close\r\n"));
+    assert_true(h.closed);
+    assert_int_equal(h.deadline, 0);
+    harness_deinit(&h);
+}
+
+/* A draining worker answers the request in progress with Connection: close. */
+static void test_draining(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    harness_send_str(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_null(strstr(harness_out(&h), "Connection"));
+    h.draining = 1;
+    harness_send_str(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_non_null(strstr(harness_out(&h), "Connection: close\r\n"));
+    assert_true(h.closed);
+    harness_deinit(&h);
+}
+
+/* The application's error view renders the framework's errors, parse errors included. */
+static void test_error_view(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *status;
+        const char *json;
+    } errs[] = {
+        {"GET /nope HTTP/1.1\r\nHost: a\r\n\r\n", "404 Not Found", "{\"status\":404,"},
+        {"DELETE / HTTP/1.1\r\nHost: a\r\n\r\n", "405 ", "{\"status\":405,"},
+        {"GET/ HTTP/1.1\r\n\r\n", "400 ", "{\"status\":400,"},
+        {"POST /echo HTTP/1.1\r\nHost: a\r\nContent-Length: 99\r\n\r\n", "413 ",
+         "{\"status\":413,"},
+        {"GET /nothing HTTP/1.1\r\nHost: a\r\n\r\n", "500 ", "{\"status\":500,"},
+    };
+    t_json_errors = 1;
+    for (size_t i = 0; i < FDT_ARRAY_LEN(errs); i++) {
+        struct harness h;
+        harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+        harness_send_str(&h, errs[i].in);
+        const char *out = harness_out(&h);
+        if (!strstr(out, errs[i].status) || !strstr(out, "Content-Type: application/json\r\n") ||
+            !strstr(out, errs[i].json))
+            fail_msg("case %zu: %s", i, out);
+        harness_deinit(&h);
+    }
+    t_json_errors = 0;
+}
+
+/* Responses: misuse is refused, headers are checked, the framework's headers are its own. */
+static void test_response_api(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    struct fdt_http_request *req = &h.s.req;
+    req->keep_alive = true;
+    req->version = 11;
+    assert_int_equal(fdt_http_set_header(req, "X-Ok", "fine"), 0);
+    assert_int_equal(fdt_http_set_header(req, "X-Bad", "a\r\nb"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "Bad Name", "x"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "", "x"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "content-length", "1"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "Date", "x"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "Connection", "keep-alive"), FDT_EINVAL);
+    assert_int_equal(fdt_http_respond(req, 99, NULL, NULL, 0), FDT_EINVAL);
+    assert_int_equal(fdt_http_respond(req, 600, NULL, NULL, 0), FDT_EINVAL);
+    assert_int_equal(fdt_http_respond(req, 200, "text/plain\r\nX: y", "", 0), FDT_EINVAL);
+    assert_int_equal(fdt_http_write_chunk(req, "x", 1), FDT_EINVAL);
+    assert_int_equal(fdt_http_finish(req), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "Connection", "close"), 0);
+    assert_int_equal(fdt_http_respond(req, 201, "text/plain", "ok", 2), 0);
+    assert_int_equal(fdt_http_respond(req, 200, NULL, NULL, 0), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_header(req, "X-Late", "x"), FDT_EINVAL);
+    assert_int_equal(fdt_http_error(req, 404, "x"), FDT_EINVAL);
+    const char *out = harness_out(&h);
+    assert_non_null(strstr(out, "HTTP/1.1 201 Created\r\n"));
+    assert_non_null(strstr(out, "X-Ok: fine\r\n"));
+    assert_non_null(strstr(out, "Connection: close\r\n"));
+    assert_null(strstr(out, "X-Bad"));
+    harness_deinit(&h);
+
+    /* A big body goes out whole, after the head. */
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    req = &h.s.req;
+    req->keep_alive = true;
+    req->version = 11;
+    size_t n = 100000;
+    char *body = malloc(n);
+    memset(body, 'z', n);
+    assert_int_equal(fdt_http_respond(req, 200, NULL, body, n), 0);
+    out = harness_out(&h);
+    assert_non_null(strstr(out, "Content-Length: 100000\r\n"));
+    const char *b = strstr(out, "\r\n\r\n") + 4;
+    assert_int_equal(h.out.len - (size_t)(b - out), n);
+    free(body);
+    harness_deinit(&h);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_cases),
+        cmocka_unit_test(test_header_limit),
+        cmocka_unit_test(test_deadlines_and_timeout),
+        cmocka_unit_test(test_draining),
+        cmocka_unit_test(test_error_view),
+        cmocka_unit_test(test_response_api),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
