@@ -8,6 +8,7 @@
 #include <fdt/conn.h>
 #include <fdt/error.h>
 #include <fdt/http.h>
+#include <fdt/json.h>
 #include <fdt/log.h>
 #include <fdt/txn.h>
 
