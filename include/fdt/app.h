@@ -19,6 +19,7 @@
 #include <sys/types.h>
 
 struct fdt_http_app;
+struct fdt_jsonrpc_app;
 
 #define FDT_APP_ABI_VERSION 1
 #define FDT_APP_SYMBOL      "fdt_app_v1"
@@ -65,6 +66,9 @@ struct fdt_app {
 
     /* HTTP (listeners with protocol = http): see fdt/http.h. May be NULL. */
     const struct fdt_http_app *http;
+    /* JSON-RPC (listeners with protocol = jsonrpc): see fdt/jsonrpc.h. May be NULL (the
+     * built-in txn.* methods only). */
+    const struct fdt_jsonrpc_app *jsonrpc;
 
     void *reserved[16];
 };

@@ -78,9 +78,11 @@ static int pg_query_text(void *s, const char *sql, char *out, size_t size, struc
     return 0;
 }
 
+#define PG_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
+
 static int pg_begin(void *s, struct fdt_error *err)
 {
-    return pg_exec(s, "BEGIN ISOLATION LEVEL READ COMMITTED", NULL, err);
+    return pg_exec(s, PG_BEGIN, NULL, err);
 }
 
 static int pg_rollback(void *s, struct fdt_error *err)
@@ -218,6 +220,7 @@ const struct fdt_rm_driver fdt__rm_postgresql = {
     .exec = pg_exec,
     .query_text = pg_query_text,
     .begin = pg_begin,
+    .begin_sql = PG_BEGIN,
     .rollback = pg_rollback,
     .prepare = pg_prepare,
     .commit = pg_commit,

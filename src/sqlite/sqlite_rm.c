@@ -195,6 +195,7 @@ const struct fdt_rm_driver fdt__rm_sqlite = {
     .exec = lite_exec,
     .query_text = lite_query_text,
     .begin = lite_begin,
+    .begin_sql = "BEGIN IMMEDIATE",
     .rollback = lite_rollback,
     .prepare = lite_prepare,
     .commit = lite_commit,

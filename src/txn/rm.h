@@ -23,6 +23,9 @@ struct fdt_rm_driver {
     int (*query_text)(void *session, const char *sql, char *out, size_t size,
                       struct fdt_error *err);
     int (*begin)(void *session, struct fdt_error *err);
+    /* The statement begin() runs, so that it can travel with the first statement of the
+     * branch in one round trip ("BEGIN ...; first statement"). */
+    const char *begin_sql;
     /* Valid in every state before prepare; never fails the caller's cleanup. */
     int (*rollback)(void *session, struct fdt_error *err);
     int (*prepare)(void *session, const char *gid, struct fdt_error *err);

@@ -20,6 +20,7 @@ struct branch {
     struct fdt_resource *r;
     void *session;
     bool prepared;
+    bool begun; /* BEGIN sent (alone, or with the branch's first statement) */
     char gid[FDT_GID_MAX + 1];
 };
 
@@ -107,7 +108,8 @@ static void end(struct fdt_txn *t, enum fdt_txn_state state, bool healthy)
     free(t);
 }
 
-static struct branch *branch_for(struct fdt_txn *t, const char *resource, struct fdt_error *err)
+static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool begin_now,
+                                 struct fdt_error *err)
 {
     if (t->state != FDT_TXN_ACTIVE) {
         fdt_error_set(err, FDT_ETXNSTATE, "the transaction is no longer active");
@@ -131,10 +133,13 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, struct
     b->r = r;
     if (fdt__resource_acquire(r, &b->session, err) < 0)
         return NULL;
-    if (r->drv->begin(b->session, err) < 0) {
-        fdt__resource_release(r, b->session, false);
-        b->session = NULL;
-        return NULL;
+    if (begin_now) {
+        if (r->drv->begin(b->session, err) < 0) {
+            fdt__resource_release(r, b->session, false);
+            b->session = NULL;
+            return NULL;
+        }
+        b->begun = true;
     }
     fdt__gid_format(b->gid, sizeof(b->gid), node_name(t->conn), r->cfg.name, &t->xid);
     t->nb++;
@@ -143,17 +148,37 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, struct
 
 void *fdt_txn_join(struct fdt_txn *t, const char *resource, struct fdt_error *err)
 {
-    struct branch *b = branch_for(t, resource, err);
+    struct branch *b = branch_for(t, resource, true, err);
+    if (b && !b->begun) {
+        if (b->r->drv->begin(b->session, err) < 0)
+            return NULL;
+        b->begun = true;
+    }
     return b ? b->r->drv->handle(b->session) : NULL;
 }
 
 int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long *rows,
                  struct fdt_error *err)
 {
-    struct branch *b = branch_for(t, resource, err);
+    struct branch *b = branch_for(t, resource, false, err);
     if (!b)
         return err ? err->code : FDT_ETXNSTATE;
-    int rc = b->r->drv->exec(b->session, sql, rows, err);
+    int rc;
+    if (b->begun) {
+        rc = b->r->drv->exec(b->session, sql, rows, err);
+    } else {
+        /* BEGIN travels with the branch's first statement: one round trip less. */
+        size_t n = strlen(b->r->drv->begin_sql) + strlen(sql) + 3;
+        char small[1024];
+        char *both = n <= sizeof(small) ? small : malloc(n);
+        if (!both)
+            return fdt_error_set(err, FDT_ENOMEM, "out of memory");
+        snprintf(both, n, "%s; %s", b->r->drv->begin_sql, sql);
+        rc = b->r->drv->exec(b->session, both, rows, err);
+        b->begun = true;
+        if (both != small)
+            free(both);
+    }
     if (rc < 0) {
         t->doomed = true;
         t->retryable |= rc == FDT_ERETRY;

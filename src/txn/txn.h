@@ -51,6 +51,19 @@ int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt
                             _Atomic int64_t *oldest_ms);
 void fdt__txn_recovery_stop(void);
 
+/* Commit or roll back every prepared branch of xid on this node, and record the outcome
+ * with comment. found gets the number of branches resolved (0: nothing was prepared; the
+ * log then tells whether it was already so). FDT_ETXNSTATE: it went the other way;
+ * FDT_ENOENT: unknown. */
+int fdt__txn_resolve(const char *node, const struct fdt_xid *xid, bool commit, const char *comment,
+                     int *found, struct fdt_error *err);
+
+struct fdt_gid;
+typedef void (*fdt__txn_list_fn)(const char *gid, const struct fdt_gid *g, double age,
+                                 const char *role, const char *outcome, void *arg);
+/* Every prepared branch of this node, with its log record. */
+int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_error *err);
+
 /* The connection is gone: roll back before the vote, keep prepared after it. */
 void fdt__txn_conn_closed(struct fdt_conn *c);
 

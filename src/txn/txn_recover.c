@@ -271,3 +271,117 @@ void fdt__txn_recovery_stop(void)
     pthread_join(g_rec.thread, NULL);
     g_rec.started = false;
 }
+
+/* Resolution from any connection or host (txn.commit_prepared / txn.rollback_prepared). */
+int fdt__txn_resolve(const char *node, const struct fdt_xid *xid, bool commit, const char *comment,
+                     int *found, struct fdt_error *err)
+{
+    *found = 0;
+    char key[FDT_GID_MAX + 1];
+    if (fdt__gid_format(key, sizeof(key), node, "_", xid) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "bad xid");
+    /* What the logs say first: a committed transaction is never rolled back. */
+    struct pass p = {.node = node};
+    for (int j = 0; j < fdt__txn_resource_count(); j++) {
+        struct fdt_error e = {0};
+        if (fdt__resource_acquire(fdt__txn_resource_at(j), &p.sessions[j], &e) < 0)
+            p.sessions[j] = NULL;
+    }
+    char role[32];
+    char outcome[32];
+    lookup(&p, key, role, outcome, sizeof(role));
+    int rc = 0;
+    if (!commit && (strcmp(outcome, "committed") == 0 || strcmp(outcome, "commit") == 0)) {
+        rc = fdt_error_set(err, FDT_ETXNSTATE,
+                           "the transaction was committed: it cannot be "
+                           "rolled back");
+        goto out;
+    }
+    if (commit && strcmp(outcome, "rolled back") == 0) {
+        rc = fdt_error_set(err, FDT_ETXNSTATE, "the transaction was rolled back");
+        goto out;
+    }
+    for (int j = 0; j < fdt__txn_resource_count(); j++) {
+        struct fdt_resource *r = fdt__txn_resource_at(j);
+        if (!r->drv->can_prepare || !p.sessions[j])
+            continue;
+        char gid[FDT_GID_MAX + 1];
+        if (fdt__gid_format(gid, sizeof(gid), node, r->cfg.name, xid) < 0)
+            continue;
+        char sql[400];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid);
+        char n[16] = "0";
+        struct fdt_error e = {0};
+        if (r->drv->query_text(p.sessions[j], sql, n, sizeof(n), &e) < 0 || strcmp(n, "1") != 0)
+            continue;
+        int x = commit ? r->drv->commit_prepared(p.sessions[j], gid, &e)
+                       : r->drv->rollback_prepared(p.sessions[j], gid, &e);
+        if (x < 0) {
+            rc = fdt_error_set(err, x, "%s %s: %s", commit ? "commit" : "rollback", gid, e.msg);
+            goto out;
+        }
+        (*found)++;
+    }
+    if (*found > 0 || role[0]) {
+        /* Record the outcome where the record is (or was to be). */
+        char sql[700];
+        snprintf(sql, sizeof(sql),
+                 "UPDATE fdt_txn_log SET outcome = '%s', comment = '%s' WHERE gid = '%s'",
+                 commit ? "committed" : "rolled back", comment, key);
+        for (int j = 0; j < fdt__txn_resource_count(); j++) {
+            struct fdt_error e = {0};
+            if (p.sessions[j])
+                fdt__txn_resource_at(j)->drv->exec(p.sessions[j], sql, NULL, &e);
+        }
+    }
+    if (*found == 0 && !role[0])
+        rc = fdt_error_set(err, FDT_ENOENT, "no such transaction");
+out:
+    for (int j = 0; j < fdt__txn_resource_count(); j++)
+        fdt__resource_release(fdt__txn_resource_at(j), p.sessions[j], true);
+    return rc;
+}
+
+struct list_pass {
+    struct pass p;
+    fdt__txn_list_fn fn;
+    void *arg;
+};
+
+static void list_one(const char *gid, double age, void *arg)
+{
+    struct list_pass *lp = arg;
+    struct fdt_gid g;
+    char key[FDT_GID_MAX + 1];
+    if (fdt__gid_parse(gid, &g) < 0 || strcmp(g.node, lp->p.node) != 0 ||
+        fdt__gid_format(key, sizeof(key), g.node, "_", &g.xid) < 0)
+        return;
+    char role[32];
+    char outcome[32];
+    lookup(&lp->p, key, role, outcome, sizeof(role));
+    lp->fn(gid, &g, age, role, outcome, lp->arg);
+}
+
+int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_error *err)
+{
+    char prefix[FDT_GID_MAX + 1];
+    if (fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "bad node name %s", node);
+    struct list_pass lp = {.p = {.node = node}, .fn = fn, .arg = arg};
+    for (int j = 0; j < fdt__txn_resource_count(); j++) {
+        struct fdt_error e = {0};
+        if (fdt__resource_acquire(fdt__txn_resource_at(j), &lp.p.sessions[j], &e) < 0)
+            lp.p.sessions[j] = NULL;
+    }
+    int rc = 0;
+    for (int j = 0; j < fdt__txn_resource_count(); j++) {
+        struct fdt_resource *r = fdt__txn_resource_at(j);
+        if (!r->drv->can_prepare || !lp.p.sessions[j])
+            continue;
+        if (r->drv->recover(lp.p.sessions[j], prefix, 0.0, list_one, &lp, err) < 0)
+            rc = err->code;
+    }
+    for (int j = 0; j < fdt__txn_resource_count(); j++)
+        fdt__resource_release(fdt__txn_resource_at(j), lp.p.sessions[j], true);
+    return rc;
+}

@@ -2,6 +2,7 @@
 
 #define FDT_LOG_MODULE "worker"
 #include "http/http.h"
+#include "jsonrpc/jsonrpc.h"
 #include "log/log.h"
 #include "txn/txn.h"
 #include "util/util.h"
@@ -208,6 +209,10 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
             break;
         case FDT_PROTO_HTTP:
             if (fdt__proto_http_init(&l->proto, w->app, w->cfg, reason, rsize) < 0)
+                return -1;
+            break;
+        case FDT_PROTO_JSONRPC:
+            if (fdt__proto_jsonrpc_init(&l->proto, w->app, w->cfg, reason, rsize) < 0)
                 return -1;
             break;
         default:

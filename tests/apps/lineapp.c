@@ -17,6 +17,7 @@
  * fail_thread_init = yes, init_delay_ms (sleep in process_init),
  * fail_init_if_exists = PATH (process_init fails while that file exists). */
 #include <fdt/fdt.h>
+#include <fdt/jsonrpc.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -315,6 +316,121 @@ static void line_overflow(struct fdt_conn *c)
     reply(c, "ERR line too long");
 }
 
+/* JSON-RPC methods (listeners with protocol = jsonrpc). */
+static int rpc_echo(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                    struct fdt_json_writer *w, struct fdt_error *err)
+{
+    (void)call;
+    (void)err;
+    return params ? fdt_json_writer_value(w, params) : fdt_json_writer_null(w);
+}
+
+/* sql {"resource": R, "sql": S} -> {"rows": N}, in the call's transaction. */
+static int rpc_sql(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                   struct fdt_json_writer *w, struct fdt_error *err)
+{
+    const char *resource;
+    const char *sql;
+    size_t n;
+    if (!params ||
+        fdt_json_get_string(fdt_json_object_get(params, "resource"), &resource, &n) < 0 ||
+        fdt_json_get_string(fdt_json_object_get(params, "sql"), &sql, &n) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "params: resource and sql (strings) are required");
+    long rows = 0;
+    int rc = fdt_txn_exec(fdt_jsonrpc_txn(call), resource, sql, &rows, err);
+    if (rc < 0)
+        return rc;
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "rows");
+    fdt_json_writer_int(w, rows);
+    return fdt_json_writer_end_object(w);
+}
+
+static int rpc_sleep(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                     struct fdt_json_writer *w, struct fdt_error *err)
+{
+    (void)call;
+    int64_t ms = 0;
+    if (!params || fdt_json_get_int(fdt_json_object_get(params, "ms"), &ms) < 0 || ms < 0)
+        return fdt_error_set(err, FDT_EINVAL, "params.ms: a non-negative integer is required");
+    sleep_ms((long)ms);
+    return fdt_json_writer_int(w, ms);
+}
+
+static int rpc_fail(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                    struct fdt_json_writer *w, struct fdt_error *err)
+{
+    (void)params;
+    (void)w;
+    fdt_jsonrpc_set_error_code(call, -32001);
+    return fdt_error_set(err, FDT_EAPP, "failing on purpose");
+}
+
+/* tpcb / tpcb2 {"aid","tid","bid","delta"}: pgbench's tpcb-like transaction, statement by
+ * statement as pgbench sends it; tpcb2 writes the history row into a second database
+ * (resource pg2), so the call commits by two-phase commit. For bench/txn. */
+static int tpcb(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                struct fdt_json_writer *w, struct fdt_error *err, const char *history)
+{
+    int64_t aid, tid, bid, delta;
+    if (fdt_json_get_int(fdt_json_object_get(params, "aid"), &aid) < 0 ||
+        fdt_json_get_int(fdt_json_object_get(params, "tid"), &tid) < 0 ||
+        fdt_json_get_int(fdt_json_object_get(params, "bid"), &bid) < 0 ||
+        fdt_json_get_int(fdt_json_object_get(params, "delta"), &delta) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "params: aid, tid, bid, delta (integers)");
+    struct fdt_txn *t = fdt_jsonrpc_txn(call);
+    char sql[4][256];
+    snprintf(sql[0], sizeof(sql[0]),
+             "UPDATE pgbench_accounts SET abalance = abalance + %lld WHERE aid = %lld",
+             (long long)delta, (long long)aid);
+    snprintf(sql[1], sizeof(sql[1]), "SELECT abalance FROM pgbench_accounts WHERE aid = %lld",
+             (long long)aid);
+    snprintf(sql[2], sizeof(sql[2]),
+             "UPDATE pgbench_tellers SET tbalance = tbalance + %lld WHERE tid = %lld",
+             (long long)delta, (long long)tid);
+    snprintf(sql[3], sizeof(sql[3]),
+             "UPDATE pgbench_branches SET bbalance = bbalance + %lld WHERE bid = %lld",
+             (long long)delta, (long long)bid);
+    for (int i = 0; i < 4; i++) {
+        int rc = fdt_txn_exec(t, "pg", sql[i], NULL, err);
+        if (rc < 0)
+            return rc;
+    }
+    char ins[256];
+    snprintf(ins, sizeof(ins),
+             "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%lld, %lld, "
+             "%lld, %lld, CURRENT_TIMESTAMP)",
+             (long long)tid, (long long)bid, (long long)aid, (long long)delta);
+    int rc = fdt_txn_exec(t, history, ins, NULL, err);
+    if (rc < 0)
+        return rc;
+    return fdt_json_writer_bool(w, true);
+}
+
+static int rpc_tpcb(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                    struct fdt_json_writer *w, struct fdt_error *err)
+{
+    return tpcb(call, params, w, err, "pg");
+}
+
+static int rpc_tpcb2(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                     struct fdt_json_writer *w, struct fdt_error *err)
+{
+    return tpcb(call, params, w, err, "pg2");
+}
+
+static const struct fdt_jsonrpc_method rpc_methods[] = {
+    {"tpcb", rpc_tpcb}, {"tpcb2", rpc_tpcb2}, {"echo", rpc_echo},
+    {"sql", rpc_sql},   {"sleep", rpc_sleep}, {"fail", rpc_fail},
+};
+
+static const struct fdt_jsonrpc_app rpc_app = {
+    .abi_version = FDT_APP_ABI_VERSION,
+    .size = sizeof(struct fdt_jsonrpc_app),
+    .methods = rpc_methods,
+    .n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]),
+};
+
 FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
     .abi_version = FDT_APP_ABI_VERSION,
     .size = sizeof(struct fdt_app),
@@ -325,4 +441,5 @@ FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
     .on_data = line_data,
     .on_overflow = line_overflow,
     .busy_reply = "ERR busy\n",
+    .jsonrpc = &rpc_app,
 };

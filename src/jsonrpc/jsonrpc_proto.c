@@ -1,0 +1,540 @@
+#include "fdt_config.h"
+
+#define FDT_LOG_MODULE "jsonrpc"
+#include "jsonrpc/jsonrpc.h"
+#include "txn/txn.h"
+#include "txn/txn_gid.h"
+#include "util/util.h"
+#include "worker/worker.h"
+
+#include <fdt/jsonrpc.h>
+#include <fdt/log.h>
+#include <string.h>
+
+/* One JSON object per line. Each line is parsed into the connection's document (cleared
+ * per call), the answer is built with the connection's writer and sent as one write. */
+
+#define RETRY_ATTEMPTS 5
+
+struct rpc_conn {
+    struct fdt_json_doc *doc;
+    struct fdt_json_writer out;    /* the whole response */
+    struct fdt_json_writer result; /* an application method's result */
+};
+
+struct fdt_jsonrpc_call {
+    struct fdt_conn *conn;
+    struct fdt_txn *txn;
+    int code; /* error code chosen by the method, 0: default */
+};
+
+/* The application's methods; set once per worker before any connection. */
+static const struct fdt_jsonrpc_app *rpc_app;
+static struct fdt_json_limits rpc_limits;
+
+struct fdt_txn *fdt_jsonrpc_txn(struct fdt_jsonrpc_call *call)
+{
+    return call->txn;
+}
+
+struct fdt_conn *fdt_jsonrpc_conn(struct fdt_jsonrpc_call *call)
+{
+    return call->conn;
+}
+
+void fdt_jsonrpc_set_error_code(struct fdt_jsonrpc_call *call, int code)
+{
+    call->code = code;
+}
+
+static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w)
+{
+    const char *data;
+    size_t len;
+    if (fdt_json_writer_finish(w, &data, &len) < 0) {
+        static const char oops[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":"
+                                   "\"response too large or malformed\"},\"id\":null}\n";
+        fdt_conn_write(c, oops, sizeof(oops) - 1);
+        return;
+    }
+    /* One line per message: the writer never emits a raw newline (strings are escaped). */
+    char *line = (char *)data;
+    fdt_conn_write(c, line, len);
+    fdt_conn_write(c, "\n", 1);
+}
+
+static void write_id(struct fdt_json_writer *w, const struct fdt_json *id)
+{
+    fdt_json_writer_key(w, "id");
+    if (id)
+        fdt_json_writer_value(w, id);
+    else
+        fdt_json_writer_null(w);
+}
+
+static void send_error(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id, int code,
+                       const char *message)
+{
+    struct fdt_json_writer *w = &rc->out;
+    fdt_json_writer_reset(w);
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "jsonrpc");
+    fdt_json_writer_string(w, "2.0");
+    fdt_json_writer_key(w, "error");
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "code");
+    fdt_json_writer_int(w, code);
+    fdt_json_writer_key(w, "message");
+    fdt_json_writer_string(w, message);
+    fdt_json_writer_end_object(w);
+    write_id(w, id);
+    fdt_json_writer_end_object(w);
+    send_writer(c, w);
+}
+
+static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id,
+                        const char *result, size_t len)
+{
+    struct fdt_json_writer *w = &rc->out;
+    fdt_json_writer_reset(w);
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "jsonrpc");
+    fdt_json_writer_string(w, "2.0");
+    fdt_json_writer_key(w, "result");
+    fdt_json_writer_raw(w, result, len);
+    write_id(w, id);
+    fdt_json_writer_end_object(w);
+    send_writer(c, w);
+}
+
+/* JSON-RPC code for a framework error code. */
+static int code_for(int rc)
+{
+    switch (rc) {
+    case FDT_EINVAL:
+        return FDT_JSONRPC_INVALID_PARAMS;
+    case FDT_ETXNSTATE:
+        return FDT_JSONRPC_TXN_STATE;
+    case FDT_ERETRY:
+        return FDT_JSONRPC_CONFLICT;
+    case FDT_ENOENT:
+        return FDT_JSONRPC_TXN_UNKNOWN;
+    case FDT_ELIMIT:
+        return FDT_JSONRPC_LIMIT;
+    default:
+        return FDT_JSONRPC_APP_ERROR;
+    }
+}
+
+/* ---- built-in txn.* methods ---- */
+
+static int parse_part(const struct fdt_json *obj, const char *key, uint8_t *out, size_t *len,
+                      bool required, struct fdt_error *err)
+{
+    const struct fdt_json *v = fdt_json_object_get(obj, key);
+    *len = 0;
+    if (!v)
+        return required ? fdt_error_set(err, FDT_EINVAL, "xid.%s is required", key) : 0;
+    const char *s;
+    size_t n;
+    if (fdt_json_get_string(v, &s, &n) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "xid.%s must be a base64url string", key);
+    long got = fdt__b64url_decode(out, FDT_XID_PART_MAX, s, n);
+    if (got < 0 || (required && got == 0))
+        return fdt_error_set(err, FDT_EINVAL, "xid.%s must be 1 to %d bytes in unpadded base64url",
+                             key, FDT_XID_PART_MAX);
+    *len = (size_t)got;
+    return 0;
+}
+
+static int parse_xid(const struct fdt_json *params, struct fdt_xid *xid, bool *has,
+                     struct fdt_error *err)
+{
+    *has = false;
+    memset(xid, 0, sizeof(*xid));
+    if (!params)
+        return 0;
+    if (fdt_json_type(params) != FDT_JSON_OBJECT)
+        return fdt_error_set(err, FDT_EINVAL, "params must be an object");
+    const struct fdt_json *x = fdt_json_object_get(params, "xid");
+    if (!x || fdt_json_type(x) == FDT_JSON_NULL)
+        return 0;
+    if (fdt_json_type(x) != FDT_JSON_OBJECT)
+        return fdt_error_set(err, FDT_EINVAL, "xid must be an object");
+    int64_t fmt = 0;
+    const struct fdt_json *f = fdt_json_object_get(x, "format_id");
+    if (f && (fdt_json_get_int(f, &fmt) < 0 || fmt < INT32_MIN || fmt > INT32_MAX))
+        return fdt_error_set(err, FDT_EINVAL, "xid.format_id must be a 32-bit integer");
+    xid->format_id = (int32_t)fmt;
+    if (parse_part(x, "gtrid", xid->gtrid, &xid->gtrid_len, true, err) < 0 ||
+        parse_part(x, "bqual", xid->bqual, &xid->bqual_len, false, err) < 0)
+        return FDT_EINVAL;
+    *has = true;
+    return 0;
+}
+
+static void write_state(struct fdt_json_writer *w, const char *state)
+{
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "state");
+    fdt_json_writer_string(w, state);
+    fdt_json_writer_end_object(w);
+}
+
+struct recover_ctx {
+    struct fdt_json_writer *w;
+};
+
+static void recover_one(const char *gid, const struct fdt_gid *g, double age, const char *role,
+                        const char *outcome, void *arg)
+{
+    struct recover_ctx *rc = arg;
+    struct fdt_json_writer *w = rc->w;
+    char b64[FDT_XID_PART_MAX * 2];
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "gid");
+    fdt_json_writer_string(w, gid);
+    fdt_json_writer_key(w, "resource");
+    fdt_json_writer_string(w, g->resource);
+    fdt_json_writer_key(w, "xid");
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "format_id");
+    fdt_json_writer_int(w, g->xid.format_id);
+    fdt__b64url_encode(b64, sizeof(b64), g->xid.gtrid, g->xid.gtrid_len);
+    fdt_json_writer_key(w, "gtrid");
+    fdt_json_writer_string(w, b64);
+    fdt__b64url_encode(b64, sizeof(b64), g->xid.bqual, g->xid.bqual_len);
+    fdt_json_writer_key(w, "bqual");
+    fdt_json_writer_string(w, b64);
+    fdt_json_writer_end_object(w);
+    fdt_json_writer_key(w, "role");
+    fdt_json_writer_string(w, role[0] ? role : "none");
+    fdt_json_writer_key(w, "record");
+    fdt_json_writer_string(w, outcome[0] ? outcome : "none");
+    fdt_json_writer_key(w, "age");
+    fdt_json_writer_double(w, age);
+    fdt_json_writer_end_object(w);
+}
+
+/* Returns 0 with the result written to w, or a negative code with err (and *jcode). */
+static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *params,
+                   struct fdt_json_writer *w, int *jcode, struct fdt_error *err)
+{
+    struct fdt_txn *t = fdt_conn_txn(c);
+    const char *node = c->w->cfg->node;
+    int rc;
+    if (strcmp(name, "txn.begin") == 0) {
+        struct fdt_xid xid;
+        bool has;
+        if (parse_xid(params, &xid, &has, err) < 0)
+            return FDT_EINVAL;
+        rc = fdt_txn_begin(c, has ? &xid : NULL, err);
+        if (rc == FDT_ELIMIT)
+            *jcode = FDT_JSONRPC_INVALID_PARAMS;
+        if (rc < 0)
+            return rc;
+        fdt_json_writer_begin_object(w);
+        fdt_json_writer_key(w, "state");
+        fdt_json_writer_string(w, "active");
+        fdt_json_writer_key(w, "role");
+        fdt_json_writer_string(w, has ? "participant" : "root");
+        fdt_json_writer_end_object(w);
+        return 0;
+    }
+    if (strcmp(name, "txn.vote") == 0 || strcmp(name, "txn.finish") == 0 ||
+        strcmp(name, "txn.abort") == 0) {
+        if (!t)
+            return fdt_error_set(err, FDT_ETXNSTATE, "no transaction: call txn.begin first");
+        if (name[4] == 'v') {
+            rc = fdt_txn_vote(t, err);
+            if (rc < 0) {
+                *jcode = fdt_conn_txn(c) ? FDT_JSONRPC_TXN_STATE : FDT_JSONRPC_ROLLED_BACK;
+                return rc;
+            }
+            write_state(w, "prepared");
+            return 0;
+        }
+        if (name[4] == 'f') {
+            bool root = fdt_txn_state(t) == FDT_TXN_ACTIVE;
+            /* A root transaction (txn.begin without xid) commits here; a participant must
+             * have voted. */
+            rc = root ? fdt_txn_commit(t, err) : fdt_txn_finish(t, err);
+            if (rc == FDT_ETXNSTATE && fdt_conn_txn(c) == t) {
+                *jcode = FDT_JSONRPC_TXN_STATE; /* wrong state: nothing happened */
+                return rc;
+            }
+            if (rc < 0) {
+                *jcode = strstr(err->msg, "outcome unknown") ? FDT_JSONRPC_OUTCOME_UNKNOWN
+                                                             : FDT_JSONRPC_ROLLED_BACK;
+                return rc;
+            }
+            write_state(w, "committed");
+            return 0;
+        }
+        fdt_txn_abort(t, err);
+        write_state(w, "rolled back");
+        return 0;
+    }
+    if (strcmp(name, "txn.recover") == 0) {
+        struct recover_ctx ctx = {w};
+        fdt_json_writer_begin_array(w);
+        rc = fdt__txn_list(node, recover_one, &ctx, err);
+        fdt_json_writer_end_array(w);
+        return rc;
+    }
+    if (strcmp(name, "txn.commit_prepared") == 0 || strcmp(name, "txn.rollback_prepared") == 0) {
+        struct fdt_xid xid;
+        bool has;
+        if (parse_xid(params, &xid, &has, err) < 0)
+            return FDT_EINVAL;
+        if (!has)
+            return fdt_error_set(err, FDT_EINVAL, "params.xid is required");
+        bool commit = name[4] == 'c';
+        int found = 0;
+        rc = fdt__txn_resolve(node, &xid, commit,
+                              commit ? "txn.commit_prepared over JSON-RPC"
+                                     : "txn.rollback_prepared over JSON-RPC",
+                              &found, err);
+        if (rc < 0)
+            return rc;
+        fdt_json_writer_begin_object(w);
+        fdt_json_writer_key(w, "state");
+        fdt_json_writer_string(w, commit ? "committed" : "rolled back");
+        fdt_json_writer_key(w, "already");
+        fdt_json_writer_bool(w, found == 0);
+        fdt_json_writer_end_object(w);
+        return 0;
+    }
+    *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
+    return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+}
+
+/* ---- application methods ---- */
+
+struct app_call {
+    const struct fdt_jsonrpc_method *m;
+    const struct fdt_json *params;
+    struct fdt_json_writer *w;
+    struct fdt_jsonrpc_call call;
+};
+
+static int run_in_root(struct fdt_txn *t, void *arg, struct fdt_error *err)
+{
+    struct app_call *ac = arg;
+    fdt_json_writer_reset(ac->w); /* a retry starts from an empty result */
+    ac->call.txn = t;
+    ac->call.code = 0;
+    return ac->m->fn(&ac->call, ac->params, ac->w, err);
+}
+
+static const struct fdt_jsonrpc_method *find_method(const char *name)
+{
+    for (size_t i = 0; rpc_app && i < rpc_app->n_methods; i++) {
+        if (strcmp(rpc_app->methods[i].name, name) == 0)
+            return &rpc_app->methods[i];
+    }
+    return NULL;
+}
+
+/* Handle one line (without its newline). */
+static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *line, size_t len)
+{
+    struct fdt_error err = {0};
+    struct fdt_json *req = NULL;
+    if (len > c->w->cfg->max_input) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
+                 c->w->cfg->max_input);
+        send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
+        return;
+    }
+    fdt_json_doc_clear(rc->doc);
+    if (fdt_json_parse(rc->doc, line, len, &rpc_limits, &req, &err) < 0) {
+        char msg[320];
+        snprintf(msg, sizeof(msg), "parse error: %s", err.msg);
+        send_error(c, rc, NULL,
+                   err.code == FDT_ELIMIT ? FDT_JSONRPC_INVALID_REQUEST : FDT_JSONRPC_PARSE_ERROR,
+                   msg);
+        return;
+    }
+    if (fdt_json_type(req) != FDT_JSON_OBJECT) {
+        send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST,
+                   fdt_json_type(req) == FDT_JSON_ARRAY
+                       ? "invalid request: batches are not supported, send one object per line"
+                       : "invalid request: not an object");
+        return;
+    }
+    const struct fdt_json *id = fdt_json_object_get(req, "id");
+    if (id && fdt_json_type(id) != FDT_JSON_STRING && fdt_json_type(id) != FDT_JSON_INT &&
+        fdt_json_type(id) != FDT_JSON_NULL) {
+        send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST,
+                   "invalid request: id must be a string, an integer or null");
+        return;
+    }
+    const char *version;
+    size_t vlen;
+    const struct fdt_json *jv = fdt_json_object_get(req, "jsonrpc");
+    if (!jv || fdt_json_get_string(jv, &version, &vlen) < 0 || vlen != 3 ||
+        memcmp(version, "2.0", 3) != 0) {
+        send_error(c, rc, id, FDT_JSONRPC_INVALID_REQUEST,
+                   "invalid request: jsonrpc must be \"2.0\"");
+        return;
+    }
+    const char *method;
+    size_t mlen;
+    const struct fdt_json *mv = fdt_json_object_get(req, "method");
+    if (!mv || fdt_json_get_string(mv, &method, &mlen) < 0 || mlen == 0 || mlen > 128 ||
+        memchr(method, '\0', mlen)) {
+        send_error(c, rc, id, FDT_JSONRPC_INVALID_REQUEST,
+                   "invalid request: method must be a non-empty string");
+        return;
+    }
+    const struct fdt_json *params = fdt_json_object_get(req, "params");
+    if (params && fdt_json_type(params) != FDT_JSON_OBJECT &&
+        fdt_json_type(params) != FDT_JSON_ARRAY) {
+        send_error(c, rc, id, FDT_JSONRPC_INVALID_REQUEST,
+                   "invalid request: params must be an object or an array");
+        return;
+    }
+    bool notify = id == NULL;
+    int jcode = 0;
+    int r;
+    struct fdt_json_writer *w = &rc->result;
+    fdt_json_writer_reset(w);
+    if (strncmp(method, "txn.", 4) == 0) {
+        r = builtin(c, method, params, w, &jcode, &err);
+    } else {
+        const struct fdt_jsonrpc_method *m = find_method(method);
+        if (!m) {
+            if (!notify) {
+                char msg[200];
+                snprintf(msg, sizeof(msg), "method not found: %.128s", method);
+                send_error(c, rc, id, FDT_JSONRPC_METHOD_NOT_FOUND, msg);
+            }
+            return;
+        }
+        struct app_call ac = {.m = m, .params = params, .w = w, .call = {.conn = c}};
+        struct fdt_txn *t = fdt_conn_txn(c);
+        if (t) {
+            /* Inside txn.begin ... : the call joins the connection's transaction. */
+            ac.call.txn = t;
+            r = m->fn(&ac.call, params, w, &err);
+        } else {
+            /* Its own root transaction, retried on conflicts. */
+            r = fdt_txn_run(c, run_in_root, &ac, RETRY_ATTEMPTS, NULL, &err);
+        }
+        jcode = ac.call.code;
+    }
+    fdt__conn_request_done(c);
+    if (notify)
+        return;
+    if (r < 0) {
+        send_error(c, rc, id, jcode ? jcode : code_for(r), err.msg[0] ? err.msg : fdt_strerror(r));
+        return;
+    }
+    const char *data;
+    size_t dlen;
+    if (fdt_json_writer_finish(w, &data, &dlen) < 0 || dlen == 0) {
+        send_error(c, rc, id, FDT_JSONRPC_INTERNAL_ERROR,
+                   "internal error: the method did not write one JSON value");
+        return;
+    }
+    send_result(c, rc, id, data, dlen);
+}
+
+static int rpc_open(struct fdt_conn *c)
+{
+    struct rpc_conn *rc = calloc(1, sizeof(*rc));
+    if (!rc)
+        return -1;
+    rc->doc = fdt_json_doc_new();
+    if (!rc->doc) {
+        free(rc);
+        return -1;
+    }
+    fdt_json_writer_init(&rc->out, c->w->cfg->max_output);
+    fdt_json_writer_init(&rc->result, c->w->cfg->max_output);
+    c->proto_data = rc;
+    return 0;
+}
+
+static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
+{
+    struct rpc_conn *rc = c->proto_data;
+    size_t used = 0;
+    while (used < len) {
+        const char *nl = memchr(buf + used, '\n', len - used);
+        if (!nl)
+            break;
+        size_t n = (size_t)(nl - (buf + used));
+        const char *line = buf + used;
+        used += n + 1;
+        size_t end = n;
+        while (end > 0 && (line[end - 1] == '\r' || line[end - 1] == ' ' || line[end - 1] == '\t'))
+            end--;
+        size_t start = 0;
+        while (start < end && (line[start] == ' ' || line[start] == '\t'))
+            start++;
+        if (start == end)
+            continue; /* blank lines are allowed between messages */
+        handle_line(c, rc, line + start, end - start);
+        if (fdt_conn_draining(c))
+            break; /* finish this exchange; the core closes between requests */
+    }
+    return (long)used;
+}
+
+static void rpc_overflow(struct fdt_conn *c)
+{
+    struct rpc_conn *rc = c->proto_data;
+    char msg[120];
+    snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
+             c->w->cfg->max_input);
+    send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
+}
+
+static void rpc_txn_expired(struct fdt_conn *c)
+{
+    static const char note[] =
+        "{\"jsonrpc\":\"2.0\",\"method\":\"txn.expired\",\"params\":{\"reason\":"
+        "\"transaction_timeout: the transaction was idle too long and was rolled back\"}}\n";
+    fdt_conn_write(c, note, sizeof(note) - 1);
+}
+
+static void rpc_close(struct fdt_conn *c)
+{
+    struct rpc_conn *rc = c->proto_data;
+    if (!rc)
+        return;
+    fdt_json_doc_free(rc->doc);
+    fdt_json_writer_deinit(&rc->out);
+    fdt_json_writer_deinit(&rc->result);
+    free(rc);
+    c->proto_data = NULL;
+}
+
+int fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt_app *app,
+                            const struct fdt_cfg *cfg, char *reason, size_t rsize)
+{
+    const struct fdt_jsonrpc_app *ja = app->jsonrpc;
+    if (ja && (ja->abi_version != FDT_APP_ABI_VERSION ||
+               ja->size < offsetof(struct fdt_jsonrpc_app, reserved))) {
+        snprintf(reason, rsize, "the application's jsonrpc descriptor has ABI %u (size %u)",
+                 ja->abi_version, ja->size);
+        return -1;
+    }
+    rpc_app = ja;
+    fdt_json_limits_default(&rpc_limits);
+    rpc_limits.max_size = cfg->max_input;
+    memset(p, 0, sizeof(*p));
+    p->name = "jsonrpc";
+    p->open = rpc_open;
+    p->data = rpc_data;
+    p->overflow = rpc_overflow;
+    p->close = rpc_close;
+    p->txn_expired = rpc_txn_expired;
+    p->counts_requests = true;
+    p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
+                    "max_connections reached\"},\"id\":null}\n";
+    return 0;
+}

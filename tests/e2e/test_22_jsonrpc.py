@@ -1,0 +1,192 @@
+"""JSON-RPC 2.0 over TCP: framing, errors, and client-driven two-phase commit."""
+import base64
+import json
+import socket
+
+from fdt import free_port, wait_for
+
+
+class Rpc:
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.buf = b""
+        self.next_id = 0
+
+    def send_raw(self, data):
+        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
+
+    def read(self):
+        while b"\n" not in self.buf:
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise ConnectionError("closed")
+            self.buf += chunk
+        line, _, self.buf = self.buf.partition(b"\n")
+        return json.loads(line)
+
+    def call(self, method, params=None):
+        self.next_id += 1
+        msg = {"jsonrpc": "2.0", "method": method, "id": self.next_id}
+        if params is not None:
+            msg["params"] = params
+        self.send_raw(json.dumps(msg) + "\n")
+        answer = self.read()
+        assert answer["id"] == self.next_id and answer["jsonrpc"] == "2.0"
+        return answer
+
+    def close(self):
+        self.sock.close()
+
+
+def b64(data):
+    return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+
+def rpc_server(make_server, tmp_path, extra="", **kw):
+    port = free_port()
+    s = make_server(listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}},
+                    extra_ini=extra, **kw)
+    s.rpc_port = port
+    return s
+
+
+def test_22_01_calls_and_standard_errors(make_server, tmp_path):
+    s = rpc_server(make_server, tmp_path)
+    c = Rpc(s.rpc_port)
+    assert c.call("echo", {"a": [1, 2, "x"]})["result"] == {"a": [1, 2, "x"]}
+    assert c.call("echo", [1, 2])["result"] == [1, 2]
+    r = c.call("nope")
+    assert r["error"]["code"] == -32601 and "nope" in r["error"]["message"]
+    r = c.call("sleep", {"ms": "ten"})
+    assert r["error"]["code"] == -32602 and "ms" in r["error"]["message"]
+    r = c.call("fail")
+    assert r["error"] == {"code": -32001, "message": "failing on purpose"}
+    # Malformed JSON: -32700 with id null; the connection keeps working.
+    c.send_raw('{"jsonrpc": "2.0", "method": \n')
+    r = c.read()
+    assert r["error"]["code"] == -32700 and r["id"] is None
+    for bad, code in (('[1, 2]', -32600), ('"just a string"', -32600),
+                      ('{"jsonrpc": "1.0", "method": "echo", "id": 1}', -32600),
+                      ('{"jsonrpc": "2.0", "method": 5, "id": 1}', -32600),
+                      ('{"jsonrpc": "2.0", "method": "echo", "id": [1]}', -32600),
+                      ('{"jsonrpc": "2.0", "method": "echo", "params": 3, "id": 1}', -32600)):
+        c.send_raw(bad + "\n")
+        assert c.read()["error"]["code"] == code, bad
+    # A notification (no id) gets no answer; the next call does.
+    c.send_raw('{"jsonrpc": "2.0", "method": "echo", "params": [9]}\n')
+    assert c.call("echo", [10])["result"] == [10]
+    # Deep nesting is refused, not a crash.
+    c.send_raw('{"jsonrpc": "2.0", "method": "echo", "id": 1, "params": ' + "[" * 5000 +
+               "]" * 5000 + "}\n")
+    r = c.read()
+    assert "error" in r
+    assert c.call("echo", [11])["result"] == [11]
+
+
+def test_22_02_a_line_over_the_limit_is_refused(make_server, tmp_path):
+    s = rpc_server(make_server, tmp_path, server={"max_input": "4k"})
+    c = Rpc(s.rpc_port)
+    c.send_raw('{"jsonrpc": "2.0", "method": "echo", "params": ["' + "x" * 10000 + '"]}\n')
+    r = c.read()
+    assert r["error"]["code"] == -32600 and "max_input" in r["error"]["message"]
+
+
+def pg_rpc_server(make_server, postgres, pgdb, tmp_path, **kw):
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=db)
+    extra = f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n"
+    server = dict({"node": "rpcnode"}, **kw.pop("server", {}))
+    s = rpc_server(make_server, tmp_path, extra=extra, server=server, **kw)
+    return s, db
+
+
+def test_22_03_calls_outside_a_transaction_commit_on_their_own(make_server, postgres, pgdb,
+                                                               tmp_path):
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = Rpc(s.rpc_port)
+    r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 10)"})
+    assert r["result"] == {"rows": 1}
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["10"]]
+    r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 10)"})
+    assert r["error"]["code"] == -32000 and "duplicate key" in r["error"]["message"]
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]]
+
+
+def test_22_04_client_driven_two_phase_commit(make_server, postgres, pgdb, tmp_path):
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = Rpc(s.rpc_port)
+    xid = {"format_id": 7, "gtrid": b64(b"coordinator-1"), "bqual": b64(b"b1")}
+    assert c.call("txn.vote")["error"]["code"] == -32010
+    assert c.call("txn.begin", {"xid": xid})["result"] == {"state": "active",
+                                                           "role": "participant"}
+    assert c.call("txn.begin")["error"]["code"] == -32010
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (2, 5)"})[
+        "result"] == {"rows": 1}
+    assert c.call("txn.vote")["result"] == {"state": "prepared"}
+    # Another connection sees it in doubt and cannot see the row yet.
+    other = Rpc(s.rpc_port)
+    rec = other.call("txn.recover")["result"]
+    assert len(rec) == 1 and rec[0]["xid"] == xid and rec[0]["record"] == "voted"
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    assert c.call("txn.finish")["result"] == {"state": "committed"}
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["5"]]
+    assert other.call("txn.recover")["result"] == []
+
+
+def test_22_05_resolution_from_another_connection_after_a_disconnect(make_server, postgres,
+                                                                     pgdb, tmp_path):
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    xid = {"format_id": 1, "gtrid": b64(b"g2")}
+    c = Rpc(s.rpc_port)
+    c.call("txn.begin", {"xid": xid})
+    c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (3, 3)"})
+    assert c.call("txn.vote")["result"]["state"] == "prepared"
+    c.close()
+    s.wait_log("stays prepared")
+    d = Rpc(s.rpc_port)
+    r = d.call("txn.commit_prepared", {"xid": xid})
+    assert r["result"] == {"state": "committed", "already": False}
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["3"]]
+    # Idempotent; and a committed transaction cannot be rolled back.
+    assert d.call("txn.commit_prepared", {"xid": xid})["result"] == {"state": "committed",
+                                                                     "already": True}
+    r = d.call("txn.rollback_prepared", {"xid": xid})
+    assert r["error"]["code"] == -32010 and "committed" in r["error"]["message"]
+    r = d.call("txn.commit_prepared", {"xid": {"gtrid": b64(b"never-seen")}})
+    assert r["error"]["code"] == -32011
+    r = d.call("txn.commit_prepared", {"xid": {"gtrid": "not base64!"}})
+    assert r["error"]["code"] == -32602
+
+
+def test_22_06_disconnect_before_the_vote_rolls_back(make_server, postgres, pgdb, tmp_path):
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = Rpc(s.rpc_port)
+    c.call("txn.begin", {"xid": {"gtrid": b64(b"g3")}})
+    c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (4, 4)"})
+    c.close()
+    s.wait_log("closed before the vote")
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    assert postgres.psql("SELECT count(*) FROM pg_prepared_xacts "
+                         "WHERE database = current_database()", dbname=db) == [["0"]]
+
+
+def test_22_07_root_transaction_over_several_calls_and_expiry(make_server, postgres, pgdb,
+                                                              tmp_path):
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path,
+                          server={"transaction_timeout": 0.5})
+    c = Rpc(s.rpc_port)
+    assert c.call("txn.begin")["result"]["role"] == "root"
+    c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (5, 5)"})
+    c.call("sql", {"resource": "pg", "sql": "UPDATE acc SET bal = 6 WHERE id = 5"})
+    assert c.call("txn.finish")["result"] == {"state": "committed"}
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["6"]]
+    # Left idle: rolled back, and the client is told with a notification.
+    c.call("txn.begin")
+    c.call("sql", {"resource": "pg", "sql": "UPDATE acc SET bal = 7 WHERE id = 5"})
+    note = c.read()
+    assert note["method"] == "txn.expired" and "id" not in note
+    assert c.call("txn.finish")["error"]["code"] == -32010
+    assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["6"]]
+    # The transaction state is clean: a new one starts.
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    assert c.call("txn.abort")["result"] == {"state": "rolled back"}
