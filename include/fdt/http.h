@@ -45,6 +45,7 @@
 #include <fdt/common.h>
 #include <fdt/conn.h>
 #include <fdt/error.h>
+#include <fdt/txn.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -216,6 +217,22 @@ FDT_API int fdt_http_begin(struct fdt_http_request *req, int status, const char 
 FDT_API int fdt_http_write_chunk(struct fdt_http_request *req, const void *data, size_t len);
 /* End a streamed body. */
 FDT_API int fdt_http_finish(struct fdt_http_request *req);
+
+/* ---- The request's transaction ----
+ * Each request may have a root transaction (fdt/txn.h), begun by the first call of
+ * fdt_http_txn(). When the view returns, the framework commits it if the response status
+ * is 2xx or 3xx, and rolls it back otherwise, or when the client has gone (closed or
+ * reset its connection) before the commit. Until then the response is held back, so the
+ * client never sees an answer for work that did not commit: a failed commit replaces it
+ * with a 500 (503 when conflicts persisted). A conflict (serialization failure, deadlock,
+ * SQLite busy) rolls everything back and runs the view again, up to 5 runs in all; the
+ * view must not have other side effects it cannot repeat. A streamed response commits at
+ * fdt_http_begin(), before its head is sent. */
+
+/* The request's transaction, begun on the first call (NULL with err set on failure, e.g.
+ * when the connection already has a transaction the view began itself). Borrowed: the
+ * framework ends it; a view may also end it itself with fdt_txn_commit()/abort(). */
+FDT_API struct fdt_txn *fdt_http_txn(struct fdt_http_request *req, struct fdt_error *err);
 
 /* The reason phrase of a status ("Not Found"), "Unknown" for codes it does not know.
  * Thread: any. */

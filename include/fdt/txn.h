@@ -89,4 +89,63 @@ typedef int (*fdt_txn_fn)(struct fdt_txn *t, void *arg, struct fdt_error *err);
 FDT_API int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts,
                         int *attempts, struct fdt_error *err);
 
+/* ---- Queries with parameters and rows, the same on PostgreSQL and SQLite. ----
+ *
+ * Parameters are written $1, $2, ... in the SQL on both drivers and bound by value (never
+ * spliced into the text). Rows come back as text; fdt_sql_int() converts. */
+
+enum fdt_sql_type {
+    FDT_SQL_NULL = 0,
+    FDT_SQL_INT = 1,
+    FDT_SQL_TEXT = 2,
+};
+
+/* One parameter: FDT_SQL_INT uses i; FDT_SQL_TEXT uses s (NUL-terminated, borrowed for
+ * the call). */
+struct fdt_sql_param {
+    enum fdt_sql_type type;
+    int64_t i;
+    const char *s;
+};
+
+#define FDT_SQL_INT_P(v)  ((struct fdt_sql_param){.type = FDT_SQL_INT, .i = (v)})
+#define FDT_SQL_TEXT_P(v) ((struct fdt_sql_param){.type = FDT_SQL_TEXT, .s = (v)})
+#define FDT_SQL_NULL_P    ((struct fdt_sql_param){.type = FDT_SQL_NULL})
+
+/* The rows a query returned (copied out of the driver). Owned by the caller: free it with
+ * fdt_sql_rows_free(). */
+struct fdt_sql_rows;
+
+/* Run one statement with n params in the resource's branch (joining it; BEGIN is sent
+ * first when the branch is new). rows (may be NULL) gets the result rows, NULL on error.
+ * A failed statement dooms the transaction; a conflict (serialization failure, deadlock,
+ * SQLite busy) fails with FDT_ERETRY and makes fdt_txn_run() and the HTTP and JSON-RPC
+ * layers run the whole transaction again. */
+FDT_API int fdt_txn_query(struct fdt_txn *t, const char *resource, const char *sql,
+                          const struct fdt_sql_param *params, int n, struct fdt_sql_rows **rows,
+                          struct fdt_error *err);
+
+/* Rows returned, columns, and rows changed by an INSERT/UPDATE/DELETE. */
+FDT_API int fdt_sql_nrows(const struct fdt_sql_rows *r);
+FDT_API int fdt_sql_ncols(const struct fdt_sql_rows *r);
+FDT_API long fdt_sql_changes(const struct fdt_sql_rows *r);
+/* The value at (row, col) as text, NULL for SQL NULL or out of range. Borrowed from r. */
+FDT_API const char *fdt_sql_text(const struct fdt_sql_rows *r, int row, int col);
+/* The value at (row, col) as an integer; 0 for NULL, out of range, or not a number. */
+FDT_API int64_t fdt_sql_int(const struct fdt_sql_rows *r, int row, int col);
+FDT_API void fdt_sql_rows_free(struct fdt_sql_rows *r);
+
+/* ---- Resources outside a transaction (schema migrations in process_init, bookkeeping
+ * that must outlive a rolled-back request). Each call runs on a pooled session of its own,
+ * committed at once (autocommit), never inside a connection's transaction. Thread: any. */
+
+/* The driver of [resource.NAME]: "postgresql", "sqlite", or NULL when there is none. */
+FDT_API const char *fdt_resource_driver(const char *resource);
+/* Run a script of one or more statements (no parameters). */
+FDT_API int fdt_resource_exec(const char *resource, const char *sql, struct fdt_error *err);
+/* Run one statement with parameters, as fdt_txn_query() does. */
+FDT_API int fdt_resource_query(const char *resource, const char *sql,
+                               const struct fdt_sql_param *params, int n,
+                               struct fdt_sql_rows **rows, struct fdt_error *err);
+
 #endif

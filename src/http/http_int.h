@@ -39,6 +39,7 @@ struct fdt__http_server {
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t keepalive_timeout_ms;
+    size_t max_output; /* response bytes held back until the request's transaction ends */
     int access_log_fd; /* -1: no access log */
 };
 
@@ -60,6 +61,8 @@ struct fdt__http_io {
     void (*request_done)(void *ctx);
     /* The client's address for the access log ("-" when unknown). */
     void (*peer)(void *ctx, char *buf, size_t size);
+    /* Nonzero when the client has closed its side or reset the connection. */
+    int (*peer_gone)(void *ctx);
 };
 
 /* ---- Requests. ---- */
@@ -126,6 +129,12 @@ struct fdt_http_request {
     bool close_after;            /* close the connection after this response */
     bool in_error_view;
     uint64_t body_sent; /* body bytes, for the access log */
+
+    /* The request's root transaction (fdt_http_txn), NULL when it has none. While it is
+     * open the response is held in the session's held buffer, sent only once the
+     * transaction has committed or rolled back. */
+    struct fdt_txn *txn;
+    int attempt; /* 1, 2, ...: runs of the view (conflicts make it run again) */
 };
 
 /* ---- The session: one per connection. ---- */
@@ -162,6 +171,7 @@ struct fdt__http_session {
     char peer[64]; /* client address for the access log, fetched once */
 
     struct fdt_http_request req;
+    struct fdt_buf held_out; /* response bytes held back until the transaction ends */
 };
 
 /* Initialise a session for a new connection; arms the first deadline. */
@@ -224,6 +234,22 @@ void fdt__http_send_error(struct fdt_http_request *req, int status, const char *
                           bool close_after);
 /* Complete the response after the view returned: 500 if nothing was sent, end a stream. */
 void fdt__http_response_complete(struct fdt_http_request *req);
+
+/* Forget the response made so far (not sent yet: held back by a transaction). */
+void fdt__http_response_reset(struct fdt_http_request *req);
+
+/* ---- Request transactions (http_txn.c). ---- */
+
+/* Views run at most this many times when their transaction conflicts. */
+#define FDT__HTTP_TXN_ATTEMPTS 5
+
+/* The request's transaction if it is still open (the view may have ended it). */
+struct fdt_txn *fdt__http_txn_open(struct fdt_http_request *req);
+/* End the request's transaction by the response's status: commit on 1xx-3xx (when the
+ * client is still there), else roll back. Returns 1 when the view should run again (a
+ * conflict, with attempts left: the response is then forgotten), else 0; a failed commit
+ * replaces the held response with an error response. */
+int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry);
 
 /* Format t as an IMF-fixdate ("Sun, 06 Nov 1994 08:49:37 GMT"): 29 bytes + NUL. */
 void fdt__http_date_format(time_t t, char out[30]);

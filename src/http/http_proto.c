@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <fdt/log.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -69,6 +70,15 @@ static void io_peer(void *ctx, char *buf, size_t size)
         snprintf(buf, size, "unix");
 }
 
+static int io_peer_gone(void *ctx)
+{
+    struct fdt_conn *c = ctx;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLRDHUP};
+    if (poll(&pfd, 1, 0) <= 0)
+        return 0;
+    return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
+}
+
 static const struct fdt__http_io conn_io = {
     .write = io_write,
     .close = io_close,
@@ -76,6 +86,7 @@ static const struct fdt__http_io conn_io = {
     .draining = io_draining,
     .request_done = io_request_done,
     .peer = io_peer,
+    .peer_gone = io_peer_gone,
 };
 
 static int http_open(struct fdt_conn *c)
@@ -149,6 +160,7 @@ int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const s
         g_srv.body_timeout_ms = seconds_to_ms(cfg->body_timeout);
         g_srv.keepalive_timeout_ms =
             seconds_to_ms(cfg->keepalive_timeout > 0 ? cfg->keepalive_timeout : cfg->idle_timeout);
+        g_srv.max_output = cfg->max_output;
         g_srv.access_log_fd = -1;
         if (cfg->access_log[0]) {
             int fd = fdt__http_access_log_open(cfg->access_log);

@@ -112,7 +112,26 @@ static int out_write(struct fdt_http_request *req, const void *buf, size_t len)
     struct fdt__http_session *s = req->s;
     if (len == 0)
         return 0;
+    if (req->txn && fdt__http_txn_open(req)) {
+        /* Held back until the transaction ends (http_txn.c). */
+        if (len > s->held_out.max - s->held_out.len)
+            return FDT_ELIMIT;
+        return fdt__buf_append(&s->held_out, buf, len);
+    }
     return s->io->write(s->io_ctx, buf, len);
+}
+
+void fdt__http_response_reset(struct fdt_http_request *req)
+{
+    struct fdt__http_session *s = req->s;
+    fdt__buf_consume(&s->held_out, s->held_out.len);
+    fdt__buf_consume(&req->resp_headers, req->resp_headers.len);
+    req->status = 0;
+    req->streaming = false;
+    req->chunked = false;
+    req->finished = false;
+    req->close_after = false;
+    req->body_sent = 0;
 }
 
 static bool is_tchar(unsigned char ch)
@@ -268,6 +287,14 @@ int fdt_http_begin(struct fdt_http_request *req, int status, const char *content
 {
     if (req->status || status < 200 || status > 599 || !valid_content_type(content_type))
         return FDT_EINVAL;
+    if (req->txn && fdt__http_txn_open(req)) {
+        /* A stream cannot be held back: the transaction ends before the head goes out. */
+        req->status = status;
+        fdt__http_txn_settle(req, false);
+        if (req->finished)
+            return req->status == 499 ? FDT_ECLOSED : FDT_ETXNSTATE;
+        req->status = 0;
+    }
     req->streaming = true;
     if (status == 204 || status == 304) {
         req->chunked = false;

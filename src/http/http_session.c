@@ -34,6 +34,7 @@ void fdt__http_session_init(struct fdt__http_session *s, const struct fdt__http_
                   (srv->max_header_size / 4 + 1) * sizeof(struct fdt__http_header));
     fdt__buf_init(&s->req.body, srv->max_body_size + 1);
     fdt__buf_init(&s->req.resp_headers, FDT__HTTP_RESP_HEADERS_MAX);
+    fdt__buf_init(&s->held_out, srv->max_output ? srv->max_output : (size_t)1 << 30);
     fdt__http_request_reset(&s->req, true);
     s->phase = FDT__HTTP_IDLE;
     /* A new connection must send its first request within header_timeout. */
@@ -43,6 +44,7 @@ void fdt__http_session_init(struct fdt__http_session *s, const struct fdt__http_
 void fdt__http_session_deinit(struct fdt__http_session *s)
 {
     fdt__http_request_reset(&s->req, true);
+    fdt__buf_deinit(&s->held_out);
 }
 
 static void begin_request(struct fdt__http_session *s)
@@ -219,40 +221,57 @@ static int parse_error_status(llhttp_errno_t e, const char **msg)
     }
 }
 
-/* Route the complete request and run its view. */
-static void dispatch(struct fdt__http_session *s)
+/* Route the request and run its view (once). */
+static void run_view(struct fdt__http_session *s)
 {
     struct fdt_http_request *req = &s->req;
     const struct fdt_http_app *app = s->srv->app;
+    if (strcmp(req->path, "*") == 0) {
+        /* OPTIONS * asks about the server as a whole. */
+        fdt_http_respond(req, 204, NULL, NULL, 0);
+        return;
+    }
+    const char *msg = NULL;
+    int st = fdt__http_traverse(req, app, &msg);
+    if (st) {
+        fdt__http_send_error(req, st, msg, false);
+        return;
+    }
+    char allow[256];
+    const struct fdt_http_view *v =
+        fdt__http_view_find(app, req->context->type, req->view_name, req->method,
+                            req->n_subpath > 0, allow, sizeof(allow), &st);
+    if (!v && st == 405) {
+        fdt_http_set_header(req, "Allow", allow);
+        fdt__http_send_error(req, 405, "The resource does not allow this method.", false);
+    } else if (!v) {
+        fdt__http_send_error(req, 404, "No resource or view matches the path.", false);
+    } else if (v->fn(req, req->context) < 0 && !req->status) {
+        fdt__http_send_error(req, 500, "The view failed.", false);
+    }
+}
+
+/* Run the complete request: the view, then its transaction (committed or rolled back by
+ * the status, the view run again after a conflict), then the held-back response. */
+static void dispatch(struct fdt__http_session *s)
+{
+    struct fdt_http_request *req = &s->req;
     s->io->set_deadline(s->io_ctx, 0);
     if (req->body.len > 0 && fdt__buf_append(&req->body, "", 1) < 0) {
         fail(s, 503, "The server is out of memory.");
         return;
     }
-    if (strcmp(req->path, "*") == 0) {
-        /* OPTIONS * asks about the server as a whole. */
-        fdt_http_respond(req, 204, NULL, NULL, 0);
-    } else {
-        const char *msg = NULL;
-        int st = fdt__http_traverse(req, app, &msg);
-        if (st) {
-            fdt__http_send_error(req, st, msg, false);
-        } else {
-            char allow[256];
-            const struct fdt_http_view *v =
-                fdt__http_view_find(app, req->context->type, req->view_name, req->method,
-                                    req->n_subpath > 0, allow, sizeof(allow), &st);
-            if (!v && st == 405) {
-                fdt_http_set_header(req, "Allow", allow);
-                fdt__http_send_error(req, 405, "The resource does not allow this method.", false);
-            } else if (!v) {
-                fdt__http_send_error(req, 404, "No resource or view matches the path.", false);
-            } else if (v->fn(req, req->context) < 0 && !req->status) {
-                fdt__http_send_error(req, 500, "The view failed.", false);
-            }
-        }
+    for (req->attempt = 1;; req->attempt++) {
+        run_view(s);
+        fdt__http_response_complete(req);
+        if (!req->txn || fdt__http_txn_settle(req, true) == 0)
+            break;
     }
-    fdt__http_response_complete(req);
+    if (s->held_out.len) {
+        s->io->write(s->io_ctx, fdt__buf_head(&s->held_out), s->held_out.len);
+        fdt__buf_consume(&s->held_out, s->held_out.len);
+        fdt__buf_shrink(&s->held_out, 16384);
+    }
     end_request(s);
 }
 

@@ -211,6 +211,55 @@ static void *pg_handle(void *s)
     return s;
 }
 
+#define QUERY_PARAMS_MAX 32
+
+static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
+                    struct fdt_sql_rows *out, struct fdt_error *err)
+{
+    PGconn *pg = s;
+    if (n > QUERY_PARAMS_MAX)
+        return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
+    char ints[QUERY_PARAMS_MAX][24];
+    const char *values[QUERY_PARAMS_MAX];
+    for (int i = 0; i < n; i++) {
+        switch (params[i].type) {
+        case FDT_SQL_INT:
+            snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)params[i].i);
+            values[i] = ints[i];
+            break;
+        case FDT_SQL_TEXT:
+            values[i] = params[i].s;
+            break;
+        default:
+            values[i] = NULL;
+            break;
+        }
+    }
+    PGresult *res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
+    ExecStatusType st = PQresultStatus(res);
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+        return fail(pg, res, err, "statement failed");
+    int cols = PQnfields(res);
+    int rc = fdt__sql_rows_cols(out, cols);
+    const char *vals[QUERY_PARAMS_MAX];
+    size_t lens[QUERY_PARAMS_MAX];
+    if (cols > QUERY_PARAMS_MAX)
+        rc = fdt_error_set(err, FDT_EINVAL, "more than %d result columns", QUERY_PARAMS_MAX);
+    for (int r = 0; rc == 0 && r < PQntuples(res); r++) {
+        for (int c = 0; c < cols; c++) {
+            vals[c] = PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
+            lens[c] = (size_t)PQgetlength(res, r, c);
+        }
+        rc = fdt__sql_rows_add(out, vals, lens);
+    }
+    const char *changed = PQcmdTuples(res);
+    fdt__sql_rows_set_changes(out, changed && *changed ? atol(changed) : 0);
+    PQclear(res);
+    if (rc == FDT_ENOMEM)
+        fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    return rc;
+}
+
 const struct fdt_rm_driver fdt__rm_postgresql = {
     .name = "postgresql",
     .can_prepare = true,
@@ -231,4 +280,5 @@ const struct fdt_rm_driver fdt__rm_postgresql = {
     .unlock = pg_unlock,
     .retryable = pg_retryable,
     .handle = pg_handle,
+    .query = pg_query,
 };

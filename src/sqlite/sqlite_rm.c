@@ -4,10 +4,26 @@
 #include "util/util.h"
 
 #include <sqlite3.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-/* SQLite takes part in one phase only (the logging last resource): it cannot prepare. */
+/* SQLite takes part in one phase only (the logging last resource): it cannot prepare.
+ *
+ * A session is one database connection and a small cache of prepared statements for
+ * fdt_txn_query(), keyed by the SQL text (replaced round robin when full). */
+
+#define CACHE_SIZE       32
+#define QUERY_PARAMS_MAX 32
+
+struct lite {
+    sqlite3 *db;
+    struct {
+        char *sql;
+        sqlite3_stmt *st;
+    } cache[CACHE_SIZE];
+    unsigned next;
+};
 
 static int fail(sqlite3 *db, int rc, struct fdt_error *err, const char *what)
 {
@@ -18,9 +34,8 @@ static int fail(sqlite3 *db, int rc, struct fdt_error *err, const char *what)
     return fdt_error_set(err, code, "%s: %s", what, db ? sqlite3_errmsg(db) : sqlite3_errstr(rc));
 }
 
-static int lite_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
+static int db_exec(sqlite3 *db, const char *sql, long *rows, struct fdt_error *err)
 {
-    sqlite3 *db = s;
     long n = 0;
     const char *tail = sql;
     while (tail && *tail) {
@@ -45,9 +60,9 @@ static int lite_exec(void *s, const char *sql, long *rows, struct fdt_error *err
     return 0;
 }
 
-static int lite_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
+static int db_query_text(sqlite3 *db, const char *sql, char *out, size_t size,
+                         struct fdt_error *err)
 {
-    sqlite3 *db = s;
     out[0] = '\0';
     sqlite3_stmt *st = NULL;
     int rc = sqlite3_prepare_v2(db, sql, -1, &st, NULL);
@@ -83,7 +98,7 @@ static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct 
     char mode[16] = "";
     for (int i = 0; i < 250; i++) {
         struct fdt_error e = {0};
-        if (lite_query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode), &e) == 0)
+        if (db_query_text(db, "PRAGMA journal_mode=WAL", mode, sizeof(mode), &e) == 0)
             break;
         if (e.code != FDT_ERETRY) {
             *err = e;
@@ -94,25 +109,129 @@ static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct 
         nanosleep(&ts, NULL);
     }
     if (strcmp(mode, "wal") != 0 ||
-        lite_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, err) < 0) {
+        db_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, err) < 0) {
         if (strcmp(mode, "wal") != 0)
             fdt_error_set(err, FDT_EDOWN, "[resource.%s] cannot switch %s to WAL mode", cfg->name,
                           cfg->path);
         sqlite3_close(db);
         return FDT_EDOWN;
     }
-    *session = db;
+    struct lite *l = calloc(1, sizeof(*l));
+    if (!l) {
+        sqlite3_close(db);
+        return fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    }
+    l->db = db;
+    *session = l;
     return 0;
 }
 
 static void lite_close(void *s)
 {
-    sqlite3_close(s);
+    struct lite *l = s;
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        sqlite3_finalize(l->cache[i].st);
+        free(l->cache[i].sql);
+    }
+    sqlite3_close(l->db);
+    free(l);
 }
 
 static bool lite_alive(void *s)
 {
     return s != NULL;
+}
+
+static int lite_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
+{
+    return db_exec(((struct lite *)s)->db, sql, rows, err);
+}
+
+static int lite_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
+{
+    return db_query_text(((struct lite *)s)->db, sql, out, size, err);
+}
+
+/* The cached statement for sql, prepared on first use. */
+static sqlite3_stmt *statement(struct lite *l, const char *sql, struct fdt_error *err)
+{
+    for (int i = 0; i < CACHE_SIZE; i++) {
+        if (l->cache[i].sql && strcmp(l->cache[i].sql, sql) == 0)
+            return l->cache[i].st;
+    }
+    sqlite3_stmt *st = NULL;
+    int rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    if (rc != SQLITE_OK || !st) {
+        sqlite3_finalize(st);
+        if (rc == SQLITE_OK)
+            fdt_error_set(err, FDT_EINVAL, "empty statement");
+        else
+            fail(l->db, rc, err, "statement failed");
+        return NULL;
+    }
+    char *copy = strdup(sql);
+    if (!copy) {
+        sqlite3_finalize(st);
+        fdt_error_set(err, FDT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    unsigned i = l->next++ % CACHE_SIZE;
+    sqlite3_finalize(l->cache[i].st);
+    free(l->cache[i].sql);
+    l->cache[i].sql = copy;
+    l->cache[i].st = st;
+    return st;
+}
+
+static int lite_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
+                      struct fdt_sql_rows *out, struct fdt_error *err)
+{
+    struct lite *l = s;
+    if (n > QUERY_PARAMS_MAX)
+        return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
+    sqlite3_stmt *st = statement(l, sql, err);
+    if (!st)
+        return err->code;
+    int rc = SQLITE_OK;
+    for (int i = 0; i < n && rc == SQLITE_OK; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "$%d", i + 1);
+        int idx = sqlite3_bind_parameter_index(st, name);
+        if (idx == 0)
+            continue; /* not used by this statement */
+        if (params[i].type == FDT_SQL_INT)
+            rc = sqlite3_bind_int64(st, idx, params[i].i);
+        else if (params[i].type == FDT_SQL_TEXT && params[i].s)
+            rc = sqlite3_bind_text(st, idx, params[i].s, -1, SQLITE_STATIC);
+        else
+            rc = sqlite3_bind_null(st, idx);
+    }
+    if (rc != SQLITE_OK) {
+        sqlite3_reset(st);
+        sqlite3_clear_bindings(st);
+        return fail(l->db, rc, err, "binding parameters");
+    }
+    int cols = sqlite3_column_count(st);
+    int ret = fdt__sql_rows_cols(out, cols);
+    if (cols > QUERY_PARAMS_MAX)
+        ret = fdt_error_set(err, FDT_EINVAL, "more than %d result columns", QUERY_PARAMS_MAX);
+    const char *vals[QUERY_PARAMS_MAX];
+    size_t lens[QUERY_PARAMS_MAX];
+    while (ret == 0 && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+        for (int c = 0; c < cols; c++) {
+            vals[c] = (const char *)sqlite3_column_text(st, c);
+            lens[c] = (size_t)sqlite3_column_bytes(st, c);
+        }
+        if (fdt__sql_rows_add(out, vals, lens) < 0)
+            ret = fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    }
+    if (ret == 0 && rc != SQLITE_DONE)
+        ret = fail(l->db, rc, err, "statement failed");
+    if (ret == 0 && !sqlite3_stmt_readonly(st))
+        fdt__sql_rows_set_changes(out, sqlite3_changes(l->db));
+    sqlite3_reset(st);
+    sqlite3_clear_bindings(st);
+    return ret;
 }
 
 static int lite_begin(void *s, struct fdt_error *err)
@@ -124,7 +243,7 @@ static int lite_begin(void *s, struct fdt_error *err)
 
 static int lite_rollback(void *s, struct fdt_error *err)
 {
-    if (sqlite3_get_autocommit(s))
+    if (sqlite3_get_autocommit(((struct lite *)s)->db))
         return 0;
     return lite_exec(s, "ROLLBACK", NULL, err);
 }
@@ -183,7 +302,7 @@ static bool lite_retryable(const struct fdt_error *err)
 
 static void *lite_handle(void *s)
 {
-    return s;
+    return ((struct lite *)s)->db;
 }
 
 const struct fdt_rm_driver fdt__rm_sqlite = {
@@ -206,6 +325,7 @@ const struct fdt_rm_driver fdt__rm_sqlite = {
     .unlock = lite_unlock,
     .retryable = lite_retryable,
     .handle = lite_handle,
+    .query = lite_query,
 };
 
 const struct fdt_rm_driver *fdt__rm_driver_find(const char *name)

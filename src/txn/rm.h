@@ -6,6 +6,7 @@
 #include "config/config.h"
 
 #include <fdt/error.h>
+#include <fdt/txn.h>
 #include <stdbool.h>
 
 struct fdt_rm_driver {
@@ -45,7 +46,20 @@ struct fdt_rm_driver {
     bool (*retryable)(const struct fdt_error *err);
     /* The driver's handle (PGconn *, sqlite3 *) for the application. */
     void *(*handle)(void *session);
+    /* Run one statement with parameters ($1..$n) and collect its rows into out (empty,
+     * made by the caller) with fdt__sql_rows_cols() and fdt__sql_rows_add(). */
+    int (*query)(void *session, const char *sql, const struct fdt_sql_param *params, int n,
+                 struct fdt_sql_rows *out, struct fdt_error *err);
 };
+
+/* For drivers filling a query's rows (txn_sql.c). cols: the number of columns, set once
+ * before the first row. vals[i] NULL is SQL NULL; lens[i] its length. Return 0 or
+ * FDT_ENOMEM. */
+/* An empty result (txn_sql.c); NULL when out of memory. */
+struct fdt_sql_rows *fdt__sql_rows_new(void);
+int fdt__sql_rows_cols(struct fdt_sql_rows *r, int cols);
+int fdt__sql_rows_add(struct fdt_sql_rows *r, const char *const *vals, const size_t *lens);
+void fdt__sql_rows_set_changes(struct fdt_sql_rows *r, long changes);
 
 extern const struct fdt_rm_driver fdt__rm_postgresql;
 extern const struct fdt_rm_driver fdt__rm_sqlite;

@@ -187,6 +187,45 @@ int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long 
     return rc;
 }
 
+int fdt_txn_query(struct fdt_txn *t, const char *resource, const char *sql,
+                  const struct fdt_sql_param *params, int n, struct fdt_sql_rows **rows,
+                  struct fdt_error *err)
+{
+    if (rows)
+        *rows = NULL;
+    if (n < 0 || (n > 0 && !params) || !sql)
+        return fdt_error_set(err, FDT_EINVAL, "bad query arguments");
+    struct branch *b = branch_for(t, resource, false, err);
+    if (!b)
+        return err ? err->code : FDT_ETXNSTATE;
+    struct fdt_error local = {0};
+    if (!err)
+        err = &local;
+    int rc = 0;
+    if (!b->begun) {
+        rc = b->r->drv->begin(b->session, err);
+        b->begun = true;
+    }
+    struct fdt_sql_rows *out = NULL;
+    if (rc == 0) {
+        out = fdt__sql_rows_new();
+        rc = out ? b->r->drv->query(b->session, sql, params, n, out, err)
+                 : fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    }
+    if (rc < 0) {
+        fdt_sql_rows_free(out);
+        t->doomed = true;
+        t->retryable |= rc == FDT_ERETRY;
+        fdt__strlcpy(t->doom_reason, err->msg, sizeof(t->doom_reason));
+        return rc;
+    }
+    if (rows)
+        *rows = out;
+    else
+        fdt_sql_rows_free(out);
+    return 0;
+}
+
 /* Roll back every branch: active ones in their session, prepared ones by GID. */
 static void rollback_all(struct fdt_txn *t)
 {
@@ -453,6 +492,11 @@ int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err)
         set_outcome(t, "rolled back");
     end(t, FDT_TXN_ROLLED_BACK, true);
     return 0;
+}
+
+bool fdt__txn_conflicted(const struct fdt_txn *t)
+{
+    return t->doomed && t->retryable;
 }
 
 void fdt_txn_doom(struct fdt_txn *t, const char *reason)

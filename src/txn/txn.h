@@ -66,6 +66,9 @@ int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_e
 
 /* The connection is gone: roll back before the vote, keep prepared after it. */
 void fdt__txn_conn_closed(struct fdt_conn *c);
+/* True when a conflict (serialization failure, deadlock, busy) doomed t: running the
+ * whole transaction again may succeed. */
+bool fdt__txn_conflicted(const struct fdt_txn *t);
 
 /* Make sure the log table exists in r (using session s). */
 int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err);

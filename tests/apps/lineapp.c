@@ -13,12 +13,22 @@
  *   SQL RESOURCE STATEMENT run a statement in the connection's transaction -> OK rows
  *   TXN COMMIT | VOTE | FINISH | ABORT | STATE
  *
+ *
+ * Over HTTP (request transactions, fdt_http_txn):
+ *   POST /sql/RES/STATUS[/SLEEP_MS]  run the body (SQL) in the request's transaction, sleep,
+ *                                    answer STATUS with "rows=N"
+ *   POST /stream/RES/STATUS          the same, answered with a streamed body
+ *   POST /query/RES?P1&P2...         fdt_txn_query(body, text params) -> one line per row,
+ *                                    columns separated by '|', NULL as "NULL"
+ *
  * [app] keys: version (overrides the built-in one), fail_init = yes (process_init fails),
  * fail_thread_init = yes, init_delay_ms (sleep in process_init),
  * fail_init_if_exists = PATH (process_init fails while that file exists). */
 #include <fdt/fdt.h>
+#include <fdt/http.h>
 #include <fdt/jsonrpc.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -431,6 +441,111 @@ static const struct fdt_jsonrpc_app rpc_app = {
     .n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]),
 };
 
+/* ---- HTTP: request transactions ---- */
+
+static const struct fdt_http_resource_type root_type = {
+    .abi_version = FDT_HTTP_ABI_VERSION,
+    .size = sizeof(root_type),
+    .name = "root",
+};
+
+static int http_sql(struct fdt_http_request *req, struct fdt_http_resource *context)
+{
+    (void)context;
+    bool stream = strcmp(fdt_http_view_name(req), "stream") == 0;
+    if (fdt_http_subpath_count(req) < 2)
+        return fdt_http_error(req, 404, "Use /sql/RESOURCE/STATUS[/SLEEP_MS].");
+    const char *res = fdt_http_subpath(req, 0);
+    int status = atoi(fdt_http_subpath(req, 1));
+    long sleep = fdt_http_subpath_count(req) > 2 ? atol(fdt_http_subpath(req, 2)) : 0;
+    struct fdt_error err = {0};
+    struct fdt_txn *t = fdt_http_txn(req, &err);
+    long rows = 0;
+    if (!t || fdt_txn_exec(t, res, fdt_http_body(req, NULL), &rows, &err) < 0) {
+        char msg[sizeof(err.msg) + 8];
+        snprintf(msg, sizeof(msg), "ERR %s\n", err.msg);
+        return fdt_http_respond(req, 500, "text/plain", msg, strlen(msg));
+    }
+    sleep_ms(sleep);
+    char body[64];
+    int n = snprintf(body, sizeof(body), "rows=%ld\n", rows);
+    if (!stream)
+        return fdt_http_respond(req, status, "text/plain", body, (size_t)n);
+    int rc = fdt_http_begin(req, status, "text/plain");
+    if (rc < 0)
+        return 0; /* the framework answered for us (the commit failed) */
+    fdt_http_write_chunk(req, body, (size_t)n);
+    return fdt_http_finish(req);
+}
+
+static int http_query(struct fdt_http_request *req, struct fdt_http_resource *context)
+{
+    (void)context;
+    if (fdt_http_subpath_count(req) < 1)
+        return fdt_http_error(req, 404, "Use /query/RESOURCE?P1&P2.");
+    char q[512];
+    snprintf(q, sizeof(q), "%s", fdt_http_query(req));
+    struct fdt_sql_param params[8];
+    int n = 0;
+    for (char *save = NULL, *tok = strtok_r(q, "&", &save); tok && n < 8;
+         tok = strtok_r(NULL, "&", &save))
+        params[n++] = FDT_SQL_TEXT_P(tok);
+    struct fdt_error err = {0};
+    struct fdt_txn *t = fdt_http_txn(req, &err);
+    struct fdt_sql_rows *rows = NULL;
+    if (!t || fdt_txn_query(t, fdt_http_subpath(req, 0), fdt_http_body(req, NULL), params, n, &rows,
+                            &err) < 0) {
+        char msg[sizeof(err.msg) + 8];
+        snprintf(msg, sizeof(msg), "ERR %s\n", err.msg);
+        return fdt_http_respond(req, 500, "text/plain", msg, strlen(msg));
+    }
+    char out[4096];
+    size_t len = 0;
+    for (int r = 0; r < fdt_sql_nrows(rows); r++) {
+        for (int c = 0; c < fdt_sql_ncols(rows); c++) {
+            const char *v = fdt_sql_text(rows, r, c);
+            len += (size_t)snprintf(out + len, sizeof(out) - len, "%s%s", c ? "|" : "",
+                                    v ? v : "NULL");
+            if (len >= sizeof(out))
+                len = sizeof(out) - 1;
+        }
+        len += (size_t)snprintf(out + len, sizeof(out) - len, "\n");
+        if (len >= sizeof(out))
+            len = sizeof(out) - 1;
+    }
+    len += (size_t)snprintf(out + len, sizeof(out) - len, "changes=%ld\n", fdt_sql_changes(rows));
+    if (len >= sizeof(out))
+        len = sizeof(out) - 1;
+    fdt_sql_rows_free(rows);
+    return fdt_http_respond(req, 200, "text/plain", out, len);
+}
+
+static const struct fdt_http_view http_views[] = {
+    {.type = &root_type,
+     .name = "sql",
+     .method = "POST",
+     .fn = http_sql,
+     .flags = FDT_HTTP_VIEW_SUBPATH},
+    {.type = &root_type,
+     .name = "stream",
+     .method = "POST",
+     .fn = http_sql,
+     .flags = FDT_HTTP_VIEW_SUBPATH},
+    {.type = &root_type,
+     .name = "query",
+     .method = "POST",
+     .fn = http_query,
+     .flags = FDT_HTTP_VIEW_SUBPATH},
+};
+
+static const struct fdt_http_app http_app = {
+    .abi_version = FDT_HTTP_ABI_VERSION,
+    .size = sizeof(http_app),
+    .root_type = &root_type,
+    .views = http_views,
+    .n_views = sizeof(http_views) / sizeof(http_views[0]),
+};
+
 FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
     .abi_version = FDT_APP_ABI_VERSION,
     .size = sizeof(struct fdt_app),
@@ -442,4 +557,5 @@ FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
     .on_overflow = line_overflow,
     .busy_reply = "ERR busy\n",
     .jsonrpc = &rpc_app,
+    .http = &http_app,
 };

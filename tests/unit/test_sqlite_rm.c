@@ -76,6 +76,82 @@ static void test_commit_rollback_durable(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+static struct fdt_sql_rows *query(void *s, const char *sql, const struct fdt_sql_param *p, int n)
+{
+    struct fdt_error err = {0};
+    struct fdt_sql_rows *r = fdt__sql_rows_new();
+    assert_non_null(r);
+    int rc = drv->query(s, sql, p, n, r, &err);
+    if (rc != 0)
+        fail_msg("%s: %s", sql, err.msg);
+    return r;
+}
+
+static void test_query_params_and_rows(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    make_cfg(&cfg, dir);
+    struct fdt_error err = {0};
+    void *s = NULL;
+    assert_int_equal(drv->open(&cfg, &s, &err), 0);
+    assert_int_equal(
+        drv->exec(s, "CREATE TABLE a (id INTEGER PRIMARY KEY, name TEXT, n INTEGER)", NULL, &err),
+        0);
+    /* The same statement many times: prepared once, then taken from the cache; more
+     * different statements than the cache holds still work. */
+    for (int i = 0; i < 40; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "n'%d", i);
+        struct fdt_sql_param p[2] = {FDT_SQL_TEXT_P(name), FDT_SQL_INT_P(i * 1000000000LL)};
+        struct fdt_sql_rows *r =
+            query(s, "INSERT INTO a (name, n) VALUES ($1, $2) RETURNING id", p, 2);
+        assert_int_equal(fdt_sql_nrows(r), 1);
+        assert_int_equal(fdt_sql_int(r, 0, 0), i + 1);
+        assert_int_equal(fdt_sql_changes(r), 1);
+        fdt_sql_rows_free(r);
+        char other[64];
+        snprintf(other, sizeof(other), "SELECT %d, $1", i);
+        struct fdt_sql_param q[1] = {FDT_SQL_NULL_P};
+        r = query(s, other, q, 1);
+        assert_int_equal(fdt_sql_int(r, 0, 0), i);
+        assert_null(fdt_sql_text(r, 0, 1));
+        fdt_sql_rows_free(r);
+    }
+    /* Parameters are values, never SQL: the quote in the name is stored as is. */
+    struct fdt_sql_param p[1] = {FDT_SQL_INT_P(39LL * 1000000000LL)};
+    struct fdt_sql_rows *r = query(s, "SELECT name, n, id FROM a WHERE n >= $1", p, 1);
+    assert_int_equal(fdt_sql_nrows(r), 1);
+    assert_int_equal(fdt_sql_ncols(r), 3);
+    assert_string_equal(fdt_sql_text(r, 0, 0), "n'39");
+    assert_int_equal(fdt_sql_int(r, 0, 1), 39000000000LL);
+    assert_null(fdt_sql_text(r, 1, 0)); /* out of range */
+    assert_int_equal(fdt_sql_int(r, 0, 7), 0);
+    fdt_sql_rows_free(r);
+    /* An UPDATE reports the rows it changed, and no rows. */
+    r = query(s, "UPDATE a SET n = n + 1 WHERE id <= $1", p, 0);
+    fdt_sql_rows_free(r);
+    struct fdt_sql_param lim[1] = {FDT_SQL_INT_P(3)};
+    r = query(s, "UPDATE a SET n = n + 1 WHERE id <= $1", lim, 1);
+    assert_int_equal(fdt_sql_changes(r), 3);
+    assert_int_equal(fdt_sql_nrows(r), 0);
+    fdt_sql_rows_free(r);
+    /* A bad statement is an error with the reason, and the session still works. */
+    r = fdt__sql_rows_new();
+    assert_int_equal(drv->query(s, "SELEKT $1", lim, 1, r, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "syntax error"));
+    fdt_sql_rows_free(r);
+    r = query(s, "SELECT count(*) FROM a", NULL, 0);
+    assert_int_equal(fdt_sql_int(r, 0, 0), 40);
+    fdt_sql_rows_free(r);
+    drv->close(s);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
 static void test_busy_is_retryable(void **state)
 {
     (void)state;
@@ -108,6 +184,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_commit_rollback_durable),
         cmocka_unit_test(test_busy_is_retryable),
+        cmocka_unit_test(test_query_params_and_rows),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

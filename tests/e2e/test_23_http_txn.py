@@ -1,0 +1,123 @@
+"""HTTP requests as root transactions (issue 4): committed on 2xx/3xx, rolled back on an
+error status or when the client leaves before the commit, run again after a conflict; and
+fdt_txn_query() with parameters on both drivers."""
+import socket
+import time
+
+from http_util import Client, build
+from test_21_txn import prepared
+
+
+def http_server(make_server, postgres, pgdb, tmp_path, **kw):
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE t (x int PRIMARY KEY)", dbname=db)
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
+    s = make_server(extra_ini=extra, server={"node": "httpnode"}, start=False, **kw)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    return s, db
+
+
+def post(c, path, sql):
+    c.send(build("POST", path, body=sql.encode()))
+    return c.read_response()
+
+
+def rows(postgres, db, sql="SELECT x FROM t ORDER BY x"):
+    return [int(r[0]) for r in postgres.psql(sql, dbname=db)]
+
+
+def test_23_01_status_decides_commit_or_rollback(make_server, postgres, pgdb, tmp_path):
+    s, db = http_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    for status, x in ((200, 1), (201, 2), (303, 3), (404, 4), (409, 5), (500, 6)):
+        r = post(c, f"/sql/pg/{status}", f"INSERT INTO t VALUES ({x})")
+        assert r.status == status and r.body == b"rows=1\n", r
+    assert rows(postgres, db) == [1, 2, 3]
+    # A failing statement: the view answers 500, nothing stays, the connection still works.
+    r = post(c, "/sql/pg/200", "INSERT INTO t VALUES (1)")
+    assert r.status == 500 and b"duplicate key" in r.body
+    r = post(c, "/sql/pg/200", "INSERT INTO t VALUES (7)")
+    assert r.status == 200
+    assert rows(postgres, db) == [1, 2, 3, 7]
+    # Two resources in one request: two-phase commit, nothing left prepared.
+    r = post(c, "/sql/lite/200", "CREATE TABLE IF NOT EXISTS l (x int)")
+    assert r.status == 200
+    assert prepared(postgres, db) == []
+
+
+def test_23_02_failed_commit_replaces_the_response(make_server, postgres, pgdb, tmp_path):
+    """A deferred constraint fails at COMMIT: the client never sees the view's 200."""
+    s, db = http_server(make_server, postgres, pgdb, tmp_path)
+    postgres.psql("CREATE TABLE d (x int, CONSTRAINT u UNIQUE (x) DEFERRABLE INITIALLY DEFERRED)",
+                  dbname=db)
+    c = Client(s.port)
+    r = post(c, "/sql/pg/200", "INSERT INTO d VALUES (1), (1)")
+    assert r.status == 500, r
+    assert b"could not be committed" in r.body
+    assert rows(postgres, db, "SELECT count(*) FROM d") == [0]
+    # The same through a streamed response: the commit happens before the head goes out.
+    r = post(c, "/stream/pg/200", "INSERT INTO d VALUES (2), (2)")
+    assert r.status == 500, r
+    r = post(c, "/stream/pg/200", "INSERT INTO d VALUES (3)")
+    assert r.status == 200 and r.body == b"rows=1\n"
+    assert r.header("Transfer-Encoding") == "chunked"
+    assert rows(postgres, db, "SELECT x FROM d") == [3]
+
+
+def test_23_03_client_gone_before_commit_rolls_back(make_server, postgres, pgdb, tmp_path):
+    s, db = http_server(make_server, postgres, pgdb, tmp_path)
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(build("POST", "/sql/pg/200/700", body=b"INSERT INTO t VALUES (42)"))
+    time.sleep(0.2)  # the view is sleeping with its row inserted, not committed
+    sock.close()
+    s.wait_log("closed the connection before the commit")
+    assert rows(postgres, db) == []
+    # No lock left behind: the same key can be written at once.
+    postgres.psql("SET lock_timeout = '2s'; INSERT INTO t VALUES (42)", dbname=db)
+    # A client that stays gets its answer and its row.
+    c = Client(s.port)
+    assert post(c, "/sql/pg/200/100", "INSERT INTO t VALUES (43)").status == 200
+    assert rows(postgres, db) == [42, 43]
+
+
+def test_23_04_conflicts_run_the_view_again(make_server, postgres, pgdb, tmp_path):
+    """A serialization failure (SQLSTATE 40001) rolls back and runs the view again; the
+    client sees one answer and the work is done once. Past 5 runs: 503, nothing kept."""
+    s, db = http_server(make_server, postgres, pgdb, tmp_path)
+    postgres.psql("CREATE SEQUENCE runs", dbname=db)
+    conflict_twice = ("DO $$ BEGIN IF nextval('runs') <= 2 THEN RAISE EXCEPTION 'conflict' "
+                      "USING ERRCODE = '40001'; END IF; END $$; INSERT INTO t VALUES (10)")
+    c = Client(s.port)
+    r = post(c, "/sql/pg/201", conflict_twice)
+    assert r.status == 201 and r.body == b"rows=1\n", r
+    assert rows(postgres, db) == [10]
+    assert rows(postgres, db, "SELECT last_value FROM runs") == [3]
+    always = ("INSERT INTO t VALUES (11); DO $$ BEGIN PERFORM nextval('runs'); "
+              "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
+    r = post(c, "/sql/pg/200", always)
+    assert r.status == 503, r
+    assert rows(postgres, db) == [10]
+    assert rows(postgres, db, "SELECT last_value FROM runs") == [8]
+
+
+def test_23_05_query_with_parameters(make_server, postgres, pgdb, tmp_path):
+    s, db = http_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    postgres.psql("CREATE TABLE kv (k text PRIMARY KEY, v bigint)", dbname=db)
+    r = post(c, "/query/pg?o'brien&9000000000",
+             "INSERT INTO kv VALUES ($1, $2) RETURNING k, v, NULL")
+    assert r.status == 200 and r.body == b"o'brien|9000000000|NULL\nchanges=1\n", r
+    r = post(c, "/query/pg?o'brien", "SELECT v + 1 FROM kv WHERE k = $1")
+    assert r.body == b"9000000001\nchanges=1\n"
+    # SQLite: the same API, $N placeholders bound by value.
+    assert post(c, "/sql/lite/200", "CREATE TABLE kv (k TEXT PRIMARY KEY, v INTEGER)").status == 200
+    r = post(c, "/query/lite?x;DROP_TABLE_kv&5", "INSERT INTO kv VALUES ($1, $2) RETURNING v * 2")
+    assert r.body == b"10\nchanges=1\n", r
+    r = post(c, "/query/lite?5", "SELECT k FROM kv WHERE v = $1")
+    assert r.body == b"x;DROP_TABLE_kv\nchanges=0\n", r
+    # Bad SQL: an error answer, nothing kept.
+    r = post(c, "/query/pg?a", "INSERT INTO nosuch VALUES ($1)")
+    assert r.status == 500 and b"nosuch" in r.body
