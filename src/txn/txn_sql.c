@@ -135,6 +135,11 @@ int fdt_resource_exec(const char *resource, const char *sql, struct fdt_error *e
     if (fdt__resource_acquire(r, &s, err) < 0)
         return err ? err->code : FDT_EDOWN;
     int rc = r->drv->exec(s, sql, NULL, err);
+    if (rc < 0) {
+        /* A script that began a transaction and failed half-way leaves it open. */
+        struct fdt_error ignored = {0};
+        r->drv->rollback(s, &ignored);
+    }
     fdt__resource_release(r, s, rc == 0 || r->drv->alive(s));
     return rc;
 }

@@ -1,0 +1,147 @@
+/* wingcash: a zero-fee cash-sending ledger, the reference application (docs/wingcash.md).
+ *
+ * Modules: wc_main.c (descriptor, settings, start-up), wc_schema.c (versioned migrations
+ * for SQLite and PostgreSQL), wc_auth.c (tokens), wc_ledger.c (the operations, over the
+ * request's or call's transaction), wc_input.c (JSON request checks), wc_http.c (HTTP by
+ * traversal), wc_rpc.c (JSON-RPC methods). The operations know nothing of HTTP or
+ * JSON-RPC: they fill a struct wc_err that each front end renders its own way. */
+#ifndef WINGCASH_H
+#define WINGCASH_H
+
+#include <fdt/fdt.h>
+#include <fdt/jsonrpc.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+/* System accounts (created by the first migration). Every movement is a set of entries
+ * that sum to zero; money enters from WORLD (deposits) and leaves to BANK (withdrawals). */
+#define WC_ACCOUNT_WORLD 1 /* the outside world: deposits come from it */
+#define WC_ACCOUNT_FEES  2 /* withdrawal fees collected */
+#define WC_ACCOUNT_HELD  3 /* money held under live claim codes */
+#define WC_ACCOUNT_BANK  4 /* paid out to bank accounts */
+
+#define WC_TOKEN_LEN       46 /* "wc_" + 43 base64url characters (32 random bytes) */
+#define WC_TOKEN_HASH_LEN  64 /* SHA-256, hex */
+#define WC_NAME_MAX        100
+#define WC_KEY_MAX         100
+#define WC_BANK_MAX        64
+#define WC_CLAIM_DIGITS    12
+#define WC_HISTORY_DEFAULT 20
+
+struct wc_settings {
+    char ledger[64];  /* resource holding the ledger */
+    char payouts[64]; /* resource holding payouts: "payouts" when configured, else ledger */
+    bool payouts_separate;
+    int64_t max_amount;     /* largest amount of one movement, in cents */
+    int64_t withdrawal_fee; /* cents */
+    int64_t claim_attempts; /* wrong claim codes per account per minute before 429 */
+    int64_t history_max;    /* largest page of history */
+};
+
+extern struct wc_settings wc;
+
+/* An error for the client: HTTP status, a stable code, a sentence, the field at fault. */
+struct wc_err {
+    int status;        /* 400, 401, 403, 404, 409, 422, 429; 0: an internal error */
+    const char *code;  /* "insufficient_funds", ... */
+    const char *field; /* NULL when no field is at fault */
+    char message[256];
+    struct fdt_error db; /* the database error when status is 0 */
+};
+
+/* Fill e and return WC_FAIL. */
+#define WC_FAIL (-1000)
+int wc_fail(struct wc_err *e, int status, const char *code, const char *field, const char *fmt, ...)
+    __attribute__((format(printf, 5, 6)));
+/* A database error rc (negative fdt code, err in e->db): keep it, return rc. */
+int wc_db(struct wc_err *e, int rc);
+
+/* ---- Start-up (wc_schema.c). ---- */
+int wc_migrate(struct fdt_error *err);
+
+/* ---- Tokens (wc_auth.c). ---- */
+/* A new token (WC_TOKEN_LEN chars + NUL). */
+int wc_token_new(char out[WC_TOKEN_LEN + 1]);
+/* SHA-256 of token, hex. */
+void wc_token_hash(const char *token, size_t len, char out[WC_TOKEN_HASH_LEN + 1]);
+/* The token of an "Authorization: Bearer ..." value, or NULL. */
+const char *wc_bearer(const char *authorization);
+
+/* ---- Operations (wc_ledger.c). Each runs in transaction t and returns 0, WC_FAIL (e
+ * filled), or a negative fdt code for a database error (FDT_ERETRY: a conflict; the
+ * framework runs the whole request again). ---- */
+
+struct wc_account {
+    int64_t id;
+    char name[WC_NAME_MAX + 1];
+    int64_t balance;
+    char token[WC_TOKEN_LEN + 1]; /* only when just created */
+};
+
+struct wc_movement {
+    int64_t id;
+    const char *kind; /* "transfer", "deposit", "withdrawal", "claim", "redeem" */
+    int64_t from, to;
+    int64_t amount, fee;
+    int64_t created_ms;
+    char status[16];                /* withdrawals: "pending" */
+    char code[WC_CLAIM_DIGITS + 1]; /* claims */
+};
+
+/* The account whose token is given may act on account id: 401 (no or unknown token), 404
+ * (no such account), 403 (another account's token). */
+int wc_authorize(struct fdt_txn *t, int64_t id, const char *token, struct wc_err *e);
+int wc_account_create(struct fdt_txn *t, const char *name, struct wc_account *out,
+                      struct wc_err *e);
+int wc_account_get(struct fdt_txn *t, int64_t id, struct wc_account *out, struct wc_err *e);
+int wc_deposit(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_movement *out,
+               struct wc_err *e);
+/* key may be NULL. *replayed says the answer is the first one for that key. */
+int wc_transfer(struct fdt_txn *t, int64_t from, int64_t to, int64_t amount, const char *key,
+                struct wc_movement *out, bool *replayed, struct wc_err *e);
+int wc_withdraw(struct fdt_txn *t, int64_t id, int64_t amount, const char *bank_account,
+                struct wc_movement *out, struct wc_err *e);
+int wc_claim_create(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_movement *out,
+                    struct wc_err *e);
+/* Checks the rate limit and the code outside the transaction (a wrong code is counted
+ * even though the request itself changes nothing), then moves the money in t. */
+int wc_claim_redeem(struct fdt_txn *t, const char *code, int64_t to, const char *token,
+                    struct wc_movement *out, struct wc_err *e);
+
+/* One page of an account's transfers, newest first, both directions. */
+struct wc_page {
+    struct wc_movement items[256];
+    int n;
+    int64_t next; /* 0: no more */
+};
+int wc_history(struct fdt_txn *t, int64_t id, int64_t limit, int64_t before, struct wc_page *out,
+               struct wc_err *e);
+
+/* ---- JSON in and out (wc_input.c). ---- */
+/* Parse body as a JSON object into doc: 400 invalid_json otherwise. */
+int wc_parse_object(struct fdt_json_doc *doc, const char *body, size_t len,
+                    const struct fdt_json **out, struct wc_err *e);
+/* Required fields (422 naming the field when missing or bad). */
+int wc_get_amount(const struct fdt_json *obj, const char *field, int64_t *out, struct wc_err *e);
+int wc_get_id(const struct fdt_json *obj, const char *field, int64_t *out, struct wc_err *e);
+/* A string of 1..max bytes; optional when *out may stay NULL (required false). */
+int wc_get_string(const struct fdt_json *obj, const char *field, size_t max, bool required,
+                  const char **out, struct wc_err *e);
+/* A movement as the API shows it. */
+void wc_write_movement(struct fdt_json_writer *w, const struct wc_movement *m);
+void wc_write_account(struct fdt_json_writer *w, const struct wc_account *a);
+/* The answer to a withdrawal {id,amount,fee,status}, a claim {code,amount} or a
+ * redemption {id,code,to,amount}. */
+void wc_write_result(struct fdt_json_writer *w, const struct wc_movement *m);
+/* {"items": [movements], "next": id or null} */
+void wc_write_page(struct fdt_json_writer *w, const struct wc_page *page);
+/* "2026-11-26T01:02:03.456Z" */
+void wc_format_time(int64_t ms, char out[32]);
+
+/* Release what an application thread kept for HTTP (wc_http.c). */
+void wc_http_thread_fini(void);
+
+extern const struct fdt_http_app wc_http_app;
+extern const struct fdt_jsonrpc_app wc_rpc_app;
+
+#endif

@@ -1,0 +1,220 @@
+"""wingcash test helpers: start the real application on SQLite or PostgreSQL, a small JSON
+HTTP client, and the ledger invariant read straight from the database."""
+import json
+import socket
+import sqlite3
+
+from fdt import BUILD, free_port
+
+WINGCASH = str(BUILD / "apps" / "wingcash.so")
+
+
+class Backend:
+    """Where the ledger (and payouts) live: 'sqlite', 'pg', or a mix for two-phase commit:
+    'pg+pg' (ledger and payouts in two PostgreSQL databases), 'sqlite+pg' (SQLite ledger as
+    the logging last resource, payouts in PostgreSQL)."""
+
+    def __init__(self, kind, tmp_path, postgres=None, pgdb=None):
+        self.kind = kind
+        self.tmp = tmp_path
+        self.postgres = postgres
+        self.pgdb = pgdb
+        self.db = pgdb.split("dbname=")[1] if pgdb else None
+        self.payouts_db = None
+        if kind in ("pg+pg", "sqlite+pg"):
+            self.payouts_db = self.db + "_p"
+            postgres.psql(f'DROP DATABASE IF EXISTS "{self.payouts_db}"')
+            postgres.create_db(self.payouts_db)
+
+    def ini(self):
+        lite = f"driver = sqlite\npath = {self.tmp}/wingcash.db\n"
+        if self.kind == "sqlite":
+            return f"[resource.ledger]\n{lite}"
+        pg = f"driver = postgresql\ndsn = {self.pgdb}\n"
+        if self.kind == "pg":
+            return f"[resource.ledger]\n{pg}"
+        payouts = (f"[resource.payouts]\ndriver = postgresql\n"
+                   f"dsn = {self.postgres.dsn(self.payouts_db)}\n")
+        if self.kind == "pg+pg":
+            return f"[resource.ledger]\n{pg}log = yes\n{payouts}"
+        return f"[resource.ledger]\n{lite}{payouts}"
+
+    def rows(self, sql, payouts=False):
+        """Rows of a query on the ledger (or payouts) database; numbers as ints."""
+        if payouts and self.payouts_db:
+            out = self.postgres.psql(sql, dbname=self.payouts_db)
+        elif self.kind.startswith("sqlite"):
+            con = sqlite3.connect(f"{self.tmp}/wingcash.db", timeout=30)
+            try:
+                out = [list(r) for r in con.execute(sql).fetchall()]
+            finally:
+                con.close()
+        else:
+            out = self.postgres.psql(sql, dbname=self.db)
+        return [[int(v) if isinstance(v, str) and v.lstrip("-").isdigit() else v for v in r]
+                for r in out]
+
+    def value(self, sql, payouts=False):
+        r = self.rows(sql, payouts)
+        return r[0][0] if r and r[0][0] is not None else 0
+
+    def balance(self, acc):
+        return self.value(f"SELECT a.balance + coalesce((SELECT sum(c.amount) FROM credits c "
+                          f"WHERE c.account_id = a.id), 0) FROM accounts a WHERE a.id = {acc}")
+
+    def fingerprint(self):
+        """Everything a failed request must leave unchanged."""
+        out = {}
+        for t in ("accounts", "credits", "movements", "entries", "idempotency", "claims"):
+            out[t] = self.rows(f"SELECT * FROM {t} ORDER BY 1, 2")
+        out["payouts"] = self.rows("SELECT * FROM payouts ORDER BY 1", payouts=True)
+        return out
+
+    def check_invariant(self):
+        """The books balance; returns the figures."""
+        v = self.value
+        assert v("SELECT coalesce(sum(amount), 0) FROM entries") == 0
+        bad = self.rows("SELECT movement_id FROM entries GROUP BY movement_id "
+                        "HAVING sum(amount) <> 0")
+        assert bad == [], f"movements whose entries do not sum to zero: {bad}"
+        mismatch = self.rows(
+            "SELECT a.id, a.balance + coalesce((SELECT sum(c.amount) FROM credits c "
+            "WHERE c.account_id = a.id), 0), coalesce((SELECT sum(e.amount) FROM entries e "
+            "WHERE e.account_id = a.id), 0) FROM accounts a")
+        mismatch = [r for r in mismatch if r[1] != r[2]]
+        assert mismatch == [], f"balances that differ from their entries: {mismatch}"
+        assert v("SELECT count(*) FROM accounts WHERE kind = 'user' AND balance < 0") == 0
+        users = v("SELECT coalesce(sum(e.amount), 0) FROM entries e JOIN accounts a "
+                  "ON a.id = e.account_id WHERE a.kind = 'user'")
+        held, fees = self.balance(3), self.balance(2)
+        deposits = v("SELECT coalesce(sum(amount), 0) FROM movements WHERE kind = 'deposit'")
+        withdrawals = v("SELECT coalesce(sum(amount), 0) FROM payouts", payouts=True)
+        assert users + held + fees == deposits - withdrawals, \
+            (users, held, fees, deposits, withdrawals)
+        assert held == v("SELECT coalesce(sum(amount), 0) FROM claims")
+        assert fees == v("SELECT coalesce(sum(fee), 0) FROM movements")
+        assert withdrawals == self.balance(4)
+        # Every withdrawal movement has its payout and every payout its movement.
+        ws = [r[0] for r in self.rows("SELECT id FROM movements WHERE kind = 'withdrawal' "
+                                      "ORDER BY id")]
+        ps = [r[0] for r in self.rows("SELECT movement_id FROM payouts ORDER BY movement_id",
+                                      payouts=True)]
+        assert ws == ps
+        return {"users": users, "held": held, "fees": fees, "deposits": deposits,
+                "withdrawals": withdrawals}
+
+
+def wingcash_server(make_server, backend, workers=1, threads=4, server=None, app_keys=None,
+                    start=True, env=None):
+    s = make_server(app=WINGCASH, workers=workers, threads=threads, server=server,
+                    app_keys=app_keys, extra_ini=backend.ini(), start=False, env=env)
+    s.rpc_port = free_port()
+    s.listeners = {"http": {"address": f"127.0.0.1:{s.port}", "protocol": "http"},
+                   "rpc": {"address": f"127.0.0.1:{s.rpc_port}", "protocol": "jsonrpc"}}
+    s.write_config()
+    if start:
+        s.start()
+    return s
+
+
+class Api:
+    """A keep-alive JSON client for one server (one connection, reopened when closed)."""
+
+    def __init__(self, port, timeout=30.0):
+        self.port = port
+        self.timeout = timeout
+        self.sock = None
+        self.buf = b""
+
+    def _connect(self):
+        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
+        self.buf = b""
+
+    def close(self):
+        if self.sock:
+            self.sock.close()
+        self.sock = None
+
+    def _recv(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ConnectionError("closed")
+        self.buf += chunk
+
+    def _read_response(self):
+        while b"\r\n\r\n" not in self.buf:
+            self._recv()
+        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
+        lines = head.decode("latin-1").split("\r\n")
+        status = int(lines[0].split()[1])
+        headers = {}
+        for line in lines[1:]:
+            k, v = line.split(":", 1)
+            headers[k.strip().lower()] = v.strip()
+        n = int(headers.get("content-length", "0"))
+        while len(self.buf) < n:
+            self._recv()
+        body, self.buf = self.buf[:n], self.buf[n:]
+        if headers.get("connection", "").lower() == "close":
+            self.close()
+        return status, headers, body
+
+    def raw(self, method, path, body=None, token=None, raw_body=None, fresh=False):
+        """Send one request. A keep-alive connection found closed before anything was read
+        (the server's idle close) is retried once on a new connection, as HTTP allows;
+        fresh=True never reuses a connection."""
+        data = raw_body if raw_body is not None else (
+            json.dumps(body).encode() if body is not None else b"")
+        hdr = f"{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {len(data)}\r\n"
+        if token:
+            hdr += f"Authorization: Bearer {token}\r\n"
+        msg = hdr.encode() + b"\r\n" + data
+        if fresh:
+            self.close()
+        reused = self.sock is not None
+        if self.sock is None:
+            self._connect()
+        try:
+            self.sock.sendall(msg)
+            return self._read_response()
+        except (ConnectionError, OSError):
+            self.close()
+            if not reused or self.buf:
+                raise
+        self._connect()
+        self.sock.sendall(msg)
+        return self._read_response()
+
+    def call(self, method, path, body=None, token=None, raw_body=None):
+        status, headers, data = self.raw(method, path, body, token, raw_body)
+        return status, (json.loads(data) if data else None)
+
+    def account(self, name="someone", deposit=0):
+        st, a = self.call("POST", "/accounts", {"name": name})
+        assert st == 201, a
+        if deposit:
+            st, d = self.call("POST", f"/accounts/{a['id']}/deposits", {"amount": deposit},
+                              token=a["token"])
+            assert st == 201, d
+        return a
+
+
+class Rpc:
+    """A JSON-RPC line client."""
+
+    def __init__(self, port):
+        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
+        self.f = self.sock.makefile("rb")
+        self.n = 0
+
+    def call(self, method, params=None):
+        self.n += 1
+        msg = {"jsonrpc": "2.0", "id": self.n, "method": method}
+        if params is not None:
+            msg["params"] = params
+        self.sock.sendall(json.dumps(msg).encode() + b"\n")
+        return json.loads(self.f.readline())
+
+    def close(self):
+        self.f.close()
+        self.sock.close()
