@@ -74,6 +74,17 @@ FDT_API int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err);
 
 FDT_API enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t);
 
+/* Savepoints: name a point of an ACTIVE transaction to come back to. fdt_txn_savepoint()
+ * marks it in every branch begun so far; fdt_txn_rollback_to() undoes everything done
+ * since, in every branch (a branch begun since is rolled back whole and begins again on
+ * its next statement), drops the savepoints taken after it, keeps this one, and lifts a
+ * doom that came after it (a failed statement since then); fdt_txn_release() forgets the
+ * savepoint and those after it, keeping the work. name: a letter or '_' then letters,
+ * digits or '_', at most 63 bytes. At most 16 savepoints at a time (FDT_ELIMIT). */
+FDT_API int fdt_txn_savepoint(struct fdt_txn *t, const char *name, struct fdt_error *err);
+FDT_API int fdt_txn_rollback_to(struct fdt_txn *t, const char *name, struct fdt_error *err);
+FDT_API int fdt_txn_release(struct fdt_txn *t, const char *name, struct fdt_error *err);
+
 /* Mark the transaction to roll back: commit and vote will fail with reason. */
 FDT_API void fdt_txn_doom(struct fdt_txn *t, const char *reason);
 

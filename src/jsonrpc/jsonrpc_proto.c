@@ -15,6 +15,7 @@
  * per call), the answer is built with the connection's writer and sent as one write. */
 
 #define RETRY_ATTEMPTS 5
+#define CALL_SAVEPOINT "fdt_call"
 
 struct rpc_conn {
     struct fdt_json_doc *doc;
@@ -416,9 +417,18 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
         struct app_call ac = {.m = m, .params = params, .w = w, .call = {.conn = c}};
         struct fdt_txn *t = fdt_conn_txn(c);
         if (t) {
-            /* Inside txn.begin ... : the call joins the connection's transaction. */
+            /* Inside txn.begin ... : the call joins the connection's transaction, under a
+             * savepoint, so that a call that fails leaves the transaction as it was. */
             ac.call.txn = t;
+            struct fdt_error sperr = {0};
+            bool sp = fdt_txn_state(t) == FDT_TXN_ACTIVE &&
+                      fdt_txn_savepoint(t, CALL_SAVEPOINT, &sperr) == 0;
             r = m->fn(&ac.call, params, w, &err);
+            if (sp && fdt_conn_txn(c) == t) {
+                if (r < 0)
+                    fdt_txn_rollback_to(t, CALL_SAVEPOINT, &sperr);
+                fdt_txn_release(t, CALL_SAVEPOINT, &sperr);
+            }
         } else {
             /* Its own root transaction, retried on conflicts. */
             r = fdt_txn_run(c, run_in_root, &ac, RETRY_ATTEMPTS, NULL, &err);

@@ -24,6 +24,16 @@ struct branch {
     char gid[FDT_GID_MAX + 1];
 };
 
+#define SAVEPOINTS_MAX 16
+
+struct savepoint {
+    char name[64];
+    uint32_t begun; /* branches (bit i: b[i]) begun when it was taken */
+    bool doomed;    /* the doom state then */
+    bool retryable;
+    char doom_reason[256];
+};
+
 struct fdt_txn {
     struct fdt_conn *conn;
     enum fdt_txn_state state;
@@ -35,6 +45,8 @@ struct fdt_txn {
     char log_key[FDT_GID_MAX + 1]; /* GID of the decision / vote record */
     struct branch b[FDT_CFG_MAX_RESOURCES];
     int nb;
+    struct savepoint sp[SAVEPOINTS_MAX];
+    int nsp;
 };
 
 static const char *node_name(const struct fdt_conn *c)
@@ -491,6 +503,118 @@ int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err)
     if (prepared)
         set_outcome(t, "rolled back");
     end(t, FDT_TXN_ROLLED_BACK, true);
+    return 0;
+}
+
+static bool savepoint_name_ok(const char *name)
+{
+    if (!name || !*name || strlen(name) > 63)
+        return false;
+    for (const char *p = name; *p; p++) {
+        bool alpha = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_';
+        if (!alpha && (p == name || *p < '0' || *p > '9'))
+            return false;
+    }
+    return true;
+}
+
+/* Run "VERB name" in every branch begun (and, for bits, in the set). */
+static int branches_exec(struct fdt_txn *t, const char *verb, const char *name, uint32_t only,
+                         struct fdt_error *err)
+{
+    char sql[96];
+    snprintf(sql, sizeof(sql), "%s %s", verb, name);
+    for (int i = 0; i < t->nb; i++) {
+        if (!t->b[i].begun || !(only & (1u << i)))
+            continue;
+        int rc = t->b[i].r->drv->exec(t->b[i].session, sql, NULL, err);
+        if (rc < 0)
+            return rc;
+    }
+    return 0;
+}
+
+static int find_savepoint(struct fdt_txn *t, const char *name, struct fdt_error *err)
+{
+    if (t->state != FDT_TXN_ACTIVE)
+        return fdt_error_set(err, FDT_ETXNSTATE, "savepoint: the transaction is not active");
+    if (!savepoint_name_ok(name))
+        return fdt_error_set(err, FDT_EINVAL, "bad savepoint name");
+    for (int i = t->nsp - 1; i >= 0; i--) {
+        if (strcmp(t->sp[i].name, name) == 0)
+            return i;
+    }
+    return fdt_error_set(err, FDT_ENOENT, "no savepoint %s", name);
+}
+
+int fdt_txn_savepoint(struct fdt_txn *t, const char *name, struct fdt_error *err)
+{
+    if (t->state != FDT_TXN_ACTIVE)
+        return fdt_error_set(err, FDT_ETXNSTATE, "savepoint: the transaction is not active");
+    if (t->doomed)
+        return fdt_error_set(err, FDT_ETXNSTATE, "the transaction is doomed: %s", t->doom_reason);
+    if (!savepoint_name_ok(name))
+        return fdt_error_set(err, FDT_EINVAL, "bad savepoint name");
+    if (t->nsp == SAVEPOINTS_MAX)
+        return fdt_error_set(err, FDT_ELIMIT, "more than %d savepoints", SAVEPOINTS_MAX);
+    struct savepoint *sp = &t->sp[t->nsp];
+    memset(sp, 0, sizeof(*sp));
+    fdt__strlcpy(sp->name, name, sizeof(sp->name));
+    for (int i = 0; i < t->nb; i++) {
+        if (t->b[i].begun)
+            sp->begun |= 1u << i;
+    }
+    int rc = branches_exec(t, "SAVEPOINT", name, sp->begun, err);
+    if (rc < 0) {
+        t->doomed = true;
+        t->retryable |= rc == FDT_ERETRY;
+        fdt__strlcpy(t->doom_reason, err ? err->msg : "savepoint failed", sizeof(t->doom_reason));
+        return rc;
+    }
+    t->nsp++;
+    return 0;
+}
+
+int fdt_txn_rollback_to(struct fdt_txn *t, const char *name, struct fdt_error *err)
+{
+    int i = find_savepoint(t, name, err);
+    if (i < 0)
+        return i;
+    struct savepoint *sp = &t->sp[i];
+    int rc = branches_exec(t, "ROLLBACK TO SAVEPOINT", name, sp->begun, err);
+    /* Branches begun since: roll their local transaction back whole; they begin again. */
+    for (int b = 0; rc == 0 && b < t->nb; b++) {
+        if (!t->b[b].begun || (sp->begun & (1u << b)))
+            continue;
+        rc = t->b[b].r->drv->rollback(t->b[b].session, err);
+        t->b[b].begun = false;
+    }
+    if (rc < 0) {
+        t->doomed = true;
+        t->retryable |= rc == FDT_ERETRY;
+        fdt__strlcpy(t->doom_reason, err ? err->msg : "rollback to savepoint failed",
+                     sizeof(t->doom_reason));
+        return rc;
+    }
+    t->nsp = i + 1;
+    t->doomed = sp->doomed;
+    t->retryable = sp->retryable;
+    fdt__strlcpy(t->doom_reason, sp->doom_reason, sizeof(t->doom_reason));
+    return 0;
+}
+
+int fdt_txn_release(struct fdt_txn *t, const char *name, struct fdt_error *err)
+{
+    int i = find_savepoint(t, name, err);
+    if (i < 0)
+        return i;
+    int rc = t->doomed ? 0 : branches_exec(t, "RELEASE SAVEPOINT", name, t->sp[i].begun, err);
+    if (rc < 0) {
+        t->doomed = true;
+        fdt__strlcpy(t->doom_reason, err ? err->msg : "release failed", sizeof(t->doom_reason));
+        return rc;
+    }
+    t->nsp = i;
     return 0;
 }
 

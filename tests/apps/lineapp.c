@@ -11,7 +11,7 @@
  *   HANG          -> blocks forever
  *   TXN BEGIN [GTRID_HEX]  begin a root (or, with a gtrid, participant) transaction
  *   SQL RESOURCE STATEMENT run a statement in the connection's transaction -> OK rows
- *   TXN COMMIT | VOTE | FINISH | ABORT | STATE
+ *   TXN COMMIT | VOTE | FINISH | ABORT | STATE | SAVEPOINT n | ROLLBACKTO n | RELEASE n
  *
  *
  * Over HTTP (request transactions, fdt_http_txn):
@@ -191,6 +191,12 @@ static void txn_command(struct fdt_conn *c, const char *line)
         txn_reply(c, fdt_txn_abort(t, &err), &err);
     else if (strcmp(op, "STATE") == 0)
         reply(c, "STATE %d", (int)fdt_txn_state(t));
+    else if (strncmp(op, "SAVEPOINT ", 10) == 0)
+        txn_reply(c, fdt_txn_savepoint(t, op + 10, &err), &err);
+    else if (strncmp(op, "ROLLBACKTO ", 11) == 0)
+        txn_reply(c, fdt_txn_rollback_to(t, op + 11, &err), &err);
+    else if (strncmp(op, "RELEASE ", 8) == 0)
+        txn_reply(c, fdt_txn_release(t, op + 8, &err), &err);
     else
         reply(c, "ERR unknown TXN command");
 }

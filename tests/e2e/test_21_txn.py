@@ -350,3 +350,39 @@ def test_21_16_a_deadlock_victim_is_retried_by_the_framework(make_server, postgr
     assert b.readline() == "OK attempts=2"
     assert postgres.psql("SELECT id, bal FROM acc ORDER BY id", dbname=db) == \
         [["1", "11"], ["2", "11"]]
+
+
+def test_21_17_savepoints(make_server, postgres, pgdb, tmp_path):
+    """Savepoints across branches: rollback to undoes work since (a branch joined since is
+    rolled back whole), lifts the doom of a failed statement, keeps earlier work."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS l (x int)") == "OK 0"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1, 1)") == "OK 1"
+    assert c.call("TXN SAVEPOINT a") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (2, 2)") == "OK 1"
+    assert c.call("SQL lite INSERT INTO l VALUES (7)") == "OK 1"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1, 9)").startswith("ERR")  # duplicate: doomed
+    assert c.call("TXN ROLLBACKTO a") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (3, 3)") == "OK 1"
+    assert c.call("TXN SAVEPOINT b") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (4, 4)") == "OK 1"
+    assert c.call("TXN RELEASE b") == "OK"
+    assert c.call("TXN ROLLBACKTO b").startswith("ERR no savepoint")
+    assert c.call("TXN SAVEPOINT bad-name").startswith("ERR bad savepoint name")
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT id FROM acc ORDER BY id", dbname=db) == [["1"], ["3"], ["4"]]
+    # A branch joined after the savepoint is rolled back whole, then begins again.
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("TXN SAVEPOINT s") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (5, 5)") == "OK 1"
+    assert c.call("TXN ROLLBACKTO s") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (6, 6)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT id FROM acc ORDER BY id", dbname=db) == \
+        [["1"], ["3"], ["4"], ["6"]]
+    import sqlite3
+    con = sqlite3.connect(f"{tmp_path}/lite.db")
+    assert con.execute("SELECT count(*) FROM l").fetchone()[0] == 0
+    con.close()

@@ -190,3 +190,19 @@ def test_22_07_root_transaction_over_several_calls_and_expiry(make_server, postg
     # The transaction state is clean: a new one starts.
     assert c.call("txn.begin")["result"]["state"] == "active"
     assert c.call("txn.abort")["result"] == {"state": "rolled back"}
+
+
+def test_22_11_a_failed_call_leaves_the_connection_transaction_as_it_was(make_server, postgres,
+                                                                        pgdb, tmp_path):
+    """Inside txn.begin, each call runs under a savepoint: a call that fails (a duplicate
+    key here) is undone alone, the transaction is not doomed, earlier work stays."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = Rpc(s.rpc_port)
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 1)"})["result"]
+    r = c.call("sql", {"resource": "pg",
+                       "sql": "INSERT INTO acc VALUES (2, 2); INSERT INTO acc VALUES (1, 1)"})
+    assert r["error"]["code"] == -32000 and "duplicate key" in r["error"]["message"]
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (3, 3)"})["result"]
+    assert c.call("txn.finish")["result"]["state"] == "committed"
+    assert postgres.psql("SELECT id FROM acc ORDER BY id", dbname=db) == [["1"], ["3"]]
