@@ -46,20 +46,19 @@ void fdt__conn_destroy(struct fdt_conn *c)
     free(c);
 }
 
-void fdt__conn_event(struct fdt_conn *c, uint32_t events)
+bool fdt__conn_claim(struct fdt_conn *c, uint32_t events)
 {
     pthread_mutex_lock(&c->lock);
     c->armed = false;
     if (c->closed) {
         pthread_mutex_unlock(&c->lock);
-        return;
+        return false;
     }
     c->pending |= events;
-    bool queue = !c->running;
+    bool mine = !c->running;
     c->running = true;
     pthread_mutex_unlock(&c->lock);
-    if (queue)
-        fdt__worker_enqueue(c->w, c);
+    return mine;
 }
 
 /* Send queued output; caller holds the lock. Returns 0, or -errno on a dead socket. */
@@ -86,11 +85,11 @@ static void arm_locked(struct fdt_conn *c)
 {
     struct epoll_event ev = {.data.ptr = c};
     ev.events = EPOLLONESHOT;
-    if (!c->closing)
+    if (!c->closing || c->lingering)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (c->out.len > 0)
         ev.events |= EPOLLOUT;
-    if (epoll_ctl(c->w->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+    if (epoll_ctl(c->w->conn_epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "conn=%llu epoll_ctl: %s", (unsigned long long)c->id,
                 fdt_strerror(-errno));
         c->dead = true;
@@ -108,7 +107,7 @@ static void teardown(struct fdt_conn *c)
     }
     c->closed = true;
     c->running = false;
-    epoll_ctl(c->w->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    epoll_ctl(c->w->conn_epfd, EPOLL_CTL_DEL, c->fd, NULL);
     fdt__close(c->fd);
     c->fd = -1;
     fdt__buf_deinit(&c->out);
@@ -227,6 +226,24 @@ static bool read_and_dispatch(struct fdt_conn *c)
     }
 }
 
+void fdt__conn_linger(struct fdt_conn *c)
+{
+    c->linger = true;
+}
+
+/* Lingering: read and drop what the client still sends. Returns false at EOF or error. */
+static bool drop_input(struct fdt_conn *c)
+{
+    for (;;) {
+        ssize_t n = recv(c->fd, t_rbuf, sizeof(t_rbuf), MSG_DONTWAIT);
+        if (n > 0)
+            continue;
+        if (n < 0 && errno == EINTR)
+            continue;
+        return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
+    }
+}
+
 static void expire_txn(struct fdt_conn *c)
 {
     int64_t since = atomic_load(&c->txn_idle_ms);
@@ -265,7 +282,16 @@ void fdt__conn_run(struct fdt_conn *c)
             if (c->proto->open && c->proto->open(c) != 0)
                 dead = true;
         }
-        if (!dead && (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | FDT_EV_DRAIN))) {
+        if (!dead && c->lingering) {
+            int64_t dl = atomic_load(&c->deadline_ms);
+            if ((ev & (FDT_EV_CLOSE | FDT_EV_TIMEOUT)) && dl && fdt__now_ms() >= dl)
+                dead = true;
+            else if (!drop_input(c))
+                dead = true;
+            ev &= ~(uint32_t)(FDT_EV_TIMEOUT | FDT_EV_CLOSE | FDT_EV_DRAIN | FDT_EV_TXN_TIMEOUT);
+        }
+        if (!dead && !c->lingering &&
+            (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | FDT_EV_DRAIN))) {
             if (!read_and_dispatch(c))
                 dead = true;
         }
@@ -298,7 +324,13 @@ void fdt__conn_run(struct fdt_conn *c)
             if (flush_locked(c) < 0)
                 c->dead = true;
         }
-        if (c->dead || (c->closing && c->out.len == 0)) {
+        if (!c->dead && c->closing && c->out.len == 0 && c->linger && !c->lingering && !c->eof) {
+            /* Everything is sent: stop sending, keep reading (and dropping) for a while. */
+            c->lingering = true;
+            shutdown(c->fd, SHUT_WR);
+            atomic_store(&c->deadline_ms, fdt__now_ms() + FDT_CONN_LINGER_MS);
+        }
+        if (c->dead || (c->closing && c->out.len == 0 && !c->lingering)) {
             pthread_mutex_unlock(&c->lock);
             teardown(c);
             return;

@@ -1,6 +1,6 @@
-/* Connections inside a worker: the object, its buffers, and the hand-off between the
- * event-loop thread (which owns epoll and frees connections) and the application threads
- * (which read, run the protocol and write).
+/* Connections inside a worker: the object, its buffers, and how the event-loop thread
+ * (accept, timers, frees connections) and the application threads (which wait on the
+ * connections' epoll set, read, run the protocol and write) share them.
  *
  * Invariants:
  *  - A connection is "running" on at most one application thread at a time; while it runs,
@@ -28,6 +28,7 @@ enum fdt_poll_kind {
     FDT_POLL_CONN = 2,
     FDT_POLL_SIGNAL = 3,
     FDT_POLL_WAKE = 4,
+    FDT_POLL_QUEUE = 5,
 };
 
 /* Pseudo-events beyond the epoll bits. */
@@ -77,9 +78,10 @@ struct fdt_conn {
     uint32_t pending;
     bool running;
     bool armed;
-    bool closing; /* close after the output is flushed */
-    bool dead;    /* close now */
-    bool closed;  /* torn down: fd closed, proto->close called */
+    bool closing;   /* close after the output is flushed */
+    bool dead;      /* close now */
+    bool closed;    /* torn down: fd closed, proto->close called */
+    bool lingering; /* output sent and shut down; reading and dropping input until EOF */
     struct fdt_buf out;
 
     /* Owned by the running thread. */
@@ -87,6 +89,7 @@ struct fdt_conn {
     bool opened;
     bool eof;
     bool served; /* the protocol has consumed a request */
+    bool linger; /* close by lingering (fdt__conn_linger) */
 
     _Atomic int refs;
     _Atomic int64_t last_active_ms;
@@ -106,14 +109,22 @@ struct fdt_conn *fdt__conn_new(struct fdt_worker *w, int fd, const struct fdt_pr
                                const char *listener_name);
 /* Free (loop thread, refs == 0). */
 void fdt__conn_destroy(struct fdt_conn *c);
-/* Record epoll events (loop thread); queues the connection if nobody runs it. */
-void fdt__conn_event(struct fdt_conn *c, uint32_t events);
+/* Record epoll events (an application thread that took them from epoll). Returns true when
+ * the caller now runs the connection (fdt__conn_run), false when another thread runs it
+ * (and will handle the events) or it is closed. */
+bool fdt__conn_claim(struct fdt_conn *c, uint32_t events);
 /* Run the connection's pending work (application thread). */
 void fdt__conn_run(struct fdt_conn *c);
 /* Arm (monotonic ms, from fdt__now_ms) or clear (0) the protocol's deadline. The loop thread
  * checks deadlines every 250 ms and runs proto->timeout on an application thread. Thread:
  * the one running the connection. */
 void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms);
+/* Close lingering when the connection closes (the protocol refused a request whose rest
+ * may still be coming): the output is sent, the sending side shut down, and input read and
+ * dropped until the client closes or LINGER_MS pass, so that the client is not reset before
+ * it has read the answer (nginx's lingering_close). Thread: the one running it. */
+void fdt__conn_linger(struct fdt_conn *c);
+#define FDT_CONN_LINGER_MS 2000
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* Raw-protocol vtable wrapping the application's callbacks. */

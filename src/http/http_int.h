@@ -63,6 +63,9 @@ struct fdt__http_io {
     void (*peer)(void *ctx, char *buf, size_t size);
     /* Nonzero when the client has closed its side or reset the connection. */
     int (*peer_gone)(void *ctx);
+    /* Close lingering: the rest of a refused request may still be on its way. May be
+     * NULL. */
+    void (*linger)(void *ctx);
 };
 
 /* ---- Requests. ---- */

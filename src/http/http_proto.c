@@ -79,6 +79,11 @@ static int io_peer_gone(void *ctx)
     return (pfd.revents & (POLLRDHUP | POLLHUP | POLLERR)) != 0;
 }
 
+static void io_linger(void *ctx)
+{
+    fdt__conn_linger(ctx);
+}
+
 static const struct fdt__http_io conn_io = {
     .write = io_write,
     .close = io_close,
@@ -87,6 +92,7 @@ static const struct fdt__http_io conn_io = {
     .request_done = io_request_done,
     .peer = io_peer,
     .peer_gone = io_peer_gone,
+    .linger = io_linger,
 };
 
 static int http_open(struct fdt_conn *c)

@@ -81,6 +81,8 @@ static void end_request(struct fdt__http_session *s)
 static void fail(struct fdt__http_session *s, int status, const char *msg)
 {
     s->req.read_failed = true;
+    if (s->io->linger)
+        s->io->linger(s->io_ctx);
     s->io->set_deadline(s->io_ctx, 0);
     fdt__http_send_error(&s->req, status, msg, true);
     end_request(s);

@@ -1,6 +1,9 @@
 /* A worker process: loads the application, runs one event-loop thread (the process's main
- * thread: accept, epoll, signals, timers) and `threads` application threads that read,
- * run the protocol and write. */
+ * thread: accept, signals, timers) and `threads` application threads that wait on the
+ * connections' epoll set themselves (leader/follower: whichever thread is free takes the
+ * next ready connection, with no hand-off between threads), read, run the protocol and
+ * write. The loop thread reaches the application threads through the run queue (new
+ * connections, timeouts, drain), whose eventfd sits in the same epoll set. */
 #ifndef FDT_WORKER_H
 #define FDT_WORKER_H
 
@@ -37,9 +40,10 @@ struct fdt_worker_listener {
 
 struct fdt_run_queue {
     pthread_mutex_t lock;
-    pthread_cond_t cond;
     struct fdt_conn *head, *tail;
     bool stop;
+    int efd;  /* eventfd in conn_epfd: readable while the queue has work (or stop) */
+    int kind; /* FDT_POLL_QUEUE */
 };
 
 struct fdt_worker {
@@ -50,7 +54,8 @@ struct fdt_worker {
     const struct fdt_app *app;
     void *dl;
 
-    int epfd;
+    int epfd;      /* the loop thread's: listeners, signals, wake-ups */
+    int conn_epfd; /* connections and the run queue: the application threads wait on it */
     int sigfd;
     int wakefd; /* eventfd: the loop has connections to free */
     int sig_kind;
@@ -74,6 +79,15 @@ struct fdt_worker {
 
     pthread_mutex_t free_lock;
     struct fdt_conn *free_list;
+
+    /* Freeing a connection waits until no application thread can still hold an epoll
+     * event naming it. Each thread's word is (windows closed << 1) | holding: the holding
+     * bit is set from just before epoll_wait until the event it returned is claimed; a
+     * batch in limbo (its connections already out of epoll) is freed once every thread is
+     * either not holding, or holding in a window opened after the batch's snapshot. */
+    _Atomic uint64_t *quiescent; /* one per application thread */
+    struct fdt_conn *limbo;      /* loop thread only: waiting for every thread */
+    uint64_t *limbo_snap;
 };
 
 /* Run a worker in a freshly forked child. Never returns. */
@@ -81,6 +95,10 @@ __attribute__((noreturn)) void fdt__worker_main(const struct fdt_worker_args *ar
 
 /* Queue a connection for an application thread (any thread). */
 void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c);
+/* Make every application thread finish its current work and exit (any thread). */
+void fdt__worker_stop_threads(struct fdt_worker *w);
+/* How often an idle application thread wakes up to say it holds no event. */
+#define QUIESCENT_INTERVAL_MS 200
 /* Hand a connection whose last reference is gone to the loop thread for freeing. */
 void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c);
 /* Load the application and check its descriptor. */

@@ -43,20 +43,45 @@ static void registry_remove(struct fdt_worker *w, struct fdt_conn *c)
     w->n_conns--;
 }
 
+/* Whether no application thread can still hold an epoll event for the batch in limbo. */
+static bool quiescent_ok(struct fdt_worker *w)
+{
+    for (int i = 0; i < w->n_threads_started; i++) {
+        uint64_t v = atomic_load(&w->quiescent[i]);
+        if ((v & 1) && (v >> 1) <= (w->limbo_snap[i] >> 1))
+            return false;
+    }
+    return true;
+}
+
+/* Free the connections whose last reference is gone, once no thread can hold an event
+ * naming them: those handed over since the last call wait in limbo for one round. */
 static void free_pending(struct fdt_worker *w)
 {
     uint64_t v;
     (void)!read(w->wakefd, &v, sizeof(v));
+    if (w->limbo && quiescent_ok(w)) {
+        struct fdt_conn *list = w->limbo;
+        w->limbo = NULL;
+        while (list) {
+            struct fdt_conn *next = list->free_next;
+            registry_remove(w, list);
+            fdt__conn_destroy(list);
+            list = next;
+        }
+    }
+    if (w->limbo)
+        return;
     pthread_mutex_lock(&w->free_lock);
-    struct fdt_conn *list = w->free_list;
+    w->limbo = w->free_list;
     w->free_list = NULL;
     pthread_mutex_unlock(&w->free_lock);
-    while (list) {
-        struct fdt_conn *next = list->free_next;
-        registry_remove(w, list);
-        fdt__conn_destroy(list);
-        list = next;
-    }
+    if (!w->limbo)
+        return;
+    for (int i = 0; i < w->n_threads_started; i++)
+        w->limbo_snap[i] = atomic_load(&w->quiescent[i]);
+    if (quiescent_ok(w))
+        free_pending(w); /* nobody was waiting on epoll: free at once */
 }
 
 /* Take one connection off a listener. Returns false when the queue is empty. */
@@ -74,7 +99,8 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
         }
         return false;
     }
-    if (w->n_conns >= w->cfg->max_connections) {
+    /* Open connections (closed ones may still wait in limbo to be freed). */
+    if (atomic_load(&w->slot->conns_open) >= w->cfg->max_connections) {
         /* Refuse politely: say so, then close with FIN (nothing was read, so no RST). */
         if (l->proto.busy_reply)
             (void)!send(fd, l->proto.busy_reply, strlen(l->proto.busy_reply),
@@ -90,19 +116,23 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
         fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
         return true;
     }
-    struct epoll_event ev = {.events = EPOLLONESHOT, .data.ptr = c};
-    if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    /* The application threads take it from here: EPOLLOUT is ready at once, so the first
+     * free thread opens it (and reads the request if it is already there). */
+    c->pending = FDT_EV_OPEN | EPOLLIN;
+    c->armed = true;
+    registry_add(w, c);
+    atomic_fetch_add_explicit(&w->slot->accepted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLONESHOT,
+                             .data.ptr = c};
+    if (epoll_ctl(w->conn_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "epoll_ctl: %s", fdt_strerror(-errno));
+        registry_remove(w, c);
+        atomic_fetch_sub_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
         fdt__conn_destroy(c);
         close(fd);
         return true;
     }
-    registry_add(w, c);
-    atomic_fetch_add_explicit(&w->slot->accepted, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
-    c->running = true;
-    c->pending = FDT_EV_OPEN | EPOLLIN;
-    fdt__worker_enqueue(w, c);
     return true;
 }
 
@@ -201,10 +231,7 @@ static void scan_idle(struct fdt_worker *w, int64_t now)
 
 static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
 {
-    pthread_mutex_lock(&w->rq.lock);
-    w->rq.stop = true;
-    pthread_cond_broadcast(&w->rq.cond);
-    pthread_mutex_unlock(&w->rq.lock);
+    fdt__worker_stop_threads(w);
     for (int i = 0; i < w->n_threads_started; i++) {
         int64_t left = deadline_ms - fdt__now_ms();
         if (left < 0)
@@ -256,7 +283,7 @@ void fdt__worker_loop(struct fdt_worker *w)
         int64_t now = fdt__now_ms();
         int timeout = SCAN_INTERVAL_MS;
         if (atomic_load(&w->draining)) {
-            if (w->n_conns == 0)
+            if (atomic_load(&w->slot->conns_open) == 0)
                 break;
             int64_t left = w->drain_deadline_ms - now;
             if (left <= 0) {
@@ -279,9 +306,6 @@ void fdt__worker_loop(struct fdt_worker *w)
             switch (kind) {
             case FDT_POLL_LISTENER:
                 on_listener(w, events[i].data.ptr);
-                break;
-            case FDT_POLL_CONN:
-                fdt__conn_event(events[i].data.ptr, events[i].events);
                 break;
             case FDT_POLL_SIGNAL:
                 on_signal(w);

@@ -109,22 +109,50 @@ static void *app_thread(void *arg)
         return NULL;
 
     _Atomic int64_t *busy = &w->slot->busy_since[index];
+    _Atomic uint64_t *quiescent = &w->quiescent[index];
     struct fdt_run_queue *q = &w->rq;
     for (;;) {
-        pthread_mutex_lock(&q->lock);
-        while (!q->head && !q->stop)
-            pthread_cond_wait(&q->cond, &q->lock);
-        if (!q->head) {
-            pthread_mutex_unlock(&q->lock);
-            break;
+        /* From here until the event is claimed this thread may hold an event naming a
+         * connection another thread is closing: such connections are not freed until the
+         * window ends (see fdt__worker_quiescent_ok). */
+        atomic_fetch_or(quiescent, 1);
+        struct epoll_event ev;
+        /* One event at a time: a thread that blocks in a handler holds nobody else's. The
+         * timeout bounds how long an idle thread keeps the window open. */
+        int n = epoll_wait(w->conn_epfd, &ev, 1, QUIESCENT_INTERVAL_MS);
+        if (n <= 0) {
+            atomic_fetch_add(quiescent, 1); /* window closed: counter + 1, holding bit 0 */
+            continue;
         }
-        struct fdt_conn *c = q->head;
-        q->head = c->job_next;
-        if (!q->head)
-            q->tail = NULL;
-        c->job_next = NULL;
-        pthread_mutex_unlock(&q->lock);
-
+        struct fdt_conn *c = NULL;
+        if (ev.data.ptr == &q->kind) {
+            pthread_mutex_lock(&q->lock);
+            c = q->head;
+            if (c) {
+                q->head = c->job_next;
+                if (!q->head)
+                    q->tail = NULL;
+                c->job_next = NULL;
+            }
+            bool stop = !q->head && q->stop;
+            if (!q->head && !q->stop) {
+                uint64_t v;
+                (void)!read(q->efd, &v, sizeof(v)); /* empty: no longer readable */
+            }
+            pthread_mutex_unlock(&q->lock);
+            atomic_fetch_add(quiescent, 1);
+            if (!c && stop)
+                break;
+            if (!c)
+                continue;
+        } else {
+            struct fdt_conn *e = ev.data.ptr;
+            bool mine = fdt__conn_claim(e, ev.events);
+            atomic_fetch_add(quiescent, 1);
+            if (!mine)
+                continue;
+            c = e;
+        }
         atomic_store_explicit(busy, fdt__now_ms(), memory_order_relaxed);
         fdt__conn_run(c);
         atomic_store_explicit(busy, 0, memory_order_relaxed);
@@ -139,12 +167,26 @@ void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c)
     struct fdt_run_queue *q = &w->rq;
     pthread_mutex_lock(&q->lock);
     c->job_next = NULL;
+    bool was_empty = !q->head;
     if (q->tail)
         q->tail->job_next = c;
     else
         q->head = c;
     q->tail = c;
-    pthread_cond_signal(&q->cond);
+    if (was_empty) {
+        uint64_t one = 1;
+        (void)!write(q->efd, &one, sizeof(one));
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+void fdt__worker_stop_threads(struct fdt_worker *w)
+{
+    struct fdt_run_queue *q = &w->rq;
+    pthread_mutex_lock(&q->lock);
+    q->stop = true;
+    uint64_t one = 1;
+    (void)!write(q->efd, &one, sizeof(one)); /* stays readable: every thread sees it */
     pthread_mutex_unlock(&q->lock);
 }
 
@@ -169,7 +211,16 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
                       size_t rsize)
 {
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->conn_epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->rq.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    w->rq.kind = FDT_POLL_QUEUE;
+    w->quiescent = calloc((size_t)w->info.threads, sizeof(*w->quiescent));
+    w->limbo_snap = calloc((size_t)w->info.threads, sizeof(*w->limbo_snap));
+    if (!w->quiescent || !w->limbo_snap) {
+        snprintf(reason, rsize, "out of memory");
+        return -1;
+    }
     sigset_t set;
     sigemptyset(&set);
     sigaddset(&set, SIGTERM);
@@ -178,7 +229,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGHUP);
     w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (w->epfd < 0 || w->wakefd < 0 || w->sigfd < 0) {
+    if (w->epfd < 0 || w->conn_epfd < 0 || w->wakefd < 0 || w->rq.efd < 0 || w->sigfd < 0) {
         snprintf(reason, rsize, "epoll/eventfd/signalfd: %s", fdt_strerror(-errno));
         return -1;
     }
@@ -189,6 +240,11 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->sigfd, &ev);
     ev.data.ptr = &w->wake_kind;
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
+    ev.data.ptr = &w->rq.kind;
+    if (epoll_ctl(w->conn_epfd, EPOLL_CTL_ADD, w->rq.efd, &ev) < 0) {
+        snprintf(reason, rsize, "epoll_ctl run queue: %s", fdt_strerror(-errno));
+        return -1;
+    }
 
     for (int i = 0; i < a->n_listeners; i++) {
         struct fdt_worker_listener *l = &w->listeners[w->n_listeners];
@@ -256,10 +312,7 @@ static void start_threads(struct fdt_worker *w)
     pthread_mutex_unlock(&lock);
     if (failed) {
         /* Let the threads that did start finish (and run thread_fini) before reporting. */
-        pthread_mutex_lock(&w->rq.lock);
-        w->rq.stop = true;
-        pthread_cond_broadcast(&w->rq.cond);
-        pthread_mutex_unlock(&w->rq.lock);
+        fdt__worker_stop_threads(w);
         for (int i = 0; i < w->n_threads_started; i++)
             pthread_join(w->threads[i], NULL);
         fail_start(w, reason);
@@ -279,7 +332,6 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     w->info.index = a->index;
     w->info.threads = (unsigned)a->cfg->threads;
     pthread_mutex_init(&w->rq.lock, NULL);
-    pthread_cond_init(&w->rq.cond, NULL);
     pthread_mutex_init(&w->free_lock, NULL);
     atomic_store(&w->slot->pid, (int32_t)getpid());
     g_worker = w;

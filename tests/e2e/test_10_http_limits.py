@@ -185,3 +185,4 @@ def test_10_29_garbage_never_crashes_a_worker(make_server):
             pass
     assert s.worker_pids() == pids
     assert get(s.port, "/").status == 200
+
