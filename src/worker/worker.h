@@ -78,7 +78,8 @@ struct fdt_worker {
     _Atomic bool draining;
 
     pthread_mutex_t free_lock;
-    struct fdt_conn *free_list;
+    struct fdt_conn *free_list; /* guarded by free_lock */
+    int n_free;                 /* guarded by free_lock */
 
     /* Freeing a connection waits until no application thread can still hold an epoll
      * event naming it. Each thread's word is (windows closed << 1) | holding: the holding
@@ -99,6 +100,8 @@ void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c);
 void fdt__worker_stop_threads(struct fdt_worker *w);
 /* How often an idle application thread wakes up to say it holds no event. */
 #define QUIESCENT_INTERVAL_MS 200
+/* Closed connections waiting to be freed before the loop thread is woken for them. */
+#define FREE_WAKE_BATCH 64
 /* Hand a connection whose last reference is gone to the loop thread for freeing. */
 void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c);
 /* Load the application and check its descriptor. */

@@ -75,6 +75,7 @@ static void free_pending(struct fdt_worker *w)
     pthread_mutex_lock(&w->free_lock);
     w->limbo = w->free_list;
     w->free_list = NULL;
+    w->n_free = 0;
     pthread_mutex_unlock(&w->free_lock);
     if (!w->limbo)
         return;

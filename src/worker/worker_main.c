@@ -195,9 +195,15 @@ void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c)
     pthread_mutex_lock(&w->free_lock);
     c->free_next = w->free_list;
     w->free_list = c;
+    int n = ++w->n_free;
     pthread_mutex_unlock(&w->free_lock);
-    uint64_t one = 1;
-    (void)!write(w->wakefd, &one, sizeof(one));
+    /* The loop frees on its next tick (at most 250 ms away) or when it wakes for an accept;
+     * waking it for every closed connection would cost a context switch each. It is woken
+     * when the list grows long, and while draining (it exits when the last one closes). */
+    if (n >= FREE_WAKE_BATCH || atomic_load(&w->draining)) {
+        uint64_t one = 1;
+        (void)!write(w->wakefd, &one, sizeof(one));
+    }
 }
 
 __attribute__((noreturn)) static void fail_start(struct fdt_worker *w, const char *reason)
