@@ -30,6 +30,10 @@ void fdt__cfg_init(struct fdt_cfg *cfg)
     cfg->header_timeout = 10.0;
     cfg->body_timeout = 30.0;
     cfg->keepalive_timeout = 0.0; /* resolved to idle_timeout by fdt__cfg_finish */
+    cfg->tcp_keepalive = true;
+    cfg->tcp_keepidle = 60;
+    cfg->tcp_keepintvl = 10;
+    cfg->tcp_keepcnt = 6;
     cfg->log_level = FDT_LOG_INFO;
     fdt__strlcpy(cfg->control_socket, "fdtserver.ctl", sizeof(cfg->control_socket));
     fdt__strlcpy(cfg->node, "node1", sizeof(cfg->node));
@@ -173,6 +177,22 @@ static int apply_server(struct apply_ctx *ctx, const char *key, const char *valu
             cfg->body_timeout = d;
         else
             cfg->keepalive_timeout = d;
+    } else if (strcmp(key, "tcp_keepalive") == 0) {
+        if (fdt__parse_bool(value, &cfg->tcp_keepalive) < 0)
+            return bad_value(ctx, "server", key, value, "expected yes or no");
+    } else if (strcmp(key, "tcp_keepidle") == 0 || strcmp(key, "tcp_keepintvl") == 0) {
+        /* Linux caps both at MAX_TCP_KEEPIDLE / MAX_TCP_KEEPINTVL = 32767 seconds. */
+        if (fdt__parse_long(value, 1, 32767, &l) < 0)
+            return bad_value(ctx, "server", key, value, "expected seconds, 1 to 32767");
+        if (strcmp(key, "tcp_keepidle") == 0)
+            cfg->tcp_keepidle = (int)l;
+        else
+            cfg->tcp_keepintvl = (int)l;
+    } else if (strcmp(key, "tcp_keepcnt") == 0) {
+        /* Linux caps it at MAX_TCP_KEEPCNT = 127. */
+        if (fdt__parse_long(value, 1, 127, &l) < 0)
+            return bad_value(ctx, "server", key, value, "expected 1 to 127");
+        cfg->tcp_keepcnt = (int)l;
     } else if (strcmp(key, "pid_file") == 0) {
         return set_path(ctx, cfg->pid_file, sizeof(cfg->pid_file), value, key);
     } else if (strcmp(key, "control_socket") == 0) {

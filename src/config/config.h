@@ -59,6 +59,12 @@ struct fdt_cfg {
     double header_timeout;    /* seconds from a request's first byte to its last header */
     double body_timeout;      /* seconds from the end of the headers to the end of the body */
     double keepalive_timeout; /* seconds an idle keep-alive connection is kept; 0: idle_timeout */
+    /* TCP keepalive probes on accepted TCP connections (not unix sockets): a peer that
+     * vanished without a FIN is noticed after tcp_keepidle + tcp_keepintvl * tcp_keepcnt. */
+    bool tcp_keepalive; /* SO_KEEPALIVE */
+    int tcp_keepidle;   /* TCP_KEEPIDLE: seconds idle before the first probe */
+    int tcp_keepintvl;  /* TCP_KEEPINTVL: seconds between probes */
+    int tcp_keepcnt;    /* TCP_KEEPCNT: unanswered probes before the connection is dropped */
     char pid_file[FDT_CFG_PATH_MAX];
     char control_socket[FDT_CFG_PATH_MAX];
     char user[FDT_CFG_NAME_MAX];

@@ -36,6 +36,7 @@ struct fdt_worker_listener {
     struct fdt_proto proto;
     bool registered;
     bool reuseport; /* a socket of this worker's own */
+    bool tcp;       /* AF_INET or AF_INET6 (TCP options apply), not a unix socket */
 };
 
 struct fdt_run_queue {

@@ -85,6 +85,38 @@ static void free_pending(struct fdt_worker *w)
         free_pending(w); /* nobody was waiting on epoll: free at once */
 }
 
+/* Options for an accepted TCP connection: no Nagle delay, and keepalive probes so that a
+ * peer gone without a FIN (cable pulled, host powered off, NAT entry dropped) is noticed:
+ * the kernel then fails the socket with ETIMEDOUT, the connection closes and a transaction
+ * it owns that has not voted is rolled back. Failures are not fatal (the connection works
+ * without them), so they are only logged, at most once a minute. */
+static void tcp_options(const struct fdt_worker *w, int fd)
+{
+    const struct fdt_cfg *cfg = w->cfg;
+    int one = 1;
+    int rc = setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (rc == 0 && cfg->tcp_keepalive) {
+        rc = setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof(one));
+        if (rc == 0)
+            rc = setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &cfg->tcp_keepidle,
+                            sizeof(cfg->tcp_keepidle));
+        if (rc == 0)
+            rc = setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &cfg->tcp_keepintvl,
+                            sizeof(cfg->tcp_keepintvl));
+        if (rc == 0)
+            rc = setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->tcp_keepcnt,
+                            sizeof(cfg->tcp_keepcnt));
+    }
+    if (rc < 0) {
+        static int64_t last_log;
+        int64_t now = fdt__now_ms();
+        if (last_log == 0 || now - last_log > 60000) {
+            fdt_log(FDT_LOG_WARN, "setsockopt on an accepted connection: %s", fdt_strerror(-errno));
+            last_log = now;
+        }
+    }
+}
+
 /* Take one connection off a listener. Returns false when the queue is empty. */
 static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
@@ -110,8 +142,8 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
         atomic_fetch_add(&w->slot->refused_busy, 1);
         return true;
     }
-    int one = 1;
-    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+    if (l->tcp)
+        tcp_options(w, fd);
     struct fdt_conn *c = fdt__conn_new(w, fd, &l->proto, l->name);
     if (!c) {
         fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");

@@ -181,6 +181,44 @@ static void test_http_limits(void **state)
     free(cfg);
 }
 
+/* TCP keepalive of accepted connections: defaults, values, bounds, bad values. */
+static void test_tcp_keepalive(void **state)
+{
+    (void)state;
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    fdt__cfg_init(cfg);
+    assert_true(cfg->tcp_keepalive);
+    assert_int_equal(cfg->tcp_keepidle, 60);
+    assert_int_equal(cfg->tcp_keepintvl, 10);
+    assert_int_equal(cfg->tcp_keepcnt, 6);
+    assert_int_equal(fdt__cfg_set(cfg, "server.tcp_keepalive=no", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.tcp_keepidle=7", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.tcp_keepintvl=32767", &err), 0);
+    assert_int_equal(fdt__cfg_set(cfg, "server.tcp_keepcnt=127", &err), 0);
+    assert_false(cfg->tcp_keepalive);
+    assert_int_equal(cfg->tcp_keepidle, 7);
+    assert_int_equal(cfg->tcp_keepintvl, 32767);
+    assert_int_equal(cfg->tcp_keepcnt, 127);
+    static const char *bad[] = {
+        "server.tcp_keepalive=maybe", "server.tcp_keepidle=0",   "server.tcp_keepidle=32768",
+        "server.tcp_keepidle=1.5",    "server.tcp_keepintvl=-1", "server.tcp_keepcnt=0",
+        "server.tcp_keepcnt=128",     "server.tcp_keepcnt=",
+    };
+    for (size_t i = 0; i < FDT_ARRAY_LEN(bad); i++) {
+        assert_int_equal(fdt__cfg_set(cfg, bad[i], &err), FDT_ECONFIG);
+        char key[64];
+        snprintf(key, sizeof(key), "%s", strchr(bad[i], '.') + 1);
+        *strchr(key, '=') = '\0';
+        assert_non_null(strstr(err.msg, key));
+    }
+    /* A refused value leaves the previous one. */
+    assert_int_equal(cfg->tcp_keepidle, 7);
+    assert_int_equal(cfg->tcp_keepcnt, 127);
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+}
+
 static void test_relative_paths(void **state)
 {
     (void)state;
@@ -205,6 +243,7 @@ int main(void)
         cmocka_unit_test(test_missing_file_and_finish),
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_http_limits),
+        cmocka_unit_test(test_tcp_keepalive),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
