@@ -73,10 +73,9 @@ static void write_id(struct fdt_json_writer *w, const struct fdt_json *id)
         fdt_json_writer_null(w);
 }
 
-static void send_error(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id, int code,
-                       const char *message)
+void fdt__jsonrpc_error_write(struct fdt_json_writer *w, const struct fdt_json *id, int code,
+                              const char *message)
 {
-    struct fdt_json_writer *w = &rc->out;
     fdt_json_writer_reset(w);
     fdt_json_writer_begin_object(w);
     fdt_json_writer_key(w, "jsonrpc");
@@ -90,7 +89,13 @@ static void send_error(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt
     fdt_json_writer_end_object(w);
     write_id(w, id);
     fdt_json_writer_end_object(w);
-    send_writer(c, w);
+}
+
+static void send_error(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id, int code,
+                       const char *message)
+{
+    fdt__jsonrpc_error_write(&rc->out, id, code, message);
+    send_writer(c, &rc->out);
 }
 
 static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id,
@@ -174,6 +179,26 @@ static int parse_xid(const struct fdt_json *params, struct fdt_xid *xid, bool *h
     return 0;
 }
 
+int fdt__jsonrpc_builtin_params(const char *name, const struct fdt_json *params,
+                                struct fdt_xid *xid, bool *has_xid, struct fdt_error *err)
+{
+    *has_xid = false;
+    memset(xid, 0, sizeof(*xid));
+    if (strcmp(name, "txn.begin") == 0)
+        return parse_xid(params, xid, has_xid, err);
+    if (strcmp(name, "txn.commit_prepared") == 0 || strcmp(name, "txn.rollback_prepared") == 0) {
+        if (parse_xid(params, xid, has_xid, err) < 0)
+            return FDT_EINVAL;
+        if (!*has_xid)
+            return fdt_error_set(err, FDT_EINVAL, "params.xid is required");
+        return 0;
+    }
+    if (strcmp(name, "txn.vote") == 0 || strcmp(name, "txn.finish") == 0 ||
+        strcmp(name, "txn.abort") == 0 || strcmp(name, "txn.recover") == 0)
+        return 0; /* no parameters; any given are ignored */
+    return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+}
+
 static void write_state(struct fdt_json_writer *w, const char *state)
 {
     fdt_json_writer_begin_object(w);
@@ -223,12 +248,14 @@ static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *
 {
     struct fdt_txn *t = fdt_conn_txn(c);
     const char *node = c->w->cfg->node;
-    int rc;
+    struct fdt_xid xid;
+    bool has;
+    int rc = fdt__jsonrpc_builtin_params(name, params, &xid, &has, err);
+    if (rc == FDT_ENOENT)
+        *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
+    if (rc < 0)
+        return rc;
     if (strcmp(name, "txn.begin") == 0) {
-        struct fdt_xid xid;
-        bool has;
-        if (parse_xid(params, &xid, &has, err) < 0)
-            return FDT_EINVAL;
         rc = fdt_txn_begin(c, has ? &xid : NULL, err);
         if (rc == FDT_ELIMIT)
             *jcode = FDT_JSONRPC_INVALID_PARAMS;
@@ -284,12 +311,6 @@ static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *
         return rc;
     }
     if (strcmp(name, "txn.commit_prepared") == 0 || strcmp(name, "txn.rollback_prepared") == 0) {
-        struct fdt_xid xid;
-        bool has;
-        if (parse_xid(params, &xid, &has, err) < 0)
-            return FDT_EINVAL;
-        if (!has)
-            return fdt_error_set(err, FDT_EINVAL, "params.xid is required");
         bool commit = name[4] == 'c';
         int found = 0;
         rc = fdt__txn_resolve(node, &xid, commit,
@@ -306,6 +327,7 @@ static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *
         fdt_json_writer_end_object(w);
         return 0;
     }
+    /* Not reached: fdt__jsonrpc_builtin_params refused any other name. */
     *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
     return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
 }
@@ -337,66 +359,80 @@ static const struct fdt_jsonrpc_method *find_method(const char *name)
     return NULL;
 }
 
-/* Handle one line (without its newline). */
-static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *line, size_t len)
+int fdt__jsonrpc_request_parse(struct fdt_json_doc *doc, const char *line, size_t len,
+                               size_t max_line, const struct fdt_json_limits *limits,
+                               struct fdt__jsonrpc_request *out, struct fdt_error *err)
 {
-    struct fdt_error err = {0};
     struct fdt_json *req = NULL;
-    if (len > c->w->cfg->max_input) {
-        char msg[120];
-        snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
-                 c->w->cfg->max_input);
-        send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
-        return;
+    memset(out, 0, sizeof(*out));
+    if (len > max_line) {
+        fdt_error_set(err, FDT_ELIMIT, "request line longer than max_input (%zu bytes)", max_line);
+        return FDT_JSONRPC_INVALID_REQUEST;
     }
-    fdt_json_doc_clear(rc->doc);
-    if (fdt_json_parse(rc->doc, line, len, &rpc_limits, &req, &err) < 0) {
-        char msg[320];
-        snprintf(msg, sizeof(msg), "parse error: %s", err.msg);
-        send_error(c, rc, NULL,
-                   err.code == FDT_ELIMIT ? FDT_JSONRPC_INVALID_REQUEST : FDT_JSONRPC_PARSE_ERROR,
-                   msg);
-        return;
+    fdt_json_doc_clear(doc);
+    int rc = fdt_json_parse(doc, line, len, limits, &req, err);
+    if (rc < 0) {
+        char msg[sizeof(err->msg)];
+        snprintf(msg, sizeof(msg), "parse error: %s", err->msg);
+        memcpy(err->msg, msg, sizeof(msg));
+        return rc == FDT_ELIMIT ? FDT_JSONRPC_INVALID_REQUEST : FDT_JSONRPC_PARSE_ERROR;
     }
     if (fdt_json_type(req) != FDT_JSON_OBJECT) {
-        send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST,
-                   fdt_json_type(req) == FDT_JSON_ARRAY
-                       ? "invalid request: batches are not supported, send one object per line"
-                       : "invalid request: not an object");
-        return;
+        fdt_error_set(err, FDT_EPROTO, "%s",
+                      fdt_json_type(req) == FDT_JSON_ARRAY
+                          ? "invalid request: batches are not supported, send one object per line"
+                          : "invalid request: not an object");
+        return FDT_JSONRPC_INVALID_REQUEST;
     }
     const struct fdt_json *id = fdt_json_object_get(req, "id");
     if (id && fdt_json_type(id) != FDT_JSON_STRING && fdt_json_type(id) != FDT_JSON_INT &&
         fdt_json_type(id) != FDT_JSON_NULL) {
-        send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST,
-                   "invalid request: id must be a string, an integer or null");
-        return;
+        fdt_error_set(err, FDT_EPROTO, "invalid request: id must be a string, an integer or null");
+        return FDT_JSONRPC_INVALID_REQUEST;
     }
+    out->id = id; /* from here on, errors answer with the request's id */
     const char *version;
     size_t vlen;
     const struct fdt_json *jv = fdt_json_object_get(req, "jsonrpc");
     if (!jv || fdt_json_get_string(jv, &version, &vlen) < 0 || vlen != 3 ||
         memcmp(version, "2.0", 3) != 0) {
-        send_error(c, rc, id, FDT_JSONRPC_INVALID_REQUEST,
-                   "invalid request: jsonrpc must be \"2.0\"");
-        return;
+        fdt_error_set(err, FDT_EPROTO, "invalid request: jsonrpc must be \"2.0\"");
+        return FDT_JSONRPC_INVALID_REQUEST;
     }
     const char *method;
     size_t mlen;
     const struct fdt_json *mv = fdt_json_object_get(req, "method");
     if (!mv || fdt_json_get_string(mv, &method, &mlen) < 0 || mlen == 0 || mlen > 128 ||
         memchr(method, '\0', mlen)) {
-        send_error(c, rc, id, FDT_JSONRPC_INVALID_REQUEST,
-                   "invalid request: method must be a non-empty string");
-        return;
+        fdt_error_set(err, FDT_EPROTO, "invalid request: method must be a non-empty string");
+        return FDT_JSONRPC_INVALID_REQUEST;
     }
     const struct fdt_json *params = fdt_json_object_get(req, "params");
     if (params && fdt_json_type(params) != FDT_JSON_OBJECT &&
         fdt_json_type(params) != FDT_JSON_ARRAY) {
-        send_error(c, rc, id, FDT_JSONRPC_INVALID_REQUEST,
-                   "invalid request: params must be an object or an array");
+        fdt_error_set(err, FDT_EPROTO, "invalid request: params must be an object or an array");
+        return FDT_JSONRPC_INVALID_REQUEST;
+    }
+    out->method = method;
+    out->params = params;
+    return 0;
+}
+
+/* Handle one line (without its newline). */
+static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *line, size_t len)
+{
+    struct fdt_error err = {0};
+    struct fdt__jsonrpc_request req;
+    int code = fdt__jsonrpc_request_parse(rc->doc, line, len, c->w->cfg->max_input, &rpc_limits,
+                                          &req, &err);
+    if (code != 0) {
+        send_error(c, rc, req.id, code, err.msg);
         return;
     }
+    const struct fdt_json *id = req.id;
+    const char *method = req.method;
+    const struct fdt_json *params = req.params;
+    err = (struct fdt_error){0};
     bool notify = id == NULL;
     int jcode = 0;
     int r;
@@ -452,6 +488,28 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     send_result(c, rc, id, data, dlen);
 }
 
+bool fdt__jsonrpc_next_line(const char *buf, size_t len, size_t *pos, const char **line, size_t *n)
+{
+    while (*pos < len) {
+        const char *start = buf + *pos;
+        const char *nl = memchr(start, '\n', len - *pos);
+        if (!nl)
+            return false;
+        const char *end = nl;
+        *pos += (size_t)(nl - start) + 1;
+        while (end > start && (end[-1] == '\r' || end[-1] == ' ' || end[-1] == '\t'))
+            end--;
+        while (start < end && (*start == ' ' || *start == '\t'))
+            start++;
+        if (start == end)
+            continue; /* blank lines are allowed between messages */
+        *line = start;
+        *n = (size_t)(end - start);
+        return true;
+    }
+    return false;
+}
+
 static int rpc_open(struct fdt_conn *c)
 {
     struct rpc_conn *rc = calloc(1, sizeof(*rc));
@@ -472,22 +530,10 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
 {
     struct rpc_conn *rc = c->proto_data;
     size_t used = 0;
-    while (used < len) {
-        const char *nl = memchr(buf + used, '\n', len - used);
-        if (!nl)
-            break;
-        size_t n = (size_t)(nl - (buf + used));
-        const char *line = buf + used;
-        used += n + 1;
-        size_t end = n;
-        while (end > 0 && (line[end - 1] == '\r' || line[end - 1] == ' ' || line[end - 1] == '\t'))
-            end--;
-        size_t start = 0;
-        while (start < end && (line[start] == ' ' || line[start] == '\t'))
-            start++;
-        if (start == end)
-            continue; /* blank lines are allowed between messages */
-        handle_line(c, rc, line + start, end - start);
+    const char *line;
+    size_t n;
+    while (fdt__jsonrpc_next_line(buf, len, &used, &line, &n)) {
+        handle_line(c, rc, line, n);
         if (fdt_conn_draining(c))
             break; /* finish this exchange; the core closes between requests */
     }
