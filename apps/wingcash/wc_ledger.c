@@ -187,12 +187,13 @@ static int debit(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_err *e
         if (changed == 1)
             return 0;
         if (round == 0) {
+            /* Roll the pending credits up, then try once more: even when this found none,
+             * a concurrent debit of the same account may just have rolled them up itself
+             * (this DELETE waited for it), and the new statement sees its balance. */
             int64_t added;
             rc = roll_up(t, id, &added, e);
             if (rc < 0)
                 return rc;
-            if (added <= 0)
-                break;
         }
     }
     return wc_fail(e, 409, "insufficient_funds", "amount",

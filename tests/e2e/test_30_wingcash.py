@@ -284,3 +284,28 @@ def test_30_08_hot_recipient(make_server, backend):
     assert st == 201
     assert backend.balance(hot["id"]) == 0
     backend.check_invariant()
+
+
+def test_30_09_concurrent_first_payments_from_fresh_accounts(make_server, backend):
+    """Several first payments at once from accounts whose deposit is still a pending credit:
+    one of them rolls the credit up, the others wait for it and then see the balance; none
+    is refused for want of funds."""
+    s = wingcash_server(make_server, backend, workers=2, threads=4)
+    api = Api(s.port)
+    payee = api.account("payee")
+    payers = [api.account(f"fresh{i}", deposit=100) for i in range(6)]
+    results = []
+
+    def pay(p):
+        c = Api(s.port)
+        results.append(c.call("POST", f"/accounts/{p['id']}/transfers",
+                              {"to": payee["id"], "amount": 1}, token=p["token"]))
+        c.close()
+    threads = [threading.Thread(target=pay, args=(p,)) for p in payers for _ in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert [st for st, _ in results] == [201] * 36, [r for r in results if r[0] != 201]
+    assert backend.balance(payee["id"]) == 36
+    backend.check_invariant()
