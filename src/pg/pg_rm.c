@@ -4,7 +4,24 @@
 #include "util/util.h"
 
 #include <libpq-fe.h>
+#include <stdlib.h>
 #include <string.h>
+
+/* A session: the server connection and the statements fdt_txn_query() prepared on it
+ * (named fdtN, prepared once and executed by name afterwards: the server parses and plans
+ * each only once per session). */
+#define STMT_CACHE 64
+
+struct pgs {
+    PGconn *pg;
+    struct {
+        char *sql;
+        char name[16];
+    } stmt[STMT_CACHE];
+    int n_stmt;
+};
+
+#define PG(s) (((struct pgs *)(s))->pg)
 
 /* SQLSTATEs worth a retry: serialization_failure, deadlock_detected. */
 static bool state_retryable(const char *state)
@@ -36,23 +53,33 @@ static int pg_open(const struct fdt_resource_cfg *cfg, void **session, struct fd
         PQfinish(pg);
         return FDT_EDOWN;
     }
-    *session = pg;
+    struct pgs *ps = calloc(1, sizeof(*ps));
+    if (!ps) {
+        PQfinish(pg);
+        return fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    }
+    ps->pg = pg;
+    *session = ps;
     return 0;
 }
 
 static void pg_close(void *s)
 {
-    PQfinish(s);
+    struct pgs *ps = s;
+    for (int i = 0; i < ps->n_stmt; i++)
+        free(ps->stmt[i].sql);
+    PQfinish(ps->pg);
+    free(ps);
 }
 
 static bool pg_alive(void *s)
 {
-    return PQstatus(s) == CONNECTION_OK;
+    return PQstatus(PG(s)) == CONNECTION_OK;
 }
 
 static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     PGresult *res = PQexec(pg, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
@@ -67,7 +94,7 @@ static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
 
 static int pg_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     out[0] = '\0';
     PGresult *res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
@@ -87,7 +114,7 @@ static int pg_begin(void *s, struct fdt_error *err)
 
 static int pg_rollback(void *s, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     if (PQstatus(pg) != CONNECTION_OK)
         return 0; /* the server rolled it back when the connection died */
     return pg_exec(s, "ROLLBACK", NULL, err);
@@ -96,7 +123,7 @@ static int pg_rollback(void *s, struct fdt_error *err)
 /* Run a statement with one quoted literal argument (a GID). */
 static int exec_gid(void *s, const char *verb, const char *gid, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     char *lit = PQescapeLiteral(pg, gid, strlen(gid));
     if (!lit)
         return fail(pg, NULL, err, verb);
@@ -108,7 +135,7 @@ static int exec_gid(void *s, const char *verb, const char *gid, struct fdt_error
 
 static int pg_prepare(void *s, const char *gid, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     char *lit = PQescapeLiteral(pg, gid, strlen(gid));
     if (!lit)
         return fail(pg, NULL, err, "PREPARE TRANSACTION");
@@ -136,7 +163,7 @@ static int pg_prepare(void *s, const char *gid, struct fdt_error *err)
 
 static int pg_commit(void *s, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     PGresult *res = PQexec(pg, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
         return fail(pg, res, err, "COMMIT");
@@ -162,7 +189,7 @@ static int pg_recover(void *s, const char *prefix, double min_age,
                       void (*fn)(const char *gid, double age, void *arg), void *arg,
                       struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     char age[32];
     snprintf(age, sizeof(age), "%.3f", min_age);
     const char *params[2] = {prefix, age};
@@ -182,7 +209,7 @@ static int pg_recover(void *s, const char *prefix, double min_age,
 
 static int pg_try_lock(void *s, const char *name, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     const char *params[1] = {name};
     PGresult *res = PQexecParams(pg, "SELECT pg_try_advisory_lock(hashtext($1))", 1, NULL, params,
                                  NULL, NULL, 0);
@@ -195,7 +222,7 @@ static int pg_try_lock(void *s, const char *name, struct fdt_error *err)
 
 static void pg_unlock(void *s, const char *name)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     const char *params[1] = {name};
     PQclear(PQexecParams(pg, "SELECT pg_advisory_unlock(hashtext($1))", 1, NULL, params, NULL, NULL,
                          0));
@@ -208,7 +235,38 @@ static bool pg_retryable(const struct fdt_error *err)
 
 static void *pg_handle(void *s)
 {
-    return s;
+    return PG(s);
+}
+
+/* The name of sql's prepared statement on this session, preparing it on first use; NULL
+ * when the cache is full (the statement then runs unprepared). */
+static const char *prepared_name(struct pgs *ps, const char *sql, int n, int *rc,
+                                 struct fdt_error *err)
+{
+    *rc = 0;
+    for (int i = 0; i < ps->n_stmt; i++) {
+        if (strcmp(ps->stmt[i].sql, sql) == 0)
+            return ps->stmt[i].name;
+    }
+    if (ps->n_stmt == STMT_CACHE)
+        return NULL;
+    char *copy = strdup(sql);
+    if (!copy) {
+        *rc = fdt_error_set(err, FDT_ENOMEM, "out of memory");
+        return NULL;
+    }
+    int i = ps->n_stmt;
+    snprintf(ps->stmt[i].name, sizeof(ps->stmt[i].name), "fdt%d", i);
+    PGresult *res = PQprepare(ps->pg, ps->stmt[i].name, sql, n, NULL);
+    if (PQresultStatus(res) != PGRES_COMMAND_OK) {
+        free(copy);
+        *rc = fail(ps->pg, res, err, "statement failed");
+        return NULL;
+    }
+    PQclear(res);
+    ps->stmt[i].sql = copy;
+    ps->n_stmt++;
+    return ps->stmt[i].name;
 }
 
 #define QUERY_PARAMS_MAX 32
@@ -216,7 +274,7 @@ static void *pg_handle(void *s)
 static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
                     struct fdt_sql_rows *out, struct fdt_error *err)
 {
-    PGconn *pg = s;
+    PGconn *pg = PG(s);
     if (n > QUERY_PARAMS_MAX)
         return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
     char ints[QUERY_PARAMS_MAX][24];
@@ -235,7 +293,12 @@ static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params
             break;
         }
     }
-    PGresult *res = PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
+    int prc;
+    const char *name = prepared_name(s, sql, n, &prc, err);
+    if (prc < 0)
+        return prc;
+    PGresult *res = name ? PQexecPrepared(pg, name, n, values, NULL, NULL, 0)
+                         : PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         return fail(pg, res, err, "statement failed");

@@ -80,6 +80,23 @@ static int db_query_text(sqlite3 *db, const char *sql, char *out, size_t size,
     return 0;
 }
 
+/* Waiting for another writer: SQLite's own busy handler sleeps in growing steps up to
+ * 100 ms, so a waiter often sleeps long after the lock came free, and under load a few
+ * unlucky transactions wait seconds (a long tail). Poll briefly instead: 100 µs steps for
+ * the first millisecond, then 1 ms, for at most BUSY_TIMEOUT_MS in all. */
+#define BUSY_TIMEOUT_MS 5000
+
+static int busy_wait(void *arg, int count)
+{
+    (void)arg;
+    long waited_us = count < 10 ? count * 100L : 1000L + (count - 10) * 1000L;
+    if (waited_us >= BUSY_TIMEOUT_MS * 1000L)
+        return 0;
+    struct timespec ts = {0, (count < 10 ? 100L : 1000L) * 1000L};
+    nanosleep(&ts, NULL);
+    return 1;
+}
+
 static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
 {
     sqlite3 *db = NULL;
@@ -91,7 +108,7 @@ static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct 
         sqlite3_close(db);
         return FDT_EDOWN;
     }
-    sqlite3_busy_timeout(db, 5000);
+    sqlite3_busy_handler(db, busy_wait, NULL);
     /* WAL: readers never block the writer; synchronous=FULL keeps commits durable. The
      * first switch to WAL needs the file to itself and the busy handler does not cover it:
      * two sessions opening a new file at once retry here. */
