@@ -154,7 +154,12 @@ static bool overflow(struct fdt_conn *c)
 {
     if (c->proto->overflow)
         c->proto->overflow(c);
-    return false;
+    /* A protocol that answered and asked to linger closes that way (the rest of the
+     * input is still coming); otherwise the connection closes now. */
+    pthread_mutex_lock(&c->lock);
+    bool linger = c->linger && c->closing;
+    pthread_mutex_unlock(&c->lock);
+    return linger;
 }
 
 /* Each application thread reads into its own buffer; only bytes the protocol leaves
@@ -234,7 +239,9 @@ void fdt__conn_linger(struct fdt_conn *c)
 /* Lingering: read and drop what the client still sends. Returns false at EOF or error. */
 static bool drop_input(struct fdt_conn *c)
 {
-    for (;;) {
+    /* At most 16 reads per run, so that a client that never stops sending does not hold
+     * the thread: the connection is armed again and the deadline still applies. */
+    for (int i = 0; i < 16; i++) {
         ssize_t n = recv(c->fd, t_rbuf, sizeof(t_rbuf), MSG_DONTWAIT);
         if (n > 0)
             continue;
@@ -242,6 +249,7 @@ static bool drop_input(struct fdt_conn *c)
             continue;
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
+    return fdt__now_ms() < atomic_load(&c->deadline_ms);
 }
 
 static void expire_txn(struct fdt_conn *c)

@@ -137,7 +137,8 @@ struct fdt_http_request {
      * open the response is held in the session's held buffer, sent only once the
      * transaction has committed or rolled back. */
     struct fdt_txn *txn;
-    int attempt; /* 1, 2, ...: runs of the view (conflicts make it run again) */
+    bool held_overflow; /* the held response outgrew max_output: it cannot be sent */
+    int attempt;        /* 1, 2, ...: runs of the view (conflicts make it run again) */
 };
 
 /* ---- The session: one per connection. ---- */

@@ -114,8 +114,10 @@ static int out_write(struct fdt_http_request *req, const void *buf, size_t len)
         return 0;
     if (req->txn && fdt__http_txn_open(req)) {
         /* Held back until the transaction ends (http_txn.c). */
-        if (len > s->held_out.max - s->held_out.len)
+        if (len > s->held_out.max - s->held_out.len) {
+            req->held_overflow = true;
             return FDT_ELIMIT;
+        }
         return fdt__buf_append(&s->held_out, buf, len);
     }
     return s->io->write(s->io_ctx, buf, len);
@@ -131,6 +133,7 @@ void fdt__http_response_reset(struct fdt_http_request *req)
     req->chunked = false;
     req->finished = false;
     req->close_after = false;
+    req->held_overflow = false;
     req->body_sent = 0;
 }
 

@@ -6,6 +6,7 @@
 
 #include <fdt/log.h>
 #include <fdt/txn.h>
+#include <string.h>
 
 /* A request's root transaction: begun on demand by the view, ended by the framework once
  * the view has answered, by the status of the answer (pyramid_tm's rule). The answer is
@@ -71,6 +72,16 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
         fdt__http_send_error(req, 503, "The request conflicted with others; try again.", false);
         return 0;
     }
+    if (req->held_overflow) {
+        /* The answer outgrew max_output while held back: it cannot be sent whole, so the
+         * work is not committed either. */
+        fdt_txn_abort(t, NULL);
+        fdt__http_response_reset(req);
+        fdt_log(FDT_LOG_WARN, "a response held for its transaction exceeded max_output: "
+                              "rolled back");
+        fdt__http_send_error(req, 500, "The response is too large.", false);
+        return 0;
+    }
     if (fdt_txn_state(t) == FDT_TXN_ACTIVE && req->status && req->status < 400) {
         int rc = fdt_txn_commit(t, &err);
         if (rc == 0)
@@ -81,6 +92,11 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
         fdt_log(FDT_LOG_WARN, "commit of a request's transaction failed: %s", err.msg);
         if (rc == FDT_ERETRY)
             fdt__http_send_error(req, 503, "The request conflicted with others; try again.", false);
+        else if (strstr(err.msg, "outcome unknown"))
+            fdt__http_send_error(req, 500,
+                                 "The outcome of the transaction is unknown: recovery will "
+                                 "complete or roll it back.",
+                                 false);
         else
             fdt__http_send_error(req, 500, "The transaction could not be committed.", false);
         return 0;

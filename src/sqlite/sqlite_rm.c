@@ -177,7 +177,13 @@ static sqlite3_stmt *statement(struct lite *l, const char *sql, struct fdt_error
             return l->cache[i].st;
     }
     sqlite3_stmt *st = NULL;
-    int rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+    const char *tail = NULL;
+    int rc = sqlite3_prepare_v3(l->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, &tail);
+    if (rc == SQLITE_OK && st && tail && tail[strspn(tail, " \t\r\n;")] != '\0') {
+        sqlite3_finalize(st);
+        fdt_error_set(err, FDT_EINVAL, "one statement only (as on PostgreSQL)");
+        return NULL;
+    }
     if (rc != SQLITE_OK || !st) {
         sqlite3_finalize(st);
         if (rc == SQLITE_OK)

@@ -290,12 +290,21 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
     if (t->doomed)
         return fail_rolled_back(t, err, t->doom_reason);
     struct fdt_error e = {0};
-    if (t->nb == 0) {
+    /* Branches with no work (never begun, or rolled back whole to a savepoint) take no
+     * part in the commit. */
+    int live = 0, only = -1;
+    for (int i = 0; i < t->nb; i++) {
+        if (t->b[i].begun) {
+            live++;
+            only = i;
+        }
+    }
+    if (live == 0) {
         end(t, FDT_TXN_COMMITTED, true);
         return 0;
     }
-    if (t->nb == 1) {
-        struct branch *b = &t->b[0];
+    if (live == 1) {
+        struct branch *b = &t->b[only];
         if (b->r->drv->commit(b->session, &e) < 0) {
             t->retryable |= e.code == FDT_ERETRY;
             return fail_rolled_back(t, err, e.msg);
@@ -310,7 +319,7 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
      * abort row first makes the decision fail, so both never disagree. */
     int llr = -1;
     for (int i = 0; i < t->nb; i++) {
-        if (t->b[i].r->drv->can_prepare)
+        if (!t->b[i].begun || t->b[i].r->drv->can_prepare)
             continue;
         if (llr >= 0)
             return fail_rolled_back(t, err,
@@ -323,7 +332,7 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
         return fail_rolled_back(t, err, "no resource can hold the decision record");
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
-        if (i == llr)
+        if (i == llr || !b->begun)
             continue;
         if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
             t->retryable |= e.code == FDT_ERETRY;
@@ -399,7 +408,7 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
         return fail_rolled_back(t, err, t->doom_reason);
     struct fdt_error e = {0};
     for (int i = 0; i < t->nb; i++) {
-        if (!t->b[i].r->drv->can_prepare) {
+        if (t->b[i].begun && !t->b[i].r->drv->can_prepare) {
             char why[300];
             snprintf(why, sizeof(why),
                      "resource %s cannot prepare (sqlite): finish in one phase instead",
@@ -407,8 +416,11 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
             return fail_rolled_back(t, err, why);
         }
     }
+    bool any = false;
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
+        if (!b->begun)
+            continue;
         if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
             t->retryable |= e.code == FDT_ERETRY;
             char why[300];
@@ -416,8 +428,9 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
             return fail_rolled_back(t, err, why);
         }
         b->prepared = true;
+        any = true;
     }
-    if (t->nb > 0) {
+    if (any) {
         /* The vote record is the cut-off of the disconnect rule: once it is durable the
          * branches stay prepared whatever happens to the connection. */
         FDT_FAULT_POINT("before_vote_record");
@@ -481,6 +494,8 @@ int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
     bool all = true;
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
+        if (!b->prepared)
+            continue;
         if (b->r->drv->commit_prepared(b->session, b->gid, &e) < 0) {
             fdt_log(FDT_LOG_WARN, "commit prepared %s: %s", b->gid, e.msg);
             all = false;

@@ -206,3 +206,25 @@ def test_22_11_a_failed_call_leaves_the_connection_transaction_as_it_was(make_se
     assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (3, 3)"})["result"]
     assert c.call("txn.finish")["result"]["state"] == "committed"
     assert postgres.psql("SELECT id FROM acc ORDER BY id", dbname=db) == [["1"], ["3"]]
+
+
+def test_22_12_a_failed_first_call_leaves_nothing_to_vote_or_commit(make_server, postgres, pgdb,
+                                                                     tmp_path):
+    """The only call inside txn.begin fails: its branch is rolled back whole, and vote,
+    finish and commit then have nothing to do (and do not fail on that empty branch)."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = Rpc(s.rpc_port)
+    assert c.call("txn.begin", {"xid": {"gtrid": b64(b"empty-vote")}})["result"]
+    r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO nosuch VALUES (1)"})
+    assert r["error"]["code"] == -32000
+    assert c.call("txn.vote")["result"] == {"state": "prepared"}
+    assert postgres.psql("SELECT count(*) FROM pg_prepared_xacts WHERE database = "
+                         "current_database()", dbname=db) == [["0"]]
+    assert c.call("txn.finish")["result"]["state"] == "committed"
+    # A root transaction: the failed call on one resource, real work on another.
+    assert c.call("txn.begin")["result"]["role"] == "root"
+    r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO nosuch VALUES (1)"})
+    assert r["error"]["code"] == -32000
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (9, 9)"})["result"]
+    assert c.call("txn.finish")["result"]["state"] == "committed"
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["9"]]

@@ -13,7 +13,8 @@ def http_server(make_server, postgres, pgdb, tmp_path, **kw):
     postgres.psql("CREATE TABLE t (x int PRIMARY KEY)", dbname=db)
     extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
              f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
-    s = make_server(extra_ini=extra, server={"node": "httpnode"}, start=False, **kw)
+    server = dict({"node": "httpnode"}, **kw.pop("server", {}))
+    s = make_server(extra_ini=extra, server=server, start=False, **kw)
     s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
     s.write_config()
     s.start()
@@ -121,3 +122,18 @@ def test_23_05_query_with_parameters(make_server, postgres, pgdb, tmp_path):
     # Bad SQL: an error answer, nothing kept.
     r = post(c, "/query/pg?a", "INSERT INTO nosuch VALUES ($1)")
     assert r.status == 500 and b"nosuch" in r.body
+
+
+def test_23_06_a_held_answer_over_max_output_rolls_back(make_server, postgres, pgdb, tmp_path):
+    """The answer is held until the commit; one that outgrows max_output cannot be sent
+    whole, so the work is rolled back and the client gets a 500 instead of a cut 200."""
+    s, db = http_server(make_server, postgres, pgdb, tmp_path, server={"max_output": "2k"})
+    c = Client(s.port)
+    r = post(c, "/query/pg", "WITH i AS (INSERT INTO t VALUES (77) RETURNING x) "
+                             "SELECT repeat('x', 3000) FROM i")
+    assert r.status == 500 and b"too large" in r.body, r
+    assert rows(postgres, db) == []
+    r = post(c, "/query/pg", "WITH i AS (INSERT INTO t VALUES (78) RETURNING x) "
+                             "SELECT repeat('x', 100) FROM i")
+    assert r.status == 200
+    assert rows(postgres, db) == [78]

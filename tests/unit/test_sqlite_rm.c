@@ -143,7 +143,11 @@ static void test_query_params_and_rows(void **state)
     assert_int_equal(drv->query(s, "SELEKT $1", lim, 1, r, &err), FDT_EDB);
     assert_non_null(strstr(err.msg, "syntax error"));
     fdt_sql_rows_free(r);
-    r = query(s, "SELECT count(*) FROM a", NULL, 0);
+    /* One statement only, as on PostgreSQL: a second one is refused, not ignored. */
+    r = fdt__sql_rows_new();
+    assert_int_equal(drv->query(s, "DELETE FROM a; SELECT 1", NULL, 0, r, &err), FDT_EINVAL);
+    fdt_sql_rows_free(r);
+    r = query(s, "SELECT count(*) FROM a;  ", NULL, 0);
     assert_int_equal(fdt_sql_int(r, 0, 0), 40);
     fdt_sql_rows_free(r);
     drv->close(s);
