@@ -82,17 +82,16 @@ static int db_query_text(sqlite3 *db, const char *sql, char *out, size_t size,
 
 /* Waiting for another writer: SQLite's own busy handler sleeps in growing steps up to
  * 100 ms, so a waiter often sleeps long after the lock came free, and under load a few
- * unlucky transactions wait seconds (a long tail). Poll briefly instead: 100 µs steps for
- * the first millisecond, then 1 ms, for at most BUSY_TIMEOUT_MS in all. */
+ * unlucky transactions wait seconds (a long tail). Poll in steady 1 ms steps instead, for
+ * at most BUSY_TIMEOUT_MS in all. */
 #define BUSY_TIMEOUT_MS 5000
 
 static int busy_wait(void *arg, int count)
 {
     (void)arg;
-    long waited_us = count < 10 ? count * 100L : 1000L + (count - 10) * 1000L;
-    if (waited_us >= BUSY_TIMEOUT_MS * 1000L)
+    if (count >= BUSY_TIMEOUT_MS)
         return 0;
-    struct timespec ts = {0, (count < 10 ? 100L : 1000L) * 1000L};
+    struct timespec ts = {0, 1000L * 1000L};
     nanosleep(&ts, NULL);
     return 1;
 }
