@@ -271,34 +271,9 @@ static const char *prepared_name(struct pgs *ps, const char *sql, int n, int *rc
 
 #define QUERY_PARAMS_MAX 32
 
-static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
-                    struct fdt_sql_rows *out, struct fdt_error *err)
+/* Collect a statement's result into out (and clear it). */
+static int collect(PGconn *pg, PGresult *res, struct fdt_sql_rows *out, struct fdt_error *err)
 {
-    PGconn *pg = PG(s);
-    if (n > QUERY_PARAMS_MAX)
-        return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
-    char ints[QUERY_PARAMS_MAX][24];
-    const char *values[QUERY_PARAMS_MAX];
-    for (int i = 0; i < n; i++) {
-        switch (params[i].type) {
-        case FDT_SQL_INT:
-            snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)params[i].i);
-            values[i] = ints[i];
-            break;
-        case FDT_SQL_TEXT:
-            values[i] = params[i].s;
-            break;
-        default:
-            values[i] = NULL;
-            break;
-        }
-    }
-    int prc;
-    const char *name = prepared_name(s, sql, n, &prc, err);
-    if (prc < 0)
-        return prc;
-    PGresult *res = name ? PQexecPrepared(pg, name, n, values, NULL, NULL, 0)
-                         : PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         return fail(pg, res, err, "statement failed");
@@ -323,6 +298,91 @@ static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params
     return rc;
 }
 
+/* One statement, prepared once per session; with begin, BEGIN goes first in the same
+ * round trip (pipeline mode: both are sent, then both answers read). */
+static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_param *params,
+                     int n, struct fdt_sql_rows *out, struct fdt_error *err)
+{
+    PGconn *pg = PG(s);
+    if (n > QUERY_PARAMS_MAX)
+        return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
+    char ints[QUERY_PARAMS_MAX][24];
+    const char *values[QUERY_PARAMS_MAX];
+    for (int i = 0; i < n; i++) {
+        switch (params[i].type) {
+        case FDT_SQL_INT:
+            snprintf(ints[i], sizeof(ints[i]), "%lld", (long long)params[i].i);
+            values[i] = ints[i];
+            break;
+        case FDT_SQL_TEXT:
+            values[i] = params[i].s;
+            break;
+        default:
+            values[i] = NULL;
+            break;
+        }
+    }
+    int prc;
+    const char *name = prepared_name(s, sql, n, &prc, err);
+    if (prc < 0)
+        return prc;
+    if (!begin) {
+        PGresult *res = name ? PQexecPrepared(pg, name, n, values, NULL, NULL, 0)
+                             : PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
+        return collect(pg, res, out, err);
+    }
+    if (!PQenterPipelineMode(pg))
+        return fail(pg, NULL, err, "pipeline mode");
+    bool sent = PQsendQueryParams(pg, PG_BEGIN, 0, NULL, NULL, NULL, NULL, 0) &&
+                (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
+                      : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
+                PQpipelineSync(pg);
+    int rc = sent ? 0 : fail(pg, NULL, err, "sending BEGIN and the statement");
+    /* Read every result up to the sync point, whatever happens, so that the session stays
+     * usable: BEGIN's, the statement's, then the sync. */
+    int step = 0;
+    for (;;) {
+        PGresult *res = PQgetResult(pg);
+        if (!res) {
+            if (PQstatus(pg) != CONNECTION_OK)
+                break;
+            continue; /* the end of one statement's results */
+        }
+        ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_PIPELINE_SYNC) {
+            PQclear(res);
+            break;
+        }
+        if (step == 0) {
+            if (st != PGRES_COMMAND_OK && rc == 0)
+                rc = fail(pg, res, err, "BEGIN");
+            else
+                PQclear(res);
+        } else if (step == 1 && rc == 0) {
+            rc = collect(pg, res, out, err);
+        } else {
+            PQclear(res);
+        }
+        step++;
+    }
+    PQexitPipelineMode(pg);
+    if (rc == 0 && step < 2)
+        rc = fail(pg, NULL, err, "statement failed");
+    return rc;
+}
+
+static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
+                    struct fdt_sql_rows *out, struct fdt_error *err)
+{
+    return run_query(s, false, sql, params, n, out, err);
+}
+
+static int pg_begin_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
+                          struct fdt_sql_rows *out, struct fdt_error *err)
+{
+    return run_query(s, true, sql, params, n, out, err);
+}
+
 const struct fdt_rm_driver fdt__rm_postgresql = {
     .name = "postgresql",
     .can_prepare = true,
@@ -344,4 +404,5 @@ const struct fdt_rm_driver fdt__rm_postgresql = {
     .retryable = pg_retryable,
     .handle = pg_handle,
     .query = pg_query,
+    .begin_query = pg_begin_query,
 };

@@ -50,6 +50,10 @@ struct fdt_rm_driver {
      * made by the caller) with fdt__sql_rows_cols() and fdt__sql_rows_add(). */
     int (*query)(void *session, const char *sql, const struct fdt_sql_param *params, int n,
                  struct fdt_sql_rows *out, struct fdt_error *err);
+    /* begin(), then query(), in one round trip (PostgreSQL's pipeline mode). May be NULL:
+     * the two calls are made instead. */
+    int (*begin_query)(void *session, const char *sql, const struct fdt_sql_param *params, int n,
+                       struct fdt_sql_rows *out, struct fdt_error *err);
 };
 
 /* For drivers filling a query's rows (txn_sql.c). cols: the number of columns, set once

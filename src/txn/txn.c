@@ -214,16 +214,20 @@ int fdt_txn_query(struct fdt_txn *t, const char *resource, const char *sql,
     if (!err)
         err = &local;
     int rc = 0;
-    if (!b->begun) {
+    bool first = !b->begun;
+    if (first && !b->r->drv->begin_query)
         rc = b->r->drv->begin(b->session, err);
-        b->begun = true;
-    }
     struct fdt_sql_rows *out = NULL;
     if (rc == 0) {
         out = fdt__sql_rows_new();
-        rc = out ? b->r->drv->query(b->session, sql, params, n, out, err)
+        /* A new branch: BEGIN travels with its first statement where the driver can. */
+        int (*fn)(void *, const char *, const struct fdt_sql_param *, int, struct fdt_sql_rows *,
+                  struct fdt_error *) =
+            first && b->r->drv->begin_query ? b->r->drv->begin_query : b->r->drv->query;
+        rc = out ? fn(b->session, sql, params, n, out, err)
                  : fdt_error_set(err, FDT_ENOMEM, "out of memory");
     }
+    b->begun = true;
     if (rc < 0) {
         fdt_sql_rows_free(out);
         t->doomed = true;

@@ -395,29 +395,32 @@ static int tpcb(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
         fdt_json_get_int(fdt_json_object_get(params, "delta"), &delta) < 0)
         return fdt_error_set(err, FDT_EINVAL, "params: aid, tid, bid, delta (integers)");
     struct fdt_txn *t = fdt_jsonrpc_txn(call);
-    char sql[4][256];
-    snprintf(sql[0], sizeof(sql[0]),
-             "UPDATE pgbench_accounts SET abalance = abalance + %lld WHERE aid = %lld",
-             (long long)delta, (long long)aid);
-    snprintf(sql[1], sizeof(sql[1]), "SELECT abalance FROM pgbench_accounts WHERE aid = %lld",
-             (long long)aid);
-    snprintf(sql[2], sizeof(sql[2]),
-             "UPDATE pgbench_tellers SET tbalance = tbalance + %lld WHERE tid = %lld",
-             (long long)delta, (long long)tid);
-    snprintf(sql[3], sizeof(sql[3]),
-             "UPDATE pgbench_branches SET bbalance = bbalance + %lld WHERE bid = %lld",
-             (long long)delta, (long long)bid);
-    for (int i = 0; i < 4; i++) {
-        int rc = fdt_txn_exec(t, "pg", sql[i], NULL, err);
-        if (rc < 0)
-            return rc;
-    }
-    char ins[256];
-    snprintf(ins, sizeof(ins),
-             "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES (%lld, %lld, "
-             "%lld, %lld, CURRENT_TIMESTAMP)",
-             (long long)tid, (long long)bid, (long long)aid, (long long)delta);
-    int rc = fdt_txn_exec(t, history, ins, NULL, err);
+    /* pgbench's tpcb-like, as statements with parameters (prepared once per session). */
+    struct fdt_sql_param acc[2] = {FDT_SQL_INT_P(delta), FDT_SQL_INT_P(aid)};
+    struct fdt_sql_param tel[2] = {FDT_SQL_INT_P(delta), FDT_SQL_INT_P(tid)};
+    struct fdt_sql_param bra[2] = {FDT_SQL_INT_P(delta), FDT_SQL_INT_P(bid)};
+    int rc = fdt_txn_query(t, "pg",
+                           "UPDATE pgbench_accounts SET abalance = abalance + $1 WHERE aid = $2",
+                           acc, 2, NULL, err);
+    if (rc == 0)
+        rc = fdt_txn_query(t, "pg", "SELECT abalance FROM pgbench_accounts WHERE aid = $1", &acc[1],
+                           1, NULL, err);
+    if (rc == 0)
+        rc = fdt_txn_query(t, "pg",
+                           "UPDATE pgbench_tellers SET tbalance = tbalance + $1 WHERE tid = $2",
+                           tel, 2, NULL, err);
+    if (rc == 0)
+        rc = fdt_txn_query(t, "pg",
+                           "UPDATE pgbench_branches SET bbalance = bbalance + $1 WHERE bid = $2",
+                           bra, 2, NULL, err);
+    if (rc < 0)
+        return rc;
+    struct fdt_sql_param h[4] = {FDT_SQL_INT_P(tid), FDT_SQL_INT_P(bid), FDT_SQL_INT_P(aid),
+                                 FDT_SQL_INT_P(delta)};
+    rc = fdt_txn_query(t, history,
+                       "INSERT INTO pgbench_history (tid, bid, aid, delta, mtime) VALUES "
+                       "($1, $2, $3, $4, CURRENT_TIMESTAMP)",
+                       h, 4, NULL, err);
     if (rc < 0)
         return rc;
     return fdt_json_writer_bool(w, true);
