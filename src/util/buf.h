@@ -19,7 +19,7 @@ void fdt__buf_deinit(struct fdt_buf *b);
 /* Pointer to the unconsumed data. */
 static inline char *fdt__buf_head(const struct fdt_buf *b)
 {
-    return b->data + b->off;
+    return b->data ? b->data + b->off : NULL; /* NULL + 0 is undefined behaviour in C */
 }
 
 /* Make room for at least want more bytes (capped by max); returns the write pointer and
