@@ -6,6 +6,7 @@
 #include <libpq-fe.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 /* A session: the server connection and the statements fdt_txn_query() prepared on it
  * (named fdtN, prepared once and executed by name afterwards: the server parses and plans
@@ -19,6 +20,7 @@ struct pgs {
         char name[16];
     } stmt[STMT_CACHE];
     int n_stmt;
+    bool broken; /* unusable (protocol state unknown, or its statements stale): discard it */
 };
 
 #define PG(s) (((struct pgs *)(s))->pg)
@@ -74,7 +76,7 @@ static void pg_close(void *s)
 
 static bool pg_alive(void *s)
 {
-    return PQstatus(PG(s)) == CONNECTION_OK;
+    return !((struct pgs *)s)->broken && PQstatus(PG(s)) == CONNECTION_OK;
 }
 
 static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
@@ -272,11 +274,25 @@ static const char *prepared_name(struct pgs *ps, const char *sql, int n, int *rc
 #define QUERY_PARAMS_MAX 32
 
 /* Collect a statement's result into out (and clear it). */
-static int collect(PGconn *pg, PGresult *res, struct fdt_sql_rows *out, struct fdt_error *err)
+static int collect(struct pgs *ps, PGresult *res, struct fdt_sql_rows *out, struct fdt_error *err)
 {
+    PGconn *pg = ps->pg;
     ExecStatusType st = PQresultStatus(res);
-    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
+    if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+        ps->broken = true; /* mid-COPY: the session is given up */
+        PQclear(res);
+        return fdt_error_set(err, FDT_EINVAL, "COPY is not supported by fdt_txn_query");
+    }
+    if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK) {
+        /* The server no longer has a statement we cached (DEALLOCATE, a pooler), or its
+         * result type changed (ALTER TABLE): the session's cache is stale, so the session
+         * is discarded when released and a new one starts with an empty cache. */
+        const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
+        if (state && (strcmp(state, "26000") == 0 || strcmp(state, "0A000") == 0 ||
+                      strcmp(state, "42P05") == 0))
+            ps->broken = true;
         return fail(pg, res, err, "statement failed");
+    }
     int cols = PQnfields(res);
     int rc = fdt__sql_rows_cols(out, cols);
     const char *vals[QUERY_PARAMS_MAX];
@@ -306,6 +322,10 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
     PGconn *pg = PG(s);
     if (n > QUERY_PARAMS_MAX)
         return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
+    /* COPY needs its own protocol (PQputCopyData ...): refused before anything is sent. */
+    const char *word = sql + strspn(sql, " \t\r\n(");
+    if (strncasecmp(word, "COPY", 4) == 0)
+        return fdt_error_set(err, FDT_EINVAL, "COPY is not supported by fdt_txn_query");
     char ints[QUERY_PARAMS_MAX][24];
     const char *values[QUERY_PARAMS_MAX];
     for (int i = 0; i < n; i++) {
@@ -329,28 +349,45 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
     if (!begin) {
         PGresult *res = name ? PQexecPrepared(pg, name, n, values, NULL, NULL, 0)
                              : PQexecParams(pg, sql, n, NULL, values, NULL, NULL, 0);
-        return collect(pg, res, out, err);
+        return collect(s, res, out, err);
     }
+    struct pgs *ps = s;
     if (!PQenterPipelineMode(pg))
         return fail(pg, NULL, err, "pipeline mode");
     bool sent = PQsendQueryParams(pg, PG_BEGIN, 0, NULL, NULL, NULL, NULL, 0) &&
                 (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
                       : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
                 PQpipelineSync(pg);
-    int rc = sent ? 0 : fail(pg, NULL, err, "sending BEGIN and the statement");
+    if (!sent) {
+        /* Half a pipeline may be queued without its sync: the session's state is not
+         * known any more. */
+        ps->broken = true;
+        return fail(pg, NULL, err, "sending BEGIN and the statement");
+    }
     /* Read every result up to the sync point, whatever happens, so that the session stays
-     * usable: BEGIN's, the statement's, then the sync. */
-    int step = 0;
+     * usable: BEGIN's, the statement's, then the sync. A NULL ends one statement's
+     * results; two in a row mean nothing more is coming. */
+    int rc = 0, step = 0, nulls = 0;
     for (;;) {
         PGresult *res = PQgetResult(pg);
         if (!res) {
-            if (PQstatus(pg) != CONNECTION_OK)
+            if (PQstatus(pg) != CONNECTION_OK || ++nulls > 1) {
+                ps->broken = true;
                 break;
-            continue; /* the end of one statement's results */
+            }
+            continue;
         }
+        nulls = 0;
         ExecStatusType st = PQresultStatus(res);
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(res);
+            break;
+        }
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            ps->broken = true;
+            PQclear(res);
+            if (rc == 0)
+                rc = fdt_error_set(err, FDT_EINVAL, "COPY is not supported by fdt_txn_query");
             break;
         }
         if (step == 0) {
@@ -359,15 +396,17 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
             else
                 PQclear(res);
         } else if (step == 1 && rc == 0) {
-            rc = collect(pg, res, out, err);
+            rc = collect(ps, res, out, err);
         } else {
             PQclear(res);
         }
         step++;
     }
-    PQexitPipelineMode(pg);
-    if (rc == 0 && step < 2)
-        rc = fail(pg, NULL, err, "statement failed");
+    if (!ps->broken && !PQexitPipelineMode(pg))
+        ps->broken = true;
+    if (rc == 0 && (step < 2 || ps->broken))
+        rc = fdt_error_set(err, FDT_EDOWN, "the statement's result was lost: %s",
+                           PQerrorMessage(pg));
     return rc;
 }
 

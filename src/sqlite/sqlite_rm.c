@@ -83,13 +83,18 @@ static int db_query_text(sqlite3 *db, const char *sql, char *out, size_t size,
 /* Waiting for another writer: SQLite's own busy handler sleeps in growing steps up to
  * 100 ms, so a waiter often sleeps long after the lock came free, and under load a few
  * unlucky transactions wait seconds (a long tail). Poll in steady 1 ms steps instead, for
- * at most BUSY_TIMEOUT_MS in all. */
+ * at most BUSY_TIMEOUT_MS of wall time per wait. */
 #define BUSY_TIMEOUT_MS 5000
+
+static _Thread_local int64_t t_busy_since_ms;
 
 static int busy_wait(void *arg, int count)
 {
     (void)arg;
-    if (count >= BUSY_TIMEOUT_MS)
+    int64_t now = fdt__now_ms();
+    if (count == 0)
+        t_busy_since_ms = now;
+    if (now - t_busy_since_ms >= BUSY_TIMEOUT_MS)
         return 0;
     struct timespec ts = {0, 1000L * 1000L};
     nanosleep(&ts, NULL);

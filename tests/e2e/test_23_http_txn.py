@@ -137,3 +137,25 @@ def test_23_06_a_held_answer_over_max_output_rolls_back(make_server, postgres, p
                              "SELECT repeat('x', 100) FROM i")
     assert r.status == 200
     assert rows(postgres, db) == [78]
+
+
+def test_23_07_prepared_statements_recover_from_a_changed_table(make_server, postgres, pgdb,
+                                                                tmp_path):
+    """Statements are prepared once per database session. When the table under a cached
+    statement changes (ALTER TABLE: "cached plan must not change result type"), that
+    request fails, the stale session is discarded, and later requests work again. COPY is
+    refused up front (it needs its own protocol)."""
+    s, db = http_server(make_server, postgres, pgdb, tmp_path)
+    postgres.psql("CREATE TABLE kv (k text PRIMARY KEY, v bigint); INSERT INTO kv VALUES ('a', 1)",
+                  dbname=db)
+    c = Client(s.port)
+    for _ in range(8):  # cached on every pooled session that served it
+        assert post(c, "/query/pg", "SELECT * FROM kv").body == b"a|1\nchanges=1\n"
+    postgres.psql("ALTER TABLE kv ADD COLUMN w int DEFAULT 7", dbname=db)
+    answers = [post(c, "/query/pg", "SELECT * FROM kv") for _ in range(12)]
+    assert answers[-1].status == 200 and answers[-1].body == b"a|1|7\nchanges=1\n", answers
+    assert all(r.status in (200, 500) for r in answers)
+    assert any(r.status == 500 and b"cached plan" in r.body for r in answers), answers
+    r = post(c, "/query/pg", "COPY kv TO STDOUT")
+    assert r.status == 500 and b"COPY is not supported" in r.body
+    assert post(c, "/query/pg", "SELECT count(*) FROM kv").body == b"1\nchanges=1\n"
