@@ -381,8 +381,9 @@ static int v_withdraw(struct fdt_http_request *req, struct fdt_http_resource *co
     struct fdt_txn *t;
     const struct fdt_json *obj;
     int64_t id = account_id(context), amount = 0;
-    const char *bank = NULL;
+    const char *bank = NULL, *key = NULL;
     struct wc_movement m;
+    bool replayed = false;
     int rc = begin_authorized(req, id, &t, &e);
     if (rc == 0)
         rc = body_object(req, &obj, &e);
@@ -391,9 +392,13 @@ static int v_withdraw(struct fdt_http_request *req, struct fdt_http_resource *co
     if (rc == 0)
         rc = wc_get_string(obj, "bank_account", WC_BANK_MAX, true, &bank, &e);
     if (rc == 0)
-        rc = wc_withdraw(t, id, amount, bank, &m, &e);
+        rc = wc_get_string(obj, "idempotency_key", WC_KEY_MAX, false, &key, &e);
+    if (rc == 0)
+        rc = wc_withdraw(t, id, amount, bank, key, &m, &replayed, &e);
     if (rc < 0)
         return fail(req, rc, &e);
+    if (replayed)
+        fdt_http_set_header(req, "Idempotent-Replayed", "true");
     struct fdt_json_writer *w = writer();
     wc_write_result(w, &m);
     return send_json(req, 201, w);

@@ -268,9 +268,9 @@ static int movement_get(struct fdt_txn *t, int64_t id, struct wc_movement *m, st
 {
     struct fdt_sql_param p[1] = {FDT_SQL_INT_P(id)};
     struct fdt_sql_rows *r = NULL;
-    int rc =
-        q(t, wc.ledger, "SELECT from_id, to_id, amount, fee, created FROM movements WHERE id = $1",
-          p, 1, &r, e);
+    int rc = q(t, wc.ledger,
+               "SELECT from_id, to_id, amount, fee, created, kind FROM movements WHERE id = $1", p,
+               1, &r, e);
     if (rc < 0)
         return rc;
     if (fdt_sql_nrows(r) != 1) {
@@ -278,8 +278,10 @@ static int movement_get(struct fdt_txn *t, int64_t id, struct wc_movement *m, st
         return wc_fail(e, 409, "idempotency_conflict", "idempotency_key",
                        "the first request with this key is still in progress");
     }
+    const char *kind = fdt_sql_text(r, 0, 5);
     *m = (struct wc_movement){.id = id,
-                              .kind = "transfer",
+                              .kind = kind && strcmp(kind, "withdrawal") == 0 ? "withdrawal"
+                                                                              : "transfer",
                               .from = fdt_sql_int(r, 0, 0),
                               .to = fdt_sql_int(r, 0, 1),
                               .amount = fdt_sql_int(r, 0, 2),
@@ -287,6 +289,51 @@ static int movement_get(struct fdt_txn *t, int64_t id, struct wc_movement *m, st
                               .created_ms = fdt_sql_int(r, 0, 4)};
     fdt_sql_rows_free(r);
     return 0;
+}
+
+/* Claim idempotency key `key` of account `id` for `request` (a canonical form of the
+ * request). Returns 0 with *first_id 0 when the key is new (the caller does the work and
+ * then idem_done()), or 0 with *first_id the movement of the first request with the same
+ * key and the same request; 409 when that first request was a different one. A concurrent
+ * request with the same key waits here for the first one to finish (its row lock). */
+static int idem_claim(struct fdt_txn *t, int64_t id, const char *key, const char *request,
+                      int64_t *first_id, struct wc_err *e)
+{
+    *first_id = 0;
+    struct fdt_sql_param p[3] = {FDT_SQL_INT_P(id), FDT_SQL_TEXT_P(key), FDT_SQL_TEXT_P(request)};
+    long inserted = 0;
+    int rc = q0(t, wc.ledger,
+                "INSERT INTO idempotency (account_id, key, request) VALUES ($1, $2, $3) ON "
+                "CONFLICT DO NOTHING",
+                p, 3, &inserted, e);
+    if (rc < 0 || inserted == 1)
+        return rc;
+    struct fdt_sql_rows *r = NULL;
+    rc = q(t, wc.ledger,
+           "SELECT request, movement_id FROM idempotency WHERE account_id = $1 AND key = $2", p, 2,
+           &r, e);
+    if (rc < 0)
+        return rc;
+    const char *first = fdt_sql_text(r, 0, 0);
+    bool same = first && strcmp(first, request) == 0;
+    *first_id = fdt_sql_int(r, 0, 1);
+    fdt_sql_rows_free(r);
+    if (!same)
+        return wc_fail(e, 409, "idempotency_conflict", "idempotency_key",
+                       "this idempotency key was used for a different request");
+    if (*first_id == 0)
+        return wc_fail(e, 409, "idempotency_conflict", "idempotency_key",
+                       "the first request with this key is still in progress");
+    return 0;
+}
+
+static int idem_done(struct fdt_txn *t, int64_t id, const char *key, int64_t movement,
+                     struct wc_err *e)
+{
+    struct fdt_sql_param p[3] = {FDT_SQL_INT_P(id), FDT_SQL_TEXT_P(key), FDT_SQL_INT_P(movement)};
+    return q0(t, wc.ledger,
+              "UPDATE idempotency SET movement_id = $3 WHERE account_id = $1 AND key = $2", p, 3,
+              NULL, e);
 }
 
 int wc_transfer(struct fdt_txn *t, int64_t from, int64_t to, int64_t amount, const char *key,
@@ -299,34 +346,13 @@ int wc_transfer(struct fdt_txn *t, int64_t from, int64_t to, int64_t amount, con
     char request[64];
     snprintf(request, sizeof(request), "to=%lld amount=%lld", (long long)to, (long long)amount);
     if (key) {
-        /* The key is claimed first: a concurrent request with the same key waits here for
-         * the first one to finish, then finds its answer. */
-        struct fdt_sql_param p[3] = {FDT_SQL_INT_P(from), FDT_SQL_TEXT_P(key),
-                                     FDT_SQL_TEXT_P(request)};
-        long inserted = 0;
-        int rc = q0(t, wc.ledger,
-                    "INSERT INTO idempotency (account_id, key, request) VALUES ($1, $2, $3) ON "
-                    "CONFLICT DO NOTHING",
-                    p, 3, &inserted, e);
+        int64_t first = 0;
+        int rc = idem_claim(t, from, key, request, &first, e);
         if (rc < 0)
             return rc;
-        if (inserted == 0) {
-            struct fdt_sql_rows *r = NULL;
-            rc = q(t, wc.ledger,
-                   "SELECT request, movement_id FROM idempotency WHERE account_id = $1 AND key = "
-                   "$2",
-                   p, 2, &r, e);
-            if (rc < 0)
-                return rc;
-            const char *first = fdt_sql_text(r, 0, 0);
-            bool same = first && strcmp(first, request) == 0;
-            int64_t mid = fdt_sql_int(r, 0, 1);
-            fdt_sql_rows_free(r);
-            if (!same)
-                return wc_fail(e, 409, "idempotency_conflict", "idempotency_key",
-                               "this idempotency key was used for a different transfer");
+        if (first) {
             *replayed = true;
-            return movement_get(t, mid, out, e);
+            return movement_get(t, first, out, e);
         }
     }
     bool exists = false;
@@ -343,21 +369,34 @@ int wc_transfer(struct fdt_txn *t, int64_t from, int64_t to, int64_t amount, con
     rc = record(t, out, legs, 2, e);
     if (rc < 0 || !key)
         return rc;
-    struct fdt_sql_param p[3] = {FDT_SQL_INT_P(from), FDT_SQL_TEXT_P(key), FDT_SQL_INT_P(out->id)};
-    return q0(t, wc.ledger,
-              "UPDATE idempotency SET movement_id = $3 WHERE account_id = $1 AND key = $2", p, 3,
-              NULL, e);
+    return idem_done(t, from, key, out->id, e);
 }
 
 int wc_withdraw(struct fdt_txn *t, int64_t id, int64_t amount, const char *bank_account,
-                struct wc_movement *out, struct wc_err *e)
+                const char *key, struct wc_movement *out, bool *replayed, struct wc_err *e)
 {
     memset(out, 0, sizeof(*out));
+    *replayed = false;
     int64_t fee = wc.withdrawal_fee;
     if (amount > wc.max_amount - fee)
         return wc_fail(e, 422, "invalid_field", "amount",
                        "amount plus the fee of %lld must not exceed %lld", (long long)fee,
                        (long long)wc.max_amount);
+    if (key) {
+        char request[WC_BANK_MAX + 64];
+        snprintf(request, sizeof(request), "withdraw amount=%lld bank=%s", (long long)amount,
+                 bank_account);
+        int64_t first = 0;
+        int rc = idem_claim(t, id, key, request, &first, e);
+        if (rc < 0)
+            return rc;
+        if (first) {
+            *replayed = true;
+            rc = movement_get(t, first, out, e);
+            snprintf(out->status, sizeof(out->status), "pending");
+            return rc;
+        }
+    }
     int rc = debit(t, id, amount + fee, e);
     if (rc < 0)
         return rc;
@@ -374,10 +413,13 @@ int wc_withdraw(struct fdt_txn *t, int64_t id, int64_t amount, const char *bank_
      * committed together with the ledger by two-phase commit. */
     struct fdt_sql_param p[5] = {FDT_SQL_INT_P(out->id), FDT_SQL_INT_P(id), FDT_SQL_INT_P(amount),
                                  FDT_SQL_TEXT_P(bank_account), FDT_SQL_INT_P(out->created_ms)};
-    return q0(t, wc.payouts,
-              "INSERT INTO payouts (movement_id, account_id, amount, bank_account, status, "
-              "created) VALUES ($1, $2, $3, $4, 'pending', $5)",
-              p, 5, NULL, e);
+    rc = q0(t, wc.payouts,
+            "INSERT INTO payouts (movement_id, account_id, amount, bank_account, status, "
+            "created) VALUES ($1, $2, $3, $4, 'pending', $5)",
+            p, 5, NULL, e);
+    if (rc < 0 || !key)
+        return rc;
+    return idem_done(t, id, key, out->id, e);
 }
 
 int wc_claim_create(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_movement *out,

@@ -7,7 +7,8 @@
  *   wingcash.deposit        {token,account,amount}              -> movement
  *   wingcash.transfer       {token,from,to,amount,idempotency_key?} -> movement
  *   wingcash.transfers      {token,account,limit?,before?}      -> {items,next}
- *   wingcash.withdraw       {token,account,amount,bank_account} -> {id,amount,fee,status}
+ *   wingcash.withdraw       {token,account,amount,bank_account,idempotency_key?}
+ *                                                               -> {id,amount,fee,status}
  *   wingcash.claim          {token,account,amount}              -> {code,amount}
  *   wingcash.redeem         {token,code,to}                     -> {id,code,to,amount}
  *
@@ -150,7 +151,7 @@ static int m_withdraw(struct fdt_jsonrpc_call *call, const struct fdt_json *para
 {
     struct wc_err e = {0};
     int64_t id = 0, amount = 0;
-    const char *bank = NULL;
+    const char *bank = NULL, *key = NULL;
     struct wc_movement m;
     int rc = authorized(call, params, "account", &id, &e);
     if (rc == 0)
@@ -158,7 +159,10 @@ static int m_withdraw(struct fdt_jsonrpc_call *call, const struct fdt_json *para
     if (rc == 0)
         rc = wc_get_string(params, "bank_account", WC_BANK_MAX, true, &bank, &e);
     if (rc == 0)
-        rc = wc_withdraw(fdt_jsonrpc_txn(call), id, amount, bank, &m, &e);
+        rc = wc_get_string(params, "idempotency_key", WC_KEY_MAX, false, &key, &e);
+    bool replayed;
+    if (rc == 0)
+        rc = wc_withdraw(fdt_jsonrpc_txn(call), id, amount, bank, key, &m, &replayed, &e);
     if (rc < 0)
         return rpc_fail(call, rc, &e, err);
     wc_write_result(w, &m);

@@ -99,8 +99,9 @@ int wc_deposit(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_movement
 /* key may be NULL. *replayed says the answer is the first one for that key. */
 int wc_transfer(struct fdt_txn *t, int64_t from, int64_t to, int64_t amount, const char *key,
                 struct wc_movement *out, bool *replayed, struct wc_err *e);
+/* key may be NULL; the same key with the same request answers the first withdrawal. */
 int wc_withdraw(struct fdt_txn *t, int64_t id, int64_t amount, const char *bank_account,
-                struct wc_movement *out, struct wc_err *e);
+                const char *key, struct wc_movement *out, bool *replayed, struct wc_err *e);
 int wc_claim_create(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_movement *out,
                     struct wc_err *e);
 /* Checks the rate limit and the code outside the transaction (a wrong code is counted

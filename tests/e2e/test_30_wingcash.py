@@ -204,6 +204,20 @@ def test_30_05_withdrawals_and_claims(wc):
     assert st == 401
     inv = db.check_invariant()
     assert inv["held"] == 5 and inv["fees"] == 25 and inv["withdrawals"] == 300
+    # A withdrawal with an idempotency key is paid out once, however often it is sent.
+    body = {"amount": 100, "bank_account": "DE89 3704 0044", "idempotency_key": "rent-11"}
+    answers = [api.raw("POST", f"/accounts/{a['id']}/withdrawals", body, token=a["token"])
+               for _ in range(3)]
+    assert [st for st, _, _ in answers] == [201] * 3
+    assert answers[0][2] == answers[1][2] == answers[2][2]
+    assert "idempotent-replayed" not in answers[0][1]
+    assert answers[1][1]["idempotent-replayed"] == "true"
+    assert db.value("SELECT count(*) FROM payouts", payouts=True) == 2
+    assert db.balance(a["id"]) == 595 - 125
+    st, e = api.call("POST", f"/accounts/{a['id']}/withdrawals", dict(body, amount=101),
+                     token=a["token"])
+    assert st == 409 and e["error"]["code"] == "idempotency_conflict"
+    db.check_invariant()
 
 
 def test_30_06_wrong_claim_codes_are_rate_limited(make_server, backend):
