@@ -1,7 +1,7 @@
 /* libFuzzer target: the GID parser. Anything that parses must format back to the same
  * text (one spelling per XID), and nothing may crash or read out of bounds.
  *
- * With -DFDT_FUZZ_STANDALONE a main() replays the files and directories given on the
+ * Linked with fuzz_replay.c (the _replay build) it replays the files and directories given on the
  * command line (fuzz/corpus/gid/). */
 #include "fdt_config.h"
 
@@ -38,61 +38,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     free(s);
     return 0;
 }
-
-#ifdef FDT_FUZZ_STANDALONE
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    static uint8_t buf[1 << 16];
-    size_t len = fread(buf, 1, sizeof(buf), f);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    return 0;
-}
-
-/* Replay the files named on the command line, and every file in the directories named. */
-int main(int argc, char **argv)
-{
-    int count = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) != 0) {
-            perror(argv[i]);
-            return 1;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            if (replay_file(argv[i]) < 0)
-                return 1;
-            count++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            perror(argv[i]);
-            return 1;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            if (replay_file(path) < 0) {
-                closedir(d);
-                return 1;
-            }
-            count++;
-        }
-        closedir(d);
-    }
-    printf("fuzz_gid: replayed %d inputs\n", count);
-    return 0;
-}
-#endif

@@ -8,7 +8,7 @@
  * Any violation aborts.
  *
  * Build with clang -fsanitize=fuzzer,address,undefined (fuzz/meson.build does it with
- * -Dfuzz=true), or with -DFDT_FUZZ_STANDALONE to get a main() that replays files given on
+ * -Dfuzz=true), or linked with fuzz_replay.c (the _replay build) to replay files given on
  * the command line (the corpus under fuzz/corpus/json/). */
 #include "fdt_config.h"
 
@@ -139,71 +139,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fdt_json_doc_free(doc);
     return 0;
 }
-
-#ifdef FDT_FUZZ_STANDALONE
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t cap = 4096, len = 0, n;
-    uint8_t *buf = malloc(cap);
-    CHECK(buf);
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            CHECK(buf);
-        }
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 1;
-}
-
-/* Replay the files named on the command line, and every file in the directories named. */
-int main(int argc, char **argv)
-{
-    int count = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) != 0) {
-            perror(argv[i]);
-            return 1;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            if (replay_file(argv[i]) < 0)
-                return 1;
-            count++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            perror(argv[i]);
-            return 1;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            if (replay_file(path) < 0) {
-                closedir(d);
-                return 1;
-            }
-            count++;
-        }
-        closedir(d);
-    }
-    printf("fuzz_json: %d inputs replayed, all checks passed\n", count);
-    return 0;
-}
-#endif

@@ -20,7 +20,7 @@
  *    message, and the request's id.
  * Any violation aborts.
  *
- * With -DFDT_FUZZ_STANDALONE a main() replays the files and directories given on the
+ * Linked with fuzz_replay.c (the _replay build) it replays the files and directories given on the
  * command line (fuzz/corpus/jsonrpc/). */
 #include "fdt_config.h"
 
@@ -253,71 +253,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     fdt_json_doc_free(st.doc);
     return 0;
 }
-
-#ifdef FDT_FUZZ_STANDALONE
-#include <dirent.h>
-#include <sys/stat.h>
-
-static int replay_file(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        perror(path);
-        return -1;
-    }
-    size_t cap = 4096, len = 0, n;
-    uint8_t *buf = malloc(cap);
-    CHECK(buf);
-    while ((n = fread(buf + len, 1, cap - len, f)) > 0) {
-        len += n;
-        if (len == cap) {
-            cap *= 2;
-            buf = realloc(buf, cap);
-            CHECK(buf);
-        }
-    }
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
-
-/* Replay the files named on the command line, and every file in the directories named. */
-int main(int argc, char **argv)
-{
-    int count = 0;
-    for (int i = 1; i < argc; i++) {
-        struct stat st;
-        if (stat(argv[i], &st) != 0) {
-            perror(argv[i]);
-            return 1;
-        }
-        if (!S_ISDIR(st.st_mode)) {
-            if (replay_file(argv[i]) < 0)
-                return 1;
-            count++;
-            continue;
-        }
-        DIR *d = opendir(argv[i]);
-        if (!d) {
-            perror(argv[i]);
-            return 1;
-        }
-        struct dirent *e;
-        while ((e = readdir(d)) != NULL) {
-            if (e->d_name[0] == '.')
-                continue;
-            char path[4096];
-            snprintf(path, sizeof(path), "%s/%s", argv[i], e->d_name);
-            if (replay_file(path) < 0) {
-                closedir(d);
-                return 1;
-            }
-            count++;
-        }
-        closedir(d);
-    }
-    printf("fuzz_jsonrpc: replayed %d inputs\n", count);
-    return count > 0 ? 0 : 1;
-}
-#endif
