@@ -77,7 +77,6 @@ struct fdt_worker {
     int64_t drain_deadline_ms;
     int64_t last_scan_ms;
     int64_t accept_paused_until_ms; /* 0, or when the paused listeners go back in epoll */
-    bool accept_after_pause;        /* take the next connection whatever the balance */
 
     _Atomic bool draining;
 

@@ -205,10 +205,6 @@ static void pause_accepting(struct fdt_worker *w)
 static void resume_accepting(struct fdt_worker *w)
 {
     w->accept_paused_until_ms = 0;
-    /* A connection still queued now was not taken by the others in the pause (they are
-     * woken only by new arrivals): the next one is accepted here whatever the balance,
-     * so that no connection waits more than one pause. */
-    w->accept_after_pause = true;
     for (int i = 0; i < w->n_listeners; i++) {
         struct fdt_worker_listener *l = &w->listeners[i];
         if (l->registered || l->fd < 0)
@@ -230,9 +226,7 @@ static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
      * connections than another ready worker of its generation plus ACCEPT_SLACK lets the
      * others take the next ones. A burst of connects would otherwise land on whichever
      * worker woke first: after each accept it finds the rest of the queue ready at once. */
-    bool must_take = w->accept_after_pause;
-    w->accept_after_pause = false;
-    if (w->cfg->workers > 1 && !l->reuseport && !must_take) {
+    if (w->cfg->workers > 1 && !l->reuseport) {
         int64_t other = least_loaded_sibling(w);
         if (other >= 0 && atomic_load(&w->slot->conns_open) > other + ACCEPT_SLACK) {
             pause_accepting(w);
