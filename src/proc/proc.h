@@ -1,6 +1,5 @@
 /* What the master and its workers share: the scoreboard (shared memory, one slot per
- * worker, written only by that worker, read by the master and, for accept balancing, by
- * the other workers) and the channel
+ * worker, written only by that worker and read by the master) and the channel
  * (a socketpair carrying small messages). */
 #ifndef FDT_PROC_H
 #define FDT_PROC_H

@@ -50,7 +50,6 @@ struct fdt_run_queue {
 struct fdt_worker {
     const struct fdt_cfg *cfg;
     struct fdt_slot *slot;
-    struct fdt_scoreboard *sb; /* every worker's slot: read for accept balancing */
     int channel_fd;
     struct fdt_worker_info info;
     const struct fdt_app *app;
@@ -76,7 +75,6 @@ struct fdt_worker {
     uint64_t next_conn_id;
     int64_t drain_deadline_ms;
     int64_t last_scan_ms;
-    int64_t accept_paused_until_ms; /* 0, or when the paused listeners go back in epoll */
 
     _Atomic bool draining;
 

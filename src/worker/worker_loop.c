@@ -21,9 +21,6 @@ void fdt__worker_loop(struct fdt_worker *w);
 
 #define MAX_EVENTS       256
 #define SCAN_INTERVAL_MS 250
-/* Accept balancing between workers sharing a listener (see on_listener). */
-#define ACCEPT_SLACK    1
-#define ACCEPT_PAUSE_MS 5
 
 static void registry_add(struct fdt_worker *w, struct fdt_conn *c)
 {
@@ -172,67 +169,11 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
     return true;
 }
 
-/* Open connections of the least loaded other ready worker of this generation, or -1. */
-static int64_t least_loaded_sibling(struct fdt_worker *w)
-{
-    int64_t best = -1;
-    for (int i = 0; i < FDT_MAX_SLOTS; i++) {
-        struct fdt_slot *s = &w->sb->slots[i];
-        if (s == w->slot || atomic_load(&s->state) != FDT_WORKER_READY ||
-            s->generation != w->info.generation)
-            continue;
-        int64_t n = atomic_load(&s->conns_open);
-        if (best < 0 || n < best)
-            best = n;
-    }
-    return best;
-}
-
-/* Take the shared listeners out of epoll for ACCEPT_PAUSE_MS: the kernel then wakes the
- * other workers for new connections. */
-static void pause_accepting(struct fdt_worker *w)
-{
-    for (int i = 0; i < w->n_listeners; i++) {
-        struct fdt_worker_listener *l = &w->listeners[i];
-        if (l->registered && !l->reuseport) {
-            epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
-            l->registered = false;
-        }
-    }
-    w->accept_paused_until_ms = fdt__now_ms() + ACCEPT_PAUSE_MS;
-}
-
-static void resume_accepting(struct fdt_worker *w)
-{
-    w->accept_paused_until_ms = 0;
-    for (int i = 0; i < w->n_listeners; i++) {
-        struct fdt_worker_listener *l = &w->listeners[i];
-        if (l->registered || l->fd < 0)
-            continue;
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) == 0)
-            l->registered = true;
-        else
-            fdt_log(FDT_LOG_ERROR, "re-adding listener %s: %s", l->name, fdt_strerror(-errno));
-    }
-}
-
 static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
-    if (l->fd < 0 || !l->registered)
-        return; /* closed by a drain, or paused, earlier in this batch of events */
+    if (l->fd < 0)
+        return; /* closed by a drain earlier in this batch of events */
     atomic_fetch_add_explicit(&w->slot->listen_wakeups, 1, memory_order_relaxed);
-    /* Balance (nginx's accept_disabled, by comparison): a worker with more open
-     * connections than another ready worker of its generation plus ACCEPT_SLACK lets the
-     * others take the next ones. A burst of connects would otherwise land on whichever
-     * worker woke first: after each accept it finds the rest of the queue ready at once. */
-    if (w->cfg->workers > 1 && !l->reuseport) {
-        int64_t other = least_loaded_sibling(w);
-        if (other >= 0 && atomic_load(&w->slot->conns_open) > other + ACCEPT_SLACK) {
-            pause_accepting(w);
-            return;
-        }
-    }
     if (!accept_one(w, l)) {
         atomic_fetch_add_explicit(&w->slot->accept_eagain, 1, memory_order_relaxed);
         return;
@@ -385,15 +326,6 @@ void fdt__worker_loop(struct fdt_worker *w)
             }
             if (left < timeout)
                 timeout = (int)left;
-        }
-        if (w->accept_paused_until_ms) {
-            if (atomic_load(&w->draining)) {
-                w->accept_paused_until_ms = 0;
-            } else if (now >= w->accept_paused_until_ms) {
-                resume_accepting(w);
-            } else if (w->accept_paused_until_ms - now < timeout) {
-                timeout = (int)(w->accept_paused_until_ms - now);
-            }
         }
         int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {

@@ -333,7 +333,6 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     memset(w, 0, sizeof(*w));
     w->cfg = a->cfg;
     w->slot = &a->sb->slots[a->slot];
-    w->sb = a->sb;
     w->channel_fd = a->channel_fd;
     w->info.pid = getpid();
     w->info.generation = a->generation;
