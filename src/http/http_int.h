@@ -39,8 +39,9 @@ struct fdt__http_server {
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t keepalive_timeout_ms;
-    size_t max_output; /* response bytes held back until the request's transaction ends */
-    int access_log_fd; /* -1: no access log */
+    size_t max_output;           /* response bytes held back until the request's transaction ends */
+    int access_log_fd;           /* -1: no access log */
+    const char *access_log_path; /* for reopening (borrowed from the configuration) */
 };
 
 /* Check an application's HTTP descriptor. Returns 0, or FDT_EINVAL with a reason. */

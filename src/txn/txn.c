@@ -1,12 +1,10 @@
 #include "fdt_config.h"
 
 #define FDT_LOG_MODULE "txn"
-#include "conn/conn.h"
 #include "txn/txn.h"
 #include "txn/txn_fault.h"
 #include "txn/txn_gid.h"
 #include "util/util.h"
-#include "worker/worker.h"
 
 #include <fdt/log.h>
 #include <string.h>
@@ -35,7 +33,7 @@ struct savepoint {
 };
 
 struct fdt_txn {
-    struct fdt_conn *conn;
+    struct fdt_txn_holder *home;
     enum fdt_txn_state state;
     bool root;
     bool doomed;
@@ -49,31 +47,21 @@ struct fdt_txn {
     int nsp;
 };
 
-static const char *node_name(const struct fdt_conn *c)
-{
-    return c->w->cfg->node;
-}
-
-struct fdt_txn *fdt_conn_txn(struct fdt_conn *c)
-{
-    return c->txn;
-}
-
 enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t)
 {
     return t->state;
 }
 
-int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_error *err)
+int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, struct fdt_error *err)
 {
-    if (c->txn)
+    if (h->txn)
         return fdt_error_set(err, FDT_ETXNSTATE,
                              "a transaction is already open on this "
                              "connection");
     struct fdt_txn *t = calloc(1, sizeof(*t));
     if (!t)
         return fdt_error_set(err, FDT_ENOMEM, "out of memory");
-    t->conn = c;
+    t->home = h;
     t->state = FDT_TXN_ACTIVE;
     if (xid) {
         t->xid = *xid;
@@ -88,10 +76,11 @@ int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_erro
     }
     /* The longest GID this transaction can produce must fit: checked here, at begin. */
     char longest[FDT_CFG_NAME_MAX] = "_";
-    int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), node_name(c), longest, &t->xid);
-    for (int i = 0; rc == 0 && i < c->w->cfg->n_resources; i++) {
+    const struct fdt_txn_env *env = h->env;
+    int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), env->node, longest, &t->xid);
+    for (int i = 0; rc == 0 && i < env->cfg->n_resources; i++) {
         char tmp[FDT_GID_MAX + 1];
-        rc = fdt__gid_format(tmp, sizeof(tmp), node_name(c), c->w->cfg->resources[i].name, &t->xid);
+        rc = fdt__gid_format(tmp, sizeof(tmp), env->node, env->cfg->resources[i].name, &t->xid);
     }
     if (rc < 0) {
         free(t);
@@ -100,8 +89,9 @@ int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_erro
                                               : "bad xid (gtrid must be 1 to %d bytes)",
                              rc == FDT_ELIMIT ? FDT_GID_MAX : FDT_XID_PART_MAX);
     }
-    c->txn = t;
-    atomic_fetch_add(&c->w->slot->txn_open, 1);
+    h->txn = t;
+    if (env->open)
+        atomic_fetch_add(env->open, 1);
     return 0;
 }
 
@@ -112,10 +102,11 @@ static void end(struct fdt_txn *t, enum fdt_txn_state state, bool healthy)
         t->b[i].session = NULL;
     }
     t->state = state;
-    struct fdt_conn *c = t->conn;
-    if (c->txn == t) {
-        c->txn = NULL;
-        atomic_fetch_sub(&c->w->slot->txn_open, 1);
+    struct fdt_txn_holder *h = t->home;
+    if (h->txn == t) {
+        h->txn = NULL;
+        if (h->env->open)
+            atomic_fetch_sub(h->env->open, 1);
     }
     free(t);
 }
@@ -153,7 +144,7 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool b
         }
         b->begun = true;
     }
-    fdt__gid_format(b->gid, sizeof(b->gid), node_name(t->conn), r->cfg.name, &t->xid);
+    fdt__gid_format(b->gid, sizeof(b->gid), t->home->env->node, r->cfg.name, &t->xid);
     t->nb++;
     return b;
 }
@@ -650,8 +641,8 @@ void fdt_txn_doom(struct fdt_txn *t, const char *reason)
     fdt__strlcpy(t->doom_reason, reason ? reason : "doomed", sizeof(t->doom_reason));
 }
 
-int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, int *attempts,
-                struct fdt_error *err)
+int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_attempts,
+                 int *attempts, struct fdt_error *err)
 {
     int rc = 0;
     struct fdt_error local = {0};
@@ -660,10 +651,10 @@ int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, 
     for (int a = 1;; a++) {
         if (attempts)
             *attempts = a;
-        rc = fdt_txn_begin(c, NULL, err);
+        rc = fdt__txn_begin(h, NULL, err);
         if (rc < 0)
             return rc;
-        struct fdt_txn *t = c->txn;
+        struct fdt_txn *t = h->txn;
         rc = fn(t, arg, err);
         if (rc == 0) {
             rc = fdt_txn_commit(t, err); /* ends t either way */
@@ -677,7 +668,7 @@ int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, 
         }
         if (rc != FDT_ERETRY || a >= max_attempts)
             return rc;
-        fdt_log(FDT_LOG_DEBUG, "conn=%llu attempt %d: %s: retrying", (unsigned long long)c->id, a,
+        fdt_log(FDT_LOG_DEBUG, "conn=%llu attempt %d: %s: retrying", (unsigned long long)h->id, a,
                 err->msg);
         /* A short pause that grows, with jitter, so that the conflicting transactions do not
          * meet again at once. */
@@ -689,20 +680,20 @@ int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, 
     }
 }
 
-void fdt__txn_conn_closed(struct fdt_conn *c)
+void fdt__txn_holder_closed(struct fdt_txn_holder *h)
 {
-    struct fdt_txn *t = c->txn;
+    struct fdt_txn *t = h->txn;
     if (!t)
         return;
     if (t->state == FDT_TXN_PREPARED) {
         /* After the vote: the branches stay prepared, for a higher level to resolve. */
         fdt_log(FDT_LOG_WARN, "conn=%llu closed after the vote: %s stays prepared (in doubt)",
-                (unsigned long long)c->id, t->log_key);
+                (unsigned long long)h->id, t->log_key);
         end(t, FDT_TXN_PREPARED, true);
         return;
     }
     fdt_log(FDT_LOG_INFO, "conn=%llu closed before the vote: rolling back %s",
-            (unsigned long long)c->id, t->log_key);
+            (unsigned long long)h->id, t->log_key);
     rollback_all(t);
     end(t, FDT_TXN_ROLLED_BACK, true);
 }
