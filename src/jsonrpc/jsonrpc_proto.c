@@ -294,8 +294,7 @@ static int m_finish(struct builtin_call *b)
         return rc;
     }
     if (rc < 0) {
-        *b->jcode = strstr(b->err->msg, "outcome unknown") ? FDT_JSONRPC_OUTCOME_UNKNOWN
-                                                           : FDT_JSONRPC_ROLLED_BACK;
+        *b->jcode = rc == FDT_EOUTCOME ? FDT_JSONRPC_OUTCOME_UNKNOWN : FDT_JSONRPC_ROLLED_BACK;
         return rc;
     }
     write_state(b->w, "committed");
@@ -307,7 +306,9 @@ static int m_abort(struct builtin_call *b)
     struct fdt_txn *t = open_txn(b);
     if (!t)
         return FDT_ETXNSTATE;
-    fdt_txn_abort(t, b->err);
+    int rc = fdt_txn_abort(t, b->err);
+    if (rc < 0)
+        return rc; /* ended, but a branch may still be prepared: said in the message */
     write_state(b->w, "rolled back");
     return 0;
 }

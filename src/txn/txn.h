@@ -69,10 +69,14 @@ struct fdt_recover_result {
 int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
                           struct fdt_error *err);
 /* Start / stop the worker's recovery thread (scans at start, then every interval); it
- * publishes the in-doubt count and the oldest age (ms) through the two pointers. */
+ * publishes the in-doubt count and the oldest age (ms) through the two pointers. *out gets
+ * the thread (owned by the caller until stop), or NULL when there is nothing to recover
+ * (no resource can prepare, or recovery_interval is 0). Returns 0 or a negative code. */
+struct fdt_txn_recovery;
 int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt,
-                            _Atomic int64_t *oldest_ms);
-void fdt__txn_recovery_stop(void);
+                            _Atomic int64_t *oldest_ms, struct fdt_txn_recovery **out);
+/* Stop and free (NULL: no-op). */
+void fdt__txn_recovery_stop(struct fdt_txn_recovery *rec);
 
 /* Commit or roll back every prepared branch of xid on this node, and record the outcome
  * with comment. found gets the number of branches resolved (0: nothing was prepared; the

@@ -61,8 +61,9 @@ struct fdt_worker {
      * queue (the application threads wait on it), loop.draining says the worker drains. */
     struct fdt_conn_loop loop;
     struct fdt_txn_env txn_env;
-    struct fdt__http_server *http;   /* the HTTP listeners' shared state, or NULL */
-    struct fdt__jsonrpc_server *rpc; /* the JSON-RPC listeners', or NULL */
+    struct fdt__http_server *http;     /* the HTTP listeners' shared state, or NULL */
+    struct fdt__jsonrpc_server *rpc;   /* the JSON-RPC listeners', or NULL */
+    struct fdt_txn_recovery *recovery; /* the recovery thread, or NULL */
     int sigfd;
     int wakefd; /* eventfd: the loop has connections to free */
     int sig_kind;

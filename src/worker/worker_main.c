@@ -409,8 +409,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     if (setup_loop(w, a, reason, sizeof(reason)) < 0)
         fail_start(w, reason);
     start_threads(w);
-    if (fdt__txn_recovery_start(a->cfg, &w->slot->txn_in_doubt, &w->slot->txn_in_doubt_oldest_ms) <
-        0)
+    if (fdt__txn_recovery_start(a->cfg, &w->slot->txn_in_doubt, &w->slot->txn_in_doubt_oldest_ms,
+                                &w->recovery) < 0)
         fail_start(w, "cannot start the recovery thread");
 
     /* Listeners go into epoll last: nothing is accepted before every thread is ready. */
@@ -432,7 +432,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
 
     fdt__worker_loop(w);
     /* fdt__worker_loop returns only after a clean drain. */
-    fdt__txn_recovery_stop();
+    fdt__txn_recovery_stop(w->recovery);
     if (w->app->process_fini)
         w->app->process_fini();
     fdt__txn_shutdown();
