@@ -1,6 +1,6 @@
 /* Internal interface of the HTTP module to the worker. */
-#ifndef FDT_HTTP_INT_H
-#define FDT_HTTP_INT_H
+#ifndef FDT_SRC_HTTP_H
+#define FDT_SRC_HTTP_H
 
 #include "config/config.h"
 #include "conn/conn.h"

@@ -6,8 +6,8 @@
  * A session knows nothing of struct fdt_conn: it talks to its connection through a small
  * vtable (struct fdt__http_io), which http_proto.c binds to the real connection and tests
  * bind to a capture buffer. */
-#ifndef FDT_HTTP_PRIV_H
-#define FDT_HTTP_PRIV_H
+#ifndef FDT_SRC_HTTP_INT_H
+#define FDT_SRC_HTTP_INT_H
 
 #include "util/buf.h"
 
