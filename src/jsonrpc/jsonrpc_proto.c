@@ -17,6 +17,7 @@
 #define CALL_SAVEPOINT "fdt_call"
 
 struct rpc_conn {
+    bool skipping; /* inside a line over max_input: dropping bytes up to its newline */
     struct fdt_json_doc *doc;
     struct fdt_json_writer out;    /* the whole response */
     struct fdt_json_writer result; /* an application method's result */
@@ -197,6 +198,23 @@ static void write_state(struct fdt_json_writer *w, const char *state)
     fdt_json_writer_end_object(w);
 }
 
+/* "xid": {"format_id", "gtrid", "bqual"} (base64url), as txn.begin takes it. */
+static void write_xid(struct fdt_json_writer *w, const struct fdt_xid *xid)
+{
+    char b64[FDT_XID_PART_MAX * 2];
+    fdt_json_writer_key(w, "xid");
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "format_id");
+    fdt_json_writer_int(w, xid->format_id);
+    fdt__b64url_encode(b64, sizeof(b64), xid->gtrid, xid->gtrid_len);
+    fdt_json_writer_key(w, "gtrid");
+    fdt_json_writer_string(w, b64);
+    fdt__b64url_encode(b64, sizeof(b64), xid->bqual, xid->bqual_len);
+    fdt_json_writer_key(w, "bqual");
+    fdt_json_writer_string(w, b64);
+    fdt_json_writer_end_object(w);
+}
+
 struct recover_ctx {
     struct fdt_json_writer *w;
 };
@@ -206,23 +224,12 @@ static void recover_one(const char *gid, const struct fdt_gid *g, double age, co
 {
     struct recover_ctx *rc = arg;
     struct fdt_json_writer *w = rc->w;
-    char b64[FDT_XID_PART_MAX * 2];
     fdt_json_writer_begin_object(w);
     fdt_json_writer_key(w, "gid");
     fdt_json_writer_string(w, gid);
     fdt_json_writer_key(w, "resource");
     fdt_json_writer_string(w, g->resource);
-    fdt_json_writer_key(w, "xid");
-    fdt_json_writer_begin_object(w);
-    fdt_json_writer_key(w, "format_id");
-    fdt_json_writer_int(w, g->xid.format_id);
-    fdt__b64url_encode(b64, sizeof(b64), g->xid.gtrid, g->xid.gtrid_len);
-    fdt_json_writer_key(w, "gtrid");
-    fdt_json_writer_string(w, b64);
-    fdt__b64url_encode(b64, sizeof(b64), g->xid.bqual, g->xid.bqual_len);
-    fdt_json_writer_key(w, "bqual");
-    fdt_json_writer_string(w, b64);
-    fdt_json_writer_end_object(w);
+    write_xid(w, &g->xid);
     fdt_json_writer_key(w, "role");
     fdt_json_writer_string(w, role[0] ? role : "none");
     fdt_json_writer_key(w, "record");
@@ -254,6 +261,7 @@ static int m_begin(struct builtin_call *b)
     fdt_json_writer_string(b->w, "active");
     fdt_json_writer_key(b->w, "role");
     fdt_json_writer_string(b->w, b->xid ? "participant" : "root");
+    write_xid(b->w, fdt_txn_xid(fdt_conn_txn(b->c)));
     fdt_json_writer_end_object(b->w);
     return 0;
 }
@@ -276,7 +284,15 @@ static int m_vote(struct builtin_call *b)
         *b->jcode = fdt_conn_txn(b->c) ? FDT_JSONRPC_TXN_STATE : FDT_JSONRPC_ROLLED_BACK;
         return rc;
     }
-    write_state(b->w, "prepared");
+    /* The xid resolves it later from any connection (txn.commit_prepared); "prepared" says
+     * how many branches hold locks in doubt (0: the transaction had no work). */
+    fdt_json_writer_begin_object(b->w);
+    fdt_json_writer_key(b->w, "state");
+    fdt_json_writer_string(b->w, "prepared");
+    fdt_json_writer_key(b->w, "prepared");
+    fdt_json_writer_int(b->w, fdt_txn_prepared_count(t));
+    write_xid(b->w, fdt_txn_xid(t));
+    fdt_json_writer_end_object(b->w);
     return 0;
 }
 
@@ -285,10 +301,10 @@ static int m_finish(struct builtin_call *b)
     struct fdt_txn *t = open_txn(b);
     if (!t)
         return FDT_ETXNSTATE;
-    /* A root transaction (txn.begin without xid) commits here; a participant must have
-     * voted. */
-    bool root = fdt_txn_state(t) == FDT_TXN_ACTIVE;
-    int rc = root ? fdt_txn_commit(t, b->err) : fdt_txn_finish(t, b->err);
+    /* Not voted: it commits here in one phase (two inside, across resources, with
+     * fdtserver's decision record); voted: phase two. */
+    bool voted = fdt_txn_state(t) == FDT_TXN_PREPARED;
+    int rc = voted ? fdt_txn_finish(t, b->err) : fdt_txn_commit(t, b->err);
     if (rc == FDT_ETXNSTATE && fdt_conn_txn(b->c) == t) {
         *b->jcode = FDT_JSONRPC_TXN_STATE; /* wrong state: nothing happened */
         return rc;
@@ -622,10 +638,38 @@ static int rpc_open(struct fdt_conn *c)
     return 0;
 }
 
+static void refuse_long_line(struct fdt_conn *c, struct rpc_conn *rc)
+{
+    char msg[120];
+    snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
+             server_of(c)->max_input);
+    send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
+}
+
+/* A line over max_input is answered once and then dropped up to its newline, so that the
+ * connection (and its transaction) keeps working, as after any other error. Returns the
+ * bytes of buf dropped; rc->skipping stays set while the line's end has not come. */
+static size_t skip_long_line(struct fdt_conn *c, struct rpc_conn *rc, const char *buf, size_t len)
+{
+    if (!rc->skipping) {
+        if (len < server_of(c)->max_input || memchr(buf, '\n', len))
+            return 0;
+        refuse_long_line(c, rc);
+        rc->skipping = true;
+    }
+    const char *nl = memchr(buf, '\n', len);
+    if (!nl)
+        return len;
+    rc->skipping = false;
+    return (size_t)(nl - buf) + 1;
+}
+
 static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
 {
     struct rpc_conn *rc = c->proto_data;
-    size_t used = 0;
+    size_t used = skip_long_line(c, rc, buf, len);
+    if (rc->skipping)
+        return (long)used;
     const char *line;
     size_t n;
     while (fdt__jsonrpc_next_line(buf, len, &used, &line, &n)) {
@@ -636,13 +680,11 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
     return (long)used;
 }
 
+/* Not reached while skip_long_line consumes a full buffer; kept for a buffer that fills
+ * some other way: answer, and the connection closes. */
 static void rpc_overflow(struct fdt_conn *c)
 {
-    struct rpc_conn *rc = c->proto_data;
-    char msg[120];
-    snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
-             server_of(c)->max_input);
-    send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
+    refuse_long_line(c, c->proto_data);
 }
 
 static void rpc_txn_expired(struct fdt_conn *c)

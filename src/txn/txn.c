@@ -35,7 +35,6 @@ struct savepoint {
 struct fdt_txn {
     struct fdt_txn_holder *home;
     enum fdt_txn_state state;
-    bool root;
     bool doomed;
     bool retryable; /* a conflict made it fail: running it again may succeed */
     char doom_reason[256];
@@ -66,7 +65,6 @@ int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, struct f
     if (xid) {
         t->xid = *xid;
     } else {
-        t->root = true;
         t->xid.format_id = ROOT_FORMAT_ID;
         t->xid.gtrid_len = 16;
         if (getrandom(t->xid.gtrid, 16, 0) != 16) {
@@ -426,14 +424,23 @@ static int commit_two_phase(struct fdt_txn *t, struct fdt_error *err)
     return 0;
 }
 
+const struct fdt_xid *fdt_txn_xid(const struct fdt_txn *t)
+{
+    return &t->xid;
+}
+
+int fdt_txn_prepared_count(const struct fdt_txn *t)
+{
+    int n = 0;
+    for (int i = 0; i < t->nb; i++)
+        n += t->b[i].prepared;
+    return n;
+}
+
 int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
 {
     if (t->state != FDT_TXN_ACTIVE)
         return fdt_error_set(err, FDT_ETXNSTATE, "commit: the transaction is not active");
-    if (!t->root)
-        return fdt_error_set(err, FDT_ETXNSTATE,
-                             "commit: a participant commits with vote "
-                             "and finish");
     if (t->doomed)
         return fail_rolled_back(t, err, t->doom_reason);
     int only = -1;
@@ -458,19 +465,15 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
 {
     if (t->state != FDT_TXN_ACTIVE)
         return fdt_error_set(err, FDT_ETXNSTATE, "vote: the transaction is not active");
-    if (t->root)
-        return fdt_error_set(err, FDT_ETXNSTATE, "vote: a root transaction commits with commit");
     if (t->doomed)
         return fail_rolled_back(t, err, t->doom_reason);
     struct fdt_error e = {0};
     for (int i = 0; i < t->nb; i++) {
-        if (t->b[i].begun && !t->b[i].r->drv->can_prepare) {
-            char why[300];
-            snprintf(why, sizeof(why),
-                     "resource %s cannot prepare (sqlite): finish in one phase instead",
-                     t->b[i].r->cfg.name);
-            return fail_rolled_back(t, err, why);
-        }
+        if (t->b[i].begun && !t->b[i].r->drv->can_prepare)
+            return fdt_error_set(err, FDT_ETXNSTATE,
+                                 "vote: resource %s cannot prepare (sqlite); nothing was done: "
+                                 "commit in one phase (txn.finish) or roll back (txn.abort)",
+                                 t->b[i].r->cfg.name);
     }
     bool any = false;
     for (int i = 0; i < t->nb; i++) {
@@ -542,7 +545,7 @@ static int set_outcome(struct fdt_txn *t, const char *outcome)
 
 int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
 {
-    if (t->state == FDT_TXN_ACTIVE && !t->root)
+    if (t->state == FDT_TXN_ACTIVE)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: vote first");
     if (t->state != FDT_TXN_PREPARED)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: the transaction is not prepared");
@@ -747,8 +750,17 @@ void fdt__txn_holder_closed(struct fdt_txn_holder *h)
         return;
     if (t->state == FDT_TXN_PREPARED) {
         /* After the vote: the branches stay prepared, for a higher level to resolve. */
-        fdt_log(FDT_LOG_WARN, "conn=%llu closed after the vote: %s stays prepared (in doubt)",
-                (unsigned long long)h->id, t->log_key);
+        int n = fdt_txn_prepared_count(t);
+        if (n > 0)
+            fdt_log(FDT_LOG_WARN,
+                    "conn=%llu closed after the vote: %s stays prepared (in doubt) in %d "
+                    "resource%s",
+                    (unsigned long long)h->id, t->log_key, n, n == 1 ? "" : "s");
+        else
+            fdt_log(FDT_LOG_INFO,
+                    "conn=%llu closed after the vote of %s, which had no work: nothing is "
+                    "prepared",
+                    (unsigned long long)h->id, t->log_key);
         end(t, FDT_TXN_PREPARED, true);
         return;
     }

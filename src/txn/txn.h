@@ -95,7 +95,13 @@ int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_e
  * whole transaction again may succeed. */
 bool fdt__txn_conflicted(const struct fdt_txn *t);
 
-/* Make sure the log table exists in r (using session s). */
+/* Create the node's PostgreSQL log table (fdt__txn_log_resource) if it does not exist yet,
+ * serialized across processes and hosts; the recovery thread calls it when it starts, so
+ * a client's first two-phase commit does not. Returns 0 (also without such a resource) or
+ * a negative code with err. */
+int fdt__txn_logs_prepare(struct fdt_error *err);
+/* Make sure the log table exists in r (a SQLite resource: in the caller's session s; a
+ * PostgreSQL one: on a session of its own, see fdt__txn_logs_prepare). */
 int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err);
 
 #endif

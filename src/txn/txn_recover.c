@@ -221,6 +221,9 @@ static void *recovery_main(void *arg)
 {
     struct fdt_txn_recovery *rec = arg;
     pthread_setname_np(pthread_self(), "fdt-recovery");
+    struct fdt_error lerr = {0};
+    if (fdt__txn_logs_prepare(&lerr) < 0)
+        fdt_log(FDT_LOG_WARN, "decision log: %s (created on first use instead)", lerr.msg);
     pthread_mutex_lock(&rec->lock);
     while (!rec->stop) {
         pthread_mutex_unlock(&rec->lock);

@@ -89,6 +89,15 @@ def test_22_02_a_line_over_the_limit_is_refused(make_server, tmp_path):
     c.send_raw('{"jsonrpc": "2.0", "method": "echo", "params": ["' + "x" * 10000 + '"]}\n')
     r = c.read()
     assert r["error"]["code"] == -32600 and "max_input" in r["error"]["message"]
+    # The rest of that line is dropped; the connection keeps working (as after any error),
+    # also when the long line comes in pieces and is followed by more on the same write.
+    assert c.call("echo", [1])["result"] == [1]
+    c.send_raw('{"jsonrpc": "2.0", "method": "echo", "params": ["' + "y" * 5000)
+    c.send_raw("y" * 5000 + '"], "id": 2}\n{"jsonrpc": "2.0", "method": "echo", '
+               '"params": [3], "id": 3}\n')
+    r = c.read()
+    assert r["error"]["code"] == -32600 and r["id"] is None
+    assert c.read() == {"jsonrpc": "2.0", "result": [3], "id": 3}
 
 
 def pg_rpc_server(make_server, postgres, pgdb, tmp_path, **kw):
@@ -118,11 +127,11 @@ def test_22_04_client_driven_two_phase_commit(make_server, postgres, pgdb, tmp_p
     xid = {"format_id": 7, "gtrid": b64(b"coordinator-1"), "bqual": b64(b"b1")}
     assert c.call("txn.vote")["error"]["code"] == -32010
     assert c.call("txn.begin", {"xid": xid})["result"] == {"state": "active",
-                                                           "role": "participant"}
+                                                           "role": "participant", "xid": xid}
     assert c.call("txn.begin")["error"]["code"] == -32010
     assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (2, 5)"})[
         "result"] == {"rows": 1}
-    assert c.call("txn.vote")["result"] == {"state": "prepared"}
+    assert c.call("txn.vote")["result"] == {"state": "prepared", "prepared": 1, "xid": xid}
     # Another connection sees it in doubt and cannot see the row yet.
     other = Rpc(s.rpc_port)
     rec = other.call("txn.recover")["result"]
@@ -217,7 +226,9 @@ def test_22_12_a_failed_first_call_leaves_nothing_to_vote_or_commit(make_server,
     assert c.call("txn.begin", {"xid": {"gtrid": b64(b"empty-vote")}})["result"]
     r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO nosuch VALUES (1)"})
     assert r["error"]["code"] == -32000
-    assert c.call("txn.vote")["result"] == {"state": "prepared"}
+    # Nothing to prepare: the vote says so (no branch holds locks in doubt).
+    v = c.call("txn.vote")["result"]
+    assert v["state"] == "prepared" and v["prepared"] == 0, v
     assert postgres.psql("SELECT count(*) FROM pg_prepared_xacts WHERE database = "
                          "current_database()", dbname=db) == [["0"]]
     assert c.call("txn.finish")["result"]["state"] == "committed"
@@ -228,3 +239,29 @@ def test_22_12_a_failed_first_call_leaves_nothing_to_vote_or_commit(make_server,
     assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (9, 9)"})["result"]
     assert c.call("txn.finish")["result"]["state"] == "committed"
     assert postgres.psql("SELECT id FROM acc", dbname=db) == [["9"]]
+
+
+def test_22_13_a_root_transaction_votes_and_is_resolved_by_its_xid(make_server, postgres, pgdb,
+                                                                   tmp_path):
+    """txn.begin without an xid: fdtserver names the transaction and returns its xid; the
+    client may still vote (becoming the coordinator), and after it vanishes the branch is
+    prepared, listed, and resolved with that xid from another connection."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = Rpc(s.rpc_port)
+    r = c.call("txn.begin")["result"]
+    assert r["state"] == "active" and r["role"] == "root"
+    xid = r["xid"]
+    assert xid["gtrid"] and set(xid) == {"format_id", "gtrid", "bqual"}
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (13, 13)"})["result"]
+    v = c.call("txn.vote")["result"]
+    assert v == {"state": "prepared", "prepared": 1, "xid": xid}, v
+    c.close()
+    s.wait_log("stays prepared (in doubt) in 1 resource")
+    other = Rpc(s.rpc_port)
+    rec = other.call("txn.recover")["result"]
+    assert [x["xid"] for x in rec] == [xid] and rec[0]["record"] == "voted"
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    r = other.call("txn.commit_prepared", {"xid": xid})["result"]
+    assert r == {"state": "committed", "already": False}
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 13", dbname=db) == [["13"]]
+    assert other.call("txn.recover")["result"] == []
