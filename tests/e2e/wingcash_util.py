@@ -2,6 +2,7 @@
 HTTP client, and the ledger invariant read straight from the database."""
 import json
 import sqlite3
+import threading
 
 from fdt import BUILD, RpcClient, free_port, idle_close_race
 from http_util import Client
@@ -177,6 +178,28 @@ class Api:
                               token=a["token"])
             assert st == 201, d
         return a
+
+
+def concurrently(port, fn, args):
+    """fn(api, arg) for each arg, each in its own thread with its own Api on port (closed
+    afterwards). Returns once all are done; raises the first exception a thread raised."""
+    errors = []
+
+    def run(arg):
+        api = Api(port)
+        try:
+            fn(api, arg)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            errors.append(e)
+        finally:
+            api.close()
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
 
 
 class Rpc(RpcClient):
