@@ -23,6 +23,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_pair():
+    """Two consecutive loopback ports nobody listens on (for a program that takes PORT and
+    uses PORT + 1 as well)."""
+    while True:
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+
+
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
