@@ -10,9 +10,12 @@
  *   /accounts/ID/claims                POST  {"amount"} -> a 12-digit code
  *   /claims/CODE/redeem                POST  {"to"} with the token of "to"
  *
- * Each request runs in the framework's request transaction (fdt_http_txn): a 2xx answer
- * commits it, any error rolls it back, a conflict runs the view again. Every error, the
- * framework's own included, is {"error": {"code", "message", "field"?}}. */
+ * Every view but the root's runs one operation of wc_ops.c (routes[] below), with the
+ * account or claim code of the URL, the fields of the JSON body or the query, and the
+ * token of the Authorization header. Each request runs in the framework's request
+ * transaction (fdt_http_txn): a 2xx answer commits it, any error rolls it back, a conflict
+ * runs the view again. Every error, the framework's own included, is
+ * {"error": {"code", "message", "field"?}}. */
 #include "wingcash.h"
 
 #include <stdio.h>
@@ -21,6 +24,8 @@
 
 #define OUT_MAX (1024 * 1024)
 
+/* Each application thread keeps its request document and response writer from one request
+ * to the next (no allocation per request); wc_http_thread_fini releases them. */
 static _Thread_local struct fdt_json_doc *t_doc;
 static _Thread_local struct fdt_json_writer t_out;
 static _Thread_local bool t_ready;

@@ -210,7 +210,8 @@ struct wc_frontend {
     int (*txn)(void *req, struct fdt_txn **t, struct wc_err *e);
     /* The caller's bearer token, or NULL. */
     const char *(*token)(void *req);
-    /* HTTP only (NULL for JSON-RPC): the value of a query parameter, or NULL. */
+    /* HTTP only: the value of a query parameter, or NULL. Set, it also means the caller
+     * filled in the WC_IN_URL fields. NULL (JSON-RPC): every field is a named param. */
     const char *(*query)(void *req, const char *name, size_t *len);
 };
 
