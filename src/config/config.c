@@ -160,9 +160,10 @@ static enum verdict parse_scalar(const struct fdt__cfg_key *k, void *field, cons
     }
 }
 
-/* STRING, PATH and ADDRESS: check, then copy into the char array. */
-static enum verdict parse_text(const struct apply_ctx *ctx, const struct fdt__cfg_key *k,
-                               char *field, const char *value)
+/* Check value for row k and store it in field: STRING, PATH and ADDRESS here, the other
+ * types in parse_scalar. */
+static enum verdict parse_value(const struct apply_ctx *ctx, const struct fdt__cfg_key *k,
+                                char *field, const char *value)
 {
     struct fdt_addr a;
     int unused;
@@ -199,7 +200,7 @@ static enum verdict parse_text(const struct apply_ctx *ctx, const struct fdt__cf
 static int store(const struct apply_ctx *ctx, const char *section, const struct fdt__cfg_key *k,
                  void *base, const char *value)
 {
-    enum verdict v = parse_text(ctx, k, fdt__cfg_field(k, base), value);
+    enum verdict v = parse_value(ctx, k, fdt__cfg_field(k, base), value);
     char values[192];
     switch (v) {
     case VALUE_OK:
