@@ -18,4 +18,9 @@ FDT_API const char *fdt_version(void);
 /* Entry point of the fdtserver binary; its main() only calls this. */
 FDT_API int fdt_server_main(int argc, char **argv);
 
+/* Entry point of `fdtserver txn ...`, which the fdtserver binary's main() calls instead of
+ * fdt_server_main: argv[0] is "txn", then list | commit GID | rollback GID and -c FILE.
+ * Returns the exit status. */
+FDT_API int fdt_server_txn_main(int argc, char **argv);
+
 #endif

@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The resources of this process (set once at worker start, before any thread). */
+/* The resources of this process (set once at worker start, before any thread; read-only
+ * afterwards but for each resource's own locked pool). Process-wide by necessity: the
+ * public API names a resource by its string alone (fdt_txn_query(t, "ledger", ...),
+ * fdt_resource_exec("ledger", ...)) with no context to find a table in, as getenv does. */
 static struct fdt_resource g_resources[FDT_CFG_MAX_RESOURCES];
 static int g_n_resources;
 

@@ -1,6 +1,6 @@
 /* Small helpers shared by every module: time, file descriptors, strings, errors. */
-#ifndef FDT_UTIL_H
-#define FDT_UTIL_H
+#ifndef FDT_SRC_UTIL_H
+#define FDT_SRC_UTIL_H
 
 #include <fdt/error.h>
 #include <stdbool.h>
