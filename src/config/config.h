@@ -1,6 +1,6 @@
 /* Configuration: the INI file of design §2 plus command-line overrides. */
-#ifndef FDT_CONFIG_H
-#define FDT_CONFIG_H
+#ifndef FDT_SRC_CONFIG_H
+#define FDT_SRC_CONFIG_H
 
 #include <fdt/error.h>
 #include <stdbool.h>

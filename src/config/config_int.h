@@ -1,7 +1,7 @@
 /* Private to src/config: the table of settings that drives parsing, defaults, the
  * reference documentation (fdt-config-doc) and fdt__cfg_describe. */
-#ifndef FDT_CONFIG_INT_H
-#define FDT_CONFIG_INT_H
+#ifndef FDT_SRC_CONFIG_INT_H
+#define FDT_SRC_CONFIG_INT_H
 
 #include "config/config.h"
 
