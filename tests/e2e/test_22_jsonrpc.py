@@ -213,7 +213,7 @@ def test_22_13_a_root_transaction_votes_and_is_resolved_by_its_xid(make_server, 
     client may still vote (becoming the coordinator), and after it vanishes the branch is
     prepared, listed, and resolved with that xid from another connection."""
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     r = c.call("txn.begin")["result"]
     assert r["state"] == "active" and r["role"] == "root"
     xid = r["xid"]
@@ -223,7 +223,7 @@ def test_22_13_a_root_transaction_votes_and_is_resolved_by_its_xid(make_server, 
     assert v == {"state": "prepared", "prepared": 1, "xid": xid}, v
     c.close()
     s.wait_log("stays prepared (in doubt) in 1 resource")
-    other = Rpc(s.rpc_port)
+    other = RpcClient(s.rpc_port)
     rec = other.call("txn.recover")["result"]
     assert [x["xid"] for x in rec] == [xid] and rec[0]["record"] == "voted"
     assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
