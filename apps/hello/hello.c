@@ -159,7 +159,7 @@ static int view_stream(struct fdt_http_request *req, struct fdt_http_resource *c
         int len = snprintf(line, sizeof(line), "line %ld\n", i);
         rc = fdt_http_write_chunk(req, line, (size_t)len);
     }
-    return rc == 0 ? fdt_http_finish(req) : rc;
+    return rc == 0 ? fdt_http_end(req) : rc;
 }
 
 static int view_error(struct fdt_http_request *req, struct fdt_http_resource *ctx)

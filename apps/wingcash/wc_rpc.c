@@ -142,7 +142,7 @@ static const struct fdt_jsonrpc_method methods[] = {
 };
 
 const struct fdt_jsonrpc_app wc_rpc_app = {
-    .abi_version = FDT_APP_ABI_VERSION,
+    .abi_version = FDT_JSONRPC_ABI_VERSION,
     .size = sizeof(wc_rpc_app),
     .methods = methods,
     .n_methods = sizeof(methods) / sizeof(methods[0]),

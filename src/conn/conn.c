@@ -471,7 +471,7 @@ const char *fdt_conn_listener(const struct fdt_conn *c)
     return c->listener_name;
 }
 
-int fdt_conn_draining(const struct fdt_conn *c)
+bool fdt_conn_draining(const struct fdt_conn *c)
 {
     return atomic_load(&c->loop->draining);
 }

@@ -127,7 +127,7 @@ struct fdt_http_request {
     /* Response. */
     struct fdt_buf resp_headers; /* "Name: value\r\n" lines from fdt_http_set_header */
     int status;                  /* 0 until the head is sent */
-    bool streaming;              /* between fdt_http_begin and fdt_http_finish */
+    bool streaming;              /* between fdt_http_begin and fdt_http_end */
     bool chunked;                /* streamed with chunked coding */
     bool finished;               /* the response is complete */
     bool close_after;            /* close the connection after this response */

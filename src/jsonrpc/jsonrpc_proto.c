@@ -712,10 +712,12 @@ struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
                                                     size_t rsize)
 {
     const struct fdt_jsonrpc_app *ja = app->jsonrpc;
-    if (ja && (ja->abi_version != FDT_APP_ABI_VERSION ||
-               ja->size < offsetof(struct fdt_jsonrpc_app, reserved))) {
-        snprintf(reason, rsize, "the application's jsonrpc descriptor has ABI %u (size %u)",
-                 ja->abi_version, ja->size);
+    if (ja && !FDT_ABI_OK(ja, FDT_JSONRPC_ABI_VERSION, struct fdt_jsonrpc_app)) {
+        snprintf(reason, rsize,
+                 "the application's struct fdt_jsonrpc_app has abi_version %u and size %u; "
+                 "this fdtserver expects %u and at least %zu",
+                 ja->abi_version, ja->size, FDT_JSONRPC_ABI_VERSION,
+                 offsetof(struct fdt_jsonrpc_app, reserved));
         return NULL;
     }
     struct fdt__jsonrpc_server *srv = calloc(1, sizeof(*srv));

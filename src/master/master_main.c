@@ -561,6 +561,11 @@ int fdt_server_main(int argc, char **argv)
     if (!cfg)
         return code;
     if (o.check) {
+        /* What would be loaded, without loading it (the master never maps the application);
+         * stdout only: a dsn may hold a password. */
+        printf("# fdtserver --check: the effective configuration (settings that differ from "
+               "their defaults)\n");
+        fdt__cfg_describe(cfg, stdout);
         printf("fdtserver: configuration ok\n");
         fdt__cfg_deinit(cfg);
         free(cfg);

@@ -51,7 +51,9 @@ def test_01_04_bad_flag_and_bad_set(tmp_path):
 def test_01_05_check_mode(tmp_path):
     s = FdtServer(tmp_path)
     r = run("-c", str(s.conf_path), "--check")
-    assert r.returncode == 0 and "ok" in r.stdout
+    assert r.returncode == 0 and "configuration ok" in r.stdout
+    # It says what it would load (the application module, the listeners), loading nothing.
+    assert "lineapp.so" in r.stdout and "[listen." in r.stdout, r.stdout
 
 
 def test_01_06_flags_override_the_file(make_server):

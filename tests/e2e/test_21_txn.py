@@ -163,7 +163,8 @@ def test_21_07_vote_refused_by_sqlite_and_by_a_failing_prepare(make_server, post
     r = c.call("TXN VOTE")
     assert r.startswith("ERR rolled back") and "pos" in r, r
     assert prepared(postgres, db) == []
-    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    assert postgres.psql("SELECT count(*) FROM chk", dbname=db) == [["0"]]
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["8"]]  # only the first one
 
 
 def test_21_08_an_xid_too_long_is_refused_at_begin(make_server, postgres, pgdb, tmp_path):
@@ -336,6 +337,13 @@ def test_21_15_an_idle_active_transaction_times_out_a_prepared_one_never(make_se
 
 def test_21_16_a_deadlock_victim_is_retried_by_the_framework(make_server, postgres, pgdb,
                                                              tmp_path):
+    # PostgreSQL's victim is the waiter whose deadlock_timeout runs out first after the
+    # cycle exists. b waits first; with the default 1 s, a loaded machine can take longer
+    # than that to send a's statement, b's only check then finds no cycle, and a becomes
+    # the victim instead. 10 s leaves room for a loaded machine; set before the server
+    # starts, so that every pooled session has it.
+    db = pgdb.split("dbname=")[1]
+    postgres.psql(f"ALTER DATABASE {db} SET deadlock_timeout = '10s'", dbname=db)
     s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=4)
     postgres.psql("INSERT INTO acc VALUES (1, 0), (2, 0)", dbname=db)
     a = s.client()
