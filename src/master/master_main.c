@@ -185,8 +185,13 @@ static int pid_file_of(const struct opts *o, char *path, size_t size, double *gr
     fdt__cfg_init(cfg);
     int code = 0;
     if (o->file && fdt__cfg_load_file(cfg, o->file, &err) < 0) {
-        print_cfg_error(&err);
-        code = 2;
+        if (!o->pid_file) {
+            print_cfg_error(&err);
+            code = 2;
+        }
+        /* With --pid-file a broken file does not keep the master from being signalled. */
+        fdt__cfg_deinit(cfg);
+        fdt__cfg_init(cfg);
     }
     fdt__strlcpy(path, o->pid_file ? o->pid_file : cfg->pid_file, size);
     *graceful = cfg->graceful_timeout;
