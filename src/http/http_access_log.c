@@ -1,10 +1,9 @@
 #include "fdt_config.h"
 
 #include "http/http_int.h"
+#include "log/log.h"
 #include "util/util.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -22,8 +21,8 @@
 
 int fdt__http_access_log_open(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-    return fd < 0 ? -errno : fd;
+    /* Mode 0600 (0640 with a configured group), as the error log: see fdt__log_open_file. */
+    return fdt__log_open_file(path, "access log");
 }
 
 /* Append s to out[*o..size), escaping what is not safe in a quoted field. */

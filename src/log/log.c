@@ -9,6 +9,7 @@
 #include <stdatomic.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
 #include <unistd.h>
@@ -25,7 +26,8 @@ static struct {
     char path[4096];
     char role[16];
     unsigned generation;
-} g_log = {.threshold = FDT_LOG_INFO, .fd = STDERR_FILENO, .role = "main"};
+    unsigned file_mode; /* of the log files the server creates */
+} g_log = {.threshold = FDT_LOG_INFO, .fd = STDERR_FILENO, .role = "main", .file_mode = 0600};
 
 static const char *level_names[] = {"ERROR", "WARN", "INFO", "DEBUG"};
 
@@ -66,10 +68,32 @@ int fdt__log_fd(void)
     return atomic_load(&g_log.fd);
 }
 
+void fdt__log_set_file_mode(bool group_read)
+{
+    g_log.file_mode = group_read ? 0640 : 0600;
+}
+
+/* An existing file keeps its mode: say so when anybody may read it. */
+static void warn_if_readable(int fd, const char *path, const char *what)
+{
+    struct stat st;
+    if (fstat(fd, &st) == 0 && (st.st_mode & S_IROTH))
+        fdt_log_write(FDT_LOG_WARN, "log", "%s %s is readable by others (mode %04o)", what, path,
+                      (unsigned)(st.st_mode & 07777));
+}
+
 static int open_log(const char *path)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, g_log.file_mode);
     return fd < 0 ? -errno : fd;
+}
+
+int fdt__log_open_file(const char *path, const char *what)
+{
+    int fd = open_log(path);
+    if (fd >= 0)
+        warn_if_readable(fd, path, what);
+    return fd;
 }
 
 /* Make lines go to fd (taken). The first file gets a number of its own; after that the
@@ -99,8 +123,10 @@ int fdt__log_open(const char *path)
     if (fd < 0)
         return fd;
     int rc = install(fd);
-    if (rc == 0)
+    if (rc == 0) {
         fdt__strlcpy(g_log.path, path, sizeof(g_log.path));
+        warn_if_readable(atomic_load(&g_log.fd), path, "error log");
+    }
     return rc;
 }
 
@@ -111,7 +137,10 @@ int fdt__log_reopen(void)
     int fd = open_log(g_log.path);
     if (fd < 0)
         return fd;
-    return install(fd);
+    int rc = install(fd);
+    if (rc == 0)
+        warn_if_readable(atomic_load(&g_log.fd), g_log.path, "error log");
+    return rc;
 }
 
 void fdt_log_write(int level, const char *module, const char *fmt, ...)

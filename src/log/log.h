@@ -12,6 +12,7 @@
 #define FDT_SRC_LOG_H
 
 #include <fdt/log.h>
+#include <stdbool.h>
 
 /* Set the threshold from a name (error, warn, info, debug). Returns 0 or FDT_EINVAL. */
 int fdt__log_level_parse(const char *name, int *level);
@@ -22,6 +23,13 @@ void fdt__log_set_role(const char *role, unsigned generation);
 /* Send lines to path (appended), or to stderr when path is NULL or empty. Returns 0 or
  * -errno; on error the previous destination is kept. Thread: main. */
 int fdt__log_open(const char *path);
+/* Log files the server creates (error and access logs) get mode 0600, or 0640 when
+ * group_read (the server runs with a configured group). Thread: main, before forking. */
+void fdt__log_set_file_mode(bool group_read);
+/* Open a log file at path for appending, creating it with that mode; `what` names it in the
+ * warning logged when an existing file is readable by others. Returns the descriptor or
+ * -errno. Thread: any. */
+int fdt__log_open_file(const char *path, const char *what);
 /* Reopen the current file (SIGUSR1, after log rotation). */
 int fdt__log_reopen(void);
 /* The fd lines are written to (for handing to children). */

@@ -74,6 +74,7 @@ struct fdt_master {
     int ctl_fd;
     char ctl_path[FDT_CFG_PATH_MAX];
     char pid_path[FDT_CFG_PATH_MAX];
+    int pid_fd;                  /* holds the pid file's lock; -1 without a pid file */
     struct fdt_generation *gens; /* newest first */
     struct fdt_generation *active;
     struct fdt_generation *starting;
@@ -137,10 +138,23 @@ void fdt__ctl_on_client(struct fdt_master *m, struct fdt_ctl_client *c, uint32_t
 void fdt__ctl_reload_done(struct fdt_master *m, bool ok, const char *msg);
 void fdt__ctl_close_all(struct fdt_master *m);
 
-/* pidfile.c */
-int fdt__pidfile_write(const char *path, struct fdt_error *err);
-void fdt__pidfile_remove(const char *path);
-int fdt__pidfile_read(const char *path, pid_t *pid, struct fdt_error *err);
+/* pidfile.c: the master holds a write lock (F_SETLK) on its pid file for its life; a file
+ * nobody holds is stale. Thread: main. */
+/* Write the pid file at path (nothing when path is empty) and lock it: *fd (-1 when there
+ * is no file) keeps the lock until fdt__pidfile_remove; the master must not open the file
+ * again. Refuses (FDT_ECONFIG) when a live master holds the file; replaces a stale one.
+ * Never follows a symbolic link or writes into an existing file. Returns 0 or a negative
+ * code with err filled. */
+int fdt__pidfile_write(const char *path, int *fd, struct fdt_error *err);
+/* Remove the pid file if it is still the one behind fd, and close fd (-1: nothing). */
+void fdt__pidfile_remove(const char *path, int fd);
+/* The running master of the pid file at path: returns a descriptor of the file (owned by
+ * the caller; see fdt__pidfile_held) with *pid the master that holds it, or a negative
+ * code with err filled: FDT_ENOENT no file, -ESRCH a stale file (nobody holds it), FDT_EINVAL
+ * the holder is not the pid the file names. */
+int fdt__pidfile_owner(const char *path, pid_t *pid, struct fdt_error *err);
+/* Whether a master still holds the pid file open at fd (from fdt__pidfile_owner). */
+bool fdt__pidfile_held(int fd);
 
 #define FDT_POLL_CHANNEL    10
 #define FDT_POLL_CTL        11

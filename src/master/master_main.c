@@ -14,6 +14,7 @@
 #include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/signalfd.h>
+#include <time.h>
 #include <unistd.h>
 
 static const char usage[] =
@@ -172,31 +173,32 @@ static int signal_by_name(const char *name)
     return 0;
 }
 
-/* The pid file of the running master: --pid-file, else [server] pid_file of -c FILE.
- * Returns 0, or the exit status after printing why there is none. */
-static int pid_file_of(const struct opts *o, char *path, size_t size)
+/* The pid file of the running master: --pid-file, else [server] pid_file of -c FILE; and how
+ * long a graceful stop may take (graceful_timeout of -c FILE, else the default). Returns 0,
+ * or the exit status after printing why there is none. */
+static int pid_file_of(const struct opts *o, char *path, size_t size, double *graceful)
 {
-    path[0] = '\0';
-    if (o->pid_file) {
-        fdt__strlcpy(path, o->pid_file, size);
-    } else if (o->file) {
-        struct fdt_cfg *cfg = malloc(sizeof(*cfg));
-        struct fdt_error err = {0};
-        if (!cfg)
-            return 1;
-        fdt__cfg_init(cfg);
-        int code = 0;
-        if (fdt__cfg_load_file(cfg, o->file, &err) < 0) {
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    if (!cfg)
+        return 1;
+    fdt__cfg_init(cfg);
+    int code = 0;
+    if (o->file && fdt__cfg_load_file(cfg, o->file, &err) < 0) {
+        if (!o->pid_file) {
             print_cfg_error(&err);
             code = 2;
-        } else {
-            fdt__strlcpy(path, cfg->pid_file, size);
         }
+        /* With --pid-file a broken file does not keep the master from being signalled. */
         fdt__cfg_deinit(cfg);
-        free(cfg);
-        if (code)
-            return code;
+        fdt__cfg_init(cfg);
     }
+    fdt__strlcpy(path, o->pid_file ? o->pid_file : cfg->pid_file, size);
+    *graceful = cfg->graceful_timeout;
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+    if (code)
+        return code;
     if (!path[0]) {
         fprintf(stderr, "fdtserver: -s needs a pid file: --pid-file F, or -c FILE with "
                         "[server] pid_file\n");
@@ -205,7 +207,26 @@ static int pid_file_of(const struct opts *o, char *path, size_t size)
     return 0;
 }
 
-/* fdtserver -s NAME: signal the running master. Returns the exit status. */
+/* Wait until the master holding the pid file open at fd has exited (its lock is gone), for at
+ * most timeout_s seconds. Returns the exit status. */
+static int wait_master_exit(int fd, pid_t pid, double timeout_s)
+{
+    int64_t deadline = fdt__now_ms() + (int64_t)(timeout_s * 1000.0);
+    while (fdt__pidfile_held(fd)) {
+        if (fdt__now_ms() >= deadline) {
+            fprintf(stderr, "fdtserver: master %d still running after %.0f s\n", (int)pid,
+                    timeout_s);
+            return 1;
+        }
+        struct timespec ts = {.tv_sec = 0, .tv_nsec = 50 * 1000 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    return 0;
+}
+
+/* fdtserver -s NAME: signal the running master, which is the process holding the lock on the
+ * pid file (never just the pid written in it: a stale file may name any process). stop and
+ * quit return once the master has exited. Returns the exit status. */
 static int send_signal(const struct opts *o)
 {
     int sig = signal_by_name(o->signal);
@@ -214,20 +235,28 @@ static int send_signal(const struct opts *o)
         return 2;
     }
     char path[FDT_CFG_PATH_MAX];
-    int code = pid_file_of(o, path, sizeof(path));
+    double graceful;
+    int code = pid_file_of(o, path, sizeof(path), &graceful);
     if (code)
         return code;
     pid_t pid;
     struct fdt_error err = {0};
-    if (fdt__pidfile_read(path, &pid, &err) < 0) {
-        fprintf(stderr, "fdtserver: %s\n", err.msg);
+    int fd = fdt__pidfile_owner(path, &pid, &err);
+    if (fd < 0) {
+        fprintf(stderr, "fdtserver: %s; nothing signalled\n", err.msg);
         return 1;
     }
     if (kill(pid, sig) < 0) {
         fprintf(stderr, "fdtserver: kill %d: %s\n", (int)pid, fdt_strerror(-errno));
-        return 1;
+        code = 1;
+    } else if (sig == SIGTERM) {
+        /* The master cuts what is left at graceful_timeout; allow it time to reap. */
+        code = wait_master_exit(fd, pid, graceful + 10.0);
+    } else if (sig == SIGQUIT) {
+        code = wait_master_exit(fd, pid, 10.0);
     }
-    return 0;
+    close(fd);
+    return code;
 }
 
 /* Close every listening socket, so no worker accepts again. Unix socket files stay until
@@ -422,7 +451,7 @@ static int start_first_generation(struct fdt_master *m)
         rc = fdt__ctl_open(m, &err);
     if (rc == 0) {
         fdt__strlcpy(m->pid_path, cfg->pid_file, sizeof(m->pid_path));
-        rc = fdt__pidfile_write(m->pid_path, &err);
+        rc = fdt__pidfile_write(m->pid_path, &m->pid_fd, &err);
     }
     if (rc < 0) {
         fdt_log(FDT_LOG_ERROR, "%s", err.msg);
@@ -448,6 +477,7 @@ static int master_start(struct fdt_master *m)
     fdt__log_set_level(cfg->log_level);
     fdt__log_set_role("master", 0);
     raise_nofile_limit();
+    fdt__log_set_file_mode(cfg->group[0] != '\0');
     if (fdt__log_open(cfg->error_log) < 0) {
         int rc = -errno;
         fprintf(stderr, "fdtserver: cannot open error_log %s: %s\n", cfg->error_log,
@@ -483,7 +513,8 @@ static int master_finish(struct fdt_master *m)
         }
     }
     fdt__ctl_close_all(m);
-    fdt__pidfile_remove(m->pid_path);
+    fdt__pidfile_remove(m->pid_path, m->pid_fd);
+    m->pid_fd = -1;
     int code = ever_served ? 0 : 1;
     fdt_log(FDT_LOG_INFO, "master exiting (%d)", code);
     return code;
@@ -504,6 +535,7 @@ static int serve(int argc, char **argv, struct fdt_cfg *cfg)
     m->epfd = -1;
     m->sigfd = -1;
     m->ctl_fd = -1;
+    m->pid_fd = -1;
     m->started_wall_ms = fdt__wall_ms();
     m->cfg = cfg;
     int code = 1;

@@ -1,64 +1,165 @@
 #include "fdt_config.h"
 
+#define FDT_LOG_MODULE "master"
 #include "master/master.h"
 #include "util/util.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <signal.h>
+#include <fdt/log.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
-int fdt__pidfile_read(const char *path, pid_t *pid, struct fdt_error *err)
+/* The pid file says which process is the master, and the master proves it is alive by
+ * holding a POSIX write lock (F_SETLK) on the file for its whole life. The kernel drops
+ * the lock when the master exits, however it exits, so a file left by a master that was
+ * killed is recognisably stale: nobody holds it. POSIX locks belong to the process and are
+ * not inherited by fork(), so workers never hold it. The catch of POSIX locks, that closing
+ * any descriptor of the file drops the process's locks on it, is why the master never
+ * opens the file again once written.
+ *
+ * Nothing here follows a symbolic link or writes into an existing file: the new file is
+ * made under a fresh name with O_EXCL (mkostemp), locked, written, and renamed over the
+ * path, so a user who can write the directory cannot make the master overwrite another
+ * file, and a reader never sees a half-written pid. */
+
+/* The write lock on the whole file, or who holds one: F_GETLK reports only locks of other
+ * processes. Returns the holder's pid, 0 when nobody holds a write lock, or -errno. */
+static pid_t lock_holder(int fd)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
-        return fdt_error_set(err, -errno, "pid file %s: %s", path, fdt_strerror(-errno));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
+    if (fcntl(fd, F_GETLK, &fl) < 0)
+        return -errno;
+    /* Only the master's write lock counts: a read lock can be taken by anybody who may read
+     * the file, so it proves nothing. */
+    if (fl.l_type != F_WRLCK)
+        return 0;
+    return fl.l_pid;
+}
+
+/* The pid written in the file open at fd, or 0 when it holds none. */
+static pid_t pid_in(int fd)
+{
     char buf[32];
-    ssize_t n = read(fd, buf, sizeof(buf) - 1);
-    close(fd);
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
     if (n <= 0)
-        return fdt_error_set(err, FDT_EINVAL, "pid file %s is empty", path);
+        return 0;
     buf[n] = '\0';
     char *nl = strchr(buf, '\n');
     if (nl)
         *nl = '\0';
     long v;
     if (fdt__parse_long(buf, 1, 1 << 30, &v) < 0)
-        return fdt_error_set(err, FDT_EINVAL, "pid file %s does not hold a pid", path);
-    *pid = (pid_t)v;
+        return 0;
+    return (pid_t)v;
+}
+
+/* Refuse when a live master holds the file at path; a missing or stale file is fine. */
+static int check_not_held(const char *path, struct fdt_error *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        /* Missing, or a symbolic link that the rename below replaces without following. */
+        if (errno == ENOENT || errno == ELOOP)
+            return 0;
+        return fdt_error_set(err, -errno, "pid file %s: %s", path, fdt_strerror(-errno));
+    }
+    pid_t holder = lock_holder(fd);
+    pid_t named = pid_in(fd);
+    close(fd);
+    if (holder < 0)
+        return fdt_error_set(err, holder, "pid file %s: lock: %s", path, fdt_strerror(holder));
+    if (holder > 0)
+        return fdt_error_set(err, FDT_ECONFIG, "pid file %s is held by running master %d", path,
+                             (int)holder);
+    if (named > 0)
+        fdt_log(FDT_LOG_INFO, "pid file %s is stale (pid %d holds no lock on it): replacing it",
+                path, (int)named);
     return 0;
 }
 
-int fdt__pidfile_write(const char *path, struct fdt_error *err)
+int fdt__pidfile_write(const char *path, int *fd_out, struct fdt_error *err)
 {
+    *fd_out = -1;
     if (!path[0])
         return 0;
-    pid_t old;
-    if (fdt__pidfile_read(path, &old, NULL) == 0 && old != getpid() && kill(old, 0) == 0)
-        return fdt_error_set(err, FDT_ECONFIG, "pid file %s names running process %d", path,
-                             (int)old);
+    int rc = check_not_held(path, err);
+    if (rc < 0)
+        return rc;
     char tmp[FDT_CFG_PATH_MAX + 16];
-    snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+        return fdt_error_set(err, FDT_EINVAL, "pid file %s: path too long", path);
+    /* O_CREAT | O_EXCL under a name nobody could have prepared: never follows a link. */
+    int fd = mkostemp(tmp, O_CLOEXEC);
     if (fd < 0)
         return fdt_error_set(err, -errno, "pid file %s: %s", tmp, fdt_strerror(-errno));
+    struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
     char buf[32];
     int n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-    int rc = fdt__write_all(fd, buf, (size_t)n);
-    close(fd);
+    rc = 0;
+    if (fchmod(fd, 0644) < 0 || fcntl(fd, F_SETLK, &fl) < 0)
+        rc = -errno;
+    if (rc == 0)
+        rc = fdt__write_all(fd, buf, (size_t)n);
     if (rc == 0 && rename(tmp, path) < 0)
         rc = -errno;
     if (rc < 0) {
         unlink(tmp);
+        close(fd);
         return fdt_error_set(err, rc, "pid file %s: %s", path, fdt_strerror(rc));
     }
+    *fd_out = fd;
     return 0;
 }
 
-void fdt__pidfile_remove(const char *path)
+void fdt__pidfile_remove(const char *path, int fd)
 {
-    pid_t pid;
-    if (path[0] && fdt__pidfile_read(path, &pid, NULL) == 0 && pid == getpid())
+    if (fd < 0)
+        return;
+    /* Only the file this master wrote: another master may have replaced a file it thought
+     * stale, and that one is not ours to remove. */
+    struct stat mine, now;
+    if (path[0] && fstat(fd, &mine) == 0 && lstat(path, &now) == 0 && mine.st_dev == now.st_dev &&
+        mine.st_ino == now.st_ino)
         unlink(path);
+    close(fd);
+}
+
+int fdt__pidfile_owner(const char *path, pid_t *pid, struct fdt_error *err)
+{
+    int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) {
+        int rc = -errno;
+        if (rc == -ENOENT)
+            return fdt_error_set(err, rc, "pid file %s does not exist: is the server running?",
+                                 path);
+        return fdt_error_set(err, rc, "pid file %s: %s", path, fdt_strerror(rc));
+    }
+    pid_t named = pid_in(fd);
+    pid_t holder = lock_holder(fd);
+    int rc = 0;
+    if (holder < 0) {
+        rc = fdt_error_set(err, holder, "pid file %s: lock: %s", path, fdt_strerror(holder));
+    } else if (holder == 0) {
+        rc = fdt_error_set(err, -ESRCH,
+                           "pid file %s is stale: no running master holds it (it names pid %d)",
+                           path, (int)named);
+    } else if (holder != named) {
+        rc = fdt_error_set(err, FDT_EINVAL, "pid file %s names pid %d but is held by pid %d", path,
+                           (int)named, (int)holder);
+    }
+    if (rc < 0) {
+        close(fd);
+        return rc;
+    }
+    *pid = holder;
+    return fd;
+}
+
+bool fdt__pidfile_held(int fd)
+{
+    return lock_holder(fd) > 0;
 }

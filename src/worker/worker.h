@@ -82,6 +82,13 @@ struct fdt_worker {
     int64_t drain_deadline_ms;
     int64_t accept_logged_ms; /* rate limits of repeated warnings */
     int64_t sockopt_logged_ms;
+    /* Out of descriptors: a descriptor kept in reserve to turn queued connections away
+     * (-1 when it could not be taken back), until when accepting is paused (0: not), and
+     * how many connections were turned away since the last warning. */
+    int reserve_fd;
+    int64_t accept_paused_until_ms;
+    unsigned long long refused_no_fd;
+    pid_t master_pid; /* the master that forked this worker (a SIGTERM after it died says so) */
     int64_t last_scan_ms;
 
     pthread_mutex_t free_lock;

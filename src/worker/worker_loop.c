@@ -7,6 +7,7 @@
 #include "worker/worker.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <fdt/log.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -21,6 +22,9 @@ void fdt__worker_loop(struct fdt_worker *w);
 
 #define MAX_EVENTS       256
 #define SCAN_INTERVAL_MS 250
+/* Out of descriptors: how long accepting stops, and how often it is logged. */
+#define ACCEPT_PAUSE_MS      500
+#define ACCEPT_LOG_REPEAT_MS 10000
 
 static void registry_add(struct fdt_worker *w, struct fdt_conn *c)
 {
@@ -116,28 +120,116 @@ static void tcp_options(struct fdt_worker *w, int fd)
     }
 }
 
-/* Take one connection off a listener. Returns false when the queue is empty. */
+/* Refuse an accepted connection politely: say so, then close with FIN (nothing was read, so
+ * no RST). */
+static void refuse(struct fdt_worker *w, struct fdt_worker_listener *l, int fd)
+{
+    if (l->proto.busy_reply)
+        (void)!send(fd, l->proto.busy_reply, strlen(l->proto.busy_reply),
+                    MSG_NOSIGNAL | MSG_DONTWAIT);
+    close(fd);
+    atomic_fetch_add(&w->slot->refused_busy, 1);
+}
+
+static bool accept_paused(const struct fdt_worker *w)
+{
+    return w->accept_paused_until_ms != 0;
+}
+
+/* Stop watching the listeners until ACCEPT_PAUSE_MS from now (not while draining: a drain
+ * has taken them out for good). */
+static void pause_accept(struct fdt_worker *w, int64_t now)
+{
+    if (atomic_load(&w->loop.draining))
+        return;
+    for (int i = 0; i < w->n_listeners; i++) {
+        struct fdt_worker_listener *l = &w->listeners[i];
+        if (l->registered)
+            epoll_ctl(w->epfd, EPOLL_CTL_DEL, l->fd, NULL);
+        l->registered = false;
+    }
+    w->accept_paused_until_ms = now + ACCEPT_PAUSE_MS;
+}
+
+static void resume_accept(struct fdt_worker *w)
+{
+    w->accept_paused_until_ms = 0;
+    if (w->reserve_fd < 0)
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (atomic_load(&w->loop.draining))
+        return;
+    for (int i = 0; i < w->n_listeners; i++) {
+        struct fdt_worker_listener *l = &w->listeners[i];
+        if (l->fd < 0 || l->registered)
+            continue;
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = l};
+        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
+            fdt_log(FDT_LOG_ERROR, "re-adding listener %s: %s", l->name, fdt_strerror(-errno));
+        else
+            l->registered = true;
+    }
+}
+
+/* accept4 failed with err (EMFILE: this process is out of descriptors; ENFILE: the system
+ * is). The connection stays queued and the listener readable, so without care the loop
+ * would spin at full CPU for as long as the shortage lasts. Instead: turn away what is
+ * queued now, each with the descriptor kept in reserve (give it up, accept, refuse, take it
+ * back: libev's and libuv's trick), so that those clients get an answer instead of waiting
+ * in the queue; then stop accepting for ACCEPT_PAUSE_MS, as nginx does, so that new
+ * arrivals cannot spin the loop either. Connections already open are served throughout. */
+static void out_of_fds(struct fdt_worker *w, struct fdt_worker_listener *l, int err)
+{
+    int refused = 0;
+    while (w->reserve_fd >= 0 && refused < MAX_EVENTS) {
+        close(w->reserve_fd);
+        int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd >= 0) {
+            refuse(w, l, fd);
+            refused++;
+        }
+        /* Another thread may have taken the number meanwhile: then retry at resume. */
+        w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            break;
+    }
+    w->refused_no_fd += (unsigned long long)refused;
+    int64_t now = fdt__now_ms();
+    pause_accept(w, now);
+    if (w->accept_logged_ms == 0 || now - w->accept_logged_ms >= ACCEPT_LOG_REPEAT_MS) {
+        fdt_log(FDT_LOG_WARN,
+                "accept on %s: %s: %llu connections turned away; accepting again in %d ms "
+                "(connections open: %lld)",
+                l->name, fdt_strerror(err), w->refused_no_fd, ACCEPT_PAUSE_MS,
+                (long long)w->n_conns);
+        w->accept_logged_ms = now;
+        w->refused_no_fd = 0;
+    }
+}
+
+/* Take one connection off a listener. Returns false when the queue is empty, or when no
+ * connection can be taken now. */
 static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
     int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
     if (fd < 0) {
-        if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
+        int err = -errno;
+        if (err == -EAGAIN || err == -EWOULDBLOCK || err == -EINTR || err == -ECONNABORTED)
             return false;
+        if (err == -EMFILE || err == -ENFILE || err == -ENOBUFS || err == -ENOMEM) {
+            out_of_fds(w, l, err);
+            return false;
+        }
+        /* An error of that one connection (it is gone from the queue). */
         int64_t now = fdt__now_ms();
-        if (now - w->accept_logged_ms > 1000) {
-            fdt_log(FDT_LOG_WARN, "accept on %s: %s", l->name, fdt_strerror(-errno));
+        if (w->accept_logged_ms == 0 || now - w->accept_logged_ms >= ACCEPT_LOG_REPEAT_MS) {
+            fdt_log(FDT_LOG_WARN, "accept on %s: %s", l->name, fdt_strerror(err));
             w->accept_logged_ms = now;
         }
         return false;
     }
     /* Open connections (closed ones may still wait in limbo to be freed). */
     if (atomic_load(&w->slot->conns_open) >= w->cfg->max_connections) {
-        /* Refuse politely: say so, then close with FIN (nothing was read, so no RST). */
-        if (l->proto.busy_reply)
-            (void)!send(fd, l->proto.busy_reply, strlen(l->proto.busy_reply),
-                        MSG_NOSIGNAL | MSG_DONTWAIT);
-        close(fd);
-        atomic_fetch_add(&w->slot->refused_busy, 1);
+        refuse(w, l, fd);
         return true;
     }
     if (l->tcp)
@@ -169,11 +261,12 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
 
 static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
-    if (l->fd < 0)
-        return; /* closed by a drain earlier in this batch of events */
+    if (l->fd < 0 || accept_paused(w))
+        return; /* closed by a drain, or paused, earlier in this batch of events */
     atomic_fetch_add_explicit(&w->slot->listen_wakeups, 1, memory_order_relaxed);
     if (!accept_one(w, l)) {
-        atomic_fetch_add_explicit(&w->slot->accept_eagain, 1, memory_order_relaxed);
+        if (!accept_paused(w))
+            atomic_fetch_add_explicit(&w->slot->accept_eagain, 1, memory_order_relaxed);
         return;
     }
     /* Move to the back of the listener's wait queue so that the kernel's exclusive wake-up
@@ -288,7 +381,15 @@ static bool on_signal(struct fdt_worker *w)
     while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
         switch (si.ssi_signo) {
         case SIGTERM:
-            begin_drain(w, "SIGTERM");
+            /* PR_SET_PDEATHSIG sends SIGTERM when the master dies; the worker has been
+             * handed to another parent by then. */
+            if (getppid() != w->master_pid) {
+                fdt_log(FDT_LOG_WARN, "the master (pid %d) is gone: draining and exiting",
+                        (int)w->master_pid);
+                begin_drain(w, "master gone");
+            } else {
+                begin_drain(w, "SIGTERM");
+            }
             break;
         case SIGINT:
         case SIGQUIT:
@@ -310,9 +411,15 @@ static bool on_signal(struct fdt_worker *w)
 void fdt__worker_loop(struct fdt_worker *w)
 {
     struct epoll_event events[MAX_EVENTS];
+    w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     for (;;) {
         int64_t now = fdt__now_ms();
         int timeout = SCAN_INTERVAL_MS;
+        if (accept_paused(w)) {
+            int64_t left = w->accept_paused_until_ms - now;
+            if (left < timeout)
+                timeout = left > 0 ? (int)left : 0;
+        }
         if (atomic_load(&w->loop.draining)) {
             if (atomic_load(&w->slot->conns_open) == 0)
                 break;
@@ -348,10 +455,15 @@ void fdt__worker_loop(struct fdt_worker *w)
             }
         }
         free_pending(w);
+        if (accept_paused(w) && now >= w->accept_paused_until_ms)
+            resume_accept(w);
         if (now - w->last_scan_ms >= SCAN_INTERVAL_MS) {
             w->last_scan_ms = now;
             scan_idle(w, now);
         }
     }
     stop_threads(w, w->drain_deadline_ms);
+    if (w->reserve_fd >= 0)
+        close(w->reserve_fd);
+    w->reserve_fd = -1;
 }

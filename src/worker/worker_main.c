@@ -373,6 +373,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     w->cfg = a->cfg;
     w->slot = &a->sb->slots[a->slot];
     w->channel_fd = a->channel_fd;
+    w->master_pid = a->master_pid;
     w->info.pid = getpid();
     w->info.generation = a->generation;
     w->info.index = a->index;
