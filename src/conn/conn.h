@@ -8,8 +8,8 @@
  *  - Events that arrive while it runs are recorded in `pending` and handled before the
  *    runner lets go.
  *  - Only the loop thread frees a connection, after its last reference is dropped. */
-#ifndef FDT_CONN_INT_H
-#define FDT_CONN_INT_H
+#ifndef FDT_SRC_CONN_H
+#define FDT_SRC_CONN_H
 
 #include "txn/txn.h"
 #include "util/buf.h"

@@ -208,6 +208,8 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* llhttp's callback table: llhttp takes it by pointer and keeps no copy, so it must outlive
+ * every parser; filled once (pthread_once) and constant afterwards, not mutable state. */
 static llhttp_settings_t settings;
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 

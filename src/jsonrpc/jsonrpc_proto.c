@@ -34,7 +34,8 @@ struct fdt_jsonrpc_call {
 struct fdt__jsonrpc_server {
     const struct fdt_jsonrpc_app *app; /* the application's methods, or NULL */
     struct fdt_json_limits limits;
-    const char *node; /* [server] node, for txn.recover and txn.*_prepared */
+    const char *node;  /* [server] node, for txn.recover and txn.*_prepared */
+    bool txn_recovery; /* the listener answers the recovery methods ([listen] txn_recovery) */
     size_t max_input;
     size_t max_output;
 };
@@ -378,14 +379,15 @@ static const struct builtin {
     const char *name;
     enum builtin_params params;
     int (*fn)(struct builtin_call *b);
+    bool recovery; /* acts on any coordinator's transactions: only where the listener allows */
 } builtins[] = {
-    {"txn.begin", PARAMS_XID, m_begin},
-    {"txn.vote", PARAMS_NONE, m_vote},
-    {"txn.finish", PARAMS_NONE, m_finish},
-    {"txn.abort", PARAMS_NONE, m_abort},
-    {"txn.recover", PARAMS_NONE, m_recover},
-    {"txn.commit_prepared", PARAMS_XID_REQUIRED, m_commit_prepared},
-    {"txn.rollback_prepared", PARAMS_XID_REQUIRED, m_rollback_prepared},
+    {"txn.begin", PARAMS_XID, m_begin, false},
+    {"txn.vote", PARAMS_NONE, m_vote, false},
+    {"txn.finish", PARAMS_NONE, m_finish, false},
+    {"txn.abort", PARAMS_NONE, m_abort, false},
+    {"txn.recover", PARAMS_NONE, m_recover, true},
+    {"txn.commit_prepared", PARAMS_XID_REQUIRED, m_commit_prepared, true},
+    {"txn.rollback_prepared", PARAMS_XID_REQUIRED, m_rollback_prepared, true},
 };
 
 static const struct builtin *find_builtin(const char *name)
@@ -432,6 +434,13 @@ static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *
     if (!m) {
         *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
         return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+    }
+    if (m->recovery && !server_of(c)->txn_recovery) {
+        *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
+        return fdt_error_set(err, FDT_ENOENT,
+                             "%s is not available on this listener (its configuration has no "
+                             "txn_recovery = yes)",
+                             name);
     }
     struct fdt_xid xid;
     bool has;
@@ -708,8 +717,9 @@ static void rpc_close(struct fdt_conn *c)
 }
 
 struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
-                                                    const struct fdt_cfg *cfg, char *reason,
-                                                    size_t rsize)
+                                                    const struct fdt_cfg *cfg,
+                                                    const struct fdt_listen_cfg *listener,
+                                                    char *reason, size_t rsize)
 {
     const struct fdt_jsonrpc_app *ja = app->jsonrpc;
     if (ja && !FDT_ABI_OK(ja, FDT_JSONRPC_ABI_VERSION, struct fdt_jsonrpc_app)) {
@@ -729,6 +739,7 @@ struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
     fdt_json_limits_default(&srv->limits);
     srv->limits.max_size = cfg->max_input;
     srv->node = cfg->node;
+    srv->txn_recovery = listener->txn_recovery;
     srv->max_input = cfg->max_input;
     srv->max_output = cfg->max_output;
     return srv;

@@ -1,7 +1,7 @@
 /* Resource-manager drivers: one vtable per kind of database (curl's Curl_cftype idea).
  * A session is one database connection; a transaction branch runs on one session. */
-#ifndef FDT_TXN_RM_H
-#define FDT_TXN_RM_H
+#ifndef FDT_SRC_TXN_RM_H
+#define FDT_SRC_TXN_RM_H
 
 #include "config/config.h"
 
