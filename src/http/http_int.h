@@ -166,9 +166,12 @@ struct fdt__http_session {
 
     enum fdt__http_phase phase;
     enum fdt__http_pause pause;
-    size_t held;       /* bytes at the front of the next input already parsed */
-    size_t head_bytes; /* raw bytes of the current request's head so far */
-    int err_status;    /* set by a parser callback that refuses the request */
+    size_t held;          /* bytes at the front of the next input already parsed */
+    size_t head_bytes;    /* raw bytes of the current request's head so far */
+    char version_text[3]; /* the request line's version ("1.1"), as far as it came */
+    uint8_t version_len;  /* its length (saturating) */
+    bool version_done;    /* llhttp accepted the version (0.9, 1.x, 2.0) */
+    int err_status;       /* set by a parser callback that refuses the request */
     const char *err_msg;
     int64_t start_ns; /* first byte of the current request */
     uint64_t requests;
