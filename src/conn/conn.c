@@ -266,6 +266,12 @@ static void expire_txn(struct fdt_conn *c)
         c->proto->txn_expired(c);
 }
 
+/* Whether the protocol is between requests (see struct fdt_proto.idle). */
+static bool proto_idle(struct fdt_conn *c)
+{
+    return c->proto->idle ? c->proto->idle(c) : c->in.len == 0;
+}
+
 void fdt__conn_run(struct fdt_conn *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -321,10 +327,11 @@ void fdt__conn_run(struct fdt_conn *c)
             c->dead = true;
         if (c->pending && !c->dead)
             continue;
-        /* Draining: close between requests. A connection that has not sent its first
-         * request yet is kept until it does (or idle_timeout): its client surely means to
-         * send one, and closing it now would fail a request on a brand-new connection. */
-        if (!c->dead && atomic_load(&c->loop->draining) && c->in.len == 0 && c->served)
+        /* Draining: close between requests, as the protocol says (proto->idle). A
+         * connection that has not sent its first request yet is kept until it does (or
+         * idle_timeout): its client surely means to send one, and closing it now would fail
+         * a request on a brand-new connection. */
+        if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c))
             c->closing = true;
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)

@@ -64,6 +64,12 @@ struct fdt_proto {
     /* The connection's active transaction was rolled back after transaction_timeout:
      * tell the client if the protocol can. May be NULL. */
     void (*txn_expired)(struct fdt_conn *c);
+    /* True when the protocol is between requests: nothing of the next one has arrived, no
+     * answer is being made, so a draining worker may close the connection now. Called by
+     * the thread running the connection, after the protocol consumed what it could. May
+     * be NULL: then the connection is idle when no input is left unconsumed (the rule for
+     * protocols that leave a partial request in the input buffer). */
+    bool (*idle)(struct fdt_conn *c);
     /* True when the protocol counts requests itself with fdt__conn_request_done();
      * otherwise every data callback that consumes bytes counts as one request. */
     bool counts_requests;

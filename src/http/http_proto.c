@@ -114,6 +114,11 @@ static void http_overflow(struct fdt_conn *c)
     fdt__http_session_overflow(c->proto_data);
 }
 
+static bool http_idle(struct fdt_conn *c)
+{
+    return !c->proto_data || fdt__http_session_idle(c->proto_data);
+}
+
 static void http_timeout(struct fdt_conn *c)
 {
     fdt__http_session_timeout(c->proto_data);
@@ -201,6 +206,7 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->overflow = http_overflow;
     p->close = http_close;
     p->timeout = http_timeout;
+    p->idle = http_idle;
     p->counts_requests = true;
     p->busy_reply = busy_reply;
 }

@@ -297,16 +297,10 @@ static void dispatch(struct fdt__http_session *s)
 
 long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t len)
 {
-    if (s->phase == FDT__HTTP_CLOSED)
+    if (s->phase == FDT__HTTP_CLOSED || len == 0)
         return (long)len;
-    size_t skip = s->held < len ? s->held : len;
-    s->held = 0;
-    const char *p = buf + skip;
+    const char *p = buf;
     const char *end = buf + len;
-    if (p == end) {
-        s->held = skip;
-        return 0;
-    }
     if (s->phase == FDT__HTTP_IDLE)
         begin_request(s);
     for (;;) {
@@ -349,9 +343,14 @@ long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t
         fail(s, st, msg);
         return (long)len;
     }
-    /* The request is not complete: keep its last byte in the connection's buffer. */
-    s->held = 1;
-    return (long)len - 1;
+    /* The request is not complete: everything was parsed, and what is kept of it has been
+     * copied, so the connection's input buffer keeps nothing. */
+    return (long)len;
+}
+
+bool fdt__http_session_idle(const struct fdt__http_session *s)
+{
+    return s->phase == FDT__HTTP_IDLE || s->phase == FDT__HTTP_CLOSED;
 }
 
 void fdt__http_session_timeout(struct fdt__http_session *s)

@@ -636,6 +636,12 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
     return (long)used;
 }
 
+/* Between messages when no part of the next line is buffered. */
+static bool rpc_idle(struct fdt_conn *c)
+{
+    return c->in.len == 0;
+}
+
 static void rpc_overflow(struct fdt_conn *c)
 {
     struct rpc_conn *rc = c->proto_data;
@@ -705,6 +711,7 @@ void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_serv
     p->overflow = rpc_overflow;
     p->close = rpc_close;
     p->txn_expired = rpc_txn_expired;
+    p->idle = rpc_idle;
     p->counts_requests = true;
     p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
                     "max_connections reached\"},\"id\":null}\n";

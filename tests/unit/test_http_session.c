@@ -508,6 +508,36 @@ static void test_draining(void **state)
     harness_deinit(&h);
 }
 
+/* Issue 14: the session consumes every byte it parses (no byte kept back in the
+ * connection's input buffer to look busy) and says itself whether it is between requests,
+ * which is what a draining worker asks before closing a connection. */
+static void test_idle_between_requests(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "G", "ET / HTTP/1.1\r\nHo", "st: a\r\n", "Content-", "Length: 4\r\n\r\n", "ab", "c"};
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        struct harness h;
+        harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+        assert_true(fdt__http_session_idle(&h.s));
+        for (size_t i = 0; i < FDT_ARRAY_LEN(pieces); i++) {
+            size_t len = strlen(pieces[i]);
+            for (size_t k = 0; k < len; k += bytewise ? 1 : len)
+                harness_send(&h, pieces[i] + k, bytewise ? 1 : len);
+            if (h.in.len != 0)
+                fail_msg("after \"%s\": %zu bytes left unconsumed", pieces[i], h.in.len);
+            assert_false(fdt__http_session_idle(&h.s));
+        }
+        assert_int_equal(h.out.len, 0);
+        harness_send_str(&h, "d");
+        assert_non_null(strstr(harness_out(&h), "\r\n\r\n"));
+        assert_true(fdt__http_session_idle(&h.s));
+        assert_int_equal(h.in.len, 0);
+        assert_false(h.closed);
+        harness_deinit(&h);
+    }
+}
+
 /* The application's error view renders the framework's errors, parse errors included. */
 static void test_error_view(void **state)
 {
@@ -595,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_header_limit),
         cmocka_unit_test(test_deadlines_and_timeout),
         cmocka_unit_test(test_draining),
+        cmocka_unit_test(test_idle_between_requests),
         cmocka_unit_test(test_error_view),
         cmocka_unit_test(test_response_api),
     };
