@@ -25,9 +25,11 @@
  * one struct fdt__http_server, the protocol's context, made on the worker's main thread
  * before the application threads start and only read afterwards. */
 
+/* Responses are written by the thread running the view, which may wait for a slow client
+ * (backpressure): the connection buffers at most max_output. */
 static int io_write(void *ctx, const void *buf, size_t len)
 {
-    return fdt_conn_write(ctx, buf, len);
+    return fdt__conn_write_wait(ctx, buf, len);
 }
 
 static void io_close(void *ctx)

@@ -68,10 +68,14 @@ static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w)
         fdt_conn_write(c, oops, sizeof(oops) - 1);
         return;
     }
-    /* One line per message: the writer never emits a raw newline (strings are escaped). */
+    /* One line per message: the writer never emits a raw newline (strings are escaped).
+     * The newline goes in place of the writer's terminating NUL, so that the line leaves
+     * in one write (one segment with TCP_NODELAY); the NUL is put back after. The thread
+     * running the method waits if the client is slow to read (backpressure). */
     char *line = (char *)data;
-    fdt_conn_write(c, line, len);
-    fdt_conn_write(c, "\n", 1);
+    line[len] = '\n';
+    fdt__conn_write_wait(c, line, len + 1);
+    line[len] = '\0';
 }
 
 static void write_id(struct fdt_json_writer *w, const struct fdt_json *id)
