@@ -164,6 +164,7 @@ def test_11_01_slow_reader_gets_a_100_mb_stream_with_bounded_memory(make_server)
     assert other is not None
     slow.close()
     growth_mib = (peak - base) / 1024
+    print(f"worker RSS growth for one slow 100 MB stream: {growth_mib:.1f} MiB")
     assert growth_mib < 40, f"worker RSS grew by {growth_mib:.1f} MiB for one slow stream"
     assert "over max_output" not in s.log()
 
@@ -191,6 +192,7 @@ def test_11_02_slow_readers_share_a_bounded_output_budget(make_server):
         peak = max(peak, rss_kib(pid))
         time.sleep(0.05)
     growth_mib = (peak - base) / 1024
+    print(f"worker RSS growth for {clients} slow readers: {growth_mib:.1f} MiB")
     assert growth_mib < 48, f"worker RSS grew by {growth_mib:.1f} MiB for {clients} slow readers"
 
     want = big_digest(8)
