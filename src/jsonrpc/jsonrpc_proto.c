@@ -70,10 +70,14 @@ static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w)
         fdt_conn_write(c, oops, sizeof(oops) - 1);
         return;
     }
-    /* One line per message: the writer never emits a raw newline (strings are escaped). */
+    /* One line per message: the writer never emits a raw newline (strings are escaped).
+     * The newline goes in place of the writer's terminating NUL, so that the line leaves
+     * in one write (one segment with TCP_NODELAY); the NUL is put back after. The thread
+     * running the method waits if the client is slow to read (backpressure). */
     char *line = (char *)data;
-    fdt_conn_write(c, line, len);
-    fdt_conn_write(c, "\n", 1);
+    line[len] = '\n';
+    fdt__conn_write_wait(c, line, len + 1);
+    line[len] = '\0';
 }
 
 static void write_id(struct fdt_json_writer *w, const struct fdt_json *id)
@@ -689,6 +693,13 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
     return (long)used;
 }
 
+/* Between messages when no part of the next line is buffered (nor being skipped). */
+static bool rpc_idle(struct fdt_conn *c)
+{
+    const struct rpc_conn *rc = c->proto_data;
+    return c->in.len == 0 && !(rc && rc->skipping);
+}
+
 /* Not reached while skip_long_line consumes a full buffer; kept for a buffer that fills
  * some other way: answer, and the connection closes. */
 static void rpc_overflow(struct fdt_conn *c)
@@ -760,6 +771,7 @@ void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_serv
     p->overflow = rpc_overflow;
     p->close = rpc_close;
     p->txn_expired = rpc_txn_expired;
+    p->idle = rpc_idle;
     p->counts_requests = true;
     p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
                     "max_connections reached\"},\"id\":null}\n";

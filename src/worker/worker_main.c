@@ -231,6 +231,7 @@ void fdt__worker_loop_init(struct fdt_worker *w)
     w->loop.epfd = -1;
     w->loop.max_input = cfg->max_input;
     w->loop.max_output = cfg->max_output;
+    w->loop.send_timeout_ms = (int64_t)(cfg->idle_timeout * 1000.0);
     w->loop.transaction_timeout_ms = (int64_t)(cfg->transaction_timeout * 1000.0);
     w->loop.requests = &w->slot->requests;
     w->loop.conns_open = &w->slot->conns_open;
