@@ -546,7 +546,7 @@ static int http_big(struct fdt_http_request *req, struct fdt_http_resource *cont
         if (fdt_http_write_chunk(req, chunk, sizeof(chunk)) < 0)
             return 0; /* the client is gone */
     }
-    return fdt_http_finish(req);
+    return fdt_http_end(req);
 }
 
 static const struct fdt_http_view http_views[] = {
