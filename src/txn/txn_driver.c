@@ -19,13 +19,13 @@
  *
  * Where a module is looked for, in this order; the first file that exists is loaded, and
  * no environment variable takes part:
- *   1. <dir>/fdtserver/, where <dir> holds the object this code is in (dladdr): an
- *      installed libfdt.so lives in <libdir>, and meson installs the modules in
+ *   1. <dir>/fdtserver/, where <dir> is the directory libfdt.so was loaded from (dladdr):
+ *      installed, libfdt.so lives in <libdir> and meson puts the modules in
  *      <libdir>/fdtserver/ (top-level meson.build). This keeps an installed tree
  *      relocatable.
- *   2. The build tree's root, FDT_RM_BUILD_DIR, only when that object lies inside the
- *      build tree: meson builds the modules there, beside libfdt.so. This also finds them
- *      for programs that link libfdt's objects statically (fdtctl, in src/bin/).
+ *   2. The build tree's root, FDT_RM_BUILD_DIR, only when libfdt.so, or the program that
+ *      links libfdt's objects statically (fdtctl, in src/bin/), lies inside that build
+ *      tree: meson builds the modules there, beside libfdt.so.
  *   3. FDT_RM_INSTALL_DIR, <prefix>/<libdir>/fdtserver as configured: for an installed
  *      program that links libfdt's objects statically (fdtctl, in <bindir>). */
 
@@ -51,27 +51,37 @@ static struct module g_modules[] = {
     {"sqlite", "fdt_rm_sqlite.so", false, NULL},
 };
 
-/* The canonical path of the object (shared library or program) this code is in. */
-static int self_path(char *out, size_t size)
+/* The canonical directory of the object this code is in: libfdt.so, or the program when it
+ * links libfdt's objects statically (then *program is true). */
+static int self_dir(char *out, bool *program)
 {
     Dl_info info;
     struct link_map *map = NULL;
     if (!dladdr1(&fdt__rm_host, &info, (void **)&map, RTLD_DL_LINKMAP) || !map)
         return -1;
-    /* The program itself has an empty name in the link map (a static link of libfdt). */
-    const char *path = map->l_name[0] ? map->l_name : "/proc/self/exe";
-    char real[PATH_MAX];
-    if (!realpath(path, real) || strlen(real) >= size)
+    /* The program itself has an empty name in the link map. */
+    *program = map->l_name[0] == '\0';
+    char path[PATH_MAX];
+    if (*program) {
+        ssize_t n = readlink("/proc/self/exe", path, sizeof(path) - 1);
+        if (n <= 0)
+            return -1;
+        path[n] = '\0';
+    } else if (snprintf(path, sizeof(path), "%s", map->l_name) >= (int)sizeof(path)) {
         return -1;
-    memcpy(out, real, strlen(real) + 1);
-    return 0;
+    }
+    char *slash = strrchr(path, '/');
+    if (!slash)
+        return -1;
+    *slash = '\0';
+    return realpath(path[0] ? path : "/", out) ? 0 : -1;
 }
 
-/* Whether path lies inside dir (both canonical). */
-static bool inside(const char *path, const char *dir)
+/* Whether dir is root or lies inside it (both canonical). */
+static bool inside(const char *dir, const char *root)
 {
-    size_t n = strlen(dir);
-    return strncmp(path, dir, n) == 0 && path[n] == '/';
+    size_t n = strlen(root);
+    return strncmp(dir, root, n) == 0 && (dir[n] == '\0' || dir[n] == '/');
 }
 
 /* The directories to look in, by the rules above; returns how many were written. */
@@ -79,12 +89,12 @@ static int search_dirs(char dirs[3][PATH_MAX])
 {
     int n = 0;
     char self[PATH_MAX];
-    if (self_path(self, sizeof(self)) == 0) {
-        char *slash = strrchr(self, '/');
-        *slash = '\0';
-        snprintf(dirs[n++], PATH_MAX, "%s/fdtserver", self);
+    bool program = false;
+    if (self_dir(self, &program) == 0) {
+        if (!program)
+            snprintf(dirs[n++], PATH_MAX, "%s/fdtserver", self);
         char build[PATH_MAX];
-        if (realpath(FDT_RM_BUILD_DIR, build) && (strcmp(self, build) == 0 || inside(self, build)))
+        if (realpath(FDT_RM_BUILD_DIR, build) && inside(self, build))
             snprintf(dirs[n++], PATH_MAX, "%s", build);
     }
     snprintf(dirs[n++], PATH_MAX, "%s", FDT_RM_INSTALL_DIR);
@@ -97,14 +107,16 @@ static const struct fdt_rm_driver *load(const struct module *m)
     char dirs[3][PATH_MAX];
     int n = search_dirs(dirs);
     char path[PATH_MAX + 64] = "";
+    char where[sizeof(dirs) + 8] = ""; /* the directories tried, for the error */
     for (int i = 0; i < n && !path[0]; i++) {
         snprintf(path, sizeof(path), "%s/%s", dirs[i], m->file);
         if (access(path, F_OK) != 0)
             path[0] = '\0';
+        size_t used = strlen(where);
+        snprintf(where + used, sizeof(where) - used, "%s%s", i ? ", " : "", dirs[i]);
     }
     if (!path[0]) {
-        fdt_log(FDT_LOG_ERROR, "driver %s: %s not found in %s%s%s%s%s", m->name, m->file, dirs[0],
-                n > 1 ? ", " : "", n > 1 ? dirs[1] : "", n > 2 ? ", " : "", n > 2 ? dirs[2] : "");
+        fdt_log(FDT_LOG_ERROR, "driver %s: %s not found in %s", m->name, m->file, where);
         return NULL;
     }
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
