@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all bootstrap build run check unit e2e asan tsan clean format format-check
+.PHONY: all bootstrap build run check unit e2e asan tsan clean format format-check lint
 
 all: build
 
@@ -25,7 +25,7 @@ check: build
 	BUILD=$(BUILD) PYTHON=$(PYTHON) ./scripts/check
 
 unit: build
-	meson test -C $(BUILD) --suite unit --print-errorlogs
+	meson test -C $(BUILD) --suite unit --suite fuzz --print-errorlogs
 
 e2e: build
 	FDT_BUILD=$(BUILD) $(PYTHON) -m pytest -q tests/e2e
@@ -45,6 +45,12 @@ format:
 
 format-check:
 	clang-format --dry-run --Werror $$(git ls-files '*.c' '*.h')
+
+# Source checks: formatting, the module layering of includes (scripts/check-includes) and
+# banned functions (scripts/check-banned). `make check` runs the last two as well.
+lint: format-check
+	$(PYTHON) scripts/check-includes
+	$(PYTHON) scripts/check-banned
 
 clean:
 	rm -rf build build-asan build-tsan

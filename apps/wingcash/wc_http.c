@@ -10,9 +10,12 @@
  *   /accounts/ID/claims                POST  {"amount"} -> a 12-digit code
  *   /claims/CODE/redeem                POST  {"to"} with the token of "to"
  *
- * Each request runs in the framework's request transaction (fdt_http_txn): a 2xx answer
- * commits it, any error rolls it back, a conflict runs the view again. Every error, the
- * framework's own included, is {"error": {"code", "message", "field"?}}. */
+ * Every view but the root's runs one operation of wc_ops.c (routes[] below), with the
+ * account or claim code of the URL, the fields of the JSON body or the query, and the
+ * token of the Authorization header. Each request runs in the framework's request
+ * transaction (fdt_http_txn): a 2xx answer commits it, any error rolls it back, a conflict
+ * runs the view again. Every error, the framework's own included, is
+ * {"error": {"code", "message", "field"?}}. */
 #include "wingcash.h"
 
 #include <stdio.h>
@@ -21,6 +24,8 @@
 
 #define OUT_MAX (1024 * 1024)
 
+/* Each application thread keeps its request document and response writer from one request
+ * to the next (no allocation per request); wc_http_thread_fini releases them. */
 static _Thread_local struct fdt_json_doc *t_doc;
 static _Thread_local struct fdt_json_writer t_out;
 static _Thread_local bool t_ready;
@@ -174,56 +179,18 @@ static int claims_getitem(struct fdt_http_request *req, struct fdt_http_resource
     return *child ? 0 : FDT_ENOMEM;
 }
 
-static const struct fdt_http_resource_type root_type = {
-    .abi_version = FDT_HTTP_ABI_VERSION,
-    .size = sizeof(root_type),
-    .name = "root",
-    .getitem = root_getitem,
-};
-static const struct fdt_http_resource_type accounts_type = {
-    .abi_version = FDT_HTTP_ABI_VERSION,
-    .size = sizeof(accounts_type),
-    .name = "accounts",
-    .getitem = accounts_getitem,
-};
-static const struct fdt_http_resource_type account_type = {
-    .abi_version = FDT_HTTP_ABI_VERSION,
-    .size = sizeof(account_type),
-    .name = "account",
-};
-static const struct fdt_http_resource_type claims_type = {
-    .abi_version = FDT_HTTP_ABI_VERSION,
-    .size = sizeof(claims_type),
-    .name = "claims",
-    .getitem = claims_getitem,
-};
-static const struct fdt_http_resource_type claim_type = {
-    .abi_version = FDT_HTTP_ABI_VERSION,
-    .size = sizeof(claim_type),
-    .name = "claim",
-};
+#define RESOURCE_TYPE(name_, getitem_)                                                             \
+    {                                                                                              \
+        .abi_version = FDT_HTTP_ABI_VERSION, .size = sizeof(struct fdt_http_resource_type),        \
+        .name = name_, .getitem = getitem_                                                         \
+    }
 
-static int64_t account_id(struct fdt_http_resource *context)
-{
-    return *(int64_t *)fdt_http_resource_data(context);
-}
-
-/* The request's transaction, and the caller authorized for account id. */
-static int begin_authorized(struct fdt_http_request *req, int64_t id, struct fdt_txn **t,
-                            struct wc_err *e)
-{
-    *t = fdt_http_txn(req, &e->db);
-    if (!*t)
-        return wc_db(e, e->db.code ? e->db.code : FDT_EINVAL);
-    return wc_authorize(*t, id, wc_bearer(fdt_http_header(req, "Authorization")), e);
-}
-
-static int body_object(struct fdt_http_request *req, const struct fdt_json **obj, struct wc_err *e)
-{
-    size_t len;
-    const char *body = fdt_http_body(req, &len);
-    return wc_parse_object(doc(), body, len, obj, e);
-}
+static const struct fdt_http_resource_type root_type = RESOURCE_TYPE("root", root_getitem);
+static const struct fdt_http_resource_type accounts_type =
+    RESOURCE_TYPE("accounts", accounts_getitem);
+static const struct fdt_http_resource_type account_type = RESOURCE_TYPE("account", NULL);
+static const struct fdt_http_resource_type claims_type = RESOURCE_TYPE("claims", claims_getitem);
+static const struct fdt_http_resource_type claim_type = RESOURCE_TYPE("claim", NULL);
 
 /* ---- Views ---- */
 
@@ -236,227 +203,120 @@ static int v_root(struct fdt_http_request *req, struct fdt_http_resource *contex
     return fdt_http_respond(req, 200, "application/json", about, sizeof(about) - 1);
 }
 
-static int v_create_account(struct fdt_http_request *req, struct fdt_http_resource *context)
+/* A request as wc_op_run() reads it. */
+
+static int body_object(void *req, const struct fdt_json **obj, struct wc_err *e)
 {
-    (void)context;
-    struct wc_err e = {0};
-    const struct fdt_json *obj;
-    const char *name = NULL;
-    struct wc_account a;
-    int rc = body_object(req, &obj, &e);
-    if (rc == 0)
-        rc = wc_get_string(obj, "name", WC_NAME_MAX, true, &name, &e);
-    struct fdt_txn *t = NULL;
-    if (rc == 0 && !(t = fdt_http_txn(req, &e.db)))
-        rc = wc_db(&e, e.db.code);
-    if (rc == 0)
-        rc = wc_account_create(t, name, &a, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
-    char url[64];
-    snprintf(url, sizeof(url), "/accounts/%lld", (long long)a.id);
-    fdt_http_set_header(req, "Location", url);
-    struct fdt_json_writer *w = writer();
-    wc_write_account(w, &a);
-    return send_json(req, 201, w);
+    size_t len;
+    const char *body = fdt_http_body(req, &len);
+    return wc_parse_object(doc(), body, len, obj, e);
 }
 
-static int v_account(struct fdt_http_request *req, struct fdt_http_resource *context)
+static int request_txn(void *req, struct fdt_txn **t, struct wc_err *e)
 {
-    struct wc_err e = {0};
-    struct fdt_txn *t;
-    struct wc_account a;
-    int64_t id = account_id(context);
-    int rc = begin_authorized(req, id, &t, &e);
-    if (rc == 0)
-        rc = wc_account_get(t, id, &a, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
-    struct fdt_json_writer *w = writer();
-    wc_write_account(w, &a);
-    return send_json(req, 200, w);
+    *t = fdt_http_txn(req, &e->db);
+    return *t ? 0 : wc_db(e, e->db.code ? e->db.code : FDT_EINVAL);
 }
 
-static int v_deposit(struct fdt_http_request *req, struct fdt_http_resource *context)
+static const char *bearer(void *req)
 {
-    struct wc_err e = {0};
-    struct fdt_txn *t;
-    const struct fdt_json *obj;
-    int64_t id = account_id(context), amount = 0;
-    struct wc_movement m;
-    int rc = begin_authorized(req, id, &t, &e);
-    if (rc == 0)
-        rc = body_object(req, &obj, &e);
-    if (rc == 0)
-        rc = wc_get_amount(obj, "amount", &amount, &e);
-    if (rc == 0)
-        rc = wc_deposit(t, id, amount, &m, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
-    struct fdt_json_writer *w = writer();
-    wc_write_movement(w, &m);
-    return send_json(req, 201, w);
+    return wc_bearer(fdt_http_header(req, "Authorization"));
 }
 
-static int v_transfer(struct fdt_http_request *req, struct fdt_http_resource *context)
-{
-    struct wc_err e = {0};
-    struct fdt_txn *t;
-    const struct fdt_json *obj;
-    int64_t id = account_id(context), to = 0, amount = 0;
-    const char *key = NULL;
-    struct wc_movement m;
-    bool replayed = false;
-    int rc = begin_authorized(req, id, &t, &e);
-    if (rc == 0)
-        rc = body_object(req, &obj, &e);
-    if (rc == 0)
-        rc = wc_get_id(obj, "to", &to, &e);
-    if (rc == 0)
-        rc = wc_get_amount(obj, "amount", &amount, &e);
-    if (rc == 0)
-        rc = wc_get_string(obj, "idempotency_key", WC_KEY_MAX, false, &key, &e);
-    if (rc == 0)
-        rc = wc_transfer(t, id, to, amount, key, &m, &replayed, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
-    if (replayed)
-        fdt_http_set_header(req, "Idempotent-Replayed", "true");
-    struct fdt_json_writer *w = writer();
-    wc_write_movement(w, &m);
-    return send_json(req, 201, w);
-}
-
-/* A query parameter as a positive integer: 0 when absent, -1 when malformed. */
-static int64_t query_int(const char *query, const char *name)
+/* The value of query parameter name (the first), or NULL. */
+static const char *query_param(void *req, const char *name, size_t *len)
 {
     size_t nlen = strlen(name);
-    for (const char *p = query; p && *p;) {
+    for (const char *p = fdt_http_query(req); p && *p;) {
         if (strncmp(p, name, nlen) == 0 && p[nlen] == '=') {
-            const char *v = p + nlen + 1;
-            size_t vlen = strcspn(v, "&");
-            char buf[24];
-            if (vlen == 0 || vlen >= sizeof(buf))
-                return -1;
-            memcpy(buf, v, vlen);
-            buf[vlen] = '\0';
-            int64_t n = parse_id(buf);
-            return n ? n : -1;
+            *len = strcspn(p + nlen + 1, "&");
+            return p + nlen + 1;
         }
         p = strchr(p, '&');
         if (p)
             p++;
     }
-    return 0;
+    return NULL;
 }
 
-static int v_history(struct fdt_http_request *req, struct fdt_http_resource *context)
+static const struct wc_frontend http_frontend = {
+    .object = body_object,
+    .txn = request_txn,
+    .token = bearer,
+    .query = query_param,
+};
+
+/* Every view but the root's is one operation of wc_ops.c: the view's resource gives the
+ * fields found in the URL, the rest come from the body or the query. */
+static const struct route {
+    const struct fdt_http_resource_type *type;
+    const char *view;
+    const char *method;
+    const struct wc_op *op;
+    int status; /* of a success */
+} routes[] = {
+    {&accounts_type, "", "POST", &wc_ops[WC_OP_CREATE_ACCOUNT], 201},
+    {&account_type, "", "GET", &wc_ops[WC_OP_BALANCE], 200},
+    {&account_type, "deposits", "POST", &wc_ops[WC_OP_DEPOSIT], 201},
+    {&account_type, "transfers", "POST", &wc_ops[WC_OP_TRANSFER], 201},
+    {&account_type, "transfers", "GET", &wc_ops[WC_OP_HISTORY], 200},
+    {&account_type, "withdrawals", "POST", &wc_ops[WC_OP_WITHDRAW], 201},
+    {&account_type, "claims", "POST", &wc_ops[WC_OP_CLAIM], 201},
+    {&claim_type, "redeem", "POST", &wc_ops[WC_OP_REDEEM], 200},
+};
+
+/* The route the framework chose this view by (HEAD is served by the GET view). */
+static const struct route *find_route(struct fdt_http_request *req,
+                                      struct fdt_http_resource *context)
 {
+    const char *view = fdt_http_view_name(req), *method = fdt_http_method(req);
+    if (strcmp(method, "HEAD") == 0)
+        method = "GET";
+    for (size_t i = 0; i < sizeof(routes) / sizeof(routes[0]); i++) {
+        const struct route *r = &routes[i];
+        if (r->type == fdt_http_resource_type(context) && strcmp(r->view, view) == 0 &&
+            strcmp(r->method, method) == 0)
+            return r;
+    }
+    return NULL;
+}
+
+static int v_operation(struct fdt_http_request *req, struct fdt_http_resource *context)
+{
+    const struct route *route = find_route(req, context);
+    if (!route)
+        return fdt_http_error(req, 500, "No operation serves this view.");
+    struct wc_input in = {0};
+    if (fdt_http_resource_type(context) == &account_type)
+        in.account = *(int64_t *)fdt_http_resource_data(context);
+    else if (fdt_http_resource_type(context) == &claim_type)
+        in.code = fdt_http_resource_name(context, NULL);
+    struct wc_result r = {0};
     struct wc_err e = {0};
-    struct fdt_txn *t;
-    int64_t id = account_id(context);
-    int64_t limit = query_int(fdt_http_query(req), "limit");
-    int64_t before = query_int(fdt_http_query(req), "before");
-    int rc = begin_authorized(req, id, &t, &e);
-    if (rc == 0 && (limit < 0 || limit > wc.history_max))
-        rc = wc_fail(&e, 422, "invalid_field", "limit", "limit must be an integer from 1 to %lld",
-                     (long long)wc.history_max);
-    if (rc == 0 && before < 0)
-        rc = wc_fail(&e, 422, "invalid_field", "before", "before must be a transfer id");
-    struct wc_page *page = NULL;
-    if (rc == 0 && !(page = fdt_http_alloc(req, sizeof(*page))))
-        rc = wc_fail(&e, 503, "unavailable", NULL, "out of memory");
-    if (rc == 0)
-        rc = wc_history(t, id, limit ? limit : WC_HISTORY_DEFAULT, before, page, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
     struct fdt_json_writer *w = writer();
-    wc_write_page(w, page);
-    return send_json(req, 200, w);
-}
-
-static int v_withdraw(struct fdt_http_request *req, struct fdt_http_resource *context)
-{
-    struct wc_err e = {0};
-    struct fdt_txn *t;
-    const struct fdt_json *obj;
-    int64_t id = account_id(context), amount = 0;
-    const char *bank = NULL, *key = NULL;
-    struct wc_movement m;
-    bool replayed = false;
-    int rc = begin_authorized(req, id, &t, &e);
-    if (rc == 0)
-        rc = body_object(req, &obj, &e);
-    if (rc == 0)
-        rc = wc_get_amount(obj, "amount", &amount, &e);
-    if (rc == 0)
-        rc = wc_get_string(obj, "bank_account", WC_BANK_MAX, true, &bank, &e);
-    if (rc == 0)
-        rc = wc_get_string(obj, "idempotency_key", WC_KEY_MAX, false, &key, &e);
-    if (rc == 0)
-        rc = wc_withdraw(t, id, amount, bank, key, &m, &replayed, &e);
+    int rc = wc_op_run(route->op, &http_frontend, req, &in, &r, w, &e);
     if (rc < 0)
         return fail(req, rc, &e);
-    if (replayed)
+    if (r.replayed)
         fdt_http_set_header(req, "Idempotent-Replayed", "true");
-    struct fdt_json_writer *w = writer();
-    wc_write_result(w, &m);
-    return send_json(req, 201, w);
-}
-
-static int v_claim(struct fdt_http_request *req, struct fdt_http_resource *context)
-{
-    struct wc_err e = {0};
-    struct fdt_txn *t;
-    const struct fdt_json *obj;
-    int64_t id = account_id(context), amount = 0;
-    struct wc_movement m;
-    int rc = begin_authorized(req, id, &t, &e);
-    if (rc == 0)
-        rc = body_object(req, &obj, &e);
-    if (rc == 0)
-        rc = wc_get_amount(obj, "amount", &amount, &e);
-    if (rc == 0)
-        rc = wc_claim_create(t, id, amount, &m, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
-    struct fdt_json_writer *w = writer();
-    wc_write_result(w, &m);
-    return send_json(req, 201, w);
-}
-
-static int v_redeem(struct fdt_http_request *req, struct fdt_http_resource *context)
-{
-    struct wc_err e = {0};
-    const struct fdt_json *obj;
-    int64_t to = 0;
-    struct wc_movement m;
-    const char *code = fdt_http_resource_name(context, NULL);
-    int rc = body_object(req, &obj, &e);
-    if (rc == 0)
-        rc = wc_get_id(obj, "to", &to, &e);
-    struct fdt_txn *t = NULL;
-    if (rc == 0 && !(t = fdt_http_txn(req, &e.db)))
-        rc = wc_db(&e, e.db.code);
-    if (rc == 0)
-        rc = wc_claim_redeem(t, code, to, wc_bearer(fdt_http_header(req, "Authorization")), &m, &e);
-    if (rc < 0)
-        return fail(req, rc, &e);
-    struct fdt_json_writer *w = writer();
-    wc_write_result(w, &m);
-    return send_json(req, 200, w);
+    if (r.account.token[0]) {
+        char url[64];
+        snprintf(url, sizeof(url), "/accounts/%lld", (long long)r.account.id);
+        fdt_http_set_header(req, "Location", url);
+    }
+    return send_json(req, route->status, w);
 }
 
 static const struct fdt_http_view views[] = {
     {.type = &root_type, .name = "", .method = "GET", .fn = v_root},
-    {.type = &accounts_type, .name = "", .method = "POST", .fn = v_create_account},
-    {.type = &account_type, .name = "", .method = "GET", .fn = v_account},
-    {.type = &account_type, .name = "deposits", .method = "POST", .fn = v_deposit},
-    {.type = &account_type, .name = "transfers", .method = "POST", .fn = v_transfer},
-    {.type = &account_type, .name = "transfers", .method = "GET", .fn = v_history},
-    {.type = &account_type, .name = "withdrawals", .method = "POST", .fn = v_withdraw},
-    {.type = &account_type, .name = "claims", .method = "POST", .fn = v_claim},
-    {.type = &claim_type, .name = "redeem", .method = "POST", .fn = v_redeem},
+    {.type = &accounts_type, .name = "", .method = "POST", .fn = v_operation},
+    {.type = &account_type, .name = "", .method = "GET", .fn = v_operation},
+    {.type = &account_type, .name = "deposits", .method = "POST", .fn = v_operation},
+    {.type = &account_type, .name = "transfers", .method = "POST", .fn = v_operation},
+    {.type = &account_type, .name = "transfers", .method = "GET", .fn = v_operation},
+    {.type = &account_type, .name = "withdrawals", .method = "POST", .fn = v_operation},
+    {.type = &account_type, .name = "claims", .method = "POST", .fn = v_operation},
+    {.type = &claim_type, .name = "redeem", .method = "POST", .fn = v_operation},
 };
 
 const struct fdt_http_app wc_http_app = {

@@ -43,12 +43,25 @@ static int q0(struct fdt_txn *t, const char *res, const char *sql, const struct 
     return rc;
 }
 
+/* Run an INSERT ... RETURNING id in the ledger; *id gets the new row's id. */
+static int insert_id(struct fdt_txn *t, const char *sql, const struct fdt_sql_param *p, int n,
+                     int64_t *id, struct wc_err *e)
+{
+    struct fdt_sql_rows *r = NULL;
+    int rc = q(t, wc->ledger, sql, p, n, &r, e);
+    if (rc == 0)
+        *id = fdt_sql_int(r, 0, 0);
+    fdt_sql_rows_free(r);
+    return rc;
+}
+
 /* Whether account id is a user account. */
 static int user_exists(struct fdt_txn *t, int64_t id, bool *exists, struct wc_err *e)
 {
     struct fdt_sql_param p[1] = {FDT_SQL_INT_P(id)};
     struct fdt_sql_rows *r = NULL;
-    int rc = q(t, wc.ledger, "SELECT 1 FROM accounts WHERE id = $1 AND kind = 'user'", p, 1, &r, e);
+    int rc =
+        q(t, wc->ledger, "SELECT 1 FROM accounts WHERE id = $1 AND kind = 'user'", p, 1, &r, e);
     *exists = rc == 0 && fdt_sql_nrows(r) == 1;
     fdt_sql_rows_free(r);
     return rc;
@@ -64,8 +77,8 @@ static int token_owner(struct fdt_txn *t, const char *token, int64_t *owner, str
     wc_token_hash(token, WC_TOKEN_LEN, hash);
     struct fdt_sql_param p[1] = {FDT_SQL_TEXT_P(hash)};
     struct fdt_sql_rows *r = NULL;
-    int rc = t ? q(t, wc.ledger, "SELECT id FROM accounts WHERE token_hash = $1", p, 1, &r, e)
-               : fdt_resource_query(wc.ledger, "SELECT id FROM accounts WHERE token_hash = $1", p,
+    int rc = t ? q(t, wc->ledger, "SELECT id FROM accounts WHERE token_hash = $1", p, 1, &r, e)
+               : fdt_resource_query(wc->ledger, "SELECT id FROM accounts WHERE token_hash = $1", p,
                                     1, &r, &e->db);
     if (rc < 0)
         return t ? rc : wc_db(e, rc);
@@ -108,14 +121,11 @@ int wc_account_create(struct fdt_txn *t, const char *name, struct wc_account *ou
     wc_token_hash(out->token, WC_TOKEN_LEN, hash);
     struct fdt_sql_param p[3] = {FDT_SQL_TEXT_P(name), FDT_SQL_TEXT_P(hash),
                                  FDT_SQL_INT_P(now_ms())};
-    struct fdt_sql_rows *r = NULL;
-    int rc = q(t, wc.ledger,
-               "INSERT INTO accounts (name, token_hash, created) VALUES ($1, $2, $3) RETURNING id",
-               p, 3, &r, e);
+    int rc = insert_id(
+        t, "INSERT INTO accounts (name, token_hash, created) VALUES ($1, $2, $3) RETURNING id", p,
+        3, &out->id, e);
     if (rc < 0)
         return rc;
-    out->id = fdt_sql_int(r, 0, 0);
-    fdt_sql_rows_free(r);
     snprintf(out->name, sizeof(out->name), "%s", name);
     return 0;
 }
@@ -127,7 +137,7 @@ static int roll_up(struct fdt_txn *t, int64_t id, int64_t *added, struct wc_err 
     struct fdt_sql_rows *r = NULL;
     *added = 0;
     int rc =
-        q(t, wc.ledger, "DELETE FROM credits WHERE account_id = $1 RETURNING amount", p, 1, &r, e);
+        q(t, wc->ledger, "DELETE FROM credits WHERE account_id = $1 RETURNING amount", p, 1, &r, e);
     if (rc < 0)
         return rc;
     for (int i = 0; i < fdt_sql_nrows(r); i++)
@@ -137,7 +147,7 @@ static int roll_up(struct fdt_txn *t, int64_t id, int64_t *added, struct wc_err 
     if (n == 0)
         return 0;
     p[1] = FDT_SQL_INT_P(*added);
-    return q0(t, wc.ledger, "UPDATE accounts SET balance = balance + $2 WHERE id = $1", p, 2, NULL,
+    return q0(t, wc->ledger, "UPDATE accounts SET balance = balance + $2 WHERE id = $1", p, 2, NULL,
               e);
 }
 
@@ -146,14 +156,15 @@ static int roll_up(struct fdt_txn *t, int64_t id, int64_t *added, struct wc_err 
 
 int wc_account_get(struct fdt_txn *t, int64_t id, struct wc_account *out, struct wc_err *e)
 {
+    /* The settled balance, and the number and sum of the pending credits. */
+    static const char sql[] =
+        "SELECT a.name, a.balance, (SELECT count(*) FROM credits c WHERE c.account_id = a.id), "
+        "(SELECT coalesce(sum(c.amount), 0) FROM credits c WHERE c.account_id = a.id) "
+        "FROM accounts a WHERE a.id = $1 AND a.kind = 'user'";
     memset(out, 0, sizeof(*out));
     struct fdt_sql_param p[1] = {FDT_SQL_INT_P(id)};
     struct fdt_sql_rows *r = NULL;
-    int rc = q(t, wc.ledger,
-               "SELECT a.name, a.balance, (SELECT count(*) FROM credits c WHERE c.account_id = "
-               "a.id), (SELECT coalesce(sum(c.amount), 0) FROM credits c WHERE c.account_id = "
-               "a.id) FROM accounts a WHERE a.id = $1 AND a.kind = 'user'",
-               p, 1, &r, e);
+    int rc = q(t, wc->ledger, sql, p, 1, &r, e);
     if (rc < 0)
         return rc;
     if (fdt_sql_nrows(r) != 1) {
@@ -179,7 +190,7 @@ static int debit(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_err *e
     struct fdt_sql_param p[2] = {FDT_SQL_INT_P(id), FDT_SQL_INT_P(amount)};
     for (int round = 0; round < 2; round++) {
         long changed = 0;
-        int rc = q0(t, wc.ledger,
+        int rc = q0(t, wc->ledger,
                     "UPDATE accounts SET balance = balance - $2 WHERE id = $1 AND balance >= $2", p,
                     2, &changed, e);
         if (rc < 0)
@@ -216,15 +227,12 @@ static int record(struct fdt_txn *t, struct wc_movement *m, const struct leg *le
     struct fdt_sql_param p[6] = {FDT_SQL_TEXT_P(m->kind), FDT_SQL_INT_P(m->from),
                                  FDT_SQL_INT_P(m->to),    FDT_SQL_INT_P(m->amount),
                                  FDT_SQL_INT_P(m->fee),   FDT_SQL_INT_P(m->created_ms)};
-    struct fdt_sql_rows *r = NULL;
-    int rc = q(t, wc.ledger,
-               "INSERT INTO movements (kind, from_id, to_id, amount, fee, created) VALUES ($1, "
-               "$2, $3, $4, $5, $6) RETURNING id",
-               p, 6, &r, e);
+    int rc = insert_id(t,
+                       "INSERT INTO movements (kind, from_id, to_id, amount, fee, created) VALUES "
+                       "($1, $2, $3, $4, $5, $6) RETURNING id",
+                       p, 6, &m->id, e);
     if (rc < 0)
         return rc;
-    m->id = fdt_sql_int(r, 0, 0);
-    fdt_sql_rows_free(r);
     /* Entries: one statement for all legs. */
     struct fdt_sql_param ep[7];
     ep[0] = FDT_SQL_INT_P(m->id);
@@ -237,7 +245,7 @@ static int record(struct fdt_txn *t, struct wc_movement *m, const struct leg *le
         snprintf(sql + len, sizeof(sql) - len, "%s($1, $%d, $%d)", i ? ", " : "", np + 1, np + 2);
         np += 2;
     }
-    rc = q0(t, wc.ledger, sql, ep, np, NULL, e);
+    rc = q0(t, wc->ledger, sql, ep, np, NULL, e);
     if (rc < 0)
         return rc;
     for (int i = 0; i < n; i++) {
@@ -245,7 +253,7 @@ static int record(struct fdt_txn *t, struct wc_movement *m, const struct leg *le
             continue;
         struct fdt_sql_param cp[2] = {FDT_SQL_INT_P(legs[i].account),
                                       FDT_SQL_INT_P(legs[i].amount)};
-        rc = q0(t, wc.ledger, "INSERT INTO credits (account_id, amount) VALUES ($1, $2)", cp, 2,
+        rc = q0(t, wc->ledger, "INSERT INTO credits (account_id, amount) VALUES ($1, $2)", cp, 2,
                 NULL, e);
         if (rc < 0)
             return rc;
@@ -268,7 +276,7 @@ static int movement_get(struct fdt_txn *t, int64_t id, struct wc_movement *m, st
 {
     struct fdt_sql_param p[1] = {FDT_SQL_INT_P(id)};
     struct fdt_sql_rows *r = NULL;
-    int rc = q(t, wc.ledger,
+    int rc = q(t, wc->ledger,
                "SELECT from_id, to_id, amount, fee, created, kind FROM movements WHERE id = $1", p,
                1, &r, e);
     if (rc < 0)
@@ -302,14 +310,14 @@ static int idem_claim(struct fdt_txn *t, int64_t id, const char *key, const char
     *first_id = 0;
     struct fdt_sql_param p[3] = {FDT_SQL_INT_P(id), FDT_SQL_TEXT_P(key), FDT_SQL_TEXT_P(request)};
     long inserted = 0;
-    int rc = q0(t, wc.ledger,
+    int rc = q0(t, wc->ledger,
                 "INSERT INTO idempotency (account_id, key, request) VALUES ($1, $2, $3) ON "
                 "CONFLICT DO NOTHING",
                 p, 3, &inserted, e);
     if (rc < 0 || inserted == 1)
         return rc;
     struct fdt_sql_rows *r = NULL;
-    rc = q(t, wc.ledger,
+    rc = q(t, wc->ledger,
            "SELECT request, movement_id FROM idempotency WHERE account_id = $1 AND key = $2", p, 2,
            &r, e);
     if (rc < 0)
@@ -331,7 +339,7 @@ static int idem_done(struct fdt_txn *t, int64_t id, const char *key, int64_t mov
                      struct wc_err *e)
 {
     struct fdt_sql_param p[3] = {FDT_SQL_INT_P(id), FDT_SQL_TEXT_P(key), FDT_SQL_INT_P(movement)};
-    return q0(t, wc.ledger,
+    return q0(t, wc->ledger,
               "UPDATE idempotency SET movement_id = $3 WHERE account_id = $1 AND key = $2", p, 3,
               NULL, e);
 }
@@ -377,11 +385,11 @@ int wc_withdraw(struct fdt_txn *t, int64_t id, int64_t amount, const char *bank_
 {
     memset(out, 0, sizeof(*out));
     *replayed = false;
-    int64_t fee = wc.withdrawal_fee;
-    if (amount > wc.max_amount - fee)
+    int64_t fee = wc->withdrawal_fee;
+    if (amount > wc->max_amount - fee)
         return wc_fail(e, 422, "invalid_field", "amount",
                        "amount plus the fee of %lld must not exceed %lld", (long long)fee,
-                       (long long)wc.max_amount);
+                       (long long)wc->max_amount);
     if (key) {
         char request[WC_BANK_MAX + 64];
         snprintf(request, sizeof(request), "withdraw amount=%lld bank=%s", (long long)amount,
@@ -413,7 +421,7 @@ int wc_withdraw(struct fdt_txn *t, int64_t id, int64_t amount, const char *bank_
      * committed together with the ledger by two-phase commit. */
     struct fdt_sql_param p[5] = {FDT_SQL_INT_P(out->id), FDT_SQL_INT_P(id), FDT_SQL_INT_P(amount),
                                  FDT_SQL_TEXT_P(bank_account), FDT_SQL_INT_P(out->created_ms)};
-    rc = q0(t, wc.payouts,
+    rc = q0(t, wc->payouts,
             "INSERT INTO payouts (movement_id, account_id, amount, bank_account, status, "
             "created) VALUES ($1, $2, $3, $4, 'pending', $5)",
             p, 5, NULL, e);
@@ -443,7 +451,7 @@ int wc_claim_create(struct fdt_txn *t, int64_t id, int64_t amount, struct wc_mov
                                      FDT_SQL_INT_P(amount), FDT_SQL_INT_P(out->id),
                                      FDT_SQL_INT_P(out->created_ms)};
         long inserted = 0;
-        rc = q0(t, wc.ledger,
+        rc = q0(t, wc->ledger,
                 "INSERT INTO claims (code, account_id, amount, movement_id, created) VALUES ($1, "
                 "$2, $3, $4, $5) ON CONFLICT DO NOTHING",
                 p, 5, &inserted, e);
@@ -461,7 +469,7 @@ static int claim_failures(const char *client, int64_t minute, int64_t *n, struct
 {
     struct fdt_sql_param p[2] = {FDT_SQL_TEXT_P(client), FDT_SQL_INT_P(minute)};
     struct fdt_sql_rows *r = NULL;
-    int rc = fdt_resource_query(wc.ledger,
+    int rc = fdt_resource_query(wc->ledger,
                                 "SELECT n FROM claim_failures WHERE client = $1 AND minute = $2", p,
                                 2, &r, &e->db);
     if (rc < 0)
@@ -476,12 +484,12 @@ static void claim_failed(const char *client, int64_t minute)
     struct fdt_sql_param p[2] = {FDT_SQL_TEXT_P(client), FDT_SQL_INT_P(minute)};
     struct fdt_sql_param old = FDT_SQL_INT_P(minute - 1);
     struct fdt_error err = {0};
-    if (fdt_resource_query(wc.ledger,
+    if (fdt_resource_query(wc->ledger,
                            "INSERT INTO claim_failures (client, minute, n) VALUES ($1, $2, 1) ON "
                            "CONFLICT (client, minute) DO UPDATE SET n = claim_failures.n + 1",
                            p, 2, NULL, &err) < 0 ||
-        fdt_resource_query(wc.ledger, "DELETE FROM claim_failures WHERE minute < $1", &old, 1, NULL,
-                           &err) < 0)
+        fdt_resource_query(wc->ledger, "DELETE FROM claim_failures WHERE minute < $1", &old, 1,
+                           NULL, &err) < 0)
         fdt_log(FDT_LOG_WARN, "wingcash: counting a wrong claim code: %s", err.msg);
 }
 
@@ -502,15 +510,15 @@ int wc_claim_redeem(struct fdt_txn *t, const char *code, int64_t to, const char 
     rc = claim_failures(client, minute, &failures, e);
     if (rc < 0)
         return rc;
-    if (failures >= wc.claim_attempts)
+    if (failures >= wc->claim_attempts)
         return wc_fail(e, 429, "too_many_attempts", "code",
                        "too many wrong claim codes; wait a minute");
     bool valid = strlen(code) == WC_CLAIM_DIGITS && strspn(code, "0123456789") == WC_CLAIM_DIGITS;
     if (valid) {
         struct fdt_sql_param p[1] = {FDT_SQL_TEXT_P(code)};
         struct fdt_sql_rows *r = NULL;
-        rc =
-            fdt_resource_query(wc.ledger, "SELECT 1 FROM claims WHERE code = $1", p, 1, &r, &e->db);
+        rc = fdt_resource_query(wc->ledger, "SELECT 1 FROM claims WHERE code = $1", p, 1, &r,
+                                &e->db);
         if (rc < 0)
             return wc_db(e, rc);
         valid = fdt_sql_nrows(r) == 1;
@@ -526,7 +534,7 @@ int wc_claim_redeem(struct fdt_txn *t, const char *code, int64_t to, const char 
     /* Taking the claim row decides who redeems it: a concurrent redeem finds it gone. */
     struct fdt_sql_param p[1] = {FDT_SQL_TEXT_P(code)};
     struct fdt_sql_rows *r = NULL;
-    rc = q(t, wc.ledger, "DELETE FROM claims WHERE code = $1 RETURNING amount", p, 1, &r, e);
+    rc = q(t, wc->ledger, "DELETE FROM claims WHERE code = $1 RETURNING amount", p, 1, &r, e);
     if (rc < 0)
         return rc;
     bool taken = fdt_sql_nrows(r) == 1;
@@ -551,7 +559,7 @@ int wc_history(struct fdt_txn *t, int64_t id, int64_t limit, int64_t before, str
     struct fdt_sql_param p[3] = {FDT_SQL_INT_P(id), FDT_SQL_INT_P(before > 0 ? before : INT64_MAX),
                                  FDT_SQL_INT_P(limit + 1)};
     struct fdt_sql_rows *r = NULL;
-    int rc = q(t, wc.ledger,
+    int rc = q(t, wc->ledger,
                "SELECT m.id, m.from_id, m.to_id, m.amount, m.fee, m.created FROM entries e JOIN "
                "movements m ON m.id = e.movement_id WHERE e.account_id = $1 AND e.movement_id < "
                "$2 AND m.kind = 'transfer' ORDER BY e.movement_id DESC LIMIT $3",

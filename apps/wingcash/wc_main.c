@@ -6,7 +6,12 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct wc_settings wc;
+/* The one piece of process-wide state. No callback of fdt_app, fdt_http_view or
+ * fdt_jsonrpc_method carries a user pointer, so the settings cannot be handed to them:
+ * wc_init fills this before any application thread starts, and the rest of wingcash sees
+ * it only through the read-only pointer wc. */
+static struct wc_settings settings;
+const struct wc_settings *const wc = &settings;
 
 int wc_fail(struct wc_err *e, int status, const char *code, const char *field, const char *fmt, ...)
 {
@@ -50,18 +55,19 @@ static int int_key(const char *key, int64_t def, int64_t min, int64_t max, int64
 static int wc_init(const struct fdt_worker_info *w, struct fdt_error *err)
 {
     (void)w;
-    memset(&wc, 0, sizeof(wc));
-    snprintf(wc.ledger, sizeof(wc.ledger), "ledger");
-    if (!fdt_resource_driver(wc.ledger))
+    struct wc_settings *s = &settings;
+    memset(s, 0, sizeof(*s));
+    snprintf(s->ledger, sizeof(s->ledger), "ledger");
+    if (!fdt_resource_driver(s->ledger))
         return fdt_error_set(err, FDT_ECONFIG,
                              "wingcash needs a [resource.ledger] section (driver = sqlite with a "
                              "path, or driver = postgresql with a dsn)");
-    wc.payouts_separate = fdt_resource_driver("payouts") != NULL;
-    snprintf(wc.payouts, sizeof(wc.payouts), "%s", wc.payouts_separate ? "payouts" : wc.ledger);
-    if (int_key("max_amount", 100000000, 1, INT64_C(1) << 50, &wc.max_amount, err) < 0 ||
-        int_key("withdrawal_fee", 25, 0, 1000000, &wc.withdrawal_fee, err) < 0 ||
-        int_key("claim_attempts_per_minute", 10, 1, 1000000, &wc.claim_attempts, err) < 0 ||
-        int_key("history_max", 100, 1, 256, &wc.history_max, err) < 0)
+    s->payouts_separate = fdt_resource_driver("payouts") != NULL;
+    snprintf(s->payouts, sizeof(s->payouts), "%s", s->payouts_separate ? "payouts" : s->ledger);
+    if (int_key("max_amount", 100000000, 1, INT64_C(1) << 50, &s->max_amount, err) < 0 ||
+        int_key("withdrawal_fee", 25, 0, 1000000, &s->withdrawal_fee, err) < 0 ||
+        int_key("claim_attempts_per_minute", 10, 1, 1000000, &s->claim_attempts, err) < 0 ||
+        int_key("history_max", 100, 1, 256, &s->history_max, err) < 0)
         return err->code;
     return wc_migrate(err);
 }

@@ -108,9 +108,9 @@ static int migrate_resource(const char *resource, bool ledger, bool payouts, str
 
 int wc_migrate(struct fdt_error *err)
 {
-    if (migrate_resource(wc.ledger, true, !wc.payouts_separate, err) < 0)
+    if (migrate_resource(wc->ledger, true, !wc->payouts_separate, err) < 0)
         return err->code;
-    if (wc.payouts_separate && migrate_resource(wc.payouts, false, true, err) < 0)
+    if (wc->payouts_separate && migrate_resource(wc->payouts, false, true, err) < 0)
         return err->code;
     return 0;
 }

@@ -1,10 +1,11 @@
 /* wingcash: a zero-fee cash-sending ledger, the reference application (docs/wingcash.md).
  *
  * Modules: wc_main.c (descriptor, settings, start-up), wc_schema.c (versioned migrations
- * for SQLite and PostgreSQL), wc_auth.c (tokens), wc_ledger.c (the operations, over the
- * request's or call's transaction), wc_input.c (JSON request checks), wc_http.c (HTTP by
- * traversal), wc_rpc.c (JSON-RPC methods). The operations know nothing of HTTP or
- * JSON-RPC: they fill a struct wc_err that each front end renders its own way. */
+ * for SQLite and PostgreSQL), wc_auth.c (tokens), wc_ledger.c (the ledger's operations,
+ * over the request's or call's transaction), wc_ops.c (the table of operations both front
+ * ends drive: fields, authorization, result), wc_input.c (field checks, JSON output),
+ * wc_http.c (HTTP by traversal), wc_rpc.c (JSON-RPC methods). The operations know nothing
+ * of HTTP or JSON-RPC: they fill a struct wc_err that each front end renders its own way. */
 #ifndef WINGCASH_H
 #define WINGCASH_H
 
@@ -38,7 +39,9 @@ struct wc_settings {
     int64_t history_max;    /* largest page of history */
 };
 
-extern struct wc_settings wc;
+/* The settings, read once by process_init before any thread starts and read-only after.
+ * A global because no callback of the application interface carries a user pointer. */
+extern const struct wc_settings *const wc;
 
 /* An error for the client: HTTP status, a stable code, a sentence, the field at fault. */
 struct wc_err {
@@ -118,16 +121,116 @@ struct wc_page {
 int wc_history(struct fdt_txn *t, int64_t id, int64_t limit, int64_t before, struct wc_page *out,
                struct wc_err *e);
 
-/* ---- JSON in and out (wc_input.c). ---- */
+/* ---- The operations as the front ends see them (wc_ops.c, wc_input.c). ---- */
+
+/* The kinds of field, each with its own check and message (422 invalid_field). */
+enum wc_type {
+    WC_ID,        /* an account id: an integer >= 1 */
+    WC_AMOUNT,    /* cents: an integer from 1 to max_amount */
+    WC_TEXT,      /* a string of 1 to max bytes (JSON null: absent) */
+    WC_PAGE_SIZE, /* an integer from 1 to history_max */
+    WC_BEFORE,    /* a transfer id: an integer >= 1 (JSON null: absent) */
+};
+
+/* Where HTTP finds a field; JSON-RPC always takes named params. */
+enum wc_place {
+    WC_IN_BODY,  /* the JSON body */
+    WC_IN_QUERY, /* the query string (a positive integer) */
+    WC_IN_URL,   /* the traversal context: filled in by the HTTP front end, unchecked */
+};
+
+/* The values of an operation's fields; absent ones stay 0 or NULL. */
+struct wc_input {
+    int64_t account; /* the account acted on */
+    int64_t to, amount, limit, before;
+    const char *name, *bank_account, *idempotency_key, *code;
+    const char *token; /* the caller's, or NULL */
+};
+
+struct wc_field {
+    const char *name;
+    enum wc_type type;
+    bool required;
+    size_t max; /* WC_TEXT: the longest, in bytes */
+    enum wc_place http;
+    size_t at; /* offsetof(struct wc_input, ...): int64_t, or const char * for WC_TEXT */
+};
+
+enum wc_auth {
+    WC_AUTH_NONE,  /* anyone, or the operation checks the token itself */
+    WC_AUTH_OWNER, /* the token of the account in the first field, checked right after it */
+};
+
+/* What an operation produced. */
+struct wc_result {
+    struct wc_account account; /* its token set only when the operation opened it */
+    struct wc_movement movement;
+    const struct wc_page *page;
+    bool replayed; /* the first answer to a repeated idempotency key */
+};
+
+/* How a result is shown (the JSON of a success). */
+enum wc_show {
+    WC_SHOW_ACCOUNT,  /* wc_write_account */
+    WC_SHOW_MOVEMENT, /* wc_write_movement */
+    WC_SHOW_SUMMARY,  /* wc_write_result */
+    WC_SHOW_PAGE,     /* wc_write_page */
+};
+
+struct wc_op {
+    enum wc_auth auth;
+    /* Read in order, up to one without a name; the first failure is the answer. */
+    const struct wc_field *fields;
+    /* Perform it in t. Returns as the ledger's operations do. */
+    int (*run)(struct fdt_txn *t, const struct wc_input *in, struct wc_result *r, struct wc_err *e);
+    enum wc_show show; /* its result when it succeeds */
+};
+
+enum wc_op_id {
+    WC_OP_CREATE_ACCOUNT,
+    WC_OP_BALANCE,
+    WC_OP_DEPOSIT,
+    WC_OP_TRANSFER,
+    WC_OP_HISTORY,
+    WC_OP_WITHDRAW,
+    WC_OP_CLAIM,
+    WC_OP_REDEEM,
+    WC_OP_COUNT
+};
+
+/* The operations, by enum wc_op_id. */
+extern const struct wc_op wc_ops[WC_OP_COUNT];
+
+/* A front end's request, as wc_op_run() reads it. */
+struct wc_frontend {
+    /* The fields as a JSON object (HTTP: the body; JSON-RPC: the params), asked for when
+     * the first such field is read. */
+    int (*object)(void *req, const struct fdt_json **obj, struct wc_err *e);
+    /* The transaction to run in, asked for once (before the fields when authorizing). */
+    int (*txn)(void *req, struct fdt_txn **t, struct wc_err *e);
+    /* The caller's bearer token, or NULL. */
+    const char *(*token)(void *req);
+    /* HTTP only: the value of a query parameter, or NULL. Set, it also means the caller
+     * filled in the WC_IN_URL fields. NULL (JSON-RPC): every field is a named param. */
+    const char *(*query)(void *req, const char *name, size_t *len);
+};
+
+/* Read op's fields into in (WC_IN_URL ones already there when fe->query is set),
+ * authorize, run op into r (zeroed by the caller) and write its JSON with w. Returns as
+ * op->run does; on failure nothing is written and e says why. */
+int wc_op_run(const struct wc_op *op, const struct wc_frontend *fe, void *req, struct wc_input *in,
+              struct wc_result *r, struct fdt_json_writer *w, struct wc_err *e);
+
+/* ---- Fields and JSON output (wc_input.c). ---- */
 /* Parse body as a JSON object into doc: 400 invalid_json otherwise. */
 int wc_parse_object(struct fdt_json_doc *doc, const char *body, size_t len,
                     const struct fdt_json **out, struct wc_err *e);
-/* Required fields (422 naming the field when missing or bad). */
-int wc_get_amount(const struct fdt_json *obj, const char *field, int64_t *out, struct wc_err *e);
-int wc_get_id(const struct fdt_json *obj, const char *field, int64_t *out, struct wc_err *e);
-/* A string of 1..max bytes; optional when *out may stay NULL (required false). */
-int wc_get_string(const struct fdt_json *obj, const char *field, size_t max, bool required,
-                  const char **out, struct wc_err *e);
+/* Field f of obj into in: 422 missing_field or invalid_field naming it. */
+int wc_field_from_json(const struct wc_field *f, const struct fdt_json *obj, struct wc_input *in,
+                       struct wc_err *e);
+/* Field f as the text of a query parameter (NULL: absent) into in, likewise. */
+int wc_field_from_text(const struct wc_field *f, const char *text, size_t len, struct wc_input *in,
+                       struct wc_err *e);
 /* A movement as the API shows it. */
 void wc_write_movement(struct fdt_json_writer *w, const struct wc_movement *m);
 void wc_write_account(struct fdt_json_writer *w, const struct wc_account *a);

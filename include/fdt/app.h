@@ -39,18 +39,19 @@ struct fdt_app {
     const char *name;
     const char *version; /* shown in logs and status; [app] version overrides it */
 
-    /* After fork, before any thread starts. Nonzero fails the worker start (and so a
-     * reload): fill err with the reason. May be NULL. */
+    /* After fork, before any thread starts. Returns 0, or a negative FDT_E* code with err
+     * filled: the worker start fails (and so a reload). May be NULL. */
     int (*process_init)(const struct fdt_worker_info *w, struct fdt_error *err);
     /* When the worker exits normally. May be NULL. */
     void (*process_fini)(void);
     /* On each application thread before it serves anything; index is 0..threads-1.
-     * Nonzero fails the worker start. May be NULL. */
+     * Returns 0, or a negative FDT_E* code with err: the worker start fails. May be NULL. */
     int (*thread_init)(unsigned index, struct fdt_error *err);
     void (*thread_fini)(unsigned index);
 
     /* Raw protocol (listeners with protocol = raw). */
-    /* A connection was accepted. Nonzero closes it at once. May be NULL. */
+    /* A connection was accepted. Returns 0, or a negative FDT_E* code: the connection is
+     * closed at once. May be NULL. */
     int (*on_open)(struct fdt_conn *c);
     /* Bytes arrived. Return how many were consumed (0..len); unconsumed bytes are kept and
      * offered again with more data. A negative return closes the connection. The data

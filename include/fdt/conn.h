@@ -3,6 +3,7 @@
 #define FDT_CONN_H
 
 #include <fdt/common.h>
+#include <stdbool.h>
 #include <sys/types.h>
 
 /* A client connection. Opaque; owned by the worker's event loop. A pointer handed to an
@@ -39,6 +40,6 @@ FDT_API const char *fdt_conn_listener(const struct fdt_conn *c);
 
 /* True once the worker is draining (graceful stop or reload): a protocol should finish
  * the current exchange and close. Thread: any. */
-FDT_API int fdt_conn_draining(const struct fdt_conn *c);
+FDT_API bool fdt_conn_draining(const struct fdt_conn *c);
 
 #endif

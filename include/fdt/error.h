@@ -20,6 +20,7 @@
 #define FDT_ETXNSTATE (FDT_EBASE - 4)  /* operation not valid in this transaction state */
 #define FDT_EAPP      (FDT_EBASE - 5)  /* the application failed to load or start */
 #define FDT_ERANDOM   (FDT_EBASE - 6)  /* the random source failed */
+#define FDT_EOUTCOME  (FDT_EBASE - 7)  /* a commit whose outcome is unknown: recovery ends it */
 #define FDT_ERETRY    (FDT_EBASE - 20) /* a conflict (serialization, deadlock, busy): retry */
 #define FDT_EDB       (FDT_EBASE - 21) /* the database refused the statement */
 #define FDT_EDOWN     (FDT_EBASE - 22) /* no connection to the database */

@@ -216,7 +216,7 @@ FDT_API int fdt_http_begin(struct fdt_http_request *req, int status, const char 
 /* Send len bytes of a streamed body (len 0 does nothing). */
 FDT_API int fdt_http_write_chunk(struct fdt_http_request *req, const void *data, size_t len);
 /* End a streamed body. */
-FDT_API int fdt_http_finish(struct fdt_http_request *req);
+FDT_API int fdt_http_end(struct fdt_http_request *req);
 
 /* ---- The request's transaction ----
  * Each request may have a root transaction (fdt/txn.h), begun by the first call of

@@ -47,8 +47,10 @@ struct fdt_jsonrpc_method {
 };
 
 /* What an application exports for JSON-RPC: struct fdt_app's jsonrpc member. */
+#define FDT_JSONRPC_ABI_VERSION 1
+
 struct fdt_jsonrpc_app {
-    uint32_t abi_version; /* FDT_APP_ABI_VERSION */
+    uint32_t abi_version; /* FDT_JSONRPC_ABI_VERSION */
     uint32_t size;        /* sizeof(struct fdt_jsonrpc_app) */
     const struct fdt_jsonrpc_method *methods;
     size_t n_methods;

@@ -1,4 +1,5 @@
-/* Logging: one line per event, "LEVEL pid gen module: message", one write(2) per line. */
+/* Logging: one line per event, "TIME LEVEL pid role/gen module: message", one write(2) per
+ * line (src/log/log.h shows the exact format). */
 #ifndef FDT_LOG_H
 #define FDT_LOG_H
 

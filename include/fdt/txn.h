@@ -6,10 +6,14 @@
  * branch, on a database session the transaction holds until it ends.
  *
  * Two roles:
- *  - root (xid NULL): fdtserver decides. fdt_txn_commit() commits one branch in one phase;
- *    several branches by two-phase commit with a decision record in the log resource.
+ *  - root (xid NULL): fdtserver names the transaction (fdt_txn_xid) and decides.
+ *    fdt_txn_commit() commits one branch in one phase; several branches by two-phase
+ *    commit with a decision record in the log resource.
  *  - participant (xid given): the client's coordinator decides. fdt_txn_vote() prepares
  *    every branch and writes a durable vote record; fdt_txn_finish() commits them.
+ * A root transaction may also be voted (its client then coordinates, using the xid
+ * fdtserver chose), and a participant may be committed in one phase with
+ * fdt_txn_commit() (the coordinator's one-phase optimisation).
  *
  * The disconnect rule: a connection that closes before the vote rolls its transaction
  * back; after the vote the branches stay prepared (in doubt) for a higher level to resolve.
@@ -62,15 +66,25 @@ FDT_API void *fdt_txn_join(struct fdt_txn *t, const char *resource, struct fdt_e
 FDT_API int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long *rows,
                          struct fdt_error *err);
 
-/* Phase one for a participant: prepare every branch and write the vote record. On error
- * every branch is rolled back and the transaction ends. */
+/* Phase one: prepare every branch and write the vote record. A transaction with a branch
+ * that cannot prepare (SQLite) is refused with FDT_ETXNSTATE and left as it was (commit
+ * it in one phase, or abort it). On any other error every branch is rolled back and the
+ * transaction ends. A transaction with no work votes yes with nothing prepared. */
 FDT_API int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err);
-/* Phase two for a participant: commit the prepared branches. */
+/* Phase two after the vote: commit the prepared branches. */
 FDT_API int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err);
-/* Commit a root transaction (one or two phases). The transaction ends. */
+/* Commit an active transaction (one or two phases inside). The transaction ends. An
+ * unknown outcome (the decision's connection died) is FDT_EOUTCOME: recovery ends it. */
 FDT_API int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err);
-/* Roll back (any state before prepare; a prepared participant: rollback prepared). */
+/* Roll back (any state before prepare; a prepared one: rollback prepared). The
+ * transaction ends; returns the first failure of a prepared branch (which then stays
+ * prepared for recovery), else 0. */
 FDT_API int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err);
+/* The transaction's xid: the coordinator's, or the one fdtserver chose for a root
+ * transaction. Borrowed until the transaction ends. */
+FDT_API const struct fdt_xid *fdt_txn_xid(const struct fdt_txn *t);
+/* Branches prepared by the vote (0 before it, or when the transaction had no work). */
+FDT_API int fdt_txn_prepared_count(const struct fdt_txn *t);
 
 FDT_API enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t);
 

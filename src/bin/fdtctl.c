@@ -6,6 +6,7 @@
 #include "util/util.h"
 
 #include <errno.h>
+#include <fdt/json.h>
 #include <poll.h>
 #include <stdio.h>
 #include <string.h>
@@ -15,161 +16,209 @@
 
 static const char usage[] =
     "usage: fdtctl [--socket PATH | -c FILE] COMMAND\n"
+    "       fdtctl --version | --help\n"
+    "options:\n"
+    "  -S, --socket PATH     the control socket of the server\n"
+    "  -c, --config FILE     the server's configuration file, for its [server] control_socket\n"
+    "                        (and, for txn, its resources); default: the default control socket\n"
+    "  -v, --version         print the version and exit\n"
+    "  -h, --help            print this help and exit\n"
     "commands:\n"
     "  status [--json]       generations, workers, counters, last reload\n"
     "  reload [--wait]       reload; with --wait, exit 0 once the new generation serves,\n"
     "                        non-zero with the reason if the reload failed\n"
     "  stop | quit           graceful | immediate stop\n"
     "  reopen                reopen log files\n"
-    "  workers +N | -N       add or remove workers\n"
+    "  workers +N | -N | N   add N workers, remove N, or run N; prints the new number\n"
     "  txn list              prepared (in-doubt) transactions of this node, with their age\n"
     "  txn commit|rollback GID   resolve one (recorded in the log with a comment)\n";
 
-/* Ask the master one question; the answer (without its status line) goes to out. */
-static int ask(const char *sock, const char *req, char *out, size_t size)
+/* Largest "status json" answer read to learn the configuration file. */
+#define STATUS_ANSWER_MAX (1 << 20)
+
+/* The command line: options, then the command at argv[cmd]. */
+struct ctl_args {
+    const char *sock;
+    const char *file;
+    int cmd;
+};
+
+/* Parse the options. Returns -1 to go on with a.cmd, or the exit status (--help, --version,
+ * no command). Nothing here connects to the server. */
+static int parse_args(int argc, char **argv, struct ctl_args *a)
+{
+    memset(a, 0, sizeof(*a));
+    int i = 1;
+    for (; i < argc; i++) {
+        const char *o = argv[i];
+        if ((strcmp(o, "--socket") == 0 || strcmp(o, "-S") == 0) && i + 1 < argc) {
+            a->sock = argv[++i];
+        } else if ((strcmp(o, "-c") == 0 || strcmp(o, "--config") == 0) && i + 1 < argc) {
+            a->file = argv[++i];
+        } else if (strcmp(o, "--help") == 0 || strcmp(o, "-h") == 0) {
+            fputs(usage, stdout);
+            return 0;
+        } else if (strcmp(o, "--version") == 0 || strcmp(o, "-v") == 0) {
+            printf("fdtctl %s\n", FDT_VERSION);
+            return 0;
+        } else {
+            break;
+        }
+    }
+    if (i >= argc) {
+        fputs(usage, stderr);
+        return 2;
+    }
+    a->cmd = i;
+    return -1;
+}
+
+/* The control socket: --socket, else [server] control_socket of -c FILE (or its default).
+ * Returns 0, or the exit status after printing why. */
+static int socket_path(const char *sock, const char *file, char *out, size_t size)
+{
+    if (sock) {
+        fdt__strlcpy(out, sock, size);
+        return 0;
+    }
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    if (!cfg)
+        return 1;
+    fdt__cfg_init(cfg);
+    struct fdt_error err = {0};
+    int code = 0;
+    if (file && fdt__cfg_load_file(cfg, file, &err) < 0) {
+        fprintf(stderr, "fdtctl: %s:%d: %s\n", file, err.line, err.msg);
+        code = 2;
+    } else {
+        fdt__strlcpy(out, cfg->control_socket, size);
+    }
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+    return code;
+}
+
+/* A connected socket to the control socket at path, or a negative code. */
+static int connect_to(const char *path)
 {
     struct sockaddr_un un = {.sun_family = AF_UNIX};
-    if (strlen(sock) >= sizeof(un.sun_path))
-        return -1;
-    memcpy(un.sun_path, sock, strlen(sock) + 1);
+    if (strlen(path) >= sizeof(un.sun_path))
+        return -ENAMETOOLONG;
+    memcpy(un.sun_path, path, strlen(path) + 1);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
-        if (fd >= 0)
-            close(fd);
-        return -1;
+    if (fd < 0)
+        return -errno;
+    if (connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
+        int rc = -errno;
+        close(fd);
+        return rc;
     }
+    return fd;
+}
+
+/* Ask the master one question; the whole answer goes to out. Returns 0 if it says OK. */
+static int ask(const char *sock, const char *req, char *out, size_t size)
+{
     size_t used = 0;
-    if (fdt__write_all(fd, req, strlen(req)) == 0) {
-        ssize_t n;
-        while (used + 1 < size && (n = read(fd, out + used, size - 1 - used)) > 0)
-            used += (size_t)n;
+    int fd = connect_to(sock);
+    if (fd >= 0) {
+        if (fdt__write_all(fd, req, strlen(req)) == 0) {
+            ssize_t n;
+            while (used + 1 < size && (n = read(fd, out + used, size - 1 - used)) > 0)
+                used += (size_t)n;
+        }
+        close(fd);
     }
-    close(fd);
     out[used] = '\0';
     return strncmp(out, "OK\n", 3) == 0 ? 0 : -1;
 }
 
+/* The configuration file of the running server, from its "status json" answer. Returns 0, or
+ * -1 when the server cannot say. */
+static int server_config_file(const char *sock, char *path, size_t size)
+{
+    char *answer = malloc(STATUS_ANSWER_MAX);
+    struct fdt_json_doc *doc = fdt_json_doc_new();
+    int rc = -1;
+    if (!answer || !doc || ask(sock, "status json\n", answer, STATUS_ANSWER_MAX) < 0)
+        goto out;
+    const char *body = answer + 3; /* after "OK\n" */
+    struct fdt_json *root;
+    if (fdt_json_parse(doc, body, strlen(body), NULL, &root, NULL) < 0)
+        goto out;
+    size_t len;
+    const char *file = fdt_json_string_value(fdt_json_object_get(root, "config_file"), &len);
+    if (!file || len >= size || memchr(file, '\0', len))
+        goto out;
+    memcpy(path, file, len + 1);
+    rc = 0;
+out:
+    fdt_json_doc_free(doc);
+    free(answer);
+    return rc;
+}
+
 /* fdtctl txn ...: the databases are asked directly, with the resources of the running
  * server's configuration file (the master itself never blocks on a database). */
-static int txn(const char *sock, const char *file, int argc, char **argv)
+static int txn(const struct ctl_args *a, int argc, char **argv)
 {
-    static char answer[1 << 20];
     char path[4096] = "";
-    if (file) {
-        fdt__strlcpy(path, file, sizeof(path));
+    if (a->file) {
+        fdt__strlcpy(path, a->file, sizeof(path));
     } else {
-        struct fdt_cfg *tmp = malloc(sizeof(*tmp));
-        if (!tmp)
-            return 1;
-        fdt__cfg_init(tmp);
-        const char *s = sock ? sock : tmp->control_socket;
-        int rc = ask(s, "status json\n", answer, sizeof(answer));
-        fdt__cfg_deinit(tmp);
-        free(tmp);
-        const char *key = "\"config_file\":\"";
-        const char *p = rc == 0 ? strstr(answer, key) : NULL;
-        if (!p) {
+        char sock[FDT_CFG_PATH_MAX];
+        int code = socket_path(a->sock, NULL, sock, sizeof(sock));
+        if (code)
+            return code;
+        if (server_config_file(sock, path, sizeof(path)) < 0) {
             fprintf(stderr, "fdtctl: cannot learn the configuration file from the server; "
                             "use -c FILE\n");
             return 1;
         }
-        p += strlen(key);
-        size_t n = strcspn(p, "\"");
-        if (n >= sizeof(path))
-            return 1;
-        memcpy(path, p, n);
-        path[n] = '\0';
     }
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     struct fdt_error err = {0};
     if (!cfg)
         return 1;
     fdt__cfg_init(cfg);
-    int rc;
+    int code;
     if (fdt__cfg_load_file(cfg, path, &err) < 0) {
         fprintf(stderr, "fdtctl: %s:%d: %s\n", path, err.line, err.msg);
-        rc = 2;
+        code = 2;
     } else {
-        rc = fdt__txn_cli(cfg, argc, argv);
+        code = fdt__txn_cli(cfg, argc, argv);
     }
     fdt__cfg_deinit(cfg);
     free(cfg);
-    return rc;
+    return code;
 }
 
-int main(int argc, char **argv)
+/* The request line for the command words argv[0, argc): "--json" and "--wait" become "json"
+ * and "wait". Returns its length, or 0 when it does not fit. */
+static size_t build_request(int argc, char **argv, char *req, size_t size)
 {
-    const char *sock = NULL;
-    const char *file = NULL;
-    int i = 1;
-    for (; i < argc; i++) {
-        if ((strcmp(argv[i], "--socket") == 0 || strcmp(argv[i], "-S") == 0) && i + 1 < argc)
-            sock = argv[++i];
-        else if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
-            file = argv[++i];
-        else if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0) {
-            fputs(usage, stdout);
-            return 0;
-        } else
-            break;
-    }
-    if (i >= argc) {
-        fputs(usage, stderr);
-        return 2;
-    }
-    static struct fdt_cfg cfg;
-    fdt__cfg_init(&cfg);
-    if (strcmp(argv[i], "txn") == 0)
-        return txn(sock, file, argc - i - 1, argv + i + 1);
-    if (!sock && file) {
-        struct fdt_error err = {0};
-        if (fdt__cfg_load_file(&cfg, file, &err) < 0) {
-            fprintf(stderr, "fdtctl: %s:%d: %s\n", file, err.line, err.msg);
-            return 2;
-        }
-    }
-    if (!sock)
-        sock = cfg.control_socket;
-    fdt__cfg_deinit(&cfg); /* only the socket path is used from here on */
-
-    char req[512] = "";
-    const char *cmd = argv[i];
     size_t used = 0;
-    used += (size_t)snprintf(req + used, sizeof(req) - used, "%s", cmd);
-    for (int j = i + 1; j < argc && used < sizeof(req); j++) {
-        const char *a = argv[j];
-        if (strcmp(a, "--json") == 0)
-            a = "json";
-        else if (strcmp(a, "--wait") == 0)
-            a = "wait";
-        used += (size_t)snprintf(req + used, sizeof(req) - used, " %s", a);
+    for (int j = 0; j < argc && used < size; j++) {
+        const char *w = argv[j];
+        if (strcmp(w, "--json") == 0)
+            w = "json";
+        else if (strcmp(w, "--wait") == 0)
+            w = "wait";
+        used += (size_t)snprintf(req + used, size - used, "%s%s", j ? " " : "", w);
     }
-    if (used + 2 >= sizeof(req)) {
-        fprintf(stderr, "fdtctl: command too long\n");
-        return 2;
-    }
+    if (used + 2 >= size)
+        return 0;
     req[used++] = '\n';
     req[used] = '\0';
+    return used;
+}
 
-    struct sockaddr_un un = {.sun_family = AF_UNIX};
-    if (strlen(sock) >= sizeof(un.sun_path)) {
-        fprintf(stderr, "fdtctl: socket path too long\n");
-        return 2;
-    }
-    memcpy(un.sun_path, sock, strlen(sock) + 1);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0 || connect(fd, (struct sockaddr *)&un, sizeof(un)) < 0) {
-        fprintf(stderr, "fdtctl: cannot connect to %s: %s (is fdtserver running?)\n", sock,
-                fdt_strerror(-errno));
-        return 1;
-    }
-    if (fdt__write_all(fd, req, used) < 0) {
-        fprintf(stderr, "fdtctl: write: %s\n", fdt_strerror(-errno));
-        return 1;
-    }
+/* Copy the answer on fd to stdout (OK) or stderr (ERR), without a bare "OK" status line.
+ * Returns the exit status. */
+static int relay_answer(int fd, const char *sock)
+{
     char buf[65536];
     size_t total = 0;
-    bool first = true;
     int code = 1;
     for (;;) {
         ssize_t n = read(fd, buf, sizeof(buf));
@@ -179,8 +228,7 @@ int main(int argc, char **argv)
             break;
         const char *p = buf;
         size_t len = (size_t)n;
-        if (first) {
-            first = false;
+        if (total == 0) {
             code = strncmp(buf, "OK", 2) == 0 ? 0 : 1;
             /* Drop the bare "OK" status line; keep the message of "OK msg" / "ERR msg". */
             if (len >= 3 && strncmp(buf, "OK\n", 3) == 0) {
@@ -191,10 +239,54 @@ int main(int argc, char **argv)
         fwrite(p, 1, len, code == 0 ? stdout : stderr);
         total += (size_t)n;
     }
-    close(fd);
     if (total == 0) {
         fprintf(stderr, "fdtctl: no answer from %s\n", sock);
         return 1;
     }
     return code;
+}
+
+/* Send one control command (argv[0, argc)) and print the answer. Returns the exit status. */
+static int control(const char *sock, int argc, char **argv)
+{
+    char req[512];
+    size_t len = build_request(argc, argv, req, sizeof(req));
+    if (len == 0) {
+        fprintf(stderr, "fdtctl: command too long\n");
+        return 2;
+    }
+    int fd = connect_to(sock);
+    if (fd == -ENAMETOOLONG) {
+        fprintf(stderr, "fdtctl: socket path too long\n");
+        return 2;
+    }
+    if (fd < 0) {
+        fprintf(stderr, "fdtctl: cannot connect to %s: %s (is fdtserver running?)\n", sock,
+                fdt_strerror(fd));
+        return 1;
+    }
+    int code;
+    if (fdt__write_all(fd, req, len) < 0) {
+        fprintf(stderr, "fdtctl: write: %s\n", fdt_strerror(-errno));
+        code = 1;
+    } else {
+        code = relay_answer(fd, sock);
+    }
+    close(fd);
+    return code;
+}
+
+int main(int argc, char **argv)
+{
+    struct ctl_args a;
+    int code = parse_args(argc, argv, &a);
+    if (code >= 0)
+        return code;
+    if (strcmp(argv[a.cmd], "txn") == 0)
+        return txn(&a, argc - a.cmd - 1, argv + a.cmd + 1);
+    char sock[FDT_CFG_PATH_MAX];
+    code = socket_path(a.sock, a.file, sock, sizeof(sock));
+    if (code)
+        return code;
+    return control(sock, argc - a.cmd, argv + a.cmd);
 }

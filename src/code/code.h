@@ -1,6 +1,6 @@
 /* Internal side of random codes: the per-thread byte counter, test hooks and the sampler step. */
-#ifndef FDT_CODE_INT_H
-#define FDT_CODE_INT_H
+#ifndef FDT_SRC_CODE_H
+#define FDT_SRC_CODE_H
 
 #include <fdt/code.h>
 #include <stdbool.h>

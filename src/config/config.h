@@ -1,10 +1,12 @@
 /* Configuration: the INI file of design §2 plus command-line overrides. */
-#ifndef FDT_CONFIG_H
-#define FDT_CONFIG_H
+#ifndef FDT_SRC_CONFIG_H
+#define FDT_SRC_CONFIG_H
 
 #include <fdt/error.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdio.h>
+#include <sys/socket.h>
 
 #define FDT_CFG_MAX_LISTENERS 32
 #define FDT_CFG_MAX_RESOURCES 16
@@ -89,25 +91,47 @@ struct fdt_cfg {
     int n_resources;
 };
 
-/* Defaults for every setting; no listeners. */
+/* Defaults for every setting (from the table in config_table.c); no listeners, no
+ * resources, no application. */
 void fdt__cfg_init(struct fdt_cfg *cfg);
 /* Free what the config owns (app keys). */
 void fdt__cfg_deinit(struct fdt_cfg *cfg);
 
-/* Read an INI file into cfg. Errors name file, line and key in err. */
+/* Read an INI file into cfg. Relative paths are anchored at the file's directory. Errors
+ * name file, line and key in err (an unknown key also names the nearest known one). */
 int fdt__cfg_load_file(struct fdt_cfg *cfg, const char *path, struct fdt_error *err);
-/* Apply one "section.key=value" override (from --set). */
+/* Apply one "section.key=value" override (from --set); the message starts with "--set: ".
+ * The last dot before '=' splits section and key. */
 int fdt__cfg_set(struct fdt_cfg *cfg, const char *assignment, struct fdt_error *err);
-/* Apply one setting; line is for messages (0: from the command line). */
+/* Apply one setting of [section] (for example "server" or "listen.main"). There is no file
+ * here: a relative path is kept as given, and err names no file or line. */
 int fdt__cfg_apply(struct fdt_cfg *cfg, const char *section, const char *key, const char *value,
                    struct fdt_error *err);
 /* Add a listener from "ADDR[,PROTOCOL]" (--listen). */
 int fdt__cfg_add_listen(struct fdt_cfg *cfg, const char *spec, struct fdt_error *err);
-/* Check the whole configuration and resolve defaults (workers = CPUs). */
+/* Check the whole configuration and resolve defaults (workers = CPUs, keepalive_timeout =
+ * idle_timeout). */
 int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err);
+
+/* Print, in INI form, the [server] settings that differ from their defaults, then every
+ * listener, the [app] section and every resource (what --check would load). Values are
+ * printed as they are, a dsn with its password too: print to the user, not to a log.
+ * Thread: any (reads cfg only). */
+void fdt__cfg_describe(const struct fdt_cfg *cfg, FILE *out);
 
 /* Value of an [app] key or NULL. */
 const char *fdt__cfg_app_get(const struct fdt_cfg *cfg, const char *key);
 const char *fdt__proto_name(enum fdt_protocol p);
+
+/* A parsed listening address. */
+struct fdt_addr {
+    struct sockaddr_storage ss;
+    socklen_t len;
+    int family; /* AF_INET, AF_INET6 or AF_UNIX */
+};
+
+/* Parse "HOST:PORT", "[V6]:PORT", ":PORT" (all IPv4 addresses) or "unix:/path". Numeric
+ * hosts and "localhost" only: the master makes no DNS queries. Returns 0 or FDT_EINVAL. */
+int fdt__addr_parse(const char *text, struct fdt_addr *a);
 
 #endif

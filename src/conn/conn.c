@@ -5,7 +5,6 @@
 #define FDT_LOG_MODULE "conn"
 #include "txn/txn.h"
 #include "util/util.h"
-#include "worker/worker.h"
 
 #include <errno.h>
 #include <fdt/log.h>
@@ -16,7 +15,7 @@
 
 #define READ_CHUNK 16384
 
-struct fdt_conn *fdt__conn_new(struct fdt_worker *w, int fd, const struct fdt_proto *proto,
+struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                const char *listener_name)
 {
     struct fdt_conn *c = calloc(1, sizeof(*c));
@@ -26,13 +25,15 @@ struct fdt_conn *fdt__conn_new(struct fdt_worker *w, int fd, const struct fdt_pr
     }
     c->kind = FDT_POLL_CONN;
     c->fd = fd;
-    c->id = ++w->next_conn_id;
-    c->w = w;
+    c->id = ++loop->next_id;
+    c->loop = loop;
     c->proto = proto;
     c->listener_name = listener_name;
     pthread_mutex_init(&c->lock, NULL);
-    fdt__buf_init(&c->in, w->cfg->max_input);
-    fdt__buf_init(&c->out, w->cfg->max_output);
+    fdt__buf_init(&c->in, loop->max_input);
+    fdt__buf_init(&c->out, loop->max_output);
+    c->th.env = loop->txn_env;
+    c->th.id = c->id;
     atomic_init(&c->refs, 1);
     atomic_init(&c->last_active_ms, fdt__now_ms());
     return c;
@@ -89,7 +90,7 @@ static void arm_locked(struct fdt_conn *c)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (c->out.len > 0)
         ev.events |= EPOLLOUT;
-    if (epoll_ctl(c->w->conn_epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "conn=%llu epoll_ctl: %s", (unsigned long long)c->id,
                 fdt_strerror(-errno));
         c->dead = true;
@@ -107,23 +108,21 @@ static void teardown(struct fdt_conn *c)
     }
     c->closed = true;
     c->running = false;
-    epoll_ctl(c->w->conn_epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     fdt__close(c->fd);
     c->fd = -1;
     fdt__buf_deinit(&c->out);
     pthread_mutex_unlock(&c->lock);
     fdt__buf_deinit(&c->in);
     /* The disconnect rule: before the vote roll back, after it stay prepared. */
-    if (c->txn)
-        fdt__txn_conn_closed(c);
+    if (c->th.txn)
+        fdt__txn_holder_closed(&c->th);
     if (c->opened && c->proto->close)
         c->proto->close(c);
-    atomic_fetch_sub(&c->w->slot->conns_open, 1);
+    atomic_fetch_sub(c->loop->conns_open, 1);
     fdt_conn_unref(c);
 }
 
-/* Offer the buffered input to the protocol until it stops consuming. Returns false when
- * the connection must close. */
 /* Offer buf to the protocol until it stops consuming or the connection is closing.
  * Returns bytes consumed, or -1 when the connection must close now. */
 static long feed(struct fdt_conn *c, const char *buf, size_t len)
@@ -140,7 +139,7 @@ static long feed(struct fdt_conn *c, const char *buf, size_t len)
         off += (size_t)used;
         c->served = true;
         if (!c->proto->counts_requests)
-            atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
+            atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
         pthread_mutex_lock(&c->lock);
         bool stop = c->closing || c->dead;
         pthread_mutex_unlock(&c->lock);
@@ -255,13 +254,13 @@ static bool drop_input(struct fdt_conn *c)
 static void expire_txn(struct fdt_conn *c)
 {
     int64_t since = atomic_load(&c->txn_idle_ms);
-    int64_t limit = (int64_t)(c->w->cfg->transaction_timeout * 1000.0);
-    if (!c->txn || fdt_txn_state(c->txn) != FDT_TXN_ACTIVE || !since ||
-        fdt__now_ms() - since < limit)
+    int64_t limit = c->loop->transaction_timeout_ms;
+    struct fdt_txn *t = c->th.txn;
+    if (!t || fdt_txn_state(t) != FDT_TXN_ACTIVE || !since || fdt__now_ms() - since < limit)
         return;
     fdt_log(FDT_LOG_WARN, "conn=%llu transaction idle for %.1fs (transaction_timeout): rolled back",
             (unsigned long long)c->id, (double)(fdt__now_ms() - since) / 1000.0);
-    fdt_txn_abort(c->txn, NULL);
+    fdt_txn_abort(t, NULL);
     atomic_store(&c->txn_idle_ms, 0);
     if (c->proto->txn_expired)
         c->proto->txn_expired(c);
@@ -269,7 +268,6 @@ static void expire_txn(struct fdt_conn *c)
 
 void fdt__conn_run(struct fdt_conn *c)
 {
-    struct fdt_worker *w = c->w;
     pthread_mutex_lock(&c->lock);
     for (;;) {
         uint32_t ev = c->pending;
@@ -326,7 +324,7 @@ void fdt__conn_run(struct fdt_conn *c)
         /* Draining: close between requests. A connection that has not sent its first
          * request yet is kept until it does (or idle_timeout): its client surely means to
          * send one, and closing it now would fail a request on a brand-new connection. */
-        if (!c->dead && atomic_load(&w->draining) && c->in.len == 0 && c->served)
+        if (!c->dead && atomic_load(&c->loop->draining) && c->in.len == 0 && c->served)
             c->closing = true;
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)
@@ -344,9 +342,10 @@ void fdt__conn_run(struct fdt_conn *c)
             return;
         }
         /* An active transaction now waits for its client: the loop's timer watches it. */
-        atomic_store_explicit(&c->txn_idle_ms,
-                              c->txn && fdt_txn_state(c->txn) == FDT_TXN_ACTIVE ? fdt__now_ms() : 0,
-                              memory_order_relaxed);
+        atomic_store_explicit(
+            &c->txn_idle_ms,
+            c->th.txn && fdt_txn_state(c->th.txn) == FDT_TXN_ACTIVE ? fdt__now_ms() : 0,
+            memory_order_relaxed);
         arm_locked(c);
         if (c->dead) {
             pthread_mutex_unlock(&c->lock);
@@ -367,7 +366,7 @@ void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms)
 void fdt__conn_request_done(struct fdt_conn *c)
 {
     c->served = true;
-    atomic_fetch_add_explicit(&c->w->slot->requests, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
 }
 
 int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
@@ -413,7 +412,7 @@ wake:
             c->pending |= FDT_EV_CLOSE;
             c->running = true;
             pthread_mutex_unlock(&c->lock);
-            fdt__worker_enqueue(c->w, c);
+            c->loop->enqueue(c->loop, c);
             return rc;
         }
         arm_locked(c);
@@ -435,7 +434,7 @@ void fdt_conn_close(struct fdt_conn *c)
         c->pending |= FDT_EV_CLOSE * (c->out.len == 0);
         c->running = true;
         pthread_mutex_unlock(&c->lock);
-        fdt__worker_enqueue(c->w, c);
+        c->loop->enqueue(c->loop, c);
         return;
     }
     pthread_mutex_unlock(&c->lock);
@@ -449,7 +448,7 @@ void fdt_conn_ref(struct fdt_conn *c)
 void fdt_conn_unref(struct fdt_conn *c)
 {
     if (atomic_fetch_sub(&c->refs, 1) == 1)
-        fdt__worker_defer_free(c->w, c);
+        c->loop->release(c->loop, c);
 }
 
 void fdt_conn_set_data(struct fdt_conn *c, void *data)
@@ -472,7 +471,7 @@ const char *fdt_conn_listener(const struct fdt_conn *c)
     return c->listener_name;
 }
 
-int fdt_conn_draining(const struct fdt_conn *c)
+bool fdt_conn_draining(const struct fdt_conn *c)
 {
-    return atomic_load(&c->w->draining);
+    return atomic_load(&c->loop->draining);
 }

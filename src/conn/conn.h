@@ -11,6 +11,7 @@
 #ifndef FDT_CONN_INT_H
 #define FDT_CONN_INT_H
 
+#include "txn/txn.h"
 #include "util/buf.h"
 
 #include <fdt/app.h>
@@ -20,7 +21,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-struct fdt_worker;
+struct fdt_conn_loop;
 
 /* Kinds of things registered in the worker's epoll (first member of each). */
 enum fdt_poll_kind {
@@ -38,9 +39,14 @@ enum fdt_poll_kind {
 #define FDT_EV_TIMEOUT     (1u << 27)
 #define FDT_EV_TXN_TIMEOUT (1u << 26)
 
-/* A protocol drives a connection: raw (the application's own), http, jsonrpc. */
+/* A protocol drives a connection: raw (the application's own), http, jsonrpc. The
+ * protocol modules fill it; conn only calls it (conn is below the protocols). */
 struct fdt_proto {
     const char *name;
+    /* The protocol's state shared by all connections of the listeners it serves (the
+     * application, limits, logs), owned by whoever made the protocol; callbacks reach it
+     * as c->proto->ctx. Read-only once connections exist. */
+    const void *ctx;
     /* Called once on an application thread before any data. Nonzero closes. */
     int (*open)(struct fdt_conn *c);
     /* Bytes arrived; return bytes consumed or negative to close. */
@@ -65,11 +71,31 @@ struct fdt_proto {
     const char *busy_reply;
 };
 
+/* What connections need from the loop that owns them (libuv hands its loop to handles the
+ * same way): the worker embeds one and fills it before the first connection; conn never
+ * sees the worker. The loop outlives its connections. */
+struct fdt_conn_loop {
+    int epfd;                       /* the epoll set the application threads wait on */
+    size_t max_input;               /* [server] max_input */
+    size_t max_output;              /* [server] max_output */
+    int64_t transaction_timeout_ms; /* an active transaction idle this long: rolled back */
+    _Atomic uint64_t *requests;     /* counters published to the master's scoreboard */
+    _Atomic int64_t *conns_open;
+    const struct fdt_txn_env *txn_env; /* what the connections' transactions need */
+    _Atomic bool draining;             /* stop accepting; close connections between requests */
+    uint64_t next_id;                  /* loop thread only */
+    /* Hand c to an application thread (any thread). */
+    void (*enqueue)(struct fdt_conn_loop *loop, struct fdt_conn *c);
+    /* c's last reference is gone: free it once no thread can hold an event naming it
+     * (any thread; the loop thread frees). */
+    void (*release)(struct fdt_conn_loop *loop, struct fdt_conn *c);
+};
+
 struct fdt_conn {
     int kind; /* FDT_POLL_CONN */
     int fd;
     uint64_t id;
-    struct fdt_worker *w;
+    struct fdt_conn_loop *loop;
     const struct fdt_proto *proto;
     const char *listener_name;
 
@@ -97,7 +123,7 @@ struct fdt_conn {
     _Atomic int64_t txn_idle_ms; /* 0, or since when an active transaction waits for the client */
     void *app_data;
     void *proto_data;
-    struct fdt_txn *txn; /* the connection's transaction, or NULL */
+    struct fdt_txn_holder th; /* the connection's transaction (th.txn), or none */
 
     struct fdt_conn *job_next;            /* run queue link */
     struct fdt_conn *reg_prev, *reg_next; /* registry (loop thread only) */
@@ -105,7 +131,7 @@ struct fdt_conn {
 };
 
 /* Create a connection for an accepted fd (loop thread). Takes the fd. NULL on ENOMEM. */
-struct fdt_conn *fdt__conn_new(struct fdt_worker *w, int fd, const struct fdt_proto *proto,
+struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                const char *listener_name);
 /* Free (loop thread, refs == 0). */
 void fdt__conn_destroy(struct fdt_conn *c);
@@ -127,7 +153,8 @@ void fdt__conn_linger(struct fdt_conn *c);
 #define FDT_CONN_LINGER_MS 2000
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
-/* Raw-protocol vtable wrapping the application's callbacks. */
+/* Raw-protocol vtable wrapping the application's callbacks (p->ctx = app, which must
+ * outlive the connections). */
 void fdt__proto_raw_init(struct fdt_proto *p, const struct fdt_app *app);
 
 #endif

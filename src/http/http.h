@@ -1,6 +1,6 @@
 /* Internal interface of the HTTP module to the worker. */
-#ifndef FDT_HTTP_INT_H
-#define FDT_HTTP_INT_H
+#ifndef FDT_SRC_HTTP_H
+#define FDT_SRC_HTTP_H
 
 #include "config/config.h"
 #include "conn/conn.h"
@@ -8,15 +8,23 @@
 #include <fdt/app.h>
 #include <stddef.h>
 
-/* Fill p with the HTTP protocol for app. Returns 0, or -1 with a reason (for example: the
- * application has no HTTP side, or the access log cannot be opened). Called once per
- * listener on the worker's main thread, before the application threads start. */
-int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const struct fdt_cfg *cfg,
-                         char *reason, size_t rsize);
+struct fdt__http_server;
+
+/* The HTTP side of a worker, shared by all its http listeners: the application, the
+ * limits of cfg (borrowed: it must outlive the server) and the access log. Returns NULL
+ * with a reason (for example: the application has no HTTP side, or the access log cannot
+ * be opened). Thread: the worker's main, before the application threads start. */
+struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const struct fdt_cfg *cfg,
+                                              char *reason, size_t rsize);
+/* After the last connection. NULL is a no-op. */
+void fdt__http_server_free(struct fdt__http_server *srv);
+
+/* Fill p with the HTTP protocol served by srv (which must outlive the connections). */
+void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *srv);
 
 /* Reopen the access log (SIGUSR1, after log rotation): the new file replaces the old one
  * under the same descriptor, so threads writing meanwhile never see a closed one.
  * Returns 0 (also when there is no access log) or -errno. Thread: the worker's main. */
-int fdt__http_access_log_reopen(void);
+int fdt__http_access_log_reopen(const struct fdt__http_server *srv);
 
 #endif

@@ -6,8 +6,8 @@
  * A session knows nothing of struct fdt_conn: it talks to its connection through a small
  * vtable (struct fdt__http_io), which http_proto.c binds to the real connection and tests
  * bind to a capture buffer. */
-#ifndef FDT_HTTP_PRIV_H
-#define FDT_HTTP_PRIV_H
+#ifndef FDT_SRC_HTTP_INT_H
+#define FDT_SRC_HTTP_INT_H
 
 #include "util/buf.h"
 
@@ -39,8 +39,9 @@ struct fdt__http_server {
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t keepalive_timeout_ms;
-    size_t max_output; /* response bytes held back until the request's transaction ends */
-    int access_log_fd; /* -1: no access log */
+    size_t max_output;           /* response bytes held back until the request's transaction ends */
+    int access_log_fd;           /* -1: no access log */
+    const char *access_log_path; /* for reopening (borrowed from the configuration) */
 };
 
 /* Check an application's HTTP descriptor. Returns 0, or FDT_EINVAL with a reason. */
@@ -126,7 +127,7 @@ struct fdt_http_request {
     /* Response. */
     struct fdt_buf resp_headers; /* "Name: value\r\n" lines from fdt_http_set_header */
     int status;                  /* 0 until the head is sent */
-    bool streaming;              /* between fdt_http_begin and fdt_http_finish */
+    bool streaming;              /* between fdt_http_begin and fdt_http_end */
     bool chunked;                /* streamed with chunked coding */
     bool finished;               /* the response is complete */
     bool close_after;            /* close the connection after this response */

@@ -22,11 +22,8 @@
  * hand each connection's bytes to its session (http_session.c).
  *
  * What the listeners of a worker share (the application, the limits, the access log) is
- * set once on the worker's main thread before the application threads start, and only
- * read afterwards, as the raw protocol does with its application pointer. */
-static struct fdt__http_server g_srv = {.access_log_fd = -1};
-static bool g_srv_ready;
-static char g_access_log_path[FDT_CFG_PATH_MAX];
+ * one struct fdt__http_server, the protocol's context, made on the worker's main thread
+ * before the application threads start and only read afterwards. */
 
 static int io_write(void *ctx, const void *buf, size_t len)
 {
@@ -102,7 +99,7 @@ static int http_open(struct fdt_conn *c)
         fdt_log(FDT_LOG_WARN, "conn=%llu out of memory: closed", (unsigned long long)c->id);
         return FDT_ENOMEM;
     }
-    fdt__http_session_init(s, &g_srv, &conn_io, c, c);
+    fdt__http_session_init(s, c->proto->ctx, &conn_io, c, c);
     c->proto_data = s;
     return 0;
 }
@@ -147,40 +144,58 @@ static int64_t seconds_to_ms(double s)
     return ms > 0 ? ms : 1;
 }
 
-int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const struct fdt_cfg *cfg,
-                         char *reason, size_t rsize)
+struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const struct fdt_cfg *cfg,
+                                              char *reason, size_t rsize)
 {
     if (!app->http) {
         snprintf(reason, rsize,
                  "a listener has protocol http but the application has no HTTP side "
                  "(struct fdt_app.http is NULL)");
-        return -1;
+        return NULL;
     }
     if (fdt__http_app_check(app->http, reason, rsize) < 0)
-        return -1;
-    if (!g_srv_ready) {
-        g_srv.app = app->http;
-        g_srv.max_header_size = cfg->max_header_size;
-        g_srv.max_body_size = cfg->max_body_size;
-        g_srv.header_timeout_ms = seconds_to_ms(cfg->header_timeout);
-        g_srv.body_timeout_ms = seconds_to_ms(cfg->body_timeout);
-        g_srv.keepalive_timeout_ms =
-            seconds_to_ms(cfg->keepalive_timeout > 0 ? cfg->keepalive_timeout : cfg->idle_timeout);
-        g_srv.max_output = cfg->max_output;
-        g_srv.access_log_fd = -1;
-        if (cfg->access_log[0]) {
-            int fd = fdt__http_access_log_open(cfg->access_log);
-            if (fd < 0) {
-                snprintf(reason, rsize, "access_log %s: %s", cfg->access_log, fdt_strerror(fd));
-                return -1;
-            }
-            g_srv.access_log_fd = fd;
-            fdt__strlcpy(g_access_log_path, cfg->access_log, sizeof(g_access_log_path));
-        }
-        g_srv_ready = true;
+        return NULL;
+    struct fdt__http_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        snprintf(reason, rsize, "out of memory");
+        return NULL;
     }
+    srv->app = app->http;
+    srv->max_header_size = cfg->max_header_size;
+    srv->max_body_size = cfg->max_body_size;
+    srv->header_timeout_ms = seconds_to_ms(cfg->header_timeout);
+    srv->body_timeout_ms = seconds_to_ms(cfg->body_timeout);
+    srv->keepalive_timeout_ms =
+        seconds_to_ms(cfg->keepalive_timeout > 0 ? cfg->keepalive_timeout : cfg->idle_timeout);
+    srv->max_output = cfg->max_output;
+    srv->access_log_fd = -1;
+    if (cfg->access_log[0]) {
+        int fd = fdt__http_access_log_open(cfg->access_log);
+        if (fd < 0) {
+            snprintf(reason, rsize, "access_log %s: %s", cfg->access_log, fdt_strerror(fd));
+            free(srv);
+            return NULL;
+        }
+        srv->access_log_fd = fd;
+        srv->access_log_path = cfg->access_log;
+    }
+    return srv;
+}
+
+void fdt__http_server_free(struct fdt__http_server *srv)
+{
+    if (!srv)
+        return;
+    if (srv->access_log_fd >= 0)
+        close(srv->access_log_fd);
+    free(srv);
+}
+
+void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *srv)
+{
     memset(p, 0, sizeof(*p));
     p->name = "http";
+    p->ctx = srv;
     p->open = http_open;
     p->data = http_data;
     p->overflow = http_overflow;
@@ -188,17 +203,16 @@ int fdt__proto_http_init(struct fdt_proto *p, const struct fdt_app *app, const s
     p->timeout = http_timeout;
     p->counts_requests = true;
     p->busy_reply = busy_reply;
-    return 0;
 }
 
-int fdt__http_access_log_reopen(void)
+int fdt__http_access_log_reopen(const struct fdt__http_server *srv)
 {
-    if (g_srv.access_log_fd < 0)
+    if (!srv || srv->access_log_fd < 0)
         return 0;
-    int fd = fdt__http_access_log_open(g_access_log_path);
+    int fd = fdt__http_access_log_open(srv->access_log_path);
     if (fd < 0)
         return fd;
-    int rc = dup3(fd, g_srv.access_log_fd, O_CLOEXEC) < 0 ? -errno : 0;
+    int rc = dup3(fd, srv->access_log_fd, O_CLOEXEC) < 0 ? -errno : 0;
     close(fd);
     return rc;
 }

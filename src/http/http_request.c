@@ -1,6 +1,7 @@
 #include "fdt_config.h"
 
 #include "http/http_int.h"
+#include "util/util.h"
 
 #include <fdt/error.h>
 #include <string.h>
@@ -123,7 +124,7 @@ struct fdt_http_resource *fdt_http_resource_new(struct fdt_http_request *req,
                                                 const struct fdt_http_resource_type *type,
                                                 const char *name, size_t name_len, void *data)
 {
-    if (!type || type->abi_version != FDT_HTTP_ABI_VERSION || type->size != sizeof(*type))
+    if (!type || !FDT_ABI_OK(type, FDT_HTTP_ABI_VERSION, struct fdt_http_resource_type))
         return NULL;
     struct fdt_http_resource *r = fdt__http_arena_alloc(&req->arena, sizeof(*r) + name_len + 1);
     if (!r)

@@ -336,7 +336,7 @@ int fdt_http_write_chunk(struct fdt_http_request *req, const void *data, size_t 
     return rc;
 }
 
-int fdt_http_finish(struct fdt_http_request *req)
+int fdt_http_end(struct fdt_http_request *req)
 {
     if (!req->streaming || req->finished)
         return FDT_EINVAL;
@@ -375,7 +375,7 @@ void fdt__http_send_error(struct fdt_http_request *req, int status, const char *
         app->error_view(req, status, msg);
         req->in_error_view = false;
         if (req->streaming && !req->finished)
-            fdt_http_finish(req);
+            fdt_http_end(req);
     }
     if (!req->status)
         send_default_error(req, status, msg);
@@ -396,5 +396,5 @@ void fdt__http_response_complete(struct fdt_http_request *req)
         return;
     }
     if (req->streaming && !req->finished)
-        fdt_http_finish(req);
+        fdt_http_end(req);
 }

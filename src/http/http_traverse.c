@@ -1,6 +1,7 @@
 #include "fdt_config.h"
 
 #include "http/http_int.h"
+#include "util/util.h"
 
 #include <fdt/error.h>
 #include <stdio.h>
@@ -156,11 +157,12 @@ const struct fdt_http_view *fdt__http_view_find(const struct fdt_http_app *app,
 
 int fdt__http_app_check(const struct fdt_http_app *app, char *reason, size_t rsize)
 {
-    if (app->abi_version != FDT_HTTP_ABI_VERSION || app->size != sizeof(*app)) {
+    if (!FDT_ABI_OK(app, FDT_HTTP_ABI_VERSION, struct fdt_http_app)) {
         snprintf(reason, rsize,
                  "the application's struct fdt_http_app has abi_version %u and size %u; "
-                 "this fdtserver expects %u and %zu",
-                 app->abi_version, app->size, FDT_HTTP_ABI_VERSION, sizeof(*app));
+                 "this fdtserver expects %u and at least %zu",
+                 app->abi_version, app->size, FDT_HTTP_ABI_VERSION,
+                 offsetof(struct fdt_http_app, reserved));
         return FDT_EINVAL;
     }
     if (!app->root_type) {
@@ -172,7 +174,7 @@ int fdt__http_app_check(const struct fdt_http_app *app, char *reason, size_t rsi
         return FDT_EINVAL;
     }
     const struct fdt_http_resource_type *t = app->root_type;
-    if (t->abi_version != FDT_HTTP_ABI_VERSION || t->size != sizeof(*t)) {
+    if (!FDT_ABI_OK(t, FDT_HTTP_ABI_VERSION, struct fdt_http_resource_type)) {
         snprintf(reason, rsize, "resource type %s: wrong abi_version or size",
                  t->name ? t->name : "(root)");
         return FDT_EINVAL;
@@ -184,7 +186,7 @@ int fdt__http_app_check(const struct fdt_http_app *app, char *reason, size_t rsi
             snprintf(reason, rsize, "view %zu (%s) has no function", i, v->name ? v->name : "");
             return FDT_EINVAL;
         }
-        if (t && (t->abi_version != FDT_HTTP_ABI_VERSION || t->size != sizeof(*t))) {
+        if (t && !FDT_ABI_OK(t, FDT_HTTP_ABI_VERSION, struct fdt_http_resource_type)) {
             snprintf(reason, rsize, "view %zu: resource type %s: wrong abi_version or size", i,
                      t->name ? t->name : "?");
             return FDT_EINVAL;

@@ -92,7 +92,7 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
         fdt_log(FDT_LOG_WARN, "commit of a request's transaction failed: %s", err.msg);
         if (rc == FDT_ERETRY)
             fdt__http_send_error(req, 503, "The request conflicted with others; try again.", false);
-        else if (strstr(err.msg, "outcome unknown"))
+        else if (rc == FDT_EOUTCOME)
             fdt__http_send_error(req, 500,
                                  "The outcome of the transaction is unknown: recovery will "
                                  "complete or roll it back.",

@@ -10,9 +10,19 @@
 #include <fdt/txn.h>
 #include <stdbool.h>
 
-/* Fill p with the JSON-RPC protocol for app. Returns 0, or -1 with a reason. */
-int fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt_app *app,
-                            const struct fdt_cfg *cfg, char *reason, size_t rsize);
+struct fdt__jsonrpc_server;
+
+/* The JSON-RPC side of a worker, shared by all its jsonrpc listeners: the application's
+ * methods and the limits and node of cfg (borrowed: it must outlive the server). Returns
+ * NULL with a reason. Thread: the worker's main, before the application threads start. */
+struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
+                                                    const struct fdt_cfg *cfg, char *reason,
+                                                    size_t rsize);
+/* After the last connection. NULL is a no-op. */
+void fdt__jsonrpc_server_free(struct fdt__jsonrpc_server *srv);
+
+/* Fill p with the JSON-RPC protocol served by srv (which must outlive the connections). */
+void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_server *srv);
 
 /* ---- The half of the protocol that needs no connection ----
  * Framing, request validation, the parameters of the built-in txn.* methods and error

@@ -5,7 +5,6 @@
 #include "txn/txn.h"
 #include "txn/txn_gid.h"
 #include "util/util.h"
-#include "worker/worker.h"
 
 #include <fdt/jsonrpc.h>
 #include <fdt/log.h>
@@ -18,6 +17,7 @@
 #define CALL_SAVEPOINT "fdt_call"
 
 struct rpc_conn {
+    bool skipping; /* inside a line over max_input: dropping bytes up to its newline */
     struct fdt_json_doc *doc;
     struct fdt_json_writer out;    /* the whole response */
     struct fdt_json_writer result; /* an application method's result */
@@ -29,9 +29,20 @@ struct fdt_jsonrpc_call {
     int code; /* error code chosen by the method, 0: default */
 };
 
-/* The application's methods; set once per worker before any connection. */
-static const struct fdt_jsonrpc_app *rpc_app;
-static struct fdt_json_limits rpc_limits;
+/* What every JSON-RPC connection of a worker shares: the protocol's context, made on the
+ * worker's main thread before any connection and only read afterwards. */
+struct fdt__jsonrpc_server {
+    const struct fdt_jsonrpc_app *app; /* the application's methods, or NULL */
+    struct fdt_json_limits limits;
+    const char *node; /* [server] node, for txn.recover and txn.*_prepared */
+    size_t max_input;
+    size_t max_output;
+};
+
+static const struct fdt__jsonrpc_server *server_of(const struct fdt_conn *c)
+{
+    return c->proto->ctx;
+}
 
 struct fdt_txn *fdt_jsonrpc_txn(struct fdt_jsonrpc_call *call)
 {
@@ -179,31 +190,28 @@ static int parse_xid(const struct fdt_json *params, struct fdt_xid *xid, bool *h
     return 0;
 }
 
-int fdt__jsonrpc_builtin_params(const char *name, const struct fdt_json *params,
-                                struct fdt_xid *xid, bool *has_xid, struct fdt_error *err)
-{
-    *has_xid = false;
-    memset(xid, 0, sizeof(*xid));
-    if (strcmp(name, "txn.begin") == 0)
-        return parse_xid(params, xid, has_xid, err);
-    if (strcmp(name, "txn.commit_prepared") == 0 || strcmp(name, "txn.rollback_prepared") == 0) {
-        if (parse_xid(params, xid, has_xid, err) < 0)
-            return FDT_EINVAL;
-        if (!*has_xid)
-            return fdt_error_set(err, FDT_EINVAL, "params.xid is required");
-        return 0;
-    }
-    if (strcmp(name, "txn.vote") == 0 || strcmp(name, "txn.finish") == 0 ||
-        strcmp(name, "txn.abort") == 0 || strcmp(name, "txn.recover") == 0)
-        return 0; /* no parameters; any given are ignored */
-    return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
-}
-
 static void write_state(struct fdt_json_writer *w, const char *state)
 {
     fdt_json_writer_begin_object(w);
     fdt_json_writer_key(w, "state");
     fdt_json_writer_string(w, state);
+    fdt_json_writer_end_object(w);
+}
+
+/* "xid": {"format_id", "gtrid", "bqual"} (base64url), as txn.begin takes it. */
+static void write_xid(struct fdt_json_writer *w, const struct fdt_xid *xid)
+{
+    char b64[FDT_XID_PART_MAX * 2];
+    fdt_json_writer_key(w, "xid");
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "format_id");
+    fdt_json_writer_int(w, xid->format_id);
+    fdt__b64url_encode(b64, sizeof(b64), xid->gtrid, xid->gtrid_len);
+    fdt_json_writer_key(w, "gtrid");
+    fdt_json_writer_string(w, b64);
+    fdt__b64url_encode(b64, sizeof(b64), xid->bqual, xid->bqual_len);
+    fdt_json_writer_key(w, "bqual");
+    fdt_json_writer_string(w, b64);
     fdt_json_writer_end_object(w);
 }
 
@@ -216,23 +224,12 @@ static void recover_one(const char *gid, const struct fdt_gid *g, double age, co
 {
     struct recover_ctx *rc = arg;
     struct fdt_json_writer *w = rc->w;
-    char b64[FDT_XID_PART_MAX * 2];
     fdt_json_writer_begin_object(w);
     fdt_json_writer_key(w, "gid");
     fdt_json_writer_string(w, gid);
     fdt_json_writer_key(w, "resource");
     fdt_json_writer_string(w, g->resource);
-    fdt_json_writer_key(w, "xid");
-    fdt_json_writer_begin_object(w);
-    fdt_json_writer_key(w, "format_id");
-    fdt_json_writer_int(w, g->xid.format_id);
-    fdt__b64url_encode(b64, sizeof(b64), g->xid.gtrid, g->xid.gtrid_len);
-    fdt_json_writer_key(w, "gtrid");
-    fdt_json_writer_string(w, b64);
-    fdt__b64url_encode(b64, sizeof(b64), g->xid.bqual, g->xid.bqual_len);
-    fdt_json_writer_key(w, "bqual");
-    fdt_json_writer_string(w, b64);
-    fdt_json_writer_end_object(w);
+    write_xid(w, &g->xid);
     fdt_json_writer_key(w, "role");
     fdt_json_writer_string(w, role[0] ? role : "none");
     fdt_json_writer_key(w, "record");
@@ -242,94 +239,207 @@ static void recover_one(const char *gid, const struct fdt_gid *g, double age, co
     fdt_json_writer_end_object(w);
 }
 
-/* Returns 0 with the result written to w, or a negative code with err (and *jcode). */
+/* A built-in method: runs with its parameters checked, writes its result to w, or returns
+ * a negative code with err (and, where the default mapping does not fit, *jcode). */
+struct builtin_call {
+    struct fdt_conn *c;
+    const struct fdt_xid *xid; /* NULL when the method takes none or none was given */
+    struct fdt_json_writer *w;
+    int *jcode;
+    struct fdt_error *err;
+};
+
+static int m_begin(struct builtin_call *b)
+{
+    int rc = fdt_txn_begin(b->c, b->xid, b->err);
+    if (rc == FDT_ELIMIT)
+        *b->jcode = FDT_JSONRPC_INVALID_PARAMS;
+    if (rc < 0)
+        return rc;
+    fdt_json_writer_begin_object(b->w);
+    fdt_json_writer_key(b->w, "state");
+    fdt_json_writer_string(b->w, "active");
+    fdt_json_writer_key(b->w, "role");
+    fdt_json_writer_string(b->w, b->xid ? "participant" : "root");
+    write_xid(b->w, fdt_txn_xid(fdt_conn_txn(b->c)));
+    fdt_json_writer_end_object(b->w);
+    return 0;
+}
+
+static struct fdt_txn *open_txn(struct builtin_call *b)
+{
+    struct fdt_txn *t = fdt_conn_txn(b->c);
+    if (!t)
+        fdt_error_set(b->err, FDT_ETXNSTATE, "no transaction: call txn.begin first");
+    return t;
+}
+
+static int m_vote(struct builtin_call *b)
+{
+    struct fdt_txn *t = open_txn(b);
+    if (!t)
+        return FDT_ETXNSTATE;
+    int rc = fdt_txn_vote(t, b->err);
+    if (rc < 0) {
+        *b->jcode = fdt_conn_txn(b->c) ? FDT_JSONRPC_TXN_STATE : FDT_JSONRPC_ROLLED_BACK;
+        return rc;
+    }
+    /* The xid resolves it later from any connection (txn.commit_prepared); "prepared" says
+     * how many branches hold locks in doubt (0: the transaction had no work). */
+    fdt_json_writer_begin_object(b->w);
+    fdt_json_writer_key(b->w, "state");
+    fdt_json_writer_string(b->w, "prepared");
+    fdt_json_writer_key(b->w, "prepared");
+    fdt_json_writer_int(b->w, fdt_txn_prepared_count(t));
+    write_xid(b->w, fdt_txn_xid(t));
+    fdt_json_writer_end_object(b->w);
+    return 0;
+}
+
+static int m_finish(struct builtin_call *b)
+{
+    struct fdt_txn *t = open_txn(b);
+    if (!t)
+        return FDT_ETXNSTATE;
+    /* Not voted: it commits here in one phase (two inside, across resources, with
+     * fdtserver's decision record); voted: phase two. */
+    bool voted = fdt_txn_state(t) == FDT_TXN_PREPARED;
+    int rc = voted ? fdt_txn_finish(t, b->err) : fdt_txn_commit(t, b->err);
+    if (rc == FDT_ETXNSTATE && fdt_conn_txn(b->c) == t) {
+        *b->jcode = FDT_JSONRPC_TXN_STATE; /* wrong state: nothing happened */
+        return rc;
+    }
+    if (rc < 0) {
+        *b->jcode = rc == FDT_EOUTCOME ? FDT_JSONRPC_OUTCOME_UNKNOWN : FDT_JSONRPC_ROLLED_BACK;
+        return rc;
+    }
+    write_state(b->w, "committed");
+    return 0;
+}
+
+static int m_abort(struct builtin_call *b)
+{
+    struct fdt_txn *t = open_txn(b);
+    if (!t)
+        return FDT_ETXNSTATE;
+    int rc = fdt_txn_abort(t, b->err);
+    if (rc < 0)
+        return rc; /* ended, but a branch may still be prepared: said in the message */
+    write_state(b->w, "rolled back");
+    return 0;
+}
+
+static int m_recover(struct builtin_call *b)
+{
+    struct recover_ctx ctx = {b->w};
+    fdt_json_writer_begin_array(b->w);
+    int rc = fdt__txn_list(server_of(b->c)->node, recover_one, &ctx, b->err);
+    fdt_json_writer_end_array(b->w);
+    return rc;
+}
+
+static int resolve(struct builtin_call *b, bool commit)
+{
+    int found = 0;
+    int rc = fdt__txn_resolve(server_of(b->c)->node, b->xid, commit,
+                              commit ? "txn.commit_prepared over JSON-RPC"
+                                     : "txn.rollback_prepared over JSON-RPC",
+                              &found, b->err);
+    if (rc < 0)
+        return rc;
+    fdt_json_writer_begin_object(b->w);
+    fdt_json_writer_key(b->w, "state");
+    fdt_json_writer_string(b->w, commit ? "committed" : "rolled back");
+    fdt_json_writer_key(b->w, "already");
+    fdt_json_writer_bool(b->w, found == 0);
+    fdt_json_writer_end_object(b->w);
+    return 0;
+}
+
+static int m_commit_prepared(struct builtin_call *b)
+{
+    return resolve(b, true);
+}
+
+static int m_rollback_prepared(struct builtin_call *b)
+{
+    return resolve(b, false);
+}
+
+/* What a built-in method takes: nothing (any params given are ignored), an optional xid, or
+ * a required one. */
+enum builtin_params {
+    PARAMS_NONE,
+    PARAMS_XID,
+    PARAMS_XID_REQUIRED,
+};
+
+static const struct builtin {
+    const char *name;
+    enum builtin_params params;
+    int (*fn)(struct builtin_call *b);
+} builtins[] = {
+    {"txn.begin", PARAMS_XID, m_begin},
+    {"txn.vote", PARAMS_NONE, m_vote},
+    {"txn.finish", PARAMS_NONE, m_finish},
+    {"txn.abort", PARAMS_NONE, m_abort},
+    {"txn.recover", PARAMS_NONE, m_recover},
+    {"txn.commit_prepared", PARAMS_XID_REQUIRED, m_commit_prepared},
+    {"txn.rollback_prepared", PARAMS_XID_REQUIRED, m_rollback_prepared},
+};
+
+static const struct builtin *find_builtin(const char *name)
+{
+    for (size_t i = 0; i < FDT_ARRAY_LEN(builtins); i++) {
+        if (strcmp(builtins[i].name, name) == 0)
+            return &builtins[i];
+    }
+    return NULL;
+}
+
+static int check_params(const struct builtin *m, const struct fdt_json *params, struct fdt_xid *xid,
+                        bool *has_xid, struct fdt_error *err)
+{
+    *has_xid = false;
+    memset(xid, 0, sizeof(*xid));
+    if (m->params == PARAMS_NONE)
+        return 0;
+    if (parse_xid(params, xid, has_xid, err) < 0)
+        return FDT_EINVAL;
+    if (m->params == PARAMS_XID_REQUIRED && !*has_xid)
+        return fdt_error_set(err, FDT_EINVAL, "params.xid is required");
+    return 0;
+}
+
+int fdt__jsonrpc_builtin_params(const char *name, const struct fdt_json *params,
+                                struct fdt_xid *xid, bool *has_xid, struct fdt_error *err)
+{
+    const struct builtin *m = find_builtin(name);
+    if (!m) {
+        *has_xid = false;
+        memset(xid, 0, sizeof(*xid));
+        return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+    }
+    return check_params(m, params, xid, has_xid, err);
+}
+
+/* Run the built-in method name. Returns 0 with the result written to w, or a negative code
+ * with err (and *jcode). */
 static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *params,
                    struct fdt_json_writer *w, int *jcode, struct fdt_error *err)
 {
-    struct fdt_txn *t = fdt_conn_txn(c);
-    const char *node = c->w->cfg->node;
+    const struct builtin *m = find_builtin(name);
+    if (!m) {
+        *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
+        return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+    }
     struct fdt_xid xid;
     bool has;
-    int rc = fdt__jsonrpc_builtin_params(name, params, &xid, &has, err);
-    if (rc == FDT_ENOENT)
-        *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
+    int rc = check_params(m, params, &xid, &has, err);
     if (rc < 0)
         return rc;
-    if (strcmp(name, "txn.begin") == 0) {
-        rc = fdt_txn_begin(c, has ? &xid : NULL, err);
-        if (rc == FDT_ELIMIT)
-            *jcode = FDT_JSONRPC_INVALID_PARAMS;
-        if (rc < 0)
-            return rc;
-        fdt_json_writer_begin_object(w);
-        fdt_json_writer_key(w, "state");
-        fdt_json_writer_string(w, "active");
-        fdt_json_writer_key(w, "role");
-        fdt_json_writer_string(w, has ? "participant" : "root");
-        fdt_json_writer_end_object(w);
-        return 0;
-    }
-    if (strcmp(name, "txn.vote") == 0 || strcmp(name, "txn.finish") == 0 ||
-        strcmp(name, "txn.abort") == 0) {
-        if (!t)
-            return fdt_error_set(err, FDT_ETXNSTATE, "no transaction: call txn.begin first");
-        if (name[4] == 'v') {
-            rc = fdt_txn_vote(t, err);
-            if (rc < 0) {
-                *jcode = fdt_conn_txn(c) ? FDT_JSONRPC_TXN_STATE : FDT_JSONRPC_ROLLED_BACK;
-                return rc;
-            }
-            write_state(w, "prepared");
-            return 0;
-        }
-        if (name[4] == 'f') {
-            bool root = fdt_txn_state(t) == FDT_TXN_ACTIVE;
-            /* A root transaction (txn.begin without xid) commits here; a participant must
-             * have voted. */
-            rc = root ? fdt_txn_commit(t, err) : fdt_txn_finish(t, err);
-            if (rc == FDT_ETXNSTATE && fdt_conn_txn(c) == t) {
-                *jcode = FDT_JSONRPC_TXN_STATE; /* wrong state: nothing happened */
-                return rc;
-            }
-            if (rc < 0) {
-                *jcode = strstr(err->msg, "outcome unknown") ? FDT_JSONRPC_OUTCOME_UNKNOWN
-                                                             : FDT_JSONRPC_ROLLED_BACK;
-                return rc;
-            }
-            write_state(w, "committed");
-            return 0;
-        }
-        fdt_txn_abort(t, err);
-        write_state(w, "rolled back");
-        return 0;
-    }
-    if (strcmp(name, "txn.recover") == 0) {
-        struct recover_ctx ctx = {w};
-        fdt_json_writer_begin_array(w);
-        rc = fdt__txn_list(node, recover_one, &ctx, err);
-        fdt_json_writer_end_array(w);
-        return rc;
-    }
-    if (strcmp(name, "txn.commit_prepared") == 0 || strcmp(name, "txn.rollback_prepared") == 0) {
-        bool commit = name[4] == 'c';
-        int found = 0;
-        rc = fdt__txn_resolve(node, &xid, commit,
-                              commit ? "txn.commit_prepared over JSON-RPC"
-                                     : "txn.rollback_prepared over JSON-RPC",
-                              &found, err);
-        if (rc < 0)
-            return rc;
-        fdt_json_writer_begin_object(w);
-        fdt_json_writer_key(w, "state");
-        fdt_json_writer_string(w, commit ? "committed" : "rolled back");
-        fdt_json_writer_key(w, "already");
-        fdt_json_writer_bool(w, found == 0);
-        fdt_json_writer_end_object(w);
-        return 0;
-    }
-    /* Not reached: fdt__jsonrpc_builtin_params refused any other name. */
-    *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
-    return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+    struct builtin_call b = {.c = c, .xid = has ? &xid : NULL, .w = w, .jcode = jcode, .err = err};
+    return m->fn(&b);
 }
 
 /* ---- application methods ---- */
@@ -350,11 +460,12 @@ static int run_in_root(struct fdt_txn *t, void *arg, struct fdt_error *err)
     return ac->m->fn(&ac->call, ac->params, ac->w, err);
 }
 
-static const struct fdt_jsonrpc_method *find_method(const char *name)
+static const struct fdt_jsonrpc_method *find_method(const struct fdt_jsonrpc_app *app,
+                                                    const char *name)
 {
-    for (size_t i = 0; rpc_app && i < rpc_app->n_methods; i++) {
-        if (strcmp(rpc_app->methods[i].name, name) == 0)
-            return &rpc_app->methods[i];
+    for (size_t i = 0; app && i < app->n_methods; i++) {
+        if (strcmp(app->methods[i].name, name) == 0)
+            return &app->methods[i];
     }
     return NULL;
 }
@@ -423,8 +534,9 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
 {
     struct fdt_error err = {0};
     struct fdt__jsonrpc_request req;
-    int code = fdt__jsonrpc_request_parse(rc->doc, line, len, c->w->cfg->max_input, &rpc_limits,
-                                          &req, &err);
+    const struct fdt__jsonrpc_server *srv = server_of(c);
+    int code =
+        fdt__jsonrpc_request_parse(rc->doc, line, len, srv->max_input, &srv->limits, &req, &err);
     if (code != 0) {
         send_error(c, rc, req.id, code, err.msg);
         return;
@@ -441,7 +553,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     if (strncmp(method, "txn.", 4) == 0) {
         r = builtin(c, method, params, w, &jcode, &err);
     } else {
-        const struct fdt_jsonrpc_method *m = find_method(method);
+        const struct fdt_jsonrpc_method *m = find_method(srv->app, method);
         if (!m) {
             if (!notify) {
                 char msg[200];
@@ -520,16 +632,44 @@ static int rpc_open(struct fdt_conn *c)
         free(rc);
         return -1;
     }
-    fdt_json_writer_init(&rc->out, c->w->cfg->max_output);
-    fdt_json_writer_init(&rc->result, c->w->cfg->max_output);
+    fdt_json_writer_init(&rc->out, server_of(c)->max_output);
+    fdt_json_writer_init(&rc->result, server_of(c)->max_output);
     c->proto_data = rc;
     return 0;
+}
+
+static void refuse_long_line(struct fdt_conn *c, struct rpc_conn *rc)
+{
+    char msg[120];
+    snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
+             server_of(c)->max_input);
+    send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
+}
+
+/* A line over max_input is answered once and then dropped up to its newline, so that the
+ * connection (and its transaction) keeps working, as after any other error. Returns the
+ * bytes of buf dropped; rc->skipping stays set while the line's end has not come. */
+static size_t skip_long_line(struct fdt_conn *c, struct rpc_conn *rc, const char *buf, size_t len)
+{
+    if (!rc->skipping) {
+        if (len < server_of(c)->max_input || memchr(buf, '\n', len))
+            return 0;
+        refuse_long_line(c, rc);
+        rc->skipping = true;
+    }
+    const char *nl = memchr(buf, '\n', len);
+    if (!nl)
+        return len;
+    rc->skipping = false;
+    return (size_t)(nl - buf) + 1;
 }
 
 static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
 {
     struct rpc_conn *rc = c->proto_data;
-    size_t used = 0;
+    size_t used = skip_long_line(c, rc, buf, len);
+    if (rc->skipping)
+        return (long)used;
     const char *line;
     size_t n;
     while (fdt__jsonrpc_next_line(buf, len, &used, &line, &n)) {
@@ -540,13 +680,11 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
     return (long)used;
 }
 
+/* Not reached while skip_long_line consumes a full buffer; kept for a buffer that fills
+ * some other way: answer, and the connection closes. */
 static void rpc_overflow(struct fdt_conn *c)
 {
-    struct rpc_conn *rc = c->proto_data;
-    char msg[120];
-    snprintf(msg, sizeof(msg), "request line longer than max_input (%zu bytes)",
-             c->w->cfg->max_input);
-    send_error(c, rc, NULL, FDT_JSONRPC_INVALID_REQUEST, msg);
+    refuse_long_line(c, c->proto_data);
 }
 
 static void rpc_txn_expired(struct fdt_conn *c)
@@ -569,21 +707,43 @@ static void rpc_close(struct fdt_conn *c)
     c->proto_data = NULL;
 }
 
-int fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt_app *app,
-                            const struct fdt_cfg *cfg, char *reason, size_t rsize)
+struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
+                                                    const struct fdt_cfg *cfg, char *reason,
+                                                    size_t rsize)
 {
     const struct fdt_jsonrpc_app *ja = app->jsonrpc;
-    if (ja && (ja->abi_version != FDT_APP_ABI_VERSION ||
-               ja->size < offsetof(struct fdt_jsonrpc_app, reserved))) {
-        snprintf(reason, rsize, "the application's jsonrpc descriptor has ABI %u (size %u)",
-                 ja->abi_version, ja->size);
-        return -1;
+    if (ja && !FDT_ABI_OK(ja, FDT_JSONRPC_ABI_VERSION, struct fdt_jsonrpc_app)) {
+        snprintf(reason, rsize,
+                 "the application's struct fdt_jsonrpc_app has abi_version %u and size %u; "
+                 "this fdtserver expects %u and at least %zu",
+                 ja->abi_version, ja->size, FDT_JSONRPC_ABI_VERSION,
+                 offsetof(struct fdt_jsonrpc_app, reserved));
+        return NULL;
     }
-    rpc_app = ja;
-    fdt_json_limits_default(&rpc_limits);
-    rpc_limits.max_size = cfg->max_input;
+    struct fdt__jsonrpc_server *srv = calloc(1, sizeof(*srv));
+    if (!srv) {
+        snprintf(reason, rsize, "out of memory");
+        return NULL;
+    }
+    srv->app = ja;
+    fdt_json_limits_default(&srv->limits);
+    srv->limits.max_size = cfg->max_input;
+    srv->node = cfg->node;
+    srv->max_input = cfg->max_input;
+    srv->max_output = cfg->max_output;
+    return srv;
+}
+
+void fdt__jsonrpc_server_free(struct fdt__jsonrpc_server *srv)
+{
+    free(srv);
+}
+
+void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_server *srv)
+{
     memset(p, 0, sizeof(*p));
     p->name = "jsonrpc";
+    p->ctx = srv;
     p->open = rpc_open;
     p->data = rpc_data;
     p->overflow = rpc_overflow;
@@ -592,5 +752,4 @@ int fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt_app *app,
     p->counts_requests = true;
     p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
                     "max_connections reached\"},\"id\":null}\n";
-    return 0;
 }

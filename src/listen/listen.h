@@ -1,4 +1,4 @@
-/* Listening sockets: address parsing, binding, and keeping sockets across reloads. */
+/* Listening sockets: binding, address formatting, and keeping sockets across reloads. */
 #ifndef FDT_LISTEN_H
 #define FDT_LISTEN_H
 
@@ -8,15 +8,6 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
-struct fdt_addr {
-    struct sockaddr_storage ss;
-    socklen_t len;
-    int family; /* AF_INET, AF_INET6 or AF_UNIX */
-};
-
-/* Parse "HOST:PORT", "[V6]:PORT", ":PORT" (all IPv4 addresses) or "unix:/path". Numeric
- * hosts and "localhost" only: the master makes no DNS queries. */
-int fdt__addr_parse(const char *text, struct fdt_addr *a);
 /* Format the bound address of fd ("127.0.0.1:8080"). */
 void fdt__addr_format_fd(int fd, char *out, size_t size);
 

@@ -13,8 +13,12 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Process-wide log state. Written by the main thread at start-up and on reopen; read by
- * every thread. The fd is swapped atomically so a reopen never tears a line. */
+/* Process-wide log state: every thread and module logs without a context (fdt_log is
+ * called from anywhere, as syslog is), so this is the one place it can live. Written by
+ * the main thread at start-up and on reopen; read by every thread. Once lines go to a
+ * file, the descriptor number never changes: a reopen puts the new file under the same
+ * number (dup3), so no thread ever writes to a descriptor that was closed under it and
+ * perhaps reused for a socket or a database connection. */
 static struct {
     _Atomic int threshold;
     _Atomic int fd;
@@ -68,23 +72,36 @@ static int open_log(const char *path)
     return fd < 0 ? -errno : fd;
 }
 
+/* Make lines go to fd (taken). The first file gets a number of its own; after that the
+ * new destination is duplicated onto the same number and the temporary closed, so the
+ * number threads may hold stays open throughout. */
+static int install(int fd)
+{
+    int cur = atomic_load(&g_log.fd);
+    if (cur == STDERR_FILENO) {
+        if (fd != STDERR_FILENO)
+            atomic_store(&g_log.fd, fd);
+        return 0;
+    }
+    int rc = dup3(fd, cur, O_CLOEXEC) < 0 ? -errno : 0;
+    if (fd != STDERR_FILENO)
+        fdt__close(fd);
+    return rc;
+}
+
 int fdt__log_open(const char *path)
 {
     if (!path || !*path) {
-        int old = atomic_exchange(&g_log.fd, STDERR_FILENO);
-        if (old != STDERR_FILENO)
-            fdt__close(old);
         g_log.path[0] = '\0';
-        return 0;
+        return install(STDERR_FILENO);
     }
     int fd = open_log(path);
     if (fd < 0)
         return fd;
-    fdt__strlcpy(g_log.path, path, sizeof(g_log.path));
-    int old = atomic_exchange(&g_log.fd, fd);
-    if (old != STDERR_FILENO)
-        fdt__close(old);
-    return 0;
+    int rc = install(fd);
+    if (rc == 0)
+        fdt__strlcpy(g_log.path, path, sizeof(g_log.path));
+    return rc;
 }
 
 int fdt__log_reopen(void)
@@ -94,10 +111,7 @@ int fdt__log_reopen(void)
     int fd = open_log(g_log.path);
     if (fd < 0)
         return fd;
-    int old = atomic_exchange(&g_log.fd, fd);
-    if (old != STDERR_FILENO)
-        fdt__close(old);
-    return 0;
+    return install(fd);
 }
 
 void fdt_log_write(int level, const char *module, const char *fmt, ...)

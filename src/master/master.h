@@ -106,6 +106,11 @@ void fdt__master_supervise(struct fdt_master *m, int64_t now);
 void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig);
 void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw);
 struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg);
+/* Set the number of workers of the active generation to target (1 to FDT_MAX_WORKERS):
+ * spawn the missing ones or drain the highest indexes; `why` starts the log line. Returns 0,
+ * FDT_EINVAL for a target out of range, or FDT_EAGAIN when no generation is active or the
+ * server is stopping. */
+int fdt__master_set_workers(struct fdt_master *m, int target, const char *why);
 int fdt__master_worker_count(const struct fdt_master *m);
 /* Free every generation and the scoreboard (at exit). */
 void fdt__master_free(struct fdt_master *m);
@@ -118,9 +123,11 @@ void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g);
 void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, const char *why);
 /* Finish a reload once every old worker stopped accepting (or is gone). */
 void fdt__master_check_confirm(struct fdt_master *m);
-/* Build a configuration from the command line and file, as at start. */
-int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err,
-                         bool *foreground_only);
+/* Build cfg (initialised here) from the command line as at start: the file of -c, then the
+ * options of the command line over it. A reload calls it again with the same argv, so the
+ * file is read anew. Returns 0 or a negative code with err filled; the caller deinits cfg
+ * in both cases once done with it. */
+int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err);
 
 /* master_ctl.c */
 int fdt__ctl_open(struct fdt_master *m, struct fdt_error *err);

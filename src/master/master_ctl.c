@@ -1,16 +1,18 @@
 #include "fdt_config.h"
 
 #define FDT_LOG_MODULE "ctl"
+#include "json/json.h"
 #include "log/log.h"
 #include "master/master.h"
 #include "util/buf.h"
 #include "util/util.h"
 
 #include <errno.h>
+#include <fdt/json.h>
 #include <fdt/log.h>
-#include <jansson.h>
 #include <limits.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -21,6 +23,7 @@
 
 #define CTL_MAX_REQUEST 512
 #define CTL_MAX_CLIENTS 64
+#define CTL_MAX_ANSWER  (4 * 1024 * 1024) /* bytes queued for one client */
 
 /* A control-socket client: one request line in, one answer out, then close. */
 struct fdt_ctl_client {
@@ -122,7 +125,7 @@ void fdt__ctl_on_accept(struct fdt_master *m)
         }
         c->kind = FDT_POLL_CTL_CLIENT;
         c->fd = fd;
-        fdt__buf_init(&c->out, 4 * 1024 * 1024);
+        fdt__buf_init(&c->out, CTL_MAX_ANSWER);
         c->next = m->clients;
         m->clients = c;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
@@ -170,142 +173,217 @@ static const char *worker_state_name(enum fdt_mworker_state s)
     return "?";
 }
 
-static json_t *status_json(struct fdt_master *m)
+/* A string member. A string that is not valid UTF-8 (a message cut in the middle of a
+ * character) is left out with its key, since JSON cannot carry it. */
+static void put_str(struct fdt_json_writer *w, const char *key, const char *s)
 {
-    int64_t now = fdt__now_ms();
-    json_t *root = json_object();
-    json_object_set_new(root, "pid", json_integer(getpid()));
-    json_object_set_new(root, "version", json_string(FDT_VERSION));
-    if (m->cfg && m->cfg->file[0]) {
-        char real[PATH_MAX];
-        json_object_set_new(root, "config_file",
-                            json_string(realpath(m->cfg->file, real) ? real : m->cfg->file));
-    }
-    json_object_set_new(root, "state", json_string(m->stopping ? "stopping" : "running"));
-    json_object_set_new(root, "uptime_s",
-                        json_real((double)(fdt__wall_ms() - m->started_wall_ms) / 1000.0));
-    json_t *gens = json_array();
-    for (struct fdt_generation *g = m->gens; g; g = g->next) {
-        json_t *jg = json_object();
-        json_object_set_new(jg, "id", json_integer(g->id));
-        json_object_set_new(jg, "state", json_string(gen_state_name(g->state)));
-        json_object_set_new(jg, "workers_wanted", json_integer(g->target));
-        json_object_set_new(jg, "threads", json_integer(g->cfg->threads));
-        json_t *ws = json_array();
-        for (struct fdt_mworker *w = m->workers; w; w = w->next) {
-            if (w->gen != g)
-                continue;
-            struct fdt_slot *s = &m->sb->slots[w->slot];
-            json_t *jw = json_object();
-            json_object_set_new(jw, "index", json_integer(w->index));
-            json_object_set_new(jw, "pid", json_integer(w->pid));
-            json_object_set_new(jw, "state", json_string(worker_state_name(w->state)));
-            json_object_set_new(jw, "heartbeat_age_s",
-                                json_real((double)(now - atomic_load(&s->heartbeat_ms)) / 1000.0));
-            json_object_set_new(jw, "connections_open", json_integer(atomic_load(&s->conns_open)));
-            json_object_set_new(jw, "connections_accepted",
-                                json_integer((json_int_t)atomic_load(&s->accepted)));
-            json_object_set_new(jw, "requests",
-                                json_integer((json_int_t)atomic_load(&s->requests)));
-            json_object_set_new(jw, "listen_wakeups",
-                                json_integer((json_int_t)atomic_load(&s->listen_wakeups)));
-            json_object_set_new(jw, "accept_eagain",
-                                json_integer((json_int_t)atomic_load(&s->accept_eagain)));
-            json_object_set_new(jw, "refused_busy",
-                                json_integer((json_int_t)atomic_load(&s->refused_busy)));
-            json_object_set_new(jw, "transactions_open", json_integer(atomic_load(&s->txn_open)));
-            json_object_set_new(jw, "transactions_in_doubt",
-                                json_integer(atomic_load(&s->txn_in_doubt)));
-            json_object_set_new(
-                jw, "in_doubt_oldest_s",
-                json_real((double)atomic_load(&s->txn_in_doubt_oldest_ms) / 1000.0));
-            int busy = 0;
-            for (unsigned t = 0; t < s->threads && t < FDT_MAX_THREADS; t++)
-                busy += atomic_load(&s->busy_since[t]) != 0;
-            json_object_set_new(jw, "threads_busy", json_integer(busy));
-            json_array_append_new(ws, jw);
-        }
-        json_object_set_new(jg, "workers", ws);
-        if (g->fail_reason[0])
-            json_object_set_new(jg, "error", json_string(g->fail_reason));
-        json_array_append_new(gens, jg);
-    }
-    json_object_set_new(root, "generations", gens);
-    json_t *lr = json_object();
-    json_object_set_new(lr, "ok",
-                        m->last_reload[0] ? json_boolean(m->last_reload_ok) : json_null());
-    json_object_set_new(lr, "message", json_string(m->last_reload));
-    json_object_set_new(lr, "reloads_ok", json_integer(m->reloads_ok));
-    json_object_set_new(lr, "reloads_failed", json_integer(m->reloads_failed));
-    json_object_set_new(lr, "in_progress", json_boolean(m->starting != NULL));
-    json_object_set_new(root, "last_reload", lr);
-    json_t *ls = json_array();
-    if (m->active) {
-        for (int i = 0; i < m->active->n_listeners; i++) {
-            struct fdt_listener *l = &m->active->listeners[i];
-            char addr[256];
-            json_t *jl = json_object();
-            json_object_set_new(jl, "name", json_string(l->cfg.name));
-            json_object_set_new(jl, "address", json_string(l->cfg.address));
-            if (l->fd >= 0) {
-                fdt__addr_format_fd(l->fd, addr, sizeof(addr));
-                json_object_set_new(jl, "bound", json_string(addr));
-            }
-            json_object_set_new(jl, "protocol", json_string(fdt__proto_name(l->cfg.protocol)));
-            json_array_append_new(ls, jl);
-        }
-    }
-    json_object_set_new(root, "listeners", ls);
-    return root;
+    if (!fdt__json_utf8_valid(s, strlen(s)))
+        return;
+    fdt_json_writer_key(w, key);
+    fdt_json_writer_string(w, s);
 }
 
+static void put_int(struct fdt_json_writer *w, const char *key, int64_t i)
+{
+    fdt_json_writer_key(w, key);
+    fdt_json_writer_int(w, i);
+}
+
+static void put_double(struct fdt_json_writer *w, const char *key, double d)
+{
+    fdt_json_writer_key(w, key);
+    fdt_json_writer_double(w, d);
+}
+
+static int threads_busy(struct fdt_slot *s)
+{
+    int busy = 0;
+    for (unsigned t = 0; t < s->threads && t < FDT_MAX_THREADS; t++)
+        busy += atomic_load(&s->busy_since[t]) != 0;
+    return busy;
+}
+
+static void write_worker(struct fdt_json_writer *w, struct fdt_master *m,
+                         const struct fdt_mworker *mw, int64_t now)
+{
+    struct fdt_slot *s = &m->sb->slots[mw->slot];
+    fdt_json_writer_begin_object(w);
+    put_int(w, "index", mw->index);
+    put_int(w, "pid", mw->pid);
+    put_str(w, "state", worker_state_name(mw->state));
+    put_double(w, "heartbeat_age_s", (double)(now - atomic_load(&s->heartbeat_ms)) / 1000.0);
+    put_int(w, "connections_open", atomic_load(&s->conns_open));
+    put_int(w, "connections_accepted", (int64_t)atomic_load(&s->accepted));
+    put_int(w, "requests", (int64_t)atomic_load(&s->requests));
+    put_int(w, "listen_wakeups", (int64_t)atomic_load(&s->listen_wakeups));
+    put_int(w, "accept_eagain", (int64_t)atomic_load(&s->accept_eagain));
+    put_int(w, "refused_busy", (int64_t)atomic_load(&s->refused_busy));
+    put_int(w, "transactions_open", atomic_load(&s->txn_open));
+    put_int(w, "transactions_in_doubt", atomic_load(&s->txn_in_doubt));
+    put_double(w, "in_doubt_oldest_s", (double)atomic_load(&s->txn_in_doubt_oldest_ms) / 1000.0);
+    put_int(w, "threads_busy", threads_busy(s));
+    fdt_json_writer_end_object(w);
+}
+
+static void write_generation(struct fdt_json_writer *w, struct fdt_master *m,
+                             const struct fdt_generation *g, int64_t now)
+{
+    fdt_json_writer_begin_object(w);
+    put_int(w, "id", g->id);
+    put_str(w, "state", gen_state_name(g->state));
+    put_int(w, "workers_wanted", g->target);
+    put_int(w, "threads", g->cfg->threads);
+    fdt_json_writer_key(w, "workers");
+    fdt_json_writer_begin_array(w);
+    for (struct fdt_mworker *mw = m->workers; mw; mw = mw->next) {
+        if (mw->gen == g)
+            write_worker(w, m, mw, now);
+    }
+    fdt_json_writer_end_array(w);
+    if (g->fail_reason[0])
+        put_str(w, "error", g->fail_reason);
+    fdt_json_writer_end_object(w);
+}
+
+static void write_last_reload(struct fdt_json_writer *w, const struct fdt_master *m)
+{
+    fdt_json_writer_key(w, "last_reload");
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "ok");
+    if (m->last_reload[0])
+        fdt_json_writer_bool(w, m->last_reload_ok);
+    else
+        fdt_json_writer_null(w);
+    put_str(w, "message", m->last_reload);
+    put_int(w, "reloads_ok", m->reloads_ok);
+    put_int(w, "reloads_failed", m->reloads_failed);
+    fdt_json_writer_key(w, "in_progress");
+    fdt_json_writer_bool(w, m->starting != NULL);
+    fdt_json_writer_end_object(w);
+}
+
+/* The listeners of the active generation (none while the first one starts). */
+static void write_listeners(struct fdt_json_writer *w, const struct fdt_master *m)
+{
+    fdt_json_writer_key(w, "listeners");
+    fdt_json_writer_begin_array(w);
+    for (int i = 0; m->active && i < m->active->n_listeners; i++) {
+        const struct fdt_listener *l = &m->active->listeners[i];
+        fdt_json_writer_begin_object(w);
+        put_str(w, "name", l->cfg.name);
+        put_str(w, "address", l->cfg.address);
+        if (l->fd >= 0) {
+            char addr[256];
+            fdt__addr_format_fd(l->fd, addr, sizeof(addr));
+            put_str(w, "bound", addr);
+        }
+        put_str(w, "protocol", fdt__proto_name(l->cfg.protocol));
+        fdt_json_writer_end_object(w);
+    }
+    fdt_json_writer_end_array(w);
+}
+
+/* "status json": the whole state as one JSON object (docs/guide.md lists the fields). */
+static void status_json(struct fdt_master *m, struct fdt_ctl_client *c)
+{
+    int64_t now = fdt__now_ms();
+    struct fdt_json_writer w;
+    fdt_json_writer_init(&w, CTL_MAX_ANSWER);
+    fdt_json_writer_begin_object(&w);
+    put_int(&w, "pid", getpid());
+    put_str(&w, "version", FDT_VERSION);
+    if (m->cfg && m->cfg->file[0]) {
+        char real[PATH_MAX];
+        put_str(&w, "config_file", realpath(m->cfg->file, real) ? real : m->cfg->file);
+    }
+    put_str(&w, "state", m->stopping ? "stopping" : "running");
+    put_double(&w, "uptime_s", (double)(fdt__wall_ms() - m->started_wall_ms) / 1000.0);
+    fdt_json_writer_key(&w, "generations");
+    fdt_json_writer_begin_array(&w);
+    for (struct fdt_generation *g = m->gens; g; g = g->next)
+        write_generation(&w, m, g, now);
+    fdt_json_writer_end_array(&w);
+    write_last_reload(&w, m);
+    write_listeners(&w, m);
+    fdt_json_writer_end_object(&w);
+    const char *text;
+    size_t len;
+    int rc = fdt_json_writer_finish(&w, &text, &len);
+    if (rc < 0) {
+        say(c, "ERR cannot write the status: %s\n", fdt_strerror(rc));
+    } else {
+        say(c, "OK\n");
+        fdt__buf_append(&c->out, text, len);
+        say(c, "\n");
+    }
+    fdt_json_writer_deinit(&w);
+}
+
+static void status_text_worker(struct fdt_master *m, struct fdt_ctl_client *c,
+                               const struct fdt_mworker *mw, int64_t now)
+{
+    struct fdt_slot *s = &m->sb->slots[mw->slot];
+    say(c,
+        "  worker %u pid %d %s heartbeat %.1fs ago, %lld connections open, %llu "
+        "requests, %lld txn open, %lld in doubt\n",
+        mw->index, (int)mw->pid, worker_state_name(mw->state),
+        (double)(now - atomic_load(&s->heartbeat_ms)) / 1000.0,
+        (long long)atomic_load(&s->conns_open), (unsigned long long)atomic_load(&s->requests),
+        (long long)atomic_load(&s->txn_open), (long long)atomic_load(&s->txn_in_doubt));
+}
+
+/* "status": the same state as status_json, for people. */
 static void status_text(struct fdt_master *m, struct fdt_ctl_client *c)
 {
-    json_t *st = status_json(m);
+    int64_t now = fdt__now_ms();
     say(c, "OK\nmaster pid %d, %s, version %s\n", (int)getpid(),
         m->stopping ? "stopping" : "running", FDT_VERSION);
-    size_t i;
-    json_t *l;
-    json_array_foreach(json_object_get(st, "listeners"), i, l)
-    {
-        say(c, "listener %s %s (%s)\n", json_string_value(json_object_get(l, "name")),
-            json_string_value(json_object_get(l, "bound"))
-                ? json_string_value(json_object_get(l, "bound"))
-                : json_string_value(json_object_get(l, "address")),
-            json_string_value(json_object_get(l, "protocol")));
+    for (int i = 0; m->active && i < m->active->n_listeners; i++) {
+        const struct fdt_listener *l = &m->active->listeners[i];
+        char addr[256];
+        if (l->fd >= 0)
+            fdt__addr_format_fd(l->fd, addr, sizeof(addr));
+        say(c, "listener %s %s (%s)\n", l->cfg.name, l->fd >= 0 ? addr : l->cfg.address,
+            fdt__proto_name(l->cfg.protocol));
     }
-    json_t *g;
-    json_array_foreach(json_object_get(st, "generations"), i, g)
-    {
-        say(c, "generation %lld %s: %lld workers x %lld threads\n",
-            (long long)json_integer_value(json_object_get(g, "id")),
-            json_string_value(json_object_get(g, "state")),
-            (long long)json_integer_value(json_object_get(g, "workers_wanted")),
-            (long long)json_integer_value(json_object_get(g, "threads")));
-        if (json_object_get(g, "error"))
-            say(c, "  error: %s\n", json_string_value(json_object_get(g, "error")));
-        size_t j;
-        json_t *w;
-        json_array_foreach(json_object_get(g, "workers"), j, w)
-        {
-            say(c,
-                "  worker %lld pid %lld %s heartbeat %.1fs ago, %lld connections open, %lld "
-                "requests, %lld txn open, %lld in doubt\n",
-                (long long)json_integer_value(json_object_get(w, "index")),
-                (long long)json_integer_value(json_object_get(w, "pid")),
-                json_string_value(json_object_get(w, "state")),
-                json_real_value(json_object_get(w, "heartbeat_age_s")),
-                (long long)json_integer_value(json_object_get(w, "connections_open")),
-                (long long)json_integer_value(json_object_get(w, "requests")),
-                (long long)json_integer_value(json_object_get(w, "transactions_open")),
-                (long long)json_integer_value(json_object_get(w, "transactions_in_doubt")));
+    for (struct fdt_generation *g = m->gens; g; g = g->next) {
+        say(c, "generation %u %s: %d workers x %d threads\n", g->id, gen_state_name(g->state),
+            g->target, g->cfg->threads);
+        if (g->fail_reason[0])
+            say(c, "  error: %s\n", g->fail_reason);
+        for (struct fdt_mworker *mw = m->workers; mw; mw = mw->next) {
+            if (mw->gen == g)
+                status_text_worker(m, c, mw, now);
         }
     }
     if (m->last_reload[0])
         say(c, "last reload: %s: %s\n", m->last_reload_ok ? "ok" : "failed", m->last_reload);
     else
         say(c, "last reload: none\n");
-    json_decref(st);
+}
+
+/* "workers +N | -N | N": change the number of workers of the active generation by N or set
+ * it to N, then say how many there are. The master does it here, not through SIGTTIN and
+ * SIGTTOU sent to itself: signals of one kind pending together are delivered once. */
+static void workers_command(struct fdt_master *m, struct fdt_ctl_client *c, const char *arg)
+{
+    long n;
+    if (fdt__parse_long(arg, -FDT_MAX_WORKERS, FDT_MAX_WORKERS, &n) < 0) {
+        say(c, "ERR workers takes +N, -N or N\n");
+        return;
+    }
+    if (m->stopping || !m->active) {
+        say(c, "ERR %s\n", m->stopping ? "the server is stopping" : "no generation is serving");
+        return;
+    }
+    int was = m->active->target;
+    long target = (arg[0] == '+' || arg[0] == '-') ? was + n : n;
+    if (fdt__master_set_workers(m, (int)target, "fdtctl workers") < 0) {
+        say(c, "ERR %ld workers is out of range (1 to %d); %d workers now\n", target,
+            FDT_MAX_WORKERS, was);
+        return;
+    }
+    say(c, "OK %d workers (was %d)\n", m->active->target, was);
 }
 
 static void begin_stop(struct fdt_master *m, bool immediate)
@@ -325,18 +403,10 @@ static void handle(struct fdt_master *m, struct fdt_ctl_client *c, char *line)
         return;
     }
     if (strcmp(argv[0], "status") == 0) {
-        if (argc > 1 && strcmp(argv[1], "json") == 0) {
-            json_t *st = status_json(m);
-            char *s = json_dumps(st, JSON_COMPACT);
-            say(c, "OK\n");
-            if (s)
-                fdt__buf_append(&c->out, s, strlen(s));
-            say(c, "\n");
-            free(s);
-            json_decref(st);
-        } else {
+        if (argc > 1 && strcmp(argv[1], "json") == 0)
+            status_json(m, c);
+        else
             status_text(m, c);
-        }
     } else if (strcmp(argv[0], "reload") == 0) {
         if (m->stopping) {
             say(c, "ERR the server is stopping\n");
@@ -360,18 +430,11 @@ static void handle(struct fdt_master *m, struct fdt_ctl_client *c, char *line)
         kill(getpid(), SIGUSR1);
         say(c, "OK reopening logs\n");
     } else if (strcmp(argv[0], "workers") == 0 && argc == 2) {
-        long n;
-        if (fdt__parse_long(argv[1], -FDT_MAX_WORKERS, FDT_MAX_WORKERS, &n) < 0 || n == 0) {
-            say(c, "ERR workers takes +N or -N\n");
-            return;
-        }
-        for (long i = 0; i < (n > 0 ? n : -n); i++)
-            kill(getpid(), n > 0 ? SIGTTIN : SIGTTOU);
-        say(c, "OK\n");
+        workers_command(m, c, argv[1]);
     } else {
         say(c,
             "ERR unknown command '%s' (status [json], reload [wait], stop, quit, reopen, "
-            "workers +N|-N)\n",
+            "workers +N|-N|N)\n",
             argv[0]);
     }
 }

@@ -3,7 +3,6 @@
 #define FDT_LOG_MODULE "master"
 #include "log/log.h"
 #include "master/master.h"
-#include "txn/txn_cli.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -23,7 +22,24 @@ static const char usage[] =
     "                 [--pid-file F] [--log-level LEVEL] [--check]\n"
     "       fdtserver -s stop|quit|reload|reopen [-c FILE | --pid-file F]\n"
     "       fdtserver txn list | commit GID | rollback GID  -c FILE\n"
-    "       fdtserver --version | --help\n";
+    "       fdtserver --version | --help\n"
+    "options:\n"
+    "  -c, --config FILE          the configuration file\n"
+    "  --listen ADDR[,PROTOCOL]   listen on ADDR; repeatable, replaces the file's listeners\n"
+    "  --app PATH.so              the application ([app] module)\n"
+    "  --workers N                worker processes ([server] workers)\n"
+    "  --threads N                threads per worker ([server] threads)\n"
+    "  --set SECTION.KEY=VALUE    set any key of the configuration; repeatable\n"
+    "  --pid-file F               the pid file ([server] pid_file)\n"
+    "  --log-level LEVEL          error, warn, info or debug ([server] log_level)\n"
+    "  -t, --check                check the configuration and exit\n"
+    "  -s SIGNAL                  signal the running master (found by its pid file):\n"
+    "                             stop (graceful), quit (immediate), reload, reopen (logs)\n"
+    "  -v, --version              print the version and exit\n"
+    "  -h, --help                 print this help and exit\n"
+    "commands:\n"
+    "  txn list                   prepared (in-doubt) transactions of this node\n"
+    "  txn commit|rollback GID    resolve one, asking the databases of FILE directly\n";
 
 /* The command line, parsed. Kept as pointers into argv so a reload can re-apply it. */
 struct opts {
@@ -38,8 +54,9 @@ struct opts {
 
 static bool takes_value(const char *o)
 {
-    static const char *with[] = {"-c",        "--config", "--listen",   "--app", "--workers",
-                                 "--threads", "--set",    "--pid-file", "-s",    "--log-level"};
+    static const char *const with[] = {"-c",        "--config",   "--listen", "--app",
+                                       "--workers", "--threads",  "--set",    "--pid-file",
+                                       "-s",        "--log-level"};
     for (size_t i = 0; i < FDT_ARRAY_LEN(with); i++) {
         if (strcmp(o, with[i]) == 0)
             return true;
@@ -77,19 +94,9 @@ static void parse_opts(int argc, char **argv, struct opts *o)
     }
 }
 
-int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err,
-                         bool *unused)
+/* Apply the options of the command line that set configuration keys, in their order. */
+static int apply_options(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err)
 {
-    (void)unused;
-    struct opts o;
-    parse_opts(argc, argv, &o);
-    fdt__cfg_init(cfg);
-    if (o.bad)
-        return fdt_error_set(err, FDT_ECONFIG, "bad option %s", o.bad);
-    if (o.file && fdt__cfg_load_file(cfg, o.file, err) < 0)
-        return FDT_ECONFIG;
-    if (err)
-        err->file = NULL, err->line = 0;
     bool cli_listen = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -122,6 +129,23 @@ int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_
         if (rc < 0)
             return rc;
     }
+    return 0;
+}
+
+int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_error *err)
+{
+    struct opts o;
+    parse_opts(argc, argv, &o);
+    fdt__cfg_init(cfg);
+    if (o.bad)
+        return fdt_error_set(err, FDT_ECONFIG, "bad option %s", o.bad);
+    if (o.file && fdt__cfg_load_file(cfg, o.file, err) < 0)
+        return FDT_ECONFIG;
+    if (err)
+        err->file = NULL, err->line = 0;
+    int rc = apply_options(argc, argv, cfg, err);
+    if (rc < 0)
+        return rc;
     return fdt__cfg_finish(cfg, err);
 }
 
@@ -135,49 +159,64 @@ static void print_cfg_error(const struct fdt_error *err)
         fprintf(stderr, "fdtserver: %s\n", err->msg);
 }
 
-static int send_signal(const struct opts *o, int argc, char **argv)
+static int signal_by_name(const char *name)
 {
     static const struct {
         const char *name;
         int sig;
     } sigs[] = {{"stop", SIGTERM}, {"quit", SIGQUIT}, {"reload", SIGHUP}, {"reopen", SIGUSR1}};
-    int sig = 0;
     for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++) {
-        if (strcmp(o->signal, sigs[i].name) == 0)
-            sig = sigs[i].sig;
+        if (strcmp(name, sigs[i].name) == 0)
+            return sigs[i].sig;
     }
-    if (!sig) {
-        fprintf(stderr, "fdtserver: -s takes stop, quit, reload or reopen\n");
-        return 2;
-    }
-    char path[FDT_CFG_PATH_MAX];
+    return 0;
+}
+
+/* The pid file of the running master: --pid-file, else [server] pid_file of -c FILE.
+ * Returns 0, or the exit status after printing why there is none. */
+static int pid_file_of(const struct opts *o, char *path, size_t size)
+{
+    path[0] = '\0';
     if (o->pid_file) {
-        fdt__strlcpy(path, o->pid_file, sizeof(path));
+        fdt__strlcpy(path, o->pid_file, size);
     } else if (o->file) {
         struct fdt_cfg *cfg = malloc(sizeof(*cfg));
         struct fdt_error err = {0};
         if (!cfg)
             return 1;
         fdt__cfg_init(cfg);
+        int code = 0;
         if (fdt__cfg_load_file(cfg, o->file, &err) < 0) {
             print_cfg_error(&err);
-            fdt__cfg_deinit(cfg);
-            free(cfg);
-            return 2;
+            code = 2;
+        } else {
+            fdt__strlcpy(path, cfg->pid_file, size);
         }
-        fdt__strlcpy(path, cfg->pid_file, sizeof(path));
         fdt__cfg_deinit(cfg);
         free(cfg);
-    } else {
-        path[0] = '\0';
+        if (code)
+            return code;
     }
-    (void)argc;
-    (void)argv;
     if (!path[0]) {
         fprintf(stderr, "fdtserver: -s needs a pid file: --pid-file F, or -c FILE with "
                         "[server] pid_file\n");
         return 2;
     }
+    return 0;
+}
+
+/* fdtserver -s NAME: signal the running master. Returns the exit status. */
+static int send_signal(const struct opts *o)
+{
+    int sig = signal_by_name(o->signal);
+    if (!sig) {
+        fprintf(stderr, "fdtserver: -s takes stop, quit, reload or reopen\n");
+        return 2;
+    }
+    char path[FDT_CFG_PATH_MAX];
+    int code = pid_file_of(o, path, sizeof(path));
+    if (code)
+        return code;
     pid_t pid;
     struct fdt_error err = {0};
     if (fdt__pidfile_read(path, &pid, &err) < 0) {
@@ -191,6 +230,27 @@ static int send_signal(const struct opts *o, int argc, char **argv)
     return 0;
 }
 
+/* Close every listening socket, so no worker accepts again. Unix socket files stay until
+ * the master exits. */
+static void close_listeners(struct fdt_master *m)
+{
+    for (struct fdt_generation *g = m->gens; g; g = g->next) {
+        for (int i = 0; i < g->n_listeners; i++) {
+            int fd = g->listeners[i].fd;
+            if (fd < 0)
+                continue;
+            fdt__close(fd);
+            /* Generations that share the socket hold the same number: forget it there too. */
+            for (struct fdt_generation *h = m->gens; h; h = h->next) {
+                for (int j = 0; j < h->n_listeners; j++) {
+                    if (h->listeners[j].fd == fd)
+                        h->listeners[j].fd = -1;
+                }
+            }
+        }
+    }
+}
+
 static void begin_stop(struct fdt_master *m, bool immediate)
 {
     int64_t now = fdt__now_ms();
@@ -199,22 +259,7 @@ static void begin_stop(struct fdt_master *m, bool immediate)
     }
     if (!m->stopping) {
         fdt_log(FDT_LOG_INFO, "%s stop: closing listeners", immediate ? "immediate" : "graceful");
-        for (struct fdt_generation *g = m->gens; g; g = g->next) {
-            for (int i = 0; i < g->n_listeners; i++) {
-                /* Unix socket files go when the last generation is gone (at exit). */
-                if (g->listeners[i].fd >= 0) {
-                    fdt__close(g->listeners[i].fd);
-                    /* Shared descriptors of other generations are the same number. */
-                    for (struct fdt_generation *h = m->gens; h; h = h->next) {
-                        for (int j = 0; j < h->n_listeners; j++) {
-                            if (h != g && h->listeners[j].fd == g->listeners[i].fd)
-                                h->listeners[j].fd = -1;
-                        }
-                    }
-                    g->listeners[i].fd = -1;
-                }
-            }
-        }
+        close_listeners(m);
         m->stopping = true;
         double grace = m->cfg ? m->cfg->graceful_timeout : 30.0;
         m->stop_kill_at_ms = now + (int64_t)(grace * 1000.0) + 5000;
@@ -232,30 +277,11 @@ static void begin_stop(struct fdt_master *m, bool immediate)
     }
 }
 
-static void change_workers(struct fdt_master *m, int delta)
+/* SIGTTIN and SIGTTOU: one worker more or less; ignored beyond the limits. */
+static void change_workers(struct fdt_master *m, int delta, const char *why)
 {
-    struct fdt_generation *g = m->active;
-    if (!g || m->stopping)
-        return;
-    if (delta > 0) {
-        if (g->target >= FDT_MAX_WORKERS)
-            return;
-        int idx = g->target++;
-        g->fails[idx] = 0;
-        g->respawn_at[idx] = 0;
-        fdt_log(FDT_LOG_INFO, "SIGTTIN: %d workers", g->target);
-        fdt__master_spawn(m, g, (unsigned)idx);
-    } else {
-        if (g->target <= 1)
-            return;
-        int idx = --g->target;
-        g->respawn_at[idx] = 0;
-        fdt_log(FDT_LOG_INFO, "SIGTTOU: %d workers", g->target);
-        for (struct fdt_mworker *w = m->workers; w; w = w->next) {
-            if (w->gen == g && (int)w->index == idx)
-                fdt__master_drain_worker(m, w);
-        }
-    }
+    if (m->active)
+        (void)fdt__master_set_workers(m, m->active->target + delta, why);
 }
 
 static void on_signals(struct fdt_master *m)
@@ -277,10 +303,10 @@ static void on_signals(struct fdt_master *m)
             fdt__master_reload(m);
             break;
         case SIGTTIN:
-            change_workers(m, +1);
+            change_workers(m, +1, "SIGTTIN");
             break;
         case SIGTTOU:
-            change_workers(m, -1);
+            change_workers(m, -1, "SIGTTOU");
             break;
         case SIGUSR1:
             fdt_log(FDT_LOG_INFO, "SIGUSR1: reopening log files");
@@ -330,43 +356,190 @@ static int run(struct fdt_master *m)
     return 0;
 }
 
-/* fdtserver txn list|commit GID|rollback GID -c FILE */
-static int txn_command(int argc, char **argv)
+/* Connections are file descriptors: allow as many as the hard limit does (nginx's
+ * worker_rlimit_nofile, without a setting). */
+static void raise_nofile_limit(void)
 {
-    const char *file = NULL;
-    char *words[4];
-    int n = 0;
-    for (int i = 2; i < argc; i++) {
-        if ((strcmp(argv[i], "-c") == 0 || strcmp(argv[i], "--config") == 0) && i + 1 < argc)
-            file = argv[++i];
-        else if (n < 4)
-            words[n++] = argv[i];
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+        rl.rlim_cur = rl.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &rl);
     }
-    if (!file) {
-        fprintf(stderr, "fdtserver txn: -c FILE is required (the resources are in it)\n");
-        return 2;
+}
+
+/* Signals are read from a signalfd in the loop; block them before anything forks. */
+static int open_signals_and_poll(struct fdt_master *m)
+{
+    sigset_t set;
+    sigemptyset(&set);
+    static const int sigs[] = {SIGCHLD, SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
+                               SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGPIPE};
+    for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++)
+        sigaddset(&set, sigs[i]);
+    sigprocmask(SIG_BLOCK, &set, NULL);
+    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+    m->epfd = epoll_create1(EPOLL_CLOEXEC);
+    m->sb = fdt__scoreboard_new();
+    if (m->sigfd < 0 || m->epfd < 0 || !m->sb) {
+        int rc = -errno;
+        fdt_log(FDT_LOG_ERROR, "start: %s", fdt_strerror(rc));
+        return rc;
     }
-    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    m->sig_kind = FDT_POLL_MSIGNAL;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->sig_kind};
+    epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev);
+    return 0;
+}
+
+static int bind_listeners(struct fdt_generation *g, struct fdt_error *err)
+{
+    const struct fdt_cfg *cfg = g->cfg;
+    for (int i = 0; i < cfg->n_listeners; i++) {
+        g->listeners[i].cfg = cfg->listeners[i];
+        g->n_listeners = i + 1;
+        int rc = fdt__listener_bind(&g->listeners[i], err);
+        if (rc < 0)
+            return rc;
+        char addr[256];
+        fdt__addr_format_fd(g->listeners[i].fd, addr, sizeof(addr));
+        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s)", addr, g->listeners[i].cfg.name,
+                fdt__proto_name(g->listeners[i].cfg.protocol));
+    }
+    return 0;
+}
+
+/* Sockets, control socket and pid file of the first generation, then its workers. On failure
+ * the caller undoes it all with abandon_start(). */
+static int start_first_generation(struct fdt_master *m)
+{
+    const struct fdt_cfg *cfg = m->cfg;
+    struct fdt_generation *g = fdt__gen_new(m, m->cfg);
+    if (!g)
+        return FDT_ENOMEM;
     struct fdt_error err = {0};
-    if (!cfg)
+    int rc = bind_listeners(g, &err);
+    if (rc == 0)
+        rc = fdt__ctl_open(m, &err);
+    if (rc == 0) {
+        fdt__strlcpy(m->pid_path, cfg->pid_file, sizeof(m->pid_path));
+        rc = fdt__pidfile_write(m->pid_path, &err);
+    }
+    if (rc < 0) {
+        fdt_log(FDT_LOG_ERROR, "%s", err.msg);
+        return rc;
+    }
+    prctl(PR_SET_NAME, "fdt-master");
+    fdt_log(FDT_LOG_INFO, "fdtserver %s master pid %d: %d workers x %d threads, app %s",
+            FDT_VERSION, (int)getpid(), cfg->workers, cfg->threads, cfg->app_module);
+    m->starting = g;
+    for (int i = 0; i < g->target; i++) {
+        if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
+            fdt__master_gen_failed(m, g, "fork failed");
+            break;
+        }
+    }
+    return 0;
+}
+
+/* Everything the master needs before its loop runs. */
+static int master_start(struct fdt_master *m)
+{
+    const struct fdt_cfg *cfg = m->cfg;
+    fdt__log_set_level(cfg->log_level);
+    fdt__log_set_role("master", 0);
+    raise_nofile_limit();
+    if (fdt__log_open(cfg->error_log) < 0) {
+        int rc = -errno;
+        fprintf(stderr, "fdtserver: cannot open error_log %s: %s\n", cfg->error_log,
+                fdt_strerror(rc));
+        return rc;
+    }
+    int rc = open_signals_and_poll(m);
+    if (rc < 0)
+        return rc;
+    return start_first_generation(m);
+}
+
+/* Start-up failed before any worker ran: undo what was set up. */
+static void abandon_start(struct fdt_master *m)
+{
+    for (struct fdt_generation *g = m->gens; g; g = g->next) {
+        for (int i = 0; i < g->n_listeners; i++)
+            fdt__listener_close(&g->listeners[i], true);
+    }
+    fdt__ctl_close_all(m);
+}
+
+/* After the loop: remove what the master left in the file system. Returns the exit status:
+ * 0 if the server ever served, else 1. */
+static int master_finish(struct fdt_master *m)
+{
+    bool ever_served = m->active != NULL || m->reloads_ok > 0;
+    if (m->cfg) {
+        for (int i = 0; i < m->cfg->n_listeners; i++) {
+            const char *a = m->cfg->listeners[i].address;
+            if (strncmp(a, "unix:", 5) == 0)
+                unlink(a + 5);
+        }
+    }
+    fdt__ctl_close_all(m);
+    fdt__pidfile_remove(m->pid_path);
+    int code = ever_served ? 0 : 1;
+    fdt_log(FDT_LOG_INFO, "master exiting (%d)", code);
+    return code;
+}
+
+/* Run the server with cfg (taken) until it stops. Returns the exit status. */
+static int serve(int argc, char **argv, struct fdt_cfg *cfg)
+{
+    /* The master's whole state: one struct, owned here and passed down. */
+    struct fdt_master *m = calloc(1, sizeof(*m));
+    if (!m) {
+        fdt__cfg_deinit(cfg);
+        free(cfg);
         return 1;
-    fdt__cfg_init(cfg);
-    if (fdt__cfg_load_file(cfg, file, &err) < 0) {
+    }
+    m->argc = argc;
+    m->argv = argv;
+    m->epfd = -1;
+    m->sigfd = -1;
+    m->ctl_fd = -1;
+    m->started_wall_ms = fdt__wall_ms();
+    m->cfg = cfg;
+    int code = 1;
+    if (master_start(m) == 0) {
+        (void)run(m);
+        code = master_finish(m);
+    } else {
+        abandon_start(m);
+    }
+    fdt__master_free(m);
+    free(m);
+    return code;
+}
+
+/* The configuration to start with. Returns it (owned by the caller), or NULL after printing
+ * why, with *code set to the exit status. */
+static struct fdt_cfg *start_cfg(int argc, char **argv, int *code)
+{
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    if (!cfg) {
+        *code = 1;
+        return NULL;
+    }
+    struct fdt_error err = {0};
+    if (fdt__master_load_cfg(argc, argv, cfg, &err) < 0) {
         print_cfg_error(&err);
         fdt__cfg_deinit(cfg);
         free(cfg);
-        return 2;
+        *code = 2;
+        return NULL;
     }
-    int rc = fdt__txn_cli(cfg, n, words);
-    fdt__cfg_deinit(cfg);
-    free(cfg);
-    return rc;
+    return cfg;
 }
 
 int fdt_server_main(int argc, char **argv)
 {
-    if (argc >= 2 && strcmp(argv[1], "txn") == 0)
-        return txn_command(argc, argv);
     struct opts o;
     parse_opts(argc, argv, &o);
     if (o.help) {
@@ -382,127 +555,21 @@ int fdt_server_main(int argc, char **argv)
         return 2;
     }
     if (o.signal)
-        return send_signal(&o, argc, argv);
-
-    static struct fdt_master master;
-    struct fdt_master *m = &master;
-    m->argc = argc;
-    m->argv = argv;
-    m->epfd = -1;
-    m->ctl_fd = -1;
-    m->started_wall_ms = fdt__wall_ms();
-    struct fdt_error err = {0};
-    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+        return send_signal(&o);
+    int code = 0;
+    struct fdt_cfg *cfg = start_cfg(argc, argv, &code);
     if (!cfg)
-        return 1;
-    if (fdt__master_load_cfg(argc, argv, cfg, &err, NULL) < 0) {
-        print_cfg_error(&err);
-        fdt__cfg_deinit(cfg);
-        free(cfg);
-        return 2;
-    }
+        return code;
     if (o.check) {
+        /* What would be loaded, without loading it (the master never maps the application);
+         * stdout only: a dsn may hold a password. */
+        printf("# fdtserver --check: the effective configuration (settings that differ from "
+               "their defaults)\n");
+        fdt__cfg_describe(cfg, stdout);
         printf("fdtserver: configuration ok\n");
         fdt__cfg_deinit(cfg);
         free(cfg);
         return 0;
     }
-    fdt__log_set_level(cfg->log_level);
-    fdt__log_set_role("master", 0);
-    /* Connections are file descriptors: allow as many as the hard limit does (nginx's
-     * worker_rlimit_nofile, without a setting). */
-    struct rlimit rl;
-    if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
-        rl.rlim_cur = rl.rlim_max;
-        setrlimit(RLIMIT_NOFILE, &rl);
-    }
-    if (fdt__log_open(cfg->error_log) < 0) {
-        fprintf(stderr, "fdtserver: cannot open error_log %s: %s\n", cfg->error_log,
-                fdt_strerror(-errno));
-        fdt__cfg_deinit(cfg);
-        free(cfg);
-        return 1;
-    }
-
-    /* Signals are read from a signalfd in the loop; block them before anything forks. */
-    sigset_t set;
-    sigemptyset(&set);
-    int sigs[] = {SIGCHLD, SIGTERM, SIGINT,  SIGQUIT, SIGHUP,
-                  SIGTTIN, SIGTTOU, SIGUSR1, SIGUSR2, SIGPIPE};
-    for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++)
-        sigaddset(&set, sigs[i]);
-    sigprocmask(SIG_BLOCK, &set, NULL);
-    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    m->epfd = epoll_create1(EPOLL_CLOEXEC);
-    m->sb = fdt__scoreboard_new();
-    if (m->sigfd < 0 || m->epfd < 0 || !m->sb) {
-        fdt_log(FDT_LOG_ERROR, "start: %s", fdt_strerror(-errno));
-        m->cfg = cfg;
-        goto fail;
-    }
-    m->sig_kind = FDT_POLL_MSIGNAL;
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->sig_kind};
-    epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->sigfd, &ev);
-
-    m->cfg = cfg;
-    struct fdt_generation *g = fdt__gen_new(m, cfg);
-    if (!g)
-        goto fail;
-    for (int i = 0; i < cfg->n_listeners; i++) {
-        g->listeners[i].cfg = cfg->listeners[i];
-        g->n_listeners = i + 1;
-        if (fdt__listener_bind(&g->listeners[i], &err) < 0) {
-            fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-            goto fail;
-        }
-        char addr[256];
-        fdt__addr_format_fd(g->listeners[i].fd, addr, sizeof(addr));
-        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s)", addr, g->listeners[i].cfg.name,
-                fdt__proto_name(g->listeners[i].cfg.protocol));
-    }
-    if (fdt__ctl_open(m, &err) < 0) {
-        fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-        goto fail;
-    }
-    fdt__strlcpy(m->pid_path, cfg->pid_file, sizeof(m->pid_path));
-    if (fdt__pidfile_write(m->pid_path, &err) < 0) {
-        fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-        goto fail;
-    }
-    prctl(PR_SET_NAME, "fdt-master");
-    fdt_log(FDT_LOG_INFO, "fdtserver %s master pid %d: %d workers x %d threads, app %s",
-            FDT_VERSION, (int)getpid(), cfg->workers, cfg->threads, cfg->app_module);
-    m->starting = g;
-    for (int i = 0; i < g->target; i++) {
-        if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
-            fdt__master_gen_failed(m, g, "fork failed");
-            break;
-        }
-    }
-    run(m);
-
-    bool ever_served = m->active != NULL || m->reloads_ok > 0;
-    if (m->cfg) {
-        for (int i = 0; i < m->cfg->n_listeners; i++) {
-            const char *a = m->cfg->listeners[i].address;
-            if (strncmp(a, "unix:", 5) == 0)
-                unlink(a + 5);
-        }
-    }
-    fdt__ctl_close_all(m);
-    fdt__pidfile_remove(m->pid_path);
-    int code = (m->active || ever_served) ? 0 : 1;
-    fdt_log(FDT_LOG_INFO, "master exiting (%d)", code);
-    fdt__master_free(m);
-    return code;
-
-fail:
-    /* Start-up failed before any worker ran: undo what was set up. */
-    for (struct fdt_generation *fg = m->gens; fg; fg = fg->next) {
-        for (int i = 0; i < fg->n_listeners; i++)
-            fdt__listener_close(&fg->listeners[i], true);
-    }
-    fdt__ctl_close_all(m);
-    fdt__master_free(m);
-    return 1;
+    return serve(argc, argv, cfg);
 }

@@ -95,7 +95,7 @@ void fdt__master_reload(struct fdt_master *m)
         record(m, false, "out of memory");
         return;
     }
-    if (fdt__master_load_cfg(m->argc, m->argv, cfg, &err, NULL) < 0) {
+    if (fdt__master_load_cfg(m->argc, m->argv, cfg, &err) < 0) {
         char msg[600];
         if (err.file && err.line > 0)
             snprintf(msg, sizeof(msg), "configuration error: %s:%d: %s", err.file, err.line,

@@ -84,6 +84,32 @@ void fdt__master_free(struct fdt_master *m)
     m->sb = NULL;
 }
 
+int fdt__master_set_workers(struct fdt_master *m, int target, const char *why)
+{
+    struct fdt_generation *g = m->active;
+    if (!g || m->stopping)
+        return FDT_EAGAIN;
+    if (target < 1 || target > FDT_MAX_WORKERS)
+        return FDT_EINVAL;
+    if (target != g->target)
+        fdt_log(FDT_LOG_INFO, "%s: %d workers", why, target);
+    while (g->target < target) {
+        int idx = g->target++;
+        g->fails[idx] = 0;
+        g->respawn_at[idx] = 0;
+        fdt__master_spawn(m, g, (unsigned)idx);
+    }
+    while (g->target > target) {
+        int idx = --g->target;
+        g->respawn_at[idx] = 0;
+        for (struct fdt_mworker *w = m->workers; w; w = w->next) {
+            if (w->gen == g && (int)w->index == idx)
+                fdt__master_drain_worker(m, w);
+        }
+    }
+    return 0;
+}
+
 int fdt__master_worker_count(const struct fdt_master *m)
 {
     int n = 0;
@@ -124,101 +150,79 @@ static int drop_privileges(const struct fdt_cfg *cfg, char *reason, size_t rsize
     return 0;
 }
 
-int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned index)
+/* Close the worker's own reuseport sockets in `mine` (the anchors belong to the generation)
+ * and free the array. NULL is a no-op. */
+static void worker_listeners_free(const struct fdt_generation *g, struct fdt_listener *mine)
 {
-    struct fdt_mworker *mw = calloc(1, sizeof(*mw));
-    if (!mw)
-        return FDT_ENOMEM;
-    int fds[2];
-    int rc = fdt__channel_pair(fds);
-    if (rc < 0) {
-        free(mw);
-        fdt_log(FDT_LOG_ERROR, "socketpair: %s", fdt_strerror(rc));
-        return rc;
+    if (!mine)
+        return;
+    for (int i = 0; i < g->n_listeners; i++) {
+        if (mine[i].cfg.reuseport)
+            fdt__close(mine[i].fd);
     }
-    int slot = fdt__scoreboard_claim(m->sb, g->id, index, (unsigned)g->cfg->threads);
-    if (slot < 0) {
-        fdt__close(fds[0]);
-        fdt__close(fds[1]);
-        free(mw);
-        fdt_log(FDT_LOG_ERROR, "scoreboard full: cannot start another worker");
-        return FDT_ELIMIT;
-    }
-    /* The worker's view of the listeners: reuseport listeners get a socket of its own. */
+    free(mine);
+}
+
+/* The worker's view of the listeners: reuseport listeners get a socket of its own, the others
+ * are shared. On success *out is owned by the caller (worker_listeners_free). */
+static int worker_listeners_open(const struct fdt_generation *g, struct fdt_listener **out)
+{
     struct fdt_listener *mine = calloc((size_t)g->n_listeners + 1, sizeof(*mine));
-    if (!mine) {
-        fdt__scoreboard_release(m->sb, slot);
-        fdt__close(fds[0]);
-        fdt__close(fds[1]);
-        free(mw);
+    if (!mine)
         return FDT_ENOMEM;
-    }
     for (int i = 0; i < g->n_listeners; i++) {
         mine[i] = g->listeners[i];
-        if (!g->listeners[i].cfg.reuseport)
+        if (mine[i].cfg.reuseport)
+            mine[i].fd = -1; /* not the anchor: only a socket opened here is closed later */
+    }
+    for (int i = 0; i < g->n_listeners; i++) {
+        if (!mine[i].cfg.reuseport)
             continue;
         struct fdt_error err = {0};
         if (fdt__listener_open_member(&g->listeners[i], &mine[i].fd, &err) < 0) {
             fdt_log(FDT_LOG_ERROR, "%s", err.msg);
-            for (int j = 0; j < i; j++) {
-                if (mine[j].cfg.reuseport)
-                    fdt__close(mine[j].fd);
-            }
-            free(mine);
-            fdt__scoreboard_release(m->sb, slot);
-            fdt__close(fds[0]);
-            fdt__close(fds[1]);
-            free(mw);
+            worker_listeners_free(g, mine);
             return err.code ? err.code : FDT_EINVAL;
         }
     }
-    pid_t master_pid = getpid();
-    pid_t pid = fork();
-    if (pid < 0) {
-        rc = -errno;
-        for (int i = 0; i < g->n_listeners; i++) {
-            if (mine[i].cfg.reuseport)
-                fdt__close(mine[i].fd);
-        }
-        free(mine);
-        fdt__scoreboard_release(m->sb, slot);
-        fdt__close(fds[0]);
-        fdt__close(fds[1]);
-        free(mw);
-        fdt_log(FDT_LOG_ERROR, "fork: %s", fdt_strerror(rc));
-        return rc;
+    *out = mine;
+    return 0;
+}
+
+/* In the forked child: become worker `index` of g. Never returns. */
+__attribute__((noreturn)) static void worker_child(struct fdt_master *m, struct fdt_generation *g,
+                                                   unsigned index, int slot, const int fds[2],
+                                                   struct fdt_listener *mine, pid_t master_pid)
+{
+    fdt__close(fds[0]);
+    char reason[256];
+    if (drop_privileges(g->cfg, reason, sizeof(reason)) < 0) {
+        fdt__channel_send(fds[1], FDT_MSG_FAILED, 0, reason);
+        _exit(3);
     }
-    if (pid == 0) {
-        fdt__close(fds[0]);
-        char reason[256];
-        if (drop_privileges(g->cfg, reason, sizeof(reason)) < 0) {
-            fdt__channel_send(fds[1], FDT_MSG_FAILED, 0, reason);
-            _exit(3);
-        }
-        struct fdt_worker_args a = {
-            .cfg = g->cfg,
-            .sb = m->sb,
-            .slot = slot,
-            .channel_fd = fds[1],
-            .generation = g->id,
-            .index = index,
-            .listeners = mine,
-            .n_listeners = g->n_listeners,
-            .master_pid = master_pid,
-        };
-        fdt__worker_main(&a);
-    }
-    fdt__close(fds[1]);
-    for (int i = 0; i < g->n_listeners; i++) {
-        if (mine[i].cfg.reuseport)
-            fdt__close(mine[i].fd); /* the worker's own; the master keeps only the anchor */
-    }
-    free(mine);
-    fdt__fd_nonblock(fds[0], true);
+    struct fdt_worker_args a = {
+        .cfg = g->cfg,
+        .sb = m->sb,
+        .slot = slot,
+        .channel_fd = fds[1],
+        .generation = g->id,
+        .index = index,
+        .listeners = mine,
+        .n_listeners = g->n_listeners,
+        .master_pid = master_pid,
+    };
+    fdt__worker_main(&a);
+}
+
+/* In the master: start supervising the forked worker mw (takes its channel end chan). */
+static void worker_track(struct fdt_master *m, struct fdt_generation *g, struct fdt_mworker *mw,
+                         pid_t pid, int slot, int chan, unsigned index)
+{
+    fdt__fd_nonblock(chan, true);
     mw->kind = FDT_POLL_CHANNEL;
     mw->pid = pid;
     mw->slot = slot;
-    mw->chan = fds[0];
+    mw->chan = chan;
     mw->index = index;
     mw->state = FDT_MW_STARTING;
     mw->spawned_ms = fdt__now_ms();
@@ -232,7 +236,56 @@ int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned i
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = mw};
     epoll_ctl(m->epfd, EPOLL_CTL_ADD, mw->chan, &ev);
     fdt_log(FDT_LOG_INFO, "spawned worker %u of generation %u: pid %d", index, g->id, (int)pid);
-    return 0;
+}
+
+int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned index)
+{
+    int rc = FDT_ENOMEM;
+    int fds[2] = {-1, -1};
+    int slot = -1;
+    struct fdt_listener *mine = NULL;
+    struct fdt_mworker *mw = calloc(1, sizeof(*mw));
+    if (!mw)
+        goto out;
+    rc = fdt__channel_pair(fds);
+    if (rc < 0) {
+        fds[0] = fds[1] = -1;
+        fdt_log(FDT_LOG_ERROR, "socketpair: %s", fdt_strerror(rc));
+        goto out;
+    }
+    slot = fdt__scoreboard_claim(m->sb, g->id, index, (unsigned)g->cfg->threads);
+    if (slot < 0) {
+        rc = FDT_ELIMIT;
+        fdt_log(FDT_LOG_ERROR, "scoreboard full: cannot start another worker");
+        goto out;
+    }
+    rc = worker_listeners_open(g, &mine);
+    if (rc < 0)
+        goto out;
+    pid_t master_pid = getpid();
+    pid_t pid = fork();
+    if (pid < 0) {
+        rc = -errno;
+        fdt_log(FDT_LOG_ERROR, "fork: %s", fdt_strerror(rc));
+        goto out;
+    }
+    if (pid == 0)
+        worker_child(m, g, index, slot, fds, mine, master_pid);
+    worker_track(m, g, mw, pid, slot, fds[0], index);
+    mw = NULL; /* the worker list owns it, the channel end and the slot now */
+    fds[0] = -1;
+    slot = -1;
+    rc = 0;
+out:
+    /* The worker's own reuseport sockets and its channel end are the child's: the master
+     * keeps only the anchors and its own end. */
+    worker_listeners_free(g, mine);
+    if (slot >= 0)
+        fdt__scoreboard_release(m->sb, slot);
+    fdt__close(fds[1]);
+    fdt__close(fds[0]);
+    free(mw);
+    return rc;
 }
 
 void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw)
@@ -380,8 +433,8 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
             mw->drain_confirmed = true;
             fdt__master_check_confirm(m);
         } else if (msg.type == FDT_MSG_FAILED) {
-            /* The worker exits right after; worker_gone() reports the reason. Keep the
-             * message for it by leaving it unread would lose it, so log it now. */
+            /* The worker exits right after. The message is read here, so worker_gone() will
+             * not see it: log the reason now, and fail a generation that is starting. */
             fdt_log(FDT_LOG_ERROR, "worker %u (pid %d) failed to start: %s", mw->index,
                     (int)mw->pid, msg.text);
             if (mw->gen->state == FDT_GEN_STARTING) {

@@ -1,8 +1,8 @@
 /* What the master and its workers share: the scoreboard (shared memory, one slot per
  * worker, written only by that worker and read by the master) and the channel
  * (a socketpair carrying small messages). */
-#ifndef FDT_PROC_H
-#define FDT_PROC_H
+#ifndef FDT_SRC_PROC_H
+#define FDT_SRC_PROC_H
 
 #include "config/config.h"
 

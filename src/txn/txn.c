@@ -1,12 +1,10 @@
 #include "fdt_config.h"
 
 #define FDT_LOG_MODULE "txn"
-#include "conn/conn.h"
 #include "txn/txn.h"
 #include "txn/txn_fault.h"
 #include "txn/txn_gid.h"
 #include "util/util.h"
-#include "worker/worker.h"
 
 #include <fdt/log.h>
 #include <string.h>
@@ -35,9 +33,8 @@ struct savepoint {
 };
 
 struct fdt_txn {
-    struct fdt_conn *conn;
+    struct fdt_txn_holder *home;
     enum fdt_txn_state state;
-    bool root;
     bool doomed;
     bool retryable; /* a conflict made it fail: running it again may succeed */
     char doom_reason[256];
@@ -49,36 +46,25 @@ struct fdt_txn {
     int nsp;
 };
 
-static const char *node_name(const struct fdt_conn *c)
-{
-    return c->w->cfg->node;
-}
-
-struct fdt_txn *fdt_conn_txn(struct fdt_conn *c)
-{
-    return c->txn;
-}
-
 enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t)
 {
     return t->state;
 }
 
-int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_error *err)
+int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, struct fdt_error *err)
 {
-    if (c->txn)
+    if (h->txn)
         return fdt_error_set(err, FDT_ETXNSTATE,
                              "a transaction is already open on this "
                              "connection");
     struct fdt_txn *t = calloc(1, sizeof(*t));
     if (!t)
         return fdt_error_set(err, FDT_ENOMEM, "out of memory");
-    t->conn = c;
+    t->home = h;
     t->state = FDT_TXN_ACTIVE;
     if (xid) {
         t->xid = *xid;
     } else {
-        t->root = true;
         t->xid.format_id = ROOT_FORMAT_ID;
         t->xid.gtrid_len = 16;
         if (getrandom(t->xid.gtrid, 16, 0) != 16) {
@@ -88,10 +74,11 @@ int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_erro
     }
     /* The longest GID this transaction can produce must fit: checked here, at begin. */
     char longest[FDT_CFG_NAME_MAX] = "_";
-    int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), node_name(c), longest, &t->xid);
-    for (int i = 0; rc == 0 && i < c->w->cfg->n_resources; i++) {
+    const struct fdt_txn_env *env = h->env;
+    int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), env->node, longest, &t->xid);
+    for (int i = 0; rc == 0 && i < env->cfg->n_resources; i++) {
         char tmp[FDT_GID_MAX + 1];
-        rc = fdt__gid_format(tmp, sizeof(tmp), node_name(c), c->w->cfg->resources[i].name, &t->xid);
+        rc = fdt__gid_format(tmp, sizeof(tmp), env->node, env->cfg->resources[i].name, &t->xid);
     }
     if (rc < 0) {
         free(t);
@@ -100,8 +87,9 @@ int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_erro
                                               : "bad xid (gtrid must be 1 to %d bytes)",
                              rc == FDT_ELIMIT ? FDT_GID_MAX : FDT_XID_PART_MAX);
     }
-    c->txn = t;
-    atomic_fetch_add(&c->w->slot->txn_open, 1);
+    h->txn = t;
+    if (env->open)
+        atomic_fetch_add(env->open, 1);
     return 0;
 }
 
@@ -112,10 +100,11 @@ static void end(struct fdt_txn *t, enum fdt_txn_state state, bool healthy)
         t->b[i].session = NULL;
     }
     t->state = state;
-    struct fdt_conn *c = t->conn;
-    if (c->txn == t) {
-        c->txn = NULL;
-        atomic_fetch_sub(&c->w->slot->txn_open, 1);
+    struct fdt_txn_holder *h = t->home;
+    if (h->txn == t) {
+        h->txn = NULL;
+        if (h->env->open)
+            atomic_fetch_sub(h->env->open, 1);
     }
     free(t);
 }
@@ -153,7 +142,7 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool b
         }
         b->begun = true;
     }
-    fdt__gid_format(b->gid, sizeof(b->gid), node_name(t->conn), r->cfg.name, &t->xid);
+    fdt__gid_format(b->gid, sizeof(b->gid), t->home->env->node, r->cfg.name, &t->xid);
     t->nb++;
     return b;
 }
@@ -243,16 +232,28 @@ int fdt_txn_query(struct fdt_txn *t, const char *resource, const char *sql,
 }
 
 /* Roll back every branch: active ones in their session, prepared ones by GID. */
-static void rollback_all(struct fdt_txn *t)
+/* Roll back every branch. A branch that was not prepared is rolled back by its database
+ * anyway when its session goes, so its failure is only logged; a prepared one that failed
+ * stays prepared (for recovery): the first such failure goes to err. Returns 0 or its
+ * code. */
+static int rollback_all(struct fdt_txn *t, struct fdt_error *err)
 {
+    int first = 0;
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
         struct fdt_error e = {0};
         int rc = b->prepared ? b->r->drv->rollback_prepared(b->session, b->gid, &e)
                              : b->r->drv->rollback(b->session, &e);
-        if (rc < 0)
+        if (rc < 0) {
             fdt_log(FDT_LOG_WARN, "rollback of %s: %s", b->gid, e.msg);
+            if (first == 0 && b->prepared)
+                first = fdt_error_set(err, rc,
+                                      "rollback of %s: %s (it stays prepared; recovery rolls "
+                                      "it back)",
+                                      b->gid, e.msg);
+        }
     }
+    return first;
 }
 
 /* Write a log record (decision or vote) in r's session s. */
@@ -278,62 +279,44 @@ static int fail_rolled_back(struct fdt_txn *t, struct fdt_error *err, const char
     char msg[sizeof(err->msg)];
     snprintf(msg, sizeof(msg), "rolled back: %s", why);
     int code = t->retryable ? FDT_ERETRY : FDT_ETXNSTATE;
-    rollback_all(t);
+    rollback_all(t, NULL);
     end(t, FDT_TXN_ROLLED_BACK, false);
     return fdt_error_set(err, code, "%s", msg);
 }
 
-int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
+/* Branches with work (begun, and not rolled back whole to a savepoint): how many, and the
+ * index of the last one. */
+static int live_branches(const struct fdt_txn *t, int *last)
 {
-    if (t->state != FDT_TXN_ACTIVE)
-        return fdt_error_set(err, FDT_ETXNSTATE, "commit: the transaction is not active");
-    if (!t->root)
-        return fdt_error_set(err, FDT_ETXNSTATE,
-                             "commit: a participant commits with vote "
-                             "and finish");
-    if (t->doomed)
-        return fail_rolled_back(t, err, t->doom_reason);
-    struct fdt_error e = {0};
-    /* Branches with no work (never begun, or rolled back whole to a savepoint) take no
-     * part in the commit. */
-    int live = 0, only = -1;
+    int live = 0;
     for (int i = 0; i < t->nb; i++) {
         if (t->b[i].begun) {
             live++;
-            only = i;
+            *last = i;
         }
     }
-    if (live == 0) {
-        end(t, FDT_TXN_COMMITTED, true);
-        return 0;
-    }
-    if (live == 1) {
-        struct branch *b = &t->b[only];
-        if (b->r->drv->commit(b->session, &e) < 0) {
-            t->retryable |= e.code == FDT_ERETRY;
-            return fail_rolled_back(t, err, e.msg);
-        }
-        end(t, FDT_TXN_COMMITTED, true);
-        return 0;
-    }
-    /* Two-phase. The decision goes to the node's log resource (fdt__txn_log_resource):
-     * inside its own branch when that branch cannot prepare (SQLite as the logging last
-     * resource), else in a local transaction of its own after every branch is prepared.
-     * The decision row's key is unique: a recoverer that fenced this transaction with an
-     * abort row first makes the decision fail, so both never disagree. */
-    int llr = -1;
+    return live;
+}
+
+/* The branch that cannot prepare (SQLite: the logging last resource) in *llr, or -1.
+ * Returns -1 when two branches cannot prepare: they cannot commit atomically together. */
+static int last_resource(const struct fdt_txn *t, int *llr)
+{
+    *llr = -1;
     for (int i = 0; i < t->nb; i++) {
         if (!t->b[i].begun || t->b[i].r->drv->can_prepare)
             continue;
-        if (llr >= 0)
-            return fail_rolled_back(t, err,
-                                    "two resources that cannot prepare (sqlite) cannot commit "
-                                    "atomically together");
-        llr = i;
+        if (*llr >= 0)
+            return -1;
+        *llr = i;
     }
-    struct fdt_resource *L = llr >= 0 ? t->b[llr].r : fdt__txn_log_resource();
-    if (!L)
-        return fail_rolled_back(t, err, "no resource can hold the decision record");
+    return 0;
+}
+
+/* Phase one of a root transaction: prepare every live branch but the last resource. */
+static int prepare_all(struct fdt_txn *t, int llr, struct fdt_error *err)
+{
+    struct fdt_error e = {0};
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
         if (i == llr || !b->begun)
@@ -347,38 +330,42 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
         b->prepared = true;
         FDT_FAULT_POINT("after_prepare");
     }
-    FDT_FAULT_POINT("before_decision");
-    struct fdt_resource *lr = L;
-    void *ls = NULL;
-    if (llr >= 0) {
-        ls = t->b[llr].session;
-    } else if (fdt__resource_acquire(L, &ls, &e) < 0) {
+    return 0;
+}
+
+/* The decision: the commit record in L's session ls, and with a last resource its commit,
+ * which is then the decision point. A failure whose outcome is known rolls everything
+ * back; one that left the outcome unknown (the connection died while committing) is for
+ * recovery, which reads the log and finishes the prepared branches either way. */
+static int decide(struct fdt_txn *t, struct fdt_resource *L, void *ls, int llr,
+                  struct fdt_error *err)
+{
+    struct fdt_error e = {0};
+    int rc = log_write(L, ls, t->log_key, "root", "commit", &e);
+    if (rc == 0 && llr >= 0)
+        rc = L->drv->commit(ls, &e);
+    if (rc == 0)
+        return 0;
+    bool known = L->drv->alive(ls);
+    if (llr < 0)
+        fdt__resource_release(L, ls, known);
+    if (known) {
         char why[300];
-        snprintf(why, sizeof(why), "decision record: %s", e.msg);
+        snprintf(why, sizeof(why), "decision: %s", e.msg);
         return fail_rolled_back(t, err, why);
     }
-    int rc = log_write(lr, ls, t->log_key, "root", "commit", &e);
-    if (rc == 0 && llr >= 0)
-        rc = lr->drv->commit(ls, &e); /* the decision point: the last resource commits */
-    if (rc < 0) {
-        bool known = lr->drv->alive(ls);
-        if (llr < 0)
-            fdt__resource_release(lr, ls, known);
-        if (known) {
-            char why[300];
-            snprintf(why, sizeof(why), "decision: %s", e.msg);
-            return fail_rolled_back(t, err, why);
-        }
-        /* The connection died while committing the decision: it may or may not be
-         * durable. Recovery reads the log and finishes the prepared branches either way. */
-        fdt_log(FDT_LOG_ERROR, "decision of %s: outcome unknown: %s", t->log_key, e.msg);
-        if (llr >= 0)
-            t->b[llr].session = NULL;
-        end(t, FDT_TXN_UNKNOWN, false);
-        return fdt_error_set(err, FDT_ETXNSTATE, "outcome unknown: %s", e.msg);
-    }
-    FDT_FAULT_POINT("after_decision");
-    /* Decided: commit the prepared branches. A failure here is for recovery to finish. */
+    fdt_log(FDT_LOG_ERROR, "decision of %s: outcome unknown: %s", t->log_key, e.msg);
+    if (llr >= 0)
+        t->b[llr].session = NULL;
+    end(t, FDT_TXN_UNKNOWN, false);
+    return fdt_error_set(err, FDT_EOUTCOME, "outcome unknown: %s", e.msg);
+}
+
+/* Phase two after the decision: commit the prepared branches, then forget the decision.
+ * A failure here is for recovery to finish. */
+static void finish_prepared(struct fdt_txn *t, struct fdt_resource *L, void *ls)
+{
+    struct fdt_error e = {0};
     bool all = true;
     for (int i = 0; i < t->nb; i++) {
         struct branch *b = &t->b[i];
@@ -393,11 +380,83 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
     if (all) {
         char sql[300];
         snprintf(sql, sizeof(sql), "DELETE FROM fdt_txn_log WHERE gid = '%s'", t->log_key);
-        if (lr->drv->exec(ls, sql, NULL, &e) < 0)
+        if (L->drv->exec(ls, sql, NULL, &e) < 0)
             fdt_log(FDT_LOG_WARN, "forgetting decision %s: %s", t->log_key, e.msg);
     }
+}
+
+/* Two-phase commit of a root transaction. The decision goes to the node's log resource
+ * (fdt__txn_log_resource): inside its own branch when that branch cannot prepare (SQLite
+ * as the logging last resource), else in a local transaction of its own after every
+ * branch is prepared. The decision row's key is unique: a recoverer that fenced this
+ * transaction with an abort row first makes the decision fail, so both never disagree. */
+static int commit_two_phase(struct fdt_txn *t, struct fdt_error *err)
+{
+    int llr;
+    if (last_resource(t, &llr) < 0)
+        return fail_rolled_back(t, err,
+                                "two resources that cannot prepare (sqlite) cannot commit "
+                                "atomically together");
+    struct fdt_resource *L = llr >= 0 ? t->b[llr].r : fdt__txn_log_resource();
+    if (!L)
+        return fail_rolled_back(t, err, "no resource can hold the decision record");
+    int rc = prepare_all(t, llr, err);
+    if (rc < 0)
+        return rc;
+    FDT_FAULT_POINT("before_decision");
+    void *ls = NULL;
+    struct fdt_error e = {0};
+    if (llr >= 0) {
+        ls = t->b[llr].session;
+    } else if (fdt__resource_acquire(L, &ls, &e) < 0) {
+        char why[300];
+        snprintf(why, sizeof(why), "decision record: %s", e.msg);
+        return fail_rolled_back(t, err, why);
+    }
+    rc = decide(t, L, ls, llr, err);
+    if (rc < 0)
+        return rc;
+    FDT_FAULT_POINT("after_decision");
+    finish_prepared(t, L, ls);
     if (llr < 0)
-        fdt__resource_release(lr, ls, true);
+        fdt__resource_release(L, ls, true);
+    end(t, FDT_TXN_COMMITTED, true);
+    return 0;
+}
+
+const struct fdt_xid *fdt_txn_xid(const struct fdt_txn *t)
+{
+    return &t->xid;
+}
+
+int fdt_txn_prepared_count(const struct fdt_txn *t)
+{
+    int n = 0;
+    for (int i = 0; i < t->nb; i++)
+        n += t->b[i].prepared;
+    return n;
+}
+
+int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
+{
+    if (t->state != FDT_TXN_ACTIVE)
+        return fdt_error_set(err, FDT_ETXNSTATE, "commit: the transaction is not active");
+    if (t->doomed)
+        return fail_rolled_back(t, err, t->doom_reason);
+    int only = -1;
+    int live = live_branches(t, &only);
+    if (live == 0) {
+        end(t, FDT_TXN_COMMITTED, true);
+        return 0;
+    }
+    if (live > 1)
+        return commit_two_phase(t, err);
+    struct fdt_error e = {0};
+    struct branch *b = &t->b[only];
+    if (b->r->drv->commit(b->session, &e) < 0) {
+        t->retryable |= e.code == FDT_ERETRY;
+        return fail_rolled_back(t, err, e.msg);
+    }
     end(t, FDT_TXN_COMMITTED, true);
     return 0;
 }
@@ -406,19 +465,15 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
 {
     if (t->state != FDT_TXN_ACTIVE)
         return fdt_error_set(err, FDT_ETXNSTATE, "vote: the transaction is not active");
-    if (t->root)
-        return fdt_error_set(err, FDT_ETXNSTATE, "vote: a root transaction commits with commit");
     if (t->doomed)
         return fail_rolled_back(t, err, t->doom_reason);
     struct fdt_error e = {0};
     for (int i = 0; i < t->nb; i++) {
-        if (t->b[i].begun && !t->b[i].r->drv->can_prepare) {
-            char why[300];
-            snprintf(why, sizeof(why),
-                     "resource %s cannot prepare (sqlite): finish in one phase instead",
-                     t->b[i].r->cfg.name);
-            return fail_rolled_back(t, err, why);
-        }
+        if (t->b[i].begun && !t->b[i].r->drv->can_prepare)
+            return fdt_error_set(err, FDT_ETXNSTATE,
+                                 "vote: resource %s cannot prepare (sqlite); nothing was done: "
+                                 "commit in one phase (txn.finish) or roll back (txn.abort)",
+                                 t->b[i].r->cfg.name);
     }
     bool any = false;
     for (int i = 0; i < t->nb; i++) {
@@ -490,7 +545,7 @@ static int set_outcome(struct fdt_txn *t, const char *outcome)
 
 int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
 {
-    if (t->state == FDT_TXN_ACTIVE && !t->root)
+    if (t->state == FDT_TXN_ACTIVE)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: vote first");
     if (t->state != FDT_TXN_PREPARED)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: the transaction is not prepared");
@@ -507,7 +562,7 @@ int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
     }
     if (!all) {
         end(t, FDT_TXN_UNKNOWN, false);
-        return fdt_error_set(err, FDT_ETXNSTATE, "outcome unknown: %s", e.msg);
+        return fdt_error_set(err, FDT_EOUTCOME, "outcome unknown: %s", e.msg);
     }
     set_outcome(t, "committed");
     end(t, FDT_TXN_COMMITTED, true);
@@ -516,13 +571,12 @@ int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
 
 int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err)
 {
-    (void)err;
     bool prepared = t->state == FDT_TXN_PREPARED;
-    rollback_all(t);
+    int rc = rollback_all(t, err);
     if (prepared)
         set_outcome(t, "rolled back");
     end(t, FDT_TXN_ROLLED_BACK, true);
-    return 0;
+    return rc;
 }
 
 static bool savepoint_name_ok(const char *name)
@@ -650,8 +704,8 @@ void fdt_txn_doom(struct fdt_txn *t, const char *reason)
     fdt__strlcpy(t->doom_reason, reason ? reason : "doomed", sizeof(t->doom_reason));
 }
 
-int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, int *attempts,
-                struct fdt_error *err)
+int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_attempts,
+                 int *attempts, struct fdt_error *err)
 {
     int rc = 0;
     struct fdt_error local = {0};
@@ -660,10 +714,10 @@ int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, 
     for (int a = 1;; a++) {
         if (attempts)
             *attempts = a;
-        rc = fdt_txn_begin(c, NULL, err);
+        rc = fdt__txn_begin(h, NULL, err);
         if (rc < 0)
             return rc;
-        struct fdt_txn *t = c->txn;
+        struct fdt_txn *t = h->txn;
         rc = fn(t, arg, err);
         if (rc == 0) {
             rc = fdt_txn_commit(t, err); /* ends t either way */
@@ -677,7 +731,7 @@ int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, 
         }
         if (rc != FDT_ERETRY || a >= max_attempts)
             return rc;
-        fdt_log(FDT_LOG_DEBUG, "conn=%llu attempt %d: %s: retrying", (unsigned long long)c->id, a,
+        fdt_log(FDT_LOG_DEBUG, "conn=%llu attempt %d: %s: retrying", (unsigned long long)h->id, a,
                 err->msg);
         /* A short pause that grows, with jitter, so that the conflicting transactions do not
          * meet again at once. */
@@ -689,20 +743,29 @@ int fdt_txn_run(struct fdt_conn *c, fdt_txn_fn fn, void *arg, int max_attempts, 
     }
 }
 
-void fdt__txn_conn_closed(struct fdt_conn *c)
+void fdt__txn_holder_closed(struct fdt_txn_holder *h)
 {
-    struct fdt_txn *t = c->txn;
+    struct fdt_txn *t = h->txn;
     if (!t)
         return;
     if (t->state == FDT_TXN_PREPARED) {
         /* After the vote: the branches stay prepared, for a higher level to resolve. */
-        fdt_log(FDT_LOG_WARN, "conn=%llu closed after the vote: %s stays prepared (in doubt)",
-                (unsigned long long)c->id, t->log_key);
+        int n = fdt_txn_prepared_count(t);
+        if (n > 0)
+            fdt_log(FDT_LOG_WARN,
+                    "conn=%llu closed after the vote: %s stays prepared (in doubt) in %d "
+                    "resource%s",
+                    (unsigned long long)h->id, t->log_key, n, n == 1 ? "" : "s");
+        else
+            fdt_log(FDT_LOG_INFO,
+                    "conn=%llu closed after the vote of %s, which had no work: nothing is "
+                    "prepared",
+                    (unsigned long long)h->id, t->log_key);
         end(t, FDT_TXN_PREPARED, true);
         return;
     }
     fdt_log(FDT_LOG_INFO, "conn=%llu closed before the vote: rolling back %s",
-            (unsigned long long)c->id, t->log_key);
-    rollback_all(t);
+            (unsigned long long)h->id, t->log_key);
+    rollback_all(t, NULL);
     end(t, FDT_TXN_ROLLED_BACK, true);
 }

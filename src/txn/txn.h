@@ -20,6 +20,29 @@ struct fdt_resource {
     bool log_ready; /* the fdt_txn_log table exists */
 };
 
+/* What every transaction of a process needs to know about it (set up by the worker). */
+struct fdt_txn_env {
+    const char *node;          /* [server] node: the first part of every GID */
+    const struct fdt_cfg *cfg; /* the resources (their names go into GIDs) */
+    _Atomic int64_t *open;     /* open transactions, published to the scoreboard */
+};
+
+/* Where a transaction lives: its owner (a connection) embeds a holder, so that txn never
+ * reads its owner. A holder has at most one transaction at a time. */
+struct fdt_txn_holder {
+    struct fdt_txn *txn; /* the open transaction, or NULL */
+    const struct fdt_txn_env *env;
+    uint64_t id; /* the owner's id, for log lines ("conn=ID") */
+};
+
+/* fdt_txn_begin, fdt_txn_run and the disconnect rule on a holder (the public functions
+ * that take a connection pass its holder). */
+int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, struct fdt_error *err);
+int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_attempts,
+                 int *attempts, struct fdt_error *err);
+/* The owner is gone: roll back before the vote, keep prepared after it. */
+void fdt__txn_holder_closed(struct fdt_txn_holder *h);
+
 /* Set up the resources of cfg in this process (no connection is made yet). */
 int fdt__txn_init(const struct fdt_cfg *cfg, struct fdt_error *err);
 void fdt__txn_shutdown(void);
@@ -46,10 +69,14 @@ struct fdt_recover_result {
 int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
                           struct fdt_error *err);
 /* Start / stop the worker's recovery thread (scans at start, then every interval); it
- * publishes the in-doubt count and the oldest age (ms) through the two pointers. */
+ * publishes the in-doubt count and the oldest age (ms) through the two pointers. *out gets
+ * the thread (owned by the caller until stop), or NULL when there is nothing to recover
+ * (no resource can prepare, or recovery_interval is 0). Returns 0 or a negative code. */
+struct fdt_txn_recovery;
 int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt,
-                            _Atomic int64_t *oldest_ms);
-void fdt__txn_recovery_stop(void);
+                            _Atomic int64_t *oldest_ms, struct fdt_txn_recovery **out);
+/* Stop and free (NULL: no-op). */
+void fdt__txn_recovery_stop(struct fdt_txn_recovery *rec);
 
 /* Commit or roll back every prepared branch of xid on this node, and record the outcome
  * with comment. found gets the number of branches resolved (0: nothing was prepared; the
@@ -64,13 +91,17 @@ typedef void (*fdt__txn_list_fn)(const char *gid, const struct fdt_gid *g, doubl
 /* Every prepared branch of this node, with its log record. */
 int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_error *err);
 
-/* The connection is gone: roll back before the vote, keep prepared after it. */
-void fdt__txn_conn_closed(struct fdt_conn *c);
 /* True when a conflict (serialization failure, deadlock, busy) doomed t: running the
  * whole transaction again may succeed. */
 bool fdt__txn_conflicted(const struct fdt_txn *t);
 
-/* Make sure the log table exists in r (using session s). */
+/* Create the node's PostgreSQL log table (fdt__txn_log_resource) if it does not exist yet,
+ * serialized across processes and hosts; the recovery thread calls it when it starts, so
+ * a client's first two-phase commit does not. Returns 0 (also without such a resource) or
+ * a negative code with err. */
+int fdt__txn_logs_prepare(struct fdt_error *err);
+/* Make sure the log table exists in r (a SQLite resource: in the caller's session s; a
+ * PostgreSQL one: on a session of its own, see fdt__txn_logs_prepare). */
 int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err);
 
 #endif

@@ -189,87 +189,103 @@ int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_res
     return rc;
 }
 
-/* The recovery thread of a worker. */
-static struct {
+/* The recovery thread of a worker, owned by the worker (fdt__txn_recovery_start/stop). */
+struct fdt_txn_recovery {
     pthread_t thread;
     pthread_mutex_t lock;
     pthread_cond_t cond;
-    bool stop;
-    bool started;
+    bool stop; /* guarded by lock */
     char node[FDT_CFG_NAME_MAX];
     double interval;
     double grace;
     double warn_age;
     _Atomic int64_t *in_doubt;
     _Atomic int64_t *oldest_ms;
-} g_rec = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
+};
+
+static void publish(struct fdt_txn_recovery *rec, const struct fdt_recover_result *res)
+{
+    if (!res->scanned || !rec->in_doubt)
+        return;
+    atomic_store(rec->in_doubt, res->in_doubt);
+    atomic_store(rec->oldest_ms, (int64_t)(res->oldest * 1000.0));
+    if (res->in_doubt > 0 && res->oldest > rec->warn_age)
+        fdt_log(FDT_LOG_WARN,
+                "%d transaction%s in doubt, the oldest prepared %.0fs ago "
+                "(in_doubt_warn_age %.0fs): resolve with fdtctl txn list / commit / "
+                "rollback",
+                res->in_doubt, res->in_doubt == 1 ? "" : "s", res->oldest, rec->warn_age);
+}
 
 static void *recovery_main(void *arg)
 {
-    (void)arg;
+    struct fdt_txn_recovery *rec = arg;
     pthread_setname_np(pthread_self(), "fdt-recovery");
-    pthread_mutex_lock(&g_rec.lock);
-    while (!g_rec.stop) {
-        pthread_mutex_unlock(&g_rec.lock);
+    struct fdt_error lerr = {0};
+    if (fdt__txn_logs_prepare(&lerr) < 0)
+        fdt_log(FDT_LOG_WARN, "decision log: %s (created on first use instead)", lerr.msg);
+    pthread_mutex_lock(&rec->lock);
+    while (!rec->stop) {
+        pthread_mutex_unlock(&rec->lock);
         struct fdt_error err = {0};
         struct fdt_recover_result res;
-        if (fdt__txn_recover_once(g_rec.node, g_rec.grace, &res, &err) < 0)
+        if (fdt__txn_recover_once(rec->node, rec->grace, &res, &err) < 0)
             fdt_log(FDT_LOG_WARN, "recovery pass: %s", err.msg);
-        if (res.scanned && g_rec.in_doubt) {
-            atomic_store(g_rec.in_doubt, res.in_doubt);
-            atomic_store(g_rec.oldest_ms, (int64_t)(res.oldest * 1000.0));
-            if (res.in_doubt > 0 && res.oldest > g_rec.warn_age)
-                fdt_log(FDT_LOG_WARN,
-                        "%d transaction%s in doubt, the oldest prepared %.0fs ago "
-                        "(in_doubt_warn_age %.0fs): resolve with fdtctl txn list / commit / "
-                        "rollback",
-                        res.in_doubt, res.in_doubt == 1 ? "" : "s", res.oldest, g_rec.warn_age);
-        }
-        pthread_mutex_lock(&g_rec.lock);
+        publish(rec, &res);
+        pthread_mutex_lock(&rec->lock);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + g_rec.interval;
+        double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + rec->interval;
         ts.tv_sec = (time_t)when;
         ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
-        while (!g_rec.stop && pthread_cond_timedwait(&g_rec.cond, &g_rec.lock, &ts) == 0)
+        while (!rec->stop && pthread_cond_timedwait(&rec->cond, &rec->lock, &ts) == 0)
             ;
     }
-    pthread_mutex_unlock(&g_rec.lock);
+    pthread_mutex_unlock(&rec->lock);
     return NULL;
 }
 
 int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt,
-                            _Atomic int64_t *oldest_ms)
+                            _Atomic int64_t *oldest_ms, struct fdt_txn_recovery **out)
 {
-    g_rec.in_doubt = in_doubt;
-    g_rec.oldest_ms = oldest_ms;
-    g_rec.warn_age = cfg->in_doubt_warn_age;
+    *out = NULL;
     bool any = false;
     for (int i = 0; i < fdt__txn_resource_count(); i++)
         any |= fdt__txn_resource_at(i)->drv->can_prepare;
     if (!any || cfg->recovery_interval <= 0)
         return 0;
-    fdt__strlcpy(g_rec.node, cfg->node, sizeof(g_rec.node));
-    g_rec.interval = cfg->recovery_interval;
-    g_rec.grace = cfg->recovery_grace;
-    g_rec.stop = false;
-    int rc = pthread_create(&g_rec.thread, NULL, recovery_main, NULL);
-    if (rc != 0)
+    struct fdt_txn_recovery *rec = calloc(1, sizeof(*rec));
+    if (!rec)
+        return FDT_ENOMEM;
+    pthread_mutex_init(&rec->lock, NULL);
+    pthread_cond_init(&rec->cond, NULL);
+    rec->in_doubt = in_doubt;
+    rec->oldest_ms = oldest_ms;
+    rec->warn_age = cfg->in_doubt_warn_age;
+    fdt__strlcpy(rec->node, cfg->node, sizeof(rec->node));
+    rec->interval = cfg->recovery_interval;
+    rec->grace = cfg->recovery_grace;
+    int rc = pthread_create(&rec->thread, NULL, recovery_main, rec);
+    if (rc != 0) {
+        free(rec);
         return -rc;
-    g_rec.started = true;
+    }
+    *out = rec;
     return 0;
 }
 
-void fdt__txn_recovery_stop(void)
+void fdt__txn_recovery_stop(struct fdt_txn_recovery *rec)
 {
-    if (!g_rec.started)
+    if (!rec)
         return;
-    pthread_mutex_lock(&g_rec.lock);
-    g_rec.stop = true;
-    pthread_cond_broadcast(&g_rec.cond);
-    pthread_mutex_unlock(&g_rec.lock);
-    pthread_join(g_rec.thread, NULL);
-    g_rec.started = false;
+    pthread_mutex_lock(&rec->lock);
+    rec->stop = true;
+    pthread_cond_broadcast(&rec->cond);
+    pthread_mutex_unlock(&rec->lock);
+    pthread_join(rec->thread, NULL);
+    pthread_mutex_destroy(&rec->lock);
+    pthread_cond_destroy(&rec->cond);
+    free(rec);
 }
 
 /* Resolution from any connection or host (txn.commit_prepared / txn.rollback_prepared). */

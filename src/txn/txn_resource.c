@@ -9,7 +9,10 @@
 #include <stdio.h>
 #include <string.h>
 
-/* The resources of this process (set once at worker start, before any thread). */
+/* The resources of this process (set once at worker start, before any thread; read-only
+ * afterwards but for each resource's own locked pool). Process-wide by necessity: the
+ * public API names a resource by its string alone (fdt_txn_query(t, "ledger", ...),
+ * fdt_resource_exec("ledger", ...)) with no context to find a table in, as getenv does. */
 static struct fdt_resource g_resources[FDT_CFG_MAX_RESOURCES];
 static int g_n_resources;
 
@@ -86,20 +89,59 @@ void fdt__resource_release(struct fdt_resource *r, void *session, bool healthy)
         r->drv->close(session);
 }
 
+#define LOG_TABLE_SQL                                                                              \
+    "CREATE TABLE IF NOT EXISTS fdt_txn_log ("                                                     \
+    " gid TEXT PRIMARY KEY,"                                                                       \
+    " role TEXT NOT NULL,"                                                                         \
+    " outcome TEXT NOT NULL,"                                                                      \
+    " created BIGINT NOT NULL,"                                                                    \
+    " comment TEXT)"
+
+/* PostgreSQL: CREATE TABLE IF NOT EXISTS is not safe under concurrency (two sessions that
+ * both find no table both try to create it, and one fails with 23505 on pg_type). Create
+ * it in a transaction of its own, on a session of its own, under a transaction-level
+ * advisory lock that every fdtserver process takes for it, so creations are serialized
+ * and never run inside a client's transaction. */
+static int create_log_locked(struct fdt_resource *r, struct fdt_error *err)
+{
+    void *s = NULL;
+    int rc = fdt__resource_acquire(r, &s, err);
+    if (rc < 0)
+        return rc;
+    rc = r->drv->begin(s, err);
+    if (rc == 0)
+        rc = r->drv->exec(s, "SELECT pg_advisory_xact_lock(1717859444, 1)", NULL, err);
+    if (rc == 0)
+        rc = r->drv->exec(s, LOG_TABLE_SQL, NULL, err);
+    if (rc == 0)
+        rc = r->drv->commit(s, err);
+    else
+        r->drv->rollback(s, NULL);
+    fdt__resource_release(r, s, rc == 0 || r->drv->alive(s));
+    return rc;
+}
+
 int fdt__txn_log_ensure(struct fdt_resource *r, void *s, struct fdt_error *err)
 {
     if (__atomic_load_n(&r->log_ready, __ATOMIC_ACQUIRE))
         return 0;
-    int rc = r->drv->exec(s,
-                          "CREATE TABLE IF NOT EXISTS fdt_txn_log ("
-                          " gid TEXT PRIMARY KEY,"
-                          " role TEXT NOT NULL,"
-                          " outcome TEXT NOT NULL,"
-                          " created BIGINT NOT NULL,"
-                          " comment TEXT)",
-                          NULL, err);
+    /* SQLite serializes every write under its database lock, which the caller's session
+     * holds or takes: creating the table there cannot race. */
+    int rc =
+        r->drv->can_prepare ? create_log_locked(r, err) : r->drv->exec(s, LOG_TABLE_SQL, NULL, err);
     if (rc == 0)
         __atomic_store_n(&r->log_ready, true, __ATOMIC_RELEASE);
+    return rc;
+}
+
+int fdt__txn_logs_prepare(struct fdt_error *err)
+{
+    struct fdt_resource *L = fdt__txn_log_resource();
+    if (!L || __atomic_load_n(&L->log_ready, __ATOMIC_ACQUIRE))
+        return 0;
+    int rc = create_log_locked(L, err);
+    if (rc == 0)
+        __atomic_store_n(&L->log_ready, true, __ATOMIC_RELEASE);
     return rc;
 }
 

@@ -1,7 +1,7 @@
 /* A growable byte buffer with a hard maximum (curl's dynbuf "toobig" idea).
  * Data lives in [data + off, data + off + len); consumed bytes are reclaimed lazily. */
-#ifndef FDT_BUF_H
-#define FDT_BUF_H
+#ifndef FDT_SRC_UTIL_BUF_H
+#define FDT_SRC_UTIL_BUF_H
 
 #include <stddef.h>
 

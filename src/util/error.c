@@ -23,6 +23,8 @@ const char *fdt_strerror(int code)
         return "application failed";
     case FDT_ERANDOM:
         return "random source failed";
+    case FDT_EOUTCOME:
+        return "outcome unknown";
     case FDT_ERETRY:
         return "conflict, try again";
     case FDT_EDB:

@@ -1,6 +1,6 @@
 /* Small helpers shared by every module: time, file descriptors, strings, errors. */
-#ifndef FDT_UTIL_H
-#define FDT_UTIL_H
+#ifndef FDT_SRC_UTIL_H
+#define FDT_SRC_UTIL_H
 
 #include <fdt/error.h>
 #include <stdbool.h>
@@ -10,6 +10,14 @@
 #include <stdlib.h>
 
 #define FDT_ARRAY_LEN(a) (sizeof(a) / sizeof((a)[0]))
+
+/* The one rule for a public descriptor an application fills (struct fdt_app,
+ * fdt_http_app, fdt_http_resource_type, fdt_jsonrpc_app): its abi_version is its header's
+ * FDT_<X>_ABI_VERSION and its size covers at least every field before the reserved slots
+ * (new fields take reserved room, so an application built against an older header of the
+ * same ABI still passes). */
+#define FDT_ABI_OK(p, version, type)                                                               \
+    ((p)->abi_version == (version) && (p)->size >= offsetof(type, reserved))
 
 /* Always-on assertion for programming errors, never for client input. */
 #define FDT_ASSERT(cond)                                                                           \

@@ -1,5 +1,6 @@
 #include "fdt_config.h"
 
+#include "util/util.h"
 #include "worker/worker.h"
 
 #include <dlfcn.h>
@@ -20,7 +21,7 @@ int fdt__app_load(const char *path, void **dl, const struct fdt_app **app, struc
         dlclose(h);
         return FDT_EAPP;
     }
-    if (a->abi_version != FDT_APP_ABI_VERSION || a->size < offsetof(struct fdt_app, reserved)) {
+    if (!FDT_ABI_OK(a, FDT_APP_ABI_VERSION, struct fdt_app)) {
         fdt_error_set(err, FDT_EAPP, "%s: application ABI %u (size %u) but this server speaks %d",
                       path, a->abi_version, a->size, FDT_APP_ABI_VERSION);
         dlclose(h);

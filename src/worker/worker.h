@@ -11,6 +11,7 @@
 #include "conn/conn.h"
 #include "listen/listen.h"
 #include "proc/proc.h"
+#include "txn/txn.h"
 
 #include <fdt/app.h>
 #include <pthread.h>
@@ -55,8 +56,14 @@ struct fdt_worker {
     const struct fdt_app *app;
     void *dl;
 
-    int epfd;      /* the loop thread's: listeners, signals, wake-ups */
-    int conn_epfd; /* connections and the run queue: the application threads wait on it */
+    int epfd; /* the loop thread's: listeners, signals, wake-ups */
+    /* What the connections see of the worker: loop.epfd holds the connections and the run
+     * queue (the application threads wait on it), loop.draining says the worker drains. */
+    struct fdt_conn_loop loop;
+    struct fdt_txn_env txn_env;
+    struct fdt__http_server *http;     /* the HTTP listeners' shared state, or NULL */
+    struct fdt__jsonrpc_server *rpc;   /* the JSON-RPC listeners', or NULL */
+    struct fdt_txn_recovery *recovery; /* the recovery thread, or NULL */
     int sigfd;
     int wakefd; /* eventfd: the loop has connections to free */
     int sig_kind;
@@ -72,11 +79,10 @@ struct fdt_worker {
     /* Loop thread only. */
     struct fdt_conn *registry;
     int64_t n_conns;
-    uint64_t next_conn_id;
     int64_t drain_deadline_ms;
+    int64_t accept_logged_ms; /* rate limits of repeated warnings */
+    int64_t sockopt_logged_ms;
     int64_t last_scan_ms;
-
-    _Atomic bool draining;
 
     pthread_mutex_t free_lock;
     struct fdt_conn *free_list; /* guarded by free_lock */
@@ -97,14 +103,14 @@ __attribute__((noreturn)) void fdt__worker_main(const struct fdt_worker_args *ar
 
 /* Queue a connection for an application thread (any thread). */
 void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c);
+/* Fill w->loop, the interface through which connections reach the worker. */
+void fdt__worker_loop_init(struct fdt_worker *w);
 /* Make every application thread finish its current work and exit (any thread). */
 void fdt__worker_stop_threads(struct fdt_worker *w);
 /* How often an idle application thread wakes up to say it holds no event. */
 #define QUIESCENT_INTERVAL_MS 200
 /* Closed connections waiting to be freed before the loop thread is woken for them. */
 #define FREE_WAKE_BATCH 64
-/* Hand a connection whose last reference is gone to the loop thread for freeing. */
-void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c);
 /* Load the application and check its descriptor. */
 int fdt__app_load(const char *path, void **dl, const struct fdt_app **app, struct fdt_error *err);
 

@@ -90,7 +90,7 @@ static void free_pending(struct fdt_worker *w)
  * the kernel then fails the socket with ETIMEDOUT, the connection closes and a transaction
  * it owns that has not voted is rolled back. Failures are not fatal (the connection works
  * without them), so they are only logged, at most once a minute. */
-static void tcp_options(const struct fdt_worker *w, int fd)
+static void tcp_options(struct fdt_worker *w, int fd)
 {
     const struct fdt_cfg *cfg = w->cfg;
     int one = 1;
@@ -108,11 +108,10 @@ static void tcp_options(const struct fdt_worker *w, int fd)
                             sizeof(cfg->tcp_keepcnt));
     }
     if (rc < 0) {
-        static int64_t last_log;
         int64_t now = fdt__now_ms();
-        if (last_log == 0 || now - last_log > 60000) {
+        if (w->sockopt_logged_ms == 0 || now - w->sockopt_logged_ms > 60000) {
             fdt_log(FDT_LOG_WARN, "setsockopt on an accepted connection: %s", fdt_strerror(-errno));
-            last_log = now;
+            w->sockopt_logged_ms = now;
         }
     }
 }
@@ -124,11 +123,10 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
     if (fd < 0) {
         if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED)
             return false;
-        static int64_t last_log;
         int64_t now = fdt__now_ms();
-        if (now - last_log > 1000) {
+        if (now - w->accept_logged_ms > 1000) {
             fdt_log(FDT_LOG_WARN, "accept on %s: %s", l->name, fdt_strerror(-errno));
-            last_log = now;
+            w->accept_logged_ms = now;
         }
         return false;
     }
@@ -144,7 +142,7 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
     }
     if (l->tcp)
         tcp_options(w, fd);
-    struct fdt_conn *c = fdt__conn_new(w, fd, &l->proto, l->name);
+    struct fdt_conn *c = fdt__conn_new(&w->loop, fd, &l->proto, l->name);
     if (!c) {
         fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
         return true;
@@ -158,7 +156,7 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
     atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLONESHOT,
                              .data.ptr = c};
-    if (epoll_ctl(w->conn_epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+    if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "epoll_ctl: %s", fdt_strerror(-errno));
         registry_remove(w, c);
         atomic_fetch_sub_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
@@ -196,9 +194,9 @@ static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
  * connections, let work in flight finish. */
 static void begin_drain(struct fdt_worker *w, const char *why)
 {
-    if (atomic_load(&w->draining))
+    if (atomic_load(&w->loop.draining))
         return;
-    atomic_store(&w->draining, true);
+    atomic_store(&w->loop.draining, true);
     atomic_store(&w->slot->state, FDT_WORKER_DRAINING);
     w->drain_deadline_ms = fdt__now_ms() + (int64_t)(w->cfg->graceful_timeout * 1000.0);
     int queued = 0;
@@ -299,7 +297,7 @@ static bool on_signal(struct fdt_worker *w)
             _exit(0);
         case SIGUSR1:
             fdt__log_reopen();
-            if (fdt__http_access_log_reopen() < 0)
+            if (fdt__http_access_log_reopen(w->http) < 0)
                 fdt_log(FDT_LOG_WARN, "cannot reopen the access log: keeping the old file");
             break;
         default:
@@ -315,7 +313,7 @@ void fdt__worker_loop(struct fdt_worker *w)
     for (;;) {
         int64_t now = fdt__now_ms();
         int timeout = SCAN_INTERVAL_MS;
-        if (atomic_load(&w->draining)) {
+        if (atomic_load(&w->loop.draining)) {
             if (atomic_load(&w->slot->conns_open) == 0)
                 break;
             int64_t left = w->drain_deadline_ms - now;

@@ -22,8 +22,10 @@
 
 void fdt__worker_loop(struct fdt_worker *w);
 
-/* The one worker of this process, for the public accessors (fdt_app_config and friends).
- * Set once in fdt__worker_main before any application code runs. */
+/* The one worker of this process, for the public accessors (fdt_app_config,
+ * fdt_worker_info): they take no context, so this pointer is the one process-wide
+ * variable they leave no choice about. Set once in fdt__worker_main before any application
+ * code runs; the worker itself lives on fdt__worker_main's stack, which never returns. */
 static struct fdt_worker *g_worker;
 static _Thread_local int t_thread_index = -1;
 
@@ -119,7 +121,7 @@ static void *app_thread(void *arg)
         struct epoll_event ev;
         /* One event at a time: a thread that blocks in a handler holds nobody else's. The
          * timeout bounds how long an idle thread keeps the window open. */
-        int n = epoll_wait(w->conn_epfd, &ev, 1, QUIESCENT_INTERVAL_MS);
+        int n = epoll_wait(w->loop.epfd, &ev, 1, QUIESCENT_INTERVAL_MS);
         if (n <= 0) {
             atomic_fetch_add(quiescent, 1); /* window closed: counter + 1, holding bit 0 */
             continue;
@@ -190,7 +192,8 @@ void fdt__worker_stop_threads(struct fdt_worker *w)
     pthread_mutex_unlock(&q->lock);
 }
 
-void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c)
+/* A connection whose last reference is gone goes to the loop thread for freeing. */
+static void defer_free(struct fdt_worker *w, struct fdt_conn *c)
 {
     pthread_mutex_lock(&w->free_lock);
     c->free_next = w->free_list;
@@ -200,10 +203,41 @@ void fdt__worker_defer_free(struct fdt_worker *w, struct fdt_conn *c)
     /* The loop frees on its next tick (at most 250 ms away) or when it wakes for an accept;
      * waking it for every closed connection would cost a context switch each. It is woken
      * when the list grows long, and while draining (it exits when the last one closes). */
-    if (n >= FREE_WAKE_BATCH || atomic_load(&w->draining)) {
+    if (n >= FREE_WAKE_BATCH || atomic_load(&w->loop.draining)) {
         uint64_t one = 1;
         (void)!write(w->wakefd, &one, sizeof(one));
     }
+}
+
+static struct fdt_worker *worker_of(struct fdt_conn_loop *loop)
+{
+    return (struct fdt_worker *)((char *)loop - offsetof(struct fdt_worker, loop));
+}
+
+static void loop_enqueue(struct fdt_conn_loop *loop, struct fdt_conn *c)
+{
+    fdt__worker_enqueue(worker_of(loop), c);
+}
+
+static void loop_release(struct fdt_conn_loop *loop, struct fdt_conn *c)
+{
+    defer_free(worker_of(loop), c);
+}
+
+void fdt__worker_loop_init(struct fdt_worker *w)
+{
+    const struct fdt_cfg *cfg = w->cfg;
+    w->txn_env = (struct fdt_txn_env){.node = cfg->node, .cfg = cfg, .open = &w->slot->txn_open};
+    w->loop.epfd = -1;
+    w->loop.max_input = cfg->max_input;
+    w->loop.max_output = cfg->max_output;
+    w->loop.transaction_timeout_ms = (int64_t)(cfg->transaction_timeout * 1000.0);
+    w->loop.requests = &w->slot->requests;
+    w->loop.conns_open = &w->slot->conns_open;
+    w->loop.txn_env = &w->txn_env;
+    atomic_init(&w->loop.draining, false);
+    w->loop.enqueue = loop_enqueue;
+    w->loop.release = loop_release;
 }
 
 __attribute__((noreturn)) static void fail_start(struct fdt_worker *w, const char *reason)
@@ -217,7 +251,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
                       size_t rsize)
 {
     w->epfd = epoll_create1(EPOLL_CLOEXEC);
-    w->conn_epfd = epoll_create1(EPOLL_CLOEXEC);
+    w->loop.epfd = epoll_create1(EPOLL_CLOEXEC);
     w->wakefd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->rq.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
     w->rq.kind = FDT_POLL_QUEUE;
@@ -235,7 +269,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGHUP);
     w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    if (w->epfd < 0 || w->conn_epfd < 0 || w->wakefd < 0 || w->rq.efd < 0 || w->sigfd < 0) {
+    if (w->epfd < 0 || w->loop.epfd < 0 || w->wakefd < 0 || w->rq.efd < 0 || w->sigfd < 0) {
         snprintf(reason, rsize, "epoll/eventfd/signalfd: %s", fdt_strerror(-errno));
         return -1;
     }
@@ -247,7 +281,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     ev.data.ptr = &w->wake_kind;
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
     ev.data.ptr = &w->rq.kind;
-    if (epoll_ctl(w->conn_epfd, EPOLL_CTL_ADD, w->rq.efd, &ev) < 0) {
+    if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, w->rq.efd, &ev) < 0) {
         snprintf(reason, rsize, "epoll_ctl run queue: %s", fdt_strerror(-errno));
         return -1;
     }
@@ -271,12 +305,18 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
             fdt__proto_raw_init(&l->proto, w->app);
             break;
         case FDT_PROTO_HTTP:
-            if (fdt__proto_http_init(&l->proto, w->app, w->cfg, reason, rsize) < 0)
+            if (!w->http)
+                w->http = fdt__http_server_new(w->app, w->cfg, reason, rsize);
+            if (!w->http)
                 return -1;
+            fdt__proto_http_init(&l->proto, w->http);
             break;
         case FDT_PROTO_JSONRPC:
-            if (fdt__proto_jsonrpc_init(&l->proto, w->app, w->cfg, reason, rsize) < 0)
+            if (!w->rpc)
+                w->rpc = fdt__jsonrpc_server_new(w->app, w->cfg, reason, rsize);
+            if (!w->rpc)
                 return -1;
+            fdt__proto_jsonrpc_init(&l->proto, w->rpc);
             break;
         default:
             snprintf(reason, rsize, "[listen.%s] protocol %s is not available in this build",
@@ -328,9 +368,8 @@ static void start_threads(struct fdt_worker *w)
 
 void fdt__worker_main(const struct fdt_worker_args *a)
 {
-    static struct fdt_worker worker;
+    struct fdt_worker worker = {0};
     struct fdt_worker *w = &worker;
-    memset(w, 0, sizeof(*w));
     w->cfg = a->cfg;
     w->slot = &a->sb->slots[a->slot];
     w->channel_fd = a->channel_fd;
@@ -341,6 +380,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     pthread_mutex_init(&w->rq.lock, NULL);
     pthread_mutex_init(&w->free_lock, NULL);
     atomic_store(&w->slot->pid, (int32_t)getpid());
+    fdt__worker_loop_init(w);
     g_worker = w;
 
     fdt__log_set_role("worker", a->generation);
@@ -369,8 +409,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     if (setup_loop(w, a, reason, sizeof(reason)) < 0)
         fail_start(w, reason);
     start_threads(w);
-    if (fdt__txn_recovery_start(a->cfg, &w->slot->txn_in_doubt, &w->slot->txn_in_doubt_oldest_ms) <
-        0)
+    if (fdt__txn_recovery_start(a->cfg, &w->slot->txn_in_doubt, &w->slot->txn_in_doubt_oldest_ms,
+                                &w->recovery) < 0)
         fail_start(w, "cannot start the recovery thread");
 
     /* Listeners go into epoll last: nothing is accepted before every thread is ready. */
@@ -392,10 +432,12 @@ void fdt__worker_main(const struct fdt_worker_args *a)
 
     fdt__worker_loop(w);
     /* fdt__worker_loop returns only after a clean drain. */
-    fdt__txn_recovery_stop();
+    fdt__txn_recovery_stop(w->recovery);
     if (w->app->process_fini)
         w->app->process_fini();
     fdt__txn_shutdown();
+    fdt__http_server_free(w->http);
+    fdt__jsonrpc_server_free(w->rpc);
     fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
     _exit(0);
 }

@@ -444,7 +444,7 @@ static const struct fdt_jsonrpc_method rpc_methods[] = {
 };
 
 static const struct fdt_jsonrpc_app rpc_app = {
-    .abi_version = FDT_APP_ABI_VERSION,
+    .abi_version = FDT_JSONRPC_ABI_VERSION,
     .size = sizeof(struct fdt_jsonrpc_app),
     .methods = rpc_methods,
     .n_methods = sizeof(rpc_methods) / sizeof(rpc_methods[0]),
@@ -484,7 +484,7 @@ static int http_sql(struct fdt_http_request *req, struct fdt_http_resource *cont
     if (rc < 0)
         return 0; /* the framework answered for us (the commit failed) */
     fdt_http_write_chunk(req, body, (size_t)n);
-    return fdt_http_finish(req);
+    return fdt_http_end(req);
 }
 
 static int http_query(struct fdt_http_request *req, struct fdt_http_resource *context)

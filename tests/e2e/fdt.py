@@ -23,6 +23,20 @@ def free_port():
         return s.getsockname()[1]
 
 
+def free_port_pair():
+    """Two consecutive loopback ports nobody listens on (for a program that takes PORT and
+    uses PORT + 1 as well)."""
+    while True:
+        with socket.socket() as a, socket.socket() as b:
+            a.bind(("127.0.0.1", 0))
+            port = a.getsockname()[1]
+            try:
+                b.bind(("127.0.0.1", port + 1))
+            except OSError:
+                continue
+            return port
+
+
 def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
     deadline = time.monotonic() + timeout
     while True:
@@ -34,33 +48,43 @@ def wait_for(pred, timeout=10.0, interval=0.02, what="condition"):
         time.sleep(interval)
 
 
-class LineClient:
-    """A client of the line-protocol test application."""
+class ClosedByServer(ConnectionError):
+    """The server closed the connection (EOF) while an answer was awaited."""
+
+
+class StreamClient:
+    """One TCP connection to the server with a receive buffer; the protocol clients below
+    (line, JSON-RPC, HTTP in http_util.py) add their framing on top.
+
+    It keeps what a retry decision needs: `answered` counts the answers read whole on this
+    connection, `received` every byte the server sent, and `received_at_send` that count
+    when the last request was sent (see idle_close_race)."""
 
     def __init__(self, port, host="127.0.0.1", timeout=10.0):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.buf = b""
+        self.answered = 0
+        self.received = 0
+        self.received_at_send = 0
 
     def send(self, data):
         if isinstance(data, str):
             data = data.encode()
+        self.received_at_send = self.received
         self.sock.sendall(data)
 
-    def readline(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed by server")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return line.decode()
-
-    def call(self, line):
-        self.send(line + "\n")
-        return self.readline()
+    def _fill(self):
+        chunk = self.sock.recv(65536)
+        if not chunk:
+            raise ClosedByServer("closed by server")
+        self.received += len(chunk)
+        self.buf += chunk
 
     def closed_by_server(self, timeout=5.0):
-        """True once the server has closed the connection (EOF or reset)."""
+        """True once the server has closed the connection (EOF or reset), with nothing
+        more sent."""
+        if self.buf:
+            return False
         self.sock.settimeout(timeout)
         try:
             return self.sock.recv(1) == b""
@@ -71,6 +95,57 @@ class LineClient:
 
     def close(self):
         self.sock.close()
+
+
+def idle_close_race(client, err):
+    """True for the one failure a client may retry without counting it as lost: the server
+    closed an idle keep-alive connection before it read the request (RFC 9112 section
+    9.3.1, RFC 9110 section 9.2.2). That is: the connection had already served an answer,
+    not one byte of the answer to this request arrived, and the send failed with EPIPE or
+    ECONNRESET or the read saw EOF or ECONNRESET. A timeout, a refusal, a new connection
+    or a partial answer is never this case."""
+    return (client.answered > 0 and client.received == client.received_at_send
+            and not client.buf
+            and isinstance(err, (BrokenPipeError, ConnectionResetError, ClosedByServer)))
+
+
+class LineClient(StreamClient):
+    """A client of the line-protocol test application."""
+
+    def readline(self):
+        while b"\n" not in self.buf:
+            self._fill()
+        line, _, self.buf = self.buf.partition(b"\n")
+        self.answered += 1
+        return line.decode()
+
+    def call(self, line):
+        self.send(line + "\n")
+        return self.readline()
+
+
+class RpcClient(LineClient):
+    """A JSON-RPC 2.0 client: one JSON object a line each way."""
+
+    def __init__(self, port, host="127.0.0.1", timeout=10.0):
+        super().__init__(port, host, timeout)
+        self.next_id = 0
+
+    def send_raw(self, data):
+        self.send(data)
+
+    def read(self):
+        return json.loads(self.readline())
+
+    def call(self, method, params=None):
+        self.next_id += 1
+        msg = {"jsonrpc": "2.0", "method": method, "id": self.next_id}
+        if params is not None:
+            msg["params"] = params
+        self.send(json.dumps(msg) + "\n")
+        answer = self.read()
+        assert answer["id"] == self.next_id and answer["jsonrpc"] == "2.0", answer
+        return answer
 
 
 class FdtServer:

@@ -1,8 +1,6 @@
 """HTTP helpers for the end-to-end tests: start apps/hello, and a raw-socket client that
 sends exactly the bytes a test wants and parses responses strictly."""
-import socket
-
-from fdt import BUILD
+from fdt import BUILD, StreamClient
 
 HELLO = str(BUILD / "apps" / "hello.so")
 
@@ -39,23 +37,8 @@ class Response:
         return f"<Response {self.status} {self.headers} {self.body[:80]!r}>"
 
 
-class Client:
+class Client(StreamClient):
     """One connection; send raw bytes, read responses one at a time."""
-
-    def __init__(self, port, host="127.0.0.1", timeout=10.0):
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.buf = b""
-
-    def send(self, data):
-        if isinstance(data, str):
-            data = data.encode()
-        self.sock.sendall(data)
-
-    def _fill(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed by server")
-        self.buf += chunk
 
     def _line(self):
         while b"\r\n" not in self.buf:
@@ -83,6 +66,7 @@ class Client:
             headers.append((k, v.strip()))
         r = Response(version, int(status), reason, headers, b"")
         if head or r.status in (100, 204, 304):
+            self.answered += 1
             return r
         te = r.header("Transfer-Encoding")
         cl = r.header("Content-Length")
@@ -108,28 +92,13 @@ class Client:
             except ConnectionError:
                 pass
             r.body, self.buf = self.buf, b""
+        self.answered += 1
         return r
 
     def request(self, method, path, headers=None, body=b"", version="1.1"):
         """Send one request (Host added for 1.1) and read its response."""
         self.send(build(method, path, headers, body, version))
         return self.read_response(head=(method == "HEAD"))
-
-    def closed_by_server(self, timeout=5.0):
-        """True once the server has closed the connection (EOF or reset), with nothing
-        more sent."""
-        if self.buf:
-            return False
-        self.sock.settimeout(timeout)
-        try:
-            return self.sock.recv(1) == b""
-        except ConnectionResetError:
-            return True
-        except socket.timeout:
-            return False
-
-    def close(self):
-        self.sock.close()
 
 
 def build(method, path, headers=None, body=b"", version="1.1"):

@@ -51,7 +51,9 @@ def test_01_04_bad_flag_and_bad_set(tmp_path):
 def test_01_05_check_mode(tmp_path):
     s = FdtServer(tmp_path)
     r = run("-c", str(s.conf_path), "--check")
-    assert r.returncode == 0 and "ok" in r.stdout
+    assert r.returncode == 0 and "configuration ok" in r.stdout
+    # It says what it would load (the application module, the listeners), loading nothing.
+    assert "lineapp.so" in r.stdout and "[listen." in r.stdout, r.stdout
 
 
 def test_01_06_flags_override_the_file(make_server):
@@ -72,3 +74,19 @@ def test_01_06_flags_override_the_file(make_server):
 def test_01_07_help_and_version():
     assert run("--version").stdout.startswith("fdtserver ")
     assert "usage" in run("--help").stdout
+
+
+def test_01_08_unknown_key_suggests_the_nearest(tmp_path):
+    conf = tmp_path / "typo.ini"
+    conf.write_text("[server]\nwrokers = 2\n[listen.a]\naddress = 127.0.0.1:0\n")
+    r = run("-c", str(conf))
+    assert r.returncode == 2
+    assert f"{conf}:2" in r.stderr
+    assert "unknown key 'wrokers' (did you mean 'workers'?)" in r.stderr
+    r = run("--listen", "127.0.0.1:0,raw", "--app", str(APPS / "lineapp.so"),
+            "--set", "listen.cli0.protocl=raw")
+    assert r.returncode == 2 and "(did you mean 'protocol'?)" in r.stderr
+    # Nothing close: no suggestion.
+    r = run("--listen", "127.0.0.1:0,raw", "--app", str(APPS / "lineapp.so"),
+            "--set", "server.frobnicate=1")
+    assert r.returncode == 2 and "frobnicate" in r.stderr and "did you mean" not in r.stderr

@@ -1,10 +1,22 @@
 """Promise 3: graceful shutdown."""
+import os
+import re
 import signal
 import socket
 import subprocess
 import time
 
+import pytest
+
 from fdt import FDTSERVER, alive, wait_for
+
+# Promise 3: a new connect() is refused within 100 ms of SIGTERM.
+REFUSED_WITHIN = 0.100
+# Extra time allowed on a loaded machine (shared CI runners, many test runs at once): the
+# master must be scheduled to read the signal, and this process to see the refusal. Not
+# part of the promise: the measured figure is printed, and flagged when over 100 ms, so a
+# drift shows before it fails. Measured on a 2-core machine at load 7: 1 to 7 ms.
+LOADED_MACHINE_SLACK = 0.150
 
 
 def connect_refused(port):
@@ -13,20 +25,29 @@ def connect_refused(port):
         return s.connect_ex(("127.0.0.1", port)) != 0
 
 
-def test_03_01_term_closes_listeners_at_once_and_finishes_work(make_server):
-    s = make_server(workers=2, threads=2)
-    busy = s.client()
-    busy.send("SLEEP 1500\n")
+def busy_server(make_server, sleep_ms, workers=2, **server):
+    """A server whose one client (returned) has a request of sleep_ms in a handler."""
+    s = make_server(workers=workers, threads=2, server=server or None)
+    c = s.client()
+    c.send(f"SLEEP {sleep_ms}\n")
     wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="handler busy")
+    return s, c
+
+
+def test_03_01_term_closes_listeners_at_once_and_finishes_work(make_server):
+    s, busy = busy_server(make_server, 1500)
     idle = s.client()
     assert idle.call("PING") == "PONG"
     t0 = time.monotonic()
     s.signal(signal.SIGTERM)
     wait_for(lambda: connect_refused(s.port), timeout=5, interval=0.005, what="refusal")
     refused_after = time.monotonic() - t0
-    # The figure is logged for the record; the bound is loose because CI machines are noisy.
-    print(f"new connect refused {refused_after * 1000:.1f} ms after SIGTERM")
-    assert refused_after < 2.0
+    over = " OVER THE PROMISE, within the slack" if refused_after > REFUSED_WITHIN else ""
+    print(f"new connect refused {refused_after * 1000:.1f} ms after SIGTERM "
+          f"(promise: {REFUSED_WITHIN * 1000:.0f} ms, "
+          f"+{LOADED_MACHINE_SLACK * 1000:.0f} ms slack for a loaded machine){over}")
+    assert refused_after < REFUSED_WITHIN + LOADED_MACHINE_SLACK, \
+        f"refused {refused_after * 1000:.1f} ms after SIGTERM"
     # The idle keep-alive connection is closed; the request in flight is answered.
     assert idle.closed_by_server(timeout=5)
     assert busy.readline() == "SLEPT 1500"
@@ -39,7 +60,6 @@ def test_03_02_connections_waiting_in_the_accept_queue_are_served(make_server):
     (worker,) = s.worker_pids()
     # Freeze the worker: new connections complete their handshake in the kernel and wait
     # in the listening socket's accept queue, with their request already sent.
-    import os
     os.kill(worker, signal.SIGSTOP)
     try:
         queued = []
@@ -56,7 +76,6 @@ def test_03_02_connections_waiting_in_the_accept_queue_are_served(make_server):
         assert c.readline() == f"queued-{i}"
         assert c.closed_by_server()
     assert s.wait_exit() == 0
-    import re
     m = re.search(r"draining \(SIGTERM\): (\d+) connections open, (\d+) taken from the accept queue",
                   s.log())
     assert m and int(m.group(1)) == 8 and int(m.group(2)) >= 1, m
@@ -64,10 +83,7 @@ def test_03_02_connections_waiting_in_the_accept_queue_are_served(make_server):
 
 
 def test_03_03_graceful_timeout_cuts_what_is_left(make_server):
-    s = make_server(workers=1, threads=2, server={"graceful_timeout": 1})
-    c = s.client()
-    c.send("SLEEP 20000\n")
-    wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="handler busy")
+    s, c = busy_server(make_server, 20000, workers=1, graceful_timeout=1)
     t0 = time.monotonic()
     s.signal(signal.SIGTERM)
     assert s.wait_exit(timeout=15) == 0
@@ -76,29 +92,20 @@ def test_03_03_graceful_timeout_cuts_what_is_left(make_server):
     assert "graceful timeout (1.0s): 1 connections cut" in s.log()
 
 
-def test_03_04_second_term_stops_at_once(make_server):
-    s = make_server(workers=2, threads=2, server={"graceful_timeout": 60})
-    c = s.client()
-    c.send("SLEEP 30000\n")
-    wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="handler busy")
+@pytest.mark.parametrize("signals", [(signal.SIGTERM, signal.SIGTERM), (signal.SIGINT,),
+                                     (signal.SIGQUIT,)],
+                         ids=["second-TERM", "INT", "QUIT"])
+def test_03_04_second_term_sigint_and_sigquit_stop_at_once(make_server, signals):
+    s, c = busy_server(make_server, 30000, graceful_timeout=60)
     pids = s.worker_pids()
-    s.signal(signal.SIGTERM)
-    s.wait_log("graceful stop")
-    s.signal(signal.SIGTERM)
+    if len(signals) == 2:
+        s.signal(signals[0])
+        s.wait_log("graceful stop")
+    s.signal(signals[-1])
     assert s.wait_exit(timeout=10) == 0
     assert "immediate stop" in s.log()
+    assert c.closed_by_server()
     assert not any(alive(p) for p in pids)
-
-
-def test_03_05_sigint_and_sigquit_stop_at_once(make_server):
-    for sig in (signal.SIGINT, signal.SIGQUIT):
-        s = make_server(workers=1, threads=2, server={"graceful_timeout": 60})
-        c = s.client()
-        c.send("SLEEP 30000\n")
-        wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="handler busy")
-        s.signal(sig)
-        assert s.wait_exit(timeout=10) == 0
-        assert c.closed_by_server()
 
 
 def test_03_06_pid_file_and_dash_s(make_server):

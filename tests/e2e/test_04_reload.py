@@ -1,13 +1,11 @@
 """Promise 4: graceful reload, and zero lost requests across reloads."""
 import os
-import random
 import shutil
 import socket
-import threading
-import time
 from pathlib import Path
 
-from fdt import APPS, LineClient, free_port, wait_for
+from fdt import APPS, free_port, wait_for
+from load import LineBody, reload_under_load
 
 
 def whoami(s, port=None):
@@ -133,97 +131,14 @@ def listen_inode(pid, port):
     return None
 
 
-class Load:
-    """Bounded concurrent clients: new and reused connections, requests with bodies.
-
-    A reused connection that the server closed while idle, before any byte of an answer,
-    was not processed: the client sends the request again on a new connection, as HTTP
-    clients do. Anything else (a refusal, a reset or timeout on a new connection, a wrong
-    or partial answer) is a failure."""
-
-    def __init__(self, port, clients=8):
-        self.port = port
-        self.clients = clients
-        self.stop = threading.Event()
-        self.ok = 0
-        self.retried = 0
-        self.failures = []
-        self.lock = threading.Lock()
-
-    def run_client(self, seed):
-        rnd = random.Random(seed)
-        conn = None
-        while not self.stop.is_set():
-            n = rnd.randrange(0, 3000)
-            body = bytes(rnd.getrandbits(8) for _ in range(min(n, 64))) * (n // 64 + 1)
-            body = body[:n]
-            want = f"GOT {n} {sum(body) & 0xffffffff}"
-            reused = conn is not None
-            try:
-                if conn is None:
-                    conn = LineClient(self.port, timeout=10)
-                conn.send(f"BODY {n}\n".encode() + body)
-                got = conn.readline()
-            except (ConnectionError, OSError) as e:
-                partial = conn.buf if conn else b""
-                if conn:
-                    conn.close()
-                conn = None
-                if reused and not partial:
-                    with self.lock:
-                        self.retried += 1
-                    continue  # idle close race: resend on a new connection
-                with self.lock:
-                    self.failures.append(f"{'reused' if reused else 'new'}: {e!r}")
-                continue
-            if got != want:
-                with self.lock:
-                    self.failures.append(f"wrong answer {got!r} != {want!r}")
-            else:
-                with self.lock:
-                    self.ok += 1
-            if rnd.random() < 0.4:
-                conn.close()
-                conn = None
-        if conn:
-            conn.close()
-
-    def __enter__(self):
-        self.threads = [threading.Thread(target=self.run_client, args=(i,))
-                        for i in range(self.clients)]
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-
-
-def reload_under_load(s, reloads):
-    with Load(s.port) as load:
-        wait_for(lambda: load.ok > 50, what="load running")
-        for i in range(reloads):
-            r = s.reload(check=False)
-            assert r.returncode == 0, r.stderr
-        time.sleep(0.2)
-    print(f"{reloads} reloads: {load.ok} requests answered, {load.retried} idle-close "
-          f"retries, {len(load.failures)} failures")
-    assert not load.failures, load.failures[:10]
-    assert load.ok > reloads
-    st = s.status()
-    assert st["last_reload"]["reloads_ok"] == reloads
-
-
 def test_04_07_no_request_lost_across_100_reloads(make_server):
     s = make_server(workers=2, threads=4)
-    reload_under_load(s, 100)
+    reload_under_load(s, 100, LineBody)
 
 
 def test_04_08_no_request_lost_across_100_reloads_one_worker(make_server):
     s = make_server(workers=1, threads=4)
-    reload_under_load(s, 100)
+    reload_under_load(s, 100, LineBody)
 
 
 def test_04_09_sighup_reloads_too(make_server):

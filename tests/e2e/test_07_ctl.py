@@ -1,5 +1,4 @@
 """fdtctl: status and control."""
-import json
 import subprocess
 
 from fdt import FDTCTL, wait_for

@@ -23,6 +23,27 @@ def txn_server(make_server, postgres, pgdb, tmp_path, **kw):
     return s, db
 
 
+def create_lite_table(c):
+    """Create SQLite table t (x INTEGER) in a transaction of its own."""
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
+    assert c.call("TXN COMMIT") == "OK"
+
+
+def begin_on_both(c, gtrid, x):
+    """Begin (gtrid may be empty: a root transaction) and write x to pg acc and lite t."""
+    assert c.call(f"TXN BEGIN {gtrid}".rstrip()) == "OK"
+    assert c.call(f"SQL pg INSERT INTO acc VALUES ({x}, {x})") == "OK 1"
+    assert c.call(f"SQL lite INSERT INTO t VALUES ({x})") == "OK 1"
+
+
+def insert_and_vote(c, gtrid, row_id, bal):
+    """Begin gtrid, insert one acc row through pg and vote: one prepared branch."""
+    assert c.call(f"TXN BEGIN {gtrid}") == "OK"
+    assert c.call(f"SQL pg INSERT INTO acc VALUES ({row_id}, {bal})") == "OK 1"
+    assert c.call("TXN VOTE") == "OK"
+
+
 def prepared(postgres, db):
     return [r[0] for r in postgres.psql(
         "SELECT gid FROM pg_prepared_xacts WHERE database = current_database()", dbname=db)]
@@ -63,9 +84,7 @@ def test_21_02_disconnect_before_the_vote_rolls_back(make_server, postgres, pgdb
 def test_21_03_disconnect_after_the_vote_stays_prepared(make_server, postgres, pgdb, tmp_path):
     s, db = txn_server(make_server, postgres, pgdb, tmp_path)
     c = s.client()
-    assert c.call("TXN BEGIN cafe01") == "OK"
-    assert c.call("SQL pg INSERT INTO acc VALUES (3, 70)") == "OK 1"
-    assert c.call("TXN VOTE") == "OK"
+    insert_and_vote(c, "cafe01", 3, 70)
     c.close()
     s.wait_log("stays prepared (in doubt)")
     gid = gid_for("testnode", "pg", "cafe01")
@@ -98,9 +117,7 @@ def test_21_05_worker_killed_before_and_after_the_vote(make_server, postgres, pg
     assert before.call("TXN BEGIN bb01") == "OK"
     assert before.call("SQL pg INSERT INTO acc VALUES (5, 5)") == "OK 1"
     after = s.client()
-    assert after.call("TXN BEGIN bb02") == "OK"
-    assert after.call("SQL pg INSERT INTO acc VALUES (6, 6)") == "OK 1"
-    assert after.call("TXN VOTE") == "OK"
+    insert_and_vote(after, "bb02", 6, 6)
     os.kill(pid, signal.SIGKILL)
     wait_for(lambda: s.worker_pids() and s.worker_pids() != [pid], what="replacement")
     # Before the vote: gone with the session. After: exactly one prepared branch.
@@ -115,12 +132,8 @@ def test_21_06_root_two_phase_with_sqlite_as_last_resource(make_server, postgres
                                                           tmp_path):
     s, db = txn_server(make_server, postgres, pgdb, tmp_path)
     c = s.client()
-    assert c.call("TXN BEGIN") == "OK"
-    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
-    assert c.call("TXN COMMIT") == "OK"
-    assert c.call("TXN BEGIN") == "OK"
-    assert c.call("SQL pg INSERT INTO acc VALUES (7, 7)") == "OK 1"
-    assert c.call("SQL lite INSERT INTO t VALUES (7)") == "OK 1"
+    create_lite_table(c)
+    begin_on_both(c, "", 7)
     assert c.call("TXN COMMIT") == "OK"
     assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["7"]]
     assert prepared(postgres, db) == []
@@ -135,21 +148,23 @@ def test_21_07_vote_refused_by_sqlite_and_by_a_failing_prepare(make_server, post
                                                               tmp_path):
     s, db = txn_server(make_server, postgres, pgdb, tmp_path)
     c = s.client()
-    assert c.call("TXN BEGIN") == "OK"
-    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
-    assert c.call("TXN COMMIT") == "OK"
-    assert c.call("TXN BEGIN dd01") == "OK"
-    assert c.call("SQL pg INSERT INTO acc VALUES (8, 8)") == "OK 1"
-    assert c.call("SQL lite INSERT INTO t VALUES (8)") == "OK 1"
+    create_lite_table(c)
+    begin_on_both(c, "dd01", 8)
+    # SQLite cannot prepare: the vote is refused and nothing happens, so the hint it gives
+    # can be followed: commit in one phase (fdtserver decides, SQLite as the last resource).
     r = c.call("TXN VOTE")
-    assert r.startswith("ERR rolled back") and "cannot prepare" in r
+    assert r.startswith("ERR vote:") and "cannot prepare" in r and "nothing was done" in r, r
+    assert c.call("TXN STATE") == "STATE 1"  # still FDT_TXN_ACTIVE
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT count(*) FROM acc WHERE id = 8", dbname=db) == [["1"]]
     # A deferred constraint fails at PREPARE: rolled back with the reason, nothing prepared.
     assert c.call("TXN BEGIN dd02") == "OK"
     assert c.call("SQL pg INSERT INTO chk VALUES (1), (1)") == "OK 2"
     r = c.call("TXN VOTE")
     assert r.startswith("ERR rolled back") and "pos" in r, r
     assert prepared(postgres, db) == []
-    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    assert postgres.psql("SELECT count(*) FROM chk", dbname=db) == [["0"]]
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["8"]]  # only the first one
 
 
 def test_21_08_an_xid_too_long_is_refused_at_begin(make_server, postgres, pgdb, tmp_path):
@@ -180,9 +195,7 @@ def test_21_09_list_and_resolve_from_the_command_line(make_server, postgres, pgd
     gids = []
     for i, gtrid in enumerate(("e001", "e002")):
         c = s.client()
-        assert c.call(f"TXN BEGIN {gtrid}") == "OK"
-        assert c.call(f"SQL pg INSERT INTO acc VALUES ({10 + i}, 1)") == "OK 1"
-        assert c.call("TXN VOTE") == "OK"
+        insert_and_vote(c, gtrid, 10 + i, 1)
         c.close()
         gids.append(gid_for("testnode", "pg", gtrid))
     wait_for(lambda: s.log().count("stays prepared") == 2, what="both in doubt")
@@ -219,9 +232,7 @@ def crash_server(make_server, postgres, pgdb, tmp_path):
                        server={"node": "testnode", "recovery_grace": 0,
                                "recovery_interval": 0.3})
     c = s.client()
-    assert c.call("TXN BEGIN") == "OK"
-    assert c.call("SQL lite CREATE TABLE IF NOT EXISTS t (x INTEGER)") == "OK 0"
-    assert c.call("TXN COMMIT") == "OK"
+    create_lite_table(c)
     return s, db, fault
 
 
@@ -292,9 +303,7 @@ def test_21_14_fdtctl_txn_list_and_status_count_in_doubt(make_server, postgres, 
                        server={"recovery_grace": 0, "recovery_interval": 0.3,
                                "in_doubt_warn_age": 0})
     c = s.client()
-    assert c.call("TXN BEGIN 0a0b") == "OK"
-    assert c.call("SQL pg INSERT INTO acc VALUES (20, 1)") == "OK 1"
-    assert c.call("TXN VOTE") == "OK"
+    insert_and_vote(c, "0a0b", 20, 1)
     c.close()
     gid = gid_for("testnode", "pg", "0a0b")
     r = s.ctl("txn", "list")
@@ -319,9 +328,7 @@ def test_21_15_an_idle_active_transaction_times_out_a_prepared_one_never(make_se
     assert c.call("TXN COMMIT") == "ERR no transaction"
     assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
     # The connection itself still works, and a voted transaction is never timed out.
-    assert c.call("TXN BEGIN 0c0d") == "OK"
-    assert c.call("SQL pg INSERT INTO acc VALUES (31, 1)") == "OK 1"
-    assert c.call("TXN VOTE") == "OK"
+    insert_and_vote(c, "0c0d", 31, 1)
     import time
     time.sleep(1.5)
     assert c.call("TXN FINISH") == "OK"
@@ -330,6 +337,13 @@ def test_21_15_an_idle_active_transaction_times_out_a_prepared_one_never(make_se
 
 def test_21_16_a_deadlock_victim_is_retried_by_the_framework(make_server, postgres, pgdb,
                                                              tmp_path):
+    # PostgreSQL's victim is the waiter whose deadlock_timeout runs out first after the
+    # cycle exists. b waits first; with the default 1 s, a loaded machine can take longer
+    # than that to send a's statement, b's only check then finds no cycle, and a becomes
+    # the victim instead. 10 s leaves room for a loaded machine; set before the server
+    # starts, so that every pooled session has it.
+    db = pgdb.split("dbname=")[1]
+    postgres.psql(f"ALTER DATABASE {db} SET deadlock_timeout = '10s'", dbname=db)
     s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=4)
     postgres.psql("INSERT INTO acc VALUES (1, 0), (2, 0)", dbname=db)
     a = s.client()

@@ -1,41 +1,7 @@
 """JSON-RPC 2.0 over TCP: framing, errors, and client-driven two-phase commit."""
 import base64
-import json
-import socket
 
-from fdt import free_port, wait_for
-
-
-class Rpc:
-    def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=10)
-        self.buf = b""
-        self.next_id = 0
-
-    def send_raw(self, data):
-        self.sock.sendall(data if isinstance(data, bytes) else data.encode())
-
-    def read(self):
-        while b"\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("closed")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\n")
-        return json.loads(line)
-
-    def call(self, method, params=None):
-        self.next_id += 1
-        msg = {"jsonrpc": "2.0", "method": method, "id": self.next_id}
-        if params is not None:
-            msg["params"] = params
-        self.send_raw(json.dumps(msg) + "\n")
-        answer = self.read()
-        assert answer["id"] == self.next_id and answer["jsonrpc"] == "2.0"
-        return answer
-
-    def close(self):
-        self.sock.close()
+from fdt import RpcClient, free_port
 
 
 def b64(data):
@@ -52,7 +18,7 @@ def rpc_server(make_server, tmp_path, extra="", **kw):
 
 def test_22_01_calls_and_standard_errors(make_server, tmp_path):
     s = rpc_server(make_server, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     assert c.call("echo", {"a": [1, 2, "x"]})["result"] == {"a": [1, 2, "x"]}
     assert c.call("echo", [1, 2])["result"] == [1, 2]
     r = c.call("nope")
@@ -85,10 +51,19 @@ def test_22_01_calls_and_standard_errors(make_server, tmp_path):
 
 def test_22_02_a_line_over_the_limit_is_refused(make_server, tmp_path):
     s = rpc_server(make_server, tmp_path, server={"max_input": "4k"})
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     c.send_raw('{"jsonrpc": "2.0", "method": "echo", "params": ["' + "x" * 10000 + '"]}\n')
     r = c.read()
     assert r["error"]["code"] == -32600 and "max_input" in r["error"]["message"]
+    # The rest of that line is dropped; the connection keeps working (as after any error),
+    # also when the long line comes in pieces and is followed by more on the same write.
+    assert c.call("echo", [1])["result"] == [1]
+    c.send_raw('{"jsonrpc": "2.0", "method": "echo", "params": ["' + "y" * 5000)
+    c.send_raw("y" * 5000 + '"], "id": 2}\n{"jsonrpc": "2.0", "method": "echo", '
+               '"params": [3], "id": 3}\n')
+    r = c.read()
+    assert r["error"]["code"] == -32600 and r["id"] is None
+    assert c.read() == {"jsonrpc": "2.0", "result": [3], "id": 3}
 
 
 def pg_rpc_server(make_server, postgres, pgdb, tmp_path, **kw):
@@ -103,7 +78,7 @@ def pg_rpc_server(make_server, postgres, pgdb, tmp_path, **kw):
 def test_22_03_calls_outside_a_transaction_commit_on_their_own(make_server, postgres, pgdb,
                                                                tmp_path):
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 10)"})
     assert r["result"] == {"rows": 1}
     assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["10"]]
@@ -114,17 +89,17 @@ def test_22_03_calls_outside_a_transaction_commit_on_their_own(make_server, post
 
 def test_22_04_client_driven_two_phase_commit(make_server, postgres, pgdb, tmp_path):
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     xid = {"format_id": 7, "gtrid": b64(b"coordinator-1"), "bqual": b64(b"b1")}
     assert c.call("txn.vote")["error"]["code"] == -32010
     assert c.call("txn.begin", {"xid": xid})["result"] == {"state": "active",
-                                                           "role": "participant"}
+                                                           "role": "participant", "xid": xid}
     assert c.call("txn.begin")["error"]["code"] == -32010
     assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (2, 5)"})[
         "result"] == {"rows": 1}
-    assert c.call("txn.vote")["result"] == {"state": "prepared"}
+    assert c.call("txn.vote")["result"] == {"state": "prepared", "prepared": 1, "xid": xid}
     # Another connection sees it in doubt and cannot see the row yet.
-    other = Rpc(s.rpc_port)
+    other = RpcClient(s.rpc_port)
     rec = other.call("txn.recover")["result"]
     assert len(rec) == 1 and rec[0]["xid"] == xid and rec[0]["record"] == "voted"
     assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
@@ -137,13 +112,13 @@ def test_22_05_resolution_from_another_connection_after_a_disconnect(make_server
                                                                      pgdb, tmp_path):
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
     xid = {"format_id": 1, "gtrid": b64(b"g2")}
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     c.call("txn.begin", {"xid": xid})
     c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (3, 3)"})
     assert c.call("txn.vote")["result"]["state"] == "prepared"
     c.close()
     s.wait_log("stays prepared")
-    d = Rpc(s.rpc_port)
+    d = RpcClient(s.rpc_port)
     r = d.call("txn.commit_prepared", {"xid": xid})
     assert r["result"] == {"state": "committed", "already": False}
     assert postgres.psql("SELECT bal FROM acc", dbname=db) == [["3"]]
@@ -160,7 +135,7 @@ def test_22_05_resolution_from_another_connection_after_a_disconnect(make_server
 
 def test_22_06_disconnect_before_the_vote_rolls_back(make_server, postgres, pgdb, tmp_path):
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     c.call("txn.begin", {"xid": {"gtrid": b64(b"g3")}})
     c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (4, 4)"})
     c.close()
@@ -174,7 +149,7 @@ def test_22_07_root_transaction_over_several_calls_and_expiry(make_server, postg
                                                               tmp_path):
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path,
                           server={"transaction_timeout": 0.5})
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     assert c.call("txn.begin")["result"]["role"] == "root"
     c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (5, 5)"})
     c.call("sql", {"resource": "pg", "sql": "UPDATE acc SET bal = 6 WHERE id = 5"})
@@ -197,7 +172,7 @@ def test_22_11_a_failed_call_leaves_the_connection_transaction_as_it_was(make_se
     """Inside txn.begin, each call runs under a savepoint: a call that fails (a duplicate
     key here) is undone alone, the transaction is not doomed, earlier work stays."""
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     assert c.call("txn.begin")["result"]["state"] == "active"
     assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 1)"})["result"]
     r = c.call("sql", {"resource": "pg",
@@ -213,11 +188,13 @@ def test_22_12_a_failed_first_call_leaves_nothing_to_vote_or_commit(make_server,
     """The only call inside txn.begin fails: its branch is rolled back whole, and vote,
     finish and commit then have nothing to do (and do not fail on that empty branch)."""
     s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
-    c = Rpc(s.rpc_port)
+    c = RpcClient(s.rpc_port)
     assert c.call("txn.begin", {"xid": {"gtrid": b64(b"empty-vote")}})["result"]
     r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO nosuch VALUES (1)"})
     assert r["error"]["code"] == -32000
-    assert c.call("txn.vote")["result"] == {"state": "prepared"}
+    # Nothing to prepare: the vote says so (no branch holds locks in doubt).
+    v = c.call("txn.vote")["result"]
+    assert v["state"] == "prepared" and v["prepared"] == 0, v
     assert postgres.psql("SELECT count(*) FROM pg_prepared_xacts WHERE database = "
                          "current_database()", dbname=db) == [["0"]]
     assert c.call("txn.finish")["result"]["state"] == "committed"
@@ -228,3 +205,29 @@ def test_22_12_a_failed_first_call_leaves_nothing_to_vote_or_commit(make_server,
     assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (9, 9)"})["result"]
     assert c.call("txn.finish")["result"]["state"] == "committed"
     assert postgres.psql("SELECT id FROM acc", dbname=db) == [["9"]]
+
+
+def test_22_13_a_root_transaction_votes_and_is_resolved_by_its_xid(make_server, postgres, pgdb,
+                                                                   tmp_path):
+    """txn.begin without an xid: fdtserver names the transaction and returns its xid; the
+    client may still vote (becoming the coordinator), and after it vanishes the branch is
+    prepared, listed, and resolved with that xid from another connection."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = RpcClient(s.rpc_port)
+    r = c.call("txn.begin")["result"]
+    assert r["state"] == "active" and r["role"] == "root"
+    xid = r["xid"]
+    assert xid["gtrid"] and set(xid) == {"format_id", "gtrid", "bqual"}
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (13, 13)"})["result"]
+    v = c.call("txn.vote")["result"]
+    assert v == {"state": "prepared", "prepared": 1, "xid": xid}, v
+    c.close()
+    s.wait_log("stays prepared (in doubt) in 1 resource")
+    other = RpcClient(s.rpc_port)
+    rec = other.call("txn.recover")["result"]
+    assert [x["xid"] for x in rec] == [xid] and rec[0]["record"] == "voted"
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    r = other.call("txn.commit_prepared", {"xid": xid})["result"]
+    assert r == {"state": "committed", "already": False}
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 13", dbname=db) == [["13"]]
+    assert other.call("txn.recover")["result"] == []

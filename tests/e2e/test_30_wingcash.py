@@ -1,10 +1,8 @@
 """wingcash, the reference application (issue 6): the HTTP API on SQLite and on PostgreSQL
 (the same tests on both), against the real fdtserver; the books checked in the database."""
-import threading
-
 import pytest
 
-from wingcash_util import Api, Backend, wingcash_server
+from wingcash_util import Api, Backend, concurrently, wingcash_server
 
 
 @pytest.fixture(params=["sqlite", "pg"])
@@ -106,15 +104,9 @@ def test_30_03_idempotency_keys(wc):
     body = {"to": b["id"], "amount": 5, "idempotency_key": "race"}
     answers = []
 
-    def send():
-        c = Api(s.port)
+    def send(c, _):
         answers.append(c.call("POST", f"/accounts/{a['id']}/transfers", body, token=a["token"]))
-        c.close()
-    threads = [threading.Thread(target=send) for _ in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    concurrently(s.port, send, range(8))
     assert all(st == 201 for st, _ in answers), answers
     assert len({x["id"] for _, x in answers}) == 1
     assert db.balance(b["id"]) == 15
@@ -245,22 +237,29 @@ def test_30_07_concurrent_debits_never_overdraw(make_server, backend):
     payees = [api.account(f"p{i}") for i in range(4)]
     results = []
 
-    def pay(i):
-        c = Api(s.port)
+    def pay(c, i):
         for j in range(6):
             results.append(c.call("POST", f"/accounts/{a['id']}/transfers",
                                   {"to": payees[(i + j) % 4]["id"], "amount": 7},
                                   token=a["token"])[0])
-        c.close()
-    threads = [threading.Thread(target=pay, args=(i,)) for i in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    concurrently(s.port, pay, range(8))
     ok = results.count(201)
     assert ok == 100 // 7 and results.count(409) == len(results) - ok, results
     assert backend.balance(a["id"]) == 100 - 7 * ok
     backend.check_invariant()
+
+
+def pay_at_once(port, payers, to, payments, threads_each=1):
+    """Every payer pays `to` 1 unit `payments` times in each of its threads_each threads,
+    all threads at once; returns every (status, body)."""
+    results = []
+
+    def pay(c, p):
+        for _ in range(payments):
+            results.append(c.call("POST", f"/accounts/{p['id']}/transfers",
+                                  {"to": to["id"], "amount": 1}, token=p["token"]))
+    concurrently(port, pay, [p for p in payers for _ in range(threads_each)])
+    return results
 
 
 def test_30_08_hot_recipient(make_server, backend):
@@ -270,22 +269,8 @@ def test_30_08_hot_recipient(make_server, backend):
     api = Api(s.port)
     hot = api.account("hot")
     payers = [api.account(f"payer{i}", deposit=1000) for i in range(8)]
-    errors = []
-
-    def pay(p):
-        c = Api(s.port)
-        for _ in range(40):
-            st, body = c.call("POST", f"/accounts/{p['id']}/transfers",
-                              {"to": hot["id"], "amount": 1}, token=p["token"])
-            if st != 201:
-                errors.append((st, body))
-        c.close()
-    threads = [threading.Thread(target=pay, args=(p,)) for p in payers]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert errors == []
+    results = pay_at_once(s.port, payers, hot, payments=40)
+    assert [r for r in results if r[0] != 201] == [] and len(results) == 320
     # The recipient's row was never written by a payment: all 320 are pending credits...
     assert backend.value(f"SELECT balance FROM accounts WHERE id = {hot['id']}") == 0
     assert backend.value(f"SELECT count(*) FROM credits WHERE account_id = {hot['id']}") == 320
@@ -308,18 +293,7 @@ def test_30_09_concurrent_first_payments_from_fresh_accounts(make_server, backen
     api = Api(s.port)
     payee = api.account("payee")
     payers = [api.account(f"fresh{i}", deposit=100) for i in range(6)]
-    results = []
-
-    def pay(p):
-        c = Api(s.port)
-        results.append(c.call("POST", f"/accounts/{p['id']}/transfers",
-                              {"to": payee["id"], "amount": 1}, token=p["token"]))
-        c.close()
-    threads = [threading.Thread(target=pay, args=(p,)) for p in payers for _ in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
+    results = pay_at_once(s.port, payers, payee, payments=1, threads_each=6)
     assert [st for st, _ in results] == [201] * 36, [r for r in results if r[0] != 201]
     assert backend.balance(payee["id"]) == 36
     backend.check_invariant()

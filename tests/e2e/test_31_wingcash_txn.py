@@ -142,7 +142,8 @@ def test_31_03_transfer_inside_a_distributed_transaction(make_server, postgres, 
     assert "result" in r, r
     assert db.balance(a["id"]) == 60
     db.check_invariant()
-    # SQLite cannot prepare: vote fails with a clear error and nothing stays.
+    # SQLite cannot prepare: the vote is refused with a clear error and nothing is done;
+    # following its hint, the coordinator commits the transfer in one phase.
     lite = Backend("sqlite", tmp_path / "lite")
     (tmp_path / "lite").mkdir()
     s2 = wingcash_server(make_server, lite)
@@ -155,7 +156,10 @@ def test_31_03_transfer_inside_a_distributed_transaction(make_server, postgres, 
                                                        "to": y["id"], "amount": 3})
     r = rpc3.call("txn.vote")
     assert "cannot prepare" in r["error"]["message"], r
+    assert "nothing was done" in r["error"]["message"], r
     assert lite.balance(x["id"]) == 10
+    assert rpc3.call("txn.finish")["result"] == {"state": "committed"}
+    assert lite.balance(x["id"]) == 7
     lite.check_invariant()
 
 

@@ -5,12 +5,12 @@ import os
 import signal
 import subprocess
 
-from fdt import BUILD, ROOT, free_port, wait_for
+from fdt import BUILD, ROOT, free_port_pair, wait_for
 from wingcash_util import Api, Rpc
 
 
 def test_32_01_make_run_serves_the_walkthrough(tmp_path):
-    port = free_port()
+    port = free_port_pair()  # HTTP on port, JSON-RPC on port + 1
     env = dict(os.environ, FDT_VAR=str(tmp_path / "var"))
     log = open(tmp_path / "run.log", "wb")
     p = subprocess.Popen([str(ROOT / "scripts" / "run"), str(BUILD), "127.0.0.1", str(port)],
@@ -19,6 +19,9 @@ def test_32_01_make_run_serves_the_walkthrough(tmp_path):
         api = Api(port)
 
         def up():
+            if p.poll() is not None:
+                raise AssertionError(f"scripts/run exited with {p.returncode}:\n"
+                                     + (tmp_path / "run.log").read_text())
             try:
                 return api.call("GET", "/")[0] == 200
             except OSError:

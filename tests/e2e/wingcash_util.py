@@ -1,10 +1,11 @@
 """wingcash test helpers: start the real application on SQLite or PostgreSQL, a small JSON
 HTTP client, and the ledger invariant read straight from the database."""
 import json
-import socket
 import sqlite3
+import threading
 
-from fdt import BUILD, free_port
+from fdt import BUILD, RpcClient, free_port, idle_close_race
+from http_util import Client
 
 WINGCASH = str(BUILD / "apps" / "wingcash.so")
 
@@ -118,51 +119,32 @@ def wingcash_server(make_server, backend, workers=1, threads=4, server=None, app
 
 
 class Api:
-    """A keep-alive JSON client for one server (one connection, reopened when closed)."""
+    """A keep-alive JSON client for one server (one connection, reopened when closed).
+
+    `retried` counts the requests sent again after the server's idle close (the one case
+    idle_close_race allows); every other failure is raised."""
 
     def __init__(self, port, timeout=30.0):
         self.port = port
         self.timeout = timeout
-        self.sock = None
-        self.buf = b""
-
-    def _connect(self):
-        self.sock = socket.create_connection(("127.0.0.1", self.port), timeout=self.timeout)
-        self.buf = b""
+        self.conn = None
+        self.retried = 0
 
     def close(self):
-        if self.sock:
-            self.sock.close()
-        self.sock = None
+        if self.conn:
+            self.conn.close()
+        self.conn = None
 
-    def _recv(self):
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise ConnectionError("closed")
-        self.buf += chunk
-
-    def _read_response(self):
-        while b"\r\n\r\n" not in self.buf:
-            self._recv()
-        head, self.buf = self.buf.split(b"\r\n\r\n", 1)
-        lines = head.decode("latin-1").split("\r\n")
-        status = int(lines[0].split()[1])
-        headers = {}
-        for line in lines[1:]:
-            k, v = line.split(":", 1)
-            headers[k.strip().lower()] = v.strip()
-        n = int(headers.get("content-length", "0"))
-        while len(self.buf) < n:
-            self._recv()
-        body, self.buf = self.buf[:n], self.buf[n:]
-        if headers.get("connection", "").lower() == "close":
-            self.close()
-        return status, headers, body
+    def _exchange(self, msg):
+        if self.conn is None:
+            self.conn = Client(self.port, timeout=self.timeout)
+        self.conn.send(msg)
+        return self.conn.read_response()
 
     def raw(self, method, path, body=None, token=None, raw_body=None, fresh=False):
-        """Send one request. A keep-alive connection found closed before anything was read
-        (the server's idle close) is retried once on a new connection, as HTTP allows;
-        fresh=True never reuses a connection."""
+        """Send one request and return (status, headers with lower-case names, body).
+        A keep-alive connection the server closed while idle is retried once on a new
+        connection, as HTTP allows, and counted; fresh=True never reuses a connection."""
         data = raw_body if raw_body is not None else (
             json.dumps(body).encode() if body is not None else b"")
         hdr = f"{method} {path} HTTP/1.1\r\nHost: t\r\nContent-Length: {len(data)}\r\n"
@@ -171,19 +153,18 @@ class Api:
         msg = hdr.encode() + b"\r\n" + data
         if fresh:
             self.close()
-        reused = self.sock is not None
-        if self.sock is None:
-            self._connect()
         try:
-            self.sock.sendall(msg)
-            return self._read_response()
-        except (ConnectionError, OSError):
+            r = self._exchange(msg)
+        except OSError as e:
+            conn = self.conn
             self.close()
-            if not reused or self.buf:
+            if conn is None or not idle_close_race(conn, e):
                 raise
-        self._connect()
-        self.sock.sendall(msg)
-        return self._read_response()
+            self.retried += 1
+            r = self._exchange(msg)
+        if (r.header("Connection") or "").lower() == "close":
+            self.close()
+        return r.status, {k.lower(): v for k, v in r.headers}, r.body
 
     def call(self, method, path, body=None, token=None, raw_body=None):
         status, headers, data = self.raw(method, path, body, token, raw_body)
@@ -199,22 +180,30 @@ class Api:
         return a
 
 
-class Rpc:
-    """A JSON-RPC line client."""
+def concurrently(port, fn, args):
+    """fn(api, arg) for each arg, each in its own thread with its own Api on port (closed
+    afterwards). Returns once all are done; raises the first exception a thread raised."""
+    errors = []
+
+    def run(arg):
+        api = Api(port)
+        try:
+            fn(api, arg)
+        except BaseException as e:  # noqa: BLE001 - handed to the caller below
+            errors.append(e)
+        finally:
+            api.close()
+    threads = [threading.Thread(target=run, args=(arg,)) for arg in args]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise errors[0]
+
+
+class Rpc(RpcClient):
+    """A JSON-RPC client of the wingcash listener (calls run transactions: a longer timeout)."""
 
     def __init__(self, port):
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=30)
-        self.f = self.sock.makefile("rb")
-        self.n = 0
-
-    def call(self, method, params=None):
-        self.n += 1
-        msg = {"jsonrpc": "2.0", "id": self.n, "method": method}
-        if params is not None:
-            msg["params"] = params
-        self.sock.sendall(json.dumps(msg).encode() + b"\n")
-        return json.loads(self.f.readline())
-
-    def close(self):
-        self.f.close()
-        self.sock.close()
+        super().__init__(port, timeout=30.0)

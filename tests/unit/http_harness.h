@@ -131,7 +131,7 @@ static int v_stream(struct fdt_http_request *req, struct fdt_http_resource *ctx)
     fdt_http_write_chunk(req, "ab", 2);
     fdt_http_write_chunk(req, "cd", 2);
     fdt_http_write_chunk(req, "ef", 2);
-    return fdt_http_finish(req);
+    return fdt_http_end(req);
 }
 
 static int v_sub(struct fdt_http_request *req, struct fdt_http_resource *ctx)

@@ -1,7 +1,10 @@
 #include "fdt_config.h"
 
 #include "config/config.h"
+#include "config/config_int.h"
 #include "util/util.h"
+
+#include <fdt/log.h>
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
 /* clang-format off */
@@ -11,6 +14,7 @@
 #include <cmocka.h>
 /* clang-format on */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -235,6 +239,347 @@ static void test_relative_paths(void **state)
     unlink(path);
 }
 
+/* The section a row's key is tried in ([listen.t] and [resource.t] for the named ones). */
+static const char *row_section(const struct fdt__cfg_key *k)
+{
+    switch (k->section) {
+    case FDT__CFG_SERVER:
+        return "server";
+    case FDT__CFG_LISTEN:
+        return "listen.t";
+    case FDT__CFG_RESOURCE:
+        return "resource.t";
+    case FDT__CFG_APP:
+        return "app";
+    }
+    return "?";
+}
+
+/* The struct the row's offset points into; creates listener or resource "t" if needed. */
+static void *row_base(struct fdt_cfg *cfg, const struct fdt__cfg_key *k)
+{
+    struct fdt_error err = {0};
+    if (k->section == FDT__CFG_LISTEN) {
+        if (cfg->n_listeners == 0)
+            assert_int_equal(fdt__cfg_apply(cfg, "listen.t", "protocol", "http", &err), 0);
+        return &cfg->listeners[0];
+    }
+    if (k->section == FDT__CFG_RESOURCE) {
+        if (cfg->n_resources == 0)
+            assert_int_equal(fdt__cfg_apply(cfg, "resource.t", "log", "no", &err), 0);
+        return &cfg->resources[0];
+    }
+    return cfg;
+}
+
+/* One value to try on a row: accepted or refused. */
+struct bound_case {
+    char value[FDT_CFG_PATH_MAX + 16];
+    bool ok;
+};
+
+static size_t add_case(struct bound_case *c, size_t n, bool ok, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+
+static size_t add_case(struct bound_case *c, size_t n, bool ok, const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(c[n].value, sizeof(c[n].value), fmt, ap);
+    va_end(ap);
+    c[n].ok = ok;
+    return n + 1;
+}
+
+static size_t add_text_case(struct bound_case *c, size_t n, bool ok, char first, size_t len)
+{
+    memset(c[n].value, 'a', len);
+    c[n].value[0] = first;
+    c[n].value[len] = '\0';
+    c[n].ok = ok;
+    return n + 1;
+}
+
+/* Values just inside and just outside the row's bounds, from the table itself. */
+static size_t bound_cases(const struct fdt__cfg_key *k, struct bound_case *c)
+{
+    size_t n = 0;
+    double step = k->min > 0.001 ? k->min / 2 : 0.0005;
+    switch (k->type) {
+    case FDT__CFG_INT:
+        n = add_case(c, n, true, "%.0f", k->min);
+        n = add_case(c, n, true, "%.0f", k->max);
+        n = add_case(c, n, false, "%.0f", k->min - 1);
+        n = add_case(c, n, false, "%.0f", k->max + 1);
+        n = add_case(c, n, false, "%.0f.5", k->min);
+        break;
+    case FDT__CFG_DOUBLE:
+        n = add_case(c, n, true, "%.17g", k->min);
+        n = add_case(c, n, true, "%.17g", k->max);
+        n = add_case(c, n, false, "%.17g", k->min - step);
+        n = add_case(c, n, false, "%.17g", k->max + 0.0005);
+        break;
+    case FDT__CFG_SIZE:
+        n = add_case(c, n, true, "%.0f", k->min);
+        n = add_case(c, n, true, "%.0f", k->max);
+        n = add_case(c, n, k->min == 0, "%.0f", k->min - (k->min > 0 ? 1 : 0));
+        n = add_case(c, n, false, "%.0f", k->max + 1);
+        n = add_case(c, n, false, "-1");
+        break;
+    case FDT__CFG_BOOL:
+        n = add_case(c, n, true, "yes");
+        n = add_case(c, n, true, "off");
+        n = add_case(c, n, false, "maybe");
+        break;
+    case FDT__CFG_ENUM:
+        for (const struct fdt__cfg_choice *ch = k->choices; ch->name; ch++)
+            n = add_case(c, n, true, "%s", ch->name);
+        break;
+    case FDT__CFG_STRING:
+        for (const struct fdt__cfg_choice *ch = k->choices; ch && ch->name; ch++)
+            n = add_case(c, n, true, "%s", ch->name);
+        if (!k->choices) {
+            n = add_text_case(c, n, true, 'a', k->size - 1);
+            n = add_text_case(c, n, false, 'a', k->size);
+            n = add_case(c, n, k->min == 0, "%s", "");
+        }
+        break;
+    case FDT__CFG_PATH:
+        n = add_text_case(c, n, true, '/', k->size - 1);
+        n = add_text_case(c, n, false, '/', k->size);
+        break;
+    case FDT__CFG_ADDRESS:
+        n = add_case(c, n, true, "127.0.0.1:1");
+        n = add_case(c, n, true, "[::1]:65535");
+        n = add_case(c, n, true, "unix:/tmp/x.sock");
+        n = add_case(c, n, false, "127.0.0.1:65536");
+        n = add_case(c, n, false, "unix:");
+        break;
+    }
+    bool free_text = (k->type == FDT__CFG_STRING && !k->choices) || k->type == FDT__CFG_PATH;
+    n = add_case(c, n, free_text, "bogus");
+    return n;
+}
+
+/* Every row refuses what is outside its bounds, names its key, and keeps its old value. */
+static void test_bounds_from_table(void **state)
+{
+    (void)state;
+    static struct bound_case cases[16];
+    for (size_t i = 0; i < fdt__cfg_n_keys; i++) {
+        const struct fdt__cfg_key *k = &fdt__cfg_keys[i];
+        struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+        fdt__cfg_init(cfg);
+        void *base = row_base(cfg, k);
+        size_t n = bound_cases(k, cases);
+        for (size_t j = 0; j < n; j++) {
+            struct fdt_error err = {0};
+            char before[FDT_CFG_PATH_MAX + 32], after[sizeof(before)];
+            union fdt__cfg_value v;
+            fdt__cfg_value_get(k, base, &v);
+            fdt__cfg_value_format(k, &v, before, sizeof(before));
+            int rc = fdt__cfg_apply(cfg, row_section(k), k->key, cases[j].value, &err);
+            fdt__cfg_value_get(k, base, &v);
+            fdt__cfg_value_format(k, &v, after, sizeof(after));
+            if (cases[j].ok != (rc == 0))
+                fail_msg("[%s] %s = '%.40s': rc %d (%s)", row_section(k), k->key, cases[j].value,
+                         rc, err.msg);
+            if (rc < 0) {
+                assert_int_equal(rc, FDT_ECONFIG);
+                assert_non_null(strstr(err.msg, k->key));
+                assert_string_equal(before, after);
+            }
+        }
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+    }
+}
+
+/* The rows themselves: field sizes fit the types, keys are unique, defaults are in range. */
+static void test_table_rows(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < fdt__cfg_n_keys; i++) {
+        const struct fdt__cfg_key *k = &fdt__cfg_keys[i];
+        assert_non_null(k->doc);
+        assert_true(fdt__cfg_key_find(k->section, k->key) == k);
+        assert_true(k->zero == NULL || k->min == 0);
+        switch (k->type) {
+        case FDT__CFG_INT:
+        case FDT__CFG_ENUM:
+            assert_int_equal(k->size, sizeof(int));
+            break;
+        case FDT__CFG_DOUBLE:
+            assert_int_equal(k->size, sizeof(double));
+            break;
+        case FDT__CFG_SIZE:
+            assert_int_equal(k->size, sizeof(size_t));
+            break;
+        case FDT__CFG_BOOL:
+            assert_int_equal(k->size, sizeof(bool));
+            break;
+        default:
+            assert_true(k->size > 1);
+        }
+        assert_true(k->type != FDT__CFG_ENUM || k->choices);
+        double d = k->type == FDT__CFG_DOUBLE ? k->def.d
+                   : k->type == FDT__CFG_SIZE ? (double)k->def.z
+                                              : (double)k->def.i;
+        bool numeric =
+            k->type == FDT__CFG_INT || k->type == FDT__CFG_DOUBLE || k->type == FDT__CFG_SIZE;
+        if (numeric && !k->def_doc)
+            assert_true(d >= k->min && d <= k->max);
+    }
+}
+
+/* A fresh configuration, and a new listener or resource, hold the table's defaults. */
+static void test_defaults_equal_table(void **state)
+{
+    (void)state;
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    fdt__cfg_init(cfg);
+    for (size_t i = 0; i < fdt__cfg_n_keys; i++) {
+        const struct fdt__cfg_key *k = &fdt__cfg_keys[i];
+        void *base = row_base(cfg, k);
+        union fdt__cfg_value v;
+        fdt__cfg_value_get(k, base, &v);
+        /* row_base made listener t with protocol = http and resource t with log = no, both
+         * their defaults. */
+        if (!fdt__cfg_value_equal(k, &v, &k->def))
+            fail_msg("[%s] %s does not start at its default", row_section(k), k->key);
+    }
+    /* The defaults other documents and tests rely on. */
+    assert_int_equal(cfg->workers, 0);
+    assert_int_equal(cfg->threads, 8);
+    assert_true(cfg->graceful_timeout == 30.0);
+    assert_true(cfg->idle_timeout == 60.0);
+    assert_int_equal(cfg->max_input, 64 * 1024);
+    assert_int_equal(cfg->max_output, 8 * 1024 * 1024);
+    assert_int_equal(cfg->log_level, FDT_LOG_INFO);
+    assert_string_equal(cfg->control_socket, "fdtserver.ctl");
+    assert_string_equal(cfg->node, "node1");
+    assert_true(cfg->transaction_timeout == 60.0);
+    assert_int_equal(cfg->listeners[0].backlog, 1024);
+    assert_int_equal(cfg->listeners[0].protocol, FDT_PROTO_HTTP);
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+}
+
+/* An unknown key or section names the nearest known one when it is close. */
+static void test_nearest_key(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *section;
+        const char *key;
+        const char *want; /* expected in the message; NULL: no suggestion */
+    } cases[] = {
+        {"server", "wrokers", "unknown key 'wrokers' (did you mean 'workers'?)"},
+        {"server", "threds", "(did you mean 'threads'?)"},
+        {"server", "max-input", "(did you mean 'max_input'?)"},
+        {"server", "tcp_keepidel", "(did you mean 'tcp_keepidle'?)"},
+        {"server", "bogus", NULL},
+        {"server", "address", NULL},
+        {"listen.a", "adress", "[listen.a] unknown key 'adress' (did you mean 'address'?)"},
+        {"listen.a", "protocl", "(did you mean 'protocol'?)"},
+        {"resource.r", "drvier", "(did you mean 'driver'?)"},
+        {"resource.r", "workers", NULL},
+        {"sever", "workers", "unknown section [sever] (did you mean [server]?)"},
+        {"lisen.a", "address", "(did you mean [listen.a]?)"},
+        {"nosuch", "x", NULL},
+    };
+    for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
+        struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+        struct fdt_error err = {0};
+        fdt__cfg_init(cfg);
+        assert_int_equal(fdt__cfg_apply(cfg, cases[i].section, cases[i].key, "1", &err),
+                         FDT_ECONFIG);
+        if (cases[i].want && !strstr(err.msg, cases[i].want))
+            fail_msg("%s.%s: got \"%s\"", cases[i].section, cases[i].key, err.msg);
+        if (!cases[i].want && strstr(err.msg, "did you mean"))
+            fail_msg("%s.%s: unexpected \"%s\"", cases[i].section, cases[i].key, err.msg);
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+    }
+    assert_int_equal(fdt__cfg_distance("workers", "workers", 2), 0);
+    assert_int_equal(fdt__cfg_distance("wrokers", "workers", 2), 1);
+    assert_int_equal(fdt__cfg_distance("worker", "workers", 2), 1);
+    assert_int_equal(fdt__cfg_distance("wrkrs", "workers", 2), 2);
+    assert_int_equal(fdt__cfg_distance("kitten", "sitting", 2), 3);
+    assert_int_equal(fdt__cfg_distance("a", "abcdef", 2), 3);
+    /* Through a file: file, line and key stay named. */
+    char *path = write_tmp("[server]\nthreads = 2\nwrokers = 1\n");
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    fdt__cfg_init(cfg);
+    assert_int_equal(fdt__cfg_load_file(cfg, path, &err), FDT_ECONFIG);
+    assert_int_equal(err.line, 3);
+    assert_string_equal(err.msg, "[server] unknown key 'wrokers' (did you mean 'workers'?)");
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+    unlink(path);
+}
+
+/* What fdt__cfg_describe prints, in a malloc'd string. */
+static char *describe(const struct fdt_cfg *cfg)
+{
+    FILE *f = tmpfile();
+    assert_non_null(f);
+    fdt__cfg_describe(cfg, f);
+    long len = ftell(f);
+    assert_true(len > 0);
+    char *text = calloc(1, (size_t)len + 1);
+    rewind(f);
+    assert_int_equal(fread(text, 1, (size_t)len, f), (size_t)len);
+    fclose(f);
+    return text;
+}
+
+/* describe prints what differs from the defaults, and what it prints loads back the same. */
+static void test_describe(void **state)
+{
+    (void)state;
+    char path[64];
+    snprintf(path, sizeof(path), "%s",
+             write_tmp("[server]\nthreads = 4\nmax_input = 8k\nlog_level = DEBUG\n"
+                       "idle_timeout = 60\n"
+                       "[listen.main]\naddress = 127.0.0.1:8080\nprotocol = raw\n"
+                       "[app]\nmodule = /x/app.so\nversion = 7\n"
+                       "[resource.ledger]\ndriver = sqlite\npath = /tmp/l.db\n"));
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    fdt__cfg_init(cfg);
+    assert_int_equal(fdt__cfg_load_file(cfg, path, &err), 0);
+    char *text = describe(cfg);
+    static const char *has[] = {
+        "\n[server]\nthreads = 4\nmax_input = 8k\nlog_level = debug\n",
+        "\n[listen.main]\naddress = 127.0.0.1:8080\nprotocol = raw\nreuseport = no\n",
+        "\n[app]\nmodule = /x/app.so\nversion = 7\n",
+        "\n[resource.ledger]\ndriver = sqlite\npath = /tmp/l.db\nlog = no\n",
+    };
+    for (size_t i = 0; i < FDT_ARRAY_LEN(has); i++) {
+        if (!strstr(text, has[i]))
+            fail_msg("no \"%s\" in:\n%s", has[i], text);
+    }
+    assert_null(strstr(text, "idle_timeout")); /* set, but to its default */
+    assert_null(strstr(text, "dsn"));          /* empty */
+    /* What describe prints is a configuration file that loads back to the same. */
+    char *again_path = write_tmp(strchr(text, '\n') + 1);
+    struct fdt_cfg *again = malloc(sizeof(*again));
+    fdt__cfg_init(again);
+    assert_int_equal(fdt__cfg_load_file(again, again_path, &err), 0);
+    char *again_text = describe(again);
+    assert_string_equal(strchr(text, '\n') + 1, strchr(again_text, '\n') + 1);
+    free(again_text);
+    free(text);
+    fdt__cfg_deinit(again);
+    fdt__cfg_deinit(cfg);
+    free(again);
+    free(cfg);
+    unlink(again_path);
+    unlink(path);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -244,6 +589,11 @@ int main(void)
         cmocka_unit_test(test_relative_paths),
         cmocka_unit_test(test_http_limits),
         cmocka_unit_test(test_tcp_keepalive),
+        cmocka_unit_test(test_bounds_from_table),
+        cmocka_unit_test(test_table_rows),
+        cmocka_unit_test(test_defaults_equal_table),
+        cmocka_unit_test(test_nearest_key),
+        cmocka_unit_test(test_describe),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

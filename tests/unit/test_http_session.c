@@ -539,7 +539,7 @@ static void test_response_api(void **state)
     assert_int_equal(fdt_http_respond(req, 600, NULL, NULL, 0), FDT_EINVAL);
     assert_int_equal(fdt_http_respond(req, 200, "text/plain\r\nX: y", "", 0), FDT_EINVAL);
     assert_int_equal(fdt_http_write_chunk(req, "x", 1), FDT_EINVAL);
-    assert_int_equal(fdt_http_finish(req), FDT_EINVAL);
+    assert_int_equal(fdt_http_end(req), FDT_EINVAL);
     assert_int_equal(fdt_http_set_header(req, "Connection", "close"), 0);
     assert_int_equal(fdt_http_respond(req, 201, "text/plain", "ok", 2), 0);
     assert_int_equal(fdt_http_respond(req, 200, NULL, NULL, 0), FDT_EINVAL);

@@ -1,0 +1,176 @@
+"""Load generator for the reload tests (promise 4): bounded concurrent clients on new and
+reused connections, requests with bodies, every answer checked.
+
+One retry is allowed, and counted: a reused keep-alive connection that the server closed
+while idle, before any byte of the answer (idle_close_race, RFC 9112 section 9.3.1). The
+request is then sent again, once, on a new connection. Anything else is a failure: a
+refusal, a reset or timeout on a new connection, a timeout anywhere, a wrong or partial
+answer, or a failure of the retry itself."""
+import random
+import threading
+import time
+
+from fdt import LineClient, idle_close_race, wait_for
+from http_util import Client, build
+
+
+def random_body(rnd):
+    n = rnd.randrange(0, 3000)
+    body = bytes(rnd.getrandbits(8) for _ in range(min(n, 64))) * (n // 64 + 1)
+    return n, body[:n]
+
+
+class LineBody:
+    """The line application's BODY request, answered with the size and byte sum."""
+
+    name = "line"
+    client = LineClient
+    clients = 8
+    close_ratio = 0.4
+
+    @staticmethod
+    def request(rnd):
+        n, body = random_body(rnd)
+        return f"BODY {n}\n".encode() + body, f"GOT {n} {sum(body) & 0xffffffff}"
+
+    @staticmethod
+    def read(c):
+        return c.readline()
+
+    @staticmethod
+    def wrong(answer, want):
+        return None if answer == want else f"wrong answer {answer!r} != {want!r}"
+
+    @staticmethod
+    def must_close(answer):
+        return False
+
+
+class HttpEcho:
+    """apps/hello: GET / or POST /echo with a body, with keep-alive."""
+
+    name = "HTTP"
+    client = Client
+    clients = 6
+    close_ratio = 0.3
+
+    @staticmethod
+    def request(rnd):
+        n, body = random_body(rnd)
+        if n % 3 == 0:
+            return build("GET", "/"), b"Hello, world!"
+        return build("POST", "/echo", body=body), body
+
+    @staticmethod
+    def read(c):
+        return c.read_response()
+
+    @staticmethod
+    def wrong(r, want):
+        return None if r.status == 200 and r.body == want else f"wrong answer {r!r}"
+
+    @staticmethod
+    def must_close(r):
+        return r.header("Connection") == "close"
+
+
+class Load:
+    """Concurrent clients of one protocol (LineBody or HttpEcho) until the block ends.
+
+    After the block: `ok` answers checked, `retried` idle-close retries, `failures` the
+    rest, each described."""
+
+    def __init__(self, port, proto, clients=None):
+        self.port = port
+        self.proto = proto
+        self.clients = clients or proto.clients
+        self.stop = threading.Event()
+        self.ok = 0
+        self.retried = 0
+        self.failures = []
+        self.lock = threading.Lock()
+
+    def exchange(self, c, payload):
+        """Send payload on c (a new connection if None) and read the answer; returns
+        (answer, connection). Raises on any failure but the one retry allows."""
+        if c is None:
+            c = self.proto.client(self.port, timeout=10)
+        try:
+            c.send(payload)
+            return self.proto.read(c), c
+        except OSError as e:
+            c.close()
+            if not idle_close_race(c, e):
+                raise
+        with self.lock:
+            self.retried += 1
+        c = self.proto.client(self.port, timeout=10)
+        try:
+            c.send(payload)
+            return self.proto.read(c), c
+        except BaseException:
+            c.close()
+            raise
+
+    def run_client(self, seed):
+        rnd = random.Random(seed)
+        c = None
+        while not self.stop.is_set():
+            payload, want = self.proto.request(rnd)
+            reused = c is not None
+            try:
+                answer, c = self.exchange(c, payload)
+            except Exception as e:  # noqa: BLE001 - every failure is recorded
+                with self.lock:
+                    self.failures.append(f"{'reused' if reused else 'new'}: {e!r}")
+                if c:
+                    c.close()
+                c = None
+                continue
+            wrong = self.proto.wrong(answer, want)
+            with self.lock:
+                if wrong:
+                    self.failures.append(wrong)
+                else:
+                    self.ok += 1
+            if self.proto.must_close(answer) or rnd.random() < self.proto.close_ratio:
+                c.close()
+                c = None
+        if c:
+            c.close()
+
+    def __enter__(self):
+        self.threads = [threading.Thread(target=self.run_client, args=(i,))
+                        for i in range(self.clients)]
+        for t in self.threads:
+            t.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop.set()
+        for t in self.threads:
+            t.join(30)
+        stuck = [t for t in self.threads if t.is_alive()]
+        if stuck:
+            self.failures.append(f"{len(stuck)} clients still running 30 s after the end")
+
+    def report(self, what):
+        line = (f"{what}: {self.ok} {self.proto.name} requests answered, {self.retried} "
+                f"idle-close retries, {len(self.failures)} failures")
+        print(line)
+        return line
+
+
+def reload_under_load(s, reloads, proto):
+    """reloads reloads of s, one after another, while Load(proto) runs; nothing may fail."""
+    with Load(s.port, proto) as load:
+        wait_for(lambda: load.ok > 50, what="load running")
+        for _ in range(reloads):
+            r = s.reload(check=False)
+            assert r.returncode == 0, r.stderr
+        time.sleep(0.2)
+    load.report(f"{reloads} reloads")
+    assert not load.failures, load.failures[:10]
+    assert load.ok > reloads
+    assert s.status()["last_reload"]["reloads_ok"] == reloads
+    return load
