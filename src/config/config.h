@@ -121,6 +121,10 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err);
  * Thread: any (reads cfg only). */
 void fdt__cfg_describe(const struct fdt_cfg *cfg, FILE *out);
 
+/* A name that may go into a transaction id ([server] node, resource names): 1 to 63
+ * letters, digits, '_' or '-'. */
+bool fdt__cfg_name_ok(const char *name);
+
 /* Value of an [app] key or NULL. */
 const char *fdt__cfg_app_get(const struct fdt_cfg *cfg, const char *key);
 const char *fdt__proto_name(enum fdt_protocol p);

@@ -360,7 +360,8 @@ void fdt__conn_run(struct fdt_conn *c)
          * connection that has not sent its first request yet is kept until it does (or
          * idle_timeout): its client surely means to send one, and closing it now would fail
          * a request on a brand-new connection. */
-        if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c))
+        if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c) &&
+            !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring)))
             c->closing = true;
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)

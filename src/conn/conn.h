@@ -70,6 +70,13 @@ struct fdt_proto {
      * be NULL: then the connection is idle when no input is left unconsumed (the rule for
      * protocols that leave a partial request in the input buffer). */
     bool (*idle)(struct fdt_conn *c);
+    /* True: a worker retiring for a successor (a reload: loop->retiring) never closes an idle
+     * connection of this protocol (promise 4):
+     * the protocol tells the client with its next answer (HTTP: Connection: close) and
+     * closes an idle one itself once the idle time it advertised has run out (HTTP:
+     * Keep-Alive: timeout=N), bounded by graceful_timeout. False: closed between requests
+     * (proto->idle). */
+    bool drain_keeps_idle;
     /* True when the protocol counts requests itself with fdt__conn_request_done();
      * otherwise every data callback that consumes bytes counts as one request. */
     bool counts_requests;
@@ -97,6 +104,7 @@ struct fdt_conn_loop {
     _Atomic int64_t *conns_open;
     const struct fdt_txn_env *txn_env; /* what the connections' transactions need */
     _Atomic bool draining;             /* stop accepting; close connections between requests */
+    _Atomic bool retiring;             /* draining for a successor (reload): see drain_keeps_idle */
     uint64_t next_id;                  /* loop thread only */
     /* Hand c to an application thread (any thread). */
     void (*enqueue)(struct fdt_conn_loop *loop, struct fdt_conn *c);

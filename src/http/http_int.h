@@ -39,6 +39,10 @@ struct fdt__http_server {
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t keepalive_timeout_ms;
+    /* Keep-Alive: timeout=N on responses that keep the connection (0: not sent): one second
+     * under both keepalive_timeout and graceful_timeout, so that a client that honours it
+     * never reuses a connection the server may close, even while the worker drains. */
+    int keepalive_advertised_s;
     size_t max_output;           /* response bytes held back until the request's transaction ends */
     int access_log_fd;           /* -1: no access log */
     const char *access_log_path; /* for reopening (borrowed from the configuration) */

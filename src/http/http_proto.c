@@ -174,6 +174,10 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
     srv->body_timeout_ms = seconds_to_ms(cfg->body_timeout);
     srv->keepalive_timeout_ms =
         seconds_to_ms(cfg->keepalive_timeout > 0 ? cfg->keepalive_timeout : cfg->idle_timeout);
+    double advertised = (double)srv->keepalive_timeout_ms / 1000.0;
+    if (cfg->graceful_timeout < advertised)
+        advertised = cfg->graceful_timeout;
+    srv->keepalive_advertised_s = advertised >= 2.0 ? (int)advertised - 1 : 0;
     srv->max_output = cfg->max_output;
     srv->access_log_fd = -1;
     if (cfg->access_log[0]) {
@@ -210,6 +214,7 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->timeout = http_timeout;
     p->idle = http_idle;
     p->counts_requests = true;
+    p->drain_keeps_idle = true;
     p->busy_reply = busy_reply;
 }
 

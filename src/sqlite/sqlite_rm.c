@@ -1,13 +1,21 @@
 #include "fdt_config.h"
 
+#define FDT_LOG_MODULE "sqlite"
+
 #include "txn/rm.h"
 
+#include <errno.h>
+#include <fcntl.h>
+#include <fdt/log.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* SQLite takes part in one phase only (the logging last resource): it cannot prepare.
  *
@@ -121,8 +129,30 @@ static int busy_wait(void *arg, int count)
     return 1;
 }
 
+/* Said once per process (a pool opens many sessions): a C-level once flag, not state. */
+static atomic_bool warned_readable;
+
+/* A new database is created readable by its owner only: it holds what the application
+ * keeps (token hashes, bank accounts); SQLite gives its -wal and -shm files the
+ * database's mode. An existing one that others may read is only warned about. */
+static void create_private(const struct fdt_resource_cfg *cfg)
+{
+    int fd = open(cfg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    struct stat st;
+    if (errno == EEXIST && stat(cfg->path, &st) == 0 && (st.st_mode & S_IROTH) &&
+        !atomic_exchange(&warned_readable, true))
+        fdt_log(FDT_LOG_WARN,
+                "[resource.%s] %s is readable by other users (mode %03o): chmod o-r it", cfg->name,
+                cfg->path, (unsigned)(st.st_mode & 0777));
+}
+
 static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
 {
+    create_private(cfg);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
         cfg->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);

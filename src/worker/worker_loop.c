@@ -283,6 +283,8 @@ static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
     }
 }
 
+static void wake_to_drain(struct fdt_worker *w);
+
 /* Graceful stop: stop accepting at once, serve what is already queued, close idle
  * connections, let work in flight finish. */
 static void begin_drain(struct fdt_worker *w, const char *why)
@@ -309,6 +311,13 @@ static void begin_drain(struct fdt_worker *w, const char *why)
     fdt__channel_send(w->channel_fd, FDT_MSG_DRAINING, 0, NULL);
     fdt_log(FDT_LOG_INFO, "draining (%s): %lld connections open, %d taken from the accept queue",
             why, (long long)w->n_conns, queued);
+    wake_to_drain(w);
+}
+
+/* Run every connection once with FDT_EV_DRAIN: each closes between requests as the drain
+ * rule of fdt__conn_run says. */
+static void wake_to_drain(struct fdt_worker *w)
+{
     for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
         pthread_mutex_lock(&c->lock);
         bool queue = !c->running && !c->closed;
@@ -387,9 +396,21 @@ static bool on_signal(struct fdt_worker *w)
                 fdt_log(FDT_LOG_WARN, "the master (pid %d) is gone: draining and exiting",
                         (int)w->master_pid);
                 begin_drain(w, "master gone");
+            } else if (atomic_exchange(&w->loop.retiring, false)) {
+                /* A stop while retiring: idle connections are now closed too. */
+                fdt_log(FDT_LOG_INFO, "SIGTERM while retiring: closing idle connections");
+                wake_to_drain(w);
             } else {
                 begin_drain(w, "SIGTERM");
             }
+            break;
+        case SIGHUP:
+            /* From the master: a successor serves on (reload, one worker fewer). Idle
+             * keep-alive connections stay until their advertised idle time runs out. */
+            if (atomic_load(&w->loop.draining))
+                break; /* already stopping: nothing to keep */
+            atomic_store(&w->loop.retiring, true);
+            begin_drain(w, "retired: a successor serves");
             break;
         case SIGINT:
         case SIGQUIT:

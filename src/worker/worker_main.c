@@ -237,6 +237,7 @@ void fdt__worker_loop_init(struct fdt_worker *w)
     w->loop.conns_open = &w->slot->conns_open;
     w->loop.txn_env = &w->txn_env;
     atomic_init(&w->loop.draining, false);
+    atomic_init(&w->loop.retiring, false);
     w->loop.enqueue = loop_enqueue;
     w->loop.release = loop_release;
 }

@@ -97,6 +97,10 @@ def test_31_02_jsonrpc_methods_and_errors(make_server, tmp_path):
     for method, params, code_, word in cases:
         r = rpc.call(method, params)
         assert r["error"]["code"] == code_ and r["error"]["message"].startswith(word), r
+        # JSON-RPC has no HTTP headers: its messages say how to do it over JSON-RPC.
+        assert "Authorization" not in r["error"]["message"], r
+    r = rpc.call("wingcash.balance", {"account": ann["id"]})
+    assert "token" in r["error"]["message"] and "params" in r["error"]["message"], r
     assert db.fingerprint() == before
     # The connection still works after the errors.
     assert rpc.call("wingcash.balance", {"token": ann["token"], "account": ann["id"]})["result"]
