@@ -51,7 +51,11 @@ coverage: bootstrap
 	@if [ -f $(COV_BUILD)/build.ninja ]; then meson configure $(COV_BUILD) -Db_coverage=true; \
 	else meson setup $(COV_BUILD) -Db_coverage=true $(MESON_OPTS); fi
 	ninja -C $(COV_BUILD)
-	find $(COV_BUILD) -name '*.gcda' -delete
+	@# Old counters go; so do the notes (.gcno) of objects no longer built, which gcovr would
+	@# try to merge with the current ones of the same source.
+	ninja -C $(COV_BUILD) -t cleandead >/dev/null
+	find $(COV_BUILD) \( -name '*.gcda' -o -name '*.gcov' \) -delete
+	for f in $$(find $(COV_BUILD) -name '*.gcno'); do [ -f "$${f%.gcno}.o" ] || rm -f "$$f"; done
 	@rc=0; BUILD=$(COV_BUILD) PYTHON=$(PYTHON) ./scripts/check || rc=$$?; \
 	gcovr $(GCOVR_FILTERS) --json $(COV_BUILD)/coverage-data.json $(COV_BUILD) || exit 1; \
 	gcovr $(GCOVR_FILTERS) -a $(COV_BUILD)/coverage-data.json --txt; \

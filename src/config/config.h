@@ -28,6 +28,8 @@ struct fdt_listen_cfg {
     enum fdt_protocol protocol;
     bool reuseport;
     int backlog;
+    bool txn_recovery; /* jsonrpc: answer txn.recover / txn.commit_prepared / txn.rollback_prepared
+                        */
 };
 
 struct fdt_resource_cfg {

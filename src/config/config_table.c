@@ -104,6 +104,10 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .doc = "One SO_REUSEPORT socket per worker instead of one shared socket (TCP only)."},
     {LISTEN(backlog), .type = FDT__CFG_INT, .min = 1, .max = 65535, .def.i = 1024,
      .doc = "Length of the accept queue."},
+    {LISTEN(txn_recovery), .type = FDT__CFG_BOOL,
+     .doc = "JSON-RPC: answer txn.recover, txn.commit_prepared and txn.rollback_prepared. Off: "
+            "whoever can connect could end another coordinator's in-doubt transaction; turn it "
+            "on only for a listener that only coordinators reach (a unix socket, loopback)."},
     /* [app]: module; any other key is free-form and read by the application. */
     {.section = FDT__CFG_APP,
      .key = "module",

@@ -25,9 +25,11 @@
  * one struct fdt__http_server, the protocol's context, made on the worker's main thread
  * before the application threads start and only read afterwards. */
 
+/* Responses are written by the thread running the view, which may wait for a slow client
+ * (backpressure): the connection buffers at most max_output. */
 static int io_write(void *ctx, const void *buf, size_t len)
 {
-    return fdt_conn_write(ctx, buf, len);
+    return fdt__conn_write_wait(ctx, buf, len);
 }
 
 static void io_close(void *ctx)
@@ -112,6 +114,11 @@ static long http_data(struct fdt_conn *c, const char *buf, size_t len)
 static void http_overflow(struct fdt_conn *c)
 {
     fdt__http_session_overflow(c->proto_data);
+}
+
+static bool http_idle(struct fdt_conn *c)
+{
+    return !c->proto_data || fdt__http_session_idle(c->proto_data);
 }
 
 static void http_timeout(struct fdt_conn *c)
@@ -201,6 +208,7 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->overflow = http_overflow;
     p->close = http_close;
     p->timeout = http_timeout;
+    p->idle = http_idle;
     p->counts_requests = true;
     p->busy_reply = busy_reply;
 }

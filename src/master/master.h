@@ -1,7 +1,7 @@
 /* The master process: sockets, signals, fork, supervision, configuration. It never loads
  * the application and never touches a client connection. */
-#ifndef FDT_MASTER_H
-#define FDT_MASTER_H
+#ifndef FDT_SRC_MASTER_H
+#define FDT_SRC_MASTER_H
 
 #include "config/config.h"
 #include "listen/listen.h"

@@ -1,7 +1,7 @@
 /* `fdtserver txn list|commit GID|rollback GID`: in-doubt transactions from the command
  * line (design §2), talking to the databases directly, never to the master. */
-#ifndef FDT_TXN_CLI_H
-#define FDT_TXN_CLI_H
+#ifndef FDT_SRC_TXN_CLI_H
+#define FDT_SRC_TXN_CLI_H
 
 #include "config/config.h"
 

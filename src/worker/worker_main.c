@@ -231,6 +231,7 @@ void fdt__worker_loop_init(struct fdt_worker *w)
     w->loop.epfd = -1;
     w->loop.max_input = cfg->max_input;
     w->loop.max_output = cfg->max_output;
+    w->loop.send_timeout_ms = (int64_t)(cfg->idle_timeout * 1000.0);
     w->loop.transaction_timeout_ms = (int64_t)(cfg->transaction_timeout * 1000.0);
     w->loop.requests = &w->slot->requests;
     w->loop.conns_open = &w->slot->conns_open;
@@ -312,11 +313,10 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
             fdt__proto_http_init(&l->proto, w->http);
             break;
         case FDT_PROTO_JSONRPC:
-            if (!w->rpc)
-                w->rpc = fdt__jsonrpc_server_new(w->app, w->cfg, reason, rsize);
-            if (!w->rpc)
+            l->rpc = fdt__jsonrpc_server_new(w->app, w->cfg, &src->cfg, reason, rsize);
+            if (!l->rpc)
                 return -1;
-            fdt__proto_jsonrpc_init(&l->proto, w->rpc);
+            fdt__proto_jsonrpc_init(&l->proto, l->rpc);
             break;
         default:
             snprintf(reason, rsize, "[listen.%s] protocol %s is not available in this build",
@@ -438,7 +438,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
         w->app->process_fini();
     fdt__txn_shutdown();
     fdt__http_server_free(w->http);
-    fdt__jsonrpc_server_free(w->rpc);
+    for (int i = 0; i < w->n_listeners; i++)
+        fdt__jsonrpc_server_free(w->listeners[i].rpc);
     fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
     fdt__exit(0);
 }

@@ -400,3 +400,28 @@ def test_21_17_savepoints(make_server, postgres, pgdb, tmp_path):
     con = sqlite3.connect(f"{tmp_path}/lite.db")
     assert con.execute("SELECT count(*) FROM l").fetchone()[0] == 0
     con.close()
+
+
+def test_21_18_dead_pooled_sessions_fail_no_transaction(make_server, postgres, pgdb, tmp_path):
+    """PostgreSQL drops every session (a restart, pg_terminate_backend): the pooled sessions
+    are dead but do not know it yet. A transaction whose first round trip meets one runs it
+    again on a fresh session (nothing can have happened in a dead one), so no client sees
+    an error for it (before: one failure per pooled session, 57P01)."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=2)
+    clients = [s.client() for _ in range(3)]
+    for i, c in enumerate(clients):  # several sessions in the pool
+        assert c.call("TXN BEGIN") == "OK"
+        assert c.call(f"SQL pg INSERT INTO acc VALUES ({i}, 0)") == "OK 1"
+    for c in clients:
+        assert c.call("TXN COMMIT") == "OK"
+    killed = postgres.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                           dbname=db)
+    assert int(killed[0][0]) >= 1
+    for i in range(10, 16):
+        c = clients[i % 3]
+        assert c.call("TXN BEGIN") == "OK"
+        assert c.call(f"SQL pg INSERT INTO acc VALUES ({i}, 0)") == "OK 1"
+        assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["9"]]
+    s.wait_log("a pooled session was dead")

@@ -250,3 +250,23 @@ def test_31_04_books_balance_after_kills_reloads_and_drops(make_server, backend_
 @pytest.fixture(params=["sqlite", "pg"])
 def backend_kind(request):
     return request.param
+
+
+def test_31_05_two_sqlite_resources_are_refused_at_start(make_server, tmp_path):
+    """Ledger and payouts on two SQLite files can never commit a withdrawal atomically
+    (neither can prepare): the worker refuses to start, saying why, instead of answering
+    every withdrawal with a 500."""
+
+    class TwoLite:
+        def ini(self):
+            return (f"[resource.ledger]\ndriver = sqlite\npath = {tmp_path}/ledger.db\n"
+                    f"[resource.payouts]\ndriver = sqlite\npath = {tmp_path}/payouts.db\n")
+
+    s = wingcash_server(make_server, TwoLite(), start=False)
+    s.start(wait=False)
+    wait_for(lambda: "could never commit atomically" in s.log(), timeout=15,
+             what="the start refused with its reason")
+    assert "[resource.ledger] and [resource.payouts]" in s.log()
+    st = s.status(quiet=True)
+    assert not st or not any(w["state"] == "ready" for g in st["generations"]
+                             for w in g["workers"])
