@@ -185,9 +185,9 @@ def commit_both(c, k):
         return None
 
 
-def txn_list(h):
+def txn_list(h, *args):
     """`fdtserver txn list` run on host h (in its namespace: the database is reached there)."""
-    r = subprocess.run(["ip", "netns", "exec", h.ns, str(FDTSERVER), "txn", "list", "-c",
+    r = subprocess.run(["ip", "netns", "exec", h.ns, str(FDTSERVER), "txn", "list", *args, "-c",
                         str(h.conf_path)],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stderr
@@ -291,6 +291,9 @@ def test_24_02_a_host_cut_off_is_taken_over_only_once_its_sessions_are_gone(host
     assert all(g.startswith("fdt1:hosta:") for g in gids)
     out = txn_list(b)
     assert out.count(" hosta ") >= 2 and "root" in out and "commit" in out
+    assert "2 prepared transactions" in out
+    assert "0 prepared transactions" in txn_list(b, "--node", "hostb")
+    assert "2 prepared transactions" in txn_list(b, "--node", "hosta")
     # While a is alive, b's passes see it and leave its transactions alone.
     passes_see_a_alive(b, pg, dbs, gids)
     # Cut a's network. PostgreSQL still holds a's sessions (nothing tells it yet): a is
