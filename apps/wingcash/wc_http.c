@@ -243,6 +243,7 @@ static const struct wc_frontend http_frontend = {
     .object = body_object,
     .txn = request_txn,
     .token = bearer,
+    .token_hint = "Authorization: Bearer <token>",
     .query = query_param,
 };
 

@@ -91,8 +91,7 @@ static int token_owner(struct fdt_txn *t, const char *token, int64_t *owner, str
 static int authorize_owner(struct fdt_txn *t, int64_t id, int64_t owner, struct wc_err *e)
 {
     if (!owner)
-        return wc_fail(e, 401, "unauthorized", NULL,
-                       "a valid token is required: Authorization: Bearer <token>");
+        return wc_fail(e, 401, "unauthorized", NULL, "a valid token is required");
     if (owner == id)
         return 0;
     bool exists = false;

@@ -64,6 +64,11 @@ static int wc_init(const struct fdt_worker_info *w, struct fdt_error *err)
                              "path, or driver = postgresql with a dsn)");
     s->payouts_separate = fdt_resource_driver("payouts") != NULL;
     snprintf(s->payouts, sizeof(s->payouts), "%s", s->payouts_separate ? "payouts" : s->ledger);
+    /* A withdrawal writes both in one transaction: refuse at start what could never
+     * commit, rather than answer every withdrawal with a 500. */
+    const char *both[] = {s->ledger, s->payouts};
+    if (s->payouts_separate && fdt_resource_check_atomic(both, 2, err) < 0)
+        return err->code;
     if (int_key("max_amount", 100000000, 1, INT64_C(1) << 50, &s->max_amount, err) < 0 ||
         int_key("withdrawal_fee", 25, 0, 1000000, &s->withdrawal_fee, err) < 0 ||
         int_key("claim_attempts_per_minute", 10, 1, 1000000, &s->claim_attempts, err) < 0 ||

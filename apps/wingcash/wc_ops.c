@@ -8,6 +8,7 @@
 #include "wingcash.h"
 
 #include <stddef.h>
+#include <stdio.h>
 
 #define IN(member) offsetof(struct wc_input, member)
 
@@ -178,6 +179,9 @@ static int read_fields(const struct wc_op *op, const struct wc_frontend *fe, voi
             rc = fe->txn(req, t, e);
             if (rc == 0)
                 rc = wc_authorize(*t, in->account, in->token, e);
+            if (rc < 0 && e->status == 401 && fe->token_hint)
+                snprintf(e->message, sizeof(e->message), "a valid token is required: %s",
+                         fe->token_hint);
         }
         if (rc < 0)
             return rc;

@@ -66,6 +66,7 @@ static const struct wc_frontend rpc_frontend = {
     .object = params_object,
     .txn = call_txn,
     .token = token_param,
+    .token_hint = "give the account's token in the params (\"token\")",
 };
 
 static int run(const struct wc_op *op, struct fdt_jsonrpc_call *call, const struct fdt_json *params,

@@ -210,6 +210,9 @@ struct wc_frontend {
     int (*txn)(void *req, struct fdt_txn **t, struct wc_err *e);
     /* The caller's bearer token, or NULL. */
     const char *(*token)(void *req);
+    /* How this front end's callers give their token, for the 401 message
+     * ("Authorization: Bearer <token>" over HTTP, "the token param" over JSON-RPC). */
+    const char *token_hint;
     /* HTTP only: the value of a query parameter, or NULL. Set, it also means the caller
      * filled in the WC_IN_URL fields. NULL (JSON-RPC): every field is a named param. */
     const char *(*query)(void *req, const char *name, size_t *len);

@@ -197,7 +197,15 @@ FDT_API int fdt_http_resource_url(const struct fdt_http_resource *r, char *buf, 
  * Transfer-Encoding and Connection headers. On HEAD requests and 204/304 responses no body
  * is sent. Each call returns 0 or a negative code: FDT_EINVAL (misuse: bad status, a
  * second response, a header after the head went out), FDT_ECLOSED (the client is gone),
- * FDT_ELIMIT (output over [server] max_output), FDT_ENOMEM. */
+ * FDT_ELIMIT (a response held back for the request's transaction over [server]
+ * max_output), FDT_ENOMEM.
+ *
+ * Backpressure: what the client does not take at once is buffered, at most max_output per
+ * connection and, for all the connections of a worker together, 8 x max_output. Beyond
+ * that the call waits until the client has read (down to half of max_output), blocking
+ * only the calling view's thread; a client that takes no byte for [server] idle_timeout
+ * is cut off (the call returns FDT_ECLOSED). So a view may stream any amount to a slow
+ * client, and a slow client costs the worker bounded memory. */
 
 /* Add a response header (before the response starts). name must be a token and value must
  * not contain CR, LF or NUL. The framework's own headers are refused, except
@@ -213,7 +221,8 @@ FDT_API int fdt_http_error(struct fdt_http_request *req, int status, const char 
 /* Start a streamed response: HTTP/1.1 clients get chunked transfer coding, HTTP/1.0
  * clients a body ended by closing the connection. */
 FDT_API int fdt_http_begin(struct fdt_http_request *req, int status, const char *content_type);
-/* Send len bytes of a streamed body (len 0 does nothing). */
+/* Send len bytes of a streamed body (len 0 does nothing). May wait for a slow client (see
+ * Backpressure above); FDT_ECLOSED once the client is gone: stop streaming. */
 FDT_API int fdt_http_write_chunk(struct fdt_http_request *req, const void *data, size_t len);
 /* End a streamed body. */
 FDT_API int fdt_http_end(struct fdt_http_request *req);

@@ -166,6 +166,12 @@ FDT_API void fdt_sql_rows_free(struct fdt_sql_rows *r);
 
 /* The driver of [resource.NAME]: "postgresql", "sqlite", or NULL when there is none. */
 FDT_API const char *fdt_resource_driver(const char *resource);
+/* Whether one transaction that writes every one of the n named resources can commit
+ * atomically: at most one of them may be unable to prepare (SQLite, which then takes part
+ * as the logging last resource). For process_init, so that a configuration that could
+ * never commit is refused at start. Returns 0, FDT_ENOENT (a name is not configured) or
+ * FDT_ECONFIG, with err naming the resources. */
+FDT_API int fdt_resource_check_atomic(const char *const *resources, int n, struct fdt_error *err);
 /* Run a script of one or more statements (no parameters). */
 FDT_API int fdt_resource_exec(const char *resource, const char *sql, struct fdt_error *err);
 /* Run one statement with parameters, as fdt_txn_query() does. */

@@ -171,6 +171,8 @@ static enum verdict parse_value(const struct apply_ctx *ctx, const struct fdt__c
     case FDT__CFG_STRING:
         if (k->choices && !match_choice(k, value, &unused))
             return VALUE_BAD;
+        if (k->name && !fdt__cfg_name_ok(value))
+            return VALUE_BAD;
         if (strlen(value) < (size_t)k->min)
             return VALUE_BAD;
         if (strlen(value) >= k->size)
@@ -579,4 +581,18 @@ const char *fdt__cfg_app_get(const struct fdt_cfg *cfg, const char *key)
             return cfg->app_keys[i].value;
     }
     return NULL;
+}
+
+bool fdt__cfg_name_ok(const char *name)
+{
+    size_t n = strlen(name);
+    if (n == 0 || n >= FDT_CFG_NAME_MAX)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char ch = name[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '_' || ch == '-'))
+            return false;
+    }
+    return true;
 }

@@ -28,6 +28,8 @@ struct fdt_listen_cfg {
     enum fdt_protocol protocol;
     bool reuseport;
     int backlog;
+    bool txn_recovery; /* jsonrpc: answer txn.recover / txn.commit_prepared / txn.rollback_prepared
+                        */
 };
 
 struct fdt_resource_cfg {
@@ -118,6 +120,10 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err);
  * printed as they are, a dsn with its password too: print to the user, not to a log.
  * Thread: any (reads cfg only). */
 void fdt__cfg_describe(const struct fdt_cfg *cfg, FILE *out);
+
+/* A name that may go into a transaction id ([server] node, resource names): 1 to 63
+ * letters, digits, '_' or '-'. */
+bool fdt__cfg_name_ok(const char *name);
 
 /* Value of an [app] key or NULL. */
 const char *fdt__cfg_app_get(const struct fdt_cfg *cfg, const char *key);

@@ -55,9 +55,10 @@ struct fdt__cfg_key {
     const char *zero;                      /* what 0 means when it is special ("never") */
     const struct fdt__cfg_choice *choices; /* ENUM and restricted STRING, ends with name NULL */
     bool nocase;                           /* choices match whatever the case */
-    union fdt__cfg_value def;              /* the default */
-    const char *def_doc; /* shown instead of def when the default is resolved later */
-    const char *doc;     /* one line for the reference */
+    bool name;                /* STRING: letters, digits, '_' and '-' only (fdt__cfg_name_ok) */
+    union fdt__cfg_value def; /* the default */
+    const char *def_doc;      /* shown instead of def when the default is resolved later */
+    const char *doc;          /* one line for the reference */
 };
 
 extern const struct fdt__cfg_key fdt__cfg_keys[];

@@ -61,8 +61,9 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .doc = "From a request's first byte to its last header; then 408."},
     {SERVER(body_timeout), .type = FDT__CFG_DOUBLE, .min = 0.001, .max = DAY, .def.d = 30,
      .doc = "From the end of the headers to the end of the body; then 408."},
-    {SERVER(keepalive_timeout), .type = FDT__CFG_DOUBLE, .min = 0.001, .max = DAY, .def.d = 0,
-     .def_doc = "idle_timeout", .doc = "An idle HTTP keep-alive connection is closed after this."},
+    {SERVER(keepalive_timeout), .type = FDT__CFG_DOUBLE, .min = 0.001, .max = DAY, .def.d = 5,
+     .doc = "An idle HTTP keep-alive connection is closed after this; responses advertise "
+            "one second less (Keep-Alive: timeout=N), at most graceful_timeout - 1."},
     /* [server]: TCP keepalive probes on accepted TCP connections. Linux caps the idle time
      * and the interval at 32767 seconds and the count at 127. */
     {SERVER(tcp_keepalive), .type = FDT__CFG_BOOL, .def.b = true,
@@ -86,7 +87,7 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
     {SERVER(error_log), .type = FDT__CFG_PATH, .doc = "Log file (appended); empty: stderr."},
     {SERVER(access_log), .type = FDT__CFG_PATH, .doc = "HTTP access log file; empty: none."},
     /* [server]: transactions (docs/transactions.md). */
-    {SERVER(node), .type = FDT__CFG_STRING, .min = 1, .def.s = "node1",
+    {SERVER(node), .type = FDT__CFG_STRING, .min = 1, .name = true, .def.s = "node1",
      .doc = "Stable name of this host, part of every transaction id."},
     {SERVER(recovery_interval), .type = FDT__CFG_DOUBLE, .min = 0, .max = DAY, .zero = "never",
      .def.d = 30, .doc = "Time between recovery passes over in-doubt transactions."},
@@ -104,6 +105,10 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .doc = "One SO_REUSEPORT socket per worker instead of one shared socket (TCP only)."},
     {LISTEN(backlog), .type = FDT__CFG_INT, .min = 1, .max = 65535, .def.i = 1024,
      .doc = "Length of the accept queue."},
+    {LISTEN(txn_recovery), .type = FDT__CFG_BOOL,
+     .doc = "JSON-RPC: answer txn.recover, txn.commit_prepared and txn.rollback_prepared. Off: "
+            "whoever can connect could end another coordinator's in-doubt transaction; turn it "
+            "on only for a listener that only coordinators reach (a unix socket, loopback)."},
     /* [app]: module; any other key is free-form and read by the application. */
     {.section = FDT__CFG_APP,
      .key = "module",
@@ -373,6 +378,9 @@ void fdt__cfg_values_format(const struct fdt__cfg_key *k, char *out, size_t size
     case FDT__CFG_STRING:
         if (k->choices)
             format_choices(k->choices, out, size);
+        else if (k->name)
+            snprintf(out, size, "a name of %.0f to %zu letters, digits, '_' or '-'", k->min,
+                     k->size - 1);
         else if (k->min > 0)
             snprintf(out, size, "a name of %.0f to %zu bytes", k->min, k->size - 1);
         else

@@ -8,12 +8,15 @@
 
 #include <errno.h>
 #include <fdt/log.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define READ_CHUNK 16384
+
+static void out_consume(struct fdt_conn *c, size_t n);
 
 struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                const char *listener_name)
@@ -42,6 +45,7 @@ struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct 
 void fdt__conn_destroy(struct fdt_conn *c)
 {
     fdt__buf_deinit(&c->in);
+    out_consume(c, c->out.len);
     fdt__buf_deinit(&c->out);
     pthread_mutex_destroy(&c->lock);
     free(c);
@@ -62,13 +66,37 @@ bool fdt__conn_claim(struct fdt_conn *c, uint32_t events)
     return mine;
 }
 
+/* The socket took n bytes; caller holds the lock. Output taken by the client is activity
+ * too (idle_timeout counts from it). */
+static void sent(struct fdt_conn *c, size_t n)
+{
+    c->out_sent += n;
+    atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
+}
+
+/* Bytes buffered in c->out, counted in the loop's budget; caller holds the lock. */
+static int out_append(struct fdt_conn *c, const void *p, size_t n)
+{
+    int rc = fdt__buf_append(&c->out, p, n);
+    if (rc == 0)
+        atomic_fetch_add_explicit(&c->loop->out_queued, n, memory_order_relaxed);
+    return rc;
+}
+
+static void out_consume(struct fdt_conn *c, size_t n)
+{
+    fdt__buf_consume(&c->out, n);
+    atomic_fetch_sub_explicit(&c->loop->out_queued, n, memory_order_relaxed);
+}
+
 /* Send queued output; caller holds the lock. Returns 0, or -errno on a dead socket. */
 static int flush_locked(struct fdt_conn *c)
 {
     while (c->out.len > 0) {
         ssize_t n = send(c->fd, fdt__buf_head(&c->out), c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {
-            fdt__buf_consume(&c->out, (size_t)n);
+            out_consume(c, (size_t)n);
+            sent(c, (size_t)n);
             continue;
         }
         if (n < 0 && errno == EINTR)
@@ -111,6 +139,7 @@ static void teardown(struct fdt_conn *c)
     epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
     fdt__close(c->fd);
     c->fd = -1;
+    out_consume(c, c->out.len);
     fdt__buf_deinit(&c->out);
     pthread_mutex_unlock(&c->lock);
     fdt__buf_deinit(&c->in);
@@ -266,6 +295,12 @@ static void expire_txn(struct fdt_conn *c)
         c->proto->txn_expired(c);
 }
 
+/* Whether the protocol is between requests (see struct fdt_proto.idle). */
+static bool proto_idle(struct fdt_conn *c)
+{
+    return c->proto->idle ? c->proto->idle(c) : c->in.len == 0;
+}
+
 void fdt__conn_run(struct fdt_conn *c)
 {
     pthread_mutex_lock(&c->lock);
@@ -321,10 +356,12 @@ void fdt__conn_run(struct fdt_conn *c)
             c->dead = true;
         if (c->pending && !c->dead)
             continue;
-        /* Draining: close between requests. A connection that has not sent its first
-         * request yet is kept until it does (or idle_timeout): its client surely means to
-         * send one, and closing it now would fail a request on a brand-new connection. */
-        if (!c->dead && atomic_load(&c->loop->draining) && c->in.len == 0 && c->served)
+        /* Draining: close between requests, as the protocol says (proto->idle). A
+         * connection that has not sent its first request yet is kept until it does (or
+         * idle_timeout): its client surely means to send one, and closing it now would fail
+         * a request on a brand-new connection. */
+        if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c) &&
+            !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring)))
             c->closing = true;
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)
@@ -369,7 +406,87 @@ void fdt__conn_request_done(struct fdt_conn *c)
     atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
 }
 
-int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
+/* Send what the socket takes at once; caller holds the lock and c->out is empty. Advances
+ * *p and *len. Returns 0, or FDT_ECLOSED (the connection is then dead). */
+static int send_direct_locked(struct fdt_conn *c, const char **p, size_t *len)
+{
+    while (*len > 0) {
+        ssize_t n = send(c->fd, *p, *len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            *p += n;
+            *len -= (size_t)n;
+            sent(c, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return 0;
+        c->dead = true;
+        return FDT_ECLOSED;
+    }
+    return 0;
+}
+
+static size_t budget_of(const struct fdt_conn_loop *loop)
+{
+    return loop->out_budget ? loop->out_budget : FDT_CONN_BUDGET_FACTOR * loop->max_output;
+}
+
+/* Bytes a waiting writer may buffer now (0: it must wait); caller holds the lock. Once
+ * the connection's buffer was full (*full), it waits until the client has taken it down to
+ * half of max_output, so that it does not wake up for every few bytes sent. */
+static size_t room_locked(struct fdt_conn *c, bool *full)
+{
+    if (*full && c->out.len > c->out.max / 2)
+        return 0;
+    size_t room = c->out.max - c->out.len;
+    size_t queued = atomic_load_explicit(&c->loop->out_queued, memory_order_relaxed);
+    size_t budget = budget_of(c->loop);
+    size_t left = queued < budget ? budget - queued : 0;
+    if (left < room)
+        room = left;
+    *full = room == 0;
+    return room;
+}
+
+/* Wait (without the lock) up to a quarter of a second for the socket to take more, then
+ * send what is buffered; caller holds the lock. *idle_since is when the writer saw the
+ * socket take something last (0: not waiting yet), *seen the byte count then. Returns 0,
+ * or FDT_ECLOSED when the connection is closed or closing, the socket failed, or the
+ * client took nothing for send_timeout_ms (the connection is then dead). */
+static int wait_writable_locked(struct fdt_conn *c, int64_t *idle_since, uint64_t *seen)
+{
+    int64_t timeout =
+        c->loop->send_timeout_ms > 0 ? c->loop->send_timeout_ms : FDT_CONN_SEND_TIMEOUT_MS;
+    int64_t now = fdt__now_ms();
+    if (!*idle_since || c->out_sent != *seen) {
+        *idle_since = now;
+        *seen = c->out_sent;
+    }
+    if (now - *idle_since >= timeout) {
+        fdt_log(FDT_LOG_WARN, "conn=%llu the client took no output for %.1fs: closing",
+                (unsigned long long)c->id, (double)(now - *idle_since) / 1000.0);
+        c->dead = true;
+        return FDT_ECLOSED;
+    }
+    int64_t left = *idle_since + timeout - now;
+    struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+    pthread_mutex_unlock(&c->lock);
+    /* Another thread may close the descriptor meanwhile: the slice bounds the wait, and the
+     * state is checked again under the lock. */
+    (void)!poll(&pfd, 1, left < 250 ? (int)left : 250);
+    pthread_mutex_lock(&c->lock);
+    if (c->closed || c->closing || c->dead)
+        return FDT_ECLOSED;
+    if (flush_locked(c) < 0) {
+        c->dead = true;
+        return FDT_ECLOSED;
+    }
+    return 0;
+}
+
+static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait)
 {
     int rc = 0;
     pthread_mutex_lock(&c->lock);
@@ -378,33 +495,40 @@ int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
         goto out;
     }
     const char *p = buf;
-    if (c->out.len == 0) {
-        while (len > 0) {
-            ssize_t n = send(c->fd, p, len, MSG_NOSIGNAL | MSG_DONTWAIT);
-            if (n > 0) {
-                p += n;
-                len -= (size_t)n;
-                continue;
-            }
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+    bool full = false;
+    int64_t idle_since = 0;
+    uint64_t seen = 0;
+    while (len > 0) {
+        if (c->out.len == 0) {
+            rc = send_direct_locked(c, &p, &len);
+            if (rc < 0 || len == 0)
                 break;
-            c->dead = true;
-            rc = FDT_ECLOSED;
-            goto wake;
         }
-    }
-    if (len > 0) {
-        rc = fdt__buf_append(&c->out, p, len);
-        if (rc < 0) {
-            fdt_log(FDT_LOG_WARN, "conn=%llu output over max_output (%zu bytes): closing",
-                    (unsigned long long)c->id, c->out.max);
-            c->dead = true;
-            goto wake;
+        if (!wait) {
+            rc = out_append(c, p, len);
+            if (rc < 0) {
+                fdt_log(FDT_LOG_WARN, "conn=%llu output over max_output (%zu bytes): closing",
+                        (unsigned long long)c->id, c->out.max);
+                c->dead = true;
+            }
+            break;
         }
+        size_t room = room_locked(c, &full);
+        if (room > 0) {
+            size_t n = room < len ? room : len;
+            rc = out_append(c, p, n);
+            if (rc < 0) {
+                c->dead = true;
+                break;
+            }
+            p += n;
+            len -= n;
+            continue;
+        }
+        rc = wait_writable_locked(c, &idle_since, &seen);
+        if (rc < 0)
+            break;
     }
-wake:
     /* A writer on another thread while the connection sits armed: make epoll report
      * EPOLLOUT (or the close) so the loop picks it up. */
     if (!c->running && c->armed && (c->out.len > 0 || c->dead)) {
@@ -420,6 +544,16 @@ wake:
 out:
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
+{
+    return conn_write(c, buf, len, false);
+}
+
+int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len)
+{
+    return conn_write(c, buf, len, true);
 }
 
 void fdt_conn_close(struct fdt_conn *c)

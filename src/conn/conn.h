@@ -8,8 +8,8 @@
  *  - Events that arrive while it runs are recorded in `pending` and handled before the
  *    runner lets go.
  *  - Only the loop thread frees a connection, after its last reference is dropped. */
-#ifndef FDT_CONN_INT_H
-#define FDT_CONN_INT_H
+#ifndef FDT_SRC_CONN_H
+#define FDT_SRC_CONN_H
 
 #include "txn/txn.h"
 #include "util/buf.h"
@@ -64,6 +64,19 @@ struct fdt_proto {
     /* The connection's active transaction was rolled back after transaction_timeout:
      * tell the client if the protocol can. May be NULL. */
     void (*txn_expired)(struct fdt_conn *c);
+    /* True when the protocol is between requests: nothing of the next one has arrived, no
+     * answer is being made, so a draining worker may close the connection now. Called by
+     * the thread running the connection, after the protocol consumed what it could. May
+     * be NULL: then the connection is idle when no input is left unconsumed (the rule for
+     * protocols that leave a partial request in the input buffer). */
+    bool (*idle)(struct fdt_conn *c);
+    /* True: a worker retiring for a successor (a reload: loop->retiring) never closes an idle
+     * connection of this protocol (promise 4):
+     * the protocol tells the client with its next answer (HTTP: Connection: close) and
+     * closes an idle one itself once the idle time it advertised has run out (HTTP:
+     * Keep-Alive: timeout=N), bounded by graceful_timeout. False: closed between requests
+     * (proto->idle). */
+    bool drain_keeps_idle;
     /* True when the protocol counts requests itself with fdt__conn_request_done();
      * otherwise every data callback that consumes bytes counts as one request. */
     bool counts_requests;
@@ -75,14 +88,23 @@ struct fdt_proto {
  * same way): the worker embeds one and fills it before the first connection; conn never
  * sees the worker. The loop outlives its connections. */
 struct fdt_conn_loop {
-    int epfd;                       /* the epoll set the application threads wait on */
-    size_t max_input;               /* [server] max_input */
-    size_t max_output;              /* [server] max_output */
+    int epfd;          /* the epoll set the application threads wait on */
+    size_t max_input;  /* [server] max_input */
+    size_t max_output; /* [server] max_output: one connection's output buffer */
+    /* Output backpressure (fdt__conn_write_wait). A waiting writer gives up when its client
+     * took no byte for this long (0: FDT_CONN_SEND_TIMEOUT_MS); the worker sets it to
+     * [server] idle_timeout. */
+    int64_t send_timeout_ms;
+    /* Bytes all the loop's connections may hold in their output buffers before waiting
+     * writers wait (0: FDT_CONN_BUDGET_FACTOR * max_output). */
+    size_t out_budget;
+    _Atomic size_t out_queued;      /* bytes in the connections' output buffers now */
     int64_t transaction_timeout_ms; /* an active transaction idle this long: rolled back */
     _Atomic uint64_t *requests;     /* counters published to the master's scoreboard */
     _Atomic int64_t *conns_open;
     const struct fdt_txn_env *txn_env; /* what the connections' transactions need */
     _Atomic bool draining;             /* stop accepting; close connections between requests */
+    _Atomic bool retiring;             /* draining for a successor (reload): see drain_keeps_idle */
     uint64_t next_id;                  /* loop thread only */
     /* Hand c to an application thread (any thread). */
     void (*enqueue)(struct fdt_conn_loop *loop, struct fdt_conn *c);
@@ -104,11 +126,12 @@ struct fdt_conn {
     uint32_t pending;
     bool running;
     bool armed;
-    bool closing;   /* close after the output is flushed */
-    bool dead;      /* close now */
-    bool closed;    /* torn down: fd closed, proto->close called */
-    bool lingering; /* output sent and shut down; reading and dropping input until EOF */
-    struct fdt_buf out;
+    bool closing;       /* close after the output is flushed */
+    bool dead;          /* close now */
+    bool closed;        /* torn down: fd closed, proto->close called */
+    bool lingering;     /* output sent and shut down; reading and dropping input until EOF */
+    struct fdt_buf out; /* its bytes count in loop->out_queued */
+    uint64_t out_sent;  /* bytes the socket has taken so far */
 
     /* Owned by the running thread. */
     struct fdt_buf in;
@@ -129,6 +152,10 @@ struct fdt_conn {
     struct fdt_conn *reg_prev, *reg_next; /* registry (loop thread only) */
     struct fdt_conn *free_next;
 };
+
+/* Defaults of struct fdt_conn_loop's backpressure settings. */
+#define FDT_CONN_SEND_TIMEOUT_MS 60000
+#define FDT_CONN_BUDGET_FACTOR   8
 
 /* Create a connection for an accepted fd (loop thread). Takes the fd. NULL on ENOMEM. */
 struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
@@ -151,6 +178,16 @@ void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms);
  * it has read the answer (nginx's lingering_close). Thread: the one running it. */
 void fdt__conn_linger(struct fdt_conn *c);
 #define FDT_CONN_LINGER_MS 2000
+/* fdt_conn_write() with backpressure, for protocols whose writer may wait (the thread
+ * running a view or a method). What the socket does not take at once is buffered, but
+ * never more than max_output for the connection nor, while the loop's out_budget is spent,
+ * more than fits in it: then the caller waits (poll on the socket, no lock held) until the
+ * client has taken the connection's buffer down to half of max_output (or the budget has
+ * room), sending as it goes. Returns 0 once every byte is sent or buffered; FDT_ECLOSED
+ * when the connection is closed, closing or dies meanwhile, or the client took no byte for
+ * send_timeout_ms (the connection is then closed); FDT_ENOMEM. Blocks only the caller:
+ * other connections go on on other threads. Thread: any but the loop thread. */
+int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* Raw-protocol vtable wrapping the application's callbacks (p->ctx = app, which must

@@ -39,6 +39,10 @@ struct fdt__http_server {
     int64_t header_timeout_ms;
     int64_t body_timeout_ms;
     int64_t keepalive_timeout_ms;
+    /* Keep-Alive: timeout=N on responses that keep the connection (0: not sent): one second
+     * under both keepalive_timeout and graceful_timeout, so that a client that honours it
+     * never reuses a connection the server may close, even while the worker drains. */
+    int keepalive_advertised_s;
     size_t max_output;           /* response bytes held back until the request's transaction ends */
     int access_log_fd;           /* -1: no access log */
     const char *access_log_path; /* for reopening (borrowed from the configuration) */
@@ -166,9 +170,11 @@ struct fdt__http_session {
 
     enum fdt__http_phase phase;
     enum fdt__http_pause pause;
-    size_t held;       /* bytes at the front of the next input already parsed */
-    size_t head_bytes; /* raw bytes of the current request's head so far */
-    int err_status;    /* set by a parser callback that refuses the request */
+    size_t head_bytes;    /* raw bytes of the current request's head so far */
+    char version_text[3]; /* the request line's version ("1.1"), as far as it came */
+    uint8_t version_len;  /* its length (saturating) */
+    bool version_done;    /* llhttp accepted the version (0.9, 1.x, 2.0) */
+    int err_status;       /* set by a parser callback that refuses the request */
     const char *err_msg;
     int64_t start_ns; /* first byte of the current request */
     uint64_t requests;
@@ -185,14 +191,18 @@ void fdt__http_session_init(struct fdt__http_session *s, const struct fdt__http_
 /* Release everything the session holds. */
 void fdt__http_session_deinit(struct fdt__http_session *s);
 /* Bytes arrived: parse them, answer complete requests (at most one per call, so that
- * pipelined requests are answered in order). Returns the bytes consumed; while a request
- * is incomplete the last byte is left unconsumed (and remembered as parsed) so that the
- * connection's input buffer is not empty, which keeps a draining worker from closing the
- * connection under a request in progress. */
+ * pipelined requests are answered in order). Returns the bytes consumed: up to the end of
+ * the request just answered, or all of them (an incomplete request is parsed and what is
+ * kept of it copied, so nothing is left in the connection's input buffer). */
 long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t len);
+/* True between requests: no byte of the next request received and no answer being made
+ * (or the session is closing). A draining worker closes the connection only then
+ * (struct fdt_proto.idle). */
+bool fdt__http_session_idle(const struct fdt__http_session *s);
 /* The deadline passed: 408 if a request was in progress; then the caller closes. */
 void fdt__http_session_timeout(struct fdt__http_session *s);
-/* The input buffer overflowed (cannot happen with the held-byte scheme, but answer it). */
+/* The input buffer overflowed (cannot happen, since the session consumes everything it
+ * parses, but answer it). */
 void fdt__http_session_overflow(struct fdt__http_session *s);
 
 /* llhttp settings shared by every session (http_parse.c). */

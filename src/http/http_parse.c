@@ -165,6 +165,27 @@ static int on_header_value_complete(llhttp_t *p)
     return 0;
 }
 
+/* The version's text as llhttp hands it over ("1.1"; maybe in pieces), kept so that a
+ * version llhttp refuses can be told apart: a well-formed one it does not speak
+ * ("HTTP/1.2": 505) from a malformed request line (400). */
+static int on_version(llhttp_t *p, const char *at, size_t len)
+{
+    struct fdt__http_session *s = session_of(p);
+    for (size_t i = 0; i < len; i++) {
+        if (s->version_len < sizeof(s->version_text))
+            s->version_text[s->version_len] = at[i];
+        if (s->version_len < UINT8_MAX)
+            s->version_len++;
+    }
+    return 0;
+}
+
+static int on_version_complete(llhttp_t *p)
+{
+    session_of(p)->version_done = true;
+    return 0;
+}
+
 static int on_headers_complete(llhttp_t *p)
 {
     struct fdt__http_session *s = session_of(p);
@@ -208,6 +229,8 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
+/* llhttp's callback table: llhttp takes it by pointer and keeps no copy, so it must outlive
+ * every parser; filled once (pthread_once) and constant afterwards, not mutable state. */
 static llhttp_settings_t settings;
 static pthread_once_t settings_once = PTHREAD_ONCE_INIT;
 
@@ -216,6 +239,8 @@ static void settings_init(void)
     llhttp_settings_init(&settings);
     settings.on_url = on_url;
     settings.on_url_complete = on_url_complete;
+    settings.on_version = on_version;
+    settings.on_version_complete = on_version_complete;
     settings.on_header_field = on_header_field;
     settings.on_header_field_complete = on_header_field_complete;
     settings.on_header_value = on_header_value;

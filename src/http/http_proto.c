@@ -25,9 +25,11 @@
  * one struct fdt__http_server, the protocol's context, made on the worker's main thread
  * before the application threads start and only read afterwards. */
 
+/* Responses are written by the thread running the view, which may wait for a slow client
+ * (backpressure): the connection buffers at most max_output. */
 static int io_write(void *ctx, const void *buf, size_t len)
 {
-    return fdt_conn_write(ctx, buf, len);
+    return fdt__conn_write_wait(ctx, buf, len);
 }
 
 static void io_close(void *ctx)
@@ -114,6 +116,11 @@ static void http_overflow(struct fdt_conn *c)
     fdt__http_session_overflow(c->proto_data);
 }
 
+static bool http_idle(struct fdt_conn *c)
+{
+    return !c->proto_data || fdt__http_session_idle(c->proto_data);
+}
+
 static void http_timeout(struct fdt_conn *c)
 {
     fdt__http_session_timeout(c->proto_data);
@@ -167,6 +174,10 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
     srv->body_timeout_ms = seconds_to_ms(cfg->body_timeout);
     srv->keepalive_timeout_ms =
         seconds_to_ms(cfg->keepalive_timeout > 0 ? cfg->keepalive_timeout : cfg->idle_timeout);
+    double advertised = (double)srv->keepalive_timeout_ms / 1000.0;
+    if (cfg->graceful_timeout < advertised)
+        advertised = cfg->graceful_timeout;
+    srv->keepalive_advertised_s = advertised >= 2.0 ? (int)advertised - 1 : 0;
     srv->max_output = cfg->max_output;
     srv->access_log_fd = -1;
     if (cfg->access_log[0]) {
@@ -201,7 +212,9 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->overflow = http_overflow;
     p->close = http_close;
     p->timeout = http_timeout;
+    p->idle = http_idle;
     p->counts_requests = true;
+    p->drain_keeps_idle = true;
     p->busy_reply = busy_reply;
 }
 

@@ -51,6 +51,8 @@ static void begin_request(struct fdt__http_session *s)
 {
     s->phase = FDT__HTTP_HEAD;
     s->head_bytes = 0;
+    s->version_len = 0;
+    s->version_done = false;
     s->err_status = 0;
     s->err_msg = NULL;
     s->start_ns = fdt__now_ns();
@@ -194,8 +196,18 @@ static int accept_head(struct fdt__http_session *s, const char **msg)
     return 0;
 }
 
+/* Whether llhttp refused the version itself, not the request line around it: a version
+ * made of a digit, a dot and a digit ("HTTP/1.2", "HTTP/3.0") that llhttp does not speak.
+ * "HTTP/1.1 junk", "HTTP/1.x" or "HTTP/11" are malformed request lines instead (400). */
+static bool version_unsupported(const struct fdt__http_session *s)
+{
+    const char *v = s->version_text;
+    return !s->version_done && s->version_len == 3 && v[0] >= '0' && v[0] <= '9' && v[1] == '.' &&
+           v[2] >= '0' && v[2] <= '9';
+}
+
 /* The status for a parser error that no callback chose. */
-static int parse_error_status(llhttp_errno_t e, const char **msg)
+static int parse_error_status(const struct fdt__http_session *s, llhttp_errno_t e, const char **msg)
 {
     switch (e) {
     case HPE_UNEXPECTED_CONTENT_LENGTH:
@@ -211,6 +223,12 @@ static int parse_error_status(llhttp_errno_t e, const char **msg)
         *msg = "The chunked body is malformed.";
         return 400;
     case HPE_INVALID_VERSION:
+        if (!version_unsupported(s)) {
+            *msg = "The request line is malformed.";
+            return 400;
+        }
+        *msg = "Only HTTP/1.0 and HTTP/1.1 are supported.";
+        return 505;
     case HPE_PAUSED_H2_UPGRADE:
         *msg = "Only HTTP/1.0 and HTTP/1.1 are supported.";
         return 505;
@@ -279,16 +297,10 @@ static void dispatch(struct fdt__http_session *s)
 
 long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t len)
 {
-    if (s->phase == FDT__HTTP_CLOSED)
+    if (s->phase == FDT__HTTP_CLOSED || len == 0)
         return (long)len;
-    size_t skip = s->held < len ? s->held : len;
-    s->held = 0;
-    const char *p = buf + skip;
+    const char *p = buf;
     const char *end = buf + len;
-    if (p == end) {
-        s->held = skip;
-        return 0;
-    }
     if (s->phase == FDT__HTTP_IDLE)
         begin_request(s);
     for (;;) {
@@ -327,13 +339,18 @@ long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t
         const char *msg = s->err_msg;
         int st = s->err_status;
         if (!st)
-            st = parse_error_status(e, &msg);
+            st = parse_error_status(s, e, &msg);
         fail(s, st, msg);
         return (long)len;
     }
-    /* The request is not complete: keep its last byte in the connection's buffer. */
-    s->held = 1;
-    return (long)len - 1;
+    /* The request is not complete: everything was parsed, and what is kept of it has been
+     * copied, so the connection's input buffer keeps nothing. */
+    return (long)len;
+}
+
+bool fdt__http_session_idle(const struct fdt__http_session *s)
+{
+    return s->phase == FDT__HTTP_IDLE || s->phase == FDT__HTTP_CLOSED;
 }
 
 void fdt__http_session_timeout(struct fdt__http_session *s)

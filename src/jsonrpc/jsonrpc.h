@@ -1,6 +1,6 @@
 /* Internal interface of the JSON-RPC module to the worker. */
-#ifndef FDT_JSONRPC_INT_H
-#define FDT_JSONRPC_INT_H
+#ifndef FDT_SRC_JSONRPC_H
+#define FDT_SRC_JSONRPC_H
 
 #include "config/config.h"
 #include "conn/conn.h"
@@ -12,12 +12,14 @@
 
 struct fdt__jsonrpc_server;
 
-/* The JSON-RPC side of a worker, shared by all its jsonrpc listeners: the application's
- * methods and the limits and node of cfg (borrowed: it must outlive the server). Returns
- * NULL with a reason. Thread: the worker's main, before the application threads start. */
+/* The JSON-RPC side of one listener of a worker: the application's methods, the limits and
+ * node of cfg, and what the listener allows (borrowed: both must outlive the server).
+ * Returns NULL with a reason. Thread: the worker's main, before the application threads
+ * start. */
 struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
-                                                    const struct fdt_cfg *cfg, char *reason,
-                                                    size_t rsize);
+                                                    const struct fdt_cfg *cfg,
+                                                    const struct fdt_listen_cfg *listener,
+                                                    char *reason, size_t rsize);
 /* After the last connection. NULL is a no-op. */
 void fdt__jsonrpc_server_free(struct fdt__jsonrpc_server *srv);
 

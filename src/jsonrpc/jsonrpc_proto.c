@@ -34,7 +34,8 @@ struct fdt_jsonrpc_call {
 struct fdt__jsonrpc_server {
     const struct fdt_jsonrpc_app *app; /* the application's methods, or NULL */
     struct fdt_json_limits limits;
-    const char *node; /* [server] node, for txn.recover and txn.*_prepared */
+    const char *node;  /* [server] node, for txn.recover and txn.*_prepared */
+    bool txn_recovery; /* the listener answers the recovery methods ([listen] txn_recovery) */
     size_t max_input;
     size_t max_output;
 };
@@ -69,10 +70,14 @@ static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w)
         fdt_conn_write(c, oops, sizeof(oops) - 1);
         return;
     }
-    /* One line per message: the writer never emits a raw newline (strings are escaped). */
+    /* One line per message: the writer never emits a raw newline (strings are escaped).
+     * The newline goes in place of the writer's terminating NUL, so that the line leaves
+     * in one write (one segment with TCP_NODELAY); the NUL is put back after. The thread
+     * running the method waits if the client is slow to read (backpressure). */
     char *line = (char *)data;
-    fdt_conn_write(c, line, len);
-    fdt_conn_write(c, "\n", 1);
+    line[len] = '\n';
+    fdt__conn_write_wait(c, line, len + 1);
+    line[len] = '\0';
 }
 
 static void write_id(struct fdt_json_writer *w, const struct fdt_json *id)
@@ -378,14 +383,15 @@ static const struct builtin {
     const char *name;
     enum builtin_params params;
     int (*fn)(struct builtin_call *b);
+    bool recovery; /* acts on any coordinator's transactions: only where the listener allows */
 } builtins[] = {
-    {"txn.begin", PARAMS_XID, m_begin},
-    {"txn.vote", PARAMS_NONE, m_vote},
-    {"txn.finish", PARAMS_NONE, m_finish},
-    {"txn.abort", PARAMS_NONE, m_abort},
-    {"txn.recover", PARAMS_NONE, m_recover},
-    {"txn.commit_prepared", PARAMS_XID_REQUIRED, m_commit_prepared},
-    {"txn.rollback_prepared", PARAMS_XID_REQUIRED, m_rollback_prepared},
+    {"txn.begin", PARAMS_XID, m_begin, false},
+    {"txn.vote", PARAMS_NONE, m_vote, false},
+    {"txn.finish", PARAMS_NONE, m_finish, false},
+    {"txn.abort", PARAMS_NONE, m_abort, false},
+    {"txn.recover", PARAMS_NONE, m_recover, true},
+    {"txn.commit_prepared", PARAMS_XID_REQUIRED, m_commit_prepared, true},
+    {"txn.rollback_prepared", PARAMS_XID_REQUIRED, m_rollback_prepared, true},
 };
 
 static const struct builtin *find_builtin(const char *name)
@@ -432,6 +438,13 @@ static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *
     if (!m) {
         *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
         return fdt_error_set(err, FDT_ENOENT, "method not found: %s", name);
+    }
+    if (m->recovery && !server_of(c)->txn_recovery) {
+        *jcode = FDT_JSONRPC_METHOD_NOT_FOUND;
+        return fdt_error_set(err, FDT_ENOENT,
+                             "%s is not available on this listener (its configuration has no "
+                             "txn_recovery = yes)",
+                             name);
     }
     struct fdt_xid xid;
     bool has;
@@ -680,6 +693,13 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
     return (long)used;
 }
 
+/* Between messages when no part of the next line is buffered (nor being skipped). */
+static bool rpc_idle(struct fdt_conn *c)
+{
+    const struct rpc_conn *rc = c->proto_data;
+    return c->in.len == 0 && !(rc && rc->skipping);
+}
+
 /* Not reached while skip_long_line consumes a full buffer; kept for a buffer that fills
  * some other way: answer, and the connection closes. */
 static void rpc_overflow(struct fdt_conn *c)
@@ -708,8 +728,9 @@ static void rpc_close(struct fdt_conn *c)
 }
 
 struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
-                                                    const struct fdt_cfg *cfg, char *reason,
-                                                    size_t rsize)
+                                                    const struct fdt_cfg *cfg,
+                                                    const struct fdt_listen_cfg *listener,
+                                                    char *reason, size_t rsize)
 {
     const struct fdt_jsonrpc_app *ja = app->jsonrpc;
     if (ja && !FDT_ABI_OK(ja, FDT_JSONRPC_ABI_VERSION, struct fdt_jsonrpc_app)) {
@@ -729,6 +750,7 @@ struct fdt__jsonrpc_server *fdt__jsonrpc_server_new(const struct fdt_app *app,
     fdt_json_limits_default(&srv->limits);
     srv->limits.max_size = cfg->max_input;
     srv->node = cfg->node;
+    srv->txn_recovery = listener->txn_recovery;
     srv->max_input = cfg->max_input;
     srv->max_output = cfg->max_output;
     return srv;
@@ -749,6 +771,7 @@ void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_serv
     p->overflow = rpc_overflow;
     p->close = rpc_close;
     p->txn_expired = rpc_txn_expired;
+    p->idle = rpc_idle;
     p->counts_requests = true;
     p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
                     "max_connections reached\"},\"id\":null}\n";

@@ -1,6 +1,6 @@
 /* Listening sockets: binding, address formatting, and keeping sockets across reloads. */
-#ifndef FDT_LISTEN_H
-#define FDT_LISTEN_H
+#ifndef FDT_SRC_LISTEN_H
+#define FDT_SRC_LISTEN_H
 
 #include "config/config.h"
 

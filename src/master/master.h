@@ -1,7 +1,7 @@
 /* The master process: sockets, signals, fork, supervision, configuration. It never loads
  * the application and never touches a client connection. */
-#ifndef FDT_MASTER_H
-#define FDT_MASTER_H
+#ifndef FDT_SRC_MASTER_H
+#define FDT_SRC_MASTER_H
 
 #include "config/config.h"
 #include "listen/listen.h"
@@ -105,7 +105,10 @@ void fdt__master_reap(struct fdt_master *m);
 void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw);
 void fdt__master_supervise(struct fdt_master *m, int64_t now);
 void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig);
-void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw);
+/* Tell a worker to drain: sig SIGTERM when the service stops (idle connections are closed,
+ * promise 3), SIGHUP when a successor serves on (a reload, one worker fewer: idle keep-alive
+ * connections are kept until the idle time the protocol advertised, promise 4). */
+void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw, int sig);
 struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg);
 /* Set the number of workers of the active generation to target (1 to FDT_MAX_WORKERS):
  * spawn the missing ones or drain the highest indexes; `why` starts the log line. Returns 0,

@@ -302,7 +302,7 @@ static void begin_stop(struct fdt_master *m, bool immediate)
             kill(w->pid, SIGQUIT);
     } else {
         for (struct fdt_mworker *w = m->workers; w; w = w->next)
-            fdt__master_drain_worker(m, w);
+            fdt__master_drain_worker(m, w, SIGTERM);
     }
 }
 

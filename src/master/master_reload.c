@@ -162,7 +162,7 @@ void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g)
     }
     /* Every new worker is ready: now, and only now, the old generation drains. */
     old->state = FDT_GEN_DRAINING;
-    fdt__master_signal_gen(m, old, SIGTERM);
+    fdt__master_signal_gen(m, old, SIGHUP); /* retire: the new generation serves on */
     /* The master's copies of listeners that the new configuration dropped. */
     for (int i = 0; i < old->n_listeners; i++) {
         bool kept = false;
@@ -210,7 +210,7 @@ void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, cons
         m->starting = NULL;
     /* Workers of the failed generation that were already ready may hold connections:
      * let them drain like any old worker. */
-    fdt__master_signal_gen(m, g, SIGTERM);
+    fdt__master_signal_gen(m, g, SIGHUP);
     close_new_listeners(g);
     if (!m->active) {
         fdt_log(FDT_LOG_ERROR, "cannot start: %s", why);

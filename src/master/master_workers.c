@@ -104,7 +104,7 @@ int fdt__master_set_workers(struct fdt_master *m, int target, const char *why)
         g->respawn_at[idx] = 0;
         for (struct fdt_mworker *w = m->workers; w; w = w->next) {
             if (w->gen == g && (int)w->index == idx)
-                fdt__master_drain_worker(m, w);
+                fdt__master_drain_worker(m, w, SIGHUP); /* the others keep serving */
         }
     }
     return 0;
@@ -198,7 +198,7 @@ __attribute__((noreturn)) static void worker_child(struct fdt_master *m, struct 
     char reason[256];
     if (drop_privileges(g->cfg, reason, sizeof(reason)) < 0) {
         fdt__channel_send(fds[1], FDT_MSG_FAILED, 0, reason);
-        _exit(3);
+        fdt__exit(3);
     }
     struct fdt_worker_args a = {
         .cfg = g->cfg,
@@ -288,7 +288,7 @@ out:
     return rc;
 }
 
-void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw)
+void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw, int sig)
 {
     if (mw->state == FDT_MW_DRAINING)
         return;
@@ -297,7 +297,7 @@ void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw)
     mw->state = FDT_MW_DRAINING;
     mw->kill_at_ms =
         fdt__now_ms() + (int64_t)(mw->gen->cfg->graceful_timeout * 1000.0) + KILL_GRACE_MS;
-    kill(mw->pid, SIGTERM);
+    kill(mw->pid, sig);
 }
 
 void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig)
@@ -305,8 +305,8 @@ void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int 
     for (struct fdt_mworker *w = m->workers; w; w = w->next) {
         if (w->gen != g)
             continue;
-        if (sig == SIGTERM)
-            fdt__master_drain_worker(m, w);
+        if (sig == SIGTERM || sig == SIGHUP)
+            fdt__master_drain_worker(m, w, sig);
         else
             kill(w->pid, sig);
     }
@@ -428,7 +428,7 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
             if (g->state == FDT_GEN_STARTING && g->n_ready >= g->target)
                 fdt__master_gen_ready(m, g);
             else if (g->state == FDT_GEN_DRAINING || m->stopping)
-                fdt__master_drain_worker(m, mw);
+                fdt__master_drain_worker(m, mw, m->stopping ? SIGTERM : SIGHUP);
         } else if (msg.type == FDT_MSG_DRAINING) {
             mw->drain_confirmed = true;
             fdt__master_check_confirm(m);

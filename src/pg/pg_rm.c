@@ -1,9 +1,9 @@
 #include "fdt_config.h"
 
 #include "txn/rm.h"
-#include "util/util.h"
 
 #include <libpq-fe.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -22,6 +22,17 @@ struct pgs {
     int n_stmt;
     bool broken; /* unusable (protocol state unknown, or its statements stale): discard it */
 };
+
+/* libfdt's helpers, handed to fdt_rm_driver_v1() when the module is loaded. */
+static const struct fdt_rm_host *host;
+
+/* Copy src into out (size > 0), cut short if it does not fit. */
+static void copy_text(char *out, const char *src, size_t size)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(out, src, n);
+    out[n] = '\0';
+}
 
 #define PG(s) (((struct pgs *)(s))->pg)
 
@@ -102,7 +113,7 @@ static int pg_query_text(void *s, const char *sql, char *out, size_t size, struc
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
         return fail(pg, res, err, "query failed");
     if (PQntuples(res) > 0 && PQnfields(res) > 0)
-        fdt__strlcpy(out, PQgetvalue(res, 0, 0), size);
+        copy_text(out, PQgetvalue(res, 0, 0), size);
     PQclear(res);
     return 0;
 }
@@ -294,7 +305,7 @@ static int collect(struct pgs *ps, PGresult *res, struct fdt_sql_rows *out, stru
         return fail(pg, res, err, "statement failed");
     }
     int cols = PQnfields(res);
-    int rc = fdt__sql_rows_cols(out, cols);
+    int rc = host->rows_cols(out, cols);
     const char *vals[QUERY_PARAMS_MAX];
     size_t lens[QUERY_PARAMS_MAX];
     if (cols > QUERY_PARAMS_MAX)
@@ -304,10 +315,10 @@ static int collect(struct pgs *ps, PGresult *res, struct fdt_sql_rows *out, stru
             vals[c] = PQgetisnull(res, r, c) ? NULL : PQgetvalue(res, r, c);
             lens[c] = (size_t)PQgetlength(res, r, c);
         }
-        rc = fdt__sql_rows_add(out, vals, lens);
+        rc = host->rows_add(out, vals, lens);
     }
     const char *changed = PQcmdTuples(res);
-    fdt__sql_rows_set_changes(out, changed && *changed ? atol(changed) : 0);
+    host->rows_set_changes(out, changed && *changed ? atol(changed) : 0);
     PQclear(res);
     if (rc == FDT_ENOMEM)
         fdt_error_set(err, FDT_ENOMEM, "out of memory");
@@ -422,7 +433,8 @@ static int pg_begin_query(void *s, const char *sql, const struct fdt_sql_param *
     return run_query(s, true, sql, params, n, out, err);
 }
 
-const struct fdt_rm_driver fdt__rm_postgresql = {
+static const struct fdt_rm_driver driver = {
+    .abi_version = FDT_RM_ABI_VERSION,
     .name = "postgresql",
     .can_prepare = true,
     .open = pg_open,
@@ -445,3 +457,11 @@ const struct fdt_rm_driver fdt__rm_postgresql = {
     .query = pg_query,
     .begin_query = pg_begin_query,
 };
+
+const struct fdt_rm_driver *fdt_rm_driver_v1(const struct fdt_rm_host *h)
+{
+    if (!h || h->abi_version != FDT_RM_ABI_VERSION || h->size < sizeof(*h))
+        return NULL;
+    host = h;
+    return &driver;
+}

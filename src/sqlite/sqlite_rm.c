@@ -1,12 +1,21 @@
 #include "fdt_config.h"
 
-#include "txn/rm.h"
-#include "util/util.h"
+#define FDT_LOG_MODULE "sqlite"
 
+#include "txn/rm.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <fdt/log.h>
 #include <sqlite3.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
+#include <unistd.h>
 
 /* SQLite takes part in one phase only (the logging last resource): it cannot prepare.
  *
@@ -24,6 +33,25 @@ struct lite {
     } cache[CACHE_SIZE];
     unsigned next;
 };
+
+/* libfdt's helpers, handed to fdt_rm_driver_v1() when the module is loaded. */
+static const struct fdt_rm_host *host;
+
+/* Copy src into out (size > 0), cut short if it does not fit. */
+static void copy_text(char *out, const char *src, size_t size)
+{
+    size_t n = strnlen(src, size - 1);
+    memcpy(out, src, n);
+    out[n] = '\0';
+}
+
+/* Milliseconds on the monotonic clock. */
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
 
 static int fail(sqlite3 *db, int rc, struct fdt_error *err, const char *what)
 {
@@ -71,7 +99,7 @@ static int db_query_text(sqlite3 *db, const char *sql, char *out, size_t size,
     rc = sqlite3_step(st);
     if (rc == SQLITE_ROW) {
         const unsigned char *v = sqlite3_column_text(st, 0);
-        fdt__strlcpy(out, v ? (const char *)v : "", size);
+        copy_text(out, v ? (const char *)v : "", size);
     } else if (rc != SQLITE_DONE) {
         sqlite3_finalize(st);
         return fail(db, rc, err, "query failed");
@@ -91,7 +119,7 @@ static _Thread_local int64_t t_busy_since_ms;
 static int busy_wait(void *arg, int count)
 {
     (void)arg;
-    int64_t now = fdt__now_ms();
+    int64_t now = now_ms();
     if (count == 0)
         t_busy_since_ms = now;
     if (now - t_busy_since_ms >= BUSY_TIMEOUT_MS)
@@ -101,8 +129,30 @@ static int busy_wait(void *arg, int count)
     return 1;
 }
 
+/* Said once per process (a pool opens many sessions): a C-level once flag, not state. */
+static atomic_bool warned_readable;
+
+/* A new database is created readable by its owner only: it holds what the application
+ * keeps (token hashes, bank accounts); SQLite gives its -wal and -shm files the
+ * database's mode. An existing one that others may read is only warned about. */
+static void create_private(const struct fdt_resource_cfg *cfg)
+{
+    int fd = open(cfg->path, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (fd >= 0) {
+        close(fd);
+        return;
+    }
+    struct stat st;
+    if (errno == EEXIST && stat(cfg->path, &st) == 0 && (st.st_mode & S_IROTH) &&
+        !atomic_exchange(&warned_readable, true))
+        fdt_log(FDT_LOG_WARN,
+                "[resource.%s] %s is readable by other users (mode %03o): chmod o-r it", cfg->name,
+                cfg->path, (unsigned)(st.st_mode & 0777));
+}
+
 static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
 {
+    create_private(cfg);
     sqlite3 *db = NULL;
     int rc = sqlite3_open_v2(
         cfg->path, &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
@@ -239,7 +289,7 @@ static int lite_query(void *s, const char *sql, const struct fdt_sql_param *para
         return fail(l->db, rc, err, "binding parameters");
     }
     int cols = sqlite3_column_count(st);
-    int ret = fdt__sql_rows_cols(out, cols);
+    int ret = host->rows_cols(out, cols);
     if (cols > QUERY_PARAMS_MAX)
         ret = fdt_error_set(err, FDT_EINVAL, "more than %d result columns", QUERY_PARAMS_MAX);
     const char *vals[QUERY_PARAMS_MAX];
@@ -249,13 +299,13 @@ static int lite_query(void *s, const char *sql, const struct fdt_sql_param *para
             vals[c] = (const char *)sqlite3_column_text(st, c);
             lens[c] = (size_t)sqlite3_column_bytes(st, c);
         }
-        if (fdt__sql_rows_add(out, vals, lens) < 0)
+        if (host->rows_add(out, vals, lens) < 0)
             ret = fdt_error_set(err, FDT_ENOMEM, "out of memory");
     }
     if (ret == 0 && rc != SQLITE_DONE)
         ret = fail(l->db, rc, err, "statement failed");
     if (ret == 0 && !sqlite3_stmt_readonly(st))
-        fdt__sql_rows_set_changes(out, sqlite3_changes(l->db));
+        host->rows_set_changes(out, sqlite3_changes(l->db));
     sqlite3_reset(st);
     sqlite3_clear_bindings(st);
     return ret;
@@ -332,7 +382,8 @@ static void *lite_handle(void *s)
     return ((struct lite *)s)->db;
 }
 
-const struct fdt_rm_driver fdt__rm_sqlite = {
+static const struct fdt_rm_driver driver = {
+    .abi_version = FDT_RM_ABI_VERSION,
     .name = "sqlite",
     .can_prepare = false,
     .open = lite_open,
@@ -355,11 +406,10 @@ const struct fdt_rm_driver fdt__rm_sqlite = {
     .query = lite_query,
 };
 
-const struct fdt_rm_driver *fdt__rm_driver_find(const char *name)
+const struct fdt_rm_driver *fdt_rm_driver_v1(const struct fdt_rm_host *h)
 {
-    if (strcmp(name, "postgresql") == 0)
-        return &fdt__rm_postgresql;
-    if (strcmp(name, "sqlite") == 0)
-        return &fdt__rm_sqlite;
-    return NULL;
+    if (!h || h->abi_version != FDT_RM_ABI_VERSION || h->size < sizeof(*h))
+        return NULL;
+    host = h;
+    return &driver;
 }

@@ -1,7 +1,13 @@
 /* Resource-manager drivers: one vtable per kind of database (curl's Curl_cftype idea).
- * A session is one database connection; a transaction branch runs on one session. */
-#ifndef FDT_TXN_RM_H
-#define FDT_TXN_RM_H
+ * A session is one database connection; a transaction branch runs on one session.
+ *
+ * Each driver is a loadable module (fdt_rm_postgresql.so, fdt_rm_sqlite.so) that only the
+ * processes using a database load (txn_driver.c), so that the master never maps libpq or
+ * SQLite (design §5). A module exports one symbol, FDT_RM_ENTRY: it is given the host
+ * interface below and returns the driver's vtable. It calls libfdt's public FDT_API
+ * functions directly and its internal helpers only through the host interface. */
+#ifndef FDT_SRC_TXN_RM_H
+#define FDT_SRC_TXN_RM_H
 
 #include "config/config.h"
 
@@ -9,7 +15,12 @@
 #include <fdt/txn.h>
 #include <stdbool.h>
 
+/* Bumped whenever struct fdt_rm_driver, struct fdt_rm_host or anything they pass around
+ * (struct fdt_resource_cfg, struct fdt_error, struct fdt_sql_param) changes. */
+#define FDT_RM_ABI_VERSION 1
+
 struct fdt_rm_driver {
+    int abi_version; /* FDT_RM_ABI_VERSION */
     const char *name;
     bool can_prepare; /* two-phase capable */
     /* Open a session for a resource configuration. */
@@ -47,7 +58,7 @@ struct fdt_rm_driver {
     /* The driver's handle (PGconn *, sqlite3 *) for the application. */
     void *(*handle)(void *session);
     /* Run one statement with parameters ($1..$n) and collect its rows into out (empty,
-     * made by the caller) with fdt__sql_rows_cols() and fdt__sql_rows_add(). */
+     * made by the caller) with the host's rows_cols() and rows_add(). */
     int (*query)(void *session, const char *sql, const struct fdt_sql_param *params, int n,
                  struct fdt_sql_rows *out, struct fdt_error *err);
     /* begin(), then query(), in one round trip (PostgreSQL's pipeline mode). May be NULL:
@@ -56,19 +67,40 @@ struct fdt_rm_driver {
                        struct fdt_sql_rows *out, struct fdt_error *err);
 };
 
+/* An empty result (txn_sql.c); NULL when out of memory. */
+struct fdt_sql_rows *fdt__sql_rows_new(void);
 /* For drivers filling a query's rows (txn_sql.c). cols: the number of columns, set once
  * before the first row. vals[i] NULL is SQL NULL; lens[i] its length. Return 0 or
  * FDT_ENOMEM. */
-/* An empty result (txn_sql.c); NULL when out of memory. */
-struct fdt_sql_rows *fdt__sql_rows_new(void);
 int fdt__sql_rows_cols(struct fdt_sql_rows *r, int cols);
 int fdt__sql_rows_add(struct fdt_sql_rows *r, const char *const *vals, const size_t *lens);
 void fdt__sql_rows_set_changes(struct fdt_sql_rows *r, long changes);
 
-extern const struct fdt_rm_driver fdt__rm_postgresql;
-extern const struct fdt_rm_driver fdt__rm_sqlite;
+/* What libfdt lends a driver module: the internal functions it may call (libfdt exports
+ * only FDT_API symbols). Lives as long as the process. */
+struct fdt_rm_host {
+    int abi_version; /* FDT_RM_ABI_VERSION */
+    size_t size;     /* sizeof(struct fdt_rm_host) */
+    int (*rows_cols)(struct fdt_sql_rows *r, int cols);
+    int (*rows_add)(struct fdt_sql_rows *r, const char *const *vals, const size_t *lens);
+    void (*rows_set_changes)(struct fdt_sql_rows *r, long changes);
+};
 
-/* Driver for a [resource.NAME] driver = value, or NULL. */
+/* libfdt's host interface (txn_driver.c). */
+extern const struct fdt_rm_host fdt__rm_host;
+
+/* The entry point every driver module exports, by this name. It keeps host (borrowed for
+ * the life of the process) and returns the module's driver (static, never freed), or NULL
+ * when host is not the interface the module was built for. Called once per process, before
+ * any other use of the driver. */
+#define FDT_RM_ENTRY "fdt_rm_driver_v1"
+typedef const struct fdt_rm_driver *fdt_rm_entry_fn(const struct fdt_rm_host *host);
+FDT_API const struct fdt_rm_driver *fdt_rm_driver_v1(const struct fdt_rm_host *host);
+
+/* Driver for a [resource.NAME] driver = value, or NULL (unknown name, or its module did
+ * not load: that error is logged, naming the file). Loads the driver's module on first
+ * use, once per process; never in the master, which never calls this. Borrowed for the
+ * life of the process. Thread: any. */
 const struct fdt_rm_driver *fdt__rm_driver_find(const char *name);
 
 /* Drivers report FDT_ERETRY, FDT_EDB and FDT_EDOWN (fdt/error.h) in err->code. */

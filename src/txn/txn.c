@@ -109,6 +109,28 @@ static void end(struct fdt_txn *t, enum fdt_txn_state state, bool healthy)
     free(t);
 }
 
+/* A branch's first round trip failed. When the session is dead (a pooled session whose
+ * server restarted or dropped it: 57P01 and friends on the BEGIN), nothing can have
+ * happened in it, so the branch takes a fresh session and the round trip may run once
+ * more. Returns true when the caller should try again. */
+static bool renew_dead_session(struct branch *b, struct fdt_error *err)
+{
+    if (b->r->drv->alive(b->session))
+        return false;
+    fdt_log(FDT_LOG_INFO, "%s: a pooled session was dead (%s): trying a fresh one", b->r->cfg.name,
+            err && err->msg[0] ? err->msg : "closed");
+    /* A new connection, not another pooled one: after a server restart the rest of the
+     * pool is as dead as this one was (each is found out, and renewed, on its turn). If
+     * none can be opened, the dead session stays and the first error is reported. */
+    void *fresh = NULL;
+    struct fdt_error e = {0};
+    if (b->r->drv->open(&b->r->cfg, &fresh, &e) < 0)
+        return false;
+    fdt__resource_release(b->r, b->session, false);
+    b->session = fresh;
+    return true;
+}
+
 static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool begin_now,
                                  struct fdt_error *err)
 {
@@ -135,7 +157,10 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool b
     if (fdt__resource_acquire(r, &b->session, err) < 0)
         return NULL;
     if (begin_now) {
-        if (r->drv->begin(b->session, err) < 0) {
+        int rc = r->drv->begin(b->session, err);
+        if (rc < 0 && renew_dead_session(b, err))
+            rc = r->drv->begin(b->session, err);
+        if (rc < 0) {
             fdt__resource_release(r, b->session, false);
             b->session = NULL;
             return NULL;
@@ -176,6 +201,8 @@ int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long 
             return fdt_error_set(err, FDT_ENOMEM, "out of memory");
         snprintf(both, n, "%s; %s", b->r->drv->begin_sql, sql);
         rc = b->r->drv->exec(b->session, both, rows, err);
+        if (rc < 0 && renew_dead_session(b, err))
+            rc = b->r->drv->exec(b->session, both, rows, err);
         b->begun = true;
         if (both != small)
             free(both);
@@ -215,6 +242,12 @@ int fdt_txn_query(struct fdt_txn *t, const char *resource, const char *sql,
             first && b->r->drv->begin_query ? b->r->drv->begin_query : b->r->drv->query;
         rc = out ? fn(b->session, sql, params, n, out, err)
                  : fdt_error_set(err, FDT_ENOMEM, "out of memory");
+        if (rc < 0 && out && first && b->r->drv->begin_query && renew_dead_session(b, err)) {
+            fdt_sql_rows_free(out);
+            out = fdt__sql_rows_new();
+            rc = out ? fn(b->session, sql, params, n, out, err)
+                     : fdt_error_set(err, FDT_ENOMEM, "out of memory");
+        }
     }
     b->begun = true;
     if (rc < 0) {
@@ -313,7 +346,8 @@ static int last_resource(const struct fdt_txn *t, int *llr)
     return 0;
 }
 
-/* Phase one of a root transaction: prepare every live branch but the last resource. */
+/* Phase one: prepare every live branch but the last resource (llr, -1: none). On a
+ * failure everything is rolled back and the transaction ends. */
 static int prepare_all(struct fdt_txn *t, int llr, struct fdt_error *err)
 {
     struct fdt_error e = {0};
@@ -475,21 +509,10 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
                                  "commit in one phase (txn.finish) or roll back (txn.abort)",
                                  t->b[i].r->cfg.name);
     }
-    bool any = false;
-    for (int i = 0; i < t->nb; i++) {
-        struct branch *b = &t->b[i];
-        if (!b->begun)
-            continue;
-        if (b->r->drv->prepare(b->session, b->gid, &e) < 0) {
-            t->retryable |= e.code == FDT_ERETRY;
-            char why[300];
-            snprintf(why, sizeof(why), "prepare %s: %s", b->r->cfg.name, e.msg);
-            return fail_rolled_back(t, err, why);
-        }
-        b->prepared = true;
-        any = true;
-    }
-    if (any) {
+    int rc = prepare_all(t, -1, err);
+    if (rc < 0)
+        return rc;
+    if (fdt_txn_prepared_count(t) > 0) {
         /* The vote record is the cut-off of the disconnect rule: once it is durable the
          * branches stay prepared whatever happens to the connection. */
         FDT_FAULT_POINT("before_vote_record");

@@ -1,6 +1,6 @@
 /* Internal side of transactions: the worker's resources and the connection hook. */
-#ifndef FDT_TXN_INT_H
-#define FDT_TXN_INT_H
+#ifndef FDT_SRC_TXN_H
+#define FDT_SRC_TXN_H
 
 #include "config/config.h"
 #include "txn/rm.h"

@@ -4,8 +4,8 @@
  * test builds; release builds turn it off). A test writes the name of a point into the
  * file named by the environment variable FDT_FAULT_FILE; the first transaction that
  * reaches that point removes the file and kills its worker with SIGKILL. */
-#ifndef FDT_TXN_FAULT_H
-#define FDT_TXN_FAULT_H
+#ifndef FDT_SRC_TXN_FAULT_H
+#define FDT_SRC_TXN_FAULT_H
 
 #include "fdt_config.h"
 

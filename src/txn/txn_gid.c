@@ -2,6 +2,7 @@
 
 #include "txn/txn_gid.h"
 
+#include "config/config.h"
 #include "util/util.h"
 
 #include <string.h>
@@ -80,16 +81,7 @@ long fdt__b64url_decode(uint8_t *out, size_t size, const char *in, size_t len)
 
 bool fdt__gid_name_ok(const char *name)
 {
-    size_t n = strlen(name);
-    if (n == 0 || n > 63)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char ch = name[i];
-        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
-              ch == '_' || ch == '-'))
-            return false;
-    }
-    return true;
+    return fdt__cfg_name_ok(name); /* one rule: the configuration checks names with it */
 }
 
 int fdt__gid_node_prefix(char *out, size_t size, const char *node)

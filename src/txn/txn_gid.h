@@ -7,8 +7,8 @@
  * in unpadded base64url. A GID is at most FDT_GID_MAX bytes (PostgreSQL's limit is 199);
  * an XID whose GID would be longer is refused. A GID names the host (node) that prepared
  * it, so recovery touches only GIDs of its own prefix and node. */
-#ifndef FDT_TXN_GID_H
-#define FDT_TXN_GID_H
+#ifndef FDT_SRC_TXN_GID_H
+#define FDT_SRC_TXN_GID_H
 
 #include <fdt/txn.h>
 #include <stdbool.h>

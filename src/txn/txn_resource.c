@@ -25,8 +25,10 @@ int fdt__txn_init(const struct fdt_cfg *cfg, struct fdt_error *err)
         r->cfg = cfg->resources[i];
         r->drv = fdt__rm_driver_find(r->cfg.driver);
         if (!r->drv)
-            return fdt_error_set(err, FDT_ECONFIG, "[resource.%s] unknown driver %s", r->cfg.name,
-                                 r->cfg.driver);
+            return fdt_error_set(err, FDT_ECONFIG,
+                                 "[resource.%s] driver %s is not available (its module could "
+                                 "not be loaded: see the line before)",
+                                 r->cfg.name, r->cfg.driver);
         pthread_mutex_init(&r->lock, NULL);
         g_n_resources = i + 1;
     }

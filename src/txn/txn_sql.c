@@ -126,6 +126,27 @@ const char *fdt_resource_driver(const char *resource)
     return r ? r->drv->name : NULL;
 }
 
+int fdt_resource_check_atomic(const char *const *resources, int n, struct fdt_error *err)
+{
+    const char *cannot = NULL;
+    for (int i = 0; i < n; i++) {
+        struct fdt_resource *r = resources[i] ? fdt__resource_find(resources[i]) : NULL;
+        if (!r)
+            return fdt_error_set(err, FDT_ENOENT, "no [resource.%s] section",
+                                 resources[i] ? resources[i] : "");
+        if (r->drv->can_prepare)
+            continue;
+        if (cannot)
+            return fdt_error_set(err, FDT_ECONFIG,
+                                 "[resource.%s] and [resource.%s] both cannot prepare (%s): one "
+                                 "transaction that writes both could never commit atomically; "
+                                 "make one of them postgresql",
+                                 cannot, r->cfg.name, r->drv->name);
+        cannot = r->cfg.name;
+    }
+    return 0;
+}
+
 int fdt_resource_exec(const char *resource, const char *sql, struct fdt_error *err)
 {
     struct fdt_resource *r = resource ? fdt__resource_find(resource) : NULL;

@@ -4,8 +4,8 @@
  * next ready connection, with no hand-off between threads), read, run the protocol and
  * write. The loop thread reaches the application threads through the run queue (new
  * connections, timeouts, drain), whose eventfd sits in the same epoll set. */
-#ifndef FDT_WORKER_H
-#define FDT_WORKER_H
+#ifndef FDT_SRC_WORKER_H
+#define FDT_SRC_WORKER_H
 
 #include "config/config.h"
 #include "conn/conn.h"
@@ -35,6 +35,7 @@ struct fdt_worker_listener {
     int fd;
     const char *name;
     struct fdt_proto proto;
+    struct fdt__jsonrpc_server *rpc; /* a jsonrpc listener's protocol state, or NULL */
     bool registered;
     bool reuseport; /* a socket of this worker's own */
     bool tcp;       /* AF_INET or AF_INET6 (TCP options apply), not a unix socket */
@@ -62,7 +63,6 @@ struct fdt_worker {
     struct fdt_conn_loop loop;
     struct fdt_txn_env txn_env;
     struct fdt__http_server *http;     /* the HTTP listeners' shared state, or NULL */
-    struct fdt__jsonrpc_server *rpc;   /* the JSON-RPC listeners', or NULL */
     struct fdt_txn_recovery *recovery; /* the recovery thread, or NULL */
     int sigfd;
     int wakefd; /* eventfd: the loop has connections to free */

@@ -283,6 +283,8 @@ static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
     }
 }
 
+static void wake_to_drain(struct fdt_worker *w);
+
 /* Graceful stop: stop accepting at once, serve what is already queued, close idle
  * connections, let work in flight finish. */
 static void begin_drain(struct fdt_worker *w, const char *why)
@@ -309,6 +311,13 @@ static void begin_drain(struct fdt_worker *w, const char *why)
     fdt__channel_send(w->channel_fd, FDT_MSG_DRAINING, 0, NULL);
     fdt_log(FDT_LOG_INFO, "draining (%s): %lld connections open, %d taken from the accept queue",
             why, (long long)w->n_conns, queued);
+    wake_to_drain(w);
+}
+
+/* Run every connection once with FDT_EV_DRAIN: each closes between requests as the drain
+ * rule of fdt__conn_run says. */
+static void wake_to_drain(struct fdt_worker *w)
+{
     for (struct fdt_conn *c = w->registry; c; c = c->reg_next) {
         pthread_mutex_lock(&c->lock);
         bool queue = !c->running && !c->closed;
@@ -370,7 +379,7 @@ static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
         }
         if (pthread_timedjoin_np(w->threads[i], NULL, &ts) != 0) {
             fdt_log(FDT_LOG_WARN, "application thread %d did not stop: exiting anyway", i);
-            _exit(0);
+            fdt__exit(0);
         }
     }
 }
@@ -387,15 +396,27 @@ static bool on_signal(struct fdt_worker *w)
                 fdt_log(FDT_LOG_WARN, "the master (pid %d) is gone: draining and exiting",
                         (int)w->master_pid);
                 begin_drain(w, "master gone");
+            } else if (atomic_exchange(&w->loop.retiring, false)) {
+                /* A stop while retiring: idle connections are now closed too. */
+                fdt_log(FDT_LOG_INFO, "SIGTERM while retiring: closing idle connections");
+                wake_to_drain(w);
             } else {
                 begin_drain(w, "SIGTERM");
             }
+            break;
+        case SIGHUP:
+            /* From the master: a successor serves on (reload, one worker fewer). Idle
+             * keep-alive connections stay until their advertised idle time runs out. */
+            if (atomic_load(&w->loop.draining))
+                break; /* already stopping: nothing to keep */
+            atomic_store(&w->loop.retiring, true);
+            begin_drain(w, "retired: a successor serves");
             break;
         case SIGINT:
         case SIGQUIT:
             fdt_log(FDT_LOG_INFO, "immediate stop (%s): %lld connections cut",
                     si.ssi_signo == SIGINT ? "SIGINT" : "SIGQUIT", (long long)w->n_conns);
-            _exit(0);
+            fdt__exit(0);
         case SIGUSR1:
             fdt__log_reopen();
             if (fdt__http_access_log_reopen(w->http) < 0)
@@ -427,7 +448,7 @@ void fdt__worker_loop(struct fdt_worker *w)
             if (left <= 0) {
                 fdt_log(FDT_LOG_WARN, "graceful timeout (%.1fs): %lld connections cut",
                         w->cfg->graceful_timeout, (long long)w->n_conns);
-                _exit(0);
+                fdt__exit(0);
             }
             if (left < timeout)
                 timeout = (int)left;
@@ -435,7 +456,7 @@ void fdt__worker_loop(struct fdt_worker *w)
         int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));
-            _exit(4);
+            fdt__exit(4);
         }
         now = fdt__now_ms();
         atomic_store_explicit(&w->slot->heartbeat_ms, now, memory_order_relaxed);

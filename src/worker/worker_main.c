@@ -231,11 +231,13 @@ void fdt__worker_loop_init(struct fdt_worker *w)
     w->loop.epfd = -1;
     w->loop.max_input = cfg->max_input;
     w->loop.max_output = cfg->max_output;
+    w->loop.send_timeout_ms = (int64_t)(cfg->idle_timeout * 1000.0);
     w->loop.transaction_timeout_ms = (int64_t)(cfg->transaction_timeout * 1000.0);
     w->loop.requests = &w->slot->requests;
     w->loop.conns_open = &w->slot->conns_open;
     w->loop.txn_env = &w->txn_env;
     atomic_init(&w->loop.draining, false);
+    atomic_init(&w->loop.retiring, false);
     w->loop.enqueue = loop_enqueue;
     w->loop.release = loop_release;
 }
@@ -244,7 +246,7 @@ __attribute__((noreturn)) static void fail_start(struct fdt_worker *w, const cha
 {
     fdt_log(FDT_LOG_ERROR, "worker %u start failed: %s", w->info.index, reason);
     fdt__channel_send(w->channel_fd, FDT_MSG_FAILED, 0, reason);
-    _exit(3);
+    fdt__exit(3);
 }
 
 static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, char *reason,
@@ -312,11 +314,10 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
             fdt__proto_http_init(&l->proto, w->http);
             break;
         case FDT_PROTO_JSONRPC:
-            if (!w->rpc)
-                w->rpc = fdt__jsonrpc_server_new(w->app, w->cfg, reason, rsize);
-            if (!w->rpc)
+            l->rpc = fdt__jsonrpc_server_new(w->app, w->cfg, &src->cfg, reason, rsize);
+            if (!l->rpc)
                 return -1;
-            fdt__proto_jsonrpc_init(&l->proto, w->rpc);
+            fdt__proto_jsonrpc_init(&l->proto, l->rpc);
             break;
         default:
             snprintf(reason, rsize, "[listen.%s] protocol %s is not available in this build",
@@ -388,7 +389,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     /* If the master dies, drain and exit rather than serve unsupervised. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != a->master_pid)
-        _exit(0);
+        fdt__exit(0);
     prctl(PR_SET_NAME, "fdt-worker");
     close_other_fds(a);
 
@@ -438,7 +439,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
         w->app->process_fini();
     fdt__txn_shutdown();
     fdt__http_server_free(w->http);
-    fdt__jsonrpc_server_free(w->rpc);
+    for (int i = 0; i < w->n_listeners; i++)
+        fdt__jsonrpc_server_free(w->listeners[i].rpc);
     fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
-    _exit(0);
+    fdt__exit(0);
 }

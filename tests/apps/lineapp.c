@@ -20,6 +20,8 @@
  *   POST /stream/RES/STATUS          the same, answered with a streamed body
  *   POST /query/RES?P1&P2...         fdt_txn_query(body, text params) -> one line per row,
  *                                    columns separated by '|', NULL as "NULL"
+ *   GET /big/MIB                     a streamed body of MIB MiB in 64 KiB chunks; byte j of
+ *                                    chunk k is (j + k) mod 256
  *
  * [app] keys: version (overrides the built-in one), fail_init = yes (process_init fails),
  * fail_thread_init = yes, init_delay_ms (sleep in process_init),
@@ -529,7 +531,30 @@ static int http_query(struct fdt_http_request *req, struct fdt_http_resource *co
     return fdt_http_respond(req, 200, "text/plain", out, len);
 }
 
+static int http_big(struct fdt_http_request *req, struct fdt_http_resource *context)
+{
+    (void)context;
+    if (fdt_http_subpath_count(req) != 1)
+        return fdt_http_error(req, 404, "Use /big/MIB.");
+    long chunks = strtol(fdt_http_subpath(req, 0), NULL, 10) * 16;
+    static _Thread_local unsigned char chunk[65536];
+    if (fdt_http_begin(req, 200, "application/octet-stream") < 0)
+        return 0;
+    for (long k = 0; k < chunks; k++) {
+        for (size_t j = 0; j < sizeof(chunk); j++)
+            chunk[j] = (unsigned char)(j + (size_t)k);
+        if (fdt_http_write_chunk(req, chunk, sizeof(chunk)) < 0)
+            return 0; /* the client is gone */
+    }
+    return fdt_http_end(req);
+}
+
 static const struct fdt_http_view http_views[] = {
+    {.type = &root_type,
+     .name = "big",
+     .method = "GET",
+     .fn = http_big,
+     .flags = FDT_HTTP_VIEW_SUBPATH},
     {.type = &root_type,
      .name = "sql",
      .method = "POST",

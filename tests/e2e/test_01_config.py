@@ -90,3 +90,20 @@ def test_01_08_unknown_key_suggests_the_nearest(tmp_path):
     r = run("--listen", "127.0.0.1:0,raw", "--app", str(APPS / "lineapp.so"),
             "--set", "server.frobnicate=1")
     assert r.returncode == 2 and "frobnicate" in r.stderr and "did you mean" not in r.stderr
+
+
+def test_01_09_names_that_go_into_transaction_ids_are_checked_at_load(tmp_path):
+    """[server] node and resource names are parts of every transaction id: a name with other
+    characters (node = web.1) is refused at load with file:line, instead of loading and
+    then failing every transaction with a misleading xid message."""
+    conf = tmp_path / "node.ini"
+    conf.write_text(f"[server]\nnode = web.1\n[listen.a]\naddress = 127.0.0.1:0\n"
+                    f"protocol = raw\n[app]\nmodule = {APPS / 'lineapp.so'}\n")
+    r = run("-c", str(conf), "--check")
+    assert r.returncode == 2, r.stdout
+    assert f"{conf}:2" in r.stderr and "node" in r.stderr and "letters, digits" in r.stderr
+    conf.write_text(f"[server]\nnode = web-1\n[listen.a]\naddress = 127.0.0.1:0\n"
+                    f"protocol = raw\n[app]\nmodule = {APPS / 'lineapp.so'}\n"
+                    f"[resource.led.ger]\ndriver = sqlite\npath = {tmp_path}/x.db\n")
+    r = run("-c", str(conf), "--check")
+    assert r.returncode == 2 and "led.ger" in r.stderr and "bad resource name" in r.stderr

@@ -203,6 +203,16 @@ def test_02_09_workers_drop_privileges(make_server):
     shutil.rmtree(d)
 
 
+def without_runtime(names):
+    """names without _init/_fini and, in a coverage build, libgcov's symbols (__gcov_*, and
+    GCC 12's mangle_path), which stay exported there so that one dump covers every object of
+    the process (fdt__exit, docs/coverage.md)."""
+    from fdt import BUILD
+    coverage = "FDT_COVERAGE 1" in (BUILD / "fdt_config.h").read_text()
+    return [n for n in names if n not in ("_init", "_fini")
+            and not (coverage and (n.startswith("__gcov_") or n == "mangle_path"))]
+
+
 def test_02_10_libfdt_exports_only_fdt_symbols():
     import subprocess
     from fdt import BUILD
@@ -210,5 +220,45 @@ def test_02_10_libfdt_exports_only_fdt_symbols():
                          capture_output=True, text=True, check=True).stdout
     names = [line.split()[-1] for line in out.splitlines() if line.strip()]
     assert "fdt_conn_write" in names
-    stray = [n for n in names if not n.startswith("fdt_") and n not in ("_init", "_fini")]
+    stray = [n for n in without_runtime(names) if not n.startswith("fdt_")]
     assert not stray, stray
+
+
+def maps(pid):
+    return Path(f"/proc/{pid}/maps").read_text()
+
+
+def check_drivers_in_workers_only(s):
+    master = maps(s.pid)
+    for lib in ("libpq", "libsqlite3", "fdt_rm_"):
+        assert lib not in master, f"the master maps {lib}"
+    pids = s.worker_pids()
+    assert len(pids) == 2
+    for pid in pids:
+        assert "fdt_rm_sqlite.so" in maps(pid)
+        assert "libsqlite3" in maps(pid)
+        assert "fdt_rm_postgresql.so" not in maps(pid)
+
+
+def test_02_11_database_drivers_are_loaded_in_workers_only(make_server, tmp_path):
+    # The drivers are modules (fdt_rm_*.so) that a worker loads at start; libfdt.so, which
+    # the master maps, links neither libpq nor SQLite. The same after a reload.
+    s = make_server(workers=2,
+                    extra_ini=f"[resource.x]\ndriver = sqlite\npath = {tmp_path}/x.db\n")
+    check_drivers_in_workers_only(s)
+    old = s.worker_pids()
+    assert "generation 2" in s.reload().stdout
+    wait_for(lambda: all(not os.path.exists(f"/proc/{p}") for p in old), what="old workers gone")
+    assert set(s.worker_pids()).isdisjoint(old)
+    check_drivers_in_workers_only(s)
+
+
+
+def test_02_12_driver_modules_export_one_entry_symbol():
+    import subprocess
+    from fdt import BUILD
+    for mod in ("fdt_rm_postgresql.so", "fdt_rm_sqlite.so"):
+        out = subprocess.run(["nm", "-D", "--defined-only", str(BUILD / mod)],
+                             capture_output=True, text=True, check=True).stdout
+        names = [line.split()[-1] for line in out.splitlines() if line.strip()]
+        assert without_runtime(names) == ["fdt_rm_driver_v1"], names

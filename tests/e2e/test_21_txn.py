@@ -400,3 +400,86 @@ def test_21_17_savepoints(make_server, postgres, pgdb, tmp_path):
     con = sqlite3.connect(f"{tmp_path}/lite.db")
     assert con.execute("SELECT count(*) FROM l").fetchone()[0] == 0
     con.close()
+
+
+def test_21_18_dead_pooled_sessions_fail_no_transaction(make_server, postgres, pgdb, tmp_path):
+    """PostgreSQL drops every session (a restart, pg_terminate_backend): the pooled sessions
+    are dead but do not know it yet. A transaction whose first round trip meets one runs it
+    again on a fresh session (nothing can have happened in a dead one), so no client sees
+    an error for it (before: one failure per pooled session, 57P01)."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=2)
+    clients = [s.client() for _ in range(3)]
+    for i, c in enumerate(clients):  # several sessions in the pool
+        assert c.call("TXN BEGIN") == "OK"
+        assert c.call(f"SQL pg INSERT INTO acc VALUES ({i}, 0)") == "OK 1"
+    for c in clients:
+        assert c.call("TXN COMMIT") == "OK"
+    killed = postgres.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                           dbname=db)
+    assert int(killed[0][0]) >= 1
+    for i in range(10, 16):
+        c = clients[i % 3]
+        assert c.call("TXN BEGIN") == "OK"
+        assert c.call(f"SQL pg INSERT INTO acc VALUES ({i}, 0)") == "OK 1"
+        assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["9"]]
+    s.wait_log("a pooled session was dead")
+
+
+def test_21_19_sqlite_files_are_private(make_server, postgres, pgdb, tmp_path):
+    """A SQLite resource's database (and its -wal file) is created 0600 whatever the umask:
+    it holds what the application keeps. An existing one others can read is warned about."""
+    old = os.umask(0o022)  # the server inherits it
+    try:
+        s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+        shared = tmp_path / "shared.db"
+        shared.write_bytes(b"")
+        shared.chmod(0o644)
+        s2 = make_server(extra_ini=f"[resource.lite]\ndriver = sqlite\npath = {shared}\n",
+                         server={"node": "other"})
+    finally:
+        os.umask(old)
+    create_lite_table(s.client())
+    for name in ("lite.db", "lite.db-wal"):
+        mode = (tmp_path / name).stat().st_mode & 0o777
+        assert mode == 0o600, (name, oct(mode))
+    create_lite_table(s2.client())
+    s2.wait_log("is readable by other users (mode 644)")
+
+
+def test_21_20_the_decision_log_is_made_at_start_never_racing_a_commit(make_server, postgres,
+                                                                      pgdb, tmp_path):
+    """On a fresh database the decision log (fdt_txn_log) is created by the workers at start,
+    under a lock, not inside the first commits: before, concurrent first two-resource
+    commits raced on CREATE TABLE IF NOT EXISTS and failed with 23505 (pg_type)."""
+    db = pgdb.split("dbname=")[1]
+    other = db[:40] + "_b"
+    postgres.psql(f'DROP DATABASE IF EXISTS "{other}"')
+    dsn_b = postgres.create_db(other)
+    for d in (db, other):
+        postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=d)
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.pg2]\ndriver = postgresql\ndsn = {dsn_b}\n")
+    s = make_server(extra_ini=extra, workers=2, threads=4, server={"node": "fresh"})
+    exists = "SELECT count(*) FROM pg_tables WHERE tablename = 'fdt_txn_log'"
+    wait_for(lambda: postgres.psql(exists, dbname=db) == [["1"]], timeout=15,
+             what="the log made by the workers at start, before any transaction")
+    results = []
+
+    def first_commit(i):
+        c = s.client()
+        out = [c.call("TXN BEGIN"), c.call(f"SQL pg INSERT INTO acc VALUES ({i}, 1)"),
+               c.call(f"SQL pg2 INSERT INTO acc VALUES ({i}, 1)"), c.call("TXN COMMIT")]
+        results.append(out)
+
+    import threading
+    threads = [threading.Thread(target=first_commit, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == [["OK", "OK 1", "OK 1", "OK"]] * 8, results
+    for d in (db, other):
+        assert postgres.psql("SELECT count(*) FROM acc", dbname=d) == [["8"]]
+    assert "23505" not in s.log()

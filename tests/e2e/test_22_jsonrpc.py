@@ -2,16 +2,19 @@
 import base64
 
 from fdt import RpcClient, free_port
+from test_21_txn import prepared
 
 
 def b64(data):
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
-def rpc_server(make_server, tmp_path, extra="", **kw):
+def rpc_server(make_server, tmp_path, extra="", recovery=True, **kw):
     port = free_port()
-    s = make_server(listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}},
-                    extra_ini=extra, **kw)
+    rpc = {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}
+    if recovery:
+        rpc["txn_recovery"] = "yes"  # coordinators reach this listener: they may resolve
+    s = make_server(listeners={"rpc": rpc}, extra_ini=extra, **kw)
     s.rpc_port = port
     return s
 
@@ -231,3 +234,27 @@ def test_22_13_a_root_transaction_votes_and_is_resolved_by_its_xid(make_server, 
     assert r == {"state": "committed", "already": False}
     assert postgres.psql("SELECT bal FROM acc WHERE id = 13", dbname=db) == [["13"]]
     assert other.call("txn.recover")["result"] == []
+
+
+def test_22_14_recovery_methods_only_where_the_listener_allows_them(make_server, postgres, pgdb,
+                                                                   tmp_path):
+    """txn.recover / txn.commit_prepared / txn.rollback_prepared act on any coordinator's
+    transactions: a listener without txn_recovery = yes refuses them (-32601, saying how to
+    allow them) and resolves nothing; the rest of the protocol is unchanged there."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path, recovery=False)
+    c = RpcClient(s.rpc_port)
+    xid = {"format_id": 1, "gtrid": b64(b"locked-down"), "bqual": ""}
+    assert c.call("txn.begin", {"xid": xid})["result"]["state"] == "active"
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (14, 14)"})["result"]
+    assert c.call("txn.vote")["result"]["prepared"] == 1
+    c.close()
+    other = RpcClient(s.rpc_port)
+    for method, params in (("txn.recover", None), ("txn.commit_prepared", {"xid": xid}),
+                           ("txn.rollback_prepared", {"xid": xid})):
+        r = other.call(method, params)
+        assert r["error"]["code"] == -32601 and "txn_recovery" in r["error"]["message"], r
+    assert len(prepared(postgres, db)) == 1  # still in doubt, untouched
+    # The operator's way stays open (control socket / fdtserver txn).
+    r = s.ctl("txn", "commit", prepared(postgres, db)[0])
+    assert "committed" in r.stdout
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 14", dbname=db) == [["14"]]

@@ -97,6 +97,10 @@ def test_31_02_jsonrpc_methods_and_errors(make_server, tmp_path):
     for method, params, code_, word in cases:
         r = rpc.call(method, params)
         assert r["error"]["code"] == code_ and r["error"]["message"].startswith(word), r
+        # JSON-RPC has no HTTP headers: its messages say how to do it over JSON-RPC.
+        assert "Authorization" not in r["error"]["message"], r
+    r = rpc.call("wingcash.balance", {"account": ann["id"]})
+    assert "token" in r["error"]["message"] and "params" in r["error"]["message"], r
     assert db.fingerprint() == before
     # The connection still works after the errors.
     assert rpc.call("wingcash.balance", {"token": ann["token"], "account": ann["id"]})["result"]
@@ -250,3 +254,23 @@ def test_31_04_books_balance_after_kills_reloads_and_drops(make_server, backend_
 @pytest.fixture(params=["sqlite", "pg"])
 def backend_kind(request):
     return request.param
+
+
+def test_31_05_two_sqlite_resources_are_refused_at_start(make_server, tmp_path):
+    """Ledger and payouts on two SQLite files can never commit a withdrawal atomically
+    (neither can prepare): the worker refuses to start, saying why, instead of answering
+    every withdrawal with a 500."""
+
+    class TwoLite:
+        def ini(self):
+            return (f"[resource.ledger]\ndriver = sqlite\npath = {tmp_path}/ledger.db\n"
+                    f"[resource.payouts]\ndriver = sqlite\npath = {tmp_path}/payouts.db\n")
+
+    s = wingcash_server(make_server, TwoLite(), start=False)
+    s.start(wait=False)
+    wait_for(lambda: "could never commit atomically" in s.log(), timeout=15,
+             what="the start refused with its reason")
+    assert "[resource.ledger] and [resource.payouts]" in s.log()
+    st = s.status(quiet=True)
+    assert not st or not any(w["state"] == "ready" for g in st["generations"]
+                             for w in g["workers"])

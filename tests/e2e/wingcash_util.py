@@ -111,7 +111,8 @@ def wingcash_server(make_server, backend, workers=1, threads=4, server=None, app
                     app_keys=app_keys, extra_ini=backend.ini(), start=False, env=env)
     s.rpc_port = free_port()
     s.listeners = {"http": {"address": f"127.0.0.1:{s.port}", "protocol": "http"},
-                   "rpc": {"address": f"127.0.0.1:{s.rpc_port}", "protocol": "jsonrpc"}}
+                   "rpc": {"address": f"127.0.0.1:{s.rpc_port}", "protocol": "jsonrpc",
+                           "txn_recovery": "yes"}}
     s.write_config()
     if start:
         s.start()

@@ -157,7 +157,7 @@ static void test_http_limits(void **state)
     assert_int_equal(cfg->max_body_size, 1024 * 1024);
     assert_true(cfg->header_timeout == 10.0);
     assert_true(cfg->body_timeout == 30.0);
-    assert_true(cfg->keepalive_timeout == 7.0); /* defaults to idle_timeout */
+    assert_true(cfg->keepalive_timeout == 5.0); /* its own default, not idle_timeout's */
     assert_int_equal(fdt__cfg_set(cfg, "server.max_header_size=8k", &err), 0);
     assert_int_equal(fdt__cfg_set(cfg, "server.max_body_size=0", &err), 0);
     assert_int_equal(fdt__cfg_set(cfg, "server.header_timeout=0.5", &err), 0);

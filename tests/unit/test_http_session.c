@@ -242,6 +242,25 @@ static const struct session_case cases[] = {
     {"two Hosts", "GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
     {"HTTP/1.2", "GET / HTTP/1.2\r\nHost: a\r\n\r\n", {"HTTP/1.1 505 "}, NULL, 1, 1},
     {"HTTP/2 preface", "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n", {"HTTP/1.1 505 "}, NULL, 1, 1},
+    /* Issue 14: a malformed request line is 400; 505 is for a well-formed version only. */
+    {"junk after the version",
+     "GET / HTTP/1.1 junk\r\nHost: a\r\n\r\n",
+     {"HTTP/1.1 400 "},
+     NULL,
+     1,
+     1},
+    {"junk after HTTP/2.0", "GET / HTTP/2.0 x\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"letter as minor version", "GET / HTTP/1.x\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"no dot in the version", "GET / HTTP/11\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"two-digit major", "GET / HTTP/10.1\r\nHost: a\r\n\r\n", {"HTTP/1.1 400 "}, NULL, 1, 1},
+    {"HTTP/3.0", "GET / HTTP/3.0\r\nHost: a\r\n\r\n", {"HTTP/1.1 505 "}, NULL, 1, 1},
+    {"HTTP/2.0", "GET / HTTP/2.0\r\nHost: a\r\n\r\n", {"HTTP/1.1 505 "}, NULL, 1, 1},
+    {"HTTP/1.2 after a good request",
+     "GET / HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.2\r\nHost: a\r\n\r\n",
+     {OK200, "HTTP/1.1 505 "},
+     NULL,
+     1,
+     2},
     {"404 keeps the connection",
      "GET /nope HTTP/1.1\r\nHost: a\r\n\r\nGET / HTTP/1.1\r\nHost: a\r\n\r\n",
      {"HTTP/1.1 404 Not Found\r\n", OK200, "root"},
@@ -489,6 +508,36 @@ static void test_draining(void **state)
     harness_deinit(&h);
 }
 
+/* Issue 14: the session consumes every byte it parses (no byte kept back in the
+ * connection's input buffer to look busy) and says itself whether it is between requests,
+ * which is what a draining worker asks before closing a connection. */
+static void test_idle_between_requests(void **state)
+{
+    (void)state;
+    static const char *const pieces[] = {
+        "G", "ET / HTTP/1.1\r\nHo", "st: a\r\n", "Content-", "Length: 4\r\n\r\n", "ab", "c"};
+    for (int bytewise = 0; bytewise < 2; bytewise++) {
+        struct harness h;
+        harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+        assert_true(fdt__http_session_idle(&h.s));
+        for (size_t i = 0; i < FDT_ARRAY_LEN(pieces); i++) {
+            size_t len = strlen(pieces[i]);
+            for (size_t k = 0; k < len; k += bytewise ? 1 : len)
+                harness_send(&h, pieces[i] + k, bytewise ? 1 : len);
+            if (h.in.len != 0)
+                fail_msg("after \"%s\": %zu bytes left unconsumed", pieces[i], h.in.len);
+            assert_false(fdt__http_session_idle(&h.s));
+        }
+        assert_int_equal(h.out.len, 0);
+        harness_send_str(&h, "d");
+        assert_non_null(strstr(harness_out(&h), "\r\n\r\n"));
+        assert_true(fdt__http_session_idle(&h.s));
+        assert_int_equal(h.in.len, 0);
+        assert_false(h.closed);
+        harness_deinit(&h);
+    }
+}
+
 /* The application's error view renders the framework's errors, parse errors included. */
 static void test_error_view(void **state)
 {
@@ -576,6 +625,7 @@ int main(void)
         cmocka_unit_test(test_header_limit),
         cmocka_unit_test(test_deadlines_and_timeout),
         cmocka_unit_test(test_draining),
+        cmocka_unit_test(test_idle_between_requests),
         cmocka_unit_test(test_error_view),
         cmocka_unit_test(test_response_api),
     };
