@@ -30,7 +30,7 @@ static const char usage[] =
     "  stop | quit           graceful | immediate stop\n"
     "  reopen                reopen log files\n"
     "  workers +N | -N | N   add N workers, remove N, or run N; prints the new number\n"
-    "  txn list              prepared (in-doubt) transactions of this node, with their age\n"
+    "  txn list              prepared (in-doubt) transactions of every node, with age and owner\n"
     "  txn commit|rollback GID   resolve one (recorded in the log with a comment)\n";
 
 /* Largest "status json" answer read to learn the configuration file. */
