@@ -259,3 +259,26 @@ def test_40_13_configuration(tmp_path):
     assert f"path = {tmp_path}/src" in r.stdout
 
 # That the master never maps libpython (also after a reload): test_02_13 in test_02_process.py.
+
+
+VENV_APP = """import sys
+import venvmarker
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [(venvmarker.WHERE + " " + sys.prefix).encode()]
+"""
+
+
+def test_40_14_virtual_environment(make_server, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (site / "venvmarker.py").write_text('WHERE = "from-the-venv"\n')
+    d = tmp_path / "code"
+    d.mkdir()
+    (d / "venvapp.py").write_text(VENV_APP)
+    s = py_server(make_server, wsgi="venvapp:application", path=d, home=venv)
+    assert get(s.port, "/").body == f"from-the-venv {venv}".encode()
