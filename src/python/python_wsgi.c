@@ -154,6 +154,9 @@ typedef struct {
     PyObject_HEAD struct wsgi_state *st; /* NULL once the request is over */
 } StartResponseObject;
 
+static int header_use(struct wsgi_state *st, int pass, const char *name, const char *value,
+                      Py_ssize_t vlen, char *reason, size_t rsize);
+
 /* Parse and check status and headers (PEP 3333: native strings, "NNN reason", no control
  * characters), then set the headers on the request. Returns the status code, or -1 with
  * why (for the log) in reason. */
@@ -185,45 +188,59 @@ static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
         for (Py_ssize_t i = 0; i < count; i++) {
             PyObject *item = PyList_GET_ITEM(st->headers, i);
             const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 0));
-            Py_ssize_t vlen;
-            const char *value = PyUnicode_AsUTF8AndSize(PyTuple_GET_ITEM(item, 1), &vlen);
-            if (!name || !value) {
+            /* Values are latin-1 (PEP 3333): encoded so, not as UTF-8. */
+            PyObject *vbytes = PyUnicode_AsLatin1String(PyTuple_GET_ITEM(item, 1));
+            if (!name || !vbytes) {
                 PyErr_Clear();
-                snprintf(reason, rsize, "header %zd is not text", i);
+                Py_XDECREF(vbytes);
+                snprintf(reason, rsize, "header %zd is not latin-1 text", i);
                 return -1;
             }
-            if (pass == 0) {
-                bool good = name[0] != '\0' && (size_t)vlen == strlen(value);
-                for (const char *p = name; good && *p; p++)
-                    good = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
-                           (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p);
-                for (const char *p = value; good && *p; p++)
-                    good = ((unsigned char)*p >= 0x20 || *p == '\t') && *p != 0x7f;
-                if (!good) {
-                    snprintf(reason, rsize,
-                             "bad header %.60s (a name that is not a token, or a value with "
-                             "a newline or another control character)",
-                             name);
-                    return -1;
-                }
-                continue;
-            }
-            /* The framework writes these itself (Content-Length from the body); WSGI
-             * forbids hop-by-hop headers, "Connection: close" excepted here. */
-            if (strcasecmp(name, "Content-Length") == 0 ||
-                strcasecmp(name, "Transfer-Encoding") == 0 || strcasecmp(name, "Date") == 0 ||
-                strcasecmp(name, "Server") == 0 || strcasecmp(name, "Keep-Alive") == 0 ||
-                strcasecmp(name, "Upgrade") == 0 ||
-                (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") != 0))
-                continue;
-            int rc = fdt_http_set_header(st->req, name, value);
-            if (rc < 0) {
-                snprintf(reason, rsize, "header %.60s: %s", name, fdt_strerror(rc));
+            const char *value = PyBytes_AS_STRING(vbytes);
+            Py_ssize_t vlen = PyBytes_GET_SIZE(vbytes);
+            int rc = header_use(st, pass, name, value, vlen, reason, rsize);
+            Py_DECREF(vbytes);
+            if (rc < 0)
                 return -1;
-            }
         }
     }
     return code;
+}
+
+/* Pass 0 of head_prepare: check one header; pass 1: set it on the request. */
+static int header_use(struct wsgi_state *st, int pass, const char *name, const char *value,
+                      Py_ssize_t vlen, char *reason, size_t rsize)
+{
+    if (pass == 0) {
+        bool good = name[0] != '\0' && (size_t)vlen == strlen(value);
+        for (const char *p = name; good && *p; p++)
+            good = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p);
+        for (const char *p = value; good && *p; p++)
+            good = ((unsigned char)*p >= 0x20 || *p == '\t') && *p != 0x7f;
+        if (!good)
+            snprintf(reason, rsize,
+                     "bad header %.60s (a name that is not a token, or a value with a newline "
+                     "or another control character)",
+                     name);
+        return good ? 0 : -1;
+    }
+    /* The framework writes these itself (Content-Length from the body); WSGI forbids
+     * hop-by-hop headers, "Connection: close" excepted here. */
+    static const char *const dropped[] = {"Content-Length", "Transfer-Encoding", "Date",
+                                          "Server",         "Keep-Alive",        "Upgrade"};
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+        if (strcasecmp(name, dropped[i]) == 0)
+            return 0;
+    }
+    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") != 0)
+        return 0;
+    int rc = fdt_http_set_header(st->req, name, value);
+    if (rc < 0) {
+        snprintf(reason, rsize, "header %.60s: %s", name, fdt_strerror(rc));
+        return -1;
+    }
+    return 0;
 }
 
 /* Answer with the application's status, headers and the whole body. */
