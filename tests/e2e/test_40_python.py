@@ -282,3 +282,31 @@ def test_40_14_virtual_environment(make_server, tmp_path):
     (d / "venvapp.py").write_text(VENV_APP)
     s = py_server(make_server, wsgi="venvapp:application", path=d, home=venv)
     assert get(s.port, "/").body == f"from-the-venv {venv}".encode()
+
+
+def test_40_15_concurrent_requests_on_every_thread(make_server):
+    # Several application threads run Python at once (each with its thread state, the GIL
+    # handed between them, released while writing): every answer is right.
+    import threading
+    s = py_server(make_server, threads=4)
+    errors = []
+
+    def client(n):
+        c = Client(s.port)
+        try:
+            for i in range(25):
+                body = f"{n}-{i}-".encode() * (1 + i * 50)
+                r = c.request("POST", "/echo", body=body)
+                if (r.status, r.body) != (200, body):
+                    errors.append((n, i, r.status))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append((n, repr(e)))
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
