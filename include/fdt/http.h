@@ -86,6 +86,10 @@ typedef int (*fdt_http_view_fn)(struct fdt_http_request *req, struct fdt_http_re
 
 /* The view accepts a subpath (segments left after the view name), see fdt_http_subpath(). */
 #define FDT_HTTP_VIEW_SUBPATH 0x1u
+/* The view answers every view name (its name is ignored): a catch-all for its type, tried
+ * after the views whose name matches. With FDT_HTTP_VIEW_SUBPATH it takes every path that
+ * reaches its type (the Python WSGI host uses it: one view for the whole application). */
+#define FDT_HTTP_VIEW_ANY_NAME 0x2u
 
 /* One entry of the view table. */
 struct fdt_http_view {

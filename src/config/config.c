@@ -55,6 +55,7 @@ void fdt__cfg_init(struct fdt_cfg *cfg)
     memset(cfg, 0, sizeof(*cfg));
     store_defaults(FDT__CFG_SERVER, cfg);
     store_defaults(FDT__CFG_APP, cfg);
+    store_defaults(FDT__CFG_PYTHON, cfg);
 }
 
 void fdt__cfg_deinit(struct fdt_cfg *cfg)
@@ -287,14 +288,14 @@ static struct fdt_resource_cfg *resource_get(const struct apply_ctx *ctx, const 
  * "listen.a"), written into out; false when none is close. */
 static bool suggest_section(const char *section, char *out, size_t size)
 {
-    static const char *plain[] = {"server", "app"};
+    static const char *plain[] = {"server", "app", "python"};
     static const char *named[] = {"listen", "resource"};
     const char *dot = strchr(section, '.');
     char head[FDT_CFG_NAME_MAX];
     snprintf(head, sizeof(head), "%.*s", dot ? (int)(dot - section) : (int)strlen(section),
              section);
     const char **names = dot ? named : plain;
-    for (size_t i = 0; i < 2; i++) {
+    for (size_t i = 0; i < (dot ? FDT_ARRAY_LEN(named) : FDT_ARRAY_LEN(plain)); i++) {
         if (fdt__cfg_distance(head, names[i], 2) <= 2) {
             snprintf(out, size, "%s%s", names[i], dot ? dot : "");
             return true;
@@ -325,6 +326,10 @@ static int section_resolve(const struct apply_ctx *ctx, const char *section, con
     }
     if (strcmp(section, "app") == 0) {
         *s = FDT__CFG_APP;
+        return 0;
+    }
+    if (strcmp(section, "python") == 0) {
+        *s = FDT__CFG_PYTHON;
         return 0;
     }
     bool listen = strncmp(section, "listen.", 7) == 0;
@@ -367,6 +372,43 @@ static int app_key_set(const struct apply_ctx *ctx, const char *key, const char 
     return 0;
 }
 
+/* "pkg.module:callable": dotted Python names on both sides of one ':'. */
+static bool wsgi_spec_ok(const char *v)
+{
+    const char *colon = strchr(v, ':');
+    if (!colon || strchr(colon + 1, ':'))
+        return false;
+    bool start = true; /* at the start of a name */
+    for (const char *p = v; *p; p++) {
+        char ch = *p;
+        bool alpha = (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || ch == '_';
+        if (ch == '.' || ch == ':') {
+            if (start)
+                return false;
+            start = true;
+        } else if (alpha || (!start && ch >= '0' && ch <= '9')) {
+            start = false;
+        } else {
+            return false;
+        }
+    }
+    return !start;
+}
+
+/* [app] module or wsgi: an application is one or the other, never both. */
+static int app_choose(const struct apply_ctx *ctx, const struct fdt__cfg_key *k, const char *value)
+{
+    struct fdt_cfg *cfg = ctx->cfg;
+    bool wsgi = strcmp(k->key, "wsgi") == 0;
+    const char *other = wsgi ? cfg->app_module : cfg->app_wsgi;
+    if (value[0] && other[0])
+        return fdt_error_set(ctx->err, FDT_ECONFIG,
+                             "[app] %s = '%s': the application is already %s = '%s'; a C "
+                             "module and a Python application cannot be served together",
+                             k->key, value, wsgi ? "module" : "wsgi", other);
+    return store(ctx, "app", k, cfg, value);
+}
+
 /* inih keeps at most 49 characters of a section name and drops the rest silently. */
 #define SECTION_MAX 48
 
@@ -383,6 +425,8 @@ static int apply(const struct apply_ctx *ctx, const char *section, const char *k
     if (rc < 0)
         return rc;
     const struct fdt__cfg_key *k = fdt__cfg_key_find(s, key);
+    if (k && s == FDT__CFG_APP)
+        return app_choose(ctx, k, value);
     if (k)
         return store(ctx, section, k, base, value);
     if (s == FDT__CFG_APP)
@@ -569,8 +613,14 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
     int rc = check_listeners(cfg, err);
     if (rc < 0)
         return rc;
-    if (!cfg->app_module[0])
-        return fdt_error_set(err, FDT_ECONFIG, "no application: set [app] module or --app");
+    if (!cfg->app_module[0] && !cfg->app_wsgi[0])
+        return fdt_error_set(err, FDT_ECONFIG,
+                             "no application: set [app] module (or --app) or [app] wsgi");
+    if (cfg->app_wsgi[0] && !wsgi_spec_ok(cfg->app_wsgi))
+        return fdt_error_set(err, FDT_ECONFIG, "[app] wsgi = '%s': expected pkg.module:callable",
+                             cfg->app_wsgi);
+    if (!cfg->app_wsgi[0] && (cfg->python_path[0] || cfg->python_home[0]))
+        return fdt_error_set(err, FDT_ECONFIG, "[python] is set but [app] wsgi is not");
     return check_resources(cfg, err);
 }
 

@@ -43,7 +43,7 @@ static const char *const generated_note =
     "docs/configuration.md`.";
 
 static const enum fdt__cfg_section sections[] = {FDT__CFG_SERVER, FDT__CFG_LISTEN, FDT__CFG_APP,
-                                                 FDT__CFG_RESOURCE};
+                                                 FDT__CFG_PYTHON, FDT__CFG_RESOURCE};
 
 /* Markdown: a table cell must not contain '|'. */
 static void md_cell(FILE *out, const char *s)

@@ -14,6 +14,7 @@ enum fdt__cfg_section {
     FDT__CFG_LISTEN,
     FDT__CFG_RESOURCE,
     FDT__CFG_APP,
+    FDT__CFG_PYTHON, /* [python]: the interpreter of a Python application ([app] wsgi) */
 };
 
 /* How a value is read and which field type it is stored in. */
@@ -64,7 +65,7 @@ struct fdt__cfg_key {
 extern const struct fdt__cfg_key fdt__cfg_keys[];
 extern const size_t fdt__cfg_n_keys;
 
-/* "server", "listen.NAME", "resource.NAME" or "app" (for messages and documents). */
+/* "server", "listen.NAME", "resource.NAME", "app" or "python" (for messages and documents). */
 const char *fdt__cfg_section_title(enum fdt__cfg_section s);
 /* The row for key in section s, or NULL. */
 const struct fdt__cfg_key *fdt__cfg_key_find(enum fdt__cfg_section s, const char *key);

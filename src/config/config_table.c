@@ -115,7 +115,28 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .type = FDT__CFG_PATH,
      .offset = offsetof(struct fdt_cfg, app_module),
      .size = FIELD_SIZE(struct fdt_cfg, app_module),
-     .doc = "The application, a shared object (required)."},
+     .doc = "The application, a shared object (this or wsgi is required)."},
+    {.section = FDT__CFG_APP,
+     .key = "wsgi",
+     .type = FDT__CFG_STRING,
+     .offset = offsetof(struct fdt_cfg, app_wsgi),
+     .size = FIELD_SIZE(struct fdt_cfg, app_wsgi),
+     .doc = "A Python WSGI application, `pkg.module:callable`, served on http listeners "
+            "instead of a module (docs/python.md)."},
+    /* [python]: the interpreter of a Python application (docs/python.md). */
+    {.section = FDT__CFG_PYTHON,
+     .key = "path",
+     .type = FDT__CFG_PATH,
+     .offset = offsetof(struct fdt_cfg, python_path),
+     .size = FIELD_SIZE(struct fdt_cfg, python_path),
+     .doc = "Directory put first on `sys.path`, where the application's code is."},
+    {.section = FDT__CFG_PYTHON,
+     .key = "home",
+     .type = FDT__CFG_PATH,
+     .offset = offsetof(struct fdt_cfg, python_home),
+     .size = FIELD_SIZE(struct fdt_cfg, python_home),
+     .doc = "A virtual environment (made with python3 -m venv) whose packages the "
+            "application uses; empty: the system's Python."},
     /* [resource.NAME]: one section per transactional resource. */
     {RESOURCE(driver), .type = FDT__CFG_STRING, .choices = drivers,
      .doc = "Kind of resource (required)."},
@@ -138,6 +159,8 @@ const char *fdt__cfg_section_title(enum fdt__cfg_section s)
         return "resource.NAME";
     case FDT__CFG_APP:
         return "app";
+    case FDT__CFG_PYTHON:
+        return "python";
     }
     return "?";
 }

@@ -113,6 +113,19 @@ static void allow_add(char *allow, size_t size, const char *method)
     memcpy(allow + used, method, mlen + 1);
 }
 
+/* Whether view v is considered in pass (see fdt__http_view_find) for name. */
+static bool view_in_pass(const struct fdt_http_view *v, int pass,
+                         const struct fdt_http_resource_type *type, const char *name,
+                         bool has_subpath)
+{
+    if ((pass < 2) ? v->type != type : v->type != NULL)
+        return false;
+    bool any = (v->flags & FDT_HTTP_VIEW_ANY_NAME) != 0;
+    if (pass % 2 == 1 ? !any : any || strcmp(v->name ? v->name : "", name) != 0)
+        return false;
+    return !has_subpath || (v->flags & FDT_HTTP_VIEW_SUBPATH);
+}
+
 const struct fdt_http_view *fdt__http_view_find(const struct fdt_http_app *app,
                                                 const struct fdt_http_resource_type *type,
                                                 const char *name, const char *method,
@@ -121,16 +134,13 @@ const struct fdt_http_view *fdt__http_view_find(const struct fdt_http_app *app,
 {
     if (size)
         allow[0] = '\0';
-    /* Views for the exact type first; views for any type only when none has this name. */
-    for (int pass = 0; pass < 2; pass++) {
+    /* Views for the exact type first, then views for any type only when none has this
+     * name; within each, views named name before catch-alls (FDT_HTTP_VIEW_ANY_NAME). */
+    for (int pass = 0; pass < 4; pass++) {
         bool named = false;
         for (size_t i = 0; i < app->n_views; i++) {
             const struct fdt_http_view *v = &app->views[i];
-            if (pass == 0 ? v->type != type : v->type != NULL)
-                continue;
-            if (strcmp(v->name ? v->name : "", name) != 0)
-                continue;
-            if (has_subpath && !(v->flags & FDT_HTTP_VIEW_SUBPATH))
+            if (!view_in_pass(v, pass, type, name, has_subpath))
                 continue;
             named = true;
             if (method_matches(v->method, method))
@@ -140,9 +150,7 @@ const struct fdt_http_view *fdt__http_view_find(const struct fdt_http_app *app,
             continue;
         for (size_t i = 0; i < app->n_views; i++) {
             const struct fdt_http_view *v = &app->views[i];
-            if ((pass == 0 ? v->type != type : v->type != NULL) ||
-                strcmp(v->name ? v->name : "", name) != 0 ||
-                (has_subpath && !(v->flags & FDT_HTTP_VIEW_SUBPATH)) || !v->method)
+            if (!view_in_pass(v, pass, type, name, has_subpath) || !v->method)
                 continue;
             allow_add(allow, size, v->method);
             if (strcmp(v->method, "GET") == 0)

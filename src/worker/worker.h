@@ -118,7 +118,9 @@ void fdt__worker_stop_threads(struct fdt_worker *w);
 #define QUIESCENT_INTERVAL_MS 200
 /* Closed connections waiting to be freed before the loop thread is woken for them. */
 #define FREE_WAKE_BATCH 64
-/* Load the application and check its descriptor. */
-int fdt__app_load(const char *path, void **dl, const struct fdt_app **app, struct fdt_error *err);
+/* Load the application ([app] module, or fdt_python.so for [app] wsgi) and check its
+ * descriptor. */
+int fdt__app_load(const struct fdt_cfg *cfg, void **dl, const struct fdt_app **app,
+                  struct fdt_error *err);
 
 #endif

@@ -394,7 +394,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     close_other_fds(a);
 
     struct fdt_error err = {0};
-    if (fdt__app_load(a->cfg->app_module, &w->dl, &w->app, &err) < 0)
+    if (fdt__app_load(a->cfg, &w->dl, &w->app, &err) < 0)
         fail_start(w, err.msg);
     if (fdt__txn_init(a->cfg, &err) < 0)
         fail_start(w, err.msg);

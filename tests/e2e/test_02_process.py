@@ -230,7 +230,7 @@ def maps(pid):
 
 def check_drivers_in_workers_only(s):
     master = maps(s.pid)
-    for lib in ("libpq", "libsqlite3", "fdt_rm_"):
+    for lib in ("libpq", "libsqlite3", "fdt_rm_", "libpython", "fdt_python"):
         assert lib not in master, f"the master maps {lib}"
     pids = s.worker_pids()
     assert len(pids) == 2
@@ -253,12 +253,37 @@ def test_02_11_database_drivers_are_loaded_in_workers_only(make_server, tmp_path
     check_drivers_in_workers_only(s)
 
 
+def check_python_in_workers_only(s):
+    master = maps(s.pid)
+    for lib in ("libpython", "fdt_python", "libpq", "libsqlite3"):
+        assert lib not in master, f"the master maps {lib}"
+    pids = s.worker_pids()
+    assert len(pids) == 2
+    for pid in pids:
+        assert "libpython3" in maps(pid) and "fdt_python.so" in maps(pid)
+
+
+def test_02_13_python_is_started_in_workers_only(make_server):
+    # [app] wsgi: the workers load fdt_python.so (and with it libpython) after fork; the
+    # master never maps either, also after a reload.
+    from http_util import get
+    from test_40_python import py_server
+    s = py_server(make_server, workers=2)
+    check_python_in_workers_only(s)
+    old = s.worker_pids()
+    assert "generation 2" in s.reload().stdout
+    wait_for(lambda: all(not os.path.exists(f"/proc/{p}") for p in old), what="old workers gone")
+    check_python_in_workers_only(s)
+    assert get(s.port, "/").body == b"Hello, world!"
+
 
 def test_02_12_driver_modules_export_one_entry_symbol():
     import subprocess
     from fdt import BUILD
-    for mod in ("fdt_rm_postgresql.so", "fdt_rm_sqlite.so"):
+    for mod, entry in (("fdt_rm_postgresql.so", "fdt_rm_driver_v1"),
+                       ("fdt_rm_sqlite.so", "fdt_rm_driver_v1"),
+                       ("fdt_python.so", "fdt_python_app_v1")):
         out = subprocess.run(["nm", "-D", "--defined-only", str(BUILD / mod)],
                              capture_output=True, text=True, check=True).stdout
         names = [line.split()[-1] for line in out.splitlines() if line.strip()]
-        assert without_runtime(names) == ["fdt_rm_driver_v1"], names
+        assert without_runtime(names) == [entry], names

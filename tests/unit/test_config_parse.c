@@ -251,6 +251,8 @@ static const char *row_section(const struct fdt__cfg_key *k)
         return "resource.t";
     case FDT__CFG_APP:
         return "app";
+    case FDT__CFG_PYTHON:
+        return "python";
     }
     return "?";
 }

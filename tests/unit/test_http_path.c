@@ -195,6 +195,35 @@ static void test_view_find(void **state)
     assert_ptr_equal(v->fn, v_edit);
 }
 
+/* FDT_HTTP_VIEW_ANY_NAME: a catch-all, tried after the views whose name matches. */
+static void test_view_find_any_name(void **state)
+{
+    (void)state;
+    static const struct fdt_http_view views[] = {
+        {.type = &t_root, .name = "", .method = "GET", .fn = v_root},
+        {.type = NULL,
+         .method = NULL,
+         .fn = v_sub,
+         .flags = FDT_HTTP_VIEW_ANY_NAME | FDT_HTTP_VIEW_SUBPATH},
+    };
+    struct fdt_http_app app = t_app;
+    app.views = views;
+    app.n_views = FDT_ARRAY_LEN(views);
+    char allow[64];
+    int st = 0;
+    const struct fdt_http_view *v;
+    v = fdt__http_view_find(&app, &t_root, "", "GET", false, allow, sizeof(allow), &st);
+    assert_ptr_equal(v->fn, v_root);
+    /* The named view has no POST: its (type, name) wins and answers 405. */
+    v = fdt__http_view_find(&app, &t_root, "", "POST", false, allow, sizeof(allow), &st);
+    assert_null(v);
+    assert_int_equal(st, 405);
+    v = fdt__http_view_find(&app, &t_root, "anything", "DELETE", true, allow, sizeof(allow), &st);
+    assert_ptr_equal(v->fn, v_sub);
+    v = fdt__http_view_find(&app, &t_node, "x", "GET", false, allow, sizeof(allow), &st);
+    assert_ptr_equal(v->fn, v_sub);
+}
+
 static void test_app_check(void **state)
 {
     (void)state;
@@ -256,6 +285,7 @@ int main(void)
         cmocka_unit_test(test_segment_encode),
         cmocka_unit_test(test_resource_url_round_trip),
         cmocka_unit_test(test_view_find),
+        cmocka_unit_test(test_view_find_any_name),
         cmocka_unit_test(test_app_check),
         cmocka_unit_test(test_date_and_log_line),
     };

@@ -1,0 +1,262 @@
+#include "fdt_config.h"
+
+/* The Python host's descriptor: starts CPython in the worker after fork, imports the WSGI
+ * application, gives each application thread its own thread state, and serves every HTTP
+ * request through one catch-all view. The worker loads this module only when [app] wsgi is
+ * set (worker/app_load.c), so the master never maps libpython. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define FDT_LOG_MODULE "python"
+#include "python/python.h"
+#include "python/python_int.h"
+
+#include <dlfcn.h>
+#include <fdt/fdt.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+/* The process's one interpreter. The descriptor's callbacks take no context, so these are
+ * the module's process-wide state: written by the entry and process_init on the main thread
+ * before any application thread exists, read-only afterwards. */
+static struct fdt_python_cfg g_cfg;
+static struct fdt__py_host g_host;
+static PyThreadState *g_main_state; /* the main thread's, saved once the import is done */
+/* Each application thread's state, created in thread_init and kept for the thread's life
+ * (mod_wsgi and uWSGI do the same): the GIL is taken and released with it per request. */
+static _Thread_local PyThreadState *t_state;
+
+/* ---- Start-up ---- */
+
+/* Extension modules (in lib-dynload) are not linked against libpython: they expect its
+ * symbols to be global, as they are in the python3 program. libpython came in with this
+ * module under RTLD_LOCAL, so make it global (RTLD_NOLOAD: only the copy already mapped;
+ * its path comes from the dynamic linker, never from a fixed location). */
+static int libpython_global(struct fdt_error *err)
+{
+    Dl_info info;
+    if (!dladdr(Py_None, &info) || !info.dli_fname)
+        return fdt_error_set(err, FDT_EAPP, "python: cannot find libpython: %s", dlerror());
+    if (!dlopen(info.dli_fname, RTLD_NOW | RTLD_NOLOAD | RTLD_GLOBAL))
+        return fdt_error_set(err, FDT_EAPP, "python: %s: %s", info.dli_fname, dlerror());
+    return 0;
+}
+
+static int status_error(PyStatus st, struct fdt_error *err)
+{
+    return fdt_error_set(err, FDT_EAPP, "python: cannot start the interpreter: %s%s%s",
+                         st.func ? st.func : "", st.func ? ": " : "",
+                         st.err_msg ? st.err_msg : "exit requested");
+}
+
+/* Py_InitializeFromConfig with the settings of an embedded, isolated interpreter: no
+ * environment variables (PYTHONPATH, PYTHONHOME), no user site directory, and no signal
+ * handlers: the worker reads its signals from a signalfd, and Python must not install
+ * SIGINT or SIGPIPE handlers of its own. */
+static int start_interpreter(struct fdt_error *err)
+{
+    PyConfig config;
+    PyConfig_InitIsolatedConfig(&config);
+    config.install_signal_handlers = 0;
+    config.parse_argv = 0;
+    config.configure_c_stdio = 0;
+    config.user_site_directory = 0;
+    PyStatus st = PyStatus_Ok();
+    if (g_cfg.home[0]) {
+        /* A virtual environment is found from its interpreter's path (pyvenv.cfg beside
+         * bin/), as when its bin/python3 runs. */
+        char exe[4096];
+        snprintf(exe, sizeof(exe), "%s/bin/python3", g_cfg.home);
+        if (access(exe, X_OK) != 0) {
+            PyConfig_Clear(&config);
+            return fdt_error_set(err, FDT_EAPP, "[python] home: %s is not a virtual environment",
+                                 g_cfg.home);
+        }
+        st = PyConfig_SetBytesString(&config, &config.program_name, exe);
+    }
+    if (!PyStatus_Exception(st))
+        st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st))
+        return status_error(st, err);
+    return 0;
+}
+
+/* Put [python] path first on sys.path. */
+static int path_prepend(void)
+{
+    if (!g_cfg.path[0])
+        return 0;
+    PyObject *sys_path = PySys_GetObject("path"); /* borrowed */
+    PyObject *dir = PyUnicode_DecodeFSDefault(g_cfg.path);
+    int rc = sys_path && dir ? PyList_Insert(sys_path, 0, dir) : -1;
+    Py_XDECREF(dir);
+    return rc;
+}
+
+/* Import "pkg.module:callable" (the callable may be dotted: "module:obj.attr"). Returns a
+ * new reference, or NULL with a Python exception set. */
+static PyObject *import_app(const char *spec)
+{
+    const char *colon = strchr(spec, ':');
+    PyObject *mod_name = PyUnicode_FromStringAndSize(spec, colon - spec);
+    if (!mod_name)
+        return NULL;
+    PyObject *obj = PyImport_Import(mod_name);
+    Py_DECREF(mod_name);
+    for (const char *p = colon + 1; obj && *p;) {
+        const char *dot = strchr(p, '.');
+        size_t n = dot ? (size_t)(dot - p) : strlen(p);
+        PyObject *attr = PyUnicode_FromStringAndSize(p, (Py_ssize_t)n);
+        PyObject *next = attr ? PyObject_GetAttr(obj, attr) : NULL;
+        Py_XDECREF(attr);
+        Py_DECREF(obj);
+        obj = next;
+        p += n + (dot ? 1 : 0);
+    }
+    if (obj && !PyCallable_Check(obj)) {
+        PyErr_Format(PyExc_TypeError, "%s is not callable (it is a %s)", spec,
+                     Py_TYPE(obj)->tp_name);
+        Py_CLEAR(obj);
+    }
+    return obj;
+}
+
+/* Modules and objects the host uses on every request. */
+static int host_init(struct fdt__py_host *h)
+{
+    PyObject *io = PyImport_ImportModule("io");
+    PyObject *tb = PyImport_ImportModule("traceback");
+    if (io)
+        h->bytes_io = PyObject_GetAttrString(io, "BytesIO");
+    if (tb)
+        h->format_exc = PyObject_GetAttrString(tb, "format_exception");
+    Py_XDECREF(io);
+    Py_XDECREF(tb);
+    if (!h->bytes_io || !h->format_exc)
+        return -1;
+    return fdt__py_wsgi_init(h);
+}
+
+static int process_init(const struct fdt_worker_info *w, struct fdt_error *err)
+{
+    (void)w;
+    if (libpython_global(err) < 0 || start_interpreter(err) < 0)
+        return FDT_EAPP;
+    int rc = 0;
+    if (path_prepend() < 0 || host_init(&g_host) < 0) {
+        char last[200] = "";
+        fdt__py_log_exception(&g_host, "python: start-up failed", last, sizeof(last));
+        rc = fdt_error_set(err, FDT_EAPP, "python: %s", last);
+    } else {
+        g_host.app = import_app(g_cfg.wsgi);
+        if (!g_host.app) {
+            char last[200] = "";
+            char what[300];
+            snprintf(what, sizeof(what), "cannot import %s", g_cfg.wsgi);
+            fdt__py_log_exception(&g_host, what, last, sizeof(last));
+            rc = fdt_error_set(err, FDT_EAPP, "cannot import %s: %s", g_cfg.wsgi, last);
+        }
+    }
+    /* From here on the main thread holds the GIL only to leave. The interpreter is never
+     * finalized: the worker ends with _exit, and a failed start exits at once. */
+    g_main_state = PyEval_SaveThread();
+    if (rc == 0)
+        fdt_log(FDT_LOG_INFO, "python %s: serving %s", Py_GetVersion(), g_cfg.wsgi);
+    return rc;
+}
+
+static int thread_init(unsigned index, struct fdt_error *err)
+{
+    /* Allowed without the GIL (Python's documentation of PyThreadState_New). Made on the
+     * thread itself, so that PyGILState_Ensure() in C extensions finds it. */
+    t_state = PyThreadState_New(g_main_state->interp);
+    if (!t_state)
+        return fdt_error_set(err, FDT_ENOMEM, "python: no thread state for thread %u", index);
+    return 0;
+}
+
+static void thread_fini(unsigned index)
+{
+    (void)index;
+    if (!t_state)
+        return;
+    PyEval_RestoreThread(t_state);
+    PyThreadState_Clear(t_state);
+    PyThreadState_DeleteCurrent(); /* releases the GIL */
+    t_state = NULL;
+}
+
+/* ---- The HTTP side: one resource, one view for every path and method ---- */
+
+static void *root_data(struct fdt_http_request *req)
+{
+    (void)req;
+    return &g_host;
+}
+
+static int wsgi_view(struct fdt_http_request *req, struct fdt_http_resource *context)
+{
+    struct fdt__py_host *h = fdt_http_resource_data(context);
+    PyEval_RestoreThread(t_state);
+    fdt__py_wsgi_run(h, req);
+    PyEval_SaveThread();
+    return 0;
+}
+
+static const struct fdt_http_resource_type root_type = {
+    .abi_version = FDT_HTTP_ABI_VERSION,
+    .size = sizeof(struct fdt_http_resource_type),
+    .name = "wsgi",
+};
+
+/* The root has no getitem: traversal stops at the first segment, and this view (any
+ * name, any method, any subpath) answers. PATH_INFO is built from the request's path,
+ * not from traversal. */
+static const struct fdt_http_view views[] = {
+    {.type = NULL,
+     .name = NULL,
+     .method = NULL,
+     .fn = wsgi_view,
+     .flags = FDT_HTTP_VIEW_ANY_NAME | FDT_HTTP_VIEW_SUBPATH},
+};
+
+static const struct fdt_http_app http_app = {
+    .abi_version = FDT_HTTP_ABI_VERSION,
+    .size = sizeof(struct fdt_http_app),
+    .root_type = &root_type,
+    .root_data = root_data,
+    .views = views,
+    .n_views = 1,
+};
+
+static const struct fdt_app python_app = {
+    .abi_version = FDT_APP_ABI_VERSION,
+    .size = sizeof(struct fdt_app),
+    .name = "wsgi",
+    .process_init = process_init,
+    .thread_init = thread_init,
+    .thread_fini = thread_fini,
+    .http = &http_app,
+};
+
+__attribute__((visibility("default"))) const struct fdt_app *
+fdt_python_app_v1(const struct fdt_python_cfg *cfg, struct fdt_error *err);
+
+const struct fdt_app *fdt_python_app_v1(const struct fdt_python_cfg *cfg, struct fdt_error *err)
+{
+    if (!cfg || cfg->abi_version != FDT_PYTHON_ABI_VERSION) {
+        fdt_error_set(err, FDT_EAPP, "%s: host interface version %d, this module speaks %d",
+                      FDT_PYTHON_MODULE, cfg ? cfg->abi_version : 0, FDT_PYTHON_ABI_VERSION);
+        return NULL;
+    }
+    if (!cfg->wsgi || !strchr(cfg->wsgi, ':')) {
+        fdt_error_set(err, FDT_EAPP, "[app] wsgi: expected pkg.module:callable");
+        return NULL;
+    }
+    g_cfg = *cfg;
+    return &python_app;
+}

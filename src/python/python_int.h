@@ -1,0 +1,58 @@
+/* Private to src/python: what python_app.c (the interpreter, its threads and the
+ * descriptor) and python_wsgi.c (PEP 3333) share. Include after <Python.h>, which must
+ * come before any system header (the Python C API's rule). */
+#ifndef FDT_SRC_PYTHON_INT_H
+#define FDT_SRC_PYTHON_INT_H
+
+#include <fdt/http.h>
+#include <stddef.h>
+
+/* The one interpreter of a worker process and the application it runs. Filled by
+ * process_init on the main thread before any application thread starts; read-only after. */
+struct fdt__py_host {
+    PyObject *app;        /* the WSGI callable (strong) */
+    PyObject *bytes_io;   /* io.BytesIO, for wsgi.input */
+    PyObject *format_exc; /* traceback.format_exception */
+    PyObject *errors;     /* the wsgi.errors object (one per process) */
+    PyObject *version;    /* (1, 0) */
+    PyObject *keys[32];   /* interned environ keys, by enum fdt__py_key */
+};
+
+enum fdt__py_key {
+    K_REQUEST_METHOD,
+    K_SCRIPT_NAME,
+    K_PATH_INFO,
+    K_QUERY_STRING,
+    K_CONTENT_TYPE,
+    K_CONTENT_LENGTH,
+    K_SERVER_NAME,
+    K_SERVER_PORT,
+    K_SERVER_PROTOCOL,
+    K_REMOTE_ADDR,
+    K_REMOTE_PORT,
+    K_WSGI_VERSION,
+    K_WSGI_URL_SCHEME,
+    K_WSGI_INPUT,
+    K_WSGI_ERRORS,
+    K_WSGI_MULTITHREAD,
+    K_WSGI_MULTIPROCESS,
+    K_WSGI_RUN_ONCE,
+    K_WSGI_INPUT_TERMINATED,
+    K__COUNT,
+};
+
+/* Make the types and constants of python_wsgi.c (call once, with the GIL, after the
+ * interpreter started). Returns 0, or -1 with a Python exception set. */
+int fdt__py_wsgi_init(struct fdt__py_host *h);
+
+/* Run the WSGI application for req and answer it (always: a failure is a 500 and a
+ * traceback in the error log). Called with the GIL held; releases it around every write
+ * to the client. Thread: the request's. */
+void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req);
+
+/* Log the current Python exception (its traceback, one log line per line, after what),
+ * clear it, and write its last line ("ValueError: bad") into last (may be NULL).
+ * Called with the GIL held. */
+void fdt__py_log_exception(struct fdt__py_host *h, const char *what, char *last, size_t size);
+
+#endif

@@ -1,0 +1,774 @@
+#include "fdt_config.h"
+
+/* PEP 3333 for one request: the environ, start_response and its write(), the returned
+ * iterable (close() always called), and errors (a 500 and the traceback in the error log,
+ * never to the client). Runs with the GIL held and releases it around every write to the
+ * client, the only blocking calls here: the framework has read the whole body already. */
+
+#define PY_SSIZE_T_CLEAN
+#include <Python.h>
+
+#define FDT_LOG_MODULE "python"
+#include "conn/conn.h"
+#include "python/python_int.h"
+
+#include <arpa/inet.h>
+#include <fdt/fdt.h>
+#include <netinet/in.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+/* ---- Logging ---- */
+
+/* Log text (len bytes) one line per log line, each prefixed with what. */
+static void log_lines(int level, const char *what, const char *text, size_t len)
+{
+    while (len > 0) {
+        const char *nl = memchr(text, '\n', len);
+        size_t n = nl ? (size_t)(nl - text) : len;
+        if (n > 0)
+            fdt_log(level, "%s%s%.*s", what, what[0] ? ": " : "", (int)n, text);
+        n += nl ? 1 : 0;
+        text += n;
+        len -= n;
+    }
+}
+
+void fdt__py_log_exception(struct fdt__py_host *h, const char *what, char *last, size_t size)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyErr_NormalizeException(&type, &value, &tb);
+    if (tb && value)
+        PyException_SetTraceback(value, tb);
+    PyObject *lines =
+        h->format_exc && value ? PyObject_CallFunctionObjArgs(h->format_exc, value, NULL) : NULL;
+    PyObject *text = lines ? PyUnicode_Join(NULL, lines) : NULL;
+    Py_ssize_t n = 0;
+    const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
+    if (s) {
+        log_lines(FDT_LOG_ERROR, what, s, (size_t)n);
+        /* The last non-empty line: "ValueError: bad". */
+        const char *end = s + n;
+        while (end > s && end[-1] == '\n')
+            end--;
+        const char *start = end;
+        while (start > s && start[-1] != '\n')
+            start--;
+        if (last)
+            snprintf(last, size, "%.*s", (int)(end - start), start);
+    } else {
+        PyErr_Clear();
+        const char *name = type ? ((PyTypeObject *)type)->tp_name : "unknown error";
+        fdt_log(FDT_LOG_ERROR, "%s: %s (no traceback)", what, name);
+        if (last)
+            snprintf(last, size, "%s", name);
+    }
+    Py_XDECREF(text);
+    Py_XDECREF(lines);
+    Py_XDECREF(type);
+    Py_XDECREF(value);
+    Py_XDECREF(tb);
+}
+
+/* ---- wsgi.errors: each write goes to the error log, one log line per line ---- */
+
+typedef struct {
+    PyObject_HEAD
+} ErrorsObject;
+
+static PyObject *errors_write(PyObject *self, PyObject *arg)
+{
+    (void)self;
+    if (!PyUnicode_Check(arg))
+        return PyErr_Format(PyExc_TypeError, "wsgi.errors.write() takes a str, not %s",
+                            Py_TYPE(arg)->tp_name);
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(arg, &n);
+    if (!s)
+        return NULL;
+    log_lines(FDT_LOG_ERROR, "wsgi.errors", s, (size_t)n);
+    return PyLong_FromSsize_t(PyUnicode_GET_LENGTH(arg));
+}
+
+static PyObject *errors_writelines(PyObject *self, PyObject *seq)
+{
+    PyObject *it = PyObject_GetIter(seq);
+    if (!it)
+        return NULL;
+    PyObject *line;
+    while ((line = PyIter_Next(it)) != NULL) {
+        PyObject *r = errors_write(self, line);
+        Py_DECREF(line);
+        if (!r) {
+            Py_DECREF(it);
+            return NULL;
+        }
+        Py_DECREF(r);
+    }
+    Py_DECREF(it);
+    if (PyErr_Occurred())
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *errors_flush(PyObject *self, PyObject *unused)
+{
+    (void)self;
+    (void)unused;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef errors_methods[] = {
+    {"write", errors_write, METH_O, "Write to the server's error log."},
+    {"writelines", errors_writelines, METH_O, "Write each string to the error log."},
+    {"flush", errors_flush, METH_NOARGS, "Nothing to do: every write is logged at once."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject ErrorsType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fdtserver.ErrorLog",
+    .tp_basicsize = sizeof(ErrorsObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "wsgi.errors: the server's error log.",
+    .tp_methods = errors_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+/* ---- start_response and write() ---- */
+
+/* What one request's start_response has been told, and what went out. */
+struct wsgi_state {
+    struct fdt__py_host *h;
+    struct fdt_http_request *req;
+    PyObject *status;  /* str given to start_response, NULL before */
+    PyObject *headers; /* its list of (name, value) */
+    bool head_sent;    /* a response (or a streamed head) went out */
+    bool client_gone;  /* a write said FDT_ECLOSED */
+};
+
+typedef struct {
+    PyObject_HEAD struct wsgi_state *st; /* NULL once the request is over */
+} StartResponseObject;
+
+static int header_use(struct wsgi_state *st, int pass, const char *name, const char *value,
+                      Py_ssize_t vlen, char *reason, size_t rsize);
+
+/* Parse and check status and headers (PEP 3333: native strings, "NNN reason", no control
+ * characters), then set the headers on the request. Returns the status code, or -1 with
+ * why (for the log) in reason. */
+static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
+{
+    if (!st->status) {
+        snprintf(reason, rsize, "the application sent a body before calling start_response");
+        return -1;
+    }
+    Py_ssize_t n;
+    const char *s = PyUnicode_AsUTF8AndSize(st->status, &n);
+    if (!s) {
+        PyErr_Clear();
+        snprintf(reason, rsize, "the status is not text");
+        return -1;
+    }
+    bool ok = n >= 4 && s[0] >= '1' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
+              s[2] <= '9' && s[3] == ' ';
+    for (Py_ssize_t i = 0; ok && i < n; i++)
+        ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
+    int code = ok ? (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0') : 0;
+    if (!ok || code < 200) {
+        snprintf(reason, rsize, "bad status line '%.60s' (expected '200 OK' and the like)", s);
+        return -1;
+    }
+    Py_ssize_t count = PyList_GET_SIZE(st->headers);
+    /* Check every header before setting any, so that a refused one leaves none behind. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (Py_ssize_t i = 0; i < count; i++) {
+            PyObject *item = PyList_GET_ITEM(st->headers, i);
+            const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 0));
+            /* Values are latin-1 (PEP 3333): encoded so, not as UTF-8. */
+            PyObject *vbytes = PyUnicode_AsLatin1String(PyTuple_GET_ITEM(item, 1));
+            if (!name || !vbytes) {
+                PyErr_Clear();
+                Py_XDECREF(vbytes);
+                snprintf(reason, rsize, "header %zd is not latin-1 text", i);
+                return -1;
+            }
+            const char *value = PyBytes_AS_STRING(vbytes);
+            Py_ssize_t vlen = PyBytes_GET_SIZE(vbytes);
+            int rc = header_use(st, pass, name, value, vlen, reason, rsize);
+            Py_DECREF(vbytes);
+            if (rc < 0)
+                return -1;
+        }
+    }
+    return code;
+}
+
+/* Pass 0 of head_prepare: check one header; pass 1: set it on the request. */
+static int header_use(struct wsgi_state *st, int pass, const char *name, const char *value,
+                      Py_ssize_t vlen, char *reason, size_t rsize)
+{
+    if (pass == 0) {
+        bool good = name[0] != '\0' && (size_t)vlen == strlen(value);
+        for (const char *p = name; good && *p; p++)
+            good = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+                   (*p >= '0' && *p <= '9') || strchr("!#$%&'*+-.^_`|~", *p);
+        for (const char *p = value; good && *p; p++)
+            good = ((unsigned char)*p >= 0x20 || *p == '\t') && *p != 0x7f;
+        if (!good)
+            snprintf(reason, rsize,
+                     "bad header %.60s (a name that is not a token, or a value with a newline "
+                     "or another control character)",
+                     name);
+        return good ? 0 : -1;
+    }
+    /* The framework writes these itself (Content-Length from the body); WSGI forbids
+     * hop-by-hop headers, "Connection: close" excepted here. */
+    static const char *const dropped[] = {"Content-Length", "Transfer-Encoding", "Date",
+                                          "Server",         "Keep-Alive",        "Upgrade"};
+    for (size_t i = 0; i < sizeof(dropped) / sizeof(dropped[0]); i++) {
+        if (strcasecmp(name, dropped[i]) == 0)
+            return 0;
+    }
+    if (strcasecmp(name, "Connection") == 0 && strcasecmp(value, "close") != 0)
+        return 0;
+    int rc = fdt_http_set_header(st->req, name, value);
+    if (rc < 0) {
+        snprintf(reason, rsize, "header %.60s: %s", name, fdt_strerror(rc));
+        return -1;
+    }
+    return 0;
+}
+
+/* Answer with the application's status, headers and the whole body. */
+static int send_whole(struct wsgi_state *st, const char *body, size_t len, char *reason,
+                      size_t rsize)
+{
+    int code = head_prepare(st, reason, rsize);
+    if (code < 0)
+        return -1;
+    st->head_sent = true;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = fdt_http_respond(st->req, code, NULL, body, len);
+    PyEval_RestoreThread(ts);
+    if (rc == FDT_ECLOSED)
+        st->client_gone = true;
+    return 0;
+}
+
+/* Send len bytes of a streamed body, starting the stream first if need be. */
+static int send_chunk(struct wsgi_state *st, const char *data, size_t len, char *reason,
+                      size_t rsize)
+{
+    if (!st->head_sent) {
+        int code = head_prepare(st, reason, rsize);
+        if (code < 0)
+            return -1;
+        st->head_sent = true;
+        PyThreadState *ts = PyEval_SaveThread();
+        int rc = fdt_http_begin(st->req, code, NULL);
+        PyEval_RestoreThread(ts);
+        if (rc < 0) {
+            st->client_gone = true; /* closed, or the stream could not start: stop */
+            return 0;
+        }
+    }
+    if (len == 0 || st->client_gone)
+        return 0;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = fdt_http_write_chunk(st->req, data, len);
+    PyEval_RestoreThread(ts);
+    if (rc < 0)
+        st->client_gone = true;
+    return 0;
+}
+
+static PyObject *sr_write(PyObject *self, PyObject *data)
+{
+    struct wsgi_state *st = ((StartResponseObject *)self)->st;
+    if (!st)
+        return PyErr_Format(PyExc_RuntimeError, "write() called after the request ended");
+    if (!PyBytes_Check(data))
+        return PyErr_Format(PyExc_TypeError, "write() takes bytes, not %s", Py_TYPE(data)->tp_name);
+    char reason[200];
+    if (send_chunk(st, PyBytes_AS_STRING(data), (size_t)PyBytes_GET_SIZE(data), reason,
+                   sizeof(reason)) < 0)
+        return PyErr_Format(PyExc_ValueError, "%s", reason);
+    if (st->client_gone)
+        return PyErr_Format(PyExc_OSError, "the client closed the connection");
+    Py_RETURN_NONE;
+}
+
+static PyObject *sr_call(PyObject *self, PyObject *args, PyObject *kwargs)
+{
+    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
+    struct wsgi_state *st = ((StartResponseObject *)self)->st;
+    PyObject *status, *headers, *exc_info = Py_None;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist, &status, &headers,
+                                     &exc_info))
+        return NULL;
+    if (!st)
+        return PyErr_Format(PyExc_RuntimeError, "start_response() called after the request ended");
+    if (exc_info != Py_None) {
+        if (st->head_sent) {
+            /* Too late to change the response: re-raise the application's error. */
+            PyObject *t, *v, *tb;
+            if (!PyArg_ParseTuple(exc_info, "OOO", &t, &v, &tb))
+                return NULL;
+            Py_INCREF(t);
+            Py_INCREF(v);
+            Py_INCREF(tb);
+            PyErr_Restore(t, v, tb);
+            return NULL;
+        }
+    } else if (st->status) {
+        return PyErr_Format(PyExc_RuntimeError,
+                            "start_response() called a second time without exc_info");
+    }
+    if (!PyUnicode_CheckExact(status))
+        return PyErr_Format(PyExc_TypeError, "status must be a str, not %s",
+                            Py_TYPE(status)->tp_name);
+    if (!PyList_CheckExact(headers))
+        return PyErr_Format(PyExc_TypeError, "headers must be a list, not %s",
+                            Py_TYPE(headers)->tp_name);
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(headers); i++) {
+        PyObject *item = PyList_GET_ITEM(headers, i);
+        if (!PyTuple_CheckExact(item) || PyTuple_GET_SIZE(item) != 2 ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 0)) ||
+            !PyUnicode_CheckExact(PyTuple_GET_ITEM(item, 1)))
+            return PyErr_Format(PyExc_TypeError,
+                                "header %zd must be a tuple (name, value) of two str", i);
+    }
+    Py_INCREF(status);
+    Py_XSETREF(st->status, status);
+    /* A copy: the application may change its list afterwards. */
+    PyObject *copy = PyList_GetSlice(headers, 0, PyList_GET_SIZE(headers));
+    if (!copy)
+        return NULL;
+    Py_XSETREF(st->headers, copy);
+    return PyObject_GetAttrString(self, "write");
+}
+
+static PyMethodDef sr_methods[] = {
+    {"write", sr_write, METH_O, "Send bytes of the response body at once (PEP 3333 write())."},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject StartResponseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fdtserver.StartResponse",
+    .tp_basicsize = sizeof(StartResponseObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_doc = "start_response(status, headers, exc_info=None) of PEP 3333.",
+    .tp_call = sr_call,
+    .tp_methods = sr_methods,
+};
+
+/* ---- The environ ---- */
+
+static const char *const key_names[K__COUNT] = {
+    [K_REQUEST_METHOD] = "REQUEST_METHOD",
+    [K_SCRIPT_NAME] = "SCRIPT_NAME",
+    [K_PATH_INFO] = "PATH_INFO",
+    [K_QUERY_STRING] = "QUERY_STRING",
+    [K_CONTENT_TYPE] = "CONTENT_TYPE",
+    [K_CONTENT_LENGTH] = "CONTENT_LENGTH",
+    [K_SERVER_NAME] = "SERVER_NAME",
+    [K_SERVER_PORT] = "SERVER_PORT",
+    [K_SERVER_PROTOCOL] = "SERVER_PROTOCOL",
+    [K_REMOTE_ADDR] = "REMOTE_ADDR",
+    [K_REMOTE_PORT] = "REMOTE_PORT",
+    [K_WSGI_VERSION] = "wsgi.version",
+    [K_WSGI_URL_SCHEME] = "wsgi.url_scheme",
+    [K_WSGI_INPUT] = "wsgi.input",
+    [K_WSGI_ERRORS] = "wsgi.errors",
+    [K_WSGI_MULTITHREAD] = "wsgi.multithread",
+    [K_WSGI_MULTIPROCESS] = "wsgi.multiprocess",
+    [K_WSGI_RUN_ONCE] = "wsgi.run_once",
+    [K_WSGI_INPUT_TERMINATED] = "wsgi.input_terminated",
+};
+
+int fdt__py_wsgi_init(struct fdt__py_host *h)
+{
+    if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0)
+        return -1;
+    for (int i = 0; i < K__COUNT; i++) {
+        h->keys[i] = PyUnicode_InternFromString(key_names[i]);
+        if (!h->keys[i])
+            return -1;
+    }
+    h->errors = PyObject_CallNoArgs((PyObject *)&ErrorsType);
+    h->version = Py_BuildValue("(ii)", 1, 0);
+    return h->errors && h->version ? 0 : -1;
+}
+
+/* environ[key] = the latin-1 text of s (len bytes); values are "native strings". */
+static int set_text(PyObject *env, PyObject *key, const char *s, size_t len)
+{
+    PyObject *v = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
+    int rc = v ? PyDict_SetItem(env, key, v) : -1;
+    Py_XDECREF(v);
+    return rc;
+}
+
+static int set_cstr(PyObject *env, PyObject *key, const char *s)
+{
+    return set_text(env, key, s, strlen(s));
+}
+
+static int hexval(char c)
+{
+    if (c >= '0' && c <= '9')
+        return c - '0';
+    if (c >= 'a' && c <= 'f')
+        return c - 'a' + 10;
+    if (c >= 'A' && c <= 'F')
+        return c - 'A' + 10;
+    return -1;
+}
+
+/* PATH_INFO: the path percent-decoded (as every WSGI server does), bytes as latin-1. */
+static int set_path_info(struct fdt__py_host *h, PyObject *env, const char *path)
+{
+    size_t n = strlen(path);
+    char stackbuf[1024];
+    char *out = n < sizeof(stackbuf) ? stackbuf : PyMem_Malloc(n + 1);
+    if (!out) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t j = 0;
+    for (size_t i = 0; i < n; i++) {
+        int hi, lo;
+        if (path[i] == '%' && i + 2 < n && (hi = hexval(path[i + 1])) >= 0 &&
+            (lo = hexval(path[i + 2])) >= 0) {
+            out[j++] = (char)(hi * 16 + lo);
+            i += 2;
+        } else {
+            out[j++] = path[i];
+        }
+    }
+    int rc = set_text(env, h->keys[K_PATH_INFO], out, j);
+    if (out != stackbuf)
+        PyMem_Free(out);
+    return rc;
+}
+
+/* HTTP_<NAME> for each request header (CONTENT_TYPE and CONTENT_LENGTH without the
+ * prefix). Names with '_' are dropped, as nginx and gunicorn do: "X_User" would otherwise
+ * pass for "X-User". A repeated header is joined with ",". */
+static int set_headers(struct fdt__py_host *h, PyObject *env, struct fdt_http_request *req)
+{
+    size_t count = fdt_http_header_count(req);
+    for (size_t i = 0; i < count; i++) {
+        const char *name, *value;
+        if (fdt_http_header_at(req, i, &name, &value) < 0)
+            continue;
+        if (strchr(name, '_'))
+            continue;
+        if (strcasecmp(name, "Content-Type") == 0) {
+            if (set_cstr(env, h->keys[K_CONTENT_TYPE], value) < 0)
+                return -1;
+            continue;
+        }
+        if (strcasecmp(name, "Content-Length") == 0)
+            continue; /* set from the body as received */
+        char key[256];
+        size_t nlen = strlen(name);
+        if (nlen + 6 > sizeof(key))
+            continue;
+        memcpy(key, "HTTP_", 5);
+        for (size_t k = 0; k < nlen; k++) {
+            char c = name[k];
+            key[5 + k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
+        }
+        key[5 + nlen] = '\0';
+        PyObject *k = PyUnicode_FromStringAndSize(key, (Py_ssize_t)(5 + nlen));
+        if (!k)
+            return -1;
+        PyObject *old = PyDict_GetItemWithError(env, k); /* borrowed */
+        PyObject *v = PyUnicode_DecodeLatin1(value, (Py_ssize_t)strlen(value), NULL);
+        if (v && old) {
+            PyObject *joined = PyUnicode_FromFormat("%U,%U", old, v);
+            Py_SETREF(v, joined);
+        }
+        int rc = v && !PyErr_Occurred() ? PyDict_SetItem(env, k, v) : -1;
+        Py_XDECREF(v);
+        Py_DECREF(k);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
+/* SERVER_NAME/PORT (Host, else the local address) and REMOTE_ADDR/PORT. */
+static int set_addresses(struct fdt__py_host *h, PyObject *env, struct fdt_http_request *req)
+{
+    struct fdt_conn *c = fdt_http_conn(req);
+    struct sockaddr_storage local = {0}, peer = {0};
+    socklen_t llen = sizeof(local), plen = sizeof(peer);
+    char lhost[INET6_ADDRSTRLEN] = "localhost", phost[INET6_ADDRSTRLEN] = "";
+    unsigned lport = 0, pport = 0;
+    if (c && getsockname(c->fd, (struct sockaddr *)&local, &llen) == 0 &&
+        getpeername(c->fd, (struct sockaddr *)&peer, &plen) == 0) {
+        if (local.ss_family == AF_INET) {
+            struct sockaddr_in *l4 = (struct sockaddr_in *)&local;
+            struct sockaddr_in *p4 = (struct sockaddr_in *)&peer;
+            inet_ntop(AF_INET, &l4->sin_addr, lhost, sizeof(lhost));
+            inet_ntop(AF_INET, &p4->sin_addr, phost, sizeof(phost));
+            lport = ntohs(l4->sin_port);
+            pport = ntohs(p4->sin_port);
+        } else if (local.ss_family == AF_INET6) {
+            struct sockaddr_in6 *l6 = (struct sockaddr_in6 *)&local;
+            struct sockaddr_in6 *p6 = (struct sockaddr_in6 *)&peer;
+            inet_ntop(AF_INET6, &l6->sin6_addr, lhost, sizeof(lhost));
+            inet_ntop(AF_INET6, &p6->sin6_addr, phost, sizeof(phost));
+            lport = ntohs(l6->sin6_port);
+            pport = ntohs(p6->sin6_port);
+        }
+    }
+    const char *host = fdt_http_header(req, "Host");
+    size_t hlen = 0;
+    if (host && host[0]) {
+        /* "name:port" or "[v6]:port": the name without the port. */
+        const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
+        hlen = end ? (size_t)(end - host) + (host[0] == '[') : strlen(host);
+    }
+    char port[16], rport[16];
+    snprintf(port, sizeof(port), "%u", lport);
+    snprintf(rport, sizeof(rport), "%u", pport);
+    if ((hlen ? set_text(env, h->keys[K_SERVER_NAME], host, hlen)
+              : set_cstr(env, h->keys[K_SERVER_NAME], lhost)) < 0 ||
+        set_cstr(env, h->keys[K_SERVER_PORT], port) < 0)
+        return -1;
+    if (phost[0] && (set_cstr(env, h->keys[K_REMOTE_ADDR], phost) < 0 ||
+                     set_cstr(env, h->keys[K_REMOTE_PORT], rport) < 0))
+        return -1;
+    return 0;
+}
+
+static PyObject *environ_new(struct fdt__py_host *h, struct fdt_http_request *req)
+{
+    PyObject *env = PyDict_New();
+    if (!env)
+        return NULL;
+    size_t blen = 0;
+    const char *body = fdt_http_body(req, &blen);
+    PyObject *input = NULL;
+    if (blen > 0) {
+        PyObject *bytes = PyBytes_FromStringAndSize(body, (Py_ssize_t)blen);
+        input = bytes ? PyObject_CallOneArg(h->bytes_io, bytes) : NULL;
+        Py_XDECREF(bytes);
+    } else {
+        input = PyObject_CallNoArgs(h->bytes_io);
+    }
+    char clen[32];
+    snprintf(clen, sizeof(clen), "%zu", blen);
+    bool ok = input && set_cstr(env, h->keys[K_REQUEST_METHOD], fdt_http_method(req)) == 0 &&
+              set_cstr(env, h->keys[K_SCRIPT_NAME], "") == 0 &&
+              set_path_info(h, env, fdt_http_path(req)) == 0 &&
+              set_cstr(env, h->keys[K_QUERY_STRING], fdt_http_query(req)) == 0 &&
+              set_cstr(env, h->keys[K_SERVER_PROTOCOL],
+                       fdt_http_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1") == 0 &&
+              (blen == 0 || set_cstr(env, h->keys[K_CONTENT_LENGTH], clen) == 0) &&
+              set_headers(h, env, req) == 0 && set_addresses(h, env, req) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_VERSION], h->version) == 0 &&
+              set_cstr(env, h->keys[K_WSGI_URL_SCHEME], "http") == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_INPUT], input) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_ERRORS], h->errors) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_MULTITHREAD], Py_True) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_MULTIPROCESS], Py_True) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_RUN_ONCE], Py_False) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_INPUT_TERMINATED], Py_True) == 0;
+    Py_XDECREF(input);
+    if (!ok)
+        Py_CLEAR(env);
+    return env;
+}
+
+/* ---- Running the application ---- */
+
+/* The application failed: log why (the Python exception if one is set), and answer 500 if
+ * nothing went out yet; after a streamed head, cut the connection so that the client sees
+ * an incomplete response rather than a complete wrong one. */
+static void fail(struct wsgi_state *st, const char *reason)
+{
+    char what[300];
+    snprintf(what, sizeof(what), "%s %s", fdt_http_method(st->req), fdt_http_path(st->req));
+    if (PyErr_Occurred())
+        fdt__py_log_exception(st->h, what, NULL, 0);
+    if (reason)
+        fdt_log(FDT_LOG_ERROR, "%s: %s", what, reason);
+    if (!st->head_sent) {
+        st->head_sent = true;
+        PyThreadState *ts = PyEval_SaveThread();
+        fdt_http_error(st->req, 500, "The application failed.");
+        PyEval_RestoreThread(ts);
+    } else {
+        fdt_conn_close(fdt_http_conn(st->req));
+    }
+}
+
+/* Send the items of result (any iterable of bytes). A list or tuple, or an iterator that
+ * yields at most one item, becomes one response with Content-Length; anything longer is
+ * streamed item by item, as PEP 3333 requires (no buffering of a generator's output). */
+static void send_result(struct wsgi_state *st, PyObject *result)
+{
+    char reason[200] = "";
+    if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
+        PyObject *seq = result;
+        Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
+        size_t total = 0;
+        for (Py_ssize_t i = 0; i < n; i++) {
+            PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+            if (!PyBytes_Check(item)) {
+                snprintf(reason, sizeof(reason), "the application returned %s, not bytes",
+                         Py_TYPE(item)->tp_name);
+                fail(st, reason);
+                return;
+            }
+            total += (size_t)PyBytes_GET_SIZE(item);
+        }
+        if (st->head_sent) { /* write() was used: go on streaming */
+            for (Py_ssize_t i = 0; i < n && !st->client_gone; i++) {
+                PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+                send_chunk(st, PyBytes_AS_STRING(item), (size_t)PyBytes_GET_SIZE(item), reason,
+                           sizeof(reason));
+            }
+            return;
+        }
+        PyObject *joined = NULL;
+        const char *body = "";
+        if (n == 1) {
+            body = PyBytes_AS_STRING(PySequence_Fast_GET_ITEM(seq, 0));
+        } else if (n > 1) {
+            joined = PyBytes_FromStringAndSize(NULL, (Py_ssize_t)total);
+            if (!joined) {
+                fail(st, NULL);
+                return;
+            }
+            char *p = PyBytes_AS_STRING(joined);
+            for (Py_ssize_t i = 0; i < n; i++) {
+                PyObject *item = PySequence_Fast_GET_ITEM(seq, i);
+                memcpy(p, PyBytes_AS_STRING(item), (size_t)PyBytes_GET_SIZE(item));
+                p += PyBytes_GET_SIZE(item);
+            }
+            body = PyBytes_AS_STRING(joined);
+        }
+        if (send_whole(st, body, total, reason, sizeof(reason)) < 0)
+            fail(st, reason);
+        Py_XDECREF(joined);
+        return;
+    }
+    /* Any other iterable: one response only when it says it has at most one item
+     * (len()); otherwise each item goes out as it comes, never held back. */
+    Py_ssize_t len_hint = PyObject_Size(result);
+    if (len_hint < 0)
+        PyErr_Clear();
+    bool whole = !st->head_sent && (len_hint == 0 || len_hint == 1);
+    PyObject *it = PyObject_GetIter(result);
+    if (!it) {
+        fail(st, "the application's result is not iterable");
+        return;
+    }
+    PyObject *first = PyIter_Next(it);
+    PyObject *second = first && whole ? PyIter_Next(it) : NULL;
+    if (PyErr_Occurred()) {
+        fail(st, NULL);
+    } else if (!st->head_sent && (!first || (whole && !second))) {
+        if (first && !PyBytes_Check(first)) {
+            snprintf(reason, sizeof(reason), "the application returned %s, not bytes",
+                     Py_TYPE(first)->tp_name);
+            fail(st, reason);
+        } else if (send_whole(st, first ? PyBytes_AS_STRING(first) : "",
+                              first ? (size_t)PyBytes_GET_SIZE(first) : 0, reason,
+                              sizeof(reason)) < 0) {
+            fail(st, reason);
+        }
+    } else {
+        PyObject *cur = first;
+        first = NULL;
+        while (cur) {
+            if (!PyBytes_Check(cur)) {
+                snprintf(reason, sizeof(reason), "the application returned %s, not bytes",
+                         Py_TYPE(cur)->tp_name);
+                Py_DECREF(cur);
+                fail(st, reason);
+                break;
+            }
+            int rc = st->client_gone
+                         ? 0
+                         : send_chunk(st, PyBytes_AS_STRING(cur), (size_t)PyBytes_GET_SIZE(cur),
+                                      reason, sizeof(reason));
+            Py_DECREF(cur);
+            if (rc < 0) {
+                fail(st, reason);
+                break;
+            }
+            if (st->client_gone)
+                break;
+            if (second) {
+                cur = second;
+                second = NULL;
+            } else {
+                cur = PyIter_Next(it);
+            }
+            if (!cur && PyErr_Occurred())
+                fail(st, NULL);
+        }
+    }
+    Py_XDECREF(first);
+    Py_XDECREF(second);
+    Py_DECREF(it);
+}
+
+void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req)
+{
+    struct wsgi_state st = {.h = h, .req = req};
+    StartResponseObject *sr = NULL;
+    PyObject *result = NULL;
+    PyObject *env = environ_new(h, req);
+    if (!env) {
+        fail(&st, "cannot build the environ");
+        goto out;
+    }
+    sr = PyObject_New(StartResponseObject, &StartResponseType);
+    if (!sr) {
+        fail(&st, NULL);
+        goto out;
+    }
+    sr->st = &st;
+    result = PyObject_CallFunctionObjArgs(h->app, env, (PyObject *)sr, NULL);
+    if (!result) {
+        fail(&st, NULL);
+        goto out;
+    }
+    send_result(&st, result);
+    /* PEP 3333: close() is called whatever happened while iterating. */
+    PyObject *close = PyObject_GetAttrString(result, "close");
+    if (close) {
+        PyObject *r = PyObject_CallNoArgs(close);
+        if (!r && !st.head_sent) {
+            fail(&st, "the result's close() failed");
+        } else if (!r) {
+            char what[300];
+            snprintf(what, sizeof(what), "%s %s: close()", fdt_http_method(req),
+                     fdt_http_path(req));
+            fdt__py_log_exception(h, what, NULL, 0);
+        }
+        Py_XDECREF(r);
+        Py_DECREF(close);
+    } else {
+        PyErr_Clear();
+    }
+out:
+    if (sr)
+        sr->st = NULL; /* the application may keep start_response: it no longer works */
+    Py_XDECREF(sr);
+    Py_XDECREF(result);
+    Py_XDECREF(env);
+    Py_XDECREF(st.status);
+    Py_XDECREF(st.headers);
+}

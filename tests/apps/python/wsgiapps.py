@@ -1,0 +1,150 @@
+"""WSGI applications for tests/e2e/test_40_python.py, one module served by fdtserver
+([app] wsgi = wsgiapps:application, [python] path = this directory).
+
+application routes by PATH_INFO:
+  /                 Hello, world!
+  /echo             the request body back (POST), read with wsgi.input.read()
+  /lines            the body's lines counted with readline(), readlines() and iteration
+  /env              a JSON object with the CGI keys of the environ and wsgi.* types
+  /boom             raises: a 500, the traceback in the log
+  /bad-status       start_response("OK", ...): a 500 and a log line
+  /bad-header       a header value with a newline: a 500 and a log line
+  /str              returns [str] instead of [bytes]: a 500 and a log line
+  /close?PATH       an iterable whose close() writes PATH (the test checks it exists)
+  /stream           a generator of three chunks (streamed)
+  /write            the write() callable, then an iterable
+  /late-error       start_response, then raise with exc_info after a chunk went out
+  /errors           writes two lines to wsgi.errors
+  /validated/...    the same routes wrapped in wsgiref.validate.validator
+"""
+import json
+import sys
+from wsgiref.validate import validator
+
+TEXT = [("Content-Type", "text/plain")]
+
+
+def hello(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return [b"Hello, world!"]
+
+
+def echo(environ, start_response):
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    body = environ["wsgi.input"].read(n)
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return [body]
+
+
+def lines(environ, start_response):
+    inp = environ["wsgi.input"]
+    first = inp.readline()
+    rest = inp.readlines()
+    out = {"first": first.decode("latin-1"), "rest": len(rest)}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out).encode()]
+
+
+def env(environ, start_response):
+    out = {k: v for k, v in environ.items() if isinstance(v, str)}
+    out["wsgi.version"] = list(environ["wsgi.version"])
+    for k in ("wsgi.multithread", "wsgi.multiprocess", "wsgi.run_once"):
+        out[k] = environ[k]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out, sort_keys=True).encode()]
+
+
+def boom(environ, start_response):
+    raise ValueError("secret-detail-42")
+
+
+def bad_status(environ, start_response):
+    start_response("OK", list(TEXT))
+    return [b"never"]
+
+
+def bad_header(environ, start_response):
+    start_response("200 OK", [("X-Bad", "a\r\nInjected: yes")])
+    return [b"never"]
+
+
+def returns_str(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return ["not bytes"]
+
+
+class Closing:
+    def __init__(self, path):
+        self.path = path
+
+    def __iter__(self):
+        yield b"one "
+        yield b"two"
+
+    def close(self):
+        with open(self.path, "w") as f:
+            f.write("closed")
+
+
+def closing(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return Closing(environ["QUERY_STRING"])
+
+
+def stream(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    for i in range(3):
+        yield b"chunk %d\n" % i
+
+
+def write(environ, start_response):
+    w = start_response("200 OK", list(TEXT))
+    w(b"written ")
+    return [b"returned"]
+
+
+def late_error(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    yield b"partial"
+    try:
+        raise RuntimeError("late")
+    except RuntimeError:
+        start_response("500 Internal Server Error", list(TEXT), sys.exc_info())
+
+
+def errors(environ, start_response):
+    environ["wsgi.errors"].write("first error line\nsecond error line\n")
+    environ["wsgi.errors"].flush()
+    start_response("200 OK", list(TEXT))
+    return [b"logged"]
+
+
+ROUTES = {
+    "/": hello, "/echo": echo, "/lines": lines, "/env": env, "/boom": boom,
+    "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
+    "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
+    "/errors": errors,
+}
+
+
+def not_found(environ, start_response):
+    start_response("404 Not Found", list(TEXT))
+    return [b"no such page: " + environ["PATH_INFO"].encode("latin-1")]
+
+
+def route(environ, start_response):
+    return ROUTES.get(environ["PATH_INFO"], not_found)(environ, start_response)
+
+
+checked = validator(route)
+
+
+def application(environ, start_response):
+    path = environ["PATH_INFO"]
+    if path.startswith("/validated/"):
+        environ["PATH_INFO"] = path[len("/validated"):]
+        return checked(environ, start_response)
+    return route(environ, start_response)
+
+
+not_callable = 42

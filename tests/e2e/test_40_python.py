@@ -1,0 +1,312 @@
+"""Python WSGI applications ([app] wsgi, design §3b, issue #11): fdt_python.so embeds
+CPython in each worker after fork. The applications are in tests/apps/python/wsgiapps.py."""
+import json
+import os
+import signal
+import subprocess
+from pathlib import Path
+
+from fdt import FDTSERVER, ROOT, wait_for
+from http_util import Client, get
+
+PYAPPS = ROOT / "tests" / "apps" / "python"
+
+
+def py_server(make_server, wsgi="wsgiapps:application", path=PYAPPS, home=None, workers=1,
+              threads=4, start=True, server=None):
+    """fdtserver serving a WSGI application on one HTTP listener (s.port)."""
+    s = make_server(workers=workers, threads=threads, server=server, start=False)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+
+    def write_config(**changes):
+        lines = ["[server]"] + [f"{k} = {v}" for k, v in s.server.items()]
+        for name, kv in s.listeners.items():
+            lines.append(f"[listen.{name}]")
+            lines += [f"{k} = {v}" for k, v in kv.items()]
+        lines += ["[app]", f"wsgi = {s.wsgi}", "[python]", f"path = {s.pypath}"]
+        if home:
+            lines.append(f"home = {home}")
+        s.conf_path.write_text("\n".join(lines) + "\n")
+
+    s.wsgi, s.pypath = wsgi, path
+    s.write_config = write_config
+    s.write_config()
+    if start:
+        s.start()
+    return s
+
+
+def req(s, method, path, body=b"", headers=None):
+    c = Client(s.port)
+    try:
+        return c.request(method, path, headers=headers, body=body)
+    finally:
+        c.close()
+
+
+def test_40_01_hello(make_server):
+    s = py_server(make_server)
+    r = get(s.port, "/")
+    assert (r.status, r.body) == (200, b"Hello, world!")
+    assert r.header("Content-Length") == "13" and r.header("Content-Type") == "text/plain"
+    # HEAD runs the application and sends no body.
+    c = Client(s.port)
+    r = c.request("HEAD", "/")
+    assert r.status == 200 and r.header("Content-Length") == "13"
+    # Keep-alive: the same connection serves again.
+    assert c.request("GET", "/").body == b"Hello, world!"
+    c.close()
+
+
+def test_40_02_post_body_through_wsgi_input(make_server):
+    s = py_server(make_server)
+    body = bytes(range(256)) * 100
+    r = req(s, "POST", "/echo", body=body)
+    assert (r.status, r.body) == (200, body)
+    # A chunked body is read whole first: CONTENT_LENGTH says its length.
+    r = req(s, "POST", "/echo", headers={"Transfer-Encoding": "chunked"},
+            body=b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
+    assert (r.status, r.body) == (200, b"hello world")
+    r = req(s, "POST", "/lines", body=b"abc\ndef\nghi")
+    assert json.loads(r.body) == {"first": "abc\n", "rest": 2}
+
+
+def test_40_03_environ(make_server):
+    s = py_server(make_server)
+    r = req(s, "GET", "/env?a=1&b=%20", headers={"X-Thing": "v1", "x-thing": "v2",
+                                                   "X_Smuggled": "no", "Host": "example:81"})
+    e = json.loads(r.body)
+    assert e["REQUEST_METHOD"] == "GET" and e["SCRIPT_NAME"] == ""
+    assert e["PATH_INFO"] == "/env" and e["QUERY_STRING"] == "a=1&b=%20"
+    assert e["SERVER_PROTOCOL"] == "HTTP/1.1"
+    assert (e["SERVER_NAME"], e["SERVER_PORT"]) == ("example", str(s.port))
+    assert e["REMOTE_ADDR"] == "127.0.0.1"
+    assert e["HTTP_X_THING"] == "v1,v2"
+    assert not any("SMUGGLED" in k for k in e)  # names with '_' are dropped
+    assert "CONTENT_LENGTH" not in e
+    assert e["wsgi.version"] == [1, 0] and e["wsgi.url_scheme"] == "http"
+    assert e["wsgi.multithread"] is True and e["wsgi.multiprocess"] is True
+    assert e["wsgi.run_once"] is False
+    # PATH_INFO is decoded; bytes above 127 come as latin-1 characters.
+    r = req(s, "GET", "/a%20b/%C3%A9")
+    assert r.status == 404 and r.body == "no such page: /a b/é".encode()
+    # "@@" segments, which traversal treats as view names, reach the application too.
+    assert req(s, "GET", "/@@x/y").body == b"no such page: /@@x/y"
+    r = req(s, "POST", "/env", body=b"xyz", headers={"Content-Type": "text/plain"})
+    e = json.loads(r.body)
+    assert e["CONTENT_LENGTH"] == "3" and e["CONTENT_TYPE"] == "text/plain"
+    assert "HTTP_CONTENT_TYPE" not in e and "HTTP_CONTENT_LENGTH" not in e
+
+
+def test_40_04_wsgiref_validator_finds_nothing(make_server):
+    s = py_server(make_server)
+    assert get(s.port, "/validated/").body == b"Hello, world!"
+    assert req(s, "POST", "/validated/echo", body=b"x" * 1000).body == b"x" * 1000
+    assert req(s, "POST", "/validated/lines", body=b"1\n2\n3\n").status == 200
+    assert req(s, "GET", "/validated/env?q=1").status == 200
+    assert req(s, "GET", "/validated/stream").body == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert req(s, "GET", "/validated/write").body == b"written returned"
+    assert req(s, "GET", "/validated/errors").status == 200
+    assert req(s, "HEAD", "/validated/").status == 200
+    closed = s.dir / "closed-validated"
+    assert req(s, "GET", f"/validated/close?{closed}").body == b"one two"
+    wait_for(closed.exists, what="close() called under the validator")
+    log = s.log()
+    assert "AssertionError" not in log and "Exception ignored" not in log, log[-3000:]
+    assert "WSGIWarning" not in log, log[-3000:]
+
+
+def test_40_05_exception_is_a_500_with_the_traceback_in_the_log(make_server):
+    s = py_server(make_server)
+    pid = s.worker_pids()
+    r = get(s.port, "/boom")
+    assert r.status == 500
+    assert b"secret-detail-42" not in r.body and b"Traceback" not in r.body
+    assert len(r.body) < 100
+    s.wait_log("ValueError: secret-detail-42")
+    assert "Traceback (most recent call last)" in s.log()
+    assert get(s.port, "/").status == 200 and s.worker_pids() == pid
+
+
+def test_40_06_bad_responses_are_500s_and_log_lines(make_server):
+    s = py_server(make_server)
+    pid = s.worker_pids()
+    for path, line in (("/bad-status", "bad status line 'OK'"),
+                       ("/bad-header", "bad header X-Bad"),
+                       ("/str", "the application returned str, not bytes")):
+        r = get(s.port, path)
+        assert r.status == 500, path
+        assert r.header("Injected") is None and b"never" not in r.body
+        s.wait_log(f"GET {path}: {line}")
+    assert get(s.port, "/").status == 200 and s.worker_pids() == pid
+
+
+def test_40_07_close_is_called(make_server):
+    s = py_server(make_server)
+    marker = s.dir / "closed"
+    r = get(s.port, f"/close?{marker}")
+    assert (r.status, r.body) == (200, b"one two")
+    wait_for(marker.exists, what="close() called")
+    assert marker.read_text() == "closed"
+
+
+def test_40_08_streaming_write_and_late_errors(make_server):
+    s = py_server(make_server)
+    r = get(s.port, "/stream")
+    assert r.header("Transfer-Encoding") == "chunked"
+    assert r.body == b"chunk 0\nchunk 1\nchunk 2\n"
+    assert get(s.port, "/write").body == b"written returned"
+    # start_response with exc_info after the head went out re-raises: the response is cut
+    # (no last chunk) and the connection closed; the traceback goes to the log.
+    c = Client(s.port)
+    c.send(b"GET /late-error HTTP/1.1\r\nHost: t\r\n\r\n")
+    data = b""
+    try:
+        while True:
+            c._fill()
+    except ConnectionError:
+        pass
+    data = c.buf
+    c.close()
+    assert data.startswith(b"HTTP/1.1 200 OK") and b"partial" in data
+    assert not data.endswith(b"0\r\n\r\n"), data
+    s.wait_log("RuntimeError: late")
+
+
+def test_40_09_wsgi_errors_go_to_the_error_log(make_server):
+    s = py_server(make_server)
+    assert get(s.port, "/errors").body == b"logged"
+    s.wait_log("wsgi.errors: first error line")
+    s.wait_log("wsgi.errors: second error line")
+
+
+def write_module(d, text):
+    (d / "reloadme.py").write_text(text)
+    # A new generation must see the new source even within the same second.
+    for pyc in (d / "__pycache__").glob("reloadme.*"):
+        pyc.unlink()
+
+
+APP_V = """def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [b"version {v}"]
+"""
+
+
+def test_40_10_edit_and_reload_serves_the_new_code(make_server, tmp_path):
+    d = tmp_path / "code"
+    d.mkdir()
+    write_module(d, APP_V.format(v=1))
+    s = py_server(make_server, wsgi="reloadme:application", path=d, workers=2)
+    assert get(s.port, "/").body == b"version 1"
+    write_module(d, APP_V.format(v=22))
+    s.signal(signal.SIGHUP)
+    s.wait_ready(generation=2)
+    wait_for(lambda: all(get(s.port, "/").body == b"version 22" for _ in range(4)),
+             what="the new code served")
+
+
+def test_40_11_syntax_error_refuses_the_reload(make_server, tmp_path):
+    d = tmp_path / "code"
+    d.mkdir()
+    write_module(d, APP_V.format(v=1))
+    s = py_server(make_server, wsgi="reloadme:application", path=d, workers=2)
+    before = s.worker_pids()
+    write_module(d, "def application(environ, start_response)\n    return []\n")
+    r = s.reload(check=False)
+    assert r.returncode != 0
+    assert "SyntaxError" in r.stderr, r.stderr
+    st = s.status()
+    assert st["last_reload"]["ok"] is False and "SyntaxError" in st["last_reload"]["message"]
+    # The old generation keeps serving, untouched.
+    assert s.worker_pids() == before
+    assert get(s.port, "/").body == b"version 1"
+    assert "Traceback" in s.log()
+    # Fixed code reloads.
+    write_module(d, APP_V.format(v=333))
+    assert s.reload().returncode == 0
+    assert get(s.port, "/").body == b"version 333"
+
+
+def test_40_12_import_errors_fail_the_start(make_server):
+    for wsgi, needle in (("no_such_module:app", "ModuleNotFoundError"),
+                         ("wsgiapps:no_such_callable", "AttributeError"),
+                         ("wsgiapps:not_callable", "is not callable"),
+                         ("syntax_error:application", "SyntaxError")):
+        s = py_server(make_server, wsgi=wsgi, start=False)
+        s.start(wait=False)
+        wait_for(lambda: needle in s.log(), what=f"{needle} for {wsgi}")
+        s.stop()
+        assert "start failed" in s.log()
+
+
+def test_40_13_configuration(tmp_path):
+    conf = tmp_path / "both.ini"
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\n[app]\nmodule = x.so\n"
+                    "wsgi = a:b\n")
+    r = subprocess.run([str(FDTSERVER), "-c", str(conf), "--check"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and f"{conf}:5" in r.stderr and "cannot be served together" in r.stderr
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\n[app]\nwsgi = nocolon\n")
+    r = subprocess.run([str(FDTSERVER), "-c", str(conf), "--check"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 2 and "expected pkg.module:callable" in r.stderr
+    # A relative [python] path is anchored at the configuration file's directory.
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\n[app]\nwsgi = a:b\n[python]\npath = src\n")
+    r = subprocess.run([str(FDTSERVER), "-c", str(conf), "--check"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    assert f"path = {tmp_path}/src" in r.stdout
+
+# That the master never maps libpython (also after a reload): test_02_13 in test_02_process.py.
+
+
+VENV_APP = """import sys
+import venvmarker
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain")])
+    return [(venvmarker.WHERE + " " + sys.prefix).encode()]
+"""
+
+
+def test_40_14_virtual_environment(make_server, tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (site / "venvmarker.py").write_text('WHERE = "from-the-venv"\n')
+    d = tmp_path / "code"
+    d.mkdir()
+    (d / "venvapp.py").write_text(VENV_APP)
+    s = py_server(make_server, wsgi="venvapp:application", path=d, home=venv)
+    assert get(s.port, "/").body == f"from-the-venv {venv}".encode()
+
+
+def test_40_15_concurrent_requests_on_every_thread(make_server):
+    # Several application threads run Python at once (each with its thread state, the GIL
+    # handed between them, released while writing): every answer is right.
+    import threading
+    s = py_server(make_server, threads=4)
+    errors = []
+
+    def client(n):
+        c = Client(s.port)
+        try:
+            for i in range(25):
+                body = f"{n}-{i}-".encode() * (1 + i * 50)
+                r = c.request("POST", "/echo", body=body)
+                if (r.status, r.body) != (200, body):
+                    errors.append((n, i, r.status))
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append((n, repr(e)))
+        finally:
+            c.close()
+
+    ts = [threading.Thread(target=client, args=(n,)) for n in range(6)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    assert not errors, errors
