@@ -5,6 +5,7 @@ pass --check; fault points are off unless the build asks for them; `make run` (s
 shows its banner only once it serves."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -212,3 +213,21 @@ def test_13_07_make_run_prints_no_banner_when_it_cannot_serve(tmp_path):
     text = log.read_text()
     assert "Address already in use" in text, text
     assert "fdtserver: serving" not in text, text
+
+
+def test_13_08_readme_and_docs_link_only_inside_the_repository():
+    """The README stands alone: every relative link of README.md and docs/ names a file of
+    this repository, and none climbs out of it (issue #12 found ../shared/design.md)."""
+    bad = []
+    for md in [ROOT / "README.md", *sorted((ROOT / "docs").rglob("*.md"))]:
+        text = md.read_text()
+        for target in re.findall(r"\]\(([^)\s]+)\)", text):
+            if re.match(r"[a-z]+:", target) or target.startswith("#"):
+                continue
+            path = (md.parent / target.split("#")[0]).resolve()
+            if ROOT.resolve() not in path.parents or not path.exists():
+                bad.append(f"{md.relative_to(ROOT)}: {target}")
+        bad += [f"{md.relative_to(ROOT)}: {m}" for m in re.findall(r"\.\./shared/\S*", text)]
+    assert not bad, bad
+    readme = (ROOT / "README.md").read_text()
+    assert "docs/promises.md" in readme and "Ctrl-C" in readme and "PORT=9090" in readme
