@@ -5,7 +5,7 @@ PYTHON ?= /usr/bin/python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all bootstrap build install run check unit e2e asan tsan clean format format-check lint
+.PHONY: all bootstrap build install run check unit e2e asan tsan coverage clean format format-check lint
 
 all: build
 
@@ -56,6 +56,31 @@ tsan:
 	TSAN_OPTIONS=halt_on_error=1 \
 	$(MAKE) check BUILD=build-tsan MESON_OPTS="-Db_sanitize=thread -Db_lundef=false"
 
+# The whole `make check` in a gcov build (build-coverage; workers write their counters on
+# every graceful exit, see fdt__exit), then line and branch coverage of src/ and apps/ per file
+# (gcovr), per module and in total (scripts/coverage-floor, which fails below .coverage-floor).
+# The summary is build-coverage/coverage.json. Exits non-zero if a test or the floor failed.
+COV_BUILD = build-coverage
+GCOVR_FILTERS = --root . --filter 'src/' --filter 'apps/' \
+	--exclude 'tests/' --exclude 'fuzz/' --exclude 'bench/' --exclude '.*llhttp.*'
+coverage: bootstrap
+	@if [ -f $(COV_BUILD)/build.ninja ]; then meson configure $(COV_BUILD) -Db_coverage=true $(FAULT_OPTS); \
+	else meson setup $(COV_BUILD) -Db_coverage=true $(FAULT_OPTS) $(MESON_OPTS); fi
+	ninja -C $(COV_BUILD)
+	@# Old counters go; so do the notes (.gcno) of objects no longer built, which gcovr would
+	@# try to merge with the current ones of the same source.
+	ninja -C $(COV_BUILD) -t cleandead >/dev/null
+	find $(COV_BUILD) \( -name '*.gcda' -o -name '*.gcov' \) -delete
+	for f in $$(find $(COV_BUILD) -name '*.gcno'); do [ -f "$${f%.gcno}.o" ] || rm -f "$$f"; done
+	@rc=0; BUILD=$(COV_BUILD) PYTHON=$(PYTHON) ./scripts/check || rc=$$?; \
+	gcovr $(GCOVR_FILTERS) --json $(COV_BUILD)/coverage-data.json $(COV_BUILD) || exit 1; \
+	gcovr $(GCOVR_FILTERS) -a $(COV_BUILD)/coverage-data.json --txt; \
+	gcovr $(GCOVR_FILTERS) -a $(COV_BUILD)/coverage-data.json --txt --branches; \
+	gcovr $(GCOVR_FILTERS) -a $(COV_BUILD)/coverage-data.json \
+		--json-summary-pretty --json-summary $(COV_BUILD)/coverage.json; \
+	$(PYTHON) scripts/coverage-floor $(COV_BUILD)/coverage.json || rc=1; \
+	exit $$rc
+
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
@@ -69,4 +94,4 @@ lint: format-check
 	$(PYTHON) scripts/check-banned
 
 clean:
-	rm -rf build build-asan build-tsan build-install
+	rm -rf build build-asan build-tsan build-coverage build-install

@@ -32,7 +32,7 @@ static const char usage[] =
     "  stop | quit           graceful | immediate stop\n"
     "  reopen                reopen log files\n"
     "  workers +N | -N | N   add N workers, remove N, or run N; prints the new number\n"
-    "  txn list              prepared (in-doubt) transactions of this node, with their age\n"
+    "  txn list              prepared (in-doubt) transactions of every node, with age and owner\n"
     "  txn commit|rollback GID   resolve one (recorded in the log with a comment)\n"
     "exit status: 0 done, 1 failed or refused, 2 bad usage, 3 (status) not serving\n";
 

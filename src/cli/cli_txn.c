@@ -1,5 +1,5 @@
-/* `fdtserver txn list | commit GID | rollback GID -c FILE`. The fdtserver binary's main()
- * dispatches here before the master exists, so the master never links the transaction
+/* `fdtserver txn list [--node NAME] | commit GID | rollback GID -c FILE`. The fdtserver binary's
+ * main() dispatches here before the master exists, so the master never links the transaction
  * command line (design §5: the master is small). */
 #include "fdt_config.h"
 

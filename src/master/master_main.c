@@ -39,7 +39,7 @@ static const char usage[] =
     "  -v, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n"
     "commands:\n"
-    "  txn list                   prepared (in-doubt) transactions of this node\n"
+    "  txn list                   prepared (in-doubt) transactions of every node\n"
     "  txn commit|rollback GID    resolve one, asking the databases of FILE directly\n";
 
 /* The command line, parsed. Kept as pointers into argv so a reload can re-apply it. */

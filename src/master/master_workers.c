@@ -198,7 +198,7 @@ __attribute__((noreturn)) static void worker_child(struct fdt_master *m, struct 
     char reason[256];
     if (drop_privileges(g->cfg, reason, sizeof(reason)) < 0) {
         fdt__channel_send(fds[1], FDT_MSG_FAILED, 0, reason);
-        _exit(3);
+        fdt__exit(3);
     }
     struct fdt_worker_args a = {
         .cfg = g->cfg,

@@ -447,6 +447,7 @@ static int commit_two_phase(struct fdt_txn *t, struct fdt_error *err)
         snprintf(why, sizeof(why), "decision record: %s", e.msg);
         return fail_rolled_back(t, err, why);
     }
+    FDT_FAULT_POINT("before_decision_write"); /* the decision's session is held */
     rc = decide(t, L, ls, llr, err);
     if (rc < 0)
         return rc;

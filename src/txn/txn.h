@@ -65,13 +65,15 @@ struct fdt_recover_result {
     bool scanned;  /* this pass held the node's recovery lock */
 };
 
-/* One recovery pass over the node's prepared transactions older than grace seconds. */
+/* One recovery pass over the node's prepared transactions older than grace seconds, then
+ * over those of nodes whose alive lock it can take (dead: takeover, txn_recover.c). res is
+ * about the node's own. */
 int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
                           struct fdt_error *err);
-/* Start / stop the worker's recovery thread (scans at start, then every interval); it
- * publishes the in-doubt count and the oldest age (ms) through the two pointers. *out gets
- * the thread (owned by the caller until stop), or NULL when there is nothing to recover
- * (no resource can prepare, or recovery_interval is 0). Returns 0 or a negative code. */
+/* Start / stop the worker's recovery thread (holds the node's alive lock; scans at start,
+ * then every interval, none when it is 0); it publishes the in-doubt count and the oldest
+ * age (ms) through the two pointers. *out gets the thread (owned by the caller until
+ * stop), or NULL when no resource can prepare. Returns 0 or a negative code. */
 struct fdt_txn_recovery;
 int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt,
                             _Atomic int64_t *oldest_ms, struct fdt_txn_recovery **out);

@@ -77,6 +77,7 @@ static int record_outcome(const struct fdt_cfg *cfg, const char *key, const char
 struct list_ctx {
     const struct fdt_cfg *cfg;
     const char *resource;
+    const char *node; /* only this node's transactions, or NULL for every node */
     int count;
 };
 
@@ -87,18 +88,72 @@ static void list_one(const char *gid, double age, void *arg)
     struct fdt_gid g;
     char role[32] = "";
     char outcome[32] = "";
-    if (log_key_of(gid, key, sizeof(key), &g) == 0)
-        log_lookup(lc->cfg, key, role, outcome, sizeof(role));
-    printf("%-12s %-10s %-12s %9.1f %s\n", lc->resource, role[0] ? role : "-",
+    if (log_key_of(gid, key, sizeof(key), &g) < 0)
+        return; /* not an fdtserver GID */
+    if (lc->node && strcmp(g.node, lc->node) != 0)
+        return;
+    log_lookup(lc->cfg, key, role, outcome, sizeof(role));
+    printf("%-12s %-12s %-11s %-12s %9.1f %s\n", lc->resource, g.node, role[0] ? role : "-",
            outcome[0] ? outcome : "(no record)", age, gid);
     lc->count++;
 }
 
-static int cmd_list(const struct fdt_cfg *cfg)
+#define RESOLVED_SHOWN 20
+
+/* The latest records of resolutions (by recovery, by a host taking over a dead one, or by
+ * hand): each names who resolved it in its comment. */
+static void list_resolved(const struct fdt_cfg *cfg, const char *node)
+{
+    bool header = false;
+    for (int i = 0; i < cfg->n_resources; i++) {
+        const struct fdt_resource_cfg *rc = &cfg->resources[i];
+        const struct fdt_rm_driver *drv = fdt__rm_driver_find(rc->driver);
+        void *s = NULL;
+        struct fdt_error err = {0};
+        if (!drv || drv->open(rc, &s, &err) < 0)
+            continue;
+        struct fdt_sql_rows *rows = fdt__sql_rows_new();
+        char sql[200];
+        snprintf(sql, sizeof(sql),
+                 "SELECT gid, outcome, comment FROM fdt_txn_log WHERE comment IS NOT NULL "
+                 "ORDER BY created DESC LIMIT %d",
+                 RESOLVED_SHOWN);
+        /* A resource without a log table (nothing was ever logged there) fails: skipped. */
+        if (rows && drv->query(s, sql, NULL, 0, rows, &err) == 0) {
+            for (int r = 0; r < fdt_sql_nrows(rows); r++) {
+                struct fdt_gid g;
+                const char *key = fdt_sql_text(rows, r, 0);
+                if (!key || fdt__gid_parse(key, &g) < 0 || (node && strcmp(g.node, node) != 0))
+                    continue;
+                if (!header)
+                    printf("\nresolved (the latest %d recorded in the logs):\n%-12s %-12s %-12s "
+                           "%s\n",
+                           RESOLVED_SHOWN, "LOG", "NODE", "OUTCOME", "BY / GID");
+                header = true;
+                const char *outcome = fdt_sql_text(rows, r, 1);
+                const char *comment = fdt_sql_text(rows, r, 2);
+                printf("%-12s %-12s %-12s %s\n%38s %s\n", rc->name, g.node, outcome ? outcome : "-",
+                       comment ? comment : "", "", key);
+            }
+        }
+        fdt_sql_rows_free(rows);
+        drv->close(s);
+    }
+}
+
+static int cmd_list(const struct fdt_cfg *cfg, const char *node)
 {
     char prefix[FDT_GID_MAX + 1];
-    fdt__strlcpy(prefix, FDT_GID_PREFIX, sizeof(prefix));
-    printf("%-12s %-10s %-12s %9s %s\n", "RESOURCE", "ROLE", "RECORD", "AGE(s)", "GID");
+    if (node) {
+        if (fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0) {
+            fprintf(stderr, "fdtserver txn: bad node name %s\n", node);
+            return 2;
+        }
+    } else {
+        fdt__strlcpy(prefix, FDT_GID_PREFIX, sizeof(prefix));
+    }
+    printf("%-12s %-12s %-11s %-12s %9s %s\n", "RESOURCE", "NODE", "ROLE", "RECORD", "AGE(s)",
+           "GID");
     int total = 0;
     int rc = 0;
     for (int i = 0; i < cfg->n_resources; i++) {
@@ -113,7 +168,7 @@ static int cmd_list(const struct fdt_cfg *cfg)
             rc = 1;
             continue;
         }
-        struct list_ctx lc = {cfg, r->name, 0};
+        struct list_ctx lc = {cfg, r->name, node, 0};
         if (drv->recover(s, prefix, 0.0, list_one, &lc, &err) < 0) {
             fprintf(stderr, "fdtserver txn: [resource.%s] %s\n", r->name, err.msg);
             rc = 1;
@@ -122,6 +177,7 @@ static int cmd_list(const struct fdt_cfg *cfg)
         drv->close(s);
     }
     printf("%d prepared transaction%s\n", total, total == 1 ? "" : "s");
+    list_resolved(cfg, node);
     return rc;
 }
 
@@ -171,13 +227,17 @@ static int cmd_resolve(const struct fdt_cfg *cfg, const char *gid, bool commit)
         fprintf(stderr, "fdtserver txn: %s\n", err.msg);
         return 1;
     }
-    char comment[300];
+    char comment[400];
+    char host[256] = "?";
+    if (gethostname(host, sizeof(host)) < 0)
+        fdt__strlcpy(host, "?", sizeof(host));
+    host[sizeof(host) - 1] = '\0';
     struct passwd *pw = getpwuid(getuid());
     time_t now = time(NULL);
     struct tm tm;
     gmtime_r(&now, &tm);
-    snprintf(comment, sizeof(comment), "manual %s by %s at %04d-%02d-%02dT%02d:%02d:%02dZ",
-             commit ? "commit" : "rollback", pw ? pw->pw_name : "?", tm.tm_year + 1900,
+    snprintf(comment, sizeof(comment), "manual %s by %s@%s at %04d-%02d-%02dT%02d:%02d:%02dZ",
+             commit ? "commit" : "rollback", pw ? pw->pw_name : "?", host, tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec);
     record_outcome(cfg, key, commit ? "committed" : "rolled back", comment);
     printf("%s: %s\n", commit ? "committed" : "rolled back", gid);
@@ -186,12 +246,15 @@ static int cmd_resolve(const struct fdt_cfg *cfg, const char *gid, bool commit)
 
 int fdt__txn_cli(const struct fdt_cfg *cfg, int argc, char **argv)
 {
-    if (argc >= 1 && strcmp(argv[0], "list") == 0)
-        return cmd_list(cfg);
+    if (argc == 1 && strcmp(argv[0], "list") == 0)
+        return cmd_list(cfg, NULL);
+    if (argc == 3 && strcmp(argv[0], "list") == 0 && strcmp(argv[1], "--node") == 0)
+        return cmd_list(cfg, argv[2]);
     if (argc == 2 && strcmp(argv[0], "commit") == 0)
         return cmd_resolve(cfg, argv[1], true);
     if (argc == 2 && strcmp(argv[0], "rollback") == 0)
         return cmd_resolve(cfg, argv[1], false);
-    fprintf(stderr, "usage: fdtserver txn list | commit GID | rollback GID  -c FILE\n");
+    fprintf(stderr,
+            "usage: fdtserver txn list [--node NAME] | commit GID | rollback GID  -c FILE\n");
     return 2;
 }

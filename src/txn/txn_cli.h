@@ -1,5 +1,6 @@
-/* `fdtserver txn list|commit GID|rollback GID`: in-doubt transactions from the command
- * line (design §2), talking to the databases directly, never to the master. */
+/* `fdtserver txn list [--node NAME]|commit GID|rollback GID`: in-doubt transactions of
+ * every node sharing the databases (or of one), from the command line (design §2),
+ * talking to the databases directly, never to the master. */
 #ifndef FDT_SRC_TXN_CLI_H
 #define FDT_SRC_TXN_CLI_H
 

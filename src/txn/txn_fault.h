@@ -3,7 +3,8 @@
  * Compiled in only when meson's fault_points option is on (off by default; the Makefile's
  * test builds turn it on). A test writes the name of a point into the
  * file named by the environment variable FDT_FAULT_FILE; the first transaction that
- * reaches that point removes the file and kills its worker with SIGKILL. */
+ * reaches that point removes the file and kills its worker with SIGKILL ("NAME"), or
+ * pauses there for MS milliseconds ("NAME sleep MS"). */
 #ifndef FDT_SRC_TXN_FAULT_H
 #define FDT_SRC_TXN_FAULT_H
 

@@ -6,7 +6,8 @@
  * XID's format number in decimal; gtrid and bqual are the XID's parts, 0..64 bytes each,
  * in unpadded base64url. A GID is at most FDT_GID_MAX bytes (PostgreSQL's limit is 199);
  * an XID whose GID would be longer is refused. A GID names the host (node) that prepared
- * it, so recovery touches only GIDs of its own prefix and node. */
+ * it: recovery touches only GIDs of fdtserver's prefix, those of its own node, and those of
+ * a node it has proof is gone (no session holds that node's alive lock: txn_recover.c). */
 #ifndef FDT_SRC_TXN_GID_H
 #define FDT_SRC_TXN_GID_H
 

@@ -12,10 +12,10 @@
 #include <string.h>
 #include <time.h>
 
-/* Recovery of in-doubt branches of this node.
+/* Recovery of in-doubt branches: of this node, and of dead nodes (takeover).
  *
- * For each prepared GID of the node (older than recovery_grace, so that transactions in
- * flight are left alone) the node's log resource decides:
+ * For each prepared GID of a node (older than recovery_grace, so that transactions in
+ * flight are left alone) the logs decide:
  *   - a root decision "commit", or an outcome "committed" -> COMMIT PREPARED;
  *   - an outcome "rolled back"                           -> ROLLBACK PREPARED;
  *   - a participant's vote ("voted")                     -> left alone: the client's
@@ -23,26 +23,81 @@
  *   - no record at all (presumed abort)                  -> first abort records are
  *     inserted where a decision could be written, which fences the coordinator (its own
  *     decision insert then fails on the unique key), then ROLLBACK PREPARED.
- * One recoverer per node at a time: a PostgreSQL advisory lock per resource. */
+ * The record then says who resolved the transaction (its comment).
+ *
+ * Takeover. Every worker holds its node's "alive" lock shared, on a session of the log
+ * resource owned by its recovery thread, for as long as it lives. After its own pass, a
+ * recovery pass looks at the other nodes named by prepared GIDs: when it can take a node's
+ * alive lock exclusively, PostgreSQL itself proves that no process of that node has a
+ * session (it is dead, or cut off long enough for the server to drop its sessions), and
+ * the pass resolves that node's GIDs exactly as the node's own recovery would, then lets
+ * the lock go. The fencing above keeps this safe even against a coordinator that comes
+ * back in the middle. A decision a dead node wrote into its own SQLite resource (the
+ * logging last resource) cannot be read from here: with a SQLite resource configured,
+ * a takeover resolves only what the shared PostgreSQL log decides.
+ *
+ * Lock keys, all PostgreSQL advisory locks:
+ *   - "fdt-recovery:<node>": pg_try_advisory_lock(hashtext(name)) on a session of each
+ *     preparing resource, held for one pass over <node>'s GIDs in that resource: one
+ *     recoverer per node and resource at a time, the node itself or a peer taking over.
+ *   - alive lock of <node>: (ALIVE_CLASS, hashtext('fdt-alive:<node>')) in the database of
+ *     the log resource (fdt__txn_log_resource). Shared: held by every live worker of the
+ *     node. Exclusive (pg_try_advisory_lock): a peer's proof that the node is gone, held
+ *     for its takeover pass. Every host of a cluster must therefore use the same database
+ *     as its log resource.
+ *   - (1717859444, 1), transaction level: the creation of fdt_txn_log (txn_resource.c).
+ * hashtext() is 32 bits: two node names may share an alive key. Each node then looks alive
+ * while the other one is; a takeover can come late, never wrongly. */
+
+#define ALIVE_CLASS 1717859377 /* 0x66647431, "fdt1" */
+#define ALIVE_EVERY 5.0        /* seconds: how often the alive session is checked at most */
+#define MAX_PEERS   16         /* other nodes looked at per pass (more: next pass) */
 
 struct pass {
-    const char *node;
+    const char *node; /* whose GIDs */
+    const char *by;   /* the node running the pass: node itself, or a peer taking over */
+    bool takeover;
     struct fdt_resource *r; /* the resource being scanned */
     void *s;
     void *sessions[FDT_CFG_MAX_RESOURCES]; /* one per resource, for the logs; NULL if down */
     bool have_sessions;
+    int where; /* the resource whose log holds the record lookup() found, or -1 */
     int committed, rolled_back, left;
     double oldest; /* age in seconds of the oldest branch left in doubt */
 };
 
+/* "SELECT fn(ALIVE_CLASS, hashtext('fdt-alive:<node>'))". Node names are [A-Za-z0-9_-]
+ * (checked when configured, or by fdt__gid_parse): nothing to quote. */
+static void alive_sql(char *out, size_t size, const char *fn, const char *node)
+{
+    snprintf(out, size, "SELECT %s(%d, hashtext('fdt-alive:%s'))", fn, ALIVE_CLASS, node);
+}
+
+/* Who resolved a transaction, for the comment of its log record. */
+static void who(const struct pass *p, const char *what, char *out, size_t size)
+{
+    time_t now = time(NULL);
+    struct tm tm;
+    gmtime_r(&now, &tm);
+    char when[32];
+    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    if (p->takeover)
+        snprintf(out, size, "%s by node %s at %s (takeover: node %s had no live session)", what,
+                 p->by, when, p->node);
+    else
+        snprintf(out, size, "%s by node %s at %s (recovery)", what, p->by, when);
+}
+
 /* The record of key in any resource's log (a root decision lives in SQLite when SQLite took
- * part, else in the PostgreSQL log resource; votes in the latter). */
+ * part, else in the PostgreSQL log resource; votes in the latter). p->where gets the index
+ * of the resource that holds it. */
 static bool lookup(struct pass *p, const char *key, char *role, char *outcome, size_t size)
 {
     char sql[400];
     snprintf(sql, sizeof(sql), "SELECT role || ' ' || outcome FROM fdt_txn_log WHERE gid = '%s'",
              key);
     role[0] = outcome[0] = '\0';
+    p->where = -1;
     bool all_read = true;
     for (int i = 0; i < fdt__txn_resource_count(); i++) {
         struct fdt_resource *r = fdt__txn_resource_at(i);
@@ -63,6 +118,7 @@ static bool lookup(struct pass *p, const char *key, char *role, char *outcome, s
         *sp = '\0';
         fdt__strlcpy(role, out, size);
         fdt__strlcpy(outcome, sp + 1, size);
+        p->where = i;
         return true;
     }
     return all_read;
@@ -74,11 +130,13 @@ static bool lookup(struct pass *p, const char *key, char *role, char *outcome, s
 static bool fence(struct pass *p, const char *key)
 {
     struct fdt_resource *L = fdt__txn_log_resource();
-    char sql[500];
+    char comment[300];
+    who(p, "presumed abort (no decision): rolled back", comment, sizeof(comment));
+    char sql[800];
     snprintf(sql, sizeof(sql),
              "INSERT INTO fdt_txn_log (gid, role, outcome, created, comment) VALUES ('%s', "
-             "'recovery', 'rolled back', %lld, 'presumed abort: no decision')",
-             key, (long long)fdt__wall_ms());
+             "'recovery', 'rolled back', %lld, '%s')",
+             key, (long long)fdt__wall_ms(), comment);
     for (int i = 0; i < fdt__txn_resource_count(); i++) {
         struct fdt_resource *r = fdt__txn_resource_at(i);
         if (r->drv->can_prepare && r != L)
@@ -91,6 +149,41 @@ static bool fence(struct pass *p, const char *key)
     return true;
 }
 
+/* After COMMIT PREPARED on a root decision: mark it committed, saying who did it (the first
+ * branch committed does; the record is left for fdtserver txn list to show). */
+static void record_commit(struct pass *p, const char *key)
+{
+    if (p->where < 0 || !p->sessions[p->where])
+        return;
+    char comment[300];
+    who(p, "committed", comment, sizeof(comment));
+    char sql[800];
+    snprintf(sql, sizeof(sql),
+             "UPDATE fdt_txn_log SET outcome = 'committed', comment = '%s' WHERE gid = '%s' AND "
+             "outcome = 'commit'",
+             comment, key);
+    struct fdt_error e = {0};
+    struct fdt_resource *r = fdt__txn_resource_at(p->where);
+    if (r->drv->exec(p->sessions[p->where], sql, NULL, &e) < 0)
+        fdt_log(FDT_LOG_WARN, "recording who committed %s: %s", key, e.msg);
+}
+
+static bool any_sqlite(void)
+{
+    for (int i = 0; i < fdt__txn_resource_count(); i++) {
+        if (!fdt__txn_resource_at(i)->drv->can_prepare)
+            return true;
+    }
+    return false;
+}
+
+static void left_in_doubt(struct pass *p, double age)
+{
+    p->left++;
+    if (age > p->oldest)
+        p->oldest = age;
+}
+
 static void one(const char *gid, double age, void *arg)
 {
     struct pass *p = arg;
@@ -98,7 +191,7 @@ static void one(const char *gid, double age, void *arg)
     char key[FDT_GID_MAX + 1];
     if (fdt__gid_parse(gid, &g) < 0 || strcmp(g.node, p->node) != 0 ||
         fdt__gid_format(key, sizeof(key), g.node, "_", &g.xid) < 0)
-        return; /* not ours: never touched */
+        return; /* not the node of this pass: never touched */
     if (!p->have_sessions) {
         /* Sessions on every log, taken only when there is something to decide. */
         p->have_sessions = true;
@@ -120,11 +213,18 @@ static void one(const char *gid, double age, void *arg)
     } else if (strcmp(outcome, "rolled back") == 0) {
         commit = false;
     } else if (strcmp(outcome, "voted") == 0) {
-        p->left++;
-        if (age > p->oldest)
-            p->oldest = age;
+        left_in_doubt(p, age);
         return;
     } else {
+        if (p->takeover && any_sqlite()) {
+            /* The dead node's decision may be in its own SQLite file, out of our reach. */
+            fdt_log(FDT_LOG_WARN,
+                    "%s: no decision in the shared log, and node %s may have written it in its "
+                    "own sqlite resource: left in doubt (resolve with fdtserver txn)",
+                    gid, p->node);
+            left_in_doubt(p, age);
+            return;
+        }
         if (!fence(p, key)) {
             fdt_log(FDT_LOG_INFO, "%s: a decision raced with recovery: next pass", gid);
             p->left++;
@@ -139,15 +239,20 @@ static void one(const char *gid, double age, void *arg)
         fdt_log(FDT_LOG_WARN, "%s %s: %s", commit ? "commit" : "rollback", gid, e.msg);
         return;
     }
-    fdt_log(FDT_LOG_INFO, "%s %s", commit ? "committed" : "rolled back", gid);
+    if (commit && strcmp(outcome, "commit") == 0)
+        record_commit(p, key);
+    fdt_log(FDT_LOG_INFO, "%s %s%s%s", commit ? "committed" : "rolled back", gid,
+            p->takeover ? " for dead node " : "", p->takeover ? p->node : "");
     if (commit)
         p->committed++;
     else
         p->rolled_back++;
 }
 
-int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
-                          struct fdt_error *err)
+/* One pass over node's prepared GIDs, run by node by (the same node, or a peer that holds
+ * node's alive lock exclusively: takeover). */
+static int recover_node(const char *node, const char *by, bool takeover, double grace,
+                        struct fdt_recover_result *res, struct fdt_error *err)
 {
     res->in_doubt = 0;
     res->oldest = 0;
@@ -163,7 +268,7 @@ int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_res
         struct fdt_resource *r = fdt__txn_resource_at(i);
         if (!r->drv->can_prepare)
             continue;
-        struct pass p = {.node = node, .r = r};
+        struct pass p = {.node = node, .by = by, .takeover = takeover, .r = r};
         if (fdt__resource_acquire(r, &p.s, err) < 0) {
             rc = err->code;
             continue;
@@ -180,12 +285,100 @@ int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_res
                 fdt__resource_release(fdt__txn_resource_at(j), p.sessions[j], true);
             if (p.committed || p.rolled_back || p.left)
                 fdt_log(FDT_LOG_INFO,
-                        "[resource.%s] %d committed, %d rolled back, %d left in doubt", r->cfg.name,
-                        p.committed, p.rolled_back, p.left);
+                        "[resource.%s] %s%s%d committed, %d rolled back, %d left in doubt",
+                        r->cfg.name, takeover ? node : "",
+                        takeover ? " (dead node, taken over): " : "", p.committed, p.rolled_back,
+                        p.left);
             r->drv->unlock(p.s, lockname);
         }
         fdt__resource_release(r, p.s, true);
     }
+    return rc;
+}
+
+struct peers {
+    const char *me;
+    int n;
+    char node[MAX_PEERS][64];
+};
+
+static void collect_peer(const char *gid, double age, void *arg)
+{
+    (void)age;
+    struct peers *ps = arg;
+    struct fdt_gid g;
+    if (fdt__gid_parse(gid, &g) < 0 || strcmp(g.node, ps->me) == 0)
+        return;
+    for (int i = 0; i < ps->n; i++) {
+        if (strcmp(ps->node[i], g.node) == 0)
+            return;
+    }
+    if (ps->n < MAX_PEERS)
+        fdt__strlcpy(ps->node[ps->n++], g.node, sizeof(ps->node[0]));
+}
+
+/* Take over the nodes, other than me, that have prepared GIDs older than grace and whose
+ * alive lock can be taken exclusively. */
+static int takeover(const char *me, double grace, struct fdt_error *err)
+{
+    struct fdt_resource *L = fdt__txn_log_resource();
+    if (!L)
+        return 0;
+    struct peers ps = {.me = me};
+    int rc = 0;
+    for (int i = 0; i < fdt__txn_resource_count(); i++) {
+        struct fdt_resource *r = fdt__txn_resource_at(i);
+        void *s = NULL;
+        if (!r->drv->can_prepare)
+            continue;
+        if (fdt__resource_acquire(r, &s, err) < 0) {
+            rc = err->code;
+            continue;
+        }
+        if (r->drv->recover(s, FDT_GID_PREFIX, grace, collect_peer, &ps, err) < 0)
+            rc = err->code;
+        fdt__resource_release(r, s, true);
+    }
+    for (int i = 0; i < ps.n; i++) {
+        void *ls = NULL;
+        if (fdt__resource_acquire(L, &ls, err) < 0)
+            return err->code;
+        char sql[200];
+        char got[8] = "";
+        alive_sql(sql, sizeof(sql), "pg_try_advisory_lock", ps.node[i]);
+        if (L->drv->query_text(ls, sql, got, sizeof(got), err) < 0) {
+            rc = err->code;
+            fdt__resource_release(L, ls, false);
+            continue;
+        }
+        if (strcmp(got, "t") != 0) {
+            /* A process of it holds the lock (or a peer is taking it over right now). */
+            fdt_log(FDT_LOG_DEBUG, "node %s is alive: its transactions are left to it", ps.node[i]);
+            fdt__resource_release(L, ls, true);
+            continue;
+        }
+        fdt_log(FDT_LOG_DEBUG, "node %s has no live session: resolving its transactions",
+                ps.node[i]);
+        struct fdt_recover_result res;
+        if (recover_node(ps.node[i], me, true, grace, &res, err) < 0)
+            rc = err->code;
+        struct fdt_error e = {0};
+        alive_sql(sql, sizeof(sql), "pg_advisory_unlock", ps.node[i]);
+        bool released =
+            L->drv->query_text(ls, sql, got, sizeof(got), &e) == 0 && strcmp(got, "t") == 0;
+        /* A session that may still hold the lock never goes back to the pool. */
+        fdt__resource_release(L, ls, released);
+    }
+    return rc;
+}
+
+int fdt__txn_recover_once(const char *node, double grace, struct fdt_recover_result *res,
+                          struct fdt_error *err)
+{
+    int rc = recover_node(node, node, false, grace, res, err);
+    struct fdt_error terr = {0};
+    if (takeover(node, grace, &terr) < 0 && rc == 0)
+        rc = fdt_error_set(err, terr.code, "takeover: %s", terr.msg);
     return rc;
 }
 
@@ -196,12 +389,53 @@ struct fdt_txn_recovery {
     pthread_cond_t cond;
     bool stop; /* guarded by lock */
     char node[FDT_CFG_NAME_MAX];
-    double interval;
+    double interval; /* between passes; 0: no passes (the alive lock is still held) */
     double grace;
     double warn_age;
     _Atomic int64_t *in_doubt;
     _Atomic int64_t *oldest_ms;
+    void *alive;     /* recovery thread only: the session holding the alive lock, or NULL */
+    bool alive_lost; /* recovery thread only: the last attempt to hold it failed (logged) */
 };
+
+/* Hold the node's alive lock shared on a session of its own, taking it again when that
+ * session died. Until it is held, peers may take this node over (safe: recovery fences;
+ * but the node's in-doubt transactions are resolved by someone else). */
+static void alive_keep(struct fdt_txn_recovery *rec)
+{
+    struct fdt_resource *L = fdt__txn_log_resource();
+    if (!L)
+        return;
+    char out[8] = "";
+    struct fdt_error e = {0};
+    if (rec->alive) {
+        if (L->drv->query_text(rec->alive, "SELECT 1", out, sizeof(out), &e) == 0)
+            return;
+        L->drv->close(rec->alive);
+        rec->alive = NULL;
+    }
+    void *s = NULL;
+    char sql[200];
+    alive_sql(sql, sizeof(sql), "pg_try_advisory_lock_shared", rec->node);
+    if (L->drv->open(&L->cfg, &s, &e) == 0 &&
+        L->drv->query_text(s, sql, out, sizeof(out), &e) == 0 && strcmp(out, "t") != 0)
+        fdt__strlcpy(e.msg, "a peer holds it: it is taking over this node", sizeof(e.msg));
+    if (s && strcmp(out, "t") == 0) {
+        rec->alive = s;
+        if (rec->alive_lost)
+            fdt_log(FDT_LOG_INFO, "node %s's alive lock is held again", rec->node);
+        rec->alive_lost = false;
+        return;
+    }
+    if (s)
+        L->drv->close(s);
+    if (!rec->alive_lost)
+        fdt_log(FDT_LOG_WARN,
+                "[resource.%s] cannot hold node %s's alive lock: %s (until it is held, another "
+                "host may resolve this node's in-doubt transactions)",
+                L->cfg.name, rec->node, e.msg);
+    rec->alive_lost = true;
+}
 
 static void publish(struct fdt_txn_recovery *rec, const struct fdt_recover_result *res)
 {
@@ -217,6 +451,13 @@ static void publish(struct fdt_txn_recovery *rec, const struct fdt_recover_resul
                 res->in_doubt, res->in_doubt == 1 ? "" : "s", res->oldest, rec->warn_age);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 static void *recovery_main(void *arg)
 {
     struct fdt_txn_recovery *rec = arg;
@@ -224,24 +465,34 @@ static void *recovery_main(void *arg)
     struct fdt_error lerr = {0};
     if (fdt__txn_logs_prepare(&lerr) < 0)
         fdt_log(FDT_LOG_WARN, "decision log: %s (created on first use instead)", lerr.msg);
+    /* Wake up every tick to check the alive session; a pass every interval. */
+    double tick = rec->interval > 0 && rec->interval < ALIVE_EVERY ? rec->interval : ALIVE_EVERY;
+    double next_pass = 0;
     pthread_mutex_lock(&rec->lock);
     while (!rec->stop) {
         pthread_mutex_unlock(&rec->lock);
-        struct fdt_error err = {0};
-        struct fdt_recover_result res;
-        if (fdt__txn_recover_once(rec->node, rec->grace, &res, &err) < 0)
-            fdt_log(FDT_LOG_WARN, "recovery pass: %s", err.msg);
-        publish(rec, &res);
+        alive_keep(rec);
+        if (rec->interval > 0 && mono_s() >= next_pass) {
+            struct fdt_error err = {0};
+            struct fdt_recover_result res;
+            if (fdt__txn_recover_once(rec->node, rec->grace, &res, &err) < 0)
+                fdt_log(FDT_LOG_WARN, "recovery pass: %s", err.msg);
+            publish(rec, &res);
+            next_pass = mono_s() + rec->interval;
+        }
         pthread_mutex_lock(&rec->lock);
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
-        double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + rec->interval;
+        double when = (double)ts.tv_sec + (double)ts.tv_nsec / 1e9 + tick;
         ts.tv_sec = (time_t)when;
         ts.tv_nsec = (long)((when - (double)ts.tv_sec) * 1e9);
         while (!rec->stop && pthread_cond_timedwait(&rec->cond, &rec->lock, &ts) == 0)
             ;
     }
     pthread_mutex_unlock(&rec->lock);
+    if (rec->alive)
+        fdt__txn_log_resource()->drv->close(rec->alive); /* gives the alive lock back */
+    rec->alive = NULL;
     return NULL;
 }
 
@@ -249,10 +500,8 @@ int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt
                             _Atomic int64_t *oldest_ms, struct fdt_txn_recovery **out)
 {
     *out = NULL;
-    bool any = false;
-    for (int i = 0; i < fdt__txn_resource_count(); i++)
-        any |= fdt__txn_resource_at(i)->drv->can_prepare;
-    if (!any || cfg->recovery_interval <= 0)
+    /* Also with recovery_interval 0: the thread then only holds the alive lock. */
+    if (!fdt__txn_log_resource())
         return 0;
     struct fdt_txn_recovery *rec = calloc(1, sizeof(*rec));
     if (!rec)
@@ -263,7 +512,7 @@ int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt
     rec->oldest_ms = oldest_ms;
     rec->warn_age = cfg->in_doubt_warn_age;
     fdt__strlcpy(rec->node, cfg->node, sizeof(rec->node));
-    rec->interval = cfg->recovery_interval;
+    rec->interval = cfg->recovery_interval > 0 ? cfg->recovery_interval : 0;
     rec->grace = cfg->recovery_grace;
     int rc = pthread_create(&rec->thread, NULL, recovery_main, rec);
     if (rc != 0) {

@@ -173,6 +173,7 @@ struct fdt_resource *fdt__txn_resource_at(int i)
 #if FDT_FAULT_POINTS
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 #include <unistd.h>
 
 void fdt__txn_fault(const char *name)
@@ -188,8 +189,20 @@ void fdt__txn_fault(const char *name)
         want[0] = '\0';
     fclose(f);
     want[strcspn(want, "\r\n")] = '\0';
+    /* "NAME" kills the worker there; "NAME sleep MS" pauses it, so that a test can act on
+     * the databases at that exact step (end a session, say). */
+    long ms = 0;
+    char *sp = strchr(want, ' ');
+    if (sp && strncmp(sp, " sleep ", 7) == 0 && fdt__parse_long(sp + 7, 1, 60000, &ms) == 0)
+        *sp = '\0';
     if (strcmp(want, name) != 0 || unlink(path) != 0)
         return;
+    if (ms > 0) {
+        fdt_log(FDT_LOG_WARN, "fault point %s: sleeping %ld ms", name, ms);
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        nanosleep(&ts, NULL);
+        return;
+    }
     fdt_log(FDT_LOG_WARN, "fault point %s: killing this worker", name);
     raise(SIGKILL);
 }

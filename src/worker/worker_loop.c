@@ -379,7 +379,7 @@ static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
         }
         if (pthread_timedjoin_np(w->threads[i], NULL, &ts) != 0) {
             fdt_log(FDT_LOG_WARN, "application thread %d did not stop: exiting anyway", i);
-            _exit(0);
+            fdt__exit(0);
         }
     }
 }
@@ -416,7 +416,7 @@ static bool on_signal(struct fdt_worker *w)
         case SIGQUIT:
             fdt_log(FDT_LOG_INFO, "immediate stop (%s): %lld connections cut",
                     si.ssi_signo == SIGINT ? "SIGINT" : "SIGQUIT", (long long)w->n_conns);
-            _exit(0);
+            fdt__exit(0);
         case SIGUSR1:
             fdt__log_reopen();
             if (fdt__http_access_log_reopen(w->http) < 0)
@@ -448,7 +448,7 @@ void fdt__worker_loop(struct fdt_worker *w)
             if (left <= 0) {
                 fdt_log(FDT_LOG_WARN, "graceful timeout (%.1fs): %lld connections cut",
                         w->cfg->graceful_timeout, (long long)w->n_conns);
-                _exit(0);
+                fdt__exit(0);
             }
             if (left < timeout)
                 timeout = (int)left;
@@ -456,7 +456,7 @@ void fdt__worker_loop(struct fdt_worker *w)
         int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
         if (n < 0 && errno != EINTR) {
             fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));
-            _exit(4);
+            fdt__exit(4);
         }
         now = fdt__now_ms();
         atomic_store_explicit(&w->slot->heartbeat_ms, now, memory_order_relaxed);

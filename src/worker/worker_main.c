@@ -246,7 +246,7 @@ __attribute__((noreturn)) static void fail_start(struct fdt_worker *w, const cha
 {
     fdt_log(FDT_LOG_ERROR, "worker %u start failed: %s", w->info.index, reason);
     fdt__channel_send(w->channel_fd, FDT_MSG_FAILED, 0, reason);
-    _exit(3);
+    fdt__exit(3);
 }
 
 static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, char *reason,
@@ -389,7 +389,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     /* If the master dies, drain and exit rather than serve unsupervised. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != a->master_pid)
-        _exit(0);
+        fdt__exit(0);
     prctl(PR_SET_NAME, "fdt-worker");
     close_other_fds(a);
 
@@ -442,5 +442,5 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     for (int i = 0; i < w->n_listeners; i++)
         fdt__jsonrpc_server_free(w->listeners[i].rpc);
     fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
-    _exit(0);
+    fdt__exit(0);
 }

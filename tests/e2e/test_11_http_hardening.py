@@ -193,7 +193,11 @@ def test_11_02_slow_readers_share_a_bounded_output_budget(make_server):
         time.sleep(0.05)
     growth_mib = (peak - base) / 1024
     print(f"worker RSS growth for {clients} slow readers: {growth_mib:.1f} MiB")
-    assert growth_mib < 48, f"worker RSS grew by {growth_mib:.1f} MiB for {clients} slow readers"
+    # Without the budget 96 MiB would be buffered. Under AddressSanitizer every allocation
+    # carries redzones and freed memory waits in a quarantine, so the same 16 MiB shows as
+    # more RSS: the bound is loosened there, still well under the unbounded case.
+    limit = 80 if "libasan" in open(f"/proc/{pid}/maps").read() else 48
+    assert growth_mib < limit, f"worker RSS grew by {growth_mib:.1f} MiB for {clients} slow readers"
 
     want = big_digest(8)
     deadline = time.monotonic() + 180  # a hang guard, not a timing assertion

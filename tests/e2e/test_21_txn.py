@@ -483,3 +483,38 @@ def test_21_20_the_decision_log_is_made_at_start_never_racing_a_commit(make_serv
     for d in (db, other):
         assert postgres.psql("SELECT count(*) FROM acc", dbname=d) == [["8"]]
     assert "23505" not in s.log()
+
+
+def test_21_21_a_decision_lost_with_its_connection_is_unknown_and_recovery_ends_it(
+        make_server, postgres, pgdb, tmp_path):
+    """Two PostgreSQL branches are prepared; the session that must write the decision
+    dies (PostgreSQL ended it) before the decision is known to be durable: the client is
+    told the outcome is unknown (FDT_EOUTCOME, not "rolled back" nor "committed"), and
+    recovery, finding no decision, rolls both branches back (presumed abort)."""
+    db = pgdb.split("dbname=")[1]
+    other = db[:40] + "_u"
+    postgres.psql(f'DROP DATABASE IF EXISTS "{other}"')
+    dsn_b = postgres.create_db(other)
+    for d in (db, other):
+        postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=d)
+    fault = tmp_path / "fault"
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.pg2]\ndriver = postgresql\ndsn = {dsn_b}\n")
+    s = make_server(extra_ini=extra, workers=1, threads=2, env={"FDT_FAULT_FILE": str(fault)},
+                    server={"node": "unknown", "recovery_grace": 4, "recovery_interval": 0.3})
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1, 1)") == "OK 1"
+    assert c.call("SQL pg2 INSERT INTO acc VALUES (1, 1)") == "OK 1"
+    # Pause with the decision's session in hand (well inside recovery_grace), and end it.
+    fault.write_text("before_decision_write sleep 1500\n")
+    c.send("TXN COMMIT\n")
+    s.wait_log("fault point before_decision_write: sleeping")
+    postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = current_database() AND pid <> pg_backend_pid()", dbname=db)
+    r = c.readline()
+    assert r.startswith("ERR outcome unknown"), r
+    wait_for(lambda: prepared(postgres, db) == [] and prepared(postgres, other) == [],
+             timeout=20, what="recovery ends both branches")
+    for d in (db, other):
+        assert postgres.psql("SELECT count(*) FROM acc", dbname=d) == [["0"]]
