@@ -89,8 +89,8 @@ static void load_in_child(const char *path, int fd)
         (void)fdt__write_all(fd, err.msg, strlen(err.msg));
         code = 1;
     }
-    /* _exit: no atexit handler or destructor of this process runs twice. */
-    _exit(code);
+    /* fdt__exit: no atexit handler or destructor of this process runs twice. */
+    fdt__exit(code);
 }
 
 /* Load [app] module in a throwaway child; say why it cannot be loaded. */
