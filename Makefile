@@ -5,18 +5,34 @@ PYTHON ?= /usr/bin/python3
 HOST ?= 127.0.0.1
 PORT ?= 8080
 
-.PHONY: all bootstrap build run check unit e2e asan tsan coverage clean format format-check lint
+.PHONY: all bootstrap build install run check unit e2e asan tsan coverage clean format format-check lint
 
 all: build
 
 bootstrap:
 	@./scripts/bootstrap
 
+# Every build directory the Makefile configures is a test build: fault points compiled in
+# (-Dfault_points=true; meson's default is off). They stay inert unless a test names one in
+# FDT_FAULT_FILE, so `make run` serves from the same directory (docs/install.md).
+FAULT_OPTS = -Dfault_points=true
+
 $(BUILD)/build.ninja:
-	meson setup $(BUILD) $(MESON_OPTS)
+	meson setup $(BUILD) $(FAULT_OPTS) $(MESON_OPTS)
 
 build: bootstrap $(BUILD)/build.ninja
+	@grep -q 'FDT_FAULT_POINTS 1' $(BUILD)/fdt_config.h || meson configure $(BUILD) $(FAULT_OPTS)
 	ninja -C $(BUILD)
+
+# Install into PREFIX (default /usr/local; DESTDIR=DIR stages it) from a build directory of
+# its own, without fault points: docs/install.md.
+PREFIX ?= /usr/local
+INSTALL_BUILD ?= build-install
+install: bootstrap
+	test -f $(INSTALL_BUILD)/build.ninja || meson setup $(INSTALL_BUILD) --prefix $(PREFIX)
+	meson configure $(INSTALL_BUILD) --prefix $(PREFIX) -Dfault_points=false
+	ninja -C $(INSTALL_BUILD)
+	meson install -C $(INSTALL_BUILD)
 
 run: build
 	./scripts/run $(BUILD) $(HOST) $(PORT)
@@ -48,8 +64,8 @@ COV_BUILD = build-coverage
 GCOVR_FILTERS = --root . --filter 'src/' --filter 'apps/' \
 	--exclude 'tests/' --exclude 'fuzz/' --exclude 'bench/' --exclude '.*llhttp.*'
 coverage: bootstrap
-	@if [ -f $(COV_BUILD)/build.ninja ]; then meson configure $(COV_BUILD) -Db_coverage=true; \
-	else meson setup $(COV_BUILD) -Db_coverage=true $(MESON_OPTS); fi
+	@if [ -f $(COV_BUILD)/build.ninja ]; then meson configure $(COV_BUILD) -Db_coverage=true $(FAULT_OPTS); \
+	else meson setup $(COV_BUILD) -Db_coverage=true $(FAULT_OPTS) $(MESON_OPTS); fi
 	ninja -C $(COV_BUILD)
 	@# Old counters go; so do the notes (.gcno) of objects no longer built, which gcovr would
 	@# try to merge with the current ones of the same source.
@@ -78,4 +94,4 @@ lint: format-check
 	$(PYTHON) scripts/check-banned
 
 clean:
-	rm -rf build build-asan build-tsan build-coverage
+	rm -rf build build-asan build-tsan build-coverage build-install

@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fdt/json.h>
 #include <poll.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -24,14 +25,16 @@ static const char usage[] =
     "  -v, --version         print the version and exit\n"
     "  -h, --help            print this help and exit\n"
     "commands:\n"
-    "  status [--json]       generations, workers, counters, last reload\n"
+    "  status [--json]       generations, workers, counters, last reload; exits 3 when no\n"
+    "                        generation is serving (starting, failed or stopping)\n"
     "  reload [--wait]       reload; with --wait, exit 0 once the new generation serves,\n"
     "                        non-zero with the reason if the reload failed\n"
     "  stop | quit           graceful | immediate stop\n"
     "  reopen                reopen log files\n"
     "  workers +N | -N | N   add N workers, remove N, or run N; prints the new number\n"
     "  txn list              prepared (in-doubt) transactions of every node, with age and owner\n"
-    "  txn commit|rollback GID   resolve one (recorded in the log with a comment)\n";
+    "  txn commit|rollback GID   resolve one (recorded in the log with a comment)\n"
+    "exit status: 0 done, 1 failed or refused, 2 bad usage, 3 (status) not serving\n";
 
 /* Largest "status json" answer read to learn the configuration file. */
 #define STATUS_ANSWER_MAX (1 << 20)
@@ -213,33 +216,69 @@ static size_t build_request(int argc, char **argv, char *req, size_t size)
     return used;
 }
 
+/* Exit status of fdtctl status when the server answers but no generation serves. */
+#define EXIT_NOT_SERVING 3
+
+/* The exit status for the answer's first line (without its newline), and whether the body
+ * goes to stdout. "OK": 0; "OK not serving: REASON" (status): 3, the reason on stderr and
+ * the status on stdout; "OK MSG": 0, the line on stdout; "ERR MSG": 1, the line and the body on
+ * stderr. */
+static int status_of(const char *line, size_t len, bool *to_stdout)
+{
+    static const char not_serving[] = "OK not serving: ";
+    *to_stdout = true;
+    if (len >= sizeof(not_serving) - 1 &&
+        strncmp(line, not_serving, sizeof(not_serving) - 1) == 0) {
+        fprintf(stderr, "fdtctl: not serving: %.*s\n", (int)(len - (sizeof(not_serving) - 1)),
+                line + sizeof(not_serving) - 1);
+        return EXIT_NOT_SERVING;
+    }
+    if (len == 2 && strncmp(line, "OK", 2) == 0)
+        return 0;
+    if (len >= 3 && strncmp(line, "OK ", 3) == 0) {
+        printf("%.*s\n", (int)len, line);
+        return 0;
+    }
+    *to_stdout = false;
+    fprintf(stderr, "%.*s\n", (int)len, line);
+    return 1;
+}
+
 /* Copy the answer on fd to stdout (OK) or stderr (ERR), without a bare "OK" status line.
  * Returns the exit status. */
 static int relay_answer(int fd, const char *sock)
 {
     char buf[65536];
-    size_t total = 0;
+    size_t head = 0; /* bytes of the first line gathered in buf, until its newline */
+    bool in_body = false, to_stdout = true;
     int code = 1;
     for (;;) {
-        ssize_t n = read(fd, buf, sizeof(buf));
+        ssize_t n = read(fd, buf + head, sizeof(buf) - head);
         if (n < 0 && errno == EINTR)
             continue;
         if (n <= 0)
             break;
         const char *p = buf;
         size_t len = (size_t)n;
-        if (total == 0) {
-            code = strncmp(buf, "OK", 2) == 0 ? 0 : 1;
-            /* Drop the bare "OK" status line; keep the message of "OK msg" / "ERR msg". */
-            if (len >= 3 && strncmp(buf, "OK\n", 3) == 0) {
-                p += 3;
-                len -= 3;
-            }
+        if (!in_body) {
+            head += len;
+            char *nl = memchr(buf, '\n', head);
+            if (!nl && head < sizeof(buf))
+                continue;
+            size_t line = nl ? (size_t)(nl - buf) : head;
+            code = status_of(buf, line, &to_stdout);
+            in_body = true;
+            p = nl ? nl + 1 : buf + head;
+            len = head - (size_t)(p - buf);
+            head = 0;
         }
-        fwrite(p, 1, len, code == 0 ? stdout : stderr);
-        total += (size_t)n;
+        fwrite(p, 1, len, to_stdout ? stdout : stderr);
     }
-    if (total == 0) {
+    if (!in_body && head > 0) {
+        code = status_of(buf, head, &to_stdout); /* a first line without a newline */
+        in_body = true;
+    }
+    if (!in_body) {
         fprintf(stderr, "fdtctl: no answer from %s\n", sock);
         return 1;
     }

@@ -159,6 +159,11 @@ int fdt__pidfile_owner(const char *path, pid_t *pid, struct fdt_error *err);
 /* Whether a master still holds the pid file open at fd (from fdt__pidfile_owner). */
 bool fdt__pidfile_held(int fd);
 
+/* fdtserver --check: resolve [server] user and group, load [app] module in a throwaway
+ * child, and find the directory of every SQLite database. Prints each problem on stderr.
+ * Returns 0, or FDT_ECONFIG when anything is wrong. Thread: main (forks). */
+int fdt__master_check(const struct fdt_cfg *cfg);
+
 #define FDT_POLL_CHANNEL    10
 #define FDT_POLL_CTL        11
 #define FDT_POLL_CTL_CLIENT 12

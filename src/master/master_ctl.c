@@ -283,6 +283,20 @@ static void write_listeners(struct fdt_json_writer *w, const struct fdt_master *
     fdt_json_writer_end_array(w);
 }
 
+/* The first line of a status answer: "OK" while a generation serves, else "OK not serving:
+ * REASON" (fdtctl then exits 3, for health checks and scripts). */
+static void status_line(struct fdt_master *m, struct fdt_ctl_client *c)
+{
+    if (m->stopping)
+        say(c, "OK not serving: the server is stopping\n");
+    else if (!m->active && m->starting)
+        say(c, "OK not serving: the first generation is starting\n");
+    else if (!m->active)
+        say(c, "OK not serving: no generation is active\n");
+    else
+        say(c, "OK\n");
+}
+
 /* "status json": the whole state as one JSON object (docs/guide.md lists the fields). */
 static void status_json(struct fdt_master *m, struct fdt_ctl_client *c)
 {
@@ -312,7 +326,7 @@ static void status_json(struct fdt_master *m, struct fdt_ctl_client *c)
     if (rc < 0) {
         say(c, "ERR cannot write the status: %s\n", fdt_strerror(rc));
     } else {
-        say(c, "OK\n");
+        status_line(m, c);
         fdt__buf_append(&c->out, text, len);
         say(c, "\n");
     }
@@ -336,8 +350,9 @@ static void status_text_worker(struct fdt_master *m, struct fdt_ctl_client *c,
 static void status_text(struct fdt_master *m, struct fdt_ctl_client *c)
 {
     int64_t now = fdt__now_ms();
-    say(c, "OK\nmaster pid %d, %s, version %s\n", (int)getpid(),
-        m->stopping ? "stopping" : "running", FDT_VERSION);
+    status_line(m, c);
+    say(c, "master pid %d, %s, version %s\n", (int)getpid(), m->stopping ? "stopping" : "running",
+        FDT_VERSION);
     for (int i = 0; m->active && i < m->active->n_listeners; i++) {
         const struct fdt_listener *l = &m->active->listeners[i];
         char addr[256];

@@ -594,15 +594,17 @@ int fdt_server_main(int argc, char **argv)
     if (!cfg)
         return code;
     if (o.check) {
-        /* What would be loaded, without loading it (the master never maps the application);
-         * stdout only: a dsn may hold a password. */
+        /* What would be loaded (stdout only: a dsn may hold a password), then whether it
+         * can be: accounts, files, and the application loaded in a throwaway child. */
         printf("# fdtserver --check: the effective configuration (settings that differ from "
                "their defaults)\n");
         fdt__cfg_describe(cfg, stdout);
-        printf("fdtserver: configuration ok\n");
+        int rc = fdt__master_check(cfg);
+        if (rc == 0)
+            printf("fdtserver: configuration ok\n");
         fdt__cfg_deinit(cfg);
         free(cfg);
-        return 0;
+        return rc == 0 ? 0 : 2;
     }
     return serve(argc, argv, cfg);
 }

@@ -1,7 +1,7 @@
 /* Fault points for tests: end the worker at an exact step of a transaction.
  *
- * Compiled in when meson's fault_points option is on (the default for development and
- * test builds; release builds turn it off). A test writes the name of a point into the
+ * Compiled in only when meson's fault_points option is on (off by default; the Makefile's
+ * test builds turn it on). A test writes the name of a point into the
  * file named by the environment variable FDT_FAULT_FILE; the first transaction that
  * reaches that point removes the file and kills its worker with SIGKILL ("NAME"), or
  * pauses there for MS milliseconds ("NAME sleep MS"). */

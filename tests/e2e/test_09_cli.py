@@ -1,7 +1,9 @@
-"""Command lines of fdtctl and fdtserver: worker counts, --version and --help (issue #12)."""
+"""Command lines of fdtctl and fdtserver: worker counts, --version and --help, what
+fdtserver --check finds, and fdtctl status's exit status (issue #12)."""
+import signal
 import subprocess
 
-from fdt import FDTCTL, FDTSERVER, wait_for
+from fdt import APPS, BUILD, FDTCTL, FDTSERVER, FdtServer, wait_for
 
 
 def run(*cmd):
@@ -67,3 +69,78 @@ def test_09_05_fdtserver_txn_is_dispatched_before_the_server(make_server):
     r = run(FDTSERVER, "txn", "list", "-c", s.conf_path)
     assert r.returncode == 0, r.stderr
     assert not s.pid_path.exists() and not s.ctl_path.exists()
+
+
+def check(conf, *args):
+    return run(FDTSERVER, "-c", conf, "--check", *args)
+
+
+def test_09_06_check_resolves_user_and_group(tmp_path):
+    s = FdtServer(tmp_path, server={"user": "nosuchuser-fdt", "group": "nosuchgroup-fdt"})
+    r = check(s.conf_path)
+    assert r.returncode == 2 and "configuration ok" not in r.stdout
+    assert "[server] user: unknown user nosuchuser-fdt" in r.stderr
+    assert "[server] group: unknown group nosuchgroup-fdt" in r.stderr
+    s = FdtServer(tmp_path, server={"user": "root", "group": "root"})
+    r = check(s.conf_path)
+    assert r.returncode == 0 and "configuration ok" in r.stdout, r.stderr
+
+
+def test_09_07_check_finds_the_application_and_loads_it_in_a_child(tmp_path):
+    s = FdtServer(tmp_path, app=str(tmp_path / "gone.so"))
+    r = check(s.conf_path)
+    assert r.returncode == 2 and f"[app] module {tmp_path / 'gone.so'}: No such file" in r.stderr
+    # Present but unloadable: a missing symbol (RTLD_NOW, as a worker loads it) ...
+    s = FdtServer(tmp_path, app="lineapp_broken.so")
+    r = check(s.conf_path)
+    assert r.returncode == 2 and "lineapp_symbol_that_does_not_exist" in r.stderr, r.stderr
+    # ... or a shared object that is no application.
+    s = FdtServer(tmp_path, app=str(BUILD / "fdt_rm_sqlite.so"))
+    r = check(s.conf_path)
+    assert r.returncode == 2 and "does not export fdt_app_v1" in r.stderr, r.stderr
+    # A bare name would be searched in the library path by dlopen, not here.
+    (tmp_path / "here.so").write_bytes((APPS / "lineapp.so").read_bytes())
+    r = run(FDTSERVER, "--check", "--listen", "127.0.0.1:0,raw", "--app", "here.so")
+    assert r.returncode == 2 and "write a path with a '/'" in r.stderr
+
+
+def test_09_08_check_finds_the_directory_of_sqlite_databases(tmp_path):
+    ini = "[resource.lite]\ndriver = sqlite\npath = {}\n"
+    s = FdtServer(tmp_path, extra_ini=ini.format(tmp_path / "nodir" / "x.db"))
+    r = check(s.conf_path)
+    assert r.returncode == 2
+    assert f"[resource.lite] path {tmp_path}/nodir/x.db: directory {tmp_path}/nodir" in r.stderr
+    (tmp_path / "nodir").mkdir()
+    r = check(s.conf_path)
+    assert r.returncode == 0 and "configuration ok" in r.stdout, r.stderr
+    assert not (tmp_path / "nodir" / "x.db").exists()  # --check creates nothing
+
+
+def status_code(s):
+    return run(FDTCTL, "--socket", s.ctl_path, "status")
+
+
+def test_09_09_status_exits_3_while_no_generation_serves(make_server):
+    s = make_server(start=False, workers=1, app_keys={"init_delay_ms": 1500})
+    s.start(wait=False)
+    # Answered, but the first generation is still starting: 3, with the status on stdout.
+    r = wait_for(lambda: (lambda r: r if r.returncode != 1 else None)(status_code(s)),
+                 what="the control socket")
+    assert r.returncode == 3, r
+    assert "not serving: the first generation is starting" in r.stderr
+    assert "generation 1 starting" in r.stdout
+    s.wait_ready()
+    r = status_code(s)
+    assert r.returncode == 0 and "generation 1 active" in r.stdout and not r.stderr, r
+    # Stopping, with a request in flight: not serving any more.
+    c = s.client()
+    c.send("SLEEP 3000\n")
+    wait_for(lambda: any(w["threads_busy"] for g in s.status()["generations"]
+                         for w in g["workers"]), what="the request running")
+    s.signal(signal.SIGTERM)
+    r = wait_for(lambda: (lambda r: r if r.returncode == 3 else None)(
+        run(FDTCTL, "--socket", s.ctl_path, "status", "--json")), what="status 3")
+    assert "not serving: the server is stopping" in r.stderr
+    assert '"state":"stopping"' in r.stdout.replace(" ", "")
+    assert c.readline() == "SLEPT 3000"
+    assert s.wait_exit() == 0

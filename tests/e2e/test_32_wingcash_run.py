@@ -28,7 +28,9 @@ def test_32_01_make_run_serves_the_walkthrough(tmp_path):
                 api.close()
                 return False
         wait_for(up, timeout=20, what="scripts/run serving")
-        banner = (tmp_path / "run.log").read_text()
+        # The banner follows once fdtctl status says the server serves (scripts/run polls).
+        banner = wait_for(lambda: (lambda t: t if "curl" in t else None)(
+            (tmp_path / "run.log").read_text()), what="the banner")
         assert f"http://127.0.0.1:{port}/" in banner and "curl" in banner
         st, alice = api.call("POST", "/accounts", {"name": "alice"})
         assert st == 201
