@@ -79,13 +79,13 @@ static void check_resources(const struct fdt_cfg *cfg, int *n)
 
 /* In a forked child: load the application as a worker would (dlopen with RTLD_NOW, the
  * descriptor symbol, its ABI), write the error to fd, and exit. Never returns. */
-static void load_in_child(const char *path, int fd)
+static void load_in_child(const struct fdt_cfg *cfg, int fd)
 {
     void *dl = NULL;
     const struct fdt_app *app = NULL;
     struct fdt_error err = {0};
     int code = 0;
-    if (fdt__app_load(path, &dl, &app, &err) < 0) {
+    if (fdt__app_load(cfg, &dl, &app, &err) < 0) {
         (void)fdt__write_all(fd, err.msg, strlen(err.msg));
         code = 1;
     }
@@ -111,7 +111,7 @@ static void check_app_loads(const struct fdt_cfg *cfg, int *n)
     }
     if (pid == 0) {
         close(p[0]);
-        load_in_child(cfg->app_module, p[1]);
+        load_in_child(cfg, p[1]);
     }
     close(p[1]);
     char msg[512];
@@ -136,21 +136,30 @@ static void check_app_loads(const struct fdt_cfg *cfg, int *n)
         problem(n, "[app] module: %s", used ? msg : "cannot load the application");
 }
 
-int fdt__master_check(const struct fdt_cfg *cfg)
+/* [app] module: a readable file given as a path, that loads (in a throwaway child). */
+static void check_module(const struct fdt_cfg *cfg, int *n)
 {
-    int n = 0;
-    check_accounts(cfg, &n);
     int rc = readable_file(cfg->app_module);
     if (!strchr(cfg->app_module, '/'))
-        problem(&n,
+        problem(n,
                 "[app] module %s: write a path with a '/' (./%s): a bare name is looked "
                 "for in the library path, not here",
                 cfg->app_module, cfg->app_module);
     else if (rc < 0)
-        problem(&n, "[app] module %s: %s", cfg->app_module,
+        problem(n, "[app] module %s: %s", cfg->app_module,
                 rc == FDT_EINVAL ? "not a regular file" : fdt_strerror(rc));
     else
-        check_app_loads(cfg, &n);
+        check_app_loads(cfg, n);
+}
+
+int fdt__master_check(const struct fdt_cfg *cfg)
+{
+    int n = 0;
+    check_accounts(cfg, &n);
+    /* A Python application is not imported: importing runs its code (the effective
+     * configuration printed by --check says what would be loaded). */
+    if (!cfg->app_wsgi[0])
+        check_module(cfg, &n);
     check_resources(cfg, &n);
     return n == 0 ? 0 : FDT_ECONFIG;
 }
