@@ -237,8 +237,11 @@ def test_24_01_a_dead_hosts_transactions_are_resolved_by_a_live_one(hosts, tmp_p
     stop.set()
     loader.join(60)
     assert not loader.is_alive()
-    # The worker died at the fault point in whichever transaction reached it first.
-    assert answers[50] is None
+    # The worker died at the fault point in whichever transaction reached it first: this
+    # client's, or the loader's (the master may then have restarted the worker in time to
+    # answer this one before the whole tree was killed).
+    assert answers[50] is None or any(v is None for k, v in answers.items() if k >= 100), \
+        answers
     # Host a is gone with its sessions: b or c takes over and leaves nothing prepared.
     wait_for(lambda: prepared(pg, dbs) == [], timeout=60, what="takeover of hosta")
     in1, in2 = ids(pg, dbs[0]), ids(pg, dbs[1])
