@@ -21,6 +21,21 @@ static int log_key_of(const char *gid, char *key, size_t size, struct fdt_gid *p
     return fdt__gid_format(key, size, parsed->node, "_", &parsed->xid);
 }
 
+/* A session of its own on resource rc for the command line, or NULL (said on stderr: a
+ * driver module that cannot be loaded, or a database that cannot be reached). */
+static void *open_session(const struct fdt_resource_cfg *rc, const struct fdt_rm_driver **drv)
+{
+    *drv = fdt__rm_driver_find(rc->driver);
+    void *s = NULL;
+    struct fdt_error err = {0};
+    if (!*drv)
+        fprintf(stderr, "fdtserver txn: [resource.%s] driver %s is not available\n", rc->name,
+                rc->driver);
+    else if ((*drv)->open(rc, &s, &err) < 0)
+        fprintf(stderr, "fdtserver txn: [resource.%s]: %s\n", rc->name, err.msg);
+    return *drv ? s : NULL;
+}
+
 /* Look the key up in every resource's log; fills role/outcome ("" when not found). */
 static void log_lookup(const struct fdt_cfg *cfg, const char *key, char *role, char *outcome,
                        size_t size)
@@ -28,10 +43,10 @@ static void log_lookup(const struct fdt_cfg *cfg, const char *key, char *role, c
     role[0] = outcome[0] = '\0';
     for (int i = 0; i < cfg->n_resources; i++) {
         const struct fdt_resource_cfg *rc = &cfg->resources[i];
-        const struct fdt_rm_driver *drv = fdt__rm_driver_find(rc->driver);
-        void *s = NULL;
+        const struct fdt_rm_driver *drv;
         struct fdt_error err = {0};
-        if (!drv || drv->open(rc, &s, &err) < 0)
+        void *s = open_session(rc, &drv);
+        if (!s)
             continue;
         char sql[400];
         snprintf(sql, sizeof(sql),
@@ -56,10 +71,10 @@ static int record_outcome(const struct fdt_cfg *cfg, const char *key, const char
 {
     for (int i = 0; i < cfg->n_resources; i++) {
         const struct fdt_resource_cfg *rc = &cfg->resources[i];
-        const struct fdt_rm_driver *drv = fdt__rm_driver_find(rc->driver);
-        void *s = NULL;
+        const struct fdt_rm_driver *drv;
         struct fdt_error err = {0};
-        if (!drv || drv->open(rc, &s, &err) < 0)
+        void *s = open_session(rc, &drv);
+        if (!s)
             continue;
         char sql[900];
         snprintf(sql, sizeof(sql),
@@ -107,10 +122,10 @@ static void list_resolved(const struct fdt_cfg *cfg, const char *node)
     bool header = false;
     for (int i = 0; i < cfg->n_resources; i++) {
         const struct fdt_resource_cfg *rc = &cfg->resources[i];
-        const struct fdt_rm_driver *drv = fdt__rm_driver_find(rc->driver);
-        void *s = NULL;
+        const struct fdt_rm_driver *drv;
         struct fdt_error err = {0};
-        if (!drv || drv->open(rc, &s, &err) < 0)
+        void *s = open_session(rc, &drv);
+        if (!s)
             continue;
         struct fdt_sql_rows *rows = fdt__sql_rows_new();
         char sql[200];
