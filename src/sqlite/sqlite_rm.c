@@ -2,6 +2,7 @@
 
 #define FDT_LOG_MODULE "sqlite"
 
+#include "sqlite/sqlite.h"
 #include "txn/rm.h"
 
 #include <errno.h>
@@ -271,6 +272,7 @@ struct group {
     int waiting;  /* requests waiting for their turn */
     bool open;    /* the writer is inside BEGIN IMMEDIATE */
     int members;  /* released requests in the current batch */
+    int undone;   /* requests of the current batch rolled back alone */
     int64_t started_us;
     struct batch *cur;
     /* Used only by the thread whose turn it is. */
@@ -354,6 +356,7 @@ static void batch_end_locked(struct group *g, int rc, const char *msg)
     g->cur = NULL;
     g->open = false;
     g->members = 0;
+    g->undone = 0;
     b->done = true;
     b->rc = rc;
     copy_text(b->msg, msg, sizeof(b->msg));
@@ -383,6 +386,9 @@ static void hand_on_locked(struct group *g)
                 fdt_log(FDT_LOG_ERROR, "[resource.%s] rollback of a batch: %s", g->name,
                         e2.msg);
         }
+        if (rc == 0 && n > 0)
+            fdt_log(FDT_LOG_DEBUG, "[resource.%s] batch of %d committed (%d rolled back alone)",
+                    g->name, n, g->undone);
         pthread_mutex_lock(&g->mu);
         char msg[sizeof(e.msg) + 32];
         snprintf(msg, sizeof(msg), "batch commit: %s", e.msg);
@@ -394,6 +400,17 @@ static void hand_on_locked(struct group *g)
 }
 
 static int group_finish(struct lite *l, bool keep, struct fdt_error *err);
+
+int fdt__sqlite_group_waiting(void *session)
+{
+    struct lite *l = session;
+    if (!l->g)
+        return 0;
+    pthread_mutex_lock(&l->g->mu);
+    int n = l->g->waiting;
+    pthread_mutex_unlock(&l->g->mu);
+    return n;
+}
 
 static int group_begin(struct lite *l, struct fdt_error *err)
 {
@@ -488,6 +505,8 @@ static int group_finish(struct lite *l, bool keep, struct fdt_error *err)
         mine = g->cur;
         mine->refs++;
         g->members++;
+    } else {
+        g->undone++;
     }
     hand_on_locked(g);
     l->turn = false;
