@@ -249,9 +249,14 @@ static void lite_free(struct lite *l)
 
 #define SP_NAME "fdt__gc"
 
-/* One batch's outcome, read by its members. refs: the members still to read it, plus one
- * while it is the group's current batch. */
+/* One batch's outcome, read by its members. It has a lock of its own, so that the members
+ * waking up when it ends do not queue on the group's lock, which the turn's hand-over needs.
+ * refs: the members still to read the outcome, plus one while it is the group's current
+ * batch; the last one frees it. */
 struct batch {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    /* Guarded by mu. */
     int refs;
     bool done;
     int rc;
@@ -266,7 +271,6 @@ struct group {
     int64_t window_us;
     pthread_mutex_t mu;
     pthread_cond_t turn_cv; /* the writer came free */
-    pthread_cond_t done_cv; /* a batch ended */
     /* Guarded by mu. */
     bool taken;   /* a request holds the writer (its turn) */
     int waiting;  /* requests waiting for their turn */
@@ -323,7 +327,6 @@ static int group_get(const struct fdt_resource_cfg *cfg, struct group **out,
     pthread_condattr_init(&ca);
     pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
     pthread_cond_init(&g->turn_cv, &ca);
-    pthread_cond_init(&g->done_cv, &ca);
     pthread_condattr_destroy(&ca);
     g->next = groups;
     groups = g;
@@ -349,30 +352,62 @@ static struct lite *target(void *s, struct fdt_error *err)
     return l->g->w;
 }
 
-/* End batch b (the group's current one) with rc and msg; wake its members. */
-static void batch_end_locked(struct group *g, int rc, const char *msg)
+static struct batch *batch_new(void)
+{
+    struct batch *b = calloc(1, sizeof(*b));
+    if (!b)
+        return NULL;
+    pthread_mutex_init(&b->mu, NULL);
+    pthread_cond_init(&b->cv, NULL);
+    b->refs = 1; /* the group's, while it is current */
+    return b;
+}
+
+static void batch_unref_locked(struct batch *b)
+{
+    if (--b->refs > 0) {
+        pthread_mutex_unlock(&b->mu);
+        return;
+    }
+    pthread_mutex_unlock(&b->mu);
+    pthread_cond_destroy(&b->cv);
+    pthread_mutex_destroy(&b->mu);
+    free(b);
+}
+
+/* Detach the group's current batch (g->mu held): the writer is outside any batch again. */
+static struct batch *batch_detach_locked(struct group *g)
 {
     struct batch *b = g->cur;
     g->cur = NULL;
     g->open = false;
     g->members = 0;
     g->undone = 0;
+    return b;
+}
+
+/* Give a detached batch its outcome, wake its members, drop the group's reference. */
+static void batch_end(struct batch *b, int rc, const char *msg)
+{
+    pthread_mutex_lock(&b->mu);
     b->done = true;
     b->rc = rc;
     copy_text(b->msg, msg, sizeof(b->msg));
-    if (--b->refs == 0)
-        free(b);
-    pthread_cond_broadcast(&g->done_cv);
+    pthread_cond_broadcast(&b->cv);
+    batch_unref_locked(b);
 }
 
 /* The turn's holder is done with the writer: commit the batch when nobody waits for the
- * turn (or the batch is full or old), then free the writer. mu is held; it is let go
- * during the COMMIT, while the turn still keeps everyone else off the writer. */
-static void hand_on_locked(struct group *g)
+ * turn (or the batch is full or old), then free the writer. Called with g->mu held;
+ * returns with it released. The COMMIT runs without g->mu, the turn keeping everyone else
+ * off the writer meanwhile. */
+static void hand_on(struct group *g)
 {
     if (g->open && (g->waiting == 0 || g->members >= g->max ||
                     now_us() - g->started_us >= g->window_us)) {
         int n = g->members;
+        int undone = g->undone;
+        struct batch *b = batch_detach_locked(g);
         pthread_mutex_unlock(&g->mu);
         struct fdt_error e = {0};
         sqlite3 *db = g->w->db;
@@ -385,17 +420,19 @@ static void hand_on_locked(struct group *g)
             if (!sqlite3_get_autocommit(db) && db_exec(db, "ROLLBACK", NULL, &e2) < 0)
                 fdt_log(FDT_LOG_ERROR, "[resource.%s] rollback of a batch: %s", g->name,
                         e2.msg);
-        }
-        if (rc == 0 && n > 0)
+        } else if (n > 0) {
             fdt_log(FDT_LOG_DEBUG, "[resource.%s] batch of %d committed (%d rolled back alone)",
-                    g->name, n, g->undone);
-        pthread_mutex_lock(&g->mu);
+                    g->name, n, undone);
+        }
         char msg[sizeof(e.msg) + 32];
         snprintf(msg, sizeof(msg), "batch commit: %s", e.msg);
-        batch_end_locked(g, n > 0 ? rc : 0, msg);
+        batch_end(b, n > 0 ? rc : 0, msg);
+        pthread_mutex_lock(&g->mu);
     }
     g->taken = false;
-    if (g->waiting > 0)
+    bool wake = g->waiting > 0;
+    pthread_mutex_unlock(&g->mu);
+    if (wake)
         pthread_cond_signal(&g->turn_cv);
 }
 
@@ -437,23 +474,24 @@ static int group_begin(struct lite *l, struct fdt_error *err)
     l->turn = true;
     int rc = 0;
     if (!open) {
-        struct batch *b = calloc(1, sizeof(*b));
+        struct batch *b = batch_new();
         if (!b)
             rc = fdt_error_set(err, FDT_ENOMEM, "out of memory");
         else
             rc = db_exec(g->w->db, "BEGIN IMMEDIATE", NULL, err);
+        pthread_mutex_lock(&g->mu);
         if (rc < 0) {
-            free(b);
-            pthread_mutex_lock(&g->mu);
-            hand_on_locked(g);
-            pthread_mutex_unlock(&g->mu);
             l->turn = false;
+            hand_on(g);
+            if (b) {
+                pthread_mutex_lock(&b->mu);
+                batch_unref_locked(b);
+            }
             return rc;
         }
-        b->refs = 1;
-        pthread_mutex_lock(&g->mu);
         g->open = true;
         g->members = 0;
+        g->undone = 0;
         g->started_us = now_us();
         g->cur = b;
         pthread_mutex_unlock(&g->mu);
@@ -475,8 +513,8 @@ static int group_finish(struct lite *l, bool keep, struct fdt_error *err)
     int rc = 0;
     char why[256] = "";
     if (sqlite3_get_autocommit(db)) {
-        rc = fdt_error_set(err, FDT_ERETRY, "[resource.%s] the batch's transaction was rolled "
-                                            "back", g->name);
+        rc = fdt_error_set(err, FDT_ERETRY,
+                           "[resource.%s] the batch's transaction was rolled back", g->name);
         snprintf(why, sizeof(why), "%s", err ? err->msg : "rolled back");
     } else {
         if (keep)
@@ -496,33 +534,37 @@ static int group_finish(struct lite *l, bool keep, struct fdt_error *err)
             snprintf(why, sizeof(why), "its transaction ended (%s)", sqlite3_errmsg(db));
     }
     struct batch *mine = NULL;
+    struct batch *failed = NULL;
     pthread_mutex_lock(&g->mu);
     if (why[0] && g->open) {
-        char msg[300];
-        snprintf(msg, sizeof(msg), "rolled back with its batch: %s", why);
-        batch_end_locked(g, FDT_ERETRY, msg);
+        failed = batch_detach_locked(g);
     } else if (keep && rc == 0) {
         mine = g->cur;
+        pthread_mutex_lock(&mine->mu);
         mine->refs++;
+        pthread_mutex_unlock(&mine->mu);
         g->members++;
     } else {
         g->undone++;
     }
-    hand_on_locked(g);
     l->turn = false;
+    hand_on(g);
+    if (failed) {
+        char msg[300];
+        snprintf(msg, sizeof(msg), "rolled back with its batch: %s", why);
+        batch_end(failed, FDT_ERETRY, msg);
+    }
     if (mine) {
+        pthread_mutex_lock(&mine->mu);
         while (!mine->done)
-            pthread_cond_wait(&g->done_cv, &g->mu);
+            pthread_cond_wait(&mine->cv, &mine->mu);
         rc = mine->rc;
         if (rc < 0)
             fdt_error_set(err, rc, "%s", mine->msg);
-        if (--mine->refs == 0)
-            free(mine);
+        batch_unref_locked(mine);
     }
-    pthread_mutex_unlock(&g->mu);
     return rc;
 }
-
 
 static int lite_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
 {
