@@ -162,7 +162,8 @@ static void create_private(const struct fdt_resource_cfg *cfg)
 }
 
 /* A new connection to cfg's file, set up: WAL, synchronous=FULL, the busy handler. */
-static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out, struct fdt_error *err)
+static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
+                        struct fdt_error *err)
 {
     create_private(cfg);
     sqlite3 *db = NULL;
@@ -272,11 +273,11 @@ struct group {
     pthread_mutex_t mu;
     pthread_cond_t turn_cv; /* the writer came free */
     /* Guarded by mu. */
-    bool taken;   /* a request holds the writer (its turn) */
-    int waiting;  /* requests waiting for their turn */
-    bool open;    /* the writer is inside BEGIN IMMEDIATE */
-    int members;  /* released requests in the current batch */
-    int undone;   /* requests of the current batch rolled back alone */
+    bool taken;  /* a request holds the writer (its turn) */
+    int waiting; /* requests waiting for their turn */
+    bool open;   /* the writer is inside BEGIN IMMEDIATE */
+    int members; /* released requests in the current batch */
+    int undone;  /* requests of the current batch rolled back alone */
     int64_t started_us;
     struct batch *cur;
     /* Used only by the thread whose turn it is. */
@@ -297,8 +298,7 @@ static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
                         struct fdt_error *err);
 
 /* The group of cfg's resource in this process, made on first use. */
-static int group_get(const struct fdt_resource_cfg *cfg, struct group **out,
-                     struct fdt_error *err)
+static int group_get(const struct fdt_resource_cfg *cfg, struct group **out, struct fdt_error *err)
 {
     int rc = 0;
     pthread_mutex_lock(&groups_mu);
@@ -403,8 +403,8 @@ static void batch_end(struct batch *b, int rc, const char *msg)
  * off the writer meanwhile. */
 static void hand_on(struct group *g)
 {
-    if (g->open && (g->waiting == 0 || g->members >= g->max ||
-                    now_us() - g->started_us >= g->window_us)) {
+    if (g->open &&
+        (g->waiting == 0 || g->members >= g->max || now_us() - g->started_us >= g->window_us)) {
         int n = g->members;
         int undone = g->undone;
         struct batch *b = batch_detach_locked(g);
@@ -414,12 +414,10 @@ static void hand_on(struct group *g)
         /* A batch with no member (every request rolled back) only frees the write lock. */
         int rc = db_exec(db, n > 0 ? "COMMIT" : "ROLLBACK", NULL, &e);
         if (rc < 0) {
-            fdt_log(FDT_LOG_ERROR, "[resource.%s] commit of a batch of %d: %s", g->name, n,
-                    e.msg);
+            fdt_log(FDT_LOG_ERROR, "[resource.%s] commit of a batch of %d: %s", g->name, n, e.msg);
             struct fdt_error e2 = {0};
             if (!sqlite3_get_autocommit(db) && db_exec(db, "ROLLBACK", NULL, &e2) < 0)
-                fdt_log(FDT_LOG_ERROR, "[resource.%s] rollback of a batch: %s", g->name,
-                        e2.msg);
+                fdt_log(FDT_LOG_ERROR, "[resource.%s] rollback of a batch: %s", g->name, e2.msg);
         } else if (n > 0) {
             fdt_log(FDT_LOG_DEBUG, "[resource.%s] batch of %d committed (%d rolled back alone)",
                     g->name, n, undone);
@@ -465,8 +463,8 @@ static int group_begin(struct lite *l, struct fdt_error *err)
     g->waiting--;
     if (g->taken) {
         pthread_mutex_unlock(&g->mu);
-        return fdt_error_set(err, FDT_ERETRY, "[resource.%s] waited %d ms for the writer",
-                             g->name, BUSY_TIMEOUT_MS);
+        return fdt_error_set(err, FDT_ERETRY, "[resource.%s] waited %d ms for the writer", g->name,
+                             BUSY_TIMEOUT_MS);
     }
     g->taken = true;
     bool open = g->open;
@@ -513,8 +511,8 @@ static int group_finish(struct lite *l, bool keep, struct fdt_error *err)
     int rc = 0;
     char why[256] = "";
     if (sqlite3_get_autocommit(db)) {
-        rc = fdt_error_set(err, FDT_ERETRY,
-                           "[resource.%s] the batch's transaction was rolled back", g->name);
+        rc = fdt_error_set(err, FDT_ERETRY, "[resource.%s] the batch's transaction was rolled back",
+                           g->name);
         snprintf(why, sizeof(why), "%s", err ? err->msg : "rolled back");
     } else {
         if (keep)
