@@ -296,6 +296,7 @@ static int64_t now_us(void)
 
 static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
                         struct fdt_error *err);
+static void lite_free(struct lite *l);
 
 /* The group of cfg's resource in this process, made on first use. */
 static int group_get(const struct fdt_resource_cfg *cfg, struct group **out, struct fdt_error *err)
@@ -313,6 +314,15 @@ static int group_get(const struct fdt_resource_cfg *cfg, struct group **out, str
         goto out;
     }
     rc = lite_connect(cfg, &g->w, err);
+    /* Each request's savepoint keeps the pages it changes in a sub-journal. By default that
+     * is a 64 KiB chunk of memory, allocated and freed for every request, and the free
+     * makes glibc give the arena's top back to the kernel (madvise, and a TLB shoot-down on
+     * every CPU): 15-25 % of a worker's CPU under load. temp_store = MEMORY keeps the
+     * writer's sub-journals in memory in 1 KiB chunks instead (and its temporary tables). */
+    if (rc == 0 && db_exec(g->w->db, "PRAGMA temp_store = MEMORY", NULL, err) < 0) {
+        lite_free(g->w);
+        rc = err ? err->code : FDT_EDB;
+    }
     if (rc < 0) {
         free(g);
         g = NULL;
