@@ -428,7 +428,7 @@ static void hand_on(struct group *g)
             struct fdt_error e2 = {0};
             if (!sqlite3_get_autocommit(db) && db_exec(db, "ROLLBACK", NULL, &e2) < 0)
                 fdt_log(FDT_LOG_ERROR, "[resource.%s] rollback of a batch: %s", g->name, e2.msg);
-        } else if (n > 0) {
+        } else if (n > 0 || undone > 0) {
             fdt_log(FDT_LOG_DEBUG, "[resource.%s] batch of %d committed (%d rolled back alone)",
                     g->name, n, undone);
         }
