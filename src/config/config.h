@@ -38,6 +38,11 @@ struct fdt_resource_cfg {
     char dsn[FDT_CFG_PATH_MAX];  /* postgresql */
     char path[FDT_CFG_PATH_MAX]; /* sqlite */
     bool log;
+    /* sqlite: concurrent transactions of a worker share one write transaction and one
+     * fsync (docs/transactions.md, "SQLite group commit"). */
+    bool group_commit;
+    int group_commit_max;       /* requests per batch */
+    double group_commit_window; /* seconds: a batch older than this takes no newcomer */
 };
 
 struct fdt_kv {
