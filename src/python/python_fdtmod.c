@@ -624,6 +624,9 @@ void fdt__py_bind_enter(struct fdt__py_bind *b, struct fdt_http_request *req,
 {
     *b = (struct fdt__py_bind){.req = req, .call = call, .gen = ++t_gen};
     t_bind = b;
+    /* Zope's package is bound only once something imported it (one dict look-up). */
+    if (!PyDict_GetItemString(PyImport_GetModuleDict(), "transaction"))
+        return;
     PyObject *r = PyObject_CallFunction(g_request_begin, "k", b->gen);
     if (!r) /* the previous Zope transaction's abort failed: this request goes on */
         log_and_clear("transaction.begin()");

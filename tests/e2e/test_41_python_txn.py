@@ -4,7 +4,9 @@ in Python. The applications are in tests/apps/python/txnapps.py (and txnplain.py
 import base64
 import json
 import re
+import socket
 import subprocess
+import time
 
 from fdt import FDTSERVER, ROOT, RpcClient, free_port
 from http_util import Client, build
@@ -89,6 +91,19 @@ def test_41_01_status_decides_commit_or_rollback(make_server, postgres, pgdb, tm
                        jsonrpc="")
     check_status_rule(s2, postgres, db)
     assert prepared(postgres, db) == []
+
+
+def test_41_12_client_gone_before_commit_rolls_back(make_server, postgres, pgdb, tmp_path):
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    sock = socket.create_connection(("127.0.0.1", s.port))
+    sock.sendall(build("POST", "/slow/pg/700", body=b"INSERT INTO t VALUES (42)"))
+    time.sleep(0.2)  # the application is sleeping with its row inserted, not committed
+    sock.close()
+    s.wait_log("closed the connection before the commit")
+    assert rows(postgres, db) == []
+    # A client that stays gets its answer and its row.
+    assert post(Client(s.port), "/slow/pg/10", "INSERT INTO t VALUES (43)").status == 200
+    assert rows(postgres, db) == [43]
 
 
 def test_41_02_parameters_rows_and_errors(make_server, postgres, pgdb, tmp_path):
@@ -249,8 +264,25 @@ def test_41_08_jsonrpc_methods_in_python(make_server, postgres, pgdb, tmp_path):
     # A foreign data manager cannot join a JSON-RPC call's transaction: the call fails.
     r = c.call("zope_foreign", {"resource": "pg", "sql": "INSERT INTO t VALUES (5)"})
     assert r["error"]["code"] == -32000 and "cannot take part" in r["error"]["message"], r
+    # transaction.abort() undoes the call; transaction.commit() cannot end the transaction.
+    r = c.call("zope_abort", {"resource": "pg", "sql": "INSERT INTO t VALUES (6)"})
+    assert r["error"] == {"code": -32000, "message": "the method aborted its transaction"}
+    r = c.call("zope_commit", {"resource": "pg", "sql": "INSERT INTO t VALUES (7)"})
+    assert r["error"]["code"] == -32000 and "cannot end a JSON-RPC call" in r["error"]["message"]
+    # A conflict inside the client's transaction: -32014, and the transaction goes on.
+    postgres.psql("CREATE SEQUENCE runs", dbname=db)
+    conflict_once = ("INSERT INTO t VALUES (8); DO $$ BEGIN IF nextval('runs') <= 1 THEN "
+                     "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF; END $$")
+    r = c.call("exec", {"resource": "pg", "sql": conflict_once})
+    assert r["error"]["code"] == -32014, r
     assert c.call("txn.finish")["result"] == {"state": "committed"}
     assert rows(postgres, db) == [1, 3]
+    # Outside a client's transaction a conflict runs the call again: one answer, one row.
+    conflict_twice = conflict_once.replace("(8)", "(9)").replace("<= 1", "<= 3")
+    r = c.call("exec", {"resource": "pg", "sql": conflict_twice})
+    assert r["result"] == {"rows": 0}, r  # the script's last statement (DO) changed none
+    assert rows(postgres, db) == [1, 3, 9]
+    assert rows(postgres, db, "SELECT last_value FROM runs") == [4]  # runs 2, 3 and 4
 
 
 def test_41_09_jsonrpc_disconnect_rule(make_server, postgres, pgdb, tmp_path):

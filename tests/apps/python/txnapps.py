@@ -3,6 +3,7 @@ a WSGI application working in the request's transaction through the fdt module a
 Zope's transaction package, and a mapping of JSON-RPC methods."""
 import json
 import threading
+import time
 
 import fdt
 import transaction
@@ -64,6 +65,10 @@ def application(environ, start_response):
     if what == "exec":  # /exec/RESOURCE/STATUS: run the body's statement, answer STATUS
         n = fdt.execute(parts[1], sql)
         return answer(start_response, STATUS[int(parts[2])], {"rows": n})
+    if what == "slow":  # /slow/RESOURCE/MS: the statement runs, then the application waits
+        n = fdt.execute(parts[1], sql)
+        time.sleep(int(parts[2]) / 1000)
+        return answer(start_response, "200 OK", {"rows": n})
     if what == "raise":  # the statement runs, then the application fails
         fdt.execute(parts[1], sql)
         raise RuntimeError("the application failed after its statement")
@@ -189,7 +194,21 @@ def rpc_zope_foreign(params):
     return {"rows": fdt.execute(params["resource"], params["sql"])}
 
 
+def rpc_zope_abort(params):
+    fdt.execute(params["resource"], params["sql"])
+    transaction.abort()
+    return {"aborted": True}
+
+
+def rpc_zope_commit(params):
+    fdt.execute(params["resource"], params["sql"])
+    transaction.commit()
+    return {"committed": True}
+
+
 methods = {
+    "zope_abort": rpc_zope_abort,
+    "zope_commit": rpc_zope_commit,
     "exec": rpc_exec,
     "query": rpc_query,
     "fail": rpc_fail,
