@@ -8,9 +8,10 @@ import socket
 import subprocess
 import time
 
+import psycopg2
 from fdt import FDTSERVER, ROOT, RpcClient, free_port
 from http_util import Client, build
-from test_21_txn import fdt_txn, prepared
+from test_21_txn import fdt_txn
 
 PYAPPS = ROOT / "tests" / "apps" / "python"
 
@@ -19,12 +20,34 @@ def b64(data):
     return base64.urlsafe_b64encode(data).decode().rstrip("=")
 
 
+class Db:
+    """The test's own session on the test database (autocommit), to look from outside."""
+
+    def __init__(self, dsn):
+        self.conn = psycopg2.connect(dsn)
+        self.conn.autocommit = True
+
+    def run(self, sql):
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+
+    def rows(self, sql="SELECT x FROM t ORDER BY x"):
+        with self.conn.cursor() as cur:
+            cur.execute(sql)
+            return [int(r[0]) for r in cur.fetchall()]
+
+    def prepared(self):
+        with self.conn.cursor() as cur:
+            cur.execute("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()")
+            return [r[0] for r in cur.fetchall()]
+
+
 def txn_server(make_server, postgres, pgdb, tmp_path, wsgi="txnapps:application",
                jsonrpc="txnapps:methods", threads=2):
     """fdtserver with a Python WSGI application (http) and Python JSON-RPC methods, on
     PostgreSQL (pg) and SQLite (lite), each with a table t (x int PRIMARY KEY)."""
-    db = pgdb.split("dbname=")[1]
-    postgres.psql("CREATE TABLE t (x int PRIMARY KEY)", dbname=db)
+    db = Db(pgdb)
+    db.run("CREATE TABLE IF NOT EXISTS t (x int PRIMARY KEY)")
     s = make_server(workers=1, threads=threads, server={"node": "pynode"}, start=False)
     s.rpc_port = free_port()
     listeners = {"web": {"address": f"127.0.0.1:{s.port}", "protocol": "http"},
@@ -48,17 +71,13 @@ def post(c, path, body=""):
     return c.read_response()
 
 
-def rows(postgres, db, sql="SELECT x FROM t ORDER BY x"):
-    return [int(r[0]) for r in postgres.psql(sql, dbname=db)]
-
-
 def lite_rows(c):
     r = post(c, "/query/lite", json.dumps({"sql": "SELECT x FROM t ORDER BY x", "params": []}))
     assert r.status == 200, r
     return [int(x[0]) for x in json.loads(r.body)]
 
 
-def check_status_rule(s, postgres, db):
+def check_status_rule(s, db):
     c = Client(s.port)
     for status, x in ((200, 1), (201, 2), (303, 3), (404, 4), (409, 5), (500, 6)):
         r = post(c, f"/exec/pg/{status}", f"INSERT INTO t VALUES ({x})")
@@ -69,7 +88,7 @@ def check_status_rule(s, postgres, db):
     # A statement that fails: fdt.DatabaseError, uncaught: 500, nothing kept.
     r = post(c, "/exec/pg/200", "INSERT INTO t VALUES (1)")
     assert r.status == 500
-    assert rows(postgres, db) == [1, 2, 3]
+    assert db.rows() == [1, 2, 3]
     s.wait_log("DatabaseError")
     s.wait_log("the application failed after its statement")
 
@@ -78,19 +97,19 @@ def test_41_01_status_decides_commit_or_rollback(make_server, postgres, pgdb, tm
     """2xx/3xx commit; 4xx, 5xx and exceptions roll back — with Zope's package loaded by
     the application (txnapps imports transaction) and without it (txnplain)."""
     s, db = txn_server(make_server, postgres, pgdb, tmp_path)
-    check_status_rule(s, postgres, db)
+    check_status_rule(s, db)
     c = Client(s.port)
-    # SQLite alone (one phase), and both resources in one request (two-phase inside).
+    # SQLite (one phase).
     assert post(c, "/exec/lite/200", "CREATE TABLE t (x int PRIMARY KEY)").status == 200
     assert post(c, "/exec/lite/201", "INSERT INTO t VALUES (1)").status == 201
     assert post(c, "/exec/lite/500", "INSERT INTO t VALUES (2)").status == 500
     assert lite_rows(c) == [1]
     s.stop()
-    postgres.psql("DROP TABLE t", dbname=db)
+    db.run("DELETE FROM t")
     s2, _ = txn_server(make_server, postgres, pgdb, tmp_path, wsgi="txnplain:application",
                        jsonrpc="")
-    check_status_rule(s2, postgres, db)
-    assert prepared(postgres, db) == []
+    check_status_rule(s2, db)
+    assert db.prepared() == []
 
 
 def test_41_12_client_gone_before_commit_rolls_back(make_server, postgres, pgdb, tmp_path):
@@ -100,10 +119,10 @@ def test_41_12_client_gone_before_commit_rolls_back(make_server, postgres, pgdb,
     time.sleep(0.2)  # the application is sleeping with its row inserted, not committed
     sock.close()
     s.wait_log("closed the connection before the commit")
-    assert rows(postgres, db) == []
+    assert db.rows() == []
     # A client that stays gets its answer and its row.
     assert post(Client(s.port), "/slow/pg/10", "INSERT INTO t VALUES (43)").status == 200
-    assert rows(postgres, db) == [43]
+    assert db.rows() == [43]
 
 
 def test_41_02_parameters_rows_and_errors(make_server, postgres, pgdb, tmp_path):
@@ -134,7 +153,7 @@ def test_41_03_savepoints(make_server, postgres, pgdb, tmp_path):
     c = Client(s.port)
     r = post(c, "/savepoint/pg")
     assert r.status == 200, (r, s.log()[-3000:])
-    assert rows(postgres, db) == [1, 4, 5]
+    assert db.rows() == [1, 4, 5]
 
 
 def test_41_04_random_code(make_server, postgres, pgdb, tmp_path):
@@ -155,20 +174,20 @@ def test_41_05_conflict_runs_the_request_again(make_server, postgres, pgdb, tmp_
     """A serialization failure (40001) raises fdt.ConflictError; left uncaught, the
     framework rolls back and runs the application again, as for C views."""
     s, db = txn_server(make_server, postgres, pgdb, tmp_path)
-    postgres.psql("CREATE SEQUENCE runs", dbname=db)
+    db.run("CREATE SEQUENCE runs")
     conflict_twice = ("INSERT INTO t VALUES (10); DO $$ BEGIN IF nextval('runs') <= 2 THEN "
                       "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF; END $$")
     c = Client(s.port)
     r = post(c, "/exec/pg/201", conflict_twice)
     assert r.status == 201, r
-    assert rows(postgres, db) == [10]
-    assert rows(postgres, db, "SELECT last_value FROM runs") == [3]  # three runs, counted
+    assert db.rows() == [10]
+    assert db.rows("SELECT last_value FROM runs") == [3]  # three runs, counted
     # The same through Zope, with a foreign data manager joined: the same re-run.
-    postgres.psql("ALTER SEQUENCE runs RESTART", dbname=db)
+    db.run("ALTER SEQUENCE runs RESTART")
     r = post(c, "/zope/foreign/pg", conflict_twice.replace("(10)", "(11)"))
     assert r.status == 200, r
-    assert rows(postgres, db) == [10, 11]
-    assert rows(postgres, db, "SELECT last_value FROM runs") == [3]
+    assert db.rows() == [10, 11]
+    assert db.rows("SELECT last_value FROM runs") == [3]
     ev = json.loads(post(c, "/events").body)
     # Two aborted runs, then one that committed.
     assert ev.count("tpc_finish") == 1 and ev.count("abort") == 2, ev
@@ -176,7 +195,7 @@ def test_41_05_conflict_runs_the_request_again(make_server, postgres, pgdb, tmp_
               "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
     r = post(c, "/exec/pg/200", always)
     assert r.status == 503, r
-    assert rows(postgres, db) == [10, 11]
+    assert db.rows() == [10, 11]
 
 
 def test_41_06_zope_transaction_bound_to_the_request(make_server, postgres, pgdb, tmp_path):
@@ -184,23 +203,23 @@ def test_41_06_zope_transaction_bound_to_the_request(make_server, postgres, pgdb
     c = Client(s.port)
     r = post(c, "/zope/bound/pg")
     assert r.status == 200 and json.loads(r.body) == {"resources": ["_DataManager"]}
-    assert rows(postgres, db) == [1]
-    postgres.psql("DELETE FROM t", dbname=db)
+    assert db.rows() == [1]
+    db.run("DELETE FROM t")
     # doom(): rolled back, the application's response is sent as it made it.
     r = post(c, "/zope/doom/pg")
     assert r.status == 200 and json.loads(r.body) == {"doomed": True}
-    assert rows(postgres, db) == []
+    assert db.rows() == []
     # abort() undoes what came before it; the work after it commits with the request.
     assert post(c, "/zope/abort/pg").status == 200
-    assert rows(postgres, db) == [2]
-    postgres.psql("DELETE FROM t", dbname=db)
+    assert db.rows() == [2]
+    db.run("DELETE FROM t")
     # commit() commits at once; what follows belongs to the request (500: rolled back).
     assert post(c, "/zope/early/pg").status == 500
-    assert rows(postgres, db) == [1]
-    postgres.psql("DELETE FROM t", dbname=db)
+    assert db.rows() == [1]
+    db.run("DELETE FROM t")
     # transaction.savepoint() rolls back fdtserver's work since it.
     assert post(c, "/zope/savepoint/pg").status == 200
-    assert rows(postgres, db) == [1, 3]
+    assert db.rows() == [1, 3]
 
 
 def test_41_07_foreign_data_manager_votes_before_the_decision(make_server, postgres, pgdb,
@@ -208,32 +227,31 @@ def test_41_07_foreign_data_manager_votes_before_the_decision(make_server, postg
     """A foreign data manager votes before fdtserver's commit and finishes after it: its
     'no' rolls fdtserver's resources back; fdtserver's failed commit aborts it."""
     s, db = txn_server(make_server, postgres, pgdb, tmp_path)
-    postgres.psql("CREATE TABLE d (x int, CONSTRAINT u UNIQUE (x) DEFERRABLE INITIALLY DEFERRED)",
-                  dbname=db)
+    db.run("CREATE TABLE d (x int, CONSTRAINT u UNIQUE (x) DEFERRABLE INITIALLY DEFERRED)")
     c = Client(s.port)
     assert post(c, "/zope/foreign/pg", "INSERT INTO t VALUES (1)").status == 200
     assert json.loads(post(c, "/events").body) == ["tpc_begin", "commit", "tpc_vote",
                                                    "tpc_finish"]
-    assert rows(postgres, db) == [1]
+    assert db.rows() == [1]
     # The foreign data manager votes no: fdtserver's work rolls back, the client gets 500.
     r = post(c, "/zope/foreign-no/pg", "INSERT INTO t VALUES (2)")
     assert r.status == 500 and b"Traceback" not in r.body
     ev = json.loads(post(c, "/events").body)
     assert ev[:3] == ["tpc_begin", "commit", "tpc_vote"] and "tpc_finish" not in ev, ev
     assert "tpc_abort" in ev
-    assert rows(postgres, db) == [1]
+    assert db.rows() == [1]
     s.wait_log("the foreign data manager votes no")
     # fdtserver's commit fails (a deferred constraint): the foreign one is aborted.
     r = post(c, "/zope/foreign/pg", "INSERT INTO d VALUES (1), (1)")
     assert r.status == 500
     ev = json.loads(post(c, "/events").body)
     assert "tpc_vote" in ev and "tpc_abort" in ev and "tpc_finish" not in ev, ev
-    assert rows(postgres, db, "SELECT count(*) FROM d") == [0]
+    assert db.rows("SELECT count(*) FROM d") == [0]
     # An error answer: everything aborts, nothing voted.
     assert post(c, "/zope/foreign-error/pg", "INSERT INTO t VALUES (3)").status == 409
     assert json.loads(post(c, "/events").body) == ["abort"]
-    assert rows(postgres, db) == [1]
-    assert prepared(postgres, db) == []
+    assert db.rows() == [1]
+    assert db.prepared() == []
 
 
 def test_41_08_jsonrpc_methods_in_python(make_server, postgres, pgdb, tmp_path):
@@ -251,7 +269,7 @@ def test_41_08_jsonrpc_methods_in_python(make_server, postgres, pgdb, tmp_path):
     r = c.call("unserializable")
     assert r["error"]["code"] == -32000 and "not JSON serializable" in r["error"]["message"]
     assert c.call("nosuch")["error"]["code"] == -32601
-    assert rows(postgres, db) == [1]
+    assert db.rows() == [1]
     # Inside txn.begin: a failing method leaves the transaction as it was.
     xid = {"format_id": 7, "gtrid": b64(b"py-coord-1"), "bqual": b64(b"b1")}
     assert c.call("txn.begin", {"xid": xid})["result"]["state"] == "active"
@@ -270,19 +288,19 @@ def test_41_08_jsonrpc_methods_in_python(make_server, postgres, pgdb, tmp_path):
     r = c.call("zope_commit", {"resource": "pg", "sql": "INSERT INTO t VALUES (7)"})
     assert r["error"]["code"] == -32000 and "cannot end a JSON-RPC call" in r["error"]["message"]
     # A conflict inside the client's transaction: -32014, and the transaction goes on.
-    postgres.psql("CREATE SEQUENCE runs", dbname=db)
+    db.run("CREATE SEQUENCE runs")
     conflict_once = ("INSERT INTO t VALUES (8); DO $$ BEGIN IF nextval('runs') <= 1 THEN "
                      "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF; END $$")
     r = c.call("exec", {"resource": "pg", "sql": conflict_once})
     assert r["error"]["code"] == -32014, r
     assert c.call("txn.finish")["result"] == {"state": "committed"}
-    assert rows(postgres, db) == [1, 3]
+    assert db.rows() == [1, 3]
     # Outside a client's transaction a conflict runs the call again: one answer, one row.
     conflict_twice = conflict_once.replace("(8)", "(9)").replace("<= 1", "<= 3")
     r = c.call("exec", {"resource": "pg", "sql": conflict_twice})
     assert r["result"] == {"rows": 0}, r  # the script's last statement (DO) changed none
-    assert rows(postgres, db) == [1, 3, 9]
-    assert rows(postgres, db, "SELECT last_value FROM runs") == [4]  # runs 2, 3 and 4
+    assert db.rows() == [1, 3, 9]
+    assert db.rows("SELECT last_value FROM runs") == [4]  # runs 2, 3 and 4
 
 
 def test_41_09_jsonrpc_disconnect_rule(make_server, postgres, pgdb, tmp_path):
@@ -294,7 +312,7 @@ def test_41_09_jsonrpc_disconnect_rule(make_server, postgres, pgdb, tmp_path):
     assert c.call("exec", {"resource": "pg", "sql": "INSERT INTO t VALUES (1)"})["result"]
     c.close()
     s.wait_log("closed before the vote")
-    assert rows(postgres, db) == [] and prepared(postgres, db) == []
+    assert db.rows() == [] and db.prepared() == []
     xid = {"format_id": 3, "gtrid": b64(b"py-after"), "bqual": b64(b"q")}
     c = RpcClient(s.rpc_port)
     c.call("txn.begin", {"xid": xid})
@@ -302,14 +320,14 @@ def test_41_09_jsonrpc_disconnect_rule(make_server, postgres, pgdb, tmp_path):
     assert c.call("txn.vote")["result"]["prepared"] == 1
     c.close()
     s.wait_log("stays prepared")
-    gids = prepared(postgres, db)
-    assert len(gids) == 1 and rows(postgres, db) == []
+    gids = db.prepared()
+    assert len(gids) == 1 and db.rows() == []
     listed = fdt_txn(s, "list")
     assert listed.returncode == 0 and gids[0] in listed.stdout, listed
     d = RpcClient(s.rpc_port)
     assert d.call("txn.commit_prepared", {"xid": xid})["result"] == {"state": "committed",
                                                                      "already": False}
-    assert rows(postgres, db) == [2] and prepared(postgres, db) == []
+    assert db.rows() == [2] and db.prepared() == []
 
 
 def run_check(conf):
