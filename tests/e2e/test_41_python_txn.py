@@ -365,3 +365,37 @@ def test_41_11_bad_mappings_fail_the_start(make_server, tmp_path):
         from fdt import wait_for
         wait_for(lambda: needle in s.log(), what=f"{needle} for {spec}")
         s.stop()
+
+
+def test_41_13_concurrent_requests_and_calls(make_server, postgres, pgdb, tmp_path):
+    """Several HTTP clients and JSON-RPC clients at once on a worker's threads: each works
+    in its own transaction (the binding is per thread), every answer says what happened."""
+    import threading
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=4)
+    failures = []
+
+    def http_client(base):
+        c = Client(s.port)
+        for i in range(15):
+            status = 200 if i % 3 else 500
+            r = post(c, f"/exec/pg/{status}", f"INSERT INTO t VALUES ({base + i})")
+            if r.status != status:
+                failures.append(r)
+
+    def rpc_client(base):
+        c = RpcClient(s.rpc_port)
+        for i in range(15):
+            method = "exec" if i % 3 else "fail"
+            r = c.call(method, {"resource": "pg", "sql": f"INSERT INTO t VALUES ({base + i})"})
+            if ("result" in r) != (method == "exec"):
+                failures.append(r)
+
+    threads = [threading.Thread(target=http_client, args=(1000 * k,)) for k in range(1, 4)]
+    threads += [threading.Thread(target=rpc_client, args=(1000 * k,)) for k in range(4, 6)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert failures == []
+    expected = sorted(1000 * k + i for k in range(1, 6) for i in range(15) if i % 3)
+    assert db.rows() == expected
