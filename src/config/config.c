@@ -626,6 +626,13 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
     if (cfg->app_jsonrpc[0] && !wsgi_spec_ok(cfg->app_jsonrpc))
         return fdt_error_set(err, FDT_ECONFIG, "[app] jsonrpc = '%s': expected pkg.module:mapping",
                              cfg->app_jsonrpc);
+    for (int i = 0; !cfg->app_module[0] && !cfg->app_wsgi[0] && i < cfg->n_listeners; i++) {
+        if (cfg->listeners[i].protocol == FDT_PROTO_HTTP)
+            return fdt_error_set(err, FDT_ECONFIG,
+                                 "[listen.%s] protocol = http, but the Python application has "
+                                 "no [app] wsgi (set protocol = jsonrpc, or wsgi)",
+                                 cfg->listeners[i].name);
+    }
     if (!cfg->app_wsgi[0] && !cfg->app_jsonrpc[0] && (cfg->python_path[0] || cfg->python_home[0]))
         return fdt_error_set(err, FDT_ECONFIG,
                              "[python] is set but neither [app] wsgi nor jsonrpc");

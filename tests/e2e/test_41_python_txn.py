@@ -344,6 +344,11 @@ def test_41_10_configuration(tmp_path):
     conf.write_text("[listen.a]\naddress = 127.0.0.1:1\n[app]\njsonrpc = nocolon\n")
     r = run_check(conf)
     assert r.returncode == 2 and "expected pkg.module:mapping" in r.stderr
+    # JSON-RPC methods alone cannot serve an http listener (the default protocol).
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\n[app]\njsonrpc = a:b\n")
+    r = run_check(conf)
+    assert r.returncode == 2 and "[listen.a] protocol = http, but the Python application has " \
+        "no [app] wsgi" in r.stderr, r.stderr
     # --check imports nothing: a module that does not exist passes, and is named.
     conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = jsonrpc\n[app]\n"
                     "jsonrpc = not_there:methods\nwsgi = nor_this:app\n[python]\npath = src\n")
