@@ -541,7 +541,11 @@ static const char zope_code[] =
     "    m = sys.modules['transaction'].manager\n"
     "    if ok and not m.isDoomed():\n"
     "        _defer(gen)\n"
-    "        m.commit()\n"
+    "        try:\n"
+    "            m.commit()\n"
+    "        except BaseException:\n"
+    "            m.abort()\n" /* a failed commit stays current until aborted */
+    "            raise\n"
     "    else:\n"
     "        m.abort()\n";
 
