@@ -91,8 +91,9 @@ struct fdt_cfg {
     int n_listeners;
     /* [app] */
     char app_module[FDT_CFG_PATH_MAX];
-    char app_wsgi[FDT_CFG_NAME_MAX * 4]; /* "pkg.module:callable", a Python WSGI application */
-    /* [python] (only with app_wsgi) */
+    char app_wsgi[FDT_CFG_NAME_MAX * 4];    /* "pkg.module:callable", a Python WSGI application */
+    char app_jsonrpc[FDT_CFG_NAME_MAX * 4]; /* "pkg.module:mapping", Python JSON-RPC methods */
+    /* [python] (only with app_wsgi or app_jsonrpc) */
     char python_path[FDT_CFG_PATH_MAX]; /* prepended to sys.path */
     char python_home[FDT_CFG_PATH_MAX]; /* a virtual environment */
     struct fdt_kv app_keys[FDT_CFG_MAX_APP_KEYS];

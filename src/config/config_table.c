@@ -123,6 +123,14 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .size = FIELD_SIZE(struct fdt_cfg, app_wsgi),
      .doc = "A Python WSGI application, `pkg.module:callable`, served on http listeners "
             "instead of a module (docs/python.md)."},
+    {.section = FDT__CFG_APP,
+     .key = "jsonrpc",
+     .type = FDT__CFG_STRING,
+     .offset = offsetof(struct fdt_cfg, app_jsonrpc),
+     .size = FIELD_SIZE(struct fdt_cfg, app_jsonrpc),
+     .doc = "Python JSON-RPC methods, `pkg.module:mapping` (method name -> callable(params)), "
+            "served on jsonrpc listeners instead of a module; may be set beside wsgi "
+            "(docs/python.md)."},
     /* [python]: the interpreter of a Python application (docs/python.md). */
     {.section = FDT__CFG_PYTHON,
      .key = "path",
