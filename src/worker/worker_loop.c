@@ -124,7 +124,8 @@ static void tcp_options(struct fdt_worker *w, int fd)
  * no RST). */
 static void refuse(struct fdt_worker *w, struct fdt_worker_listener *l, int fd)
 {
-    if (l->proto.busy_reply)
+    /* In clear on a TLS listener, the reply would only confuse the client. */
+    if (l->proto.busy_reply && !l->tls)
         (void)!send(fd, l->proto.busy_reply, strlen(l->proto.busy_reply),
                     MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
@@ -237,6 +238,12 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
     struct fdt_conn *c = fdt__conn_new(&w->loop, fd, &l->proto, l->name);
     if (!c) {
         fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
+        return true;
+    }
+    if (l->tls && fdt__conn_tls_start(c, l->tls) < 0) {
+        fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
+        fdt__close(fd);
+        fdt__conn_destroy(c);
         return true;
     }
     /* The application threads take it from here: EPOLLOUT is ready at once, so the first
