@@ -107,6 +107,11 @@ static ssize_t send_locked(struct fdt_conn *c, const void *p, size_t n)
 {
     if (!c->tls)
         return send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (!c->tls_ready) {
+        /* Nothing goes out before the handshake is done: the bytes wait in c->out. */
+        errno = EAGAIN;
+        return -1;
+    }
     ssize_t r = fdt__tls_write(c->tls, p, n);
     if (r >= 0)
         return r;

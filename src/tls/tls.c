@@ -167,6 +167,9 @@ static int set_protocol(SSL_CTX *ctx, const struct fdt_listen_cfg *l,
      * idle connections give their buffers back. */
     SSL_CTX_set_mode(ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER |
                               SSL_MODE_RELEASE_BUFFERS);
+    /* One read(2) per record instead of two (header, then body); what it reads beyond a
+     * record stays inside OpenSSL, which conn asks about (fdt__tls_has_pending). */
+    SSL_CTX_set_read_ahead(ctx, 1);
     if (SSL_CTX_set_min_proto_version(ctx, l->min_version) != 1)
         return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] min_version not supported", l->name);
     if (l->ciphers[0] && SSL_CTX_set_cipher_list(ctx, l->ciphers) != 1) {
