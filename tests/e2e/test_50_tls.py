@@ -447,3 +447,28 @@ def test_50_17_a_large_streamed_http_body_over_tls(make_server, pki, tmp_path):
         expect = bytes((j + k) % 256 for j in range(chunk))
         assert data[k * chunk:(k + 1) * chunk] == expect
     assert s.stop() == 0
+
+
+def test_50_18_reloads_under_https_load_fail_no_request(make_server, pki):
+    # Promise 4 over TLS: clients on new and reused TLS connections, with bodies, while the
+    # server reloads (new ticket key, new contexts) three times; only the counted idle-close
+    # retry is allowed, and a connection the server closes must end with close_notify
+    # (suppress_ragged_eofs=False: a bare EOF would be an SSLEOFError, a failure).
+    from http_util import Client
+    from load import HttpEcho, reload_under_load
+
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+
+    class TlsClient(Client):
+        def __init__(self, port, host="127.0.0.1", timeout=10.0):
+            super().__init__(port, host, timeout)
+            self.sock = ctx.wrap_socket(self.sock, server_hostname="localhost",
+                                        suppress_ragged_eofs=False)
+
+    class HttpsEcho(HttpEcho):
+        name = "HTTPS"
+        client = TlsClient
+
+    s = tls_server(make_server, pki, workers=2)
+    load = reload_under_load(s, 3, HttpsEcho)
+    assert load.ok > 0
