@@ -412,11 +412,11 @@ void fdt__conn_run(struct fdt_conn *c)
             return;
         }
         if (ev & EPOLLOUT) {
+            /* A TLS read that had to write first (a key update) goes on now. */
+            if (c->tls && c->tls_ready && fdt__tls_wants_write(c->tls))
+                ev |= EPOLLIN;
             if (flush_locked(c) < 0)
                 c->dead = true;
-            /* A TLS read that had to write first (a key update) goes on now. */
-            if (c->tls && c->tls_ready)
-                ev |= EPOLLIN;
         }
         bool handshaking = false;
         if (!c->dead && c->tls && !c->tls_ready) {

@@ -25,7 +25,7 @@ struct fdt_tls_ctx {
 
 struct fdt_tls {
     SSL *ssl;
-    bool wants_write; /* the last FDT_EAGAIN waits for POLLOUT */
+    bool wants_write; /* the handshake or a read waits for POLLOUT */
     bool fatal;       /* an error happened: no close_notify */
     bool plain_http;  /* the handshake failed on a plain HTTP request */
     bool done;        /* handshake complete */
@@ -170,6 +170,9 @@ static int set_protocol(SSL_CTX *ctx, const struct fdt_listen_cfg *l,
     /* One read(2) per record instead of two (header, then body); what it reads beyond a
      * record stays inside OpenSSL, which conn asks about (fdt__tls_has_pending). */
     SSL_CTX_set_read_ahead(ctx, 1);
+    /* The chain sent is the one in the certificate file, as the documentation says: no
+     * chain built from the CA store at every handshake. */
+    SSL_CTX_set_mode(ctx, SSL_MODE_NO_AUTO_CHAIN);
     if (SSL_CTX_set_min_proto_version(ctx, l->min_version) != 1)
         return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] min_version not supported", l->name);
     if (l->ciphers[0] && SSL_CTX_set_cipher_list(ctx, l->ciphers) != 1) {
@@ -276,17 +279,16 @@ void fdt__tls_free(struct fdt_tls *t)
     free(t);
 }
 
-/* Map the result ret of an SSL call. Returns FDT_EAGAIN (wants_write set), 0 for a clean
- * close by the peer, or FDT_ECLOSED (fatal). */
-static int result(struct fdt_tls *t, int ret)
+/* Map the result ret of a failed SSL_read or SSL_write. Returns FDT_EAGAIN, 0 for a clean
+ * close by the peer, or FDT_ECLOSED (fatal). A read records which way it waits. */
+static int result(struct fdt_tls *t, int ret, bool reading)
 {
     int e = SSL_get_error(t->ssl, ret);
     switch (e) {
     case SSL_ERROR_WANT_READ:
-        t->wants_write = false;
-        return FDT_EAGAIN;
     case SSL_ERROR_WANT_WRITE:
-        t->wants_write = true;
+        if (reading)
+            t->wants_write = e == SSL_ERROR_WANT_WRITE;
         return FDT_EAGAIN;
     case SSL_ERROR_ZERO_RETURN:
         return 0;
@@ -299,10 +301,11 @@ static int result(struct fdt_tls *t, int ret)
 int fdt__tls_handshake(struct fdt_tls *t, char *why, size_t why_size)
 {
     ERR_clear_error();
-    int errno_before = errno = 0;
+    errno = 0;
     int ret = SSL_do_handshake(t->ssl);
     if (ret == 1) {
         t->done = true;
+        t->wants_write = false;
         return 0;
     }
     int sys = errno;
@@ -318,7 +321,7 @@ int fdt__tls_handshake(struct fdt_tls *t, char *why, size_t why_size)
         t->plain_http = true;
     if (e == SSL_ERROR_SSL)
         ssl_reason(why, why_size, "protocol error");
-    else if (e == SSL_ERROR_SYSCALL && sys != errno_before)
+    else if (e == SSL_ERROR_SYSCALL && sys != 0)
         snprintf(why, why_size, "%s", fdt_strerror(-sys));
     else
         snprintf(why, why_size, "the client closed the connection");
@@ -340,9 +343,11 @@ ssize_t fdt__tls_read(struct fdt_tls *t, void *buf, size_t len)
 {
     ERR_clear_error();
     int n = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-    if (n > 0)
+    if (n > 0) {
+        t->wants_write = false;
         return n;
-    int rc = result(t, n);
+    }
+    int rc = result(t, n, true);
     ERR_clear_error();
     return rc;
 }
@@ -358,7 +363,7 @@ ssize_t fdt__tls_write(struct fdt_tls *t, const void *buf, size_t len)
     int n = SSL_write(t->ssl, buf, len > RECORD_MAX ? RECORD_MAX : (int)len);
     if (n > 0)
         return n;
-    int rc = result(t, n);
+    int rc = result(t, n, false);
     ERR_clear_error();
     return rc == 0 ? FDT_ECLOSED : rc;
 }

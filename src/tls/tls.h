@@ -54,8 +54,8 @@ void fdt__tls_free(struct fdt_tls *t);
  * holds the reason (OpenSSL's, one line), and fdt__tls_plain_http says whether the client
  * spoke plain HTTP. */
 int fdt__tls_handshake(struct fdt_tls *t, char *why, size_t why_size);
-/* Whether the last call that returned FDT_EAGAIN waits for the socket to be writable (else
- * readable). */
+/* Whether the handshake, or the last read that returned FDT_EAGAIN, waits for the socket
+ * to be writable (else readable). A write that returned FDT_EAGAIN always waits for it. */
 bool fdt__tls_wants_write(const struct fdt_tls *t);
 /* Whether the handshake failed because the client sent a plain HTTP request. */
 bool fdt__tls_plain_http(const struct fdt_tls *t);
