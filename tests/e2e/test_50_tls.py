@@ -117,6 +117,8 @@ def test_50_01_tls12_and_tls13_with_alpn_http11(make_server, pki):
     out, rc = s_client(s.port, "-CAfile", str(pki / "ca.pem"), "-alpn", "h2")
     assert rc == 0 and "No ALPN negotiated" in out and "HTTP/1.1 200 OK" in out
     assert "listening on" in s.log() and "over TLS" in s.log()
+    assert [(l["name"], l["tls"]) for l in s.status()["listeners"]] == [("main", True)]
+    assert "(http over TLS)" in s.ctl("status").stdout
 
 
 def test_50_02_min_version_and_ciphers_are_enforced(make_server, pki):
