@@ -569,6 +569,32 @@ int fdt__cfg_add_listen(struct fdt_cfg *cfg, const char *spec, struct fdt_error 
     return rc;
 }
 
+/* The TLS keys of a listener go together; the files themselves are read by the master
+ * (src/tls), which says what is wrong with them. */
+static int check_tls(const struct fdt_listen_cfg *l, struct fdt_error *err)
+{
+    if (!l->tls) {
+        const char *set = l->certificate[0]   ? "certificate"
+                          : l->private_key[0] ? "private_key"
+                          : l->ca[0]          ? "ca"
+                          : l->verify_client  ? "verify_client"
+                                              : NULL;
+        if (set)
+            return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] %s is set but tls is not yes",
+                                 l->name, set);
+        return 0;
+    }
+    if (!l->certificate[0])
+        return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] tls = yes needs certificate", l->name);
+    if (!l->private_key[0])
+        return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] tls = yes needs private_key", l->name);
+    if (l->verify_client != FDT_TLS_VERIFY_NO && !l->ca[0])
+        return fdt_error_set(err, FDT_ECONFIG,
+                             "[listen.%s] verify_client needs ca (the CAs of client certificates)",
+                             l->name);
+    return 0;
+}
+
 static int check_listeners(const struct fdt_cfg *cfg, struct fdt_error *err)
 {
     if (cfg->n_listeners == 0)
@@ -581,6 +607,9 @@ static int check_listeners(const struct fdt_cfg *cfg, struct fdt_error *err)
         if (l->reuseport && strncmp(l->address, "unix:", 5) == 0)
             return fdt_error_set(err, FDT_ECONFIG,
                                  "[listen.%s] reuseport applies to TCP addresses only", l->name);
+        int rc = check_tls(l, err);
+        if (rc < 0)
+            return rc;
         for (int j = 0; j < i; j++) {
             if (strcmp(cfg->listeners[j].address, l->address) == 0)
                 return fdt_error_set(err, FDT_ECONFIG,

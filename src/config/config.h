@@ -16,6 +16,13 @@
 #define FDT_MAX_WORKERS       128
 #define FDT_MAX_THREADS       256
 
+/* [listen.NAME] verify_client: whether a TLS listener asks for a client certificate. */
+enum fdt_tls_verify {
+    FDT_TLS_VERIFY_NO = 0,       /* never asked */
+    FDT_TLS_VERIFY_OPTIONAL = 1, /* asked; a client without one is served, a bad one refused */
+    FDT_TLS_VERIFY_REQUIRE = 2,  /* a client without a valid certificate is refused */
+};
+
 enum fdt_protocol {
     FDT_PROTO_HTTP = 0,
     FDT_PROTO_JSONRPC = 1,
@@ -30,6 +37,17 @@ struct fdt_listen_cfg {
     int backlog;
     bool txn_recovery; /* jsonrpc: answer txn.recover / txn.commit_prepared / txn.rollback_prepared
                         */
+    /* TLS (docs/operations.md): the master reads the files at start and at every reload. */
+    bool tls;
+    char certificate[FDT_CFG_PATH_MAX]; /* PEM: the server certificate, then its chain */
+    char private_key[FDT_CFG_PATH_MAX]; /* PEM */
+    char ca[FDT_CFG_PATH_MAX];          /* PEM: CAs that sign client certificates */
+    enum fdt_tls_verify verify_client;
+    char ciphers[512];        /* TLS 1.2 cipher list (OpenSSL syntax); "": OpenSSL's default */
+    char ciphersuites[256];   /* TLS 1.3 cipher suites; "": OpenSSL's default */
+    int min_version;          /* 0x0303 TLS 1.2 or 0x0304 TLS 1.3 */
+    double handshake_timeout; /* seconds from accept to the end of the handshake */
+    bool session_tickets;     /* resumption with tickets (key shared by a generation) */
 };
 
 struct fdt_resource_cfg {

@@ -29,6 +29,13 @@ static const struct fdt__cfg_choice log_levels[] = {
 };
 static const struct fdt__cfg_choice protocols[] = {
     {"http", FDT_PROTO_HTTP}, {"jsonrpc", FDT_PROTO_JSONRPC}, {"raw", FDT_PROTO_RAW}, {NULL, 0}};
+static const struct fdt__cfg_choice verify_modes[] = {{"no", FDT_TLS_VERIFY_NO},
+                                                      {"optional", FDT_TLS_VERIFY_OPTIONAL},
+                                                      {"require", FDT_TLS_VERIFY_REQUIRE},
+                                                      {NULL, 0}};
+/* Protocol versions as TLS numbers them (0x0303 is TLS 1.2). */
+static const struct fdt__cfg_choice tls_versions[] = {
+    {"1.2", 0x0303}, {"1.3", 0x0304}, {"TLSv1.2", 0x0303}, {"TLSv1.3", 0x0304}, {NULL, 0}};
 static const struct fdt__cfg_choice drivers[] = {{"postgresql", 0}, {"sqlite", 1}, {NULL, 0}};
 
 const struct fdt__cfg_key fdt__cfg_keys[] = {
@@ -109,6 +116,32 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .doc = "JSON-RPC: answer txn.recover, txn.commit_prepared and txn.rollback_prepared. Off: "
             "whoever can connect could end another coordinator's in-doubt transaction; turn it "
             "on only for a listener that only coordinators reach (a unix socket, loopback)."},
+    /* [listen.NAME]: TLS (docs/operations.md). */
+    {LISTEN(tls), .type = FDT__CFG_BOOL,
+     .doc = "Serve TLS on this listener (needs certificate and private_key)."},
+    {LISTEN(certificate), .type = FDT__CFG_PATH,
+     .doc = "PEM file: the server certificate followed by its intermediate certificates. Read by "
+            "the master (before workers drop privileges) at start and at every reload."},
+    {LISTEN(private_key), .type = FDT__CFG_PATH,
+     .doc = "PEM file: the certificate's private key (it may be readable by root only). A key "
+            "that does not match the certificate refuses the start or the reload."},
+    {LISTEN(ca), .type = FDT__CFG_PATH,
+     .doc = "PEM file of the CAs that sign client certificates (needed by verify_client)."},
+    {LISTEN(verify_client), .type = FDT__CFG_ENUM, .choices = verify_modes, .nocase = true,
+     .def.i = FDT_TLS_VERIFY_NO,
+     .doc = "Ask for a client certificate: no; optional (verified when given); require."},
+    {LISTEN(ciphers), .type = FDT__CFG_STRING,
+     .doc = "TLS 1.2 cipher list in OpenSSL's syntax; empty: OpenSSL's default."},
+    {LISTEN(ciphersuites), .type = FDT__CFG_STRING,
+     .doc = "TLS 1.3 cipher suites in OpenSSL's syntax; empty: OpenSSL's default."},
+    {LISTEN(min_version), .type = FDT__CFG_ENUM, .choices = tls_versions, .def.i = 0x0303,
+     .doc = "Oldest TLS version accepted."},
+    {LISTEN(handshake_timeout), .type = FDT__CFG_DOUBLE, .min = 0.001, .max = DAY, .def.d = 10,
+     .doc = "A client that has not finished the TLS handshake this long after it connected is "
+            "disconnected."},
+    {LISTEN(session_tickets), .type = FDT__CFG_BOOL, .def.b = true,
+     .doc = "Resume TLS sessions with tickets; the ticket key is shared by the workers of a "
+            "generation and replaced at every reload."},
     /* [app]: module; any other key is free-form and read by the application. */
     {.section = FDT__CFG_APP,
      .key = "module",

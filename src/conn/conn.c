@@ -51,8 +51,19 @@ struct fdt_conn *fdt__conn_adopt(struct fdt_conn_loop *loop, int fd, const struc
     return c;
 }
 
+int fdt__conn_tls_start(struct fdt_conn *c, const struct fdt_tls_ctx *ctx)
+{
+    c->tls = fdt__tls_new(ctx, c->fd);
+    if (!c->tls)
+        return FDT_ENOMEM;
+    /* The handshake's deadline; proto->open sets the protocol's own once it is done. */
+    atomic_store(&c->deadline_ms, fdt__now_ms() + fdt__tls_ctx_handshake_timeout_ms(ctx));
+    return 0;
+}
+
 void fdt__conn_destroy(struct fdt_conn *c)
 {
+    fdt__tls_free(c->tls);
     fdt__buf_deinit(&c->in);
     out_consume(c, c->out.len);
     fdt__buf_deinit(&c->out);
@@ -98,11 +109,30 @@ static void out_consume(struct fdt_conn *c, size_t n)
     atomic_fetch_sub_explicit(&c->loop->out_queued, n, memory_order_relaxed);
 }
 
+/* send(2) on the socket, or through TLS: the same results (bytes taken, or -1 with errno
+ * EAGAIN, EINTR or what broke the connection). A TLS write that returned EAGAIN must be
+ * offered the same bytes again: see send_direct_locked. Caller holds the lock. */
+static ssize_t send_locked(struct fdt_conn *c, const void *p, size_t n)
+{
+    if (!c->tls)
+        return send(c->fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (!c->tls_ready) {
+        /* Nothing goes out before the handshake is done: the bytes wait in c->out. */
+        errno = EAGAIN;
+        return -1;
+    }
+    ssize_t r = fdt__tls_write(c->tls, p, n);
+    if (r >= 0)
+        return r;
+    errno = r == FDT_EAGAIN ? EAGAIN : EPIPE;
+    return -1;
+}
+
 /* Send queued output; caller holds the lock. Returns 0, or -errno on a dead socket. */
 static int flush_locked(struct fdt_conn *c)
 {
     while (c->out.len > 0) {
-        ssize_t n = send(c->fd, fdt__buf_head(&c->out), c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send_locked(c, fdt__buf_head(&c->out), c->out.len);
         if (n > 0) {
             out_consume(c, (size_t)n);
             sent(c, (size_t)n);
@@ -125,7 +155,7 @@ static void arm_locked(struct fdt_conn *c)
     ev.events = EPOLLONESHOT;
     if (!c->closing || c->lingering)
         ev.events |= EPOLLIN | EPOLLRDHUP;
-    if (c->out.len > 0)
+    if (c->out.len > 0 || (c->tls && fdt__tls_wants_write(c->tls)))
         ev.events |= EPOLLOUT;
     if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "conn=%llu epoll_ctl: %s", (unsigned long long)c->id,
@@ -155,6 +185,13 @@ static void teardown(struct fdt_conn *c)
         else
             fdt_log(FDT_LOG_DEBUG, "conn=%llu cannot hand over to a successor (%s): closed",
                     (unsigned long long)c->id, fdt_strerror(rc));
+    }
+    if (c->tls) {
+        /* Tell the client the data is complete (close_notify), then forget the session. */
+        if (c->tls_ready && !c->lingering)
+            fdt__tls_close_notify(c->tls);
+        fdt__tls_free(c->tls);
+        c->tls = NULL;
     }
     fdt__close(c->fd);
     c->fd = -1;
@@ -214,6 +251,31 @@ static bool overflow(struct fdt_conn *c)
  * connections thus hold no input memory at all. */
 static _Thread_local char t_rbuf[READ_CHUNK];
 
+/* recv(2) on the socket, or through TLS, with recv's results. */
+static ssize_t conn_recv(struct fdt_conn *c, void *p, size_t n)
+{
+    if (!c->tls)
+        return recv(c->fd, p, n, MSG_DONTWAIT);
+    pthread_mutex_lock(&c->lock);
+    ssize_t r = fdt__tls_read(c->tls, p, n);
+    pthread_mutex_unlock(&c->lock);
+    if (r >= 0)
+        return r;
+    errno = r == FDT_EAGAIN ? EAGAIN : ECONNRESET;
+    return -1;
+}
+
+/* Whether the TLS session holds input that epoll cannot report. */
+static bool tls_pending(struct fdt_conn *c)
+{
+    if (!c->tls)
+        return false;
+    pthread_mutex_lock(&c->lock);
+    bool pending = fdt__tls_has_pending(c->tls);
+    pthread_mutex_unlock(&c->lock);
+    return pending;
+}
+
 /* Read what the socket has and feed it to the protocol. Returns false to close now. */
 static bool read_and_dispatch(struct fdt_conn *c)
 {
@@ -230,7 +292,7 @@ static bool read_and_dispatch(struct fdt_conn *c)
             if (!p)
                 return rc == FDT_ELIMIT ? overflow(c) : false;
         }
-        ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
+        ssize_t n = conn_recv(c, p, room);
         if (n > 0) {
             atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
             if (direct) {
@@ -260,7 +322,7 @@ static bool read_and_dispatch(struct fdt_conn *c)
             pthread_mutex_unlock(&c->lock);
             if (stop)
                 return true;
-            if ((size_t)n < room)
+            if ((size_t)n < room && !tls_pending(c))
                 return true; /* drained the socket for now */
             continue;
         }
@@ -314,6 +376,44 @@ static void expire_txn(struct fdt_conn *c)
         c->proto->txn_expired(c);
 }
 
+/* Advance the TLS handshake; caller holds the lock. Returns true when it is done (or has
+ * failed: c->dead is then set), false while it waits for the client. */
+static bool handshake_locked(struct fdt_conn *c)
+{
+    char why[200];
+    int rc = fdt__tls_handshake(c->tls, why, sizeof(why));
+    if (rc == FDT_EAGAIN)
+        return false;
+    if (rc == 0) {
+        c->tls_ready = true;
+        atomic_store(&c->deadline_ms, 0);
+        if (FDT_LOG_DEBUG <= fdt_log_threshold()) {
+            char desc[128];
+            fdt__tls_describe(c->tls, desc, sizeof(desc));
+            fdt_log(FDT_LOG_DEBUG, "conn=%llu TLS handshake done: %s", (unsigned long long)c->id,
+                    desc);
+        }
+        return true;
+    }
+    c->dead = true;
+    if (fdt__tls_plain_http(c->tls) && c->proto->plain_on_tls_reply) {
+        fdt_log(FDT_LOG_INFO, "conn=%llu on %s: plain HTTP on a TLS listener: answered 400",
+                (unsigned long long)c->id, c->listener_name);
+        /* Take in what the request sent so far, so that closing sends a FIN after the
+         * answer, not a reset that could destroy it. */
+        char drop[4096];
+        for (int i = 0; i < 16 && recv(c->fd, drop, sizeof(drop), MSG_DONTWAIT) > 0; i++)
+            ;
+        const char *r = c->proto->plain_on_tls_reply;
+        (void)!send(c->fd, r, strlen(r), MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(c->fd, SHUT_WR);
+        return true;
+    }
+    fdt_log(FDT_LOG_INFO, "conn=%llu on %s: TLS handshake failed: %s", (unsigned long long)c->id,
+            c->listener_name, why);
+    return true;
+}
+
 /* Whether the protocol is between requests (see struct fdt_proto.idle). */
 static bool proto_idle(struct fdt_conn *c)
 {
@@ -331,13 +431,33 @@ void fdt__conn_run(struct fdt_conn *c)
             return;
         }
         if (ev & EPOLLOUT) {
+            /* A TLS read that had to write first (a key update) goes on now. */
+            if (c->tls && c->tls_ready && fdt__tls_wants_write(c->tls))
+                ev |= EPOLLIN;
             if (flush_locked(c) < 0)
                 c->dead = true;
+        }
+        bool handshaking = false;
+        if (!c->dead && c->tls && !c->tls_ready) {
+            handshaking = !handshake_locked(c);
+            if (!handshaking)
+                ev |= EPOLLIN; /* the request may have come with the handshake's end */
         }
         bool dead = c->dead;
         pthread_mutex_unlock(&c->lock);
 
-        if (!dead && (ev & FDT_EV_OPEN) && !c->opened) {
+        if (handshaking) {
+            int64_t dl = atomic_load(&c->deadline_ms);
+            if ((ev & FDT_EV_TIMEOUT) && dl && fdt__now_ms() >= dl) {
+                fdt_log(FDT_LOG_INFO,
+                        "conn=%llu on %s: TLS handshake not done in time "
+                        "(handshake_timeout): closing",
+                        (unsigned long long)c->id, c->listener_name);
+                dead = true;
+            }
+            ev &= FDT_EV_CLOSE; /* nothing else happens before the handshake is done */
+        }
+        if (!dead && !handshaking && !c->opened && ((ev & FDT_EV_OPEN) || c->tls)) {
             c->opened = true;
             if (c->proto->open && c->proto->open(c) != 0)
                 dead = true;
@@ -384,9 +504,10 @@ void fdt__conn_run(struct fdt_conn *c)
         if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c) &&
             !c->th.txn && !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring))) {
             c->closing = true;
-            /* Retiring for a successor: a connection holding nothing goes on there. */
+            /* Retiring for a successor: a connection holding nothing goes on there (not a
+             * TLS one: its session state lives in this process). */
             c->handoff = c->proto->handoff && c->loop->handoff && atomic_load(&c->loop->retiring) &&
-                         !c->app_data && c->in.len == 0 && c->out.len == 0 && !c->eof;
+                         !c->app_data && !c->tls && c->in.len == 0 && c->out.len == 0 && !c->eof;
         }
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)
@@ -395,6 +516,8 @@ void fdt__conn_run(struct fdt_conn *c)
         if (!c->dead && c->closing && c->out.len == 0 && c->linger && !c->lingering && !c->eof) {
             /* Everything is sent: stop sending, keep reading (and dropping) for a while. */
             c->lingering = true;
+            if (c->tls)
+                fdt__tls_close_notify(c->tls);
             shutdown(c->fd, SHUT_WR);
             atomic_store(&c->deadline_ms, fdt__now_ms() + FDT_CONN_LINGER_MS);
         }
@@ -436,7 +559,7 @@ void fdt__conn_request_done(struct fdt_conn *c)
 static int send_direct_locked(struct fdt_conn *c, const char **p, size_t *len)
 {
     while (*len > 0) {
-        ssize_t n = send(c->fd, *p, *len, MSG_NOSIGNAL | MSG_DONTWAIT);
+        ssize_t n = send_locked(c, *p, *len);
         if (n > 0) {
             *p += n;
             *len -= (size_t)n;
@@ -445,8 +568,18 @@ static int send_direct_locked(struct fdt_conn *c, const char **p, size_t *len)
         }
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            if (!c->tls)
+                return 0;
+            /* TLS has made a record of these bytes already and must be offered them again:
+             * they go first in the output buffer, whatever the caller's limits. */
+            size_t k = *len < FDT_TLS_RECORD_MAX ? *len : FDT_TLS_RECORD_MAX;
+            if (out_append(c, *p, k) < 0)
+                break;
+            *p += k;
+            *len -= k;
             return 0;
+        }
         c->dead = true;
         return FDT_ECLOSED;
     }

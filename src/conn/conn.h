@@ -11,6 +11,7 @@
 #ifndef FDT_SRC_CONN_H
 #define FDT_SRC_CONN_H
 
+#include "tls/tls.h"
 #include "txn/txn.h"
 #include "util/buf.h"
 
@@ -90,6 +91,9 @@ struct fdt_proto {
     bool counts_requests;
     /* Reply to a connection refused at max_connections (may be NULL). */
     const char *busy_reply;
+    /* Plain-text reply to a client that spoke this protocol in clear to a TLS listener (may
+     * be NULL: the connection is just closed). */
+    const char *plain_on_tls_reply;
 };
 
 /* What connections need from the loop that owns them (libuv hands its loop to handles the
@@ -147,6 +151,10 @@ struct fdt_conn {
     struct fdt_buf out; /* its bytes count in loop->out_queued */
     uint64_t out_sent;  /* bytes the socket has taken so far */
 
+    /* TLS (NULL: none): every call into it is made under lock. */
+    struct fdt_tls *tls;
+    bool tls_ready; /* handshake done; guarded by lock */
+
     /* Owned by the running thread. */
     struct fdt_buf in;
     bool opened;
@@ -179,6 +187,10 @@ struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct 
  * like fdt__conn_new, for a connection whose client already made requests. */
 struct fdt_conn *fdt__conn_adopt(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                  const char *listener_name);
+/* Make c speak TLS with the settings of ctx (which must outlive c): the handshake runs on
+ * the application thread that first runs c, before proto->open, and must end within the
+ * listener's handshake_timeout. Loop thread, before c is in epoll. Returns 0 or FDT_ENOMEM. */
+int fdt__conn_tls_start(struct fdt_conn *c, const struct fdt_tls_ctx *ctx);
 /* Free (loop thread, refs == 0). */
 void fdt__conn_destroy(struct fdt_conn *c);
 /* Record epoll events (an application thread that took them from epoll). Returns true when

@@ -145,6 +145,16 @@ static const char busy_reply[] = "HTTP/1.1 503 Service Unavailable\r\n"
                                  "\r\n"
                                  "503 Server is busy\n";
 
+/* Sent to a client that spoke plain HTTP to a TLS listener (nginx answers 400 too). */
+static const char plain_on_tls_reply[] =
+    "HTTP/1.1 400 Bad Request\r\n"
+    "Server: fdtserver\r\n"
+    "Content-Type: text/plain; charset=utf-8\r\n"
+    "Content-Length: 62\r\n"
+    "Connection: close\r\n"
+    "\r\n"
+    "400 The plain HTTP request was sent to a TLS port: use https.\n";
+
 static int64_t seconds_to_ms(double s)
 {
     int64_t ms = (int64_t)(s * 1000.0 + 0.5);
@@ -216,6 +226,7 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->counts_requests = true;
     p->drain_keeps_idle = true;
     p->busy_reply = busy_reply;
+    p->plain_on_tls_reply = plain_on_tls_reply;
 }
 
 int fdt__http_access_log_reopen(const struct fdt__http_server *srv)

@@ -11,9 +11,14 @@
 /* Format the bound address of fd ("127.0.0.1:8080"). */
 void fdt__addr_format_fd(int fd, char *out, size_t size);
 
+struct fdt_tls_ctx;
+
 struct fdt_listener {
     struct fdt_listen_cfg cfg;
     int fd;
+    /* cfg.tls: the generation's TLS context, made and freed by the master (workers inherit it
+     * across fork). NULL otherwise. */
+    struct fdt_tls_ctx *tls;
     bool keep; /* scratch flag for reloads */
 };
 

@@ -112,6 +112,14 @@ void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int 
  * connections are kept until the idle time the protocol advertised, promise 4). */
 void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw, int sig);
 struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg);
+/* Read the certificates and keys of g's TLS listeners into TLS contexts, with one new
+ * session ticket key for the whole generation (its workers inherit both across fork: files
+ * readable by root only are read here, before workers drop privileges). Returns 0, or a
+ * negative code with err saying which file and why (the start or reload is then refused).
+ * Thread: main. */
+int fdt__gen_tls_load(struct fdt_generation *g, struct fdt_error *err);
+/* Free the TLS contexts of g (its workers keep their copies). */
+void fdt__gen_tls_free(struct fdt_generation *g);
 /* Set the number of workers of the active generation to target (1 to FDT_MAX_WORKERS):
  * spawn the missing ones or drain the highest indexes; `why` starts the log line. Returns 0,
  * FDT_EINVAL for a target out of range, or FDT_EAGAIN when no generation is active or the

@@ -1,6 +1,7 @@
 #include "fdt_config.h"
 
 #include "master/master.h"
+#include "tls/tls.h"
 #include "util/util.h"
 #include "worker/worker.h"
 
@@ -152,10 +153,25 @@ static void check_module(const struct fdt_cfg *cfg, int *n)
         check_app_loads(cfg, n);
 }
 
+/* TLS listeners: certificate, key and CA files load and the key matches the certificate. */
+static void check_tls(const struct fdt_cfg *cfg, int *n)
+{
+    for (int i = 0; i < cfg->n_listeners; i++) {
+        if (!cfg->listeners[i].tls)
+            continue;
+        struct fdt_tls_ctx *ctx = NULL;
+        struct fdt_error err = {0};
+        if (fdt__tls_ctx_new(&cfg->listeners[i], NULL, &ctx, &err) < 0)
+            problem(n, "%s", err.msg);
+        fdt__tls_ctx_free(ctx);
+    }
+}
+
 int fdt__master_check(const struct fdt_cfg *cfg)
 {
     int n = 0;
     check_accounts(cfg, &n);
+    check_tls(cfg, &n);
     /* A Python application is not imported: importing runs its code (the effective
      * configuration printed by --check says what would be loaded). */
     if (!cfg->app_wsgi[0] && !cfg->app_jsonrpc[0])

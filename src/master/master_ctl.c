@@ -278,6 +278,8 @@ static void write_listeners(struct fdt_json_writer *w, const struct fdt_master *
             put_str(w, "bound", addr);
         }
         put_str(w, "protocol", fdt__proto_name(l->cfg.protocol));
+        fdt_json_writer_key(w, "tls");
+        fdt_json_writer_bool(w, l->cfg.tls);
         fdt_json_writer_end_object(w);
     }
     fdt_json_writer_end_array(w);
@@ -358,8 +360,8 @@ static void status_text(struct fdt_master *m, struct fdt_ctl_client *c)
         char addr[256];
         if (l->fd >= 0)
             fdt__addr_format_fd(l->fd, addr, sizeof(addr));
-        say(c, "listener %s %s (%s)\n", l->cfg.name, l->fd >= 0 ? addr : l->cfg.address,
-            fdt__proto_name(l->cfg.protocol));
+        say(c, "listener %s %s (%s%s)\n", l->cfg.name, l->fd >= 0 ? addr : l->cfg.address,
+            fdt__proto_name(l->cfg.protocol), l->cfg.tls ? " over TLS" : "");
     }
     for (struct fdt_generation *g = m->gens; g; g = g->next) {
         say(c, "generation %u %s: %d workers x %d threads\n", g->id, gen_state_name(g->state),

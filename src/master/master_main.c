@@ -431,10 +431,11 @@ static int bind_listeners(struct fdt_generation *g, struct fdt_error *err)
             return rc;
         char addr[256];
         fdt__addr_format_fd(g->listeners[i].fd, addr, sizeof(addr));
-        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s)", addr, g->listeners[i].cfg.name,
-                fdt__proto_name(g->listeners[i].cfg.protocol));
+        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s%s)", addr, g->listeners[i].cfg.name,
+                fdt__proto_name(g->listeners[i].cfg.protocol),
+                g->listeners[i].cfg.tls ? " over TLS" : "");
     }
-    return 0;
+    return fdt__gen_tls_load(g, err);
 }
 
 /* Sockets, control socket and pid file of the first generation, then its workers. On failure

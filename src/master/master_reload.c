@@ -64,7 +64,8 @@ static int prepare_listeners(struct fdt_master *m, struct fdt_generation *g, str
         if (l->fd < 0 && fdt__listener_bind(l, err) < 0)
             return err ? err->code : FDT_ECONFIG;
     }
-    return 0;
+    /* Certificates and keys are read anew: a renewed certificate is served from now on. */
+    return fdt__gen_tls_load(g, err);
 }
 
 /* Close the sockets that g bound itself (reload abandoned). */
@@ -130,6 +131,7 @@ void fdt__master_reload(struct fdt_master *m)
         while (*pp != g)
             pp = &(*pp)->next;
         *pp = g->next;
+        fdt__gen_tls_free(g);
         fdt__cfg_deinit(g->cfg);
         free(g->cfg);
         free(g);

@@ -3,6 +3,7 @@
 #define FDT_LOG_MODULE "master"
 #include "log/log.h"
 #include "master/master.h"
+#include "tls/tls.h"
 #include "util/util.h"
 #include "worker/worker.h"
 
@@ -34,6 +35,37 @@ struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg)
     return g;
 }
 
+int fdt__gen_tls_load(struct fdt_generation *g, struct fdt_error *err)
+{
+    unsigned char key[FDT_TLS_TICKET_KEY_LEN];
+    bool have_key = false;
+    int rc = 0;
+    for (int i = 0; i < g->n_listeners && rc == 0; i++) {
+        struct fdt_listener *l = &g->listeners[i];
+        if (!l->cfg.tls || l->tls)
+            continue;
+        if (!have_key) {
+            rc = fdt__tls_ticket_key_new(key);
+            if (rc < 0) {
+                fdt_error_set(err, rc, "cannot make a TLS session ticket key");
+                break;
+            }
+            have_key = true;
+        }
+        rc = fdt__tls_ctx_new(&l->cfg, key, &l->tls, err);
+    }
+    explicit_bzero(key, sizeof(key));
+    return rc;
+}
+
+void fdt__gen_tls_free(struct fdt_generation *g)
+{
+    for (int i = 0; i < g->n_listeners; i++) {
+        fdt__tls_ctx_free(g->listeners[i].tls);
+        g->listeners[i].tls = NULL;
+    }
+}
+
 static void gen_free(struct fdt_master *m, struct fdt_generation *g)
 {
     struct fdt_generation **pp = &m->gens;
@@ -51,6 +83,7 @@ static void gen_free(struct fdt_master *m, struct fdt_generation *g)
         fdt__cfg_deinit(g->cfg);
         free(g->cfg);
     }
+    fdt__gen_tls_free(g);
     free(g);
 }
 

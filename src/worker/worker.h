@@ -36,6 +36,7 @@ struct fdt_worker_listener {
     const char *name;
     struct fdt_proto proto;
     struct fdt__jsonrpc_server *rpc; /* a jsonrpc listener's protocol state, or NULL */
+    const struct fdt_tls_ctx *tls;   /* TLS settings (the generation's, from the master), or NULL */
     bool registered;
     bool reuseport; /* a socket of this worker's own */
     bool tcp;       /* AF_INET or AF_INET6 (TCP options apply), not a unix socket */

@@ -124,7 +124,8 @@ static void tcp_options(struct fdt_worker *w, int fd)
  * no RST). */
 static void refuse(struct fdt_worker *w, struct fdt_worker_listener *l, int fd)
 {
-    if (l->proto.busy_reply)
+    /* In clear on a TLS listener, the reply would only confuse the client. */
+    if (l->proto.busy_reply && !l->tls)
         (void)!send(fd, l->proto.busy_reply, strlen(l->proto.busy_reply),
                     MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
@@ -216,6 +217,12 @@ static void add_conn(struct fdt_worker *w, struct fdt_worker_listener *l, int fd
         fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
         return;
     }
+    if (!adopted && l->tls && fdt__conn_tls_start(c, l->tls) < 0) {
+        fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
+        fdt__close(fd);
+        fdt__conn_destroy(c);
+        return;
+    }
     /* The application threads take it from here: EPOLLOUT is ready at once, so the first
      * free thread opens it (and reads the request if it is already there). */
     c->pending = FDT_EV_OPEN | EPOLLIN;
@@ -304,7 +311,8 @@ static void on_channel(struct fdt_worker *w)
             continue;
         struct fdt_worker_listener *l = NULL;
         for (int i = 0; i < w->n_listeners && !l; i++)
-            if (w->listeners[i].proto.handoff && strcmp(w->listeners[i].name, msg.text) == 0)
+            if (w->listeners[i].proto.handoff && !w->listeners[i].tls &&
+                strcmp(w->listeners[i].name, msg.text) == 0)
                 l = &w->listeners[i];
         if (msg.type != FDT_MSG_CONN || !l ||
             atomic_load(&w->slot->conns_open) >= w->cfg->max_connections) {
