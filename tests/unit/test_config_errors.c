@@ -87,6 +87,10 @@ static void test_refusals(void **state)
          "[resource.db] driver is missing"},
         {"[listen.a]\naddress = 127.0.0.1:9\n[python]\nhome = /opt/py\n", true,
          "[python] is set but [app] wsgi is not"},
+        {"[listen.a]\naddress = 127.0.0.1:9\n[resource.db]\ndriver = postgresql\n", true,
+         "[resource.db] dsn is missing"},
+        {"[listen.a]\naddress = 127.0.0.1:9\n[resource.db]\ndriver = sqlite\n", true,
+         "[resource.db] path is missing"},
     };
     for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
         char text[512];
@@ -167,6 +171,16 @@ static void test_relative_file(void **state)
     assert_string_equal(cfg->pid_file, want);
     fdt__cfg_deinit(cfg);
     unlink("f.ini");
+
+    /* A working directory that was removed: a relative file cannot be anchored. */
+    assert_int_equal(mkdir("gone", 0700), 0);
+    assert_int_equal(chdir("gone"), 0);
+    assert_int_equal(rmdir("../gone"), 0);
+    fdt__cfg_init(cfg);
+    assert_int_equal(fdt__cfg_load_file(cfg, "f.ini", &err), FDT_ECONFIG);
+    assert_string_equal(err.msg, "getcwd: No such file or directory");
+    fdt__cfg_deinit(cfg);
+    assert_int_equal(chdir(t_dir), 0);
     free(cfg);
 }
 

@@ -47,6 +47,9 @@ static int setup(void **state)
     fdt__cfg_init(t_cfg);
     add_resource(t_cfg, "a", "sqlite");
     add_resource(t_cfg, "b", "sqlite");
+    add_resource(t_cfg, "c", "sqlite");
+    /* c's database is in a directory that does not exist: it cannot be opened. */
+    snprintf(t_cfg->resources[2].path, sizeof(t_cfg->resources[2].path), "%s/none/c.db", t_dir);
     struct fdt_error err = {0};
     if (fdt__txn_init(t_cfg, &err) < 0) {
         fprintf(stderr, "fdt__txn_init: %s\n", err.msg);
@@ -86,6 +89,21 @@ static void test_unknown_resource(void **state)
     const char *pair[] = {"a", "nope"};
     assert_int_equal(fdt_resource_check_atomic(pair, 2, &err), FDT_ENOENT);
     assert_string_equal(err.msg, "no [resource.nope] section");
+}
+
+/* A database that cannot be opened: the driver's reason comes back, for exec and query. */
+static void test_cannot_open(void **state)
+{
+    (void)state;
+    struct fdt_error err = {0};
+    assert_true(fdt_resource_exec("c", "SELECT 1", &err) < 0);
+    assert_true(err.code < 0);
+    assert_non_null(strstr(err.msg, "c.db"));
+    struct fdt_sql_rows *rows = NULL;
+    memset(&err, 0, sizeof(err));
+    assert_true(fdt_resource_query("c", "SELECT 1", NULL, 0, &rows, &err) < 0);
+    assert_non_null(strstr(err.msg, "c.db"));
+    assert_null(rows);
 }
 
 /* Two resources that cannot prepare could never commit one transaction atomically. */
@@ -145,9 +163,8 @@ static void test_unknown_driver(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_unknown_resource),
-        cmocka_unit_test(test_check_atomic),
-        cmocka_unit_test(test_script_fails_half_way),
+        cmocka_unit_test(test_unknown_resource), cmocka_unit_test(test_cannot_open),
+        cmocka_unit_test(test_check_atomic),     cmocka_unit_test(test_script_fails_half_way),
         cmocka_unit_test(test_unknown_driver),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
