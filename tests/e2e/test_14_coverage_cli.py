@@ -186,3 +186,37 @@ def test_14_10_fdtserver_txn_without_config_says_it_is_required(cmd):
     r = run(FDTSERVER, *cmd)
     assert r.returncode == 2
     assert r.stderr == "fdtserver txn: -c FILE is required (the resources are in it)\n"
+
+
+def sqlite_config(tmp_path, path=None):
+    conf = tmp_path / "txn.ini"
+    conf.write_text(f"[resource.ledger]\ndriver = sqlite\npath = {path or tmp_path / 'l.db'}\n")
+    return conf
+
+
+def test_14_11_fdtserver_txn_on_sqlite_lists_nothing_and_refuses_bad_gids(tmp_path):
+    conf = sqlite_config(tmp_path)
+    r = run(FDTSERVER, "txn", "list", "-c", conf)
+    assert r.returncode == 0, r
+    assert r.stdout.split()[:6] == ["RESOURCE", "NODE", "ROLE", "RECORD", "AGE(s)", "GID"]
+    assert "0 prepared transactions\n" in r.stdout and not r.stderr
+    r = run(FDTSERVER, "txn", "list", "--node", "bad name!", "-c", conf)
+    assert r.returncode == 2 and r.stderr == "fdtserver txn: bad node name bad name!\n"
+    r = run(FDTSERVER, "txn", "commit", "not-a-gid", "-c", conf)
+    assert r.returncode == 2 and r.stderr == "fdtserver txn: not-a-gid is not an fdtserver GID\n"
+    gid = "fdt1:n:other:1:AAAA:"
+    r = run(FDTSERVER, "txn", "rollback", gid, "-c", conf)
+    assert r.returncode == 2
+    assert r.stderr == "fdtserver txn: no [resource.other] in the configuration\n"
+    # SQLite has no prepared transactions: there is nothing to commit, and no record.
+    r = run(FDTSERVER, "txn", "commit", "fdt1:n:ledger:1:AAAA:", "-c", conf)
+    assert r.returncode == 1 and r.stderr.startswith("fdtserver txn: "), r
+    r = run(FDTSERVER, "txn", "frobnicate", "-c", conf)
+    assert r.returncode == 2 and r.stderr.startswith("usage: fdtserver txn list")
+
+
+def test_14_12_fdtserver_txn_names_a_database_it_cannot_open(tmp_path):
+    conf = sqlite_config(tmp_path, tmp_path / "missing" / "l.db")
+    r = run(FDTSERVER, "txn", "list", "-c", conf)
+    assert "0 prepared transactions\n" in r.stdout
+    assert r.stderr.startswith("fdtserver txn: [resource.ledger]: "), r.stderr
