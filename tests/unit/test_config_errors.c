@@ -225,9 +225,10 @@ static void test_too_long(void **state)
     fdt__cfg_init(cfg);
     assert_int_equal(fdt__cfg_set(cfg, "server.=1", &err), FDT_ECONFIG);
     assert_string_equal(err.msg, "--set server.=1: bad section or key");
-    memset(path, 's', 200);
-    memcpy(path + 200, ".workers=1", 11);
-    assert_int_equal(fdt__cfg_set(cfg, path, &err), FDT_ECONFIG);
+    char long_section[256];
+    memset(long_section, 's', 200);
+    memcpy(long_section + 200, ".workers=1", 11);
+    assert_int_equal(fdt__cfg_set(cfg, long_section, &err), FDT_ECONFIG);
     assert_non_null(strstr(err.msg, ": bad section or key"));
     memset(path, 'a', 2 * FDT_CFG_PATH_MAX - 1);
     path[2 * FDT_CFG_PATH_MAX - 1] = '\0';

@@ -686,7 +686,7 @@ static void test_scratch_memory(void **state)
     size_t small = fdt_json_doc_memory(doc);
 
     char *arr = repeat("1,", 5000, "1]]");
-    char *in = malloc(strlen(arr) + 4);
+    char *in = malloc(strlen(arr) + 5);
     assert_non_null(in);
     memcpy(in, "[0,[", 4);
     memcpy(in + 4, arr, strlen(arr) + 1);
