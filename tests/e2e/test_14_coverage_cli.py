@@ -138,6 +138,11 @@ def test_14_07_fdtserver_txn_names_the_line_of_a_broken_config_file(tmp_path):
     r = run(FDTSERVER, "txn", "list", "-c", missing)
     assert r.returncode == 2
     assert r.stderr.startswith(f"fdtserver: {missing}: "), r.stderr
+    # A file name too long for the configuration: the reason first, then the name.
+    long_name = tmp_path.joinpath(*["d" * 200] * 5, "f" * 250)
+    r = run(FDTSERVER, "txn", "list", "-c", long_name)
+    assert r.returncode == 2
+    assert r.stderr.startswith("fdtserver: configuration file path too long: /"), r.stderr
 
 
 def test_14_08_config_doc_man_page_is_clean_roff(tmp_path):
