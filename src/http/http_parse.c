@@ -39,8 +39,7 @@ static int refuse(struct fdt__http_session *s, int status, const char *msg)
 static int head_append(struct fdt__http_session *s, const char *at, size_t len)
 {
     int rc = fdt__buf_append(&s->req.head, at, len);
-    if (rc == FDT_ELIMIT) /* unreachable: what the head buffer keeps is never more than the raw
-                           * head, which the session limits to max_header_size first */
+    if (rc == FDT_ELIMIT)
         return refuse(s, 431, "The request line and headers are too large.");
     if (rc < 0)
         return refuse(s, 503, "The server is out of memory.");

@@ -158,7 +158,7 @@ int fdt__json_scratch_reserve(void **arr, size_t *cap, size_t need, size_t size)
         return 0;
     size_t n = *cap ? *cap * 2 : 64;
     while (n < need)
-        n *= 2;
+        n *= 2; /* not reached: callers ask for one element more at a time */
     if (n > (SIZE_MAX - sizeof(struct fdt__json_block)) / size)
         return FDT_ENOMEM; /* unreachable: need is bounded by the input, far below this */
     struct fdt__json_block *b = realloc(fdt__json_scratch_block(*arr), sizeof(*b) + n * size);
