@@ -1,10 +1,11 @@
 """wingcash's error view names every status the framework refuses a request with (a JSON
 error code per status, issue #14 coverage), on SQLite: 408, 413, 417, 431, 501 and 505, each
-as a client reads it, with the connection closed after."""
+as a client reads it, with the connection closed after; HEAD on a GET operation; and a
+withdrawal whose fee takes it over max_amount."""
 import json
 
 from http_util import Client
-from wingcash_util import Backend, wingcash_server
+from wingcash_util import Api, Backend, wingcash_server
 
 
 def refused_json(c, status, code):
@@ -49,3 +50,19 @@ def test_14_31_head_is_answered_by_the_get_operation_without_a_body(make_server,
     assert head.header("Content-Length") == get.header("Content-Length")
     assert get.body and head.body == b""
     c.close()
+
+
+def test_14_32_withdrawal_plus_fee_over_the_maximum_is_refused(make_server, tmp_path):
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend, app_keys={"max_amount": 1000})
+    api = Api(s.port)
+    a = api.account("a", deposit=1000)
+    # 990 is a valid amount, but 990 plus the fee of 25 is over max_amount.
+    st, e = api.call("POST", f"/accounts/{a['id']}/withdrawals",
+                     {"amount": 990, "bank_account": "DE89 3704 0044"}, token=a["token"])
+    assert st == 422, e
+    assert e["error"]["code"] == "invalid_field" and e["error"]["field"] == "amount"
+    assert e["error"]["message"] == "amount plus the fee of 25 must not exceed 1000"
+    assert backend.balance(a["id"]) == 1000
+    assert backend.value("SELECT count(*) FROM payouts") == 0
+    api.close()
