@@ -61,6 +61,9 @@ struct fdt_jsonrpc_app {
 FDT_API struct fdt_txn *fdt_jsonrpc_txn(struct fdt_jsonrpc_call *call);
 /* The connection the call came on. */
 FDT_API struct fdt_conn *fdt_jsonrpc_conn(struct fdt_jsonrpc_call *call);
+/* The name of the method called (as in the method table). Borrowed until the method
+ * returns. Lets one function serve several methods (the Python host does). */
+FDT_API const char *fdt_jsonrpc_method(const struct fdt_jsonrpc_call *call);
 /* Answer with this JSON-RPC error code instead of the default for the returned error. */
 FDT_API void fdt_jsonrpc_set_error_code(struct fdt_jsonrpc_call *call, int code);
 

@@ -396,17 +396,20 @@ static bool wsgi_spec_ok(const char *v)
     return !start;
 }
 
-/* [app] module or wsgi: an application is one or the other, never both. */
+/* [app] module, or wsgi and/or jsonrpc: an application is a C module or Python, never
+ * both. */
 static int app_choose(const struct apply_ctx *ctx, const struct fdt__cfg_key *k, const char *value)
 {
     struct fdt_cfg *cfg = ctx->cfg;
-    bool wsgi = strcmp(k->key, "wsgi") == 0;
-    const char *other = wsgi ? cfg->app_module : cfg->app_wsgi;
+    bool module = strcmp(k->key, "module") == 0;
+    const char *other_key = module ? (cfg->app_wsgi[0] ? "wsgi" : "jsonrpc") : "module";
+    const char *other =
+        module ? (cfg->app_wsgi[0] ? cfg->app_wsgi : cfg->app_jsonrpc) : cfg->app_module;
     if (value[0] && other[0])
         return fdt_error_set(ctx->err, FDT_ECONFIG,
                              "[app] %s = '%s': the application is already %s = '%s'; a C "
                              "module and a Python application cannot be served together",
-                             k->key, value, wsgi ? "module" : "wsgi", other);
+                             k->key, value, other_key, other);
     return store(ctx, "app", k, cfg, value);
 }
 
@@ -612,14 +615,26 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
     int rc = check_listeners(cfg, err);
     if (rc < 0)
         return rc;
-    if (!cfg->app_module[0] && !cfg->app_wsgi[0])
-        return fdt_error_set(err, FDT_ECONFIG,
-                             "no application: set [app] module (or --app) or [app] wsgi");
+    if (!cfg->app_module[0] && !cfg->app_wsgi[0] && !cfg->app_jsonrpc[0])
+        return fdt_error_set(
+            err, FDT_ECONFIG,
+            "no application: set [app] module (or --app), or [app] wsgi and/or jsonrpc");
     if (cfg->app_wsgi[0] && !wsgi_spec_ok(cfg->app_wsgi))
         return fdt_error_set(err, FDT_ECONFIG, "[app] wsgi = '%s': expected pkg.module:callable",
                              cfg->app_wsgi);
-    if (!cfg->app_wsgi[0] && (cfg->python_path[0] || cfg->python_home[0]))
-        return fdt_error_set(err, FDT_ECONFIG, "[python] is set but [app] wsgi is not");
+    if (cfg->app_jsonrpc[0] && !wsgi_spec_ok(cfg->app_jsonrpc))
+        return fdt_error_set(err, FDT_ECONFIG, "[app] jsonrpc = '%s': expected pkg.module:mapping",
+                             cfg->app_jsonrpc);
+    for (int i = 0; !cfg->app_module[0] && !cfg->app_wsgi[0] && i < cfg->n_listeners; i++) {
+        if (cfg->listeners[i].protocol == FDT_PROTO_HTTP)
+            return fdt_error_set(err, FDT_ECONFIG,
+                                 "[listen.%s] protocol = http, but the Python application has "
+                                 "no [app] wsgi (set protocol = jsonrpc, or wsgi)",
+                                 cfg->listeners[i].name);
+    }
+    if (!cfg->app_wsgi[0] && !cfg->app_jsonrpc[0] && (cfg->python_path[0] || cfg->python_home[0]))
+        return fdt_error_set(err, FDT_ECONFIG,
+                             "[python] is set but neither [app] wsgi nor jsonrpc");
     return check_resources(cfg, err);
 }
 

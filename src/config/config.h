@@ -38,6 +38,11 @@ struct fdt_resource_cfg {
     char dsn[FDT_CFG_PATH_MAX];  /* postgresql */
     char path[FDT_CFG_PATH_MAX]; /* sqlite */
     bool log;
+    /* sqlite: concurrent transactions of a worker share one write transaction and one
+     * fsync (docs/transactions.md, "SQLite group commit"). */
+    bool group_commit;
+    int group_commit_max;       /* requests per batch */
+    double group_commit_window; /* seconds: a batch older than this takes no newcomer */
 };
 
 struct fdt_kv {
@@ -86,8 +91,9 @@ struct fdt_cfg {
     int n_listeners;
     /* [app] */
     char app_module[FDT_CFG_PATH_MAX];
-    char app_wsgi[FDT_CFG_NAME_MAX * 4]; /* "pkg.module:callable", a Python WSGI application */
-    /* [python] (only with app_wsgi) */
+    char app_wsgi[FDT_CFG_NAME_MAX * 4];    /* "pkg.module:callable", a Python WSGI application */
+    char app_jsonrpc[FDT_CFG_NAME_MAX * 4]; /* "pkg.module:mapping", Python JSON-RPC methods */
+    /* [python] (only with app_wsgi or app_jsonrpc) */
     char python_path[FDT_CFG_PATH_MAX]; /* prepended to sys.path */
     char python_home[FDT_CFG_PATH_MAX]; /* a virtual environment */
     struct fdt_kv app_keys[FDT_CFG_MAX_APP_KEYS];

@@ -44,7 +44,7 @@ void fdt__cfg_describe(const struct fdt_cfg *cfg, FILE *out)
         describe_section(out, FDT__CFG_LISTEN, title, &cfg->listeners[i], false);
     }
     describe_section(out, FDT__CFG_APP, "app", cfg, false);
-    if (!cfg->app_module[0] && !cfg->app_wsgi[0] && cfg->n_app_keys > 0)
+    if (!cfg->app_module[0] && !cfg->app_wsgi[0] && !cfg->app_jsonrpc[0] && cfg->n_app_keys > 0)
         fprintf(out, "\n[app]\n");
     for (int i = 0; i < cfg->n_app_keys; i++)
         fprintf(out, "%s = %s\n", cfg->app_keys[i].key, cfg->app_keys[i].value);

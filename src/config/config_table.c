@@ -123,6 +123,14 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .size = FIELD_SIZE(struct fdt_cfg, app_wsgi),
      .doc = "A Python WSGI application, `pkg.module:callable`, served on http listeners "
             "instead of a module (docs/python.md)."},
+    {.section = FDT__CFG_APP,
+     .key = "jsonrpc",
+     .type = FDT__CFG_STRING,
+     .offset = offsetof(struct fdt_cfg, app_jsonrpc),
+     .size = FIELD_SIZE(struct fdt_cfg, app_jsonrpc),
+     .doc = "Python JSON-RPC methods, `pkg.module:mapping` (method name -> callable(params)), "
+            "served on jsonrpc listeners instead of a module; may be set beside wsgi "
+            "(docs/python.md)."},
     /* [python]: the interpreter of a Python application (docs/python.md). */
     {.section = FDT__CFG_PYTHON,
      .key = "path",
@@ -144,6 +152,16 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
     {RESOURCE(path), .type = FDT__CFG_PATH, .doc = "Database file (sqlite)."},
     {RESOURCE(log), .type = FDT__CFG_BOOL,
      .doc = "This postgresql resource keeps the transaction decision log."},
+    {RESOURCE(group_commit), .type = FDT__CFG_BOOL, .def.b = true,
+     .doc = "sqlite: the transactions of a worker's requests commit together, one fsync for "
+            "many; each runs in a savepoint of the shared write transaction and is answered "
+            "only once the batch is durable (docs/transactions.md, \"SQLite group commit\")."},
+    {RESOURCE(group_commit_max), .type = FDT__CFG_INT, .min = 1, .max = 100000, .def.i = 256,
+     .doc = "sqlite: at most this many requests in one batch."},
+    {RESOURCE(group_commit_window), .type = FDT__CFG_DOUBLE, .min = 0.0001, .max = 10,
+     .def.d = 0.01,
+     .doc = "sqlite: a batch this old takes no new request: it commits as soon as the request "
+            "holding the writer is done."},
 };
 
 const size_t fdt__cfg_n_keys = sizeof(fdt__cfg_keys) / sizeof(fdt__cfg_keys[0]);

@@ -26,7 +26,8 @@ struct rpc_conn {
 struct fdt_jsonrpc_call {
     struct fdt_conn *conn;
     struct fdt_txn *txn;
-    int code; /* error code chosen by the method, 0: default */
+    const char *method; /* the method's name, as called */
+    int code;           /* error code chosen by the method, 0: default */
 };
 
 /* What every JSON-RPC connection of a worker shares: the protocol's context, made on the
@@ -53,6 +54,11 @@ struct fdt_txn *fdt_jsonrpc_txn(struct fdt_jsonrpc_call *call)
 struct fdt_conn *fdt_jsonrpc_conn(struct fdt_jsonrpc_call *call)
 {
     return call->conn;
+}
+
+const char *fdt_jsonrpc_method(const struct fdt_jsonrpc_call *call)
+{
+    return call->method;
 }
 
 void fdt_jsonrpc_set_error_code(struct fdt_jsonrpc_call *call, int code)
@@ -591,7 +597,8 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
             }
             return;
         }
-        struct app_call ac = {.m = m, .params = params, .w = w, .call = {.conn = c}};
+        struct app_call ac = {
+            .m = m, .params = params, .w = w, .call = {.conn = c, .method = m->name}};
         struct fdt_txn *t = fdt_conn_txn(c);
         if (t) {
             /* Inside txn.begin ... : the call joins the connection's transaction, under a

@@ -158,7 +158,7 @@ int fdt__master_check(const struct fdt_cfg *cfg)
     check_accounts(cfg, &n);
     /* A Python application is not imported: importing runs its code (the effective
      * configuration printed by --check says what would be loaded). */
-    if (!cfg->app_wsgi[0])
+    if (!cfg->app_wsgi[0] && !cfg->app_jsonrpc[0])
         check_module(cfg, &n);
     check_resources(cfg, &n);
     return n == 0 ? 0 : FDT_ECONFIG;

@@ -460,7 +460,8 @@ static int start_first_generation(struct fdt_master *m)
     prctl(PR_SET_NAME, "fdt-master");
     fdt_log(FDT_LOG_INFO, "fdtserver %s master pid %d: %d workers x %d threads, app %s",
             FDT_VERSION, (int)getpid(), cfg->workers, cfg->threads,
-            cfg->app_module[0] ? cfg->app_module : cfg->app_wsgi);
+            cfg->app_module[0] ? cfg->app_module
+                               : (cfg->app_wsgi[0] ? cfg->app_wsgi : cfg->app_jsonrpc));
     m->starting = g;
     for (int i = 0; i < g->target; i++) {
         if (fdt__master_spawn(m, g, (unsigned)i) < 0) {

@@ -25,6 +25,11 @@
 static struct fdt_python_cfg g_cfg;
 static struct fdt__py_host g_host;
 static PyThreadState *g_main_state; /* the main thread's, saved once the import is done */
+/* The JSON-RPC side: its methods are filled in by process_init from [app] jsonrpc. */
+static struct fdt_jsonrpc_app g_jsonrpc_app = {
+    .abi_version = FDT_JSONRPC_ABI_VERSION,
+    .size = sizeof(struct fdt_jsonrpc_app),
+};
 /* Each application thread's state, created in thread_init and kept for the thread's life
  * (mod_wsgi and uWSGI do the same): the GIL is taken and released with it per request. */
 static _Thread_local PyThreadState *t_state;
@@ -97,9 +102,9 @@ static int path_prepend(void)
     return rc;
 }
 
-/* Import "pkg.module:callable" (the callable may be dotted: "module:obj.attr"). Returns a
+/* Import "pkg.module:attr" (the attribute may be dotted: "module:obj.attr"). Returns a
  * new reference, or NULL with a Python exception set. */
-static PyObject *import_app(const char *spec)
+PyObject *fdt__py_import(const char *spec)
 {
     const char *colon = strchr(spec, ':');
     PyObject *mod_name = PyUnicode_FromStringAndSize(spec, colon - spec);
@@ -117,6 +122,13 @@ static PyObject *import_app(const char *spec)
         obj = next;
         p += n + (dot ? 1 : 0);
     }
+    return obj;
+}
+
+/* Import the WSGI callable. */
+static PyObject *import_app(const char *spec)
+{
+    PyObject *obj = fdt__py_import(spec);
     if (obj && !PyCallable_Check(obj)) {
         PyErr_Format(PyExc_TypeError, "%s is not callable (it is a %s)", spec,
                      Py_TYPE(obj)->tp_name);
@@ -138,12 +150,44 @@ static int host_init(struct fdt__py_host *h)
     Py_XDECREF(tb);
     if (!h->bytes_io || !h->format_exc)
         return -1;
-    return fdt__py_wsgi_init(h);
+    if (fdt__py_wsgi_init(h) < 0)
+        return -1;
+    return fdt__py_fdtmod_init();
+}
+
+struct fdt__py_host *fdt__py_host(void)
+{
+    return &g_host;
+}
+
+PyThreadState *fdt__py_thread_state(void)
+{
+    return t_state;
+}
+
+/* Import what [app] wsgi and [app] jsonrpc name. Returns 0, or -1 with a Python exception
+ * set and what failed in what. */
+static int import_apps(char *what, size_t wsize)
+{
+    if (g_cfg.wsgi[0]) {
+        snprintf(what, wsize, "cannot import %s", g_cfg.wsgi);
+        g_host.app = import_app(g_cfg.wsgi);
+        if (!g_host.app)
+            return -1;
+    }
+    if (g_cfg.jsonrpc[0]) {
+        snprintf(what, wsize, "cannot import %s", g_cfg.jsonrpc);
+        if (fdt__py_jsonrpc_init(g_cfg.jsonrpc, &g_jsonrpc_app) < 0)
+            return -1;
+    }
+    return 0;
 }
 
 static int process_init(const struct fdt_worker_info *w, struct fdt_error *err)
 {
     (void)w;
+    if (fdt__py_fdtmod_register() < 0)
+        return fdt_error_set(err, FDT_EAPP, "python: cannot register the fdt module");
     if (libpython_global(err) < 0 || start_interpreter(err) < 0)
         return FDT_EAPP;
     int rc = 0;
@@ -152,20 +196,19 @@ static int process_init(const struct fdt_worker_info *w, struct fdt_error *err)
         fdt__py_log_exception(&g_host, "python: start-up failed", last, sizeof(last));
         rc = fdt_error_set(err, FDT_EAPP, "python: %s", last);
     } else {
-        g_host.app = import_app(g_cfg.wsgi);
-        if (!g_host.app) {
+        char what[300] = "";
+        if (import_apps(what, sizeof(what)) < 0) {
             char last[200] = "";
-            char what[300];
-            snprintf(what, sizeof(what), "cannot import %s", g_cfg.wsgi);
             fdt__py_log_exception(&g_host, what, last, sizeof(last));
-            rc = fdt_error_set(err, FDT_EAPP, "cannot import %s: %s", g_cfg.wsgi, last);
+            rc = fdt_error_set(err, FDT_EAPP, "%s: %s", what, last);
         }
     }
     /* From here on the main thread holds the GIL only to leave. The interpreter is never
      * finalized: the worker ends with _exit, and a failed start exits at once. */
     g_main_state = PyEval_SaveThread();
     if (rc == 0)
-        fdt_log(FDT_LOG_INFO, "python %s: serving %s", Py_GetVersion(), g_cfg.wsgi);
+        fdt_log(FDT_LOG_INFO, "python %s: serving %s%s%s", Py_GetVersion(), g_cfg.wsgi,
+                g_cfg.wsgi[0] && g_cfg.jsonrpc[0] ? " and " : "", g_cfg.jsonrpc);
     return rc;
 }
 
@@ -202,7 +245,13 @@ static int wsgi_view(struct fdt_http_request *req, struct fdt_http_resource *con
 {
     struct fdt__py_host *h = fdt_http_resource_data(context);
     PyEval_RestoreThread(t_state);
+    /* The fdt module and transaction.get() work in the request's transaction while it
+     * runs; a Zope transaction the head did not end (an error answer) is aborted here. */
+    struct fdt__py_bind b;
+    fdt__py_bind_enter(&b, req, NULL);
     fdt__py_wsgi_run(h, req);
+    if (fdt__py_bind_leave(&b, false) < 0)
+        fdt__py_log_exception(h, "transaction.abort()", NULL, 0);
     PyEval_SaveThread();
     return 0;
 }
@@ -233,14 +282,14 @@ static const struct fdt_http_app http_app = {
     .n_views = 1,
 };
 
-static const struct fdt_app python_app = {
+/* Filled by the entry: the HTTP side with [app] wsgi, the JSON-RPC side with jsonrpc. */
+static struct fdt_app python_app = {
     .abi_version = FDT_APP_ABI_VERSION,
     .size = sizeof(struct fdt_app),
-    .name = "wsgi",
+    .name = "python",
     .process_init = process_init,
     .thread_init = thread_init,
     .thread_fini = thread_fini,
-    .http = &http_app,
 };
 
 __attribute__((visibility("default"))) const struct fdt_app *
@@ -253,10 +302,15 @@ const struct fdt_app *fdt_python_app_v1(const struct fdt_python_cfg *cfg, struct
                       FDT_PYTHON_MODULE, cfg ? cfg->abi_version : 0, FDT_PYTHON_ABI_VERSION);
         return NULL;
     }
-    if (!cfg->wsgi || !strchr(cfg->wsgi, ':')) {
-        fdt_error_set(err, FDT_EAPP, "[app] wsgi: expected pkg.module:callable");
+    if (!cfg->wsgi || !cfg->jsonrpc || (!cfg->wsgi[0] && !cfg->jsonrpc[0]) ||
+        (cfg->wsgi[0] && !strchr(cfg->wsgi, ':')) ||
+        (cfg->jsonrpc[0] && !strchr(cfg->jsonrpc, ':'))) {
+        fdt_error_set(err, FDT_EAPP,
+                      "[app] wsgi = pkg.module:callable and/or jsonrpc = pkg.module:mapping");
         return NULL;
     }
     g_cfg = *cfg;
+    python_app.http = cfg->wsgi[0] ? &http_app : NULL;
+    python_app.jsonrpc = cfg->jsonrpc[0] ? &g_jsonrpc_app : NULL;
     return &python_app;
 }

@@ -5,6 +5,8 @@
 #define FDT_SRC_PYTHON_INT_H
 
 #include <fdt/http.h>
+#include <fdt/jsonrpc.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 /* The one interpreter of a worker process and the application it runs. Filled by
@@ -54,5 +56,58 @@ void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req);
  * clear it, and write its last line ("ValueError: bad") into last (may be NULL).
  * Called with the GIL held. */
 void fdt__py_log_exception(struct fdt__py_host *h, const char *what, char *last, size_t size);
+
+/* ---- The fdt module and the binding of transactions (python_fdtmod.c) ---- */
+
+/* What Python code running on this thread is bound to: an HTTP request (its root
+ * transaction, begun on first use) or a JSON-RPC call (the connection's transaction).
+ * Lives on the stack of the view or method, set with fdt__py_bind_enter() and cleared by
+ * fdt__py_bind_leave(); read only by its own thread. */
+struct fdt__py_bind {
+    struct fdt_http_request *req;  /* or NULL */
+    struct fdt_jsonrpc_call *call; /* or NULL */
+    unsigned long gen;             /* distinguishes bindings (stale data managers) */
+    unsigned sp_seq;               /* names fdt.savepoint()s */
+    bool conflict;                 /* a statement conflicted and no savepoint undid it */
+    bool zope;                     /* the transaction package's manager is bound */
+    bool ended;                    /* the Zope transaction was ended (HTTP: before the head) */
+    bool deferred;                 /* ending it: fdtserver's commit is the framework's */
+    bool aborted;                  /* JSON-RPC: the method aborted the Zope transaction */
+};
+
+/* Register the built-in module "fdt" (before the interpreter starts). */
+int fdt__py_fdtmod_register(void);
+/* Import it and the helpers the host calls (with the GIL, after the interpreter started).
+ * Returns 0, or -1 with a Python exception set. */
+int fdt__py_fdtmod_init(void);
+
+/* Bind this thread's Python code to a request or a call (exactly one of req, call), and
+ * begin a Zope transaction joined by fdtserver's when the transaction package is loaded.
+ * With the GIL. */
+void fdt__py_bind_enter(struct fdt__py_bind *b, struct fdt_http_request *req,
+                        struct fdt_jsonrpc_call *call);
+/* HTTP: the head of the response is about to be sent with status: end the Zope
+ * transaction (commit for 2xx/3xx unless doomed, else abort). Returns 0, or -1 with a
+ * Python exception set and why in reason (the answer must then be a 500). */
+int fdt__py_bind_head(int status, char *reason, size_t rsize);
+/* Unbind. ok: the call or request succeeded. A Zope transaction still open is committed
+ * (ok) or aborted. Returns 0, or -1 with a Python exception set when its end failed. */
+int fdt__py_bind_leave(struct fdt__py_bind *b, bool ok);
+
+/* The Python exception for a framework error (fdt.Error and its subclasses). */
+PyObject *fdt__py_error_type(int code);
+
+/* ---- JSON-RPC methods in Python (python_jsonrpc.c) ---- */
+
+/* The process's host (python_app.c), for fdt__py_log_exception. */
+struct fdt__py_host *fdt__py_host(void);
+/* This application thread's Python thread state (python_app.c). */
+PyThreadState *fdt__py_thread_state(void);
+/* Import the mapping of [app] jsonrpc and fill app (with the GIL, at process_init).
+ * Returns 0, or -1 with a Python exception set. */
+int fdt__py_jsonrpc_init(const char *spec, struct fdt_jsonrpc_app *app);
+/* Import "pkg.module:attr.attr" (python_app.c). A new reference, or NULL with an
+ * exception set. */
+PyObject *fdt__py_import(const char *spec);
 
 #endif

@@ -204,6 +204,9 @@ static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
                 return -1;
         }
     }
+    /* The head goes out next: the Zope transaction ends now (python_fdtmod.c). */
+    if (fdt__py_bind_head(code, reason, rsize) < 0)
+        return -1;
     return code;
 }
 

@@ -17,7 +17,7 @@
 
 /* Bumped whenever struct fdt_rm_driver, struct fdt_rm_host or anything they pass around
  * (struct fdt_resource_cfg, struct fdt_error, struct fdt_sql_param) changes. */
-#define FDT_RM_ABI_VERSION 1
+#define FDT_RM_ABI_VERSION 2
 
 struct fdt_rm_driver {
     int abi_version; /* FDT_RM_ABI_VERSION */
@@ -36,7 +36,8 @@ struct fdt_rm_driver {
                       struct fdt_error *err);
     int (*begin)(void *session, struct fdt_error *err);
     /* The statement begin() runs, so that it can travel with the first statement of the
-     * branch in one round trip ("BEGIN ...; first statement"). */
+     * branch in one round trip ("BEGIN ...; first statement"). NULL: begin() is always
+     * called on its own (an in-process database has no round trip to save). */
     const char *begin_sql;
     /* Valid in every state before prepare; never fails the caller's cleanup. */
     int (*rollback)(void *session, struct fdt_error *err);

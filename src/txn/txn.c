@@ -190,7 +190,13 @@ int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long 
     if (!b)
         return err ? err->code : FDT_ETXNSTATE;
     int rc;
-    if (b->begun) {
+    if (!b->begun && !b->r->drv->begin_sql) {
+        rc = b->r->drv->begin(b->session, err);
+        if (rc == 0) {
+            b->begun = true;
+            rc = b->r->drv->exec(b->session, sql, rows, err);
+        }
+    } else if (b->begun) {
         rc = b->r->drv->exec(b->session, sql, rows, err);
     } else {
         /* BEGIN travels with the branch's first statement: one round trip less. */

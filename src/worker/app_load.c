@@ -90,7 +90,8 @@ static int load_python(const struct fdt_cfg *cfg, void **dl, const struct fdt_ap
     char path[PATH_MAX + 64];
     module_path(FDT_PYTHON_MODULE, path, sizeof(path));
     if (!path[0])
-        return fdt_error_set(err, FDT_EAPP, "[app] wsgi: %s not found (built without Python?)",
+        return fdt_error_set(err, FDT_EAPP,
+                             "[app] wsgi/jsonrpc: %s not found (built without Python?)",
                              FDT_PYTHON_MODULE);
     void *h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!h)
@@ -108,6 +109,7 @@ static int load_python(const struct fdt_cfg *cfg, void **dl, const struct fdt_ap
     const struct fdt_python_cfg pcfg = {
         .abi_version = FDT_PYTHON_ABI_VERSION,
         .wsgi = cfg->app_wsgi,
+        .jsonrpc = cfg->app_jsonrpc,
         .path = cfg->python_path,
         .home = cfg->python_home,
     };
@@ -124,7 +126,7 @@ int fdt__app_load(const struct fdt_cfg *cfg, void **dl, const struct fdt_app **a
 {
     *dl = NULL;
     *app = NULL;
-    if (cfg->app_wsgi[0])
+    if (cfg->app_wsgi[0] || cfg->app_jsonrpc[0])
         return load_python(cfg, dl, app, err);
     return load_so(cfg->app_module, dl, app, err);
 }

@@ -1,5 +1,6 @@
 #include "fdt_config.h"
 
+#include "sqlite/sqlite.h"
 #include "txn/rm.h"
 #include "util/util.h"
 
@@ -10,9 +11,11 @@
 #include <stddef.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* The driver, linked statically: main() hands it the host interface as a load would. */
@@ -184,6 +187,158 @@ static void test_busy_is_retryable(void **state)
     assert_int_equal(system(cmd), 0);
 }
 
+/* Group commit: threads, each with its own session, commit or roll back in turns on the
+ * shared writer; what each was told is what the file holds. */
+#define GC_THREADS 8
+#define GC_ROUNDS  40
+
+struct gc_worker {
+    void *s;
+    int id;
+    int committed;
+    int failed;
+};
+
+static void *gc_work(void *arg)
+{
+    struct gc_worker *w = arg;
+    for (int i = 0; i < GC_ROUNDS; i++) {
+        struct fdt_error err = {0};
+        if (drv->begin(w->s, &err) < 0) {
+            w->failed++;
+            continue;
+        }
+        char sql[96];
+        snprintf(sql, sizeof(sql), "INSERT INTO t VALUES (%d)", w->id * 1000 + i);
+        int rc = drv->exec(w->s, sql, NULL, &err);
+        if (rc == 0 && i % 4 != 3)
+            rc = drv->commit(w->s, &err);
+        else
+            drv->rollback(w->s, &err);
+        if (rc == 0 && i % 4 != 3)
+            w->committed++;
+    }
+    return NULL;
+}
+
+static void rm_dir(const char *dir)
+{
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
+    assert_int_equal(system(cmd), 0);
+}
+
+static void test_group_commit_threads(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    make_cfg(&cfg, dir);
+    cfg.group_commit = true;
+    cfg.group_commit_max = 5;
+    cfg.group_commit_window = 0.01;
+    struct fdt_error err = {0};
+    void *s0 = NULL;
+    assert_int_equal(drv->open(&cfg, &s0, &err), 0);
+    assert_int_equal(drv->exec(s0, "CREATE TABLE t (x INTEGER)", NULL, &err), 0);
+    struct gc_worker w[GC_THREADS];
+    pthread_t th[GC_THREADS];
+    for (int i = 0; i < GC_THREADS; i++) {
+        w[i] = (struct gc_worker){.id = i};
+        assert_int_equal(drv->open(&cfg, &w[i].s, &err), 0);
+        assert_int_equal(pthread_create(&th[i], NULL, gc_work, &w[i]), 0);
+    }
+    long committed = 0;
+    for (int i = 0; i < GC_THREADS; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(w[i].failed, 0);
+        committed += w[i].committed;
+        drv->close(w[i].s);
+    }
+    assert_int_equal(committed, GC_THREADS * GC_ROUNDS * 3 / 4);
+    assert_int_equal(count(s0), committed);
+    drv->close(s0);
+    rm_dir(dir);
+}
+
+struct spoiler {
+    void *s;
+    int begin_rc;
+    int exec_rc;
+};
+
+/* Joins the batch after the main thread's request and ends its transaction (INSERT OR
+ * ROLLBACK on a duplicate): the whole batch is gone. */
+static void *spoil(void *arg)
+{
+    struct spoiler *sp = arg;
+    struct fdt_error err = {0};
+    sp->begin_rc = drv->begin(sp->s, &err);
+    if (sp->begin_rc == 0) {
+        sp->exec_rc = drv->exec(sp->s, "INSERT OR ROLLBACK INTO u VALUES (1)", NULL, &err);
+        drv->rollback(sp->s, &err);
+    }
+    return NULL;
+}
+
+static void test_group_commit_batch_fails_together(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    make_cfg(&cfg, dir);
+    cfg.group_commit = true;
+    cfg.group_commit_max = 100;
+    cfg.group_commit_window = 10;
+    struct fdt_error err = {0};
+    void *a = NULL;
+    struct spoiler sp = {0};
+    assert_int_equal(drv->open(&cfg, &a, &err), 0);
+    assert_int_equal(drv->open(&cfg, &sp.s, &err), 0);
+    assert_int_equal(drv->exec(a, "CREATE TABLE u (x INTEGER UNIQUE)", NULL, &err), 0);
+
+    /* A failing statement undoes only itself; rolling the request back undoes the rest. */
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO u VALUES (7)", NULL, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO u VALUES (7)", NULL, &err), FDT_EDB);
+    assert_int_equal(drv->rollback(a, &err), 0);
+
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO u VALUES (1)", NULL, &err), 0);
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, spoil, &sp), 0);
+    /* Ordering, not timing: wait until the spoiler waits for the writer. */
+    while (fdt__sqlite_group_waiting(a) == 0) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    memset(&err, 0, sizeof(err));
+    int rc = drv->commit(a, &err);
+    pthread_join(th, NULL);
+    assert_int_equal(sp.begin_rc, 0);
+    assert_int_equal(sp.exec_rc, FDT_EDB);
+    /* a was released into the batch, then the spoiler ended the batch's transaction: a is
+     * told it failed, and nothing of it is in the file. */
+    assert_int_equal(rc, FDT_ERETRY);
+    assert_non_null(strstr(err.msg, "rolled back with its batch"));
+    assert_int_equal(drv->exec(a, "SELECT * FROM u", NULL, &err), 0);
+    long rows = -1;
+    assert_int_equal(drv->exec(a, "SELECT * FROM u", &rows, &err), 0);
+    assert_int_equal(rows, 0);
+
+    /* The writer is usable again. */
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO u VALUES (2)", NULL, &err), 0);
+    assert_int_equal(drv->commit(a, &err), 0);
+    assert_int_equal(drv->exec(a, "SELECT * FROM u", &rows, &err), 0);
+    assert_int_equal(rows, 1);
+    drv->close(a);
+    drv->close(sp.s);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     drv = fdt_rm_driver_v1(&fdt__rm_host);
@@ -193,6 +348,8 @@ int main(void)
         cmocka_unit_test(test_commit_rollback_durable),
         cmocka_unit_test(test_busy_is_retryable),
         cmocka_unit_test(test_query_params_and_rows),
+        cmocka_unit_test(test_group_commit_threads),
+        cmocka_unit_test(test_group_commit_batch_fails_together),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
