@@ -86,7 +86,7 @@ static void test_refusals(void **state)
         {"[listen.a]\naddress = 127.0.0.1:9\n[resource.db]\nlog = no\n", true,
          "[resource.db] driver is missing"},
         {"[listen.a]\naddress = 127.0.0.1:9\n[python]\nhome = /opt/py\n", true,
-         "[python] is set but [app] wsgi is not"},
+         "[python] is set but neither [app] wsgi nor jsonrpc"},
         {"[listen.a]\naddress = 127.0.0.1:9\n[resource.db]\ndriver = postgresql\n", true,
          "[resource.db] dsn is missing"},
         {"[listen.a]\naddress = 127.0.0.1:9\n[resource.db]\ndriver = sqlite\n", true,
