@@ -105,6 +105,31 @@ static void test_refusals(void **state)
     }
 }
 
+/* A Python application: a JSON-RPC mapping that is not pkg.module:mapping, and an http
+ * listener for an application that has no WSGI callable. */
+static void test_python_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *text;
+        const char *msg;
+    } cases[] = {
+        {"[listen.a]\naddress = 127.0.0.1:9\nprotocol = jsonrpc\n[app]\njsonrpc = nomodule\n",
+         "[app] jsonrpc = 'nomodule': expected pkg.module:mapping"},
+        {"[listen.a]\naddress = 127.0.0.1:9\nprotocol = http\n[app]\njsonrpc = pkg.mod:methods\n",
+         "[listen.a] protocol = http, but the Python application has no [app] wsgi"},
+    };
+    for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
+        struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+        struct fdt_error err;
+        assert_int_equal(load(cases[i].text, true, cfg, &err), FDT_ECONFIG);
+        if (!strstr(err.msg, cases[i].msg))
+            fail_msg("case %zu: %s", i, err.msg);
+        fdt__cfg_deinit(cfg);
+        free(cfg);
+    }
+}
+
 /* Sections and keys beyond the fixed limits: the limit is named. */
 static void test_too_many(void **state)
 {
@@ -244,9 +269,8 @@ static void test_too_long(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_refusals),
-        cmocka_unit_test(test_too_many),
-        cmocka_unit_test(test_relative_file),
+        cmocka_unit_test(test_refusals), cmocka_unit_test(test_python_refusals),
+        cmocka_unit_test(test_too_many), cmocka_unit_test(test_relative_file),
         cmocka_unit_test(test_too_long),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
