@@ -77,7 +77,7 @@ const char *fdt__proto_name(enum fdt_protocol p)
     case FDT_PROTO_RAW:
         return "raw";
     }
-    return "?";
+    return "?"; /* unreachable: every protocol returns above (-Wswitch checks the list) */
 }
 
 /* Context while applying settings: where relative paths are anchored. */
@@ -215,8 +215,9 @@ static int store(const struct apply_ctx *ctx, const char *section, const struct 
     case VALUE_TOO_LONG:
         break;
     case VALUE_PATH_TOO_LONG:
-        return fdt_error_set(ctx->err, FDT_ECONFIG, "[%s] %s = '%s': path too long", section,
-                             k->key, value);
+        /* The reason before the value: a long value would cut it off the message. */
+        return fdt_error_set(ctx->err, FDT_ECONFIG, "[%s] %s: path too long: '%s'", section, k->key,
+                             value);
     }
     return fdt_error_set(ctx->err, FDT_ECONFIG, "[%s] %s = '%s': too long", section, k->key, value);
 }
@@ -473,7 +474,7 @@ static int file_base(const char *path, char *base, size_t size, struct fdt_error
     else
         snprintf(full, sizeof(full), "%s/%s", cwd, dir);
     if (fdt__strlcpy(base, full, size) < 0)
-        return fdt_error_set(err, FDT_ECONFIG, "%s: path too long", path);
+        return fdt_error_set(err, FDT_ECONFIG, "configuration file path too long: %s", path);
     return 0;
 }
 
@@ -481,7 +482,7 @@ int fdt__cfg_load_file(struct fdt_cfg *cfg, const char *path, struct fdt_error *
 {
     struct apply_ctx ctx = {.cfg = cfg, .err = err};
     if (fdt__strlcpy(cfg->file, path, sizeof(cfg->file)) < 0)
-        return fdt_error_set(err, FDT_ECONFIG, "%s: path too long", path);
+        return fdt_error_set(err, FDT_ECONFIG, "configuration file path too long: %s", path);
     if (file_base(path, ctx.base, sizeof(ctx.base), err) < 0)
         return FDT_ECONFIG;
     FILE *f = fopen(path, "re");
@@ -640,8 +641,6 @@ int fdt__cfg_finish(struct fdt_cfg *cfg, struct fdt_error *err)
         long n = sysconf(_SC_NPROCESSORS_ONLN);
         cfg->workers = n > 0 ? (int)(n < FDT_MAX_WORKERS ? n : FDT_MAX_WORKERS) : 1;
     }
-    if (cfg->keepalive_timeout <= 0.0)
-        cfg->keepalive_timeout = cfg->idle_timeout;
     int rc = check_listeners(cfg, err);
     if (rc < 0)
         return rc;

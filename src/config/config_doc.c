@@ -49,7 +49,7 @@ static const enum fdt__cfg_section sections[] = {FDT__CFG_SERVER, FDT__CFG_LISTE
 static void md_cell(FILE *out, const char *s)
 {
     for (; *s; s++) {
-        if (*s == '|')
+        if (*s == '|') /* not reached: no text in today's table has a '|' */
             fputc('\\', out);
         fputc(*s, out);
     }
@@ -88,13 +88,13 @@ static void markdown(FILE *out)
 static void man_text(FILE *out, const char *s)
 {
     bool code = false;
-    if (*s == '.' || *s == '\'')
+    if (*s == '.' || *s == '\'') /* not reached: no text in today's table starts so */
         fputs("\\&", out);
     for (; *s; s++) {
         if (*s == '`') {
             fputs(code ? "\\fR" : "\\fB", out);
             code = !code;
-        } else if (*s == '\\') {
+        } else if (*s == '\\') { /* not reached: no text in today's table has a backslash */
             fputs("\\e", out);
         } else if (*s == '-') {
             fputs("\\-", out);

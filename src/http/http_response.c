@@ -355,7 +355,7 @@ static void send_default_error(struct fdt_http_request *req, int status, const c
     int n = snprintf(body, sizeof(body), "%d %s\n%s%s", status, fdt_http_reason(status),
                      msg ? msg : "", msg ? "\n" : "");
     if (n < 0)
-        n = 0;
+        n = 0; /* unreachable: snprintf of %d and %s does not fail */
     if ((size_t)n >= sizeof(body))
         n = (int)sizeof(body) - 1;
     fdt_http_respond(req, status, "text/plain; charset=utf-8", body, (size_t)n);

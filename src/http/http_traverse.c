@@ -27,7 +27,9 @@ int fdt__http_traverse(struct fdt_http_request *req, const struct fdt_http_app *
 
     const char *path = req->path;
     size_t len = strlen(path);
-    if (len == 0 || path[0] != '/') {
+    if (len == 0 || path[0] != '/') { /* unreachable: finish_head (http_parse.c) makes every
+                                       * path start with '/', except "*", which run_view
+                                       * answers before traversal */
         *msg = "The request target is not a path.";
         return 400;
     }

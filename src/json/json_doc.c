@@ -31,7 +31,9 @@ static uint64_t make_seed(const struct fdt_json_doc *doc)
     ssize_t n = getrandom(&seed, sizeof(seed), GRND_NONBLOCK);
     if (n == (ssize_t)sizeof(seed))
         return seed;
-    /* Without kernel randomness (very early boot) fall back to what varies between runs:
+    /* unreachable in tests: getrandom(GRND_NONBLOCK) fails only before the kernel's pool is
+     * initialised, in very early boot.
+     * Without kernel randomness (very early boot) fall back to what varies between runs:
      * the heap address (ASLR) and the clock. The index still works; it is only easier to
      * attack with colliding keys. */
     struct timespec ts;
@@ -95,6 +97,8 @@ void fdt_json_doc_clear(struct fdt_json_doc *doc)
         doc->items = NULL;
         doc->items_cap = 0;
     }
+    /* unreachable: nesting is capped at FDT_JSON_DEPTH_MAX (1024), so frames_cap is at most
+     * 2048 frames of 24 bytes, under SCRATCH_KEEP; kept in case either changes */
     if (doc->frames_cap * sizeof(*doc->frames) > SCRATCH_KEEP) {
         fdt__json_scratch_free(doc->frames);
         doc->frames = NULL;
@@ -154,9 +158,9 @@ int fdt__json_scratch_reserve(void **arr, size_t *cap, size_t need, size_t size)
         return 0;
     size_t n = *cap ? *cap * 2 : 64;
     while (n < need)
-        n *= 2;
+        n *= 2; /* not reached: callers ask for one element more at a time */
     if (n > (SIZE_MAX - sizeof(struct fdt__json_block)) / size)
-        return FDT_ENOMEM;
+        return FDT_ENOMEM; /* unreachable: need is bounded by the input, far below this */
     struct fdt__json_block *b = realloc(fdt__json_scratch_block(*arr), sizeof(*b) + n * size);
     if (!b)
         return FDT_ENOMEM;

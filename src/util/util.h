@@ -41,9 +41,8 @@ int64_t fdt__now_ns(void);
 /* Wall clock in milliseconds since the epoch. */
 int64_t fdt__wall_ms(void);
 
-/* Set O_NONBLOCK / FD_CLOEXEC. Return 0 or -errno. */
+/* Set or clear O_NONBLOCK. Returns 0 or -errno. */
 int fdt__fd_nonblock(int fd, bool on);
-int fdt__fd_cloexec(int fd, bool on);
 /* close() that keeps errno and ignores EINTR. */
 void fdt__close(int fd);
 /* Write all of buf to a blocking fd (used for logs and pipes). Returns 0 or -errno. */

@@ -614,6 +614,121 @@ static void test_many_small_values(void **state)
     fdt_json_doc_free(doc);
 }
 
+/* ---- Refusals and memory outside the common paths ------------------------------------------ */
+
+/* Each refusal names what is wrong, as a client reads it in a JSON-RPC parse error. */
+static void test_more_refusals(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        const char *msg;
+    } cases[] = {
+        {"fals", "invalid literal (expected false)"},
+        {"[true,fals]", "invalid literal (expected false)"},
+        {"\"a\\n\x01\"", "control character 0x01 in string (must be escaped)"},
+        {"\"a\\n", "unterminated string"},
+    };
+    struct fdt_json_doc *doc = fdt_json_doc_new();
+    struct fdt_json *v;
+    struct fdt_error err;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(fdt_json_parse(doc, cases[i].in, strlen(cases[i].in), NULL, &v, &err),
+                         FDT_EPROTO);
+        if (!strstr(err.msg, cases[i].msg))
+            fail_msg("%s: %s", cases[i].in, err.msg);
+    }
+    fdt_json_doc_free(doc);
+}
+
+/* More significant digits after the point than a double holds: read as strtod reads them. */
+static void test_long_fraction(void **state)
+{
+    (void)state;
+    static const char *const cases[] = {
+        "1.2345678901234567890123456789",
+        "0.10000000000000000000000000001",
+        "9.99999999999999999999999",
+    };
+    struct fdt_json_doc *doc = fdt_json_doc_new();
+    struct fdt_json *v;
+    struct fdt_error err;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        assert_int_equal(fdt_json_parse(doc, cases[i], strlen(cases[i]), NULL, &v, &err), 0);
+        assert_true(fdt_json_number_value(v) == strtod(cases[i], NULL));
+    }
+    fdt_json_doc_free(doc);
+}
+
+/* A string limit above what a length can hold is capped; parsing works. */
+static void test_huge_string_limit(void **state)
+{
+    (void)state;
+    struct fdt_json_doc *doc = fdt_json_doc_new();
+    struct fdt_json *v;
+    struct fdt_json_limits lim;
+    fdt_json_limits_default(&lim);
+    lim.max_string = SIZE_MAX;
+    assert_int_equal(fdt_json_parse(doc, "\"abc\"", 5, &lim, &v, NULL), 0);
+    assert_string_equal(fdt_json_string_value(v, NULL), "abc");
+    fdt_json_doc_free(doc);
+}
+
+/* A big array or object nested after a sibling is copied out of the parser's scratch
+ * arrays, which stay big until the document is cleared; clearing gives them back. A first
+ * big array in a fresh document becomes its first heap block. */
+static void test_scratch_memory(void **state)
+{
+    (void)state;
+    struct fdt_json_doc *doc = fdt_json_doc_new();
+    struct fdt_json *v;
+    struct fdt_error err;
+    size_t small = fdt_json_doc_memory(doc);
+
+    char *arr = repeat("1,", 5000, "1]]");
+    char *in = malloc(strlen(arr) + 5);
+    assert_non_null(in);
+    memcpy(in, "[0,[", 4);
+    memcpy(in + 4, arr, strlen(arr) + 1);
+    assert_int_equal(fdt_json_parse(doc, in, strlen(in), NULL, &v, &err), 0);
+    assert_int_equal(fdt_json_size(fdt_json_array_get(v, 1)), 5001);
+    assert_true(fdt_json_doc_memory(doc) > small + 65536);
+    fdt_json_doc_clear(doc);
+    assert_true(fdt_json_doc_memory(doc) <= small + 65536);
+    free(in);
+    free(arr);
+
+    size_t n = 5000;
+    char *obj = malloc(n * 16 + 32);
+    assert_non_null(obj);
+    size_t at = (size_t)snprintf(obj, 32, "{\"a\":0,\"b\":{");
+    for (size_t i = 0; i < n; i++)
+        at += (size_t)snprintf(obj + at, 16, "%s\"k%zu\":1", i ? "," : "", i);
+    memcpy(obj + at, "}}", 3);
+    assert_int_equal(fdt_json_parse(doc, obj, at + 2, NULL, &v, &err), 0);
+    assert_int_equal(fdt_json_size(fdt_json_object_get(v, "b")), n);
+    assert_int_equal(fdt_json_int_value(fdt_json_object_get(fdt_json_object_get(v, "b"), "k4999")),
+                     1);
+    assert_true(fdt_json_doc_memory(doc) > small + 65536);
+    fdt_json_doc_clear(doc);
+    assert_true(fdt_json_doc_memory(doc) <= small + 65536);
+    free(obj);
+    fdt_json_doc_free(doc);
+
+    doc = fdt_json_doc_new();
+    arr = repeat("2,", 499, "2]");
+    in = malloc(strlen(arr) + 2);
+    assert_non_null(in);
+    in[0] = '[';
+    memcpy(in + 1, arr, strlen(arr) + 1);
+    assert_int_equal(fdt_json_parse(doc, in, strlen(in), NULL, &v, &err), 0);
+    assert_int_equal(fdt_json_size(v), 500);
+    assert_int_equal(fdt_json_int_value(fdt_json_array_get(v, 499)), 2);
+    free(in);
+    free(arr);
+    fdt_json_doc_free(doc);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -623,7 +738,9 @@ int main(void)
         cmocka_unit_test(test_strings_with_nul),  cmocka_unit_test(test_input_not_referenced),
         cmocka_unit_test(test_big_object),        cmocka_unit_test(test_doc_reuse),
         cmocka_unit_test(test_limit_depth),       cmocka_unit_test(test_limit_values_string_size),
-        cmocka_unit_test(test_many_small_values),
+        cmocka_unit_test(test_many_small_values), cmocka_unit_test(test_more_refusals),
+        cmocka_unit_test(test_long_fraction),     cmocka_unit_test(test_huge_string_limit),
+        cmocka_unit_test(test_scratch_memory),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

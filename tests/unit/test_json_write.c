@@ -1,6 +1,8 @@
 /* Unit tests of the streaming JSON writer: structure checks, escaping, numbers, limits. */
 #include "fdt_config.h"
 
+#include "json/json.h"
+
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
 /* clang-format off */
 #include <setjmp.h>
@@ -428,6 +430,131 @@ static void test_value_and_take(void **state)
     fdt_json_doc_free(doc);
 }
 
+/* The refusals a caller sees outside the common paths: NULL arguments, invalid UTF-8 in
+ * strings too long for the one-pass path, a value with no type, and the output maximum hit
+ * inside a document value. */
+static void test_refusals(void **state)
+{
+    (void)state;
+    struct fdt_json_writer w;
+    fdt_json_writer_init(&w, 0);
+    assert_int_equal(fdt_json_writer_begin_object(&w), 0);
+    assert_int_equal(fdt_json_writer_key(&w, NULL), FDT_EINVAL);
+    fdt_json_writer_reset(&w);
+    assert_int_equal(fdt_json_writer_stringn(&w, NULL, 3), FDT_EINVAL);
+    fdt_json_writer_reset(&w);
+
+    /* Invalid UTF-8 at the end of a string longer than SIMPLE_MAX (64), and of one longer
+     * than the one-pass limit (64 KiB), where it is measured first. */
+    static const size_t lens[] = {100, 70000};
+    for (size_t i = 0; i < 2; i++) {
+        char *s = malloc(lens[i]);
+        assert_non_null(s);
+        memset(s, 'a', lens[i]);
+        s[lens[i] - 1] = '\xff';
+        assert_int_equal(fdt_json_writer_stringn(&w, s, lens[i]), FDT_EINVAL);
+        fdt_json_writer_reset(&w);
+        s[lens[i] - 1] = 'z';
+        assert_int_equal(fdt_json_writer_stringn(&w, s, lens[i]), 0);
+        const char *data;
+        size_t len;
+        assert_int_equal(fdt_json_writer_finish(&w, &data, &len), 0);
+        assert_int_equal(len, lens[i] + 2);
+        fdt_json_writer_reset(&w);
+        free(s);
+    }
+
+    /* A long string with multi-byte characters, measured first: kept as they are. */
+    size_t big = 70000;
+    char *u = malloc(big);
+    assert_non_null(u);
+    for (size_t i = 0; i + 1 < big; i += 2)
+        memcpy(u + i, "\xc3\xa9", 2);
+    assert_int_equal(fdt_json_writer_stringn(&w, u, big), 0);
+    const char *text;
+    size_t tlen;
+    assert_int_equal(fdt_json_writer_finish(&w, &text, &tlen), 0);
+    assert_int_equal(tlen, big + 2);
+    assert_memory_equal(text + 1, u, big);
+    fdt_json_writer_reset(&w);
+    free(u);
+
+    /* A key longer than SIMPLE_MAX takes the general path: written, or refused when it is
+     * not UTF-8. */
+    char key[101];
+    memset(key, 'k', 100);
+    key[100] = '\0';
+    assert_int_equal(fdt_json_writer_begin_object(&w), 0);
+    assert_int_equal(fdt_json_writer_key(&w, "a"), 0);
+    assert_int_equal(fdt_json_writer_int(&w, 1), 0);
+    assert_int_equal(fdt_json_writer_key(&w, key), 0);
+    assert_int_equal(fdt_json_writer_int(&w, 2), 0);
+    assert_int_equal(fdt_json_writer_end_object(&w), 0);
+    assert_int_equal(fdt_json_writer_finish(&w, &text, &tlen), 0);
+    assert_int_equal(tlen, strlen("{\"a\":1,\"\":2}") + 100);
+    assert_memory_equal(text, "{\"a\":1,\"kkk", 11);
+    fdt_json_writer_reset(&w);
+    key[99] = '\xff';
+    assert_int_equal(fdt_json_writer_begin_object(&w), 0);
+    assert_int_equal(fdt_json_writer_key(&w, key), FDT_EINVAL);
+    fdt_json_writer_reset(&w);
+
+    /* A value whose type is NONE (zeroed memory, not a parsed or built value). */
+    struct fdt_json none;
+    memset(&none, 0, sizeof(none));
+    assert_int_equal(fdt_json_writer_value(&w, &none), FDT_EINVAL);
+    fdt_json_writer_deinit(&w);
+
+    /* The maximum reached while opening a nested container, and inside a run of scalars. */
+    struct fdt_json_doc *doc = fdt_json_doc_new();
+    struct fdt_json *v;
+    const char *in = "{\"a\":{\"b\":1}}";
+    assert_int_equal(fdt_json_parse(doc, in, strlen(in), NULL, &v, NULL), 0);
+    fdt_json_writer_init(&w, 5); /* {"a": fits, the inner { does not */
+    assert_int_equal(fdt_json_writer_value(&w, v), FDT_ELIMIT);
+    assert_int_equal(fdt_json_writer_finish(&w, NULL, NULL), FDT_ELIMIT);
+    fdt_json_writer_deinit(&w);
+    in = "[[1,2,3,4,5,6,7,8]]";
+    assert_int_equal(fdt_json_parse(doc, in, strlen(in), NULL, &v, NULL), 0);
+    fdt_json_writer_init(&w, 8);
+    assert_int_equal(fdt_json_writer_value(&w, v), FDT_ELIMIT);
+    fdt_json_writer_deinit(&w);
+    fdt_json_doc_free(doc);
+
+    /* A maximum beyond what a size can double to is capped, and writing works. */
+    fdt_json_writer_init(&w, SIZE_MAX);
+    assert_int_equal(fdt_json_writer_int(&w, 7), 0);
+    assert_text(&w, "7");
+    fdt_json_writer_deinit(&w);
+}
+
+/* take: a buffer much larger than the text is shrunk to fit, and a caller that wants only
+ * the length gets it (the text is freed). */
+static void test_take_shrinks(void **state)
+{
+    (void)state;
+    struct fdt_json_writer w;
+    fdt_json_writer_init(&w, 0);
+    /* A string of 1000 bytes gets worst-case room (6 bytes each): 8 KiB for 1002. */
+    char s[1000];
+    memset(s, 'x', sizeof(s));
+    assert_int_equal(fdt_json_writer_stringn(&w, s, sizeof(s)), 0);
+    char *text = NULL;
+    size_t len = 0;
+    assert_int_equal(fdt_json_writer_take(&w, &text, &len), 0);
+    assert_int_equal(len, 1002);
+    assert_int_equal(strlen(text), len);
+    assert_memory_equal(text, "\"xxxx", 5);
+    assert_int_equal(text[1001], '"');
+    free(text);
+
+    assert_int_equal(fdt_json_writer_int(&w, 42), 0);
+    len = 0;
+    assert_int_equal(fdt_json_writer_take(&w, NULL, &len), 0);
+    assert_int_equal(len, 2);
+    fdt_json_writer_deinit(&w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -435,6 +562,7 @@ int main(void)
         cmocka_unit_test(test_escaping),  cmocka_unit_test(test_long_strings),
         cmocka_unit_test(test_numbers),   cmocka_unit_test(test_double_round_trip),
         cmocka_unit_test(test_limits),    cmocka_unit_test(test_value_and_take),
+        cmocka_unit_test(test_refusals),  cmocka_unit_test(test_take_shrinks),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
