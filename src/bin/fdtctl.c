@@ -8,6 +8,7 @@
 #include <errno.h>
 #include <fdt/json.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
@@ -317,6 +318,10 @@ static int control(const char *sock, int argc, char **argv)
 
 int main(int argc, char **argv)
 {
+    /* A master that closes the control connection first (too many control clients, or
+     * exiting) makes a write fail with EPIPE, reported as an error, instead of killing
+     * fdtctl silently. */
+    signal(SIGPIPE, SIG_IGN);
     struct ctl_args a;
     int code = parse_args(argc, argv, &a);
     if (code >= 0)

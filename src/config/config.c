@@ -455,6 +455,30 @@ static int on_ini_key(void *user, const char *section, const char *name, const c
     return apply(ctx, section, name, value ? value : "") == 0;
 }
 
+/* inih's line reader (fgets), noticing a line longer than inih's buffer (INI_MAX_LINE,
+ * fixed when the library was built): parsing stops there, and the caller says so. */
+struct ini_lines {
+    FILE *f;
+    int line;
+    int too_long; /* the number of the first line too long, or 0 */
+    int max;
+};
+
+static char *read_ini_line(char *str, int num, void *stream)
+{
+    struct ini_lines *l = stream;
+    if (l->too_long || !fgets(str, num, l->f))
+        return NULL;
+    l->line++;
+    l->max = num;
+    size_t n = strlen(str);
+    if (n > 0 && str[n - 1] != '\n' && !feof(l->f)) {
+        l->too_long = l->line;
+        return NULL;
+    }
+    return str;
+}
+
 /* The absolute directory of path, where its relative paths are anchored. */
 static int file_base(const char *path, char *base, size_t size, struct fdt_error *err)
 {
@@ -497,8 +521,14 @@ int fdt__cfg_load_file(struct fdt_cfg *cfg, const char *path, struct fdt_error *
     }
     if (err)
         err->msg[0] = '\0';
-    int line = ini_parse_file(f, on_ini_key, &ctx);
+    struct ini_lines lines = {.f = f};
+    int line = ini_parse_stream(read_ini_line, &lines, on_ini_key, &ctx);
     fclose(f);
+    if (lines.too_long) {
+        /* inih cuts a line at its buffer and would parse the rest as a line of its own. */
+        fdt_error_set(err, FDT_ECONFIG, "line longer than %d bytes", lines.max - 2);
+        line = lines.too_long;
+    }
     if (line == 0)
         return 0;
     if (err) {

@@ -107,3 +107,14 @@ def test_01_09_names_that_go_into_transaction_ids_are_checked_at_load(tmp_path):
                     f"[resource.led.ger]\ndriver = sqlite\npath = {tmp_path}/x.db\n")
     r = run("-c", str(conf), "--check")
     assert r.returncode == 2 and "led.ger" in r.stderr and "bad resource name" in r.stderr
+
+
+def test_01_20_a_line_too_long_for_the_parser_is_named(tmp_path):
+    """The INI parser reads lines into a fixed buffer: a longer line is an error naming
+    its line, not a "syntax error" somewhere after it."""
+    conf = tmp_path / "long.ini"
+    conf.write_text("[server]\nworkers = 1\n[app]\nnote = " + "x" * 400 + "\n"
+                    "[listen.a]\naddress = 127.0.0.1:0\n")
+    r = run("-c", str(conf), "--check")
+    assert r.returncode == 2, r
+    assert f"{conf}:4" in r.stderr and "line longer than" in r.stderr, r.stderr
