@@ -321,7 +321,8 @@ int main(int argc, char **argv)
     /* A master that closes the control connection first (too many control clients, or
      * exiting) makes a write fail with EPIPE, reported as an error, instead of killing
      * fdtctl silently. */
-    signal(SIGPIPE, SIG_IGN);
+    struct sigaction ign = {.sa_handler = SIG_IGN};
+    sigaction(SIGPIPE, &ign, NULL);
     struct ctl_args a;
     int code = parse_args(argc, argv, &a);
     if (code >= 0)
