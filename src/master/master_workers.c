@@ -312,7 +312,7 @@ void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int 
     }
 }
 
-static void describe_status(int status, char *out, size_t size)
+void fdt__describe_status(int status, char *out, size_t size)
 {
     if (WIFSIGNALED(status))
         snprintf(out, size, "killed by signal %d (%s)%s", WTERMSIG(status),
@@ -328,7 +328,7 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
 {
     struct fdt_generation *g = mw->gen;
     char how[128];
-    describe_status(status, how, sizeof(how));
+    fdt__describe_status(status, how, sizeof(how));
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     int64_t now = fdt__now_ms();
 
@@ -411,6 +411,8 @@ void fdt__master_reap(struct fdt_master *m)
             mw = mw->next;
         if (mw)
             worker_gone(m, mw, status);
+        else
+            (void)fdt__upgrade_reaped(m, pid, status);
     }
 }
 

@@ -1,0 +1,209 @@
+"""Binary upgrade (SIGUSR2): a new master executed from the path the old one was started
+as, on the same listening sockets; the old one drains only when the new one serves."""
+import os
+import re
+import signal
+import subprocess
+
+import pytest
+
+from fdt import BUILD, FDTSERVER, alive, wait_for
+from load import Load, LineBody
+from sd_util import NotifySocket, listening_inodes
+
+
+class Upgradable:
+    """An FdtServer started as tmp/bin/fdtserver (a symbolic link to the build's binary, so
+    a test can put another binary there) and followed through its upgrades: `master` is the
+    pid of the current master, which after an upgrade is no child of the test."""
+
+    def __init__(self, s, tmp_path):
+        self.s = s
+        self.bin = tmp_path / "bin" / "fdtserver"
+        self.bin.parent.mkdir(exist_ok=True)
+        self.install(FDTSERVER)
+        self.master = None
+        self.upgrades = 0
+
+    def install(self, target):
+        tmp = self.bin.with_name("fdtserver.new")
+        if tmp.exists() or tmp.is_symlink():
+            tmp.unlink()
+        tmp.symlink_to(target)
+        os.replace(tmp, self.bin)
+
+    def start(self, pre=()):
+        s = self.s
+        s.logf = open(s.log_path, "ab")
+        s.proc = subprocess.Popen([*pre, str(self.bin), "-c", str(s.conf_path)],
+                                  stdout=s.logf, stderr=subprocess.STDOUT,
+                                  stdin=subprocess.DEVNULL, env=s.env)
+        s.wait_ready()
+        self.master = s.pid
+        return self
+
+    def pid_file(self):
+        try:
+            return int(self.s.pid_path.read_text())
+        except (FileNotFoundError, ValueError):
+            return None
+
+    def upgrade(self):
+        """SIGUSR2 to the current master; returns once the new master serves in its place
+        (it said so) and the old one has exited."""
+        old = self.master
+        os.kill(old, signal.SIGUSR2)
+        n = self.upgrades + 1
+        pattern = re.compile(rf"binary upgrade: master (\d+) serves in place of master {old}\b")
+        m = wait_for(lambda: pattern.search(self.s.log()), 30, what=f"upgrade {n}")
+        new = int(m.group(1))
+        assert new != old
+        wait_for(lambda: not alive(old), 30, what=f"old master {old} gone")
+        self.master = new
+        self.upgrades = n
+        return new
+
+    def stop(self):
+        if self.master and alive(self.master):
+            os.kill(self.master, signal.SIGTERM)
+            wait_for(lambda: not alive(self.master), 30, what="master stopped")
+
+
+@pytest.fixture
+def upgradable(make_server, tmp_path):
+    made = []
+
+    def make(**kw):
+        u = Upgradable(make_server(start=False, **kw), tmp_path)
+        made.append(u)
+        return u
+
+    yield make
+    for u in made:
+        u.stop()
+
+
+def whoami(s):
+    c = s.client()
+    who = dict(kv.split("=") for kv in c.call("WHOAMI").split())
+    c.close()
+    return who
+
+
+def test_52_01_ten_upgrades_under_load_lose_nothing(upgradable):
+    u = upgradable(workers=2).start()
+    s = u.s
+    inodes = listening_inodes(s.port)
+    assert len(inodes) == 1
+    with Load(s.port, LineBody) as load:
+        wait_for(lambda: load.ok > 50, what="load running")
+        for _ in range(10):
+            before = load.ok
+            new = u.upgrade()
+            # The pid file and the control socket are the new master's.
+            assert u.pid_file() == new
+            assert s.status()["pid"] == new
+            wait_for(lambda: load.ok > before + 20, what="load served by the new master")
+    load.report("10 upgrades")
+    assert not load.failures, load.failures[:10]
+    # The same socket all along: never closed, never bound again.
+    assert listening_inodes(s.port) == inodes
+    workers = {int(whoami(s)["pid"])}
+    assert workers <= set(s.worker_pids())
+    assert s.status()["generations"][0]["state"] == "active"
+
+
+def broken_binary(tmp_path):
+    script = tmp_path / "broken.sh"
+    script.write_text("#!/bin/sh\necho 'broken binary: cannot start' >&2\nexit 1\n")
+    script.chmod(0o755)
+    return script
+
+
+@pytest.mark.parametrize("breakage", ["binary", "configuration", "application"])
+def test_52_02_a_new_master_that_fails_leaves_the_old_one_serving(upgradable, tmp_path,
+                                                                  breakage):
+    u = upgradable(workers=2).start()
+    s = u.s
+    old = u.master
+    workers = s.worker_pids()
+    if breakage == "binary":
+        u.install(broken_binary(tmp_path))
+        why = "broken binary: cannot start"
+    elif breakage == "configuration":
+        s.server["threads"] = "nine"
+        s.write_config()
+        why = "threads"
+    else:
+        s.app_keys["fail_init"] = "yes"
+        s.write_config()
+        why = "fail_init is set"
+    os.kill(old, signal.SIGUSR2)
+    s.wait_log(f"binary upgrade failed: the new master (pid", timeout=30)
+    assert why in s.log()
+    # The old master serves on, untouched, and still owns the pid file and control socket.
+    assert alive(old) and u.pid_file() == old
+    st = s.status()
+    assert st["pid"] == old and s.worker_pids() == workers
+    assert int(whoami(s)["pid"]) in workers
+    assert "serves in place of" not in s.log()
+
+    # Fixed, the next upgrade goes through.
+    u.install(FDTSERVER)
+    s.app_keys.pop("fail_init", None)
+    s.server["threads"] = 4
+    s.write_config()
+    new = u.upgrade()
+    assert u.pid_file() == new and s.status()["pid"] == new
+    assert int(whoami(s)["pid"]) in s.worker_pids()
+
+
+def test_52_03_upgrade_under_systemd_moves_mainpid(upgradable, tmp_path):
+    notify = NotifySocket(tmp_path / "notify.sock")
+    u = upgradable(workers=1, env={"NOTIFY_SOCKET": notify.path, "WATCHDOG_USEC": "400000"})
+    # WATCHDOG_PID names the first master, as systemd sets it.
+    u.start(pre=["/bin/sh", "-c", 'WATCHDOG_PID=$$ exec "$@"', "sh"])
+    old = u.master
+    notify.wait(lambda p, f: f.get("READY") == "1", "READY=1")
+    new = u.upgrade()
+    notify.wait(lambda p, f: p == new and f.get("READY") == "1", "READY=1 from the new master")
+    notify.wait(lambda p, f: p == new and f.get("WATCHDOG") == "1", "WATCHDOG=1 from the new one")
+    # After the upgrade a reload of the new master is announced by it.
+    os.kill(new, signal.SIGHUP)
+    notify.wait(lambda p, f: p == new and f.get("RELOADING") == "1", "RELOADING=1")
+    notify.wait(lambda p, f: p == new and "generation 2" in f.get("STATUS", "")
+                and f.get("READY") == "1", "READY=1 after the reload")
+    u.stop()
+    notify.wait(lambda p, f: p == new and f.get("STOPPING") == "1", "STOPPING=1")
+    # Every message came from the main process of its moment (NotifyAccess=main): the old
+    # master until it named the new one, then the new one, which first says MAINPID itself.
+    main = old
+    said_mainpid = False
+    for pid, f in notify.read():
+        assert pid == main, (pid, main, f, notify.messages)
+        if "MAINPID" in f:
+            if pid == old and int(f["MAINPID"]) == new:
+                main = new
+            else:
+                assert int(f["MAINPID"]) == pid
+                said_mainpid = said_mainpid or pid == new
+    assert main == new and said_mainpid
+    assert not any("STOPPING" in f for p, f in notify.messages if p == old)
+    notify.close()
+
+
+def test_52_04_the_new_binary_comes_from_the_path_started(upgradable, tmp_path):
+    # A deployment replaces the file at the path the server was started as (here a link
+    # switched to another file): the upgrade runs the file found there then.
+    # A copy where its run path ($ORIGIN/../..) finds the build's libfdt.
+    copy = tmp_path / "v2" / "src" / "bin" / "fdtserver"
+    copy.parent.mkdir(parents=True)
+    copy.write_bytes(FDTSERVER.read_bytes())
+    copy.chmod(0o755)
+    for lib in BUILD.glob("libfdt.so*"):
+        (tmp_path / "v2" / lib.name).symlink_to(lib)
+    u = upgradable(workers=1).start()
+    u.install(copy)
+    new = u.upgrade()
+    assert os.readlink(f"/proc/{new}/exe") == str(copy)
+    assert int(whoami(u.s)["pid"]) in u.s.worker_pids()
