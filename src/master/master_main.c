@@ -21,7 +21,7 @@ static const char usage[] =
     "usage: fdtserver [-c FILE] [--listen ADDR[,PROTOCOL]]... [--app PATH.so]\n"
     "                 [--workers N] [--threads N] [--set SECTION.KEY=VALUE]...\n"
     "                 [--pid-file F] [--log-level LEVEL] [--check]\n"
-    "       fdtserver -s stop|quit|reload|reopen [-c FILE | --pid-file F]\n"
+    "       fdtserver -s stop|quit|reload|reopen|upgrade [-c FILE | --pid-file F]\n"
     "       fdtserver txn list | commit GID | rollback GID  -c FILE\n"
     "       fdtserver --version | --help\n"
     "options:\n"
@@ -35,7 +35,8 @@ static const char usage[] =
     "  --log-level LEVEL          error, warn, info or debug ([server] log_level)\n"
     "  -t, --check                check the configuration and exit\n"
     "  -s SIGNAL                  signal the running master (found by its pid file):\n"
-    "                             stop (graceful), quit (immediate), reload, reopen (logs)\n"
+    "                             stop (graceful), quit (immediate), reload, reopen (logs),\n"
+    "                             upgrade (execute the binary anew, keeping the sockets)\n"
     "  -v, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n"
     "commands:\n"
@@ -165,7 +166,11 @@ static int signal_by_name(const char *name)
     static const struct {
         const char *name;
         int sig;
-    } sigs[] = {{"stop", SIGTERM}, {"quit", SIGQUIT}, {"reload", SIGHUP}, {"reopen", SIGUSR1}};
+    } sigs[] = {{"stop", SIGTERM},
+                {"quit", SIGQUIT},
+                {"reload", SIGHUP},
+                {"reopen", SIGUSR1},
+                {"upgrade", SIGUSR2}};
     for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++) {
         if (strcmp(name, sigs[i].name) == 0)
             return sigs[i].sig;
@@ -231,7 +236,7 @@ static int send_signal(const struct opts *o)
 {
     int sig = signal_by_name(o->signal);
     if (!sig) {
-        fprintf(stderr, "fdtserver: -s takes stop, quit, reload or reopen\n");
+        fprintf(stderr, "fdtserver: -s takes stop, quit, reload, reopen or upgrade\n");
         return 2;
     }
     char path[FDT_CFG_PATH_MAX];

@@ -28,6 +28,7 @@
 #define ENV_FROM    "FDT_UPGRADE_FROM"
 #define ENV_CHANNEL "FDT_UPGRADE_CHANNEL"
 #define ENV_FDS     "FDT_UPGRADE_FDS"
+#define ENV_GEN     "FDT_UPGRADE_GENERATION"
 
 /* Time for a new master to get ready beyond its workers' ready_timeout, then for it to stop
  * once told to. */
@@ -112,6 +113,9 @@ __attribute__((noreturn)) static void exec_new_master(struct fdt_master *m, int 
     snprintf(buf, sizeof(buf), "%d", chan);
     setenv(ENV_CHANNEL, buf, 1);
     setenv(ENV_FDS, fds, 1);
+    /* Generation numbers go on from the old master's, so logs and status never repeat one. */
+    snprintf(buf, sizeof(buf), "%u", m->next_gen_id);
+    setenv(ENV_GEN, buf, 1);
     fdt__notify_export(&m->notify);
     execv(m->exe_path, m->argv);
     fdt_log(FDT_LOG_ERROR, "binary upgrade: cannot execute %s: %s", m->exe_path,
@@ -248,7 +252,8 @@ int fdt__upgrade_adopt(struct fdt_master *m, struct fdt_error *err)
     const char *from_s = getenv(ENV_FROM);
     const char *chan_s = getenv(ENV_CHANNEL);
     const char *fds_s = getenv(ENV_FDS);
-    long from = 0, chan = -1;
+    const char *gen_s = getenv(ENV_GEN);
+    long from = 0, chan = -1, gen = 0;
     bool ok = from_s && chan_s && fds_s && fdt__parse_long(from_s, 1, 1L << 30, &from) == 0 &&
               fdt__parse_long(chan_s, 0, 1L << 20, &chan) == 0;
     int rc = 0;
@@ -270,6 +275,8 @@ int fdt__upgrade_adopt(struct fdt_master *m, struct fdt_error *err)
         fdt__fd_cloexec(m->predecessor_fd, true);
         fdt__fd_nonblock(m->predecessor_fd, true);
         m->predecessor_kind = FDT_POLL_PREDECESSOR;
+        if (gen_s && fdt__parse_long(gen_s, 0, 1L << 30, &gen) == 0)
+            m->next_gen_id = (unsigned)gen;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->predecessor_kind};
         epoll_ctl(m->epfd, EPOLL_CTL_ADD, m->predecessor_fd, &ev);
         /* Not systemd's main process until the old master says so. */
@@ -280,6 +287,7 @@ int fdt__upgrade_adopt(struct fdt_master *m, struct fdt_error *err)
     unsetenv(ENV_FROM);
     unsetenv(ENV_CHANNEL);
     unsetenv(ENV_FDS);
+    unsetenv(ENV_GEN);
     return rc;
 }
 

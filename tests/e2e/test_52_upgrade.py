@@ -3,6 +3,7 @@ as, on the same listening sockets; the old one drains only when the new one serv
 import os
 import re
 import signal
+import socket
 import subprocess
 
 import pytest
@@ -207,3 +208,69 @@ def test_52_04_the_new_binary_comes_from_the_path_started(upgradable, tmp_path):
     new = u.upgrade()
     assert os.readlink(f"/proc/{new}/exe") == str(copy)
     assert int(whoami(u.s)["pid"]) in u.s.worker_pids()
+
+
+def test_52_05_unix_and_reuseport_listeners_cross_over(upgradable, tmp_path):
+    sock = tmp_path / "app.sock"
+    u = upgradable(workers=2, listeners=None)
+    s = u.s
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "raw",
+                            "reuseport": "yes"},
+                   "local": {"address": f"unix:{sock}", "protocol": "raw"}}
+    s.write_config()
+    u.start()
+    ino = sock.stat().st_ino
+    new = u.upgrade()
+    # The old master left the socket file to the new one, which serves on it.
+    assert sock.stat().st_ino == ino
+    c = socket.socket(socket.AF_UNIX)
+    c.connect(str(sock))
+    c.sendall(b"WHOAMI\n")
+    assert c.recv(200).startswith(b"pid=")
+    c.close()
+    assert int(whoami(s)["pid"]) in s.worker_pids()
+    assert {l["name"]: l["socket"] for l in s.status()["listeners"]} == {"main": "bound",
+                                                                         "local": "bound"}
+    # It is the new master's now: removed when it stops.
+    os.kill(new, signal.SIGTERM)
+    wait_for(lambda: not alive(new), 30, what="new master stopped")
+    assert not sock.exists()
+
+
+def test_52_06_fdtserver_s_upgrade_and_generations_go_on(upgradable):
+    u = upgradable(workers=1).start()
+    s = u.s
+    assert whoami(s)["generation"] == "1"
+    s.reload()
+    assert whoami(s)["generation"] == "2"
+    old = u.master
+    r = subprocess.run([str(FDTSERVER), "-s", "upgrade", "--pid-file", str(s.pid_path)],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 0, r.stderr
+    m = wait_for(lambda: re.search(rf"master (\d+) serves in place of master {old}\b", s.log()),
+                 30, what="upgrade")
+    u.master = int(m.group(1))
+    wait_for(lambda: not alive(old), 30, what="old master gone")
+    # Numbers are never reused: the new master's first generation is 3.
+    assert whoami(s)["generation"] == "3"
+    assert s.status()["generations"][0]["id"] == 3
+
+
+def test_52_07_stopping_during_an_upgrade_stops_the_new_master_too(upgradable):
+    u = upgradable(workers=1, server={"graceful_timeout": 2})
+    u.start()
+    s = u.s
+    old = u.master
+    s.app_keys["init_delay_ms"] = 60000  # the new master's workers never get ready
+    s.write_config()
+    os.kill(old, signal.SIGUSR2)
+    m = wait_for(lambda: re.search(r"INFO (\d+) \S+ master: binary upgrade: taking over", s.log()),
+                 30, what="new master started")
+    new = int(m.group(1))
+    s.signal(signal.SIGTERM)
+    assert s.wait_exit(30) == 0
+    assert "the binary upgrade is abandoned" in s.log()
+    wait_for(lambda: not alive(new), 30, what="new master stopped")
+    assert not s.pid_path.exists()
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", s.port), timeout=5).close()
