@@ -56,11 +56,11 @@ class NotifySocket:
         self.sock.close()
 
 
-def socket_activate(s, listens, names=None, env=None):
+def socket_activate(s, listens, names=None, env=None, datagram=False):
     """Start s (an FdtServer, not started) the way systemd's socket activation does:
     systemd-socket-activate binds listens (["127.0.0.1:PORT", ...]), waits for the first
     connection and then executes fdtserver with LISTEN_FDS. Returns the Popen."""
-    cmd = ["systemd-socket-activate"]
+    cmd = ["systemd-socket-activate"] + (["--datagram"] if datagram else [])
     for a in listens:
         cmd += ["-l", a]
     if names:

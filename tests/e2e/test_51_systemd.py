@@ -230,3 +230,13 @@ def test_51_09_unit_files_verify(tmp_path):
                         str(tmp_path / "fdtserver.service")],
                        capture_output=True, text=True, timeout=60)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr
+
+
+def test_51_10_a_passed_socket_that_is_not_a_stream_is_refused(make_server):
+    port = free_port()
+    s = activated_server(make_server, port)
+    socket_activate(s, [f"127.0.0.1:{port}"], names=["web"], datagram=True)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as u:
+        u.sendto(b"x", ("127.0.0.1", port))
+    assert s.wait_exit() != 0
+    assert "passed by systemd is not a TCP or unix stream socket" in s.log()

@@ -8,9 +8,9 @@ import subprocess
 
 import pytest
 
-from fdt import BUILD, FDTSERVER, alive, wait_for
+from fdt import BUILD, FDTSERVER, LineClient, alive, free_port, wait_for
 from load import Load, LineBody
-from sd_util import NotifySocket, listening_inodes
+from sd_util import NotifySocket, listening_inodes, socket_activate
 
 
 class Upgradable:
@@ -274,3 +274,36 @@ def test_52_07_stopping_during_an_upgrade_stops_the_new_master_too(upgradable):
     assert not s.pid_path.exists()
     with pytest.raises(OSError):
         socket.create_connection(("127.0.0.1", s.port), timeout=5).close()
+
+
+def test_52_08_sockets_from_systemd_go_over_as_systemds(make_server):
+    port, spare = free_port(), free_port()
+    s = make_server(start=False, workers=1,
+                    listeners={"web": {"address": f"127.0.0.1:{port}", "protocol": "raw"}})
+    socket_activate(s, [f"127.0.0.1:{port}", f"127.0.0.1:{spare}"], names=["web", "spare"])
+    c = LineClient(port, timeout=30)
+    assert c.call("WHOAMI").startswith("pid=")
+    c.close()
+    s.wait_ready()
+    inodes = listening_inodes(port)
+    old = s.pid
+    os.kill(old, signal.SIGUSR2)
+    m = wait_for(lambda: re.search(rf"master (\d+) serves in place of master {old}\b", s.log()),
+                 30, what="upgrade")
+    new = int(m.group(1))
+    try:
+        assert s.wait_exit(30) == 0
+        st = s.status()
+        assert st["pid"] == new
+        assert [(l["name"], l["socket"]) for l in st["listeners"]] == [("web", "systemd")]
+        assert listening_inodes(port) == inodes
+        # The unused socket came along too, still systemd's: a reload that names it serves it.
+        s.listeners["spare"] = {"address": f"127.0.0.1:{spare}", "protocol": "raw"}
+        s.write_config()
+        s.reload()
+        c = LineClient(spare, timeout=30)
+        assert "generation=3" in c.call("WHOAMI")  # 1 the old master's, 2 the new one's
+        c.close()
+    finally:
+        os.kill(new, signal.SIGTERM)
+        wait_for(lambda: not alive(new), 30, what="new master stopped")
