@@ -9,7 +9,8 @@ import subprocess
 import pytest
 
 from fdt import BUILD, FDTSERVER, LineClient, alive, free_port, wait_for
-from load import Load, LineBody
+from http_util import HELLO
+from load import HttpEcho, Load, LineBody
 from sd_util import NotifySocket, listening_inodes, socket_activate
 
 
@@ -112,6 +113,24 @@ def test_52_01_ten_upgrades_under_load_lose_nothing(upgradable):
     workers = {int(whoami(s)["pid"])}
     assert workers <= set(s.worker_pids())
     assert s.status()["generations"][0]["state"] == "active"
+
+
+def test_52_09_http_clients_that_never_retry_lose_nothing_across_upgrades(upgradable):
+    """As for reloads (test_10_62): the old master's workers retire like a reload's, so an
+    HTTP client with keep-alive is never closed under: no retry at all."""
+    u = upgradable(app=HELLO, workers=2)
+    u.s.listeners = {"main": {"address": f"127.0.0.1:{u.s.port}", "protocol": "http"}}
+    u.s.write_config()
+    u.start()
+    with Load(u.s.port, HttpEcho) as load:
+        wait_for(lambda: load.ok > 50, what="load running")
+        for _ in range(10):
+            before = load.ok
+            u.upgrade()
+            wait_for(lambda: load.ok > before + 20, what="load served by the new master")
+    load.report("10 upgrades")
+    assert not load.failures, load.failures[:10]
+    assert load.retried == 0
 
 
 def broken_binary(tmp_path):
