@@ -63,6 +63,9 @@ struct fdt_generation {
 struct fdt_ctl_client;
 
 /* The master's side of systemd's notification protocol (master_notify.c). */
+#define FDT_NOTIFY_QUEUE 16
+#define FDT_NOTIFY_MAX   512
+
 struct fdt_notify {
     int fd; /* datagram socket, -1 when NOTIFY_SOCKET was not set */
     struct sockaddr_un addr;
@@ -71,6 +74,9 @@ struct fdt_notify {
     int64_t watchdog_usec; /* 0: no watchdog for this process */
     int64_t next_ping_ms;
     bool muted; /* not the service's main process (yet, or any more): say nothing */
+    /* Messages systemd's queue had no room for, oldest first, resent from the loop. */
+    char queue[FDT_NOTIFY_QUEUE][FDT_NOTIFY_MAX];
+    int queued;
 };
 
 struct fdt_master {
@@ -124,8 +130,10 @@ struct fdt_master {
     int64_t upgrade_deadline_ms;
     int upgrade_kills; /* signals sent to a new master that took too long */
     bool upgrade_handed_over;
-    bool retiring;    /* a new master serves: drain the workers, then exit */
-    bool retire_stop; /* a SIGTERM came while retiring */
+    bool upgrade_ack_pending;  /* 'A' waits until MAINPID= has reached systemd */
+    int64_t upgrade_ack_by_ms; /* ... or until then */
+    bool retiring;             /* a new master serves: drain the workers, then exit */
+    bool retire_stop;          /* a SIGTERM came while retiring */
     /* Binary upgrade, new side: the master this one replaces, until the handover. */
     pid_t predecessor;
     int predecessor_fd;
@@ -168,14 +176,17 @@ void fdt__master_announce_ready(struct fdt_master *m, const struct fdt_generatio
 /* Read NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID, then unset them. */
 void fdt__notify_init(struct fdt_notify *n);
 void fdt__notify_deinit(struct fdt_notify *n);
-/* Send one notification (newline-separated VAR=VALUE lines); never blocks, and does nothing
- * without NOTIFY_SOCKET or while muted. */
+/* Send one notification (newline-separated VAR=VALUE lines); does nothing without
+ * NOTIFY_SOCKET or while muted. Never blocks: when systemd's queue is full the message
+ * waits in ours (in order) and fdt__notify_tick resends it. */
 void fdt__notify(struct fdt_notify *n, const char *fmt, ...) FDT_PRINTF(2, 3);
+/* Whether every notification has been sent. */
+bool fdt__notify_flushed(const struct fdt_notify *n);
 /* CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC. */
 int64_t fdt__notify_monotonic_usec(void);
-/* Send WATCHDOG=1 when due (every half period); returns timeout_ms, or less so that the
- * loop wakes for the next ping. */
-int fdt__notify_watchdog(struct fdt_notify *n, int64_t now, int timeout_ms);
+/* From the master's loop: resend what waits, send WATCHDOG=1 when due (every half period);
+ * returns timeout_ms, or less so that the loop wakes for the next ping or resend. */
+int fdt__notify_tick(struct fdt_notify *n, int64_t now, int timeout_ms);
 /* Put NOTIFY_SOCKET and the watchdog (for this process) back into the environment: in a
  * new master's process, before it executes. */
 void fdt__notify_export(const struct fdt_notify *n);

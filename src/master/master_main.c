@@ -417,7 +417,7 @@ static int run(struct fdt_master *m)
     for (;;) {
         if (m->stopping && !m->workers)
             break;
-        int timeout = fdt__notify_watchdog(&m->notify, fdt__now_ms(), 200);
+        int timeout = fdt__notify_tick(&m->notify, fdt__now_ms(), 200);
         int n = epoll_wait(m->epfd, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
             fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));

@@ -62,23 +62,43 @@ void fdt__notify_deinit(struct fdt_notify *n)
     n->fd = -1;
 }
 
+/* Send what waits, oldest first, until systemd's queue is full. */
+static void flush(struct fdt_notify *n)
+{
+    while (n->queued > 0) {
+        const char *msg = n->queue[0];
+        if (sendto(n->fd, msg, strlen(msg), MSG_DONTWAIT | MSG_NOSIGNAL,
+                   (const struct sockaddr *)&n->addr, n->len) < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                return;
+            /* Gone or refused: nothing to resend it to. */
+            fdt_log(FDT_LOG_DEBUG, "notify %s: %s", n->socket_env, fdt_strerror(-errno));
+        }
+        n->queued--;
+        memmove(n->queue[0], n->queue[1], (size_t)n->queued * sizeof(n->queue[0]));
+    }
+}
+
 void fdt__notify(struct fdt_notify *n, const char *fmt, ...)
 {
     if (n->fd < 0 || n->muted)
         return;
-    char msg[1024];
+    if (n->queued == FDT_NOTIFY_QUEUE) {
+        fdt_log(FDT_LOG_WARN, "notify %s: systemd reads nothing; a notification is lost",
+                n->socket_env);
+        return;
+    }
     va_list ap;
     va_start(ap, fmt);
-    int len = vsnprintf(msg, sizeof(msg), fmt, ap);
+    vsnprintf(n->queue[n->queued], sizeof(n->queue[0]), fmt, ap);
     va_end(ap);
-    if (len < 0)
-        return;
-    if ((size_t)len >= sizeof(msg))
-        len = (int)sizeof(msg) - 1;
-    /* Never blocks: a full queue loses one notification rather than stalling the master. */
-    if (sendto(n->fd, msg, (size_t)len, MSG_DONTWAIT | MSG_NOSIGNAL,
-               (const struct sockaddr *)&n->addr, n->len) < 0)
-        fdt_log(FDT_LOG_DEBUG, "notify %s: %s", n->socket_env, fdt_strerror(-errno));
+    n->queued++;
+    flush(n);
+}
+
+bool fdt__notify_flushed(const struct fdt_notify *n)
+{
+    return n->queued == 0;
 }
 
 int64_t fdt__notify_monotonic_usec(void)
@@ -88,8 +108,13 @@ int64_t fdt__notify_monotonic_usec(void)
     return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-int fdt__notify_watchdog(struct fdt_notify *n, int64_t now, int timeout_ms)
+int fdt__notify_tick(struct fdt_notify *n, int64_t now, int timeout_ms)
 {
+    if (n->fd < 0)
+        return timeout_ms;
+    flush(n);
+    if (n->queued > 0 && timeout_ms > 20)
+        timeout_ms = 20; /* try again soon */
     if (!n->watchdog_usec || n->muted)
         return timeout_ms;
     /* Half the period, as sd_watchdog_enabled(3) advises. */
@@ -97,7 +122,10 @@ int fdt__notify_watchdog(struct fdt_notify *n, int64_t now, int timeout_ms)
     if (half_ms < 1)
         half_ms = 1;
     if (now >= n->next_ping_ms) {
-        fdt__notify(n, "WATCHDOG=1");
+        /* Behind waiting messages a ping would only add to the jam: the next one is due
+         * soon enough. */
+        if (n->queued == 0)
+            fdt__notify(n, "WATCHDOG=1");
         n->next_ping_ms = now + half_ms;
     }
     int64_t left = n->next_ping_ms - now;

@@ -179,6 +179,18 @@ void fdt__upgrade_start(struct fdt_master *m)
     fdt__notify(&m->notify, "STATUS=binary upgrade: new master %d starting", (int)pid);
 }
 
+/* Old side: answer 'A' and retire. */
+static void acknowledge(struct fdt_master *m)
+{
+    m->upgrade_ack_pending = false;
+    char a = 'A';
+    (void)!send(m->upgrade_fd, &a, 1, MSG_NOSIGNAL);
+    close_channel(m);
+    fdt_log(FDT_LOG_INFO, "binary upgrade: new master %d serves; this master drains and exits",
+            (int)m->upgrade_pid);
+    fdt__master_retire(m);
+}
+
 void fdt__upgrade_on_event(struct fdt_master *m)
 {
     char c = 0;
@@ -190,13 +202,13 @@ void fdt__upgrade_on_event(struct fdt_master *m)
         fdt__notify(&m->notify, "MAINPID=%d\nSTATUS=binary upgrade: master %d serves",
                     (int)m->upgrade_pid, (int)m->upgrade_pid);
         m->notify.muted = true;
-        char a = 'A';
-        (void)!send(m->upgrade_fd, &a, 1, MSG_NOSIGNAL);
-        close_channel(m);
         m->upgrade_handed_over = true;
-        fdt_log(FDT_LOG_INFO, "binary upgrade: new master %d serves; this master drains and exits",
-                (int)m->upgrade_pid);
-        fdt__master_retire(m);
+        /* The answer lets the new master speak: only once systemd has MAINPID= (it waits
+         * in our queue when systemd's is full), or after 5 s whatever happens. */
+        m->upgrade_ack_pending = true;
+        m->upgrade_ack_by_ms = fdt__now_ms() + 5000;
+        if (fdt__notify_flushed(&m->notify))
+            acknowledge(m);
         return;
     }
     /* End of file (or nonsense): the new master gave up. How it ended comes with SIGCHLD. */
@@ -210,7 +222,18 @@ bool fdt__upgrade_reaped(struct fdt_master *m, pid_t pid, int status)
     char how[128];
     fdt__describe_status(status, how, sizeof(how));
     close_channel(m);
-    if (m->upgrade_handed_over) {
+    if (m->upgrade_ack_pending) {
+        /* Gone between its 'R' and our answer: this master is the service again. */
+        m->upgrade_ack_pending = false;
+        m->upgrade_handed_over = false;
+        m->notify.muted = false;
+        fdt_log(FDT_LOG_ERROR,
+                "binary upgrade failed: the new master (pid %d) %s as it took "
+                "over; this master keeps serving",
+                (int)pid, how);
+        fdt__notify(&m->notify, "MAINPID=%d\nSTATUS=binary upgrade failed: new master %s",
+                    (int)getpid(), how);
+    } else if (m->upgrade_handed_over) {
         fdt_log(FDT_LOG_INFO, "new master %d %s", (int)pid, how);
     } else {
         fdt_log(FDT_LOG_ERROR,
@@ -226,6 +249,11 @@ bool fdt__upgrade_reaped(struct fdt_master *m, pid_t pid, int status)
 
 void fdt__upgrade_supervise(struct fdt_master *m, int64_t now)
 {
+    if (m->upgrade_ack_pending &&
+        (fdt__notify_flushed(&m->notify) || now >= m->upgrade_ack_by_ms)) {
+        acknowledge(m);
+        return;
+    }
     if (m->upgrade_pid <= 0 || m->upgrade_handed_over || now < m->upgrade_deadline_ms)
         return;
     int sig = m->upgrade_kills == 0 ? SIGTERM : SIGKILL;

@@ -5,6 +5,7 @@ import re
 import socket
 import struct
 import subprocess
+import threading
 from pathlib import Path
 
 from fdt import FDTSERVER, wait_for
@@ -15,29 +16,52 @@ PASS_ENV = ("ASAN_OPTIONS", "UBSAN_OPTIONS", "TSAN_OPTIONS", "LSAN_OPTIONS", "FD
 
 
 class NotifySocket:
-    """The service manager's end of NOTIFY_SOCKET. `messages` holds (sender pid, {VAR:
-    VALUE}) in arrival order; read() moves what has arrived into it."""
+    """The service manager's end of NOTIFY_SOCKET. A thread reads every datagram as it
+    arrives, as systemd does (the kernel queues only net.unix.max_dgram_qlen datagrams,
+    often 10, for a reader that does not read); `messages` holds (sender pid, {VAR: VALUE})
+    in arrival order."""
 
-    def __init__(self, path):
+    def __init__(self, path, paused=False):
         self.path = str(path)
+        self.reading = threading.Event()
+        if not paused:
+            self.reading.set()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_PASSCRED, 1)
         self.sock.bind(self.path)
-        self.sock.setblocking(False)
+        self.sock.settimeout(0.1)
         self.messages = []
+        self.lock = threading.Lock()
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
 
-    def read(self):
-        while True:
+    def _run(self):
+        while not self.done.is_set():
+            if not self.reading.wait(0.1):
+                continue
             try:
                 data, anc, _, _ = self.sock.recvmsg(4096, socket.CMSG_SPACE(12))
-            except BlockingIOError:
-                return self.messages
+            except socket.timeout:
+                continue
+            except OSError:
+                return
             pid = None
             for level, kind, cdata in anc:
                 if level == socket.SOL_SOCKET and kind == socket.SCM_CREDENTIALS:
                     pid, _, _ = struct.unpack("iII", cdata[:12])
             fields = dict(line.split("=", 1) for line in data.decode().split("\n") if line)
-            self.messages.append((pid, fields))
+            with self.lock:
+                self.messages.append((pid, fields))
+
+    def resume(self):
+        """Start reading (a manager that was busy)."""
+        self.reading.set()
+
+    def read(self):
+        """A copy of the messages received so far."""
+        with self.lock:
+            return list(self.messages)
 
     def wait(self, pred, what, timeout=20.0):
         """Wait for a message for which pred(pid, fields) holds; returns its index."""
@@ -53,6 +77,8 @@ class NotifySocket:
                 if key in f and (value is None or f[key] == value)]
 
     def close(self):
+        self.done.set()
+        self.thread.join(5)
         self.sock.close()
 
 

@@ -240,3 +240,29 @@ def test_51_10_a_passed_socket_that_is_not_a_stream_is_refused(make_server):
         u.sendto(b"x", ("127.0.0.1", port))
     assert s.wait_exit() != 0
     assert "passed by systemd is not a TCP or unix stream socket" in s.log()
+
+
+def test_51_11_notifications_wait_for_a_busy_manager(make_server, tmp_path):
+    # A manager that reads nothing for a while: the kernel queues a few datagrams (the
+    # watchdog's pings fill them), the master keeps the rest in order and sends them once
+    # the manager reads again, without ever blocking (the reload is served meanwhile).
+    notify = NotifySocket(tmp_path / "busy.sock", paused=True)
+    try:
+        s = notifying_server(make_server, notify, workers=1, env={"WATCHDOG_USEC": "20000"})
+        s.reload()
+        c = s.client()
+        assert "generation=2" in c.call("WHOAMI")
+        c.close()
+        notify.resume()
+        i2 = notify.wait(lambda p, f: f.get("READY") == "1" and "generation 2" in
+                         f.get("STATUS", ""), "READY=1 of the reload")
+        msgs = notify.read()
+        i1 = next(i for i, (_, f) in enumerate(msgs) if f.get("READY") == "1")
+        ir = next(i for i, (_, f) in enumerate(msgs) if f.get("RELOADING") == "1")
+        assert i1 < ir < i2
+        assert "generation 1" in msgs[i1][1]["STATUS"]
+        wait_for(lambda: len(notify.with_key("WATCHDOG")) > len(
+            [m for m in msgs if "WATCHDOG" in m[1]]), what="pings again")
+        assert "a notification is lost" not in s.log()
+    finally:
+        notify.close()
