@@ -273,6 +273,13 @@ def test_52_06_fdtserver_s_upgrade_and_generations_go_on(upgradable):
     # Numbers are never reused: the new master's first generation is 3.
     assert whoami(s)["generation"] == "3"
     assert s.status()["generations"][0]["id"] == 3
+    # The new master holds the pid file's lock: -s stop finds it and waits for its exit.
+    r = subprocess.run([str(FDTSERVER), "-s", "stop", "--pid-file", str(s.pid_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert not s.pid_path.exists()
+    # The lock goes with the process's files, a moment before it is a zombie.
+    wait_for(lambda: not alive(u.master), 10, what="new master gone")
 
 
 def test_52_07_stopping_during_an_upgrade_stops_the_new_master_too(upgradable):
