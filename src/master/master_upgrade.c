@@ -61,8 +61,8 @@ static void close_channel(struct fdt_master *m)
     m->upgrade_fd = -1;
 }
 
-/* The sockets a new master inherits: the active generation's, and systemd's that no
- * listener uses now (a later configuration may). Writes FDT_UPGRADE_FDS into out. */
+/* The sockets a new master inherits: the active generation's, and systemd's that it does
+ * not use (a later configuration may). Writes FDT_UPGRADE_FDS into out. */
 static int passed_fds(struct fdt_master *m, char *out, size_t size)
 {
     out[0] = '\0';
@@ -84,7 +84,11 @@ static int passed_fds(struct fdt_master *m, char *out, size_t size)
     }
     for (int k = 0; k < m->inherit.n; k++) {
         const struct fdt_inherited *e = &m->inherit.fds[k];
-        if (e->fd >= 0 && !e->used && fdt__inherit_format(out, size, e->fd, e->origin, e->name) < 0)
+        bool in_active = false;
+        for (int i = 0; i < g->n_listeners; i++)
+            in_active = in_active || g->listeners[i].fd == e->fd;
+        if (e->fd >= 0 && !in_active &&
+            fdt__inherit_format(out, size, e->fd, e->origin, e->name) < 0)
             return FDT_ELIMIT;
     }
     return 0;
