@@ -85,7 +85,7 @@ int fdt__inherit_systemd(struct fdt_inherit *set, struct fdt_error *err)
     char names[4096] = "";
     long pid = 0, n = 0;
     bool mine = pid_s && n_s && fdt__parse_long(pid_s, 1, 1L << 30, &pid) == 0 &&
-                pid == (long)getpid() && fdt__parse_long(n_s, 0, FDT_INHERIT_MAX, &n) == 0;
+                pid == (long)getpid() && fdt__parse_long(n_s, 0, 1L << 20, &n) == 0;
     if (mine && names_s)
         fdt__strlcpy(names, names_s, sizeof(names));
     unsetenv("LISTEN_PID");
@@ -93,6 +93,9 @@ int fdt__inherit_systemd(struct fdt_inherit *set, struct fdt_error *err)
     unsetenv("LISTEN_FDNAMES");
     if (!mine)
         return 0;
+    if (n > FDT_INHERIT_MAX)
+        return fdt_error_set(err, FDT_ECONFIG, "systemd passed %ld sockets; at most %d are served",
+                             n, FDT_INHERIT_MAX);
     char *p = names;
     for (long i = 0; i < n; i++) {
         /* Names are colon-separated; systemd calls a socket without one "unknown". */
