@@ -60,7 +60,12 @@ struct fdt_app {
     /* The input buffer reached [server] max_input and on_data consumed nothing: write an
      * error if the protocol has one; the connection is closed afterwards. May be NULL. */
     void (*on_overflow)(struct fdt_conn *c);
-    /* The connection is gone (peer closed, error, timeout, or fdt_conn_close). May be NULL. */
+    /* The connection is gone (peer closed, error, timeout, or fdt_conn_close). May be NULL.
+     * An application with neither on_open nor on_close whose connection has no data
+     * attached (fdt_conn_set_data) keeps no state per connection: on a reload, a retiring
+     * worker hands such a connection, when it is between requests (all input consumed),
+     * to a worker of the new generation, and the client never sees it close. Otherwise
+     * the connection is closed between requests (docs/promises.md, promise 4). */
     void (*on_close)(struct fdt_conn *c);
     /* Sent to a connection refused because the worker is at max_connections. May be NULL. */
     const char *busy_reply;

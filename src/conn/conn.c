@@ -42,6 +42,15 @@ struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct 
     return c;
 }
 
+struct fdt_conn *fdt__conn_adopt(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
+                                 const char *listener_name)
+{
+    struct fdt_conn *c = fdt__conn_new(loop, fd, proto, listener_name);
+    if (c)
+        c->served = true; /* a draining worker may close or hand it on between requests */
+    return c;
+}
+
 void fdt__conn_destroy(struct fdt_conn *c)
 {
     fdt__buf_deinit(&c->in);
@@ -137,6 +146,16 @@ static void teardown(struct fdt_conn *c)
     c->closed = true;
     c->running = false;
     epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->handoff) {
+        /* The successor owns the connection once the descriptor is on its way; closing this
+         * copy then sends nothing to the client. */
+        int rc = c->loop->handoff(c->loop, c);
+        if (rc == 0)
+            atomic_fetch_add_explicit(&c->loop->handed_off, 1, memory_order_relaxed);
+        else
+            fdt_log(FDT_LOG_DEBUG, "conn=%llu cannot hand over to a successor (%s): closed",
+                    (unsigned long long)c->id, fdt_strerror(rc));
+    }
     fdt__close(c->fd);
     c->fd = -1;
     out_consume(c, c->out.len);
@@ -359,10 +378,16 @@ void fdt__conn_run(struct fdt_conn *c)
         /* Draining: close between requests, as the protocol says (proto->idle). A
          * connection that has not sent its first request yet is kept until it does (or
          * idle_timeout): its client surely means to send one, and closing it now would fail
-         * a request on a brand-new connection. */
+         * a request on a brand-new connection. A connection whose transaction is open is
+         * not idle either: transactions in flight finish (promises 3 and 4), bounded by
+         * graceful_timeout. */
         if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c) &&
-            !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring)))
+            !c->th.txn && !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring))) {
             c->closing = true;
+            /* Retiring for a successor: a connection holding nothing goes on there. */
+            c->handoff = c->proto->handoff && c->loop->handoff && atomic_load(&c->loop->retiring) &&
+                         !c->app_data && c->in.len == 0 && c->out.len == 0 && !c->eof;
+        }
         if (!c->dead && c->out.len > 0) {
             if (flush_locked(c) < 0)
                 c->dead = true;

@@ -30,6 +30,7 @@ enum fdt_poll_kind {
     FDT_POLL_SIGNAL = 3,
     FDT_POLL_WAKE = 4,
     FDT_POLL_QUEUE = 5,
+    FDT_POLL_MASTER = 6, /* the worker's channel to its master */
 };
 
 /* Pseudo-events beyond the epoll bits. */
@@ -77,6 +78,13 @@ struct fdt_proto {
      * Keep-Alive: timeout=N), bounded by graceful_timeout. False: closed between requests
      * (proto->idle). */
     bool drain_keeps_idle;
+    /* True: between requests a connection of this protocol holds no state of its own (no
+     * greeting at open, nothing kept from one request to the next), so a worker retiring
+     * for a successor (a reload) hands an idle one, with no transaction and nothing attached
+     * by the application (fdt_conn_set_data), to a worker of the serving generation instead
+     * of closing it (loop->handoff): the client sees nothing happen (promise 4 for protocols
+     * that cannot tell their clients to close, such as JSON-RPC). */
+    bool handoff;
     /* True when the protocol counts requests itself with fdt__conn_request_done();
      * otherwise every data callback that consumes bytes counts as one request. */
     bool counts_requests;
@@ -108,6 +116,12 @@ struct fdt_conn_loop {
     uint64_t next_id;                  /* loop thread only */
     /* Hand c to an application thread (any thread). */
     void (*enqueue)(struct fdt_conn_loop *loop, struct fdt_conn *c);
+    /* Pass c's descriptor to a worker of the serving generation (proto->handoff), which
+     * serves the connection from now on; the caller then closes its own copy. Called by the
+     * thread tearing c down. Returns 0, or a negative code: then c is just closed. May be
+     * NULL (nothing to hand to). */
+    int (*handoff)(struct fdt_conn_loop *loop, struct fdt_conn *c);
+    _Atomic uint64_t handed_off; /* connections handed off so far */
     /* c's last reference is gone: free it once no thread can hold an event naming it
      * (any thread; the loop thread frees). */
     void (*release)(struct fdt_conn_loop *loop, struct fdt_conn *c);
@@ -137,8 +151,9 @@ struct fdt_conn {
     struct fdt_buf in;
     bool opened;
     bool eof;
-    bool served; /* the protocol has consumed a request */
-    bool linger; /* close by lingering (fdt__conn_linger) */
+    bool served;  /* the protocol has consumed a request */
+    bool linger;  /* close by lingering (fdt__conn_linger) */
+    bool handoff; /* closing: hand the descriptor to a successor first (proto->handoff) */
 
     _Atomic int refs;
     _Atomic int64_t last_active_ms;
@@ -160,6 +175,10 @@ struct fdt_conn {
 /* Create a connection for an accepted fd (loop thread). Takes the fd. NULL on ENOMEM. */
 struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                const char *listener_name);
+/* Create a connection for a descriptor handed over by a retiring worker (loop->handoff):
+ * like fdt__conn_new, for a connection whose client already made requests. */
+struct fdt_conn *fdt__conn_adopt(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
+                                 const char *listener_name);
 /* Free (loop thread, refs == 0). */
 void fdt__conn_destroy(struct fdt_conn *c);
 /* Record epoll events (an application thread that took them from epoll). Returns true when

@@ -47,4 +47,8 @@ void fdt__proto_raw_init(struct fdt_proto *p, const struct fdt_app *app)
     p->overflow = raw_overflow;
     p->close = raw_close;
     p->busy_reply = app->busy_reply;
+    /* An application with neither on_open nor on_close keeps nothing per connection but
+     * what fdt_conn_set_data attaches (which stops a hand-off): its idle connections can
+     * go on in a successor on reload. */
+    p->handoff = !app->on_open && !app->on_close;
 }

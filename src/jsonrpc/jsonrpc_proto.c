@@ -232,6 +232,8 @@ static void recover_one(const char *gid, const struct fdt_gid *g, double age, co
     fdt_json_writer_begin_object(w);
     fdt_json_writer_key(w, "gid");
     fdt_json_writer_string(w, gid);
+    fdt_json_writer_key(w, "node");
+    fdt_json_writer_string(w, g->node);
     fdt_json_writer_key(w, "resource");
     fdt_json_writer_string(w, g->resource);
     write_xid(w, &g->xid);
@@ -248,7 +250,8 @@ static void recover_one(const char *gid, const struct fdt_gid *g, double age, co
  * a negative code with err (and, where the default mapping does not fit, *jcode). */
 struct builtin_call {
     struct fdt_conn *c;
-    const struct fdt_xid *xid; /* NULL when the method takes none or none was given */
+    const struct fdt_json *params; /* as sent (checked by check_params) */
+    const struct fdt_xid *xid;     /* NULL when the method takes none or none was given */
     struct fdt_json_writer *w;
     int *jcode;
     struct fdt_error *err;
@@ -338,15 +341,27 @@ static int m_recover(struct builtin_call *b)
 {
     struct recover_ctx ctx = {b->w};
     fdt_json_writer_begin_array(b->w);
-    int rc = fdt__txn_list(server_of(b->c)->node, recover_one, &ctx, b->err);
+    /* Every node's: a coordinator may reconnect to any host sharing the databases. */
+    int rc = fdt__txn_list(NULL, recover_one, &ctx, b->err);
     fdt_json_writer_end_array(b->w);
     return rc;
 }
 
 static int resolve(struct builtin_call *b, bool commit)
 {
+    /* params.node: the node that prepared the branches (txn.recover says it), when not this
+     * one: a coordinator whose host died resolves through any other host. */
+    const char *node = server_of(b->c)->node;
+    const struct fdt_json *n = fdt_json_object_get(b->params, "node");
+    if (n && fdt_json_type(n) != FDT_JSON_NULL) {
+        size_t len;
+        if (fdt_json_get_string(n, &node, &len) < 0 || strlen(node) != len ||
+            !fdt__gid_name_ok(node))
+            return fdt_error_set(b->err, FDT_EINVAL,
+                                 "params.node must be a node name (letters, digits, _ and -)");
+    }
     int found = 0;
-    int rc = fdt__txn_resolve(server_of(b->c)->node, b->xid, commit,
+    int rc = fdt__txn_resolve(node, b->xid, commit,
                               commit ? "txn.commit_prepared over JSON-RPC"
                                      : "txn.rollback_prepared over JSON-RPC",
                               &found, b->err);
@@ -451,7 +466,8 @@ static int builtin(struct fdt_conn *c, const char *name, const struct fdt_json *
     int rc = check_params(m, params, &xid, &has, err);
     if (rc < 0)
         return rc;
-    struct builtin_call b = {.c = c, .xid = has ? &xid : NULL, .w = w, .jcode = jcode, .err = err};
+    struct builtin_call b = {
+        .c = c, .params = params, .xid = has ? &xid : NULL, .w = w, .jcode = jcode, .err = err};
     return m->fn(&b);
 }
 
@@ -685,11 +701,10 @@ static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
         return (long)used;
     const char *line;
     size_t n;
-    while (fdt__jsonrpc_next_line(buf, len, &used, &line, &n)) {
+    /* Every whole line that came is answered, also while draining: the core closes (or
+     * hands on) the connection between calls, once no part of the next one is buffered. */
+    while (fdt__jsonrpc_next_line(buf, len, &used, &line, &n))
         handle_line(c, rc, line, n);
-        if (fdt_conn_draining(c))
-            break; /* finish this exchange; the core closes between requests */
-    }
     return (long)used;
 }
 
@@ -772,6 +787,8 @@ void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_serv
     p->close = rpc_close;
     p->txn_expired = rpc_txn_expired;
     p->idle = rpc_idle;
+    /* Between calls a connection holds only its transaction (which stops a hand-off). */
+    p->handoff = true;
     p->counts_requests = true;
     p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
                     "max_connections reached\"},\"id\":null}\n";

@@ -1,5 +1,6 @@
 /* The master process: sockets, signals, fork, supervision, configuration. It never loads
- * the application and never touches a client connection. */
+ * the application and never reads or writes a client byte (it only carries the descriptor
+ * of an idle connection from a retiring worker to its successor: promise 4). */
 #ifndef FDT_SRC_MASTER_H
 #define FDT_SRC_MASTER_H
 
@@ -106,7 +107,8 @@ struct fdt_master {
     /* The generation a reload is replacing, until each of its workers stops accepting. */
     struct fdt_generation *confirming;
     char confirm_msg[200];
-    unsigned reload_seq; /* number of the last reload started */
+    unsigned reload_seq;   /* number of the last reload started */
+    unsigned handoff_next; /* round robin of handed-over connections (pass_conn) */
     struct fdt_ctl_client *clients;
     /* Last reload, for status. */
     char last_reload[600];

@@ -324,6 +324,29 @@ void fdt__describe_status(int status, char *out, size_t size)
         snprintf(out, size, "ended (status 0x%x)", status);
 }
 
+/* An idle connection from a retiring worker (FDT_MSG_CONN): on to a ready worker of the
+ * serving generation, in turn, never back to the sender. The master only carries the
+ * descriptor; it reads and writes nothing on it. With no taker, or a taker's channel full,
+ * the connection is closed, as the retiring worker would have done without hand-offs. */
+static void pass_conn(struct fdt_master *m, struct fdt_mworker *from, int fd, const char *listener)
+{
+    struct fdt_mworker *ready[FDT_MAX_SLOTS];
+    int n = 0;
+    for (struct fdt_mworker *w = m->workers; w && n < FDT_MAX_SLOTS; w = w->next)
+        if (w != from && !w->gone && w->state == FDT_MW_READY && w->gen == m->active)
+            ready[n++] = w;
+    int rc = FDT_EAGAIN;
+    for (int i = 0; i < n && rc != 0; i++) {
+        struct fdt_mworker *to = ready[m->handoff_next++ % (unsigned)n];
+        rc = fdt__channel_send_fd(to->chan, FDT_MSG_CONN, 0, listener, fd, MSG_DONTWAIT);
+    }
+    if (rc != 0)
+        fdt_log(FDT_LOG_WARN, "a connection of listener %s from worker %u (pid %d): %s: closed",
+                listener, from->index, (int)from->pid,
+                n == 0 ? "no ready worker of the serving generation" : fdt_strerror(rc));
+    fdt__close(fd);
+}
+
 static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status)
 {
     struct fdt_generation *g = mw->gen;
@@ -335,8 +358,13 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
     /* Read a last FAILED message if the worker sent one before dying. */
     struct fdt_msg msg;
     char failed[sizeof(msg.text)] = "";
-    while (fdt__channel_recv(mw->chan, &msg) == 1) {
-        if (msg.type == FDT_MSG_FAILED)
+    int fd;
+    while (fdt__channel_recv_fd(mw->chan, &msg, &fd) == 1) {
+        if (fd >= 0 && msg.type == FDT_MSG_CONN)
+            pass_conn(m, mw, fd, msg.text); /* handed over just before it exited */
+        else if (fd >= 0)
+            fdt__close(fd);
+        else if (msg.type == FDT_MSG_FAILED)
             fdt__strlcpy(failed, msg.text, sizeof(failed));
         else if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING)
             mw->state = FDT_MW_READY; /* ready, then died: count it as a crash */
@@ -421,9 +449,14 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
     if (mw->gone)
         return;
     struct fdt_msg msg;
-    int rc;
-    while ((rc = fdt__channel_recv(mw->chan, &msg)) == 1) {
-        if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING) {
+    int rc, fd;
+    while ((rc = fdt__channel_recv_fd(mw->chan, &msg, &fd)) == 1) {
+        if (fd >= 0) {
+            if (msg.type == FDT_MSG_CONN)
+                pass_conn(m, mw, fd, msg.text);
+            else
+                fdt__close(fd);
+        } else if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING) {
             mw->state = FDT_MW_READY;
             struct fdt_generation *g = mw->gen;
             g->n_ready++;

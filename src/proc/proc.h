@@ -58,6 +58,10 @@ enum fdt_msg_type {
     FDT_MSG_READY = 1,    /* worker -> master: serving */
     FDT_MSG_FAILED = 2,   /* worker -> master: start failed, text = reason */
     FDT_MSG_DRAINING = 3, /* worker -> master: listeners closed, accepts no more */
+    /* worker -> master -> worker, with a descriptor: an idle connection of listener `text`
+     * that a retiring worker hands to a worker of the serving generation (promise 4 for
+     * protocols that cannot tell their clients to close; conn's fdt_proto.handoff). */
+    FDT_MSG_CONN = 4,
 };
 
 struct fdt_msg {
@@ -70,7 +74,16 @@ struct fdt_msg {
 int fdt__channel_pair(int fds[2]);
 /* Send one message (blocking, short). Returns 0 or -errno. */
 int fdt__channel_send(int fd, uint32_t type, uint32_t arg, const char *text);
-/* Receive one message. Returns 1, 0 on EOF, FDT_EAGAIN, or -errno. */
+/* Send one message carrying the descriptor pass_fd (not sent when negative); flags are
+ * added to sendmsg's (MSG_DONTWAIT: fail with -EAGAIN instead of waiting). The sender
+ * keeps its own copy. Returns 0 or -errno. */
+int fdt__channel_send_fd(int fd, uint32_t type, uint32_t arg, const char *text, int pass_fd,
+                         int flags);
+/* Receive one message. Returns 1, 0 on EOF, FDT_EAGAIN, or -errno. A descriptor that came
+ * with it is closed. */
 int fdt__channel_recv(int fd, struct fdt_msg *m);
+/* The same, giving a descriptor that came with the message in *passed (close-on-exec; -1
+ * when none came). */
+int fdt__channel_recv_fd(int fd, struct fdt_msg *m, int *passed);
 
 #endif

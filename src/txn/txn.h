@@ -80,17 +80,20 @@ int fdt__txn_recovery_start(const struct fdt_cfg *cfg, _Atomic int64_t *in_doubt
 /* Stop and free (NULL: no-op). */
 void fdt__txn_recovery_stop(struct fdt_txn_recovery *rec);
 
-/* Commit or roll back every prepared branch of xid on this node, and record the outcome
- * with comment. found gets the number of branches resolved (0: nothing was prepared; the
- * log then tells whether it was already so). FDT_ETXNSTATE: it went the other way;
- * FDT_ENOENT: unknown. */
+/* Commit or roll back every prepared branch of xid prepared by node (this one, or a peer
+ * whose coordinator reconnected here), and record the outcome with comment. Only a
+ * transaction whose vote (or commit decision) is recorded may be committed; one with no
+ * record is fenced with an abort record before it is rolled back (as recovery does). found
+ * gets the number of branches resolved (0: nothing was prepared; the log then tells
+ * whether it was already so). FDT_ETXNSTATE: it went the other way, or may not be
+ * committed; FDT_ENOENT: unknown; FDT_EAGAIN: a decision raced with it. */
 int fdt__txn_resolve(const char *node, const struct fdt_xid *xid, bool commit, const char *comment,
                      int *found, struct fdt_error *err);
 
 struct fdt_gid;
 typedef void (*fdt__txn_list_fn)(const char *gid, const struct fdt_gid *g, double age,
                                  const char *role, const char *outcome, void *arg);
-/* Every prepared branch of this node, with its log record. */
+/* Every prepared branch of node (NULL: of every node), with its log record. */
 int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_error *err);
 
 /* True when a conflict (serialization failure, deadlock, busy) doomed t: running the

@@ -127,11 +127,9 @@ static bool lookup(struct pass *p, const char *key, char *role, char *outcome, s
 /* Presumed abort, made safe: an abort record in every place a decision for key could be
  * written (each SQLite resource and the PostgreSQL log resource). A coordinator that
  * comes later fails on the unique key; one that came first makes our insert fail. */
-static bool fence(struct pass *p, const char *key)
+static bool fence_with(struct pass *p, const char *key, const char *comment)
 {
     struct fdt_resource *L = fdt__txn_log_resource();
-    char comment[300];
-    who(p, "presumed abort (no decision): rolled back", comment, sizeof(comment));
     char sql[800];
     snprintf(sql, sizeof(sql),
              "INSERT INTO fdt_txn_log (gid, role, outcome, created, comment) VALUES ('%s', "
@@ -147,6 +145,13 @@ static bool fence(struct pass *p, const char *key)
             return false;
     }
     return true;
+}
+
+static bool fence(struct pass *p, const char *key)
+{
+    char comment[300];
+    who(p, "presumed abort (no decision): rolled back", comment, sizeof(comment));
+    return fence_with(p, key, comment);
 }
 
 /* After COMMIT PREPARED on a root decision: mark it committed, saying who did it (the first
@@ -538,6 +543,25 @@ void fdt__txn_recovery_stop(struct fdt_txn_recovery *rec)
 }
 
 /* Resolution from any connection or host (txn.commit_prepared / txn.rollback_prepared). */
+/* Whether any preparing resource holds a prepared branch of node's xid. */
+static bool prepared_anywhere(struct pass *p, const char *node, const struct fdt_xid *xid)
+{
+    for (int j = 0; j < fdt__txn_resource_count(); j++) {
+        struct fdt_resource *r = fdt__txn_resource_at(j);
+        char gid[FDT_GID_MAX + 1];
+        if (!r->drv->can_prepare || !p->sessions[j] ||
+            fdt__gid_format(gid, sizeof(gid), node, r->cfg.name, xid) < 0)
+            continue;
+        char sql[400];
+        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid);
+        char n[16] = "0";
+        struct fdt_error e = {0};
+        if (r->drv->query_text(p->sessions[j], sql, n, sizeof(n), &e) == 0 && strcmp(n, "1") == 0)
+            return true;
+    }
+    return false;
+}
+
 int fdt__txn_resolve(const char *node, const struct fdt_xid *xid, bool commit, const char *comment,
                      int *found, struct fdt_error *err)
 {
@@ -554,8 +578,35 @@ int fdt__txn_resolve(const char *node, const struct fdt_xid *xid, bool commit, c
     }
     char role[32];
     char outcome[32];
-    lookup(&p, key, role, outcome, sizeof(role));
     int rc = 0;
+    if (!lookup(&p, key, role, outcome, sizeof(role))) {
+        rc = fdt_error_set(err, FDT_EDB, "a transaction log cannot be read: nothing was done");
+        goto out;
+    }
+    if (!role[0] && commit) {
+        /* No vote and no decision recorded: not a branch waiting for its coordinator (a
+         * client's vote is recorded before it is answered), but a root transaction whose
+         * own commit may still be deciding, or one that failed before its vote was
+         * recorded. Recovery resolves those; committing here could split it. */
+        if (!prepared_anywhere(&p, node, xid))
+            rc = fdt_error_set(err, FDT_ENOENT, "no such transaction");
+        else
+            rc = fdt_error_set(err, FDT_ETXNSTATE,
+                               "no vote or decision is recorded for this transaction: it is "
+                               "not waiting for a coordinator (recovery resolves it)");
+        goto out;
+    }
+    if (!role[0] && prepared_anywhere(&p, node, xid)) {
+        /* Roll back with no record: fence first, as recovery does, so that a root
+         * transaction deciding right now fails on the record instead of committing a
+         * transaction we roll back. */
+        if (!fence_with(&p, key, comment)) {
+            rc = fdt_error_set(err, FDT_EAGAIN, "a decision raced with the rollback: try again");
+            goto out;
+        }
+        fdt__strlcpy(role, "recovery", sizeof(role));
+        fdt__strlcpy(outcome, "rolled back", sizeof(outcome));
+    }
     if (!commit && (strcmp(outcome, "committed") == 0 || strcmp(outcome, "commit") == 0)) {
         rc = fdt_error_set(err, FDT_ETXNSTATE,
                            "the transaction was committed: it cannot be "
@@ -618,7 +669,7 @@ static void list_one(const char *gid, double age, void *arg)
     struct list_pass *lp = arg;
     struct fdt_gid g;
     char key[FDT_GID_MAX + 1];
-    if (fdt__gid_parse(gid, &g) < 0 || strcmp(g.node, lp->p.node) != 0 ||
+    if (fdt__gid_parse(gid, &g) < 0 || (lp->p.node && strcmp(g.node, lp->p.node) != 0) ||
         fdt__gid_format(key, sizeof(key), g.node, "_", &g.xid) < 0)
         return;
     char role[32];
@@ -629,8 +680,8 @@ static void list_one(const char *gid, double age, void *arg)
 
 int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_error *err)
 {
-    char prefix[FDT_GID_MAX + 1];
-    if (fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
+    char prefix[FDT_GID_MAX + 1] = FDT_GID_PREFIX;
+    if (node && fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
         return fdt_error_set(err, FDT_EINVAL, "bad node name %s", node);
     struct list_pass lp = {.p = {.node = node}, .fn = fn, .arg = arg};
     for (int j = 0; j < fdt__txn_resource_count(); j++) {

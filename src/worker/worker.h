@@ -68,6 +68,7 @@ struct fdt_worker {
     int wakefd; /* eventfd: the loop has connections to free */
     int sig_kind;
     int wake_kind;
+    int chan_kind; /* FDT_POLL_MASTER: channel_fd in epfd (connections handed over) */
 
     struct fdt_worker_listener listeners[FDT_CFG_MAX_LISTENERS];
     int n_listeners;

@@ -206,6 +206,35 @@ static void out_of_fds(struct fdt_worker *w, struct fdt_worker_listener *l, int 
     }
 }
 
+/* Serve the connection fd of listener l (accepted, or adopted: handed over by a retiring
+ * worker of an older generation). */
+static void add_conn(struct fdt_worker *w, struct fdt_worker_listener *l, int fd, bool adopted)
+{
+    struct fdt_conn *c = adopted ? fdt__conn_adopt(&w->loop, fd, &l->proto, l->name)
+                                 : fdt__conn_new(&w->loop, fd, &l->proto, l->name);
+    if (!c) {
+        fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
+        return;
+    }
+    /* The application threads take it from here: EPOLLOUT is ready at once, so the first
+     * free thread opens it (and reads the request if it is already there). */
+    c->pending = FDT_EV_OPEN | EPOLLIN;
+    c->armed = true;
+    registry_add(w, c);
+    if (!adopted)
+        atomic_fetch_add_explicit(&w->slot->accepted, 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLONESHOT,
+                             .data.ptr = c};
+    if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        fdt_log(FDT_LOG_ERROR, "epoll_ctl: %s", fdt_strerror(-errno));
+        registry_remove(w, c);
+        atomic_fetch_sub_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
+        fdt__conn_destroy(c);
+        close(fd);
+    }
+}
+
 /* Take one connection off a listener. Returns false when the queue is empty, or when no
  * connection can be taken now. */
 static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
@@ -234,28 +263,7 @@ static bool accept_one(struct fdt_worker *w, struct fdt_worker_listener *l)
     }
     if (l->tcp)
         tcp_options(w, fd);
-    struct fdt_conn *c = fdt__conn_new(&w->loop, fd, &l->proto, l->name);
-    if (!c) {
-        fdt_log(FDT_LOG_ERROR, "out of memory: connection dropped");
-        return true;
-    }
-    /* The application threads take it from here: EPOLLOUT is ready at once, so the first
-     * free thread opens it (and reads the request if it is already there). */
-    c->pending = FDT_EV_OPEN | EPOLLIN;
-    c->armed = true;
-    registry_add(w, c);
-    atomic_fetch_add_explicit(&w->slot->accepted, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLONESHOT,
-                             .data.ptr = c};
-    if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        fdt_log(FDT_LOG_ERROR, "epoll_ctl: %s", fdt_strerror(-errno));
-        registry_remove(w, c);
-        atomic_fetch_sub_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
-        fdt__conn_destroy(c);
-        close(fd);
-        return true;
-    }
+    add_conn(w, l, fd, false);
     return true;
 }
 
@@ -281,6 +289,34 @@ static void on_listener(struct fdt_worker *w, struct fdt_worker_listener *l)
             l->registered = false;
         }
     }
+}
+
+/* Messages from the master: connections handed over by retiring workers of older
+ * generations (FDT_MSG_CONN, fdt_proto.handoff), served here as if accepted. A connection
+ * that no listener of the same name and a protocol that takes hand-offs can serve, or
+ * that comes beyond max_connections, is closed: what a retiring worker would have done. */
+static void on_channel(struct fdt_worker *w)
+{
+    struct fdt_msg msg;
+    int fd, rc;
+    while ((rc = fdt__channel_recv_fd(w->channel_fd, &msg, &fd)) == 1) {
+        if (fd < 0)
+            continue;
+        struct fdt_worker_listener *l = NULL;
+        for (int i = 0; i < w->n_listeners && !l; i++)
+            if (w->listeners[i].proto.handoff && strcmp(w->listeners[i].name, msg.text) == 0)
+                l = &w->listeners[i];
+        if (msg.type != FDT_MSG_CONN || !l ||
+            atomic_load(&w->slot->conns_open) >= w->cfg->max_connections) {
+            fdt_log(FDT_LOG_INFO, "a connection handed over for listener %s: %s: closed", msg.text,
+                    !l ? "no such listener takes hand-offs" : "max_connections");
+            close(fd);
+            continue;
+        }
+        add_conn(w, l, fd, true);
+    }
+    if (rc == 0) /* the master is gone: its SIGTERM (PR_SET_PDEATHSIG) says the rest */
+        epoll_ctl(w->epfd, EPOLL_CTL_DEL, w->channel_fd, NULL);
 }
 
 static void wake_to_drain(struct fdt_worker *w);
@@ -442,6 +478,10 @@ void fdt__worker_loop(struct fdt_worker *w)
                 timeout = left > 0 ? (int)left : 0;
         }
         if (atomic_load(&w->loop.draining)) {
+            /* Connections the master handed over before it told this worker to drain are
+             * queued on the channel by now: take them before deciding there are none. */
+            if (atomic_load(&w->slot->conns_open) == 0)
+                on_channel(w);
             if (atomic_load(&w->slot->conns_open) == 0)
                 break;
             int64_t left = w->drain_deadline_ms - now;
@@ -470,6 +510,9 @@ void fdt__worker_loop(struct fdt_worker *w)
                 on_signal(w);
                 break;
             case FDT_POLL_WAKE:
+                break;
+            case FDT_POLL_MASTER:
+                on_channel(w);
                 break;
             default:
                 FDT_ASSERT(!"unknown poll kind");

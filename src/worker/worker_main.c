@@ -224,6 +224,14 @@ static void loop_release(struct fdt_conn_loop *loop, struct fdt_conn *c)
     defer_free(worker_of(loop), c);
 }
 
+/* A retiring worker's idle connection goes to the master, which passes it to a worker of
+ * the serving generation. Never waits: a full channel just means the connection closes. */
+static int loop_handoff(struct fdt_conn_loop *loop, struct fdt_conn *c)
+{
+    return fdt__channel_send_fd(worker_of(loop)->channel_fd, FDT_MSG_CONN, 0, c->listener_name,
+                                c->fd, MSG_DONTWAIT);
+}
+
 void fdt__worker_loop_init(struct fdt_worker *w)
 {
     const struct fdt_cfg *cfg = w->cfg;
@@ -240,6 +248,7 @@ void fdt__worker_loop_init(struct fdt_worker *w)
     atomic_init(&w->loop.retiring, false);
     w->loop.enqueue = loop_enqueue;
     w->loop.release = loop_release;
+    w->loop.handoff = loop_handoff;
 }
 
 __attribute__((noreturn)) static void fail_start(struct fdt_worker *w, const char *reason)
@@ -277,9 +286,12 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     }
     w->sig_kind = FDT_POLL_SIGNAL;
     w->wake_kind = FDT_POLL_WAKE;
+    w->chan_kind = FDT_POLL_MASTER;
     struct epoll_event ev = {.events = EPOLLIN};
     ev.data.ptr = &w->sig_kind;
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->sigfd, &ev);
+    ev.data.ptr = &w->chan_kind;
+    epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->channel_fd, &ev);
     ev.data.ptr = &w->wake_kind;
     epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->wakefd, &ev);
     ev.data.ptr = &w->rq.kind;
@@ -441,6 +453,13 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     fdt__http_server_free(w->http);
     for (int i = 0; i < w->n_listeners; i++)
         fdt__jsonrpc_server_free(w->listeners[i].rpc);
-    fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
+    unsigned long long handed = atomic_load(&w->loop.handed_off);
+    if (handed)
+        fdt_log(FDT_LOG_INFO,
+                "worker %u exiting: %llu idle connections went on in the new "
+                "generation",
+                a->index, handed);
+    else
+        fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
     fdt__exit(0);
 }

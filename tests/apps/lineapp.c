@@ -348,6 +348,22 @@ static int rpc_echo(struct fdt_jsonrpc_call *call, const struct fdt_json *params
     return params ? fdt_json_writer_value(w, params) : fdt_json_writer_null(w);
 }
 
+/* whoami -> {"pid": P, "generation": G}: which worker answers. */
+static int rpc_whoami(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                      struct fdt_json_writer *w, struct fdt_error *err)
+{
+    (void)call;
+    (void)params;
+    (void)err;
+    const struct fdt_worker_info *wi = fdt_worker_info();
+    fdt_json_writer_begin_object(w);
+    fdt_json_writer_key(w, "pid");
+    fdt_json_writer_int(w, (long long)getpid());
+    fdt_json_writer_key(w, "generation");
+    fdt_json_writer_int(w, (long long)wi->generation);
+    return fdt_json_writer_end_object(w);
+}
+
 /* sql {"resource": R, "sql": S} -> {"rows": N}, in the call's transaction. */
 static int rpc_sql(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
                    struct fdt_json_writer *w, struct fdt_error *err)
@@ -446,8 +462,8 @@ static int rpc_tpcb2(struct fdt_jsonrpc_call *call, const struct fdt_json *param
 }
 
 static const struct fdt_jsonrpc_method rpc_methods[] = {
-    {"tpcb", rpc_tpcb}, {"tpcb2", rpc_tpcb2}, {"echo", rpc_echo},
-    {"sql", rpc_sql},   {"sleep", rpc_sleep}, {"fail", rpc_fail},
+    {"tpcb", rpc_tpcb},   {"tpcb2", rpc_tpcb2}, {"echo", rpc_echo},     {"sql", rpc_sql},
+    {"sleep", rpc_sleep}, {"fail", rpc_fail},   {"whoami", rpc_whoami},
 };
 
 static const struct fdt_jsonrpc_app rpc_app = {

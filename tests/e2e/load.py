@@ -6,11 +6,12 @@ while idle, before any byte of the answer (idle_close_race, RFC 9112 section 9.3
 request is then sent again, once, on a new connection. Anything else is a failure: a
 refusal, a reset or timeout on a new connection, a timeout anywhere, a wrong or partial
 answer, or a failure of the retry itself."""
+import json
 import random
 import threading
 import time
 
-from fdt import LineClient, idle_close_race, wait_for
+from fdt import LineClient, RpcClient, idle_close_race, wait_for
 from http_util import Client, build
 
 
@@ -40,6 +41,37 @@ class LineBody:
     @staticmethod
     def wrong(answer, want):
         return None if answer == want else f"wrong answer {answer!r} != {want!r}"
+
+    @staticmethod
+    def must_close(answer):
+        return False
+
+
+class RpcEcho:
+    """lineapp's JSON-RPC echo method: params come back as the result."""
+
+    name = "JSON-RPC"
+    client = RpcClient
+    clients = 8
+    close_ratio = 0.2
+
+    @staticmethod
+    def request(rnd):
+        n = rnd.randrange(0, 2000)
+        params = {"n": n, "s": "".join(rnd.choice("abcxyz") for _ in range(min(n, 300)))}
+        call_id = rnd.getrandbits(40)
+        msg = {"jsonrpc": "2.0", "method": "echo", "params": params, "id": call_id}
+        return (json.dumps(msg) + "\n").encode(), (call_id, params)
+
+    @staticmethod
+    def read(c):
+        return c.read()
+
+    @staticmethod
+    def wrong(answer, want):
+        call_id, params = want
+        ok = answer.get("id") == call_id and answer.get("result") == params
+        return None if ok else f"wrong answer {answer!r} for id {call_id}"
 
     @staticmethod
     def must_close(answer):
@@ -161,9 +193,10 @@ class Load:
         return line
 
 
-def reload_under_load(s, reloads, proto):
-    """reloads reloads of s, one after another, while Load(proto) runs; nothing may fail."""
-    with Load(s.port, proto) as load:
+def reload_under_load(s, reloads, proto, port=None):
+    """reloads reloads of s, one after another, while Load(proto) runs on port (s.port by
+    default); nothing may fail."""
+    with Load(port or s.port, proto) as load:
         wait_for(lambda: load.ok > 50, what="load running")
         for _ in range(reloads):
             r = s.reload(check=False)

@@ -132,13 +132,36 @@ def listen_inode(pid, port):
 
 
 def test_04_07_no_request_lost_across_100_reloads(make_server):
+    """The line application keeps nothing per connection (no on_open, no on_close), so a
+    retiring worker hands each of its idle connections to the new generation instead of
+    closing it: over 100 reloads under load no client even meets a closed connection (no
+    retry at all, not even the one RFC 9112 section 9.3.1 would allow)."""
     s = make_server(workers=2, threads=4)
-    reload_under_load(s, 100, LineBody)
+    load = reload_under_load(s, 100, LineBody)
+    assert load.retried == 0, load.report("100 reloads")
 
 
 def test_04_08_no_request_lost_across_100_reloads_one_worker(make_server):
     s = make_server(workers=1, threads=4)
-    reload_under_load(s, 100, LineBody)
+    load = reload_under_load(s, 100, LineBody)
+    assert load.retried == 0, load.report("100 reloads")
+
+
+def test_04_07b_an_idle_connection_goes_on_in_the_new_generation(make_server):
+    """An idle connection of a protocol that keeps no state per connection is handed to
+    the new generation by the retiring worker: the old generation ends while the client
+    still holds the connection, and its next request is answered by a new worker."""
+    s = make_server(workers=2, threads=2)
+    idle = s.client()
+    before = dict(kv.split("=") for kv in idle.call("WHOAMI").split())
+    assert before["generation"] == "1"
+    s.reload()
+    wait_for(lambda: {w["generation"] for w in s.workers()} == {2},
+             what="the old generation gone while its client holds a connection")
+    after = dict(kv.split("=") for kv in idle.call("WHOAMI").split())
+    assert after["generation"] == "2" and after["pid"] != before["pid"], after
+    assert "idle connections went on in the new generation" in s.log()
+    idle.close()
 
 
 def test_04_09_sighup_reloads_too(make_server):

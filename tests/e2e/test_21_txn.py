@@ -501,13 +501,14 @@ def test_21_21_a_decision_lost_with_its_connection_is_unknown_and_recovery_ends_
     extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
              f"[resource.pg2]\ndriver = postgresql\ndsn = {dsn_b}\n")
     s = make_server(extra_ini=extra, workers=1, threads=2, env={"FDT_FAULT_FILE": str(fault)},
-                    server={"node": "unknown", "recovery_grace": 4, "recovery_interval": 0.3})
+                    server={"node": "unknown", "recovery_grace": 8, "recovery_interval": 0.3})
     c = s.client()
     assert c.call("TXN BEGIN") == "OK"
     assert c.call("SQL pg INSERT INTO acc VALUES (1, 1)") == "OK 1"
     assert c.call("SQL pg2 INSERT INTO acc VALUES (1, 1)") == "OK 1"
     # Pause with the decision's session in hand (well inside recovery_grace), and end it.
-    fault.write_text("before_decision_write sleep 1500\n")
+    # The pause is long enough for psql to end the session on a loaded machine.
+    fault.write_text("before_decision_write sleep 4000\n")
     c.send("TXN COMMIT\n")
     s.wait_log("fault point before_decision_write: sleeping")
     postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "

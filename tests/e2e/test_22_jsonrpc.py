@@ -1,7 +1,8 @@
 """JSON-RPC 2.0 over TCP: framing, errors, and client-driven two-phase commit."""
 import base64
 
-from fdt import RpcClient, free_port
+from fdt import RpcClient, free_port, wait_for
+from load import RpcEcho, reload_under_load
 from test_21_txn import prepared
 
 
@@ -258,3 +259,89 @@ def test_22_14_recovery_methods_only_where_the_listener_allows_them(make_server,
     r = s.ctl("txn", "commit", prepared(postgres, db)[0])
     assert "committed" in r.stdout
     assert postgres.psql("SELECT bal FROM acc WHERE id = 14", dbname=db) == [["14"]]
+
+
+def test_22_40_no_call_lost_across_100_reloads(make_server, tmp_path):
+    """Promise 4 for JSON-RPC, whose clients cannot be told to close: a retiring worker
+    hands each idle connection (between calls, no transaction) to a worker of the new
+    generation, so clients that never retry lose nothing and never meet a closed
+    connection over 100 reloads under load."""
+    s = rpc_server(make_server, tmp_path, workers=2, threads=4)
+    load = reload_under_load(s, 100, RpcEcho, port=s.rpc_port)
+    assert load.retried == 0, load.report("100 reloads")
+
+
+def test_22_41_a_connection_goes_on_after_its_transaction(make_server, tmp_path):
+    """An idle connection moves to the new generation on reload; one with an open
+    transaction stays with its worker until the transaction ends, then moves too: the
+    transaction is never cut by a reload."""
+    s = rpc_server(make_server, tmp_path, workers=1, threads=2,
+                   server={"graceful_timeout": 60})
+    idle, busy = RpcClient(s.rpc_port), RpcClient(s.rpc_port)
+    first = idle.call("whoami")["result"]
+    assert busy.call("txn.begin")["result"] is not None
+    s.reload()
+    # The idle one is served by the new generation while the old worker still serves the
+    # open transaction.
+    wait_for(lambda: idle.call("whoami")["result"]["generation"] == 2,
+             what="the idle connection served by generation 2")
+    assert {w["generation"] for w in s.workers()} == {1, 2}
+    assert busy.call("whoami")["result"] == first
+    r = busy.call("txn.abort")
+    assert "error" not in r, r
+    wait_for(lambda: {w["generation"] for w in s.workers()} == {2},
+             what="the old generation gone once the transaction ended")
+    moved = busy.call("whoami")["result"]
+    assert moved["generation"] == 2 and moved["pid"] != first["pid"], moved
+
+
+def test_22_42_a_coordinator_resolves_a_dead_hosts_branches_through_another(
+        make_server, postgres, pgdb, tmp_path):
+    """Two hosts (node names hosta, hostb) share PostgreSQL. A coordinator votes a
+    transaction on hosta, whose whole process tree then dies. hostb's txn.recover lists
+    the branch with the node that prepared it, and txn.commit_prepared with that node
+    commits it there: the coordinator's decision does not wait for hosta to come back. A
+    branch with no vote recorded cannot be committed that way; rolling one back fences it."""
+    a, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path, server={"node": "hosta"})
+    extra = f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n"
+    b = rpc_server(make_server, tmp_path, extra=extra, server={"node": "hostb"})
+    xid = {"format_id": 7, "gtrid": b64(b"coordinated-42")}
+    c = RpcClient(a.rpc_port)
+    c.call("txn.begin", {"xid": xid})
+    c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (42, 42)"})
+    assert c.call("txn.vote")["result"]["state"] == "prepared"
+    import os
+    import signal
+    from fdt import proc_children
+    for pid in [a.pid] + proc_children(a.pid):
+        os.kill(pid, signal.SIGKILL)
+    a.proc.wait(10)
+    c.close()
+    other = RpcClient(b.rpc_port)
+    rec = other.call("txn.recover")["result"]
+    mine = [x for x in rec if x["xid"]["gtrid"] == xid["gtrid"]]
+    assert len(mine) == 1 and mine[0]["node"] == "hosta" and mine[0]["record"] == "voted", rec
+    # Without the node, hostb looks for its own branches: none.
+    r = other.call("txn.commit_prepared", {"xid": xid})
+    assert r["error"]["code"] == -32011, r
+    r = other.call("txn.commit_prepared", {"xid": xid, "node": "hosta"})
+    assert r["result"] == {"state": "committed", "already": False}, r
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 42", dbname=db) == [["42"]]
+    assert not [x for x in other.call("txn.recover")["result"]
+                if x["xid"]["gtrid"] == xid["gtrid"]]
+    r = other.call("txn.commit_prepared", {"xid": xid, "node": "no such node!"})
+    assert r["error"]["code"] == -32602 and "node" in r["error"]["message"], r
+    # A prepared branch with no vote recorded (made by hand here, as a root transaction's
+    # would be between its prepare and its decision): commit is refused, rollback fences.
+    gid = "fdt1:hosta:pg:7:" + b64(b"by-hand") + ":"
+    postgres.psql(f"BEGIN; INSERT INTO acc VALUES (43, 43); PREPARE TRANSACTION '{gid}'",
+                  dbname=db)
+    hand = {"format_id": 7, "gtrid": b64(b"by-hand")}
+    r = other.call("txn.commit_prepared", {"xid": hand, "node": "hosta"})
+    assert r["error"]["code"] == -32010 and "no vote" in r["error"]["message"], r
+    r = other.call("txn.rollback_prepared", {"xid": hand, "node": "hosta"})
+    assert r["result"] == {"state": "rolled back", "already": False}, r
+    assert postgres.psql("SELECT count(*) FROM acc WHERE id = 43", dbname=db) == [["0"]]
+    rows = postgres.psql("SELECT role, outcome FROM fdt_txn_log WHERE gid = "
+                         "'fdt1:hosta:_:7:" + b64(b"by-hand") + ":'", dbname=db)
+    assert rows == [["recovery", "rolled back"]], rows
