@@ -164,6 +164,11 @@ void fdt__master_free(struct fdt_master *m);
 /* Free reaped workers (between event batches, when no event can point at them). */
 void fdt__master_free_dead(struct fdt_master *m);
 
+/* Carry an idle connection (fd, closed here) of listener to a ready worker of the serving
+ * generation; from is the retiring worker that handed it over, NULL for the old master of
+ * a binary upgrade. */
+void fdt__master_pass_conn(struct fdt_master *m, const struct fdt_mworker *from, int fd,
+                           const char *listener);
 /* "exited with status N" / "killed by signal N (NAME)" for a wait status. */
 void fdt__describe_status(int status, char *out, size_t size);
 
@@ -206,6 +211,9 @@ void fdt__upgrade_start(struct fdt_master *m);
 void fdt__upgrade_on_event(struct fdt_master *m);
 /* Old side: a child was reaped; returns whether it was the new master. */
 bool fdt__upgrade_reaped(struct fdt_master *m, pid_t pid, int status);
+/* Old side, retiring: hand an idle connection of a retiring worker to the new master (fd
+ * stays the caller's). Returns whether it was sent. */
+bool fdt__upgrade_pass_conn(struct fdt_master *m, int fd, const char *listener);
 /* Old side: a new master that takes too long is stopped. */
 void fdt__upgrade_supervise(struct fdt_master *m, int64_t now);
 /* Old side: the server stops; a new master not yet serving is stopped too. */

@@ -2,6 +2,7 @@
 
 #define FDT_LOG_MODULE "master"
 #include "master/master.h"
+#include "proc/proc.h"
 #include "util/util.h"
 
 #include <errno.h>
@@ -23,7 +24,9 @@
  * workers as for a reload, then exits. Only after 'A' does the new master speak to systemd
  * (MAINPID, READY), so every notification comes from the main process of the moment. A new
  * master that exits, or closes the channel, before 'R' has failed: the old one keeps
- * serving and logs how it ended. */
+ * serving and logs how it ended. On the channel (struct fdt_msg), 'R' is FDT_MSG_READY and
+ * 'A' FDT_MSG_DRAINING; after 'A' the old master sends on it, as FDT_MSG_CONN, the idle
+ * connections its retiring workers hand over (as in a reload, promise 4), until it exits. */
 
 #define ENV_FROM    "FDT_UPGRADE_FROM"
 #define ENV_CHANNEL "FDT_UPGRADE_CHANNEL"
@@ -187,21 +190,28 @@ void fdt__upgrade_start(struct fdt_master *m)
 static void acknowledge(struct fdt_master *m)
 {
     m->upgrade_ack_pending = false;
-    char a = 'A';
-    (void)!send(m->upgrade_fd, &a, 1, MSG_NOSIGNAL);
-    close_channel(m);
+    /* The channel stays open: idle connections go to the new master on it. */
+    if (m->upgrade_fd >= 0 && fdt__channel_send(m->upgrade_fd, FDT_MSG_DRAINING, 0, "") < 0)
+        close_channel(m);
     fdt_log(FDT_LOG_INFO, "binary upgrade: new master %d serves; this master drains and exits",
             (int)m->upgrade_pid);
     fdt__master_retire(m);
 }
 
+bool fdt__upgrade_pass_conn(struct fdt_master *m, int fd, const char *listener)
+{
+    if (!m->upgrade_handed_over || m->upgrade_ack_pending || m->upgrade_fd < 0)
+        return false;
+    return fdt__channel_send_fd(m->upgrade_fd, FDT_MSG_CONN, 0, listener, fd, MSG_DONTWAIT) == 0;
+}
+
 void fdt__upgrade_on_event(struct fdt_master *m)
 {
-    char c = 0;
-    ssize_t n = recv(m->upgrade_fd, &c, 1, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    struct fdt_msg msg;
+    int rc = fdt__channel_recv(m->upgrade_fd, &msg);
+    if (rc == FDT_EAGAIN)
         return;
-    if (n == 1 && c == 'R' && !m->stopping) {
+    if (rc == 1 && msg.type == FDT_MSG_READY && !m->stopping && !m->upgrade_handed_over) {
         /* Tell systemd before answering: the new master speaks only after the answer. */
         fdt__notify(&m->notify, "MAINPID=%d\nSTATUS=binary upgrade: master %d serves",
                     (int)m->upgrade_pid, (int)m->upgrade_pid);
@@ -357,8 +367,8 @@ void fdt__upgrade_handover(struct fdt_master *m)
         if (m->active->listeners[i].origin == FDT_LISTEN_UPGRADE)
             m->active->listeners[i].origin = FDT_LISTEN_BOUND;
     }
-    char r = 'R';
-    if (m->predecessor_fd < 0 || send(m->predecessor_fd, &r, 1, MSG_NOSIGNAL) != 1) {
+    if (m->predecessor_fd < 0 ||
+        fdt__channel_send(m->predecessor_fd, FDT_MSG_READY, (uint32_t)getpid(), "") < 0) {
         close_predecessor(m); /* the old master is gone: serve on alone */
         take_over(m);
     }
@@ -366,13 +376,20 @@ void fdt__upgrade_handover(struct fdt_master *m)
 
 void fdt__upgrade_on_predecessor(struct fdt_master *m)
 {
-    if (m->predecessor_fd < 0)
+    struct fdt_msg msg;
+    int fd = -1, rc = 0;
+    while (m->predecessor_fd >= 0 &&
+           (rc = fdt__channel_recv_fd(m->predecessor_fd, &msg, &fd)) == 1) {
+        if (fd >= 0 && msg.type == FDT_MSG_CONN && m->active)
+            fdt__master_pass_conn(m, NULL, fd, msg.text);
+        else if (fd >= 0)
+            fdt__close(fd);
+        else if (msg.type == FDT_MSG_DRAINING && m->active && m->predecessor > 0)
+            take_over(m);
+    }
+    if (m->predecessor_fd < 0 || rc == FDT_EAGAIN)
         return;
-    char c = 0;
-    ssize_t n = recv(m->predecessor_fd, &c, 1, 0);
-    if (n < 0 && (errno == EAGAIN || errno == EINTR))
-        return;
-    /* 'A', or the old master is gone. */
+    /* The old master is gone (it exited after its workers, or died). */
     close_predecessor(m);
     if (m->active && m->predecessor > 0)
         take_over(m);

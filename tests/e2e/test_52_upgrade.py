@@ -108,6 +108,9 @@ def test_52_01_ten_upgrades_under_load_lose_nothing(upgradable):
             wait_for(lambda: load.ok > before + 20, what="load served by the new master")
     load.report("10 upgrades")
     assert not load.failures, load.failures[:10]
+    # As on a reload (test_04_07), the old workers hand their idle connections over, here to
+    # the new master's: no client even meets a closed connection.
+    assert load.retried == 0, load.report("10 upgrades")
     # The same socket all along: never closed, never bound again.
     assert listening_inodes(s.port) == inodes
     workers = {int(whoami(s)["pid"])}
@@ -333,3 +336,21 @@ def test_52_08_sockets_from_systemd_go_over_as_systemds(make_server):
     finally:
         os.kill(new, signal.SIGTERM)
         wait_for(lambda: not alive(new), 30, what="new master stopped")
+
+
+def test_52_10_an_idle_connection_goes_on_with_the_new_master(upgradable):
+    """The old master's retiring worker hands its idle connection (of a protocol that keeps
+    no state per connection) to the old master, which passes it to the new master, which
+    gives it to one of its workers: the client never notices."""
+    u = upgradable(workers=2, threads=2).start()
+    s = u.s
+    idle = s.client()
+    before = dict(kv.split("=") for kv in idle.call("WHOAMI").split())
+    old_workers = set(s.worker_pids())
+    assert int(before["pid"]) in old_workers
+    u.upgrade()  # returns once the old master, and so its workers, are gone
+    after = dict(kv.split("=") for kv in idle.call("WHOAMI").split())
+    assert int(after["pid"]) in s.worker_pids() and int(after["pid"]) not in old_workers
+    assert after["generation"] == "2", after
+    assert "a connection of listener" not in s.log()
+    idle.close()
