@@ -86,6 +86,7 @@ int fdt__listener_bind(struct fdt_listener *l, struct fdt_error *err)
                              fdt_strerror(rc));
     }
     l->fd = fd;
+    l->origin = FDT_LISTEN_BOUND;
     return 0;
 }
 
@@ -120,7 +121,11 @@ void fdt__listener_close(struct fdt_listener *l, bool unlink_path)
 {
     if (l->fd < 0)
         return;
-    if (unlink_path && strncmp(l->cfg.address, "unix:", 5) == 0)
+    if (l->origin == FDT_LISTEN_SYSTEMD) {
+        l->fd = -1;
+        return;
+    }
+    if (unlink_path && l->origin == FDT_LISTEN_BOUND && strncmp(l->cfg.address, "unix:", 5) == 0)
         unlink(l->cfg.address + 5);
     fdt__close(l->fd);
     l->fd = -1;

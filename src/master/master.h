@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <sys/un.h>
 
 enum fdt_gen_state {
     FDT_GEN_STARTING = 0, /* workers forked, waiting for every one to be ready */
@@ -62,6 +63,23 @@ struct fdt_generation {
 
 struct fdt_ctl_client;
 
+/* The master's side of systemd's notification protocol (master_notify.c). */
+#define FDT_NOTIFY_QUEUE 16
+#define FDT_NOTIFY_MAX   512
+
+struct fdt_notify {
+    int fd; /* datagram socket, -1 when NOTIFY_SOCKET was not set */
+    struct sockaddr_un addr;
+    socklen_t len;
+    char socket_env[sizeof(((struct sockaddr_un *)0)->sun_path) + 1]; /* NOTIFY_SOCKET */
+    int64_t watchdog_usec; /* 0: no watchdog for this process */
+    int64_t next_ping_ms;
+    bool muted; /* not the service's main process (yet, or any more): say nothing */
+    /* Messages systemd's queue had no room for, oldest first, resent from the loop. */
+    char queue[FDT_NOTIFY_QUEUE][FDT_NOTIFY_MAX];
+    int queued;
+};
+
 struct fdt_master {
     struct fdt_cfg *cfg; /* of the active generation */
     char cfg_file[FDT_CFG_PATH_MAX];
@@ -99,6 +117,29 @@ struct fdt_master {
     unsigned reloads_ok;
     unsigned reloads_failed;
     int64_t started_wall_ms;
+    /* The control socket file this master made (to remove only that one). */
+    dev_t ctl_dev;
+    ino_t ctl_ino;
+    struct fdt_notify notify;
+    /* Sockets passed at start: systemd's stay here for the master's life. */
+    struct fdt_inherit inherit;
+    /* The binary to execute on SIGUSR2: the path this one was started as. */
+    char exe_path[FDT_CFG_PATH_MAX];
+    /* Binary upgrade, old side: the new master, from fork until it is reaped. */
+    pid_t upgrade_pid;
+    int upgrade_fd; /* channel to it; -1 once closed */
+    int upgrade_kind;
+    int64_t upgrade_deadline_ms;
+    int upgrade_kills; /* signals sent to a new master that took too long */
+    bool upgrade_handed_over;
+    bool upgrade_ack_pending;  /* 'A' waits until MAINPID= has reached systemd */
+    int64_t upgrade_ack_by_ms; /* ... or until then */
+    bool retiring;             /* a new master serves: drain the workers, then exit */
+    bool retire_stop;          /* a SIGTERM came while retiring */
+    /* Binary upgrade, new side: the master this one replaces, until the handover. */
+    pid_t predecessor;
+    int predecessor_fd;
+    int predecessor_kind;
 };
 
 /* master_workers.c */
@@ -131,6 +172,66 @@ void fdt__master_free(struct fdt_master *m);
 /* Free reaped workers (between event batches, when no event can point at them). */
 void fdt__master_free_dead(struct fdt_master *m);
 
+/* Carry an idle connection (fd, closed here) of listener to a ready worker of the serving
+ * generation; from is the retiring worker that handed it over, NULL for the old master of
+ * a binary upgrade. */
+void fdt__master_pass_conn(struct fdt_master *m, const struct fdt_mworker *from, int fd,
+                           const char *listener);
+/* "exited with status N" / "killed by signal N (NAME)" for a wait status. */
+void fdt__describe_status(int status, char *out, size_t size);
+
+/* master_main.c: stop serving because a new master (binary upgrade) serves: close the
+ * listening sockets (their files stay), drain the workers as a reload does, exit after. */
+void fdt__master_retire(struct fdt_master *m);
+/* Announce (log, systemd) that a generation serves; the first generation of a master that
+ * replaces another first takes over the pid file and control socket. */
+void fdt__master_announce_ready(struct fdt_master *m, const struct fdt_generation *g);
+
+/* master_notify.c: systemd's notification protocol. Thread: main. */
+/* Read NOTIFY_SOCKET, WATCHDOG_USEC and WATCHDOG_PID, then unset them. */
+void fdt__notify_init(struct fdt_notify *n);
+void fdt__notify_deinit(struct fdt_notify *n);
+/* Send one notification (newline-separated VAR=VALUE lines); does nothing without
+ * NOTIFY_SOCKET or while muted. Never blocks: when systemd's queue is full the message
+ * waits in ours (in order) and fdt__notify_tick resends it. */
+void fdt__notify(struct fdt_notify *n, const char *fmt, ...) FDT_PRINTF(2, 3);
+/* Whether every notification has been sent. */
+bool fdt__notify_flushed(const struct fdt_notify *n);
+/* CLOCK_MONOTONIC in microseconds, for MONOTONIC_USEC. */
+int64_t fdt__notify_monotonic_usec(void);
+/* From the master's loop: resend what waits, send WATCHDOG=1 when due (every half period);
+ * returns timeout_ms, or less so that the loop wakes for the next ping or resend. */
+int fdt__notify_tick(struct fdt_notify *n, int64_t now, int timeout_ms);
+/* Put NOTIFY_SOCKET and the watchdog (for this process) back into the environment: in a
+ * new master's process, before it executes. */
+void fdt__notify_export(const struct fdt_notify *n);
+
+/* master_upgrade.c: binary upgrade (SIGUSR2). Thread: main. */
+/* Remember the binary to execute: argv0 made absolute (symbolic links not resolved, so a
+ * link switched to a new release is followed), or /proc/self/exe when argv0 has no '/'. */
+void fdt__upgrade_init_exe(struct fdt_master *m, const char *argv0);
+/* New side, at start: take the sockets and channel of the old master when this process is
+ * one started by a binary upgrade (else nothing). Returns 0 or FDT_ECONFIG with err. */
+int fdt__upgrade_adopt(struct fdt_master *m, struct fdt_error *err);
+/* Old side: SIGUSR2. */
+void fdt__upgrade_start(struct fdt_master *m);
+/* Old side: the channel to the new master is readable. */
+void fdt__upgrade_on_event(struct fdt_master *m);
+/* Old side: a child was reaped; returns whether it was the new master. */
+bool fdt__upgrade_reaped(struct fdt_master *m, pid_t pid, int status);
+/* Old side, retiring: hand an idle connection of a retiring worker to the new master (fd
+ * stays the caller's). Returns whether it was sent. */
+bool fdt__upgrade_pass_conn(struct fdt_master *m, int fd, const char *listener);
+/* Old side: a new master that takes too long is stopped. */
+void fdt__upgrade_supervise(struct fdt_master *m, int64_t now);
+/* Old side: the server stops; a new master not yet serving is stopped too. */
+void fdt__upgrade_abort(struct fdt_master *m);
+/* New side: the first generation is ready: take the pid file and control socket and tell
+ * the old master. */
+void fdt__upgrade_handover(struct fdt_master *m);
+/* New side: the old master answered (or is gone). */
+void fdt__upgrade_on_predecessor(struct fdt_master *m);
+
 /* master_reload.c */
 void fdt__master_reload(struct fdt_master *m);
 void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g);
@@ -155,10 +256,11 @@ void fdt__ctl_close_all(struct fdt_master *m);
  * nobody holds is stale. Thread: main. */
 /* Write the pid file at path (nothing when path is empty) and lock it: *fd (-1 when there
  * is no file) keeps the lock until fdt__pidfile_remove; the master must not open the file
- * again. Refuses (FDT_ECONFIG) when a live master holds the file; replaces a stale one.
+ * again. Refuses (FDT_ECONFIG) when a live master other than predecessor (the master a binary
+ * upgrade replaces; 0 for none) holds the file; replaces a stale one.
  * Never follows a symbolic link or writes into an existing file. Returns 0 or a negative
  * code with err filled. */
-int fdt__pidfile_write(const char *path, int *fd, struct fdt_error *err);
+int fdt__pidfile_write(const char *path, int *fd, pid_t predecessor, struct fdt_error *err);
 /* Remove the pid file if it is still the one behind fd, and close fd (-1: nothing). */
 void fdt__pidfile_remove(const char *path, int fd);
 /* The running master of the pid file at path: returns a descriptor of the file (owned by
@@ -174,9 +276,11 @@ bool fdt__pidfile_held(int fd);
  * Returns 0, or FDT_ECONFIG when anything is wrong. Thread: main (forks). */
 int fdt__master_check(const struct fdt_cfg *cfg);
 
-#define FDT_POLL_CHANNEL    10
-#define FDT_POLL_CTL        11
-#define FDT_POLL_CTL_CLIENT 12
-#define FDT_POLL_MSIGNAL    13
+#define FDT_POLL_CHANNEL     10
+#define FDT_POLL_CTL         11
+#define FDT_POLL_CTL_CLIENT  12
+#define FDT_POLL_MSIGNAL     13
+#define FDT_POLL_UPGRADE     14 /* old master: channel to the new one */
+#define FDT_POLL_PREDECESSOR 15 /* new master: channel to the old one */
 
 #endif

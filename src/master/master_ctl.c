@@ -48,12 +48,22 @@ int fdt__ctl_open(struct fdt_master *m, struct fdt_error *err)
     if (strlen(path) >= sizeof(un.sun_path))
         return fdt_error_set(err, FDT_ECONFIG, "control_socket path too long: %s", path);
     memcpy(un.sun_path, path, strlen(path) + 1);
+    /* A binary upgrade replaces the old master's socket file in one rename, so that the
+     * path always answers. */
+    char tmp[sizeof(un.sun_path)];
+    bool takeover = m->predecessor > 0;
+    if (takeover) {
+        if ((size_t)snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid()) >= sizeof(tmp))
+            return fdt_error_set(err, FDT_ECONFIG, "control_socket path too long: %s", path);
+        unlink(tmp);
+        memcpy(un.sun_path, tmp, strlen(tmp) + 1);
+    }
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
         return fdt_error_set(err, -errno, "control socket: %s", fdt_strerror(-errno));
     /* Remove a stale socket left by a master that died, never a live one. */
     struct stat st;
-    if (stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
+    if (!takeover && stat(path, &st) == 0 && S_ISSOCK(st.st_mode)) {
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0) {
             if (connect(probe, (struct sockaddr *)&un, sizeof(un)) == 0) {
@@ -70,10 +80,17 @@ int fdt__ctl_open(struct fdt_master *m, struct fdt_error *err)
     mode_t old = umask(0177);
     int rc = bind(fd, (struct sockaddr *)&un, sizeof(un));
     umask(old);
-    if (rc < 0 || chmod(path, 0600) < 0 || listen(fd, 16) < 0) {
+    if (rc < 0 || chmod(un.sun_path, 0600) < 0 || listen(fd, 16) < 0 ||
+        (takeover && rename(tmp, path) < 0)) {
         rc = -errno;
         close(fd);
+        if (takeover)
+            unlink(tmp);
         return fdt_error_set(err, rc, "control socket %s: %s", path, fdt_strerror(rc));
+    }
+    if (stat(path, &st) == 0) {
+        m->ctl_dev = st.st_dev;
+        m->ctl_ino = st.st_ino;
     }
     m->ctl_fd = fd;
     fdt__strlcpy(m->ctl_path, path, sizeof(m->ctl_path));
@@ -102,7 +119,10 @@ void fdt__ctl_close_all(struct fdt_master *m)
         client_free(m, m->clients);
     if (m->ctl_fd >= 0) {
         close(m->ctl_fd);
-        unlink(m->ctl_path);
+        /* Only the file this master made: after a binary upgrade it is the new master's. */
+        struct stat st;
+        if (lstat(m->ctl_path, &st) == 0 && st.st_dev == m->ctl_dev && st.st_ino == m->ctl_ino)
+            unlink(m->ctl_path);
         m->ctl_fd = -1;
     }
 }
@@ -280,6 +300,7 @@ static void write_listeners(struct fdt_json_writer *w, const struct fdt_master *
         put_str(w, "protocol", fdt__proto_name(l->cfg.protocol));
         fdt_json_writer_key(w, "tls");
         fdt_json_writer_bool(w, l->cfg.tls);
+        put_str(w, "socket", fdt__listen_origin_name(l->origin));
         fdt_json_writer_end_object(w);
     }
     fdt_json_writer_end_array(w);

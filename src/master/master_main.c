@@ -21,7 +21,7 @@ static const char usage[] =
     "usage: fdtserver [-c FILE] [--listen ADDR[,PROTOCOL]]... [--app PATH.so]\n"
     "                 [--workers N] [--threads N] [--set SECTION.KEY=VALUE]...\n"
     "                 [--pid-file F] [--log-level LEVEL] [--check]\n"
-    "       fdtserver -s stop|quit|reload|reopen [-c FILE | --pid-file F]\n"
+    "       fdtserver -s stop|quit|reload|reopen|upgrade [-c FILE | --pid-file F]\n"
     "       fdtserver txn list | commit GID | rollback GID  -c FILE\n"
     "       fdtserver --version | --help\n"
     "options:\n"
@@ -35,7 +35,8 @@ static const char usage[] =
     "  --log-level LEVEL          error, warn, info or debug ([server] log_level)\n"
     "  -t, --check                check the configuration and exit\n"
     "  -s SIGNAL                  signal the running master (found by its pid file):\n"
-    "                             stop (graceful), quit (immediate), reload, reopen (logs)\n"
+    "                             stop (graceful), quit (immediate), reload, reopen (logs),\n"
+    "                             upgrade (execute the binary anew, keeping the sockets)\n"
     "  -v, --version              print the version and exit\n"
     "  -h, --help                 print this help and exit\n"
     "commands:\n"
@@ -165,7 +166,11 @@ static int signal_by_name(const char *name)
     static const struct {
         const char *name;
         int sig;
-    } sigs[] = {{"stop", SIGTERM}, {"quit", SIGQUIT}, {"reload", SIGHUP}, {"reopen", SIGUSR1}};
+    } sigs[] = {{"stop", SIGTERM},
+                {"quit", SIGQUIT},
+                {"reload", SIGHUP},
+                {"reopen", SIGUSR1},
+                {"upgrade", SIGUSR2}};
     for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++) {
         if (strcmp(name, sigs[i].name) == 0)
             return sigs[i].sig;
@@ -231,7 +236,7 @@ static int send_signal(const struct opts *o)
 {
     int sig = signal_by_name(o->signal);
     if (!sig) {
-        fprintf(stderr, "fdtserver: -s takes stop, quit, reload or reopen\n");
+        fprintf(stderr, "fdtserver: -s takes stop, quit, reload, reopen or upgrade\n");
         return 2;
     }
     char path[FDT_CFG_PATH_MAX];
@@ -259,8 +264,25 @@ static int send_signal(const struct opts *o)
     return code;
 }
 
+/* Forget the descriptor fd everywhere it is named: generations that share a socket hold
+ * the same number, and so does the set of sockets systemd passed. */
+static void forget_fd(struct fdt_master *m, int fd)
+{
+    for (struct fdt_generation *h = m->gens; h; h = h->next) {
+        for (int j = 0; j < h->n_listeners; j++) {
+            if (h->listeners[j].fd == fd)
+                h->listeners[j].fd = -1;
+        }
+    }
+    for (int k = 0; k < m->inherit.n; k++) {
+        if (m->inherit.fds[k].fd == fd)
+            m->inherit.fds[k].fd = -1;
+    }
+}
+
 /* Close every listening socket, so no worker accepts again. Unix socket files stay until
- * the master exits. */
+ * the master exits. A socket systemd passed stays open in systemd, which queues new
+ * connections on it until the service runs again (that is socket activation). */
 static void close_listeners(struct fdt_master *m)
 {
     for (struct fdt_generation *g = m->gens; g; g = g->next) {
@@ -269,20 +291,57 @@ static void close_listeners(struct fdt_master *m)
             if (fd < 0)
                 continue;
             fdt__close(fd);
-            /* Generations that share the socket hold the same number: forget it there too. */
-            for (struct fdt_generation *h = m->gens; h; h = h->next) {
-                for (int j = 0; j < h->n_listeners; j++) {
-                    if (h->listeners[j].fd == fd)
-                        h->listeners[j].fd = -1;
-                }
-            }
+            forget_fd(m, fd);
         }
     }
+    for (int k = 0; k < m->inherit.n; k++) {
+        int fd = m->inherit.fds[k].fd;
+        if (fd >= 0) {
+            fdt__close(fd);
+            forget_fd(m, fd);
+        }
+    }
+}
+
+void fdt__master_retire(struct fdt_master *m)
+{
+    m->retiring = true;
+    m->stopping = true;
+    close_listeners(m);
+    double grace = m->cfg ? m->cfg->graceful_timeout : 30.0;
+    m->stop_kill_at_ms = fdt__now_ms() + (int64_t)(grace * 1000.0) + 5000;
+    /* A new master serves on: drain as for a reload (promise 4). */
+    for (struct fdt_mworker *w = m->workers; w; w = w->next)
+        fdt__master_drain_worker(m, w, SIGHUP);
+}
+
+void fdt__master_announce_ready(struct fdt_master *m, const struct fdt_generation *g)
+{
+    fdt_log(FDT_LOG_INFO, "generation %u ready: %d workers x %d threads", g->id, g->target,
+            g->cfg->threads);
+    if (m->predecessor > 0) {
+        fdt__upgrade_handover(m);
+        return;
+    }
+    fdt__notify(&m->notify, "READY=1\nMAINPID=%d\nSTATUS=serving: generation %u, %d workers",
+                (int)getpid(), g->id, g->target);
 }
 
 static void begin_stop(struct fdt_master *m, bool immediate)
 {
     int64_t now = fdt__now_ms();
+    if (m->retiring && !immediate && !m->retire_stop) {
+        /* Retiring after a binary upgrade, and told to stop: close idle connections too. */
+        m->retire_stop = true;
+        fdt_log(FDT_LOG_INFO, "graceful stop of the retiring master");
+        for (struct fdt_mworker *w = m->workers; w; w = w->next)
+            kill(w->pid, SIGTERM);
+        return;
+    }
+    if (!m->stopping) {
+        fdt__notify(&m->notify, "STOPPING=1\nSTATUS=stopping");
+        fdt__upgrade_abort(m);
+    }
     if (m->stopping && !immediate) {
         immediate = true; /* a second TERM means: now */
     }
@@ -337,6 +396,9 @@ static void on_signals(struct fdt_master *m)
         case SIGTTOU:
             change_workers(m, -1, "SIGTTOU");
             break;
+        case SIGUSR2:
+            fdt__upgrade_start(m);
+            break;
         case SIGUSR1:
             fdt_log(FDT_LOG_INFO, "SIGUSR1: reopening log files");
             fdt__log_reopen();
@@ -355,7 +417,8 @@ static int run(struct fdt_master *m)
     for (;;) {
         if (m->stopping && !m->workers)
             break;
-        int n = epoll_wait(m->epfd, events, 64, 200);
+        int timeout = fdt__notify_tick(&m->notify, fdt__now_ms(), 200);
+        int n = epoll_wait(m->epfd, events, 64, timeout);
         if (n < 0 && errno != EINTR) {
             fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));
             return 1;
@@ -375,12 +438,19 @@ static int run(struct fdt_master *m)
             case FDT_POLL_CTL_CLIENT:
                 fdt__ctl_on_client(m, events[i].data.ptr, events[i].events);
                 break;
+            case FDT_POLL_UPGRADE:
+                fdt__upgrade_on_event(m);
+                break;
+            case FDT_POLL_PREDECESSOR:
+                fdt__upgrade_on_predecessor(m);
+                break;
             default:
                 break;
             }
         }
         fdt__master_free_dead(m);
         fdt__master_supervise(m, fdt__now_ms());
+        fdt__upgrade_supervise(m, fdt__now_ms());
     }
     return 0;
 }
@@ -420,21 +490,54 @@ static int open_signals_and_poll(struct fdt_master *m)
     return 0;
 }
 
-static int bind_listeners(struct fdt_generation *g, struct fdt_error *err)
+/* The sockets passed at start that no listener of the configuration uses: systemd's are
+ * kept (a reload may name them), the old master's are closed (the new configuration
+ * dropped them). */
+static void sort_unused_inherited(struct fdt_master *m)
+{
+    int kept = 0;
+    for (int k = 0; k < m->inherit.n; k++) {
+        struct fdt_inherited *e = &m->inherit.fds[k];
+        if (e->origin == FDT_LISTEN_SYSTEMD) {
+            if (!e->used)
+                fdt_log(FDT_LOG_WARN,
+                        "the socket %s%s%s passed by systemd matches no [listen.NAME] by name "
+                        "or address: kept open, unused",
+                        e->addr, e->name[0] ? " named " : "", e->name);
+            m->inherit.fds[kept++] = *e;
+        } else if (!e->used) {
+            fdt_log(FDT_LOG_INFO, "the old master's socket %s is not in the configuration: closed",
+                    e->addr);
+            fdt__close(e->fd);
+        }
+        /* The old master's sockets in use belong to the generation from now on. */
+    }
+    m->inherit.n = kept;
+}
+
+static int bind_listeners(struct fdt_master *m, struct fdt_generation *g, struct fdt_error *err)
 {
     const struct fdt_cfg *cfg = g->cfg;
+    int rc = fdt__inherit_assign(&m->inherit, cfg, g->listeners, err);
+    if (rc < 0)
+        return rc;
     for (int i = 0; i < cfg->n_listeners; i++) {
-        g->listeners[i].cfg = cfg->listeners[i];
+        struct fdt_listener *l = &g->listeners[i];
         g->n_listeners = i + 1;
-        int rc = fdt__listener_bind(&g->listeners[i], err);
-        if (rc < 0)
-            return rc;
+        if (l->fd < 0) {
+            rc = fdt__listener_bind(l, err);
+            if (rc < 0)
+                return rc;
+        }
         char addr[256];
-        fdt__addr_format_fd(g->listeners[i].fd, addr, sizeof(addr));
-        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s%s)", addr, g->listeners[i].cfg.name,
-                fdt__proto_name(g->listeners[i].cfg.protocol),
-                g->listeners[i].cfg.tls ? " over TLS" : "");
+        fdt__addr_format_fd(l->fd, addr, sizeof(addr));
+        fdt_log(FDT_LOG_INFO, "listening on %s (%s, %s%s%s)", addr, l->cfg.name,
+                fdt__proto_name(l->cfg.protocol), l->cfg.tls ? " over TLS" : "",
+                l->origin == FDT_LISTEN_SYSTEMD   ? ", socket passed by systemd"
+                : l->origin == FDT_LISTEN_UPGRADE ? ", socket of the old master"
+                                                  : "");
     }
+    sort_unused_inherited(m);
     return fdt__gen_tls_load(g, err);
 }
 
@@ -447,12 +550,14 @@ static int start_first_generation(struct fdt_master *m)
     if (!g)
         return FDT_ENOMEM;
     struct fdt_error err = {0};
-    int rc = bind_listeners(g, &err);
-    if (rc == 0)
+    int rc = bind_listeners(m, g, &err);
+    /* A master that replaces another (binary upgrade) takes the control socket and the pid
+     * file only once it serves: until then they stay the old master's. */
+    if (rc == 0 && m->predecessor <= 0)
         rc = fdt__ctl_open(m, &err);
-    if (rc == 0) {
+    if (rc == 0 && m->predecessor <= 0) {
         fdt__strlcpy(m->pid_path, cfg->pid_file, sizeof(m->pid_path));
-        rc = fdt__pidfile_write(m->pid_path, &m->pid_fd, &err);
+        rc = fdt__pidfile_write(m->pid_path, &m->pid_fd, 0, &err);
     }
     if (rc < 0) {
         fdt_log(FDT_LOG_ERROR, "%s", err.msg);
@@ -490,6 +595,15 @@ static int master_start(struct fdt_master *m)
     int rc = open_signals_and_poll(m);
     if (rc < 0)
         return rc;
+    struct fdt_error err = {0};
+    fdt__notify_init(&m->notify);
+    rc = fdt__inherit_systemd(&m->inherit, &err);
+    if (rc >= 0)
+        rc = fdt__upgrade_adopt(m, &err);
+    if (rc < 0) {
+        fdt_log(FDT_LOG_ERROR, "%s", err.msg);
+        return rc;
+    }
     return start_first_generation(m);
 }
 
@@ -508,10 +622,12 @@ static void abandon_start(struct fdt_master *m)
 static int master_finish(struct fdt_master *m)
 {
     bool ever_served = m->active != NULL || m->reloads_ok > 0;
-    if (m->cfg) {
-        for (int i = 0; i < m->cfg->n_listeners; i++) {
-            const char *a = m->cfg->listeners[i].address;
-            if (strncmp(a, "unix:", 5) == 0)
+    /* The files of unix sockets this master bound; after a binary upgrade they are the new
+     * master's. */
+    for (struct fdt_generation *g = m->gens; g && !m->retiring; g = g->next) {
+        for (int i = 0; i < g->n_listeners; i++) {
+            const char *a = g->listeners[i].cfg.address;
+            if (g->listeners[i].origin == FDT_LISTEN_BOUND && strncmp(a, "unix:", 5) == 0)
                 unlink(a + 5);
         }
     }
@@ -539,7 +655,11 @@ static int serve(int argc, char **argv, struct fdt_cfg *cfg)
     m->sigfd = -1;
     m->ctl_fd = -1;
     m->pid_fd = -1;
+    m->notify.fd = -1;
+    m->upgrade_fd = -1;
+    m->predecessor_fd = -1;
     m->started_wall_ms = fdt__wall_ms();
+    fdt__upgrade_init_exe(m, argv[0]);
     m->cfg = cfg;
     int code = 1;
     if (master_start(m) == 0) {
@@ -548,6 +668,7 @@ static int serve(int argc, char **argv, struct fdt_cfg *cfg)
     } else {
         abandon_start(m);
     }
+    fdt__notify_deinit(&m->notify);
     fdt__master_free(m);
     free(m);
     return code;

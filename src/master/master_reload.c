@@ -28,6 +28,12 @@ static void record(struct fdt_master *m, bool ok, const char *msg)
         m->reloads_ok++;
     else
         m->reloads_failed++;
+    /* systemd (Type=notify-reload): the reload is over either way; the old generation
+     * serves when it was refused. */
+    if (ok)
+        fdt__notify(&m->notify, "READY=1\nSTATUS=%s", msg);
+    else
+        fdt__notify(&m->notify, "READY=1\nSTATUS=reload refused: %s", msg);
     fdt__ctl_reload_done(m, ok, msg);
 }
 
@@ -36,15 +42,29 @@ static void record(struct fdt_master *m, bool ok, const char *msg)
 static int prepare_listeners(struct fdt_master *m, struct fdt_generation *g, struct fdt_error *err)
 {
     const struct fdt_generation *cur = m->active;
+    /* Sockets systemd passed first: they stay the listeners' whatever the old one had. */
+    int rc = fdt__inherit_assign(&m->inherit, g->cfg, g->listeners, err);
+    if (rc < 0)
+        return rc;
+    for (int k = 0; k < m->inherit.n; k++) {
+        if (!m->inherit.fds[k].used)
+            fdt_log(FDT_LOG_WARN,
+                    "the socket %s passed by systemd matches no [listen.NAME]: "
+                    "kept open, unused",
+                    m->inherit.fds[k].addr);
+    }
     for (int i = 0; i < g->cfg->n_listeners; i++) {
         struct fdt_listener *l = &g->listeners[i];
-        l->cfg = g->cfg->listeners[i];
-        l->fd = -1;
-        l->keep = false;
+        if (l->fd >= 0) {
+            l->keep = true;
+            g->n_listeners = i + 1;
+            continue;
+        }
         for (int j = 0; cur && j < cur->n_listeners; j++) {
             if (strcmp(cur->listeners[j].cfg.address, l->cfg.address) == 0 &&
                 cur->listeners[j].fd >= 0) {
                 l->fd = cur->listeners[j].fd;
+                l->origin = cur->listeners[j].origin;
                 l->keep = true;
                 if (cur->listeners[j].cfg.reuseport != l->cfg.reuseport) {
                     /* The old socket holds the address, so a new one cannot be bound. */
@@ -90,6 +110,8 @@ void fdt__master_reload(struct fdt_master *m)
     m->reload_pending = false;
     m->reload_seq++;
     fdt_log(FDT_LOG_INFO, "reloading configuration (reload %u)", m->reload_seq);
+    fdt__notify(&m->notify, "RELOADING=1\nMONOTONIC_USEC=%lld\nSTATUS=reloading (reload %u)",
+                (long long)fdt__notify_monotonic_usec(), m->reload_seq);
     struct fdt_error err = {0};
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     if (!cfg) {
@@ -158,8 +180,7 @@ void fdt__master_gen_ready(struct fdt_master *m, struct fdt_generation *g)
     struct fdt_cfg *old_cfg = m->cfg;
     m->cfg = g->cfg;
     if (!old) {
-        fdt_log(FDT_LOG_INFO, "generation %u ready: %d workers x %d threads", g->id, g->target,
-                g->cfg->threads);
+        fdt__master_announce_ready(m, g);
         return;
     }
     /* Every new worker is ready: now, and only now, the old generation drains. */
@@ -216,6 +237,7 @@ void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, cons
     close_new_listeners(g);
     if (!m->active) {
         fdt_log(FDT_LOG_ERROR, "cannot start: %s", why);
+        fdt__notify(&m->notify, "STATUS=cannot start: %s", why);
         m->stopping = true;
         m->stop_kill_at_ms = fdt__now_ms() + 5000;
         fdt__strlcpy(m->last_reload, why, sizeof(m->last_reload));

@@ -345,7 +345,7 @@ void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int 
     }
 }
 
-static void describe_status(int status, char *out, size_t size)
+void fdt__describe_status(int status, char *out, size_t size)
 {
     if (WIFSIGNALED(status))
         snprintf(out, size, "killed by signal %d (%s)%s", WTERMSIG(status),
@@ -361,8 +361,14 @@ static void describe_status(int status, char *out, size_t size)
  * serving generation, in turn, never back to the sender. The master only carries the
  * descriptor; it reads and writes nothing on it. With no taker, or a taker's channel full,
  * the connection is closed, as the retiring worker would have done without hand-offs. */
-static void pass_conn(struct fdt_master *m, struct fdt_mworker *from, int fd, const char *listener)
+void fdt__master_pass_conn(struct fdt_master *m, const struct fdt_mworker *from, int fd,
+                           const char *listener)
 {
+    /* Retiring after a binary upgrade: the serving generation is the new master's. */
+    if (m->retiring && fdt__upgrade_pass_conn(m, fd, listener)) {
+        fdt__close(fd);
+        return;
+    }
     struct fdt_mworker *ready[FDT_MAX_SLOTS];
     int n = 0;
     for (struct fdt_mworker *w = m->workers; w && n < FDT_MAX_SLOTS; w = w->next)
@@ -373,10 +379,13 @@ static void pass_conn(struct fdt_master *m, struct fdt_mworker *from, int fd, co
         struct fdt_mworker *to = ready[m->handoff_next++ % (unsigned)n];
         rc = fdt__channel_send_fd(to->chan, FDT_MSG_CONN, 0, listener, fd, MSG_DONTWAIT);
     }
-    if (rc != 0)
+    if (rc != 0 && from)
         fdt_log(FDT_LOG_WARN, "a connection of listener %s from worker %u (pid %d): %s: closed",
                 listener, from->index, (int)from->pid,
                 n == 0 ? "no ready worker of the serving generation" : fdt_strerror(rc));
+    else if (rc != 0)
+        fdt_log(FDT_LOG_WARN, "a connection of listener %s from the old master: %s: closed",
+                listener, n == 0 ? "no ready worker of the serving generation" : fdt_strerror(rc));
     fdt__close(fd);
 }
 
@@ -384,7 +393,7 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
 {
     struct fdt_generation *g = mw->gen;
     char how[128];
-    describe_status(status, how, sizeof(how));
+    fdt__describe_status(status, how, sizeof(how));
     bool clean = WIFEXITED(status) && WEXITSTATUS(status) == 0;
     int64_t now = fdt__now_ms();
 
@@ -394,7 +403,7 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
     int fd;
     while (fdt__channel_recv_fd(mw->chan, &msg, &fd) == 1) {
         if (fd >= 0 && msg.type == FDT_MSG_CONN)
-            pass_conn(m, mw, fd, msg.text); /* handed over just before it exited */
+            fdt__master_pass_conn(m, mw, fd, msg.text); /* handed over just before it exited */
         else if (fd >= 0)
             fdt__close(fd);
         else if (msg.type == FDT_MSG_FAILED)
@@ -472,6 +481,8 @@ void fdt__master_reap(struct fdt_master *m)
             mw = mw->next;
         if (mw)
             worker_gone(m, mw, status);
+        else
+            (void)fdt__upgrade_reaped(m, pid, status);
     }
 }
 
@@ -484,7 +495,7 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
     while ((rc = fdt__channel_recv_fd(mw->chan, &msg, &fd)) == 1) {
         if (fd >= 0) {
             if (msg.type == FDT_MSG_CONN)
-                pass_conn(m, mw, fd, msg.text);
+                fdt__master_pass_conn(m, mw, fd, msg.text);
             else
                 fdt__close(fd);
         } else if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING) {

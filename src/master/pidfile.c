@@ -58,7 +58,7 @@ static pid_t pid_in(int fd)
 }
 
 /* Refuse when a live master holds the file at path; a missing or stale file is fine. */
-static int check_not_held(const char *path, struct fdt_error *err)
+static int check_not_held(const char *path, pid_t predecessor, struct fdt_error *err)
 {
     int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
     if (fd < 0) {
@@ -72,6 +72,8 @@ static int check_not_held(const char *path, struct fdt_error *err)
     close(fd);
     if (holder < 0)
         return fdt_error_set(err, holder, "pid file %s: lock: %s", path, fdt_strerror(holder));
+    if (holder > 0 && holder == predecessor)
+        return 0; /* a binary upgrade: the file moves to the new master */
     if (holder > 0)
         return fdt_error_set(err, FDT_ECONFIG, "pid file %s is held by running master %d", path,
                              (int)holder);
@@ -81,12 +83,12 @@ static int check_not_held(const char *path, struct fdt_error *err)
     return 0;
 }
 
-int fdt__pidfile_write(const char *path, int *fd_out, struct fdt_error *err)
+int fdt__pidfile_write(const char *path, int *fd_out, pid_t predecessor, struct fdt_error *err)
 {
     *fd_out = -1;
     if (!path[0])
         return 0;
-    int rc = check_not_held(path, err);
+    int rc = check_not_held(path, predecessor, err);
     if (rc < 0)
         return rc;
     char tmp[FDT_CFG_PATH_MAX + 16];

@@ -67,6 +67,17 @@ int fdt__fd_nonblock(int fd, bool on)
     return 0;
 }
 
+int fdt__fd_cloexec(int fd, bool on)
+{
+    int flags = fcntl(fd, F_GETFD);
+    if (flags < 0)
+        return -errno;
+    flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
+    if (fcntl(fd, F_SETFD, flags) < 0)
+        return -errno;
+    return 0;
+}
+
 void fdt__close(int fd)
 {
     if (fd < 0)

@@ -43,6 +43,8 @@ int64_t fdt__wall_ms(void);
 
 /* Set or clear O_NONBLOCK. Returns 0 or -errno. */
 int fdt__fd_nonblock(int fd, bool on);
+/* Set or clear FD_CLOEXEC. Returns 0 or -errno. */
+int fdt__fd_cloexec(int fd, bool on);
 /* close() that keeps errno and ignores EINTR. */
 void fdt__close(int fd);
 /* Write all of buf to a blocking fd (used for logs and pipes). Returns 0 or -errno. */

@@ -268,6 +268,11 @@ static long command(struct fdt_conn *c, char *line, const char *rest, size_t res
               w->generation, w->index, fdt_thread_index(), version());
     } else if (strncmp(line, "ECHO ", 5) == 0) {
         reply(c, "%s", line + 5);
+    } else if (strncmp(line, "GETENV ", 7) == 0) {
+        /* What a program the application runs would inherit (tests of the master's
+         * systemd variables). */
+        const char *v = getenv(line + 7);
+        reply(c, "ENV %s", v ? v : "-");
     } else if (strncmp(line, "BODY ", 5) == 0) {
         long n = atol(line + 5);
         if (n < 0 || n > 1 << 20) {
