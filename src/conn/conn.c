@@ -80,6 +80,8 @@ bool fdt__conn_claim(struct fdt_conn *c, uint32_t events)
 static void sent(struct fdt_conn *c, size_t n)
 {
     c->out_sent += n;
+    if (c->loop->counters)
+        atomic_fetch_add_explicit(&c->loop->counters->bytes_out, n, memory_order_relaxed);
     atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
 }
 
@@ -177,6 +179,7 @@ static long feed(struct fdt_conn *c, const char *buf, size_t len)
 {
     size_t off = 0;
     while (off < len) {
+        int64_t t0 = c->proto->counts_requests ? 0 : fdt__now_ns();
         long used = c->proto->data(c, buf + off, len - off);
         if (used < 0)
             return -1;
@@ -187,7 +190,7 @@ static long feed(struct fdt_conn *c, const char *buf, size_t len)
         off += (size_t)used;
         c->served = true;
         if (!c->proto->counts_requests)
-            atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
+            fdt__conn_request_end(c, FDT_MCLASS_OTHER, (fdt__now_ns() - t0) / 1000);
         pthread_mutex_lock(&c->lock);
         bool stop = c->closing || c->dead;
         pthread_mutex_unlock(&c->lock);
@@ -233,6 +236,9 @@ static bool read_and_dispatch(struct fdt_conn *c)
         ssize_t n = recv(c->fd, p, room, MSG_DONTWAIT);
         if (n > 0) {
             atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
+            if (c->loop->counters)
+                atomic_fetch_add_explicit(&c->loop->counters->bytes_in, (uint64_t)n,
+                                          memory_order_relaxed);
             if (direct) {
                 long used = feed(c, p, (size_t)n);
                 if (used < 0)
@@ -429,6 +435,12 @@ void fdt__conn_request_done(struct fdt_conn *c)
 {
     c->served = true;
     atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
+}
+
+void fdt__conn_request_end(struct fdt_conn *c, enum fdt_metric_class cls, int64_t duration_us)
+{
+    fdt__conn_request_done(c);
+    fdt__counters_request(c->loop->counters, c->proto->metric_proto, cls, duration_us);
 }
 
 /* Send what the socket takes at once; caller holds the lock and c->out is empty. Advances
