@@ -1,8 +1,11 @@
 """Metrics in the Prometheus text format: `fdtctl metrics` and a `protocol = metrics`
 listener, checked with a strict parser of the format; counters move by exactly what the test
 did, and never go backwards across a reload."""
-from fdt import free_port, wait_for
-from http_util import HELLO, Client, get
+import signal
+import subprocess
+
+from fdt import FDTCTL, free_port, wait_for
+from http_util import HELLO, Client, get, hello_server
 from metrics_util import parse, scrape_ctl, value
 
 
@@ -125,3 +128,44 @@ def test_53_04_refused_reload_is_counted(make_server):
     assert value(m, "fdt_reloads_total", result="refused") == 1
     assert value(m, "fdt_reloads_total", result="ok") == 0
     assert value(m, "fdt_up") == 1 and value(m, "fdt_generation") == 1
+
+
+def health_server(make_server, workers=1):
+    return hello_server(make_server, workers=workers, threads=2,
+                        server={"health_path": "/healthz"})
+
+
+def test_53_05_health_path_200_while_serving_503_once_stopping(make_server):
+    s = health_server(make_server)
+    # Without health_path the application would answer 404: it has no such view.
+    r = get(s.port, "/healthz")
+    assert (r.status, r.body) == (200, b"ok\n")
+    c = Client(s.port)
+    assert c.request("GET", "/healthz").status == 200
+    # The next request is under way (its head not complete) when the stop begins: the
+    # worker does not close a connection in the middle of a request, and answers it.
+    c.send(b"GET /healthz HTTP/1.1\r\nHost: test\r\n")
+    s.signal(signal.SIGTERM)
+    s.wait_log("draining (SIGTERM)")
+    r = subprocess.run([str(FDTCTL), "--socket", str(s.ctl_path), "status"],
+                       capture_output=True, text=True)
+    assert r.returncode == 3 and "stopping" in r.stderr
+    c.send(b"\r\n")
+    r = c.read_response()
+    assert (r.status, r.body) == (503, b"stopping\n")
+    assert r.header("Connection") == "close"
+    c.close()
+    assert s.wait_exit() == 0
+
+
+def test_53_06_health_stays_200_on_a_worker_retired_by_a_reload(make_server):
+    s = health_server(make_server)
+    c = Client(s.port)
+    assert c.request("GET", "/healthz").status == 200
+    s.reload()
+    # The old worker keeps the idle connection (promise 4) and answers on it; its
+    # successor serves, so the server is healthy.
+    r = c.request("GET", "/healthz")
+    assert r.status == 200 and r.header("Connection") == "close"
+    c.close()
+    assert get(s.port, "/healthz").status == 200
