@@ -568,6 +568,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     int code =
         fdt__jsonrpc_request_parse(rc->doc, line, len, srv->max_input, &srv->limits, &req, &err);
     if (code != 0) {
+        fdt__conn_request_end(c, FDT_MCLASS_ERROR, (fdt__now_ns() - t0) / 1000);
         send_error(c, rc, req.id, code, err.msg);
         return;
     }
@@ -585,6 +586,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     } else {
         const struct fdt_jsonrpc_method *m = find_method(srv->app, method);
         if (!m) {
+            fdt__conn_request_end(c, FDT_MCLASS_ERROR, (fdt__now_ns() - t0) / 1000);
             if (!notify) {
                 char msg[200];
                 snprintf(msg, sizeof(msg), "method not found: %.128s", method);

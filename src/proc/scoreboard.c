@@ -94,6 +94,10 @@ void fdt__scoreboard_sum(const struct fdt_scoreboard *sb, struct fdt_counters *o
                                   memory_order_relaxed);
         uint64_t req = atomic_load(&m->retired_requests);
         for (int s = 0; s < FDT_MAX_SLOTS; s++) {
+            /* A free slot's counters were folded (zeroed) before it was freed. */
+            if (atomic_load_explicit(&m->slots[s].state, memory_order_acquire) ==
+                FDT_WORKER_FREE)
+                continue;
             _Atomic uint64_t *from = counter_array(&m->slots[s].counters);
             for (size_t i = 0; i < N_COUNTERS; i++)
                 atomic_fetch_add_explicit(

@@ -4,7 +4,7 @@ did, and never go backwards across a reload."""
 import signal
 import subprocess
 
-from fdt import FDTCTL, free_port, wait_for
+from fdt import FDTCTL, RpcClient, free_port, wait_for
 from http_util import HELLO, Client, get, hello_server
 from metrics_util import parse, scrape_ctl, value
 
@@ -169,3 +169,29 @@ def test_53_06_health_stays_200_on_a_worker_retired_by_a_reload(make_server):
     assert r.status == 200 and r.header("Connection") == "close"
     c.close()
     assert get(s.port, "/healthz").status == 200
+
+
+def test_53_07_jsonrpc_calls_counted_ok_and_error(make_server):
+    port = free_port()
+    s = make_server(listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}})
+    c = RpcClient(port)
+    for i in range(4):
+        assert c.call("echo", {"i": i})["result"] == {"i": i}
+    assert c.call("nope")["error"]["code"] == -32601
+    assert c.call("fail")["error"]["code"] == -32001
+    c.send_raw('{"jsonrpc": "2.0", "method": \n')
+    assert c.read()["error"]["code"] == -32700
+    c.close()
+
+    def rpc(m, cls):
+        return value(m, "fdt_requests_total", protocol="jsonrpc", **{"class": cls})
+
+    wait_for(lambda: rpc(scrape_ctl(s), "error") == 3, what="errors counted")
+    m = scrape_ctl(s)
+    assert rpc(m, "ok") == 4
+    assert value(m, "fdt_request_duration_seconds_count", protocol="jsonrpc") == 7
+    assert http(m, "2xx") == 0
+    # Each call without txn.begin runs in its own transaction: committed, or rolled back
+    # when the method fails.
+    assert value(m, "fdt_transactions_total", outcome="committed") == 4
+    assert value(m, "fdt_transactions_total", outcome="rolled_back") == 1
