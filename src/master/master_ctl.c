@@ -223,6 +223,10 @@ static void write_worker(struct fdt_json_writer *w, struct fdt_master *m,
     put_int(w, "transactions_in_doubt", atomic_load(&s->txn_in_doubt));
     put_double(w, "in_doubt_oldest_s", (double)atomic_load(&s->txn_in_doubt_oldest_ms) / 1000.0);
     put_int(w, "threads_busy", threads_busy(s));
+    if (atomic_load(&s->rss_bytes) > 0)
+        put_int(w, "resident_bytes", atomic_load(&s->rss_bytes));
+    fdt_json_writer_key(w, "recycling");
+    fdt_json_writer_bool(w, mw->recycling);
     fdt_json_writer_end_object(w);
 }
 
