@@ -82,7 +82,7 @@ struct fdt_cfg {
     int log_level;
     char error_log[FDT_CFG_PATH_MAX];
     char access_log[FDT_CFG_PATH_MAX];
-    int log_format; /* enum fdt_log_format: error log and access log */
+    int log_format;                           /* enum fdt_log_format: error log and access log */
     char request_id_header[FDT_CFG_NAME_MAX]; /* "": ids are generated, not accepted or sent */
     char health_path[FDT_CFG_PATH_MAX];       /* "": none */
     /* Recycling (docs/operations.md, "Worker recycling"); 0: off. */

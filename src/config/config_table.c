@@ -27,9 +27,11 @@ static const struct fdt__cfg_choice log_levels[] = {
     {"error", FDT_LOG_ERROR}, {"warn", FDT_LOG_WARN},    {"info", FDT_LOG_INFO},
     {"debug", FDT_LOG_DEBUG}, {"warning", FDT_LOG_WARN}, {NULL, 0},
 };
-static const struct fdt__cfg_choice protocols[] = {
-    {"http", FDT_PROTO_HTTP}, {"jsonrpc", FDT_PROTO_JSONRPC}, {"raw", FDT_PROTO_RAW},
-    {"metrics", FDT_PROTO_METRICS}, {NULL, 0}};
+static const struct fdt__cfg_choice protocols[] = {{"http", FDT_PROTO_HTTP},
+                                                   {"jsonrpc", FDT_PROTO_JSONRPC},
+                                                   {"raw", FDT_PROTO_RAW},
+                                                   {"metrics", FDT_PROTO_METRICS},
+                                                   {NULL, 0}};
 static const struct fdt__cfg_choice log_formats[] = {
     {"text", FDT_LOG_FORMAT_TEXT}, {"json", FDT_LOG_FORMAT_JSON}, {NULL, 0}};
 static const struct fdt__cfg_choice drivers[] = {{"postgresql", 0}, {"sqlite", 1}, {NULL, 0}};

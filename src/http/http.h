@@ -20,8 +20,8 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
 /* The HTTP server of a `protocol = metrics` listener: no application; GET /metrics answers
  * with the metrics of sb (which must outlive it), anything else 404. */
 struct fdt__http_server *fdt__http_metrics_server_new(const struct fdt_cfg *cfg,
-                                                      const struct fdt_scoreboard *sb,
-                                                      char *reason, size_t rsize);
+                                                      const struct fdt_scoreboard *sb, char *reason,
+                                                      size_t rsize);
 /* After the last connection. NULL is a no-op. */
 void fdt__http_server_free(struct fdt__http_server *srv);
 

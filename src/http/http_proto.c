@@ -192,8 +192,8 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
 }
 
 struct fdt__http_server *fdt__http_metrics_server_new(const struct fdt_cfg *cfg,
-                                                      const struct fdt_scoreboard *sb,
-                                                      char *reason, size_t rsize)
+                                                      const struct fdt_scoreboard *sb, char *reason,
+                                                      size_t rsize)
 {
     struct fdt__http_server *srv = server_new(cfg, reason, rsize);
     if (srv)

@@ -615,8 +615,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
         }
         jcode = ac.call.code;
     }
-    fdt__conn_request_end(c, r < 0 ? FDT_MCLASS_ERROR : FDT_MCLASS_OK,
-                          (fdt__now_ns() - t0) / 1000);
+    fdt__conn_request_end(c, r < 0 ? FDT_MCLASS_ERROR : FDT_MCLASS_OK, (fdt__now_ns() - t0) / 1000);
     if (notify)
         return;
     if (r < 0) {

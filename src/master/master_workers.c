@@ -419,14 +419,12 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
             if (o->pid == mw->replaces)
                 o->recycling = false;
         }
-        atomic_fetch_add(&m->sb->master.restarts[mw->timed_out ? FDT_RESTART_TIMEOUT
-                                                               : FDT_RESTART_CRASH],
-                         1);
+        atomic_fetch_add(
+            &m->sb->master.restarts[mw->timed_out ? FDT_RESTART_TIMEOUT : FDT_RESTART_CRASH], 1);
     } else {
         /* A serving worker died: replace it, backing off if it keeps dying. */
-        atomic_fetch_add(&m->sb->master.restarts[mw->timed_out ? FDT_RESTART_TIMEOUT
-                                                               : FDT_RESTART_CRASH],
-                         1);
+        atomic_fetch_add(
+            &m->sb->master.restarts[mw->timed_out ? FDT_RESTART_TIMEOUT : FDT_RESTART_CRASH], 1);
         int idx = (int)mw->index;
         if (now - mw->spawned_ms > STABLE_AFTER_MS)
             g->fails[idx] = 0;

@@ -1,7 +1,6 @@
 #include "fdt_config.h"
 
 #include "metrics/metrics.h"
-
 #include "util/util.h"
 
 #include <inttypes.h>
@@ -73,7 +72,7 @@ static const struct proto_classes classes_of[FDT_MPROTO_N] = {
 
 static const char *class_name(enum fdt_metric_class c)
 {
-    static const char *const names[FDT_MCLASS_N] = {"1xx", "2xx", "3xx", "4xx",
+    static const char *const names[FDT_MCLASS_N] = {"1xx", "2xx", "3xx",   "4xx",
                                                     "5xx", "ok",  "error", "other"};
     return (unsigned)c < FDT_MCLASS_N ? names[c] : "other";
 }
@@ -92,8 +91,8 @@ static void requests(struct out *o, const struct fdt_counters *c)
              * every request is in exactly one series, so the series add up to _count. */
             if ((p == FDT_MPROTO_HTTP || p == FDT_MPROTO_METRICS) && k == FDT_MCLASS_5XX)
                 v += other;
-            put(o, "fdt_requests_total{protocol=\"%s\",class=\"%s\"} %" PRIu64 "\n",
-                proto_names[p], class_name(k), v);
+            put(o, "fdt_requests_total{protocol=\"%s\",class=\"%s\"} %" PRIu64 "\n", proto_names[p],
+                class_name(k), v);
         }
     }
 }
@@ -109,8 +108,7 @@ static void durations(struct out *o, const struct fdt_counters *c)
             cum += get(&c->duration_bucket[p][b]);
             if (b < FDT_METRIC_BUCKETS)
                 put(o,
-                    "fdt_request_duration_seconds_bucket{protocol=\"%s\",le=\"%g\"} %" PRIu64
-                    "\n",
+                    "fdt_request_duration_seconds_bucket{protocol=\"%s\",le=\"%g\"} %" PRIu64 "\n",
                     proto_names[p], (double)bounds[b] / 1e6, cum);
             else
                 put(o,
@@ -120,8 +118,8 @@ static void durations(struct out *o, const struct fdt_counters *c)
         }
         put(o, "fdt_request_duration_seconds_sum{protocol=\"%s\"} %.6f\n", proto_names[p],
             (double)get(&c->duration_us[p]) / 1e6);
-        put(o, "fdt_request_duration_seconds_count{protocol=\"%s\"} %" PRIu64 "\n",
-            proto_names[p], cum);
+        put(o, "fdt_request_duration_seconds_count{protocol=\"%s\"} %" PRIu64 "\n", proto_names[p],
+            cum);
     }
 }
 
@@ -222,9 +220,11 @@ int fdt__metrics_render(const struct fdt_scoreboard *sb, struct fdt_buf *b)
     counter(&o, "fdt_generations_started_total",
             "Generations of workers started (the first, and one per reload).",
             (uint64_t)atomic_load(&ms->generations_started));
-    head(&o, "fdt_reloads_total", "counter", "Reloads, by result (ok, or refused: the old "
-                                             "generation kept serving).");
-    put(&o, "fdt_reloads_total{result=\"ok\"} %" PRIu64 "\n", (uint64_t)atomic_load(&ms->reloads_ok));
+    head(&o, "fdt_reloads_total", "counter",
+         "Reloads, by result (ok, or refused: the old "
+         "generation kept serving).");
+    put(&o, "fdt_reloads_total{result=\"ok\"} %" PRIu64 "\n",
+        (uint64_t)atomic_load(&ms->reloads_ok));
     put(&o, "fdt_reloads_total{result=\"refused\"} %" PRIu64 "\n",
         (uint64_t)atomic_load(&ms->reloads_failed));
     head(&o, "fdt_worker_restarts_total", "counter",
@@ -240,8 +240,7 @@ int fdt__metrics_render(const struct fdt_scoreboard *sb, struct fdt_buf *b)
     durations(&o, &c);
     counter(&o, "fdt_received_bytes_total", "Bytes read from clients.", get(&c.bytes_in));
     counter(&o, "fdt_sent_bytes_total", "Bytes sent to clients.", get(&c.bytes_out));
-    counter(&o, "fdt_connections_accepted_total", "Client connections accepted.",
-            get(&c.accepted));
+    counter(&o, "fdt_connections_accepted_total", "Client connections accepted.", get(&c.accepted));
     counter(&o, "fdt_connections_refused_total",
             "Client connections turned away (max_connections, out of file descriptors).",
             get(&c.refused));

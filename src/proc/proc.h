@@ -47,8 +47,10 @@ enum fdt_metric_class {
  * counter of each histogram holds what is above the largest (+Inf). */
 #define FDT_METRIC_BUCKETS 14
 #define FDT_METRIC_BUCKET_BOUNDS_US                                                                \
-    {500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,         \
-     5000000, 10000000}
+    {                                                                                              \
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,      \
+            5000000, 10000000                                                                      \
+    }
 
 /* Why a worker was replaced (fdt_worker_restarts_total{cause}). */
 enum fdt_restart_cause {
@@ -70,8 +72,8 @@ struct fdt_counters {
     _Atomic uint64_t refused; /* turned away: max_connections, out of descriptors */
     _Atomic uint64_t txn_committed;
     _Atomic uint64_t txn_rolled_back;
-    _Atomic uint64_t txn_conflicts; /* rolled back by a conflict (then run again if allowed) */
-    _Atomic uint64_t txn_unknown;   /* outcome unknown after a failure in phase two */
+    _Atomic uint64_t txn_conflicts;     /* rolled back by a conflict (then run again if allowed) */
+    _Atomic uint64_t txn_unknown;       /* outcome unknown after a failure in phase two */
     _Atomic uint64_t resource_sessions; /* database sessions opened */
     _Atomic uint64_t resource_errors;   /* sessions that failed to open or were dropped broken */
     _Atomic uint64_t tls_handshakes;    /* completed TLS handshakes (the TLS code counts) */
@@ -101,7 +103,7 @@ struct fdt_slot {
     _Atomic int64_t txn_open;
     _Atomic int64_t txn_in_doubt;           /* from this worker's last recovery pass */
     _Atomic int64_t txn_in_doubt_oldest_ms; /* age of the oldest of them */
-    _Atomic int64_t rss_bytes; /* at the last memory check (0: never checked) */
+    _Atomic int64_t rss_bytes;              /* at the last memory check (0: never checked) */
     struct fdt_counters counters;
     /* 0 when idle, else the monotonic ms at which the thread entered application code. */
     _Atomic int64_t busy_since[FDT_MAX_THREADS];
@@ -111,7 +113,7 @@ struct fdt_slot {
  * metrics listener renders the same figures as the master (written by the master only). */
 struct fdt_master_stats {
     _Atomic int32_t master_pid;
-    _Atomic int32_t serving;           /* a generation is active and the server not stopping */
+    _Atomic int32_t serving;            /* a generation is active and the server not stopping */
     _Atomic uint32_t active_generation; /* its id, 0: none */
     _Atomic uint64_t generations_started;
     _Atomic uint64_t reloads_ok;

@@ -3,8 +3,8 @@
 #include "proc/proc.h"
 #include "util/util.h"
 
-#include <string.h>
 #include <sched.h>
+#include <string.h>
 #include <sys/mman.h>
 
 struct fdt_scoreboard *fdt__scoreboard_new(void)
@@ -89,20 +89,19 @@ void fdt__scoreboard_sum(const struct fdt_scoreboard *sb, struct fdt_counters *o
             continue;
         }
         for (size_t i = 0; i < N_COUNTERS; i++)
-            atomic_store_explicit(&to[i], atomic_load_explicit(&counter_array(&m->retired)[i],
-                                                               memory_order_relaxed),
-                                  memory_order_relaxed);
+            atomic_store_explicit(
+                &to[i], atomic_load_explicit(&counter_array(&m->retired)[i], memory_order_relaxed),
+                memory_order_relaxed);
         uint64_t req = atomic_load(&m->retired_requests);
         for (int s = 0; s < FDT_MAX_SLOTS; s++) {
             /* A free slot's counters were folded (zeroed) before it was freed. */
-            if (atomic_load_explicit(&m->slots[s].state, memory_order_acquire) ==
-                FDT_WORKER_FREE)
+            if (atomic_load_explicit(&m->slots[s].state, memory_order_acquire) == FDT_WORKER_FREE)
                 continue;
             _Atomic uint64_t *from = counter_array(&m->slots[s].counters);
             for (size_t i = 0; i < N_COUNTERS; i++)
-                atomic_fetch_add_explicit(
-                    &to[i], atomic_load_explicit(&from[i], memory_order_relaxed),
-                    memory_order_relaxed);
+                atomic_fetch_add_explicit(&to[i],
+                                          atomic_load_explicit(&from[i], memory_order_relaxed),
+                                          memory_order_relaxed);
             req += atomic_load_explicit(&m->slots[s].requests, memory_order_relaxed);
         }
         if (atomic_load(&m->master.fold_seq) == seq) {

@@ -23,9 +23,9 @@ struct fdt_resource {
 
 /* What every transaction of a process needs to know about it (set up by the worker). */
 struct fdt_txn_env {
-    const char *node;          /* [server] node: the first part of every GID */
-    const struct fdt_cfg *cfg; /* the resources (their names go into GIDs) */
-    _Atomic int64_t *open;     /* open transactions, published to the scoreboard */
+    const char *node;              /* [server] node: the first part of every GID */
+    const struct fdt_cfg *cfg;     /* the resources (their names go into GIDs) */
+    _Atomic int64_t *open;         /* open transactions, published to the scoreboard */
     struct fdt_counters *counters; /* outcomes, for the metrics (NULL: not counted) */
 };
 

@@ -236,10 +236,8 @@ static int loop_handoff(struct fdt_conn_loop *loop, struct fdt_conn *c)
 void fdt__worker_loop_init(struct fdt_worker *w)
 {
     const struct fdt_cfg *cfg = w->cfg;
-    w->txn_env = (struct fdt_txn_env){.node = cfg->node,
-                                      .cfg = cfg,
-                                      .open = &w->slot->txn_open,
-                                      .counters = &w->slot->counters};
+    w->txn_env = (struct fdt_txn_env){
+        .node = cfg->node, .cfg = cfg, .open = &w->slot->txn_open, .counters = &w->slot->counters};
     w->loop.epfd = -1;
     w->loop.max_input = cfg->max_input;
     w->loop.max_output = cfg->max_output;

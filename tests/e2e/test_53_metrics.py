@@ -66,6 +66,8 @@ def test_53_02_metrics_listener_serves_the_same_format(make_server):
     s = metrics_server(make_server)
     for _ in range(3):
         assert get(s.port, "/").status == 200
+    # A request is counted once its answer is queued, just after the client may see it.
+    wait_for(lambda: http(scrape_ctl(s), "2xx") == 3, what="requests counted")
     r = get(s.metrics_port, "/metrics")
     assert r.status == 200
     assert r.header("Content-Type") == "text/plain; version=0.0.4; charset=utf-8"
@@ -83,8 +85,13 @@ def test_53_02_metrics_listener_serves_the_same_format(make_server):
     r = c.request("POST", "/metrics", body=b"x")
     assert r.status == 405 and r.header("Allow") == "GET, HEAD"
     c.close()
-    wait_for(lambda: value(scrape_ctl(s), "fdt_requests_total", protocol="metrics",
-                           **{"class": "4xx"}) == 2, what="scrape errors counted")
+
+    def scrapes():
+        m = scrape_ctl(s)
+        return [value(m, "fdt_requests_total", protocol="metrics", **{"class": k})
+                for k in ("2xx", "4xx")]
+
+    wait_for(lambda: scrapes() == [1, 2], what="scrapes counted")
     after = scrape_ctl(s)
     assert value(after, "fdt_requests_total", protocol="metrics", **{"class": "2xx"}) == 1
     assert http(after, "2xx") == 3 and http(after, "4xx") == 0
