@@ -6,7 +6,8 @@
  *
  * that is the UTC time with milliseconds, the level (ERROR, WARN, INFO, DEBUG), the pid,
  * role/generation as set by fdt__log_set_role() ("main/0" until it is called), the module
- * (FDT_LOG_MODULE, "-" when NULL), then the message. Newlines and carriage returns in the
+ * (FDT_LOG_MODULE, "-" when NULL), "req=ID " while the thread works on a request
+ * (fdt__log_set_request_id), then the message. Newlines and carriage returns in the
  * message become spaces; a longer line is cut to 2047 bytes, newline included. */
 #ifndef FDT_SRC_LOG_H
 #define FDT_SRC_LOG_H
