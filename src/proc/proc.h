@@ -156,7 +156,7 @@ enum fdt_msg_type {
      * that a retiring worker hands to a worker of the serving generation (promise 4 for
      * protocols that cannot tell their clients to close; conn's fdt_proto.handoff). */
     FDT_MSG_CONN = 4,
-    FDT_MSG_RECYCLE = 5,  /* worker -> master: replace me (arg: FDT_RESTART_MAX_*) */
+    FDT_MSG_RECYCLE = 5, /* worker -> master: replace me (arg: FDT_RESTART_MAX_*) */
 };
 
 struct fdt_msg {
