@@ -13,13 +13,17 @@
  *   GET  /whoami         {"pid":P,"generation":G,"thread":T,"version":"V"}
  *   POST /echo           the request body back
  *   GET  /stream/N       a streamed (chunked) body of N lines "line i"
- *   GET  /error/STATUS   the framework's error response for STATUS (4xx/5xx)
+ *   GET  /error/STATUS   the framework's error response for STATUS (4xx/5xx), with a line
+ *                        in the error log (it carries the request's id)
+ *   GET  /grow/MB        keeps MB more MiB of memory for the life of the worker: a leaky
+ *                        application, for [server] max_worker_memory
  *   GET  /tree/A/B/...   a resource tree where every key exists except "missing": the
  *                        resource's URL, name and depth; PUT on a node answers 204
  *
  * [app] keys: version (shown by /whoami), json_errors = yes (errors rendered as JSON by
  * the error view). */
 #include <fdt/fdt.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -168,7 +172,28 @@ static int view_error(struct fdt_http_request *req, struct fdt_http_resource *ct
     long status = fdt_http_subpath_count(req) == 1 ? strtol(fdt_http_subpath(req, 0), NULL, 10) : 0;
     if (status < 400 || status > 599)
         return fdt_http_error(req, 400, "Expected /error/STATUS with a 4xx or 5xx status.");
+    fdt_log(FDT_LOG_WARN, "answering %ld, as asked", status);
     return fdt_http_error(req, (int)status, "You asked for it.");
+}
+
+/* Leaked on purpose: the worker's resident memory only grows (the pages are written, so
+ * they are resident). Blocks are chained so that the memory stays reachable. */
+static int view_grow(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    static _Atomic(void *) kept;
+    long mb = subpath_number(req, 1024);
+    if (mb < 1)
+        return fdt_http_error(req, 400, "Expected /grow/MB, 1 to 1024.");
+    size_t n = (size_t)mb << 20;
+    char *block = malloc(n);
+    if (!block)
+        return fdt_http_error(req, 503, "Out of memory.");
+    memset(block, 0x5a, n);
+    *(void **)(void *)block = atomic_exchange(&kept, (void *)block);
+    char text[32];
+    snprintf(text, sizeof(text), "grew %ld", mb);
+    return reply_text(req, text);
 }
 
 /* ---- The tree: every key exists, except "missing"; at most MAX_DEPTH levels. ---- */
@@ -282,6 +307,7 @@ static const struct fdt_http_view views[] = {
     {.type = &root_type, .name = "echo", .method = "POST", .fn = view_echo},
     {.type = &root_type, .name = "stream", .method = "GET", .fn = view_stream, .flags = SUBPATH},
     {.type = &root_type, .name = "error", .method = "GET", .fn = view_error, .flags = SUBPATH},
+    {.type = &root_type, .name = "grow", .method = "GET", .fn = view_grow, .flags = SUBPATH},
     {.type = &node_type, .name = "", .method = "GET", .fn = view_node},
     {.type = &node_type, .name = "", .method = "PUT", .fn = view_node_put},
 };

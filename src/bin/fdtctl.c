@@ -28,6 +28,7 @@ static const char usage[] =
     "commands:\n"
     "  status [--json]       generations, workers, counters, last reload; exits 3 when no\n"
     "                        generation is serving (starting, failed or stopping)\n"
+    "  metrics               the metrics in the Prometheus text format (version 0.0.4)\n"
     "  reload [--wait]       reload; with --wait, exit 0 once the new generation serves,\n"
     "                        non-zero with the reason if the reload failed\n"
     "  stop | quit           graceful | immediate stop\n"

@@ -76,6 +76,8 @@ const char *fdt__proto_name(enum fdt_protocol p)
         return "jsonrpc";
     case FDT_PROTO_RAW:
         return "raw";
+    case FDT_PROTO_METRICS:
+        return "metrics";
     }
     return "?"; /* unreachable: every protocol returns above (-Wswitch checks the list) */
 }

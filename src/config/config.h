@@ -27,6 +27,12 @@ enum fdt_protocol {
     FDT_PROTO_HTTP = 0,
     FDT_PROTO_JSONRPC = 1,
     FDT_PROTO_RAW = 2,
+    FDT_PROTO_METRICS = 3, /* GET /metrics answered by the framework (Prometheus text) */
+};
+
+enum fdt_log_format {
+    FDT_LOG_FORMAT_TEXT = 0,
+    FDT_LOG_FORMAT_JSON = 1,
 };
 
 struct fdt_listen_cfg {
@@ -99,6 +105,13 @@ struct fdt_cfg {
     int log_level;
     char error_log[FDT_CFG_PATH_MAX];
     char access_log[FDT_CFG_PATH_MAX];
+    int log_format;                           /* enum fdt_log_format: error log and access log */
+    char request_id_header[FDT_CFG_NAME_MAX]; /* "": ids are generated, not accepted or sent */
+    char health_path[FDT_CFG_PATH_MAX];       /* "": none */
+    /* Recycling (docs/operations.md, "Worker recycling"); 0: off. */
+    int max_requests;
+    int max_requests_jitter;
+    size_t max_worker_memory; /* bytes of RSS */
     char node[FDT_CFG_NAME_MAX];
     double recovery_interval;   /* seconds between scans for in-doubt transactions */
     double recovery_grace;      /* a prepared branch younger than this is in flight */

@@ -27,8 +27,13 @@ static const struct fdt__cfg_choice log_levels[] = {
     {"error", FDT_LOG_ERROR}, {"warn", FDT_LOG_WARN},    {"info", FDT_LOG_INFO},
     {"debug", FDT_LOG_DEBUG}, {"warning", FDT_LOG_WARN}, {NULL, 0},
 };
-static const struct fdt__cfg_choice protocols[] = {
-    {"http", FDT_PROTO_HTTP}, {"jsonrpc", FDT_PROTO_JSONRPC}, {"raw", FDT_PROTO_RAW}, {NULL, 0}};
+static const struct fdt__cfg_choice protocols[] = {{"http", FDT_PROTO_HTTP},
+                                                   {"jsonrpc", FDT_PROTO_JSONRPC},
+                                                   {"raw", FDT_PROTO_RAW},
+                                                   {"metrics", FDT_PROTO_METRICS},
+                                                   {NULL, 0}};
+static const struct fdt__cfg_choice log_formats[] = {
+    {"text", FDT_LOG_FORMAT_TEXT}, {"json", FDT_LOG_FORMAT_JSON}, {NULL, 0}};
 static const struct fdt__cfg_choice verify_modes[] = {{"no", FDT_TLS_VERIFY_NO},
                                                       {"optional", FDT_TLS_VERIFY_OPTIONAL},
                                                       {"require", FDT_TLS_VERIFY_REQUIRE},
@@ -93,6 +98,30 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .def.i = FDT_LOG_INFO, .doc = "Least severe level logged."},
     {SERVER(error_log), .type = FDT__CFG_PATH, .doc = "Log file (appended); empty: stderr."},
     {SERVER(access_log), .type = FDT__CFG_PATH, .doc = "HTTP access log file; empty: none."},
+    {SERVER(log_format), .type = FDT__CFG_ENUM, .choices = log_formats, .nocase = true,
+     .def.i = FDT_LOG_FORMAT_TEXT,
+     .doc = "Lines of the error log and the access log: text, or json (one JSON object per "
+            "line, docs/operations.md)."},
+    {SERVER(request_id_header), .type = FDT__CFG_STRING,
+     .doc = "HTTP header carrying the request id (e.g. X-Request-Id): a client's value (1 to 64 "
+            "letters, digits or -_.:) is used, else one is generated; the response carries it. "
+            "Empty: ids are generated and only logged."},
+    {SERVER(health_path), .type = FDT__CFG_STRING,
+     .doc = "HTTP path (e.g. /healthz) answered by the server itself on every http listener, "
+            "never by the application: 200 while serving, 503 once the server stops (a worker "
+            "retired by a reload still answers 200: its successor serves). Empty: none."},
+    /* [server]: worker recycling (docs/operations.md). */
+    {SERVER(max_requests), .type = FDT__CFG_INT, .min = 0, .max = 2000000000, .zero = "never",
+     .def.i = 0,
+     .doc = "A worker that has served this many requests is replaced: a new worker starts and "
+            "the old one drains once it is ready."},
+    {SERVER(max_requests_jitter), .type = FDT__CFG_INT, .min = 0, .max = 2000000000, .def.i = 0,
+     .doc = "Each worker adds a random 0 to this many to max_requests, so that workers are not "
+            "all replaced at once."},
+    {SERVER(max_worker_memory), .type = FDT__CFG_SIZE, .min = 0, .max = (size_t)1 << 50,
+     .zero = "no limit", .def.z = 0,
+     .doc = "A worker whose resident memory (RSS, checked every second) exceeds this is "
+            "replaced as for max_requests."},
     /* [server]: transactions (docs/transactions.md). */
     {SERVER(node), .type = FDT__CFG_STRING, .min = 1, .name = true, .def.s = "node1",
      .doc = "Stable name of this host, part of every transaction id."},
@@ -107,7 +136,8 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
     /* [listen.NAME]: one section per listener. */
     {LISTEN(address), .type = FDT__CFG_ADDRESS, .doc = "Where to listen (required)."},
     {LISTEN(protocol), .type = FDT__CFG_ENUM, .choices = protocols, .def.i = FDT_PROTO_HTTP,
-     .doc = "Protocol spoken on the connections; raw is the application's own."},
+     .doc = "Protocol spoken on the connections; raw is the application's own; metrics serves "
+            "GET /metrics in the Prometheus text format (bind it to localhost)."},
     {LISTEN(reuseport), .type = FDT__CFG_BOOL,
      .doc = "One SO_REUSEPORT socket per worker instead of one shared socket (TCP only)."},
     {LISTEN(backlog), .type = FDT__CFG_INT, .min = 1, .max = 65535, .def.i = 1024,

@@ -91,6 +91,8 @@ bool fdt__conn_claim(struct fdt_conn *c, uint32_t events)
 static void sent(struct fdt_conn *c, size_t n)
 {
     c->out_sent += n;
+    if (c->loop->counters)
+        atomic_fetch_add_explicit(&c->loop->counters->bytes_out, n, memory_order_relaxed);
     atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
 }
 
@@ -214,6 +216,7 @@ static long feed(struct fdt_conn *c, const char *buf, size_t len)
 {
     size_t off = 0;
     while (off < len) {
+        int64_t t0 = c->proto->counts_requests ? 0 : fdt__now_ns();
         long used = c->proto->data(c, buf + off, len - off);
         if (used < 0)
             return -1;
@@ -224,7 +227,7 @@ static long feed(struct fdt_conn *c, const char *buf, size_t len)
         off += (size_t)used;
         c->served = true;
         if (!c->proto->counts_requests)
-            atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
+            fdt__conn_request_end(c, FDT_MCLASS_OTHER, (fdt__now_ns() - t0) / 1000);
         pthread_mutex_lock(&c->lock);
         bool stop = c->closing || c->dead;
         pthread_mutex_unlock(&c->lock);
@@ -295,6 +298,9 @@ static bool read_and_dispatch(struct fdt_conn *c)
         ssize_t n = conn_recv(c, p, room);
         if (n > 0) {
             atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
+            if (c->loop->counters)
+                atomic_fetch_add_explicit(&c->loop->counters->bytes_in, (uint64_t)n,
+                                          memory_order_relaxed);
             if (direct) {
                 long used = feed(c, p, (size_t)n);
                 if (used < 0)
@@ -387,6 +393,8 @@ static bool handshake_locked(struct fdt_conn *c)
     if (rc == 0) {
         c->tls_ready = true;
         atomic_store(&c->deadline_ms, 0);
+        if (c->loop->counters)
+            atomic_fetch_add_explicit(&c->loop->counters->tls_handshakes, 1, memory_order_relaxed);
         if (FDT_LOG_DEBUG <= fdt_log_threshold()) {
             char desc[128];
             fdt__tls_describe(c->tls, desc, sizeof(desc));
@@ -396,6 +404,9 @@ static bool handshake_locked(struct fdt_conn *c)
         return true;
     }
     c->dead = true;
+    if (c->loop->counters)
+        atomic_fetch_add_explicit(&c->loop->counters->tls_handshake_errors, 1,
+                                  memory_order_relaxed);
     if (fdt__tls_plain_http(c->tls) && c->proto->plain_on_tls_reply) {
         fdt_log(FDT_LOG_INFO, "conn=%llu on %s: plain HTTP on a TLS listener: answered 400",
                 (unsigned long long)c->id, c->listener_name);
@@ -453,6 +464,9 @@ void fdt__conn_run(struct fdt_conn *c)
                         "conn=%llu on %s: TLS handshake not done in time "
                         "(handshake_timeout): closing",
                         (unsigned long long)c->id, c->listener_name);
+                if (c->loop->counters)
+                    atomic_fetch_add_explicit(&c->loop->counters->tls_handshake_errors, 1,
+                                              memory_order_relaxed);
                 dead = true;
             }
             ev &= FDT_EV_CLOSE; /* nothing else happens before the handshake is done */
@@ -552,6 +566,12 @@ void fdt__conn_request_done(struct fdt_conn *c)
 {
     c->served = true;
     atomic_fetch_add_explicit(c->loop->requests, 1, memory_order_relaxed);
+}
+
+void fdt__conn_request_end(struct fdt_conn *c, enum fdt_metric_class cls, int64_t duration_us)
+{
+    fdt__conn_request_done(c);
+    fdt__counters_request(c->loop->counters, c->proto->metric_proto, cls, duration_us);
 }
 
 /* Send what the socket takes at once; caller holds the lock and c->out is empty. Advances

@@ -11,6 +11,7 @@
 #ifndef FDT_SRC_CONN_H
 #define FDT_SRC_CONN_H
 
+#include "proc/proc.h"
 #include "tls/tls.h"
 #include "txn/txn.h"
 #include "util/buf.h"
@@ -94,6 +95,8 @@ struct fdt_proto {
     /* Plain-text reply to a client that spoke this protocol in clear to a TLS listener (may
      * be NULL: the connection is just closed). */
     const char *plain_on_tls_reply;
+    /* The protocol label of its requests in the metrics. */
+    enum fdt_metric_proto metric_proto;
 };
 
 /* What connections need from the loop that owns them (libuv hands its loop to handles the
@@ -114,6 +117,7 @@ struct fdt_conn_loop {
     int64_t transaction_timeout_ms; /* an active transaction idle this long: rolled back */
     _Atomic uint64_t *requests;     /* counters published to the master's scoreboard */
     _Atomic int64_t *conns_open;
+    struct fdt_counters *counters;     /* the worker's metrics (NULL: none) */
     const struct fdt_txn_env *txn_env; /* what the connections' transactions need */
     _Atomic bool draining;             /* stop accepting; close connections between requests */
     _Atomic bool retiring;             /* draining for a successor (reload): see drain_keeps_idle */
@@ -221,6 +225,9 @@ void fdt__conn_linger(struct fdt_conn *c);
 int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
+/* The same, for the metrics too: its outcome class and how long it took (from its first
+ * byte to its answer queued). Thread: the one running c. */
+void fdt__conn_request_end(struct fdt_conn *c, enum fdt_metric_class cls, int64_t duration_us);
 /* Raw-protocol vtable wrapping the application's callbacks (p->ctx = app, which must
  * outlive the connections). */
 void fdt__proto_raw_init(struct fdt_proto *p, const struct fdt_app *app);

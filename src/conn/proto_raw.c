@@ -51,4 +51,5 @@ void fdt__proto_raw_init(struct fdt_proto *p, const struct fdt_app *app)
      * what fdt_conn_set_data attaches (which stops a hand-off): its idle connections can
      * go on in a successor on reload. */
     p->handoff = !app->on_open && !app->on_close;
+    p->metric_proto = FDT_MPROTO_RAW;
 }

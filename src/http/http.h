@@ -4,6 +4,7 @@
 
 #include "config/config.h"
 #include "conn/conn.h"
+#include "proc/proc.h"
 
 #include <fdt/app.h>
 #include <stddef.h>
@@ -16,6 +17,11 @@ struct fdt__http_server;
  * be opened). Thread: the worker's main, before the application threads start. */
 struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const struct fdt_cfg *cfg,
                                               char *reason, size_t rsize);
+/* The HTTP server of a `protocol = metrics` listener: no application; GET /metrics answers
+ * with the metrics of sb (which must outlive it), anything else 404. */
+struct fdt__http_server *fdt__http_metrics_server_new(const struct fdt_cfg *cfg,
+                                                      const struct fdt_scoreboard *sb, char *reason,
+                                                      size_t rsize);
 /* After the last connection. NULL is a no-op. */
 void fdt__http_server_free(struct fdt__http_server *srv);
 

@@ -9,6 +9,7 @@
 #ifndef FDT_SRC_HTTP_INT_H
 #define FDT_SRC_HTTP_INT_H
 
+#include "proc/proc.h"
 #include "util/buf.h"
 
 #include <fdt/http.h>
@@ -46,6 +47,11 @@ struct fdt__http_server {
     size_t max_output;           /* response bytes held back until the request's transaction ends */
     int access_log_fd;           /* -1: no access log */
     const char *access_log_path; /* for reopening (borrowed from the configuration) */
+    bool access_log_json;        /* [server] log_format = json */
+    const char *health_path;     /* answered by the server itself; NULL: none */
+    const char *request_id_header; /* accepted from clients and sent back; NULL: neither */
+    /* A metrics listener's server: no application; GET /metrics renders these. */
+    const struct fdt_scoreboard *metrics_sb;
 };
 
 /* Check an application's HTTP descriptor. Returns 0, or FDT_EINVAL with a reason. */
@@ -62,8 +68,12 @@ struct fdt__http_io {
     void (*set_deadline)(void *ctx, int64_t deadline_ms);
     /* Nonzero while the worker drains (graceful stop or reload). */
     int (*draining)(void *ctx);
-    /* One request answered (for the scoreboard). */
-    void (*request_done)(void *ctx);
+    /* Nonzero while the server stops (a drain with no successor: not a reload). May be
+     * NULL: then draining() is asked. */
+    int (*stopping)(void *ctx);
+    /* One request answered with status, duration_us after its first byte (for the
+     * scoreboard and the metrics). */
+    void (*request_done)(void *ctx, int status, int64_t duration_us);
     /* The client's address for the access log ("-" when unknown). */
     void (*peer)(void *ctx, char *buf, size_t size);
     /* Nonzero when the client has closed its side or reset the connection. */
@@ -142,8 +152,10 @@ struct fdt_http_request {
      * open the response is held in the session's held buffer, sent only once the
      * transaction has committed or rolled back. */
     struct fdt_txn *txn;
-    bool held_overflow; /* the held response outgrew max_output: it cannot be sent */
-    int attempt;        /* 1, 2, ...: runs of the view (conflicts make it run again) */
+    bool held_overflow;      /* the held response outgrew max_output: it cannot be sent */
+    const char *txn_outcome; /* for the access log: NULL (none), "committed", ... */
+    char request_id[65];     /* from the client's request_id_header, or generated */
+    int attempt;             /* 1, 2, ...: runs of the view (conflicts make it run again) */
 };
 
 /* ---- The session: one per connection. ---- */

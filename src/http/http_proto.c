@@ -47,9 +47,15 @@ static int io_draining(void *ctx)
     return fdt_conn_draining(ctx);
 }
 
-static void io_request_done(void *ctx)
+static int io_stopping(void *ctx)
 {
-    fdt__conn_request_done(ctx);
+    struct fdt_conn *c = ctx;
+    return atomic_load(&c->loop->draining) && !atomic_load(&c->loop->retiring);
+}
+
+static void io_request_done(void *ctx, int status, int64_t duration_us)
+{
+    fdt__conn_request_end(ctx, fdt__metric_http_class(status), duration_us);
 }
 
 /* The client's address: "192.0.2.1", "2001:db8::1", or "unix" for a unix socket. */
@@ -88,6 +94,7 @@ static const struct fdt__http_io conn_io = {
     .close = io_close,
     .set_deadline = io_set_deadline,
     .draining = io_draining,
+    .stopping = io_stopping,
     .request_done = io_request_done,
     .peer = io_peer,
     .peer_gone = io_peer_gone,
@@ -161,6 +168,8 @@ static int64_t seconds_to_ms(double s)
     return ms > 0 ? ms : 1;
 }
 
+static struct fdt__http_server *server_new(const struct fdt_cfg *cfg, char *reason, size_t rsize);
+
 struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const struct fdt_cfg *cfg,
                                               char *reason, size_t rsize)
 {
@@ -172,12 +181,44 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
     }
     if (fdt__http_app_check(app->http, reason, rsize) < 0)
         return NULL;
+    struct fdt__http_server *srv = server_new(cfg, reason, rsize);
+    if (!srv)
+        return NULL;
+    srv->app = app->http;
+    srv->health_path = cfg->health_path[0] ? cfg->health_path : NULL;
+    srv->request_id_header = cfg->request_id_header[0] ? cfg->request_id_header : NULL;
+    srv->access_log_json = cfg->log_format == FDT_LOG_FORMAT_JSON;
+    if (cfg->access_log[0]) {
+        int fd = fdt__http_access_log_open(cfg->access_log);
+        if (fd < 0) {
+            snprintf(reason, rsize, "access_log %s: %s", cfg->access_log, fdt_strerror(fd));
+            free(srv);
+            return NULL;
+        }
+        srv->access_log_fd = fd;
+        srv->access_log_path = cfg->access_log;
+    }
+    return srv;
+}
+
+struct fdt__http_server *fdt__http_metrics_server_new(const struct fdt_cfg *cfg,
+                                                      const struct fdt_scoreboard *sb, char *reason,
+                                                      size_t rsize)
+{
+    struct fdt__http_server *srv = server_new(cfg, reason, rsize);
+    if (srv)
+        srv->metrics_sb = sb;
+    return srv;
+}
+
+/* What every HTTP server takes from the configuration: limits and timeouts. */
+static struct fdt__http_server *server_new(const struct fdt_cfg *cfg, char *reason, size_t rsize)
+{
     struct fdt__http_server *srv = calloc(1, sizeof(*srv));
     if (!srv) {
         snprintf(reason, rsize, "out of memory");
         return NULL;
     }
-    srv->app = app->http;
     srv->max_header_size = cfg->max_header_size;
     srv->max_body_size = cfg->max_body_size;
     srv->header_timeout_ms = seconds_to_ms(cfg->header_timeout);
@@ -190,16 +231,6 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
     srv->keepalive_advertised_s = advertised >= 2.0 ? (int)advertised - 1 : 0;
     srv->max_output = cfg->max_output;
     srv->access_log_fd = -1;
-    if (cfg->access_log[0]) {
-        int fd = fdt__http_access_log_open(cfg->access_log);
-        if (fd < 0) {
-            snprintf(reason, rsize, "access_log %s: %s", cfg->access_log, fdt_strerror(fd));
-            free(srv);
-            return NULL;
-        }
-        srv->access_log_fd = fd;
-        srv->access_log_path = cfg->access_log;
-    }
     return srv;
 }
 
@@ -224,6 +255,7 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->timeout = http_timeout;
     p->idle = http_idle;
     p->counts_requests = true;
+    p->metric_proto = srv->metrics_sb ? FDT_MPROTO_METRICS : FDT_MPROTO_HTTP;
     p->drain_keeps_idle = true;
     p->busy_reply = busy_reply;
     p->plain_on_tls_reply = plain_on_tls_reply;

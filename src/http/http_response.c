@@ -216,6 +216,9 @@ static size_t format_head(struct fdt_http_request *req, char *out, size_t size, 
     if (!req->close_after && req->s->srv->keepalive_advertised_s > 0)
         used += (size_t)snprintf(fixed + used, sizeof(fixed) - used, "Keep-Alive: timeout=%d\r\n",
                                  req->s->srv->keepalive_advertised_s);
+    if (req->s->srv->request_id_header && req->request_id[0])
+        used += (size_t)snprintf(fixed + used, sizeof(fixed) - used, "%s: %s\r\n",
+                                 req->s->srv->request_id_header, req->request_id);
     size_t ct_len = content_type ? strlen(content_type) : 0;
     size_t total = used + (content_type ? 14 + ct_len + 2 : 0) + req->resp_headers.len + 2;
     if (total > size)

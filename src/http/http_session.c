@@ -1,11 +1,15 @@
 #include "fdt_config.h"
 
 #include "http/http_int.h"
+#include "log/log.h"
+#include "metrics/metrics.h"
 #include "util/util.h"
 
 #include <fdt/error.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 /* One HTTP connection: feeds llhttp, applies the limits, answers each complete request in
  * order, and decides when the connection closes.
@@ -59,13 +63,101 @@ static void begin_request(struct fdt__http_session *s)
     s->io->set_deadline(s->io_ctx, fdt__now_ms() + s->srv->header_timeout_ms);
 }
 
+/* A client's request id is used when it is 1 to 64 of [A-Za-z0-9-_.:], so that it can
+ * neither forge log lines nor response headers. */
+static bool request_id_ok(const char *v)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64)
+        return false;
+    for (const char *p = v; *p; p++) {
+        char ch = *p;
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+              ch == '-' || ch == '_' || ch == '.' || ch == ':'))
+            return false;
+    }
+    return true;
+}
+
+/* 16 hex digits, unique with overwhelming probability: each thread draws from its own
+ * generator (splitmix64), seeded from getrandom once. */
+static void generate_request_id(char *out, size_t size)
+{
+    static _Thread_local uint64_t state;
+    static _Thread_local bool seeded;
+    if (!seeded) {
+        if (getrandom(&state, sizeof(state), 0) != (ssize_t)sizeof(state))
+            state = (uint64_t)fdt__now_ns() ^ ((uint64_t)getpid() << 32);
+        seeded = true;
+    }
+    uint64_t z = (state += 0x9e3779b97f4a7c15ULL);
+    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
+    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
+    z ^= z >> 31;
+    snprintf(out, size, "%016llx", (unsigned long long)z);
+}
+
+/* The request's id (from the client's request_id_header when configured and well-formed,
+ * else generated), made current for the error log lines of this thread. */
+static void assign_request_id(struct fdt__http_session *s)
+{
+    struct fdt_http_request *req = &s->req;
+    if (req->request_id[0])
+        return;
+    const char *v = NULL;
+    if (s->srv->request_id_header && req->head_complete && !req->read_failed)
+        v = fdt_http_header(req, s->srv->request_id_header);
+    if (v && request_id_ok(v))
+        fdt__strlcpy(req->request_id, v, sizeof(req->request_id));
+    else
+        generate_request_id(req->request_id, sizeof(req->request_id));
+    fdt__log_set_request_id(req->request_id);
+}
+
+/* Requests the server answers itself, never reaching the application: GET /metrics on a
+ * metrics listener, and [server] health_path. Returns true when it answered. */
+static bool answer_builtin(struct fdt__http_session *s)
+{
+    const struct fdt__http_server *srv = s->srv;
+    struct fdt_http_request *req = &s->req;
+    if (srv->metrics_sb) {
+        if (strcmp(req->path, "/metrics") != 0) {
+            fdt__http_send_error(req, 404, "Only /metrics is served here.", false);
+        } else if (strcmp(req->method, "GET") != 0 && strcmp(req->method, "HEAD") != 0) {
+            fdt_http_set_header(req, "Allow", "GET, HEAD");
+            fdt__http_send_error(req, 405, "Only GET and HEAD.", false);
+        } else {
+            struct fdt_buf b;
+            fdt__buf_init(&b, (size_t)4 << 20);
+            if (fdt__metrics_render(srv->metrics_sb, &b) < 0)
+                fdt__http_send_error(req, 500, "The metrics could not be rendered.", false);
+            else
+                fdt_http_respond(req, 200, FDT_METRICS_CONTENT_TYPE, fdt__buf_head(&b), b.len);
+            fdt__buf_deinit(&b);
+        }
+        return true;
+    }
+    if (srv->health_path && strcmp(req->path, srv->health_path) == 0) {
+        bool stopping =
+            s->io->stopping ? s->io->stopping(s->io_ctx) != 0 : s->io->draining(s->io_ctx) != 0;
+        if (stopping)
+            fdt_http_respond(req, 503, "text/plain; charset=utf-8", "stopping\n", 9);
+        else
+            fdt_http_respond(req, 200, "text/plain; charset=utf-8", "ok\n", 3);
+        return true;
+    }
+    return false;
+}
+
 /* The request has been answered: log it, count it, and close or wait for the next. */
 static void end_request(struct fdt__http_session *s)
 {
     struct fdt_http_request *req = &s->req;
+    assign_request_id(s);
     if (s->srv->access_log_fd >= 0)
         fdt__http_access_log_write(s);
-    s->io->request_done(s->io_ctx);
+    fdt__log_set_request_id(NULL);
+    s->io->request_done(s->io_ctx, req->status, (fdt__now_ns() - s->start_ns) / 1000);
     s->requests++;
     bool close = req->close_after;
     fdt__http_request_reset(req, true);
@@ -277,8 +369,14 @@ static void dispatch(struct fdt__http_session *s)
 {
     struct fdt_http_request *req = &s->req;
     s->io->set_deadline(s->io_ctx, 0);
+    assign_request_id(s);
     if (req->body.len > 0 && fdt__buf_append(&req->body, "", 1) < 0) {
         fail(s, 503, "The server is out of memory.");
+        return;
+    }
+    if (answer_builtin(s)) {
+        fdt__http_response_complete(req);
+        end_request(s);
         return;
     }
     for (req->attempt = 1;; req->attempt++) {

@@ -48,6 +48,7 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
     struct fdt_txn *t = fdt__http_txn_open(req);
     if (!t)
         return 0;
+    req->txn_outcome = "rolled_back"; /* unless committed below */
     struct fdt__http_session *s = req->s;
     bool retry_left = may_retry && req->attempt < FDT__HTTP_TXN_ATTEMPTS;
     struct fdt_error err = {0};
@@ -84,8 +85,12 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
     }
     if (fdt_txn_state(t) == FDT_TXN_ACTIVE && req->status && req->status < 400) {
         int rc = fdt_txn_commit(t, &err);
-        if (rc == 0)
+        if (rc == 0) {
+            req->txn_outcome = "committed";
             return 0;
+        }
+        if (rc == FDT_EOUTCOME)
+            req->txn_outcome = "unknown";
         fdt__http_response_reset(req);
         if (rc == FDT_ERETRY && retry_left)
             return 1;

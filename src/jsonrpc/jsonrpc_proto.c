@@ -570,9 +570,11 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     struct fdt_error err = {0};
     struct fdt__jsonrpc_request req;
     const struct fdt__jsonrpc_server *srv = server_of(c);
+    int64_t t0 = fdt__now_ns();
     int code =
         fdt__jsonrpc_request_parse(rc->doc, line, len, srv->max_input, &srv->limits, &req, &err);
     if (code != 0) {
+        fdt__conn_request_end(c, FDT_MCLASS_ERROR, (fdt__now_ns() - t0) / 1000);
         send_error(c, rc, req.id, code, err.msg);
         return;
     }
@@ -590,6 +592,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     } else {
         const struct fdt_jsonrpc_method *m = find_method(srv->app, method);
         if (!m) {
+            fdt__conn_request_end(c, FDT_MCLASS_ERROR, (fdt__now_ns() - t0) / 1000);
             if (!notify) {
                 char msg[200];
                 snprintf(msg, sizeof(msg), "method not found: %.128s", method);
@@ -619,7 +622,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
         }
         jcode = ac.call.code;
     }
-    fdt__conn_request_done(c);
+    fdt__conn_request_end(c, r < 0 ? FDT_MCLASS_ERROR : FDT_MCLASS_OK, (fdt__now_ns() - t0) / 1000);
     if (notify)
         return;
     if (r < 0) {
@@ -797,6 +800,7 @@ void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_serv
     /* Between calls a connection holds only its transaction (which stops a hand-off). */
     p->handoff = true;
     p->counts_requests = true;
+    p->metric_proto = FDT_MPROTO_JSONRPC;
     p->busy_reply = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32020,\"message\":\"server busy: "
                     "max_connections reached\"},\"id\":null}\n";
 }

@@ -6,13 +6,35 @@
  *
  * that is the UTC time with milliseconds, the level (ERROR, WARN, INFO, DEBUG), the pid,
  * role/generation as set by fdt__log_set_role() ("main/0" until it is called), the module
- * (FDT_LOG_MODULE, "-" when NULL), then the message. Newlines and carriage returns in the
+ * (FDT_LOG_MODULE, "-" when NULL), "req=ID " while the thread works on a request
+ * (fdt__log_set_request_id), then the message. Newlines and carriage returns in the
  * message become spaces; a longer line is cut to 2047 bytes, newline included. */
 #ifndef FDT_SRC_LOG_H
 #define FDT_SRC_LOG_H
 
 #include <fdt/log.h>
 #include <stdbool.h>
+#include <stddef.h>
+
+/* [server] log_format: with json each line of the error log is one JSON object,
+ *
+ *     {"time":"2026-11-26T09:15:02.123Z","level":"warn","pid":4242,"role":"worker",
+ *      "generation":3,"module":"http","request_id":"9f2c...","message":"..."}
+ *
+ * (one line; request_id is null outside a request). Thread: main, before other threads
+ * start (the worker's format is set before its threads exist). */
+void fdt__log_set_json(bool json);
+bool fdt__log_is_json(void);
+/* The generation shown on this process's lines (fdt__log_set_role). */
+unsigned fdt__log_generation(void);
+/* The request the calling thread works on (its id, borrowed until the next call; NULL:
+ * none): lines it logs meanwhile carry it ("req=ID" in text, request_id in JSON). */
+void fdt__log_set_request_id(const char *id);
+const char *fdt__log_request_id(void);
+/* Append s to out[*o, size) as a JSON string with its quotes; what does not fit is cut
+ * (the closing quote always fits when size - *o >= 2). Bytes that are not valid UTF-8 and
+ * control characters are escaped as \u00XX. */
+void fdt__log_json_string(char *out, size_t size, size_t *o, const char *s);
 
 /* Set the threshold from a name (error, warn, info, debug). Returns 0 or FDT_EINVAL. */
 int fdt__log_level_parse(const char *name, int *level);

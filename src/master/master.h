@@ -41,6 +41,9 @@ struct fdt_mworker {
     bool killed;
     bool gone;            /* reaped; freed after the current batch of events */
     bool drain_confirmed; /* said FDT_MSG_DRAINING */
+    bool recycling;       /* asked to be replaced (FDT_MSG_RECYCLE); a successor starts */
+    bool timed_out;       /* killed by the supervisor (worker_timeout, ready_timeout) */
+    pid_t replaces;       /* a recycled worker this one replaces once ready (0: none) */
     struct fdt_generation *gen;
     struct fdt_mworker *next; /* all workers of the master */
 };
@@ -167,6 +170,9 @@ void fdt__gen_tls_free(struct fdt_generation *g);
  * server is stopping. */
 int fdt__master_set_workers(struct fdt_master *m, int target, const char *why);
 int fdt__master_worker_count(const struct fdt_master *m);
+/* Publish what the metrics show of the master (generations, reloads) in the scoreboard's
+ * struct fdt_master_stats. Called from the master's loop and before it renders metrics. */
+void fdt__master_publish_stats(struct fdt_master *m);
 /* Free every generation and the scoreboard (at exit). */
 void fdt__master_free(struct fdt_master *m);
 /* Free reaped workers (between event batches, when no event can point at them). */

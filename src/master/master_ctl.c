@@ -4,6 +4,7 @@
 #include "json/json.h"
 #include "log/log.h"
 #include "master/master.h"
+#include "metrics/metrics.h"
 #include "util/buf.h"
 #include "util/util.h"
 
@@ -242,6 +243,10 @@ static void write_worker(struct fdt_json_writer *w, struct fdt_master *m,
     put_int(w, "transactions_in_doubt", atomic_load(&s->txn_in_doubt));
     put_double(w, "in_doubt_oldest_s", (double)atomic_load(&s->txn_in_doubt_oldest_ms) / 1000.0);
     put_int(w, "threads_busy", threads_busy(s));
+    if (atomic_load(&s->rss_bytes) > 0)
+        put_int(w, "resident_bytes", atomic_load(&s->rss_bytes));
+    fdt_json_writer_key(w, "recycling");
+    fdt_json_writer_bool(w, mw->recycling);
     fdt_json_writer_end_object(w);
 }
 
@@ -279,6 +284,19 @@ static void write_last_reload(struct fdt_json_writer *w, const struct fdt_master
     put_int(w, "reloads_failed", m->reloads_failed);
     fdt_json_writer_key(w, "in_progress");
     fdt_json_writer_bool(w, m->starting != NULL);
+    fdt_json_writer_end_object(w);
+}
+
+static const char *const restart_causes[FDT_RESTART_N] = {"crash", "timeout", "max_requests",
+                                                          "max_memory"};
+
+/* Workers replaced since the master started, by cause (as fdt_worker_restarts_total). */
+static void write_restarts(struct fdt_json_writer *w, const struct fdt_master *m)
+{
+    fdt_json_writer_key(w, "worker_restarts");
+    fdt_json_writer_begin_object(w);
+    for (int i = 0; i < FDT_RESTART_N; i++)
+        put_int(w, restart_causes[i], (int64_t)atomic_load(&m->sb->master.restarts[i]));
     fdt_json_writer_end_object(w);
 }
 
@@ -341,6 +359,7 @@ static void status_json(struct fdt_master *m, struct fdt_ctl_client *c)
         write_generation(&w, m, g, now);
     fdt_json_writer_end_array(&w);
     write_last_reload(&w, m);
+    write_restarts(&w, m);
     write_listeners(&w, m);
     fdt_json_writer_end_object(&w);
     const char *text;
@@ -398,6 +417,11 @@ static void status_text(struct fdt_master *m, struct fdt_ctl_client *c)
         say(c, "last reload: %s: %s\n", m->last_reload_ok ? "ok" : "failed", m->last_reload);
     else
         say(c, "last reload: none\n");
+    say(c, "worker restarts:");
+    for (int i = 0; i < FDT_RESTART_N; i++)
+        say(c, " %s %llu", restart_causes[i],
+            (unsigned long long)atomic_load(&m->sb->master.restarts[i]));
+    say(c, "\n");
 }
 
 /* "workers +N | -N | N": change the number of workers of the active generation by N or set
@@ -467,12 +491,22 @@ static void handle(struct fdt_master *m, struct fdt_ctl_client *c, char *line)
     } else if (strcmp(argv[0], "reopen") == 0) {
         kill(getpid(), SIGUSR1);
         say(c, "OK reopening logs\n");
+    } else if (strcmp(argv[0], "metrics") == 0) {
+        /* "OK" then the exposition text; the answer ends when the master closes. */
+        size_t mark = c->out.len;
+        fdt__master_publish_stats(m);
+        say(c, "OK\n");
+        int rc = fdt__metrics_render(m->sb, &c->out);
+        if (rc < 0) {
+            c->out.len = mark; /* drop the partial text: nothing was sent yet */
+            say(c, "ERR cannot render the metrics: %s\n", fdt_strerror(rc));
+        }
     } else if (strcmp(argv[0], "workers") == 0 && argc == 2) {
         workers_command(m, c, argv[1]);
     } else {
         say(c,
-            "ERR unknown command '%s' (status [json], reload [wait], stop, quit, reopen, "
-            "workers +N|-N|N)\n",
+            "ERR unknown command '%s' (status [json], metrics, reload [wait], stop, quit, "
+            "reopen, workers +N|-N|N)\n",
             argv[0]);
     }
 }

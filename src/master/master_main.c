@@ -583,6 +583,7 @@ static int master_start(struct fdt_master *m)
 {
     const struct fdt_cfg *cfg = m->cfg;
     fdt__log_set_level(cfg->log_level);
+    fdt__log_set_json(cfg->log_format == FDT_LOG_FORMAT_JSON);
     fdt__log_set_role("master", 0);
     raise_nofile_limit();
     fdt__log_set_file_mode(cfg->group[0] != '\0');

@@ -162,6 +162,7 @@ void fdt__master_reload(struct fdt_master *m)
     }
     m->starting = g;
     fdt__log_set_level(cfg->log_level);
+    fdt__log_set_json(cfg->log_format == FDT_LOG_FORMAT_JSON);
     for (int i = 0; i < g->target; i++) {
         if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
             fdt__master_gen_failed(m, g, "cannot start a worker (fork failed)");
@@ -249,8 +250,10 @@ void fdt__master_gen_failed(struct fdt_master *m, struct fdt_generation *g, cons
              why);
     fdt_log(FDT_LOG_ERROR, "%s", msg);
     record(m, false, msg);
-    if (m->cfg)
+    if (m->cfg) {
         fdt__log_set_level(m->cfg->log_level);
+        fdt__log_set_json(m->cfg->log_format == FDT_LOG_FORMAT_JSON);
+    }
     if (m->reload_pending)
         fdt__master_reload(m);
 }

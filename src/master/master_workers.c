@@ -413,6 +413,7 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
     }
     epoll_ctl(m->epfd, EPOLL_CTL_DEL, mw->chan, NULL);
     fdt__close(mw->chan);
+    fdt__scoreboard_fold(m->sb, mw->slot);
     fdt__scoreboard_release(m->sb, mw->slot);
 
     struct fdt_mworker **pp = &m->workers;
@@ -422,9 +423,21 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
         *pp = mw->next;
     g->n_workers--;
     g->index_alive[mw->index] = false;
+    /* A recycled worker and its successor share an index. */
+    for (struct fdt_mworker *o = m->workers; o; o = o->next) {
+        if (o->gen == g && o->index == mw->index)
+            g->index_alive[mw->index] = true;
+    }
     if (mw->state == FDT_MW_READY && g->n_ready > 0)
         g->n_ready--;
 
+    struct fdt_mworker *successor = NULL;
+    for (struct fdt_mworker *o = m->workers; o; o = o->next) {
+        if (o->replaces == mw->pid)
+            successor = o;
+    }
+    if (successor)
+        successor->replaces = 0; /* nothing left to replace: it simply serves */
     if (mw->state == FDT_MW_DRAINING || m->stopping || g->state == FDT_GEN_FAILED) {
         fdt_log(clean ? FDT_LOG_INFO : FDT_LOG_WARN, "worker %u (pid %d, generation %u) %s",
                 mw->index, (int)mw->pid, g->id, how);
@@ -437,8 +450,23 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
                      (int)mw->pid, how);
         fdt_log(FDT_LOG_ERROR, "generation %u: %s", g->id, why);
         fdt__master_gen_failed(m, g, why);
+    } else if (successor || mw->replaces) {
+        /* A recycled worker died before its successor was ready, which serves in its place;
+         * or a successor died before it was ready, and the recycled worker serves on (it
+         * will ask again). Either way the index keeps a worker: nothing to respawn. */
+        fdt_log(FDT_LOG_ERROR, "worker %u (pid %d, generation %u) %s%s%s while %s", mw->index,
+                (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed,
+                successor ? "its successor was starting" : "starting as a successor");
+        for (struct fdt_mworker *o = m->workers; o; o = o->next) {
+            if (o->pid == mw->replaces)
+                o->recycling = false;
+        }
+        atomic_fetch_add(
+            &m->sb->master.restarts[mw->timed_out ? FDT_RESTART_TIMEOUT : FDT_RESTART_CRASH], 1);
     } else {
         /* A serving worker died: replace it, backing off if it keeps dying. */
+        atomic_fetch_add(
+            &m->sb->master.restarts[mw->timed_out ? FDT_RESTART_TIMEOUT : FDT_RESTART_CRASH], 1);
         int idx = (int)mw->index;
         if (now - mw->spawned_ms > STABLE_AFTER_MS)
             g->fails[idx] = 0;
@@ -486,6 +514,41 @@ void fdt__master_reap(struct fdt_master *m)
     }
 }
 
+/* The successor mw of a recycled worker is ready: the recycled one drains as on a reload
+ * (idle keep-alive connections are kept until their advertised time runs out). */
+static void retire_replaced(struct fdt_master *m, struct fdt_mworker *mw)
+{
+    for (struct fdt_mworker *o = m->workers; o; o = o->next) {
+        if (o->pid == mw->replaces && !o->gone) {
+            fdt_log(FDT_LOG_INFO, "worker %u (pid %d) replaced by pid %d: draining it", o->index,
+                    (int)o->pid, (int)mw->pid);
+            fdt__master_drain_worker(m, o, SIGHUP);
+        }
+    }
+    mw->replaces = 0;
+}
+
+/* Worker mw asks to be replaced ([server] max_requests or max_worker_memory): start its
+ * successor; mw serves until the successor is ready (retire_replaced). */
+static void recycle(struct fdt_master *m, struct fdt_mworker *mw, uint32_t cause, const char *why)
+{
+    struct fdt_generation *g = mw->gen;
+    if (mw->recycling || mw->state != FDT_MW_READY || g != m->active ||
+        g->state != FDT_GEN_ACTIVE || m->stopping || (int)mw->index >= g->target)
+        return; /* draining already, or about to: its end needs no successor */
+    if (cause != FDT_RESTART_MAX_REQUESTS && cause != FDT_RESTART_MAX_MEMORY)
+        cause = FDT_RESTART_MAX_REQUESTS;
+    mw->recycling = true;
+    fdt_log(FDT_LOG_INFO, "worker %u (pid %d, generation %u) recycled: %s; starting its successor",
+            mw->index, (int)mw->pid, g->id, why[0] ? why : "limit reached");
+    atomic_fetch_add(&m->sb->master.restarts[cause], 1);
+    if (fdt__master_spawn(m, g, mw->index) < 0) {
+        mw->recycling = false; /* it serves on, and asks again later */
+        return;
+    }
+    m->workers->replaces = mw->pid; /* fdt__master_spawn puts the new worker first */
+}
+
 void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
 {
     if (mw->gone)
@@ -506,6 +569,10 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
                 fdt__master_gen_ready(m, g);
             else if (g->state == FDT_GEN_DRAINING || m->stopping)
                 fdt__master_drain_worker(m, mw, m->stopping ? SIGTERM : SIGHUP);
+            else if (mw->replaces)
+                retire_replaced(m, mw);
+        } else if (msg.type == FDT_MSG_RECYCLE) {
+            recycle(m, mw, msg.arg, msg.text);
         } else if (msg.type == FDT_MSG_DRAINING) {
             mw->drain_confirmed = true;
             fdt__master_check_confirm(m);
@@ -527,8 +594,22 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
     }
 }
 
+/* What the metrics show of the master, published in the scoreboard (see fdt_master_stats). */
+void fdt__master_publish_stats(struct fdt_master *m)
+{
+    struct fdt_master_stats *st = &m->sb->master;
+    atomic_store(&st->master_pid, (int32_t)getpid());
+    atomic_store(&st->serving, m->active && !m->stopping);
+    atomic_store(&st->active_generation, m->active ? m->active->id : 0);
+    atomic_store(&st->generations_started, m->next_gen_id);
+    atomic_store(&st->reloads_ok, m->reloads_ok);
+    atomic_store(&st->reloads_failed, m->reloads_failed);
+    atomic_store(&st->started_wall_ms, m->started_wall_ms);
+}
+
 void fdt__master_supervise(struct fdt_master *m, int64_t now)
 {
+    fdt__master_publish_stats(m);
     for (struct fdt_mworker *w = m->workers; w; w = w->next) {
         if (w->killed)
             continue;
@@ -564,6 +645,7 @@ void fdt__master_supervise(struct fdt_master *m, int64_t now)
                     (int)w->pid, w->gen->id, why);
             kill(w->pid, SIGKILL);
             w->killed = true;
+            w->timed_out = true;
             if (w->state == FDT_MW_STARTING && w->gen->state == FDT_GEN_STARTING) {
                 char msg[300];
                 snprintf(msg, sizeof(msg), "worker %u %s", w->index, why);

@@ -20,6 +20,72 @@ enum fdt_worker_state {
     FDT_WORKER_DRAINING = 3,
 };
 
+/* Counters of metrics (docs/operations.md, "Metrics"): a worker's own live in its slot and
+ * only ever grow while it lives; when it has exited the master folds them into the
+ * scoreboard's `retired` set (fdt__scoreboard_fold), so a sum over every slot plus
+ * `retired` never goes backwards. Written by the worker's threads (relaxed atomics). */
+enum fdt_metric_proto {
+    FDT_MPROTO_HTTP = 0,
+    FDT_MPROTO_JSONRPC = 1,
+    FDT_MPROTO_RAW = 2,
+    FDT_MPROTO_METRICS = 3, /* scrapes of a metrics listener */
+    FDT_MPROTO_N = 4,
+};
+
+/* Outcome class of a request: HTTP status classes, or a JSON-RPC answer with or without an
+ * error member; a raw protocol's data callbacks are all "other". */
+enum fdt_metric_class {
+    FDT_MCLASS_1XX = 0, /* ... to FDT_MCLASS_5XX = 4, by status / 100 - 1 */
+    FDT_MCLASS_5XX = 4,
+    FDT_MCLASS_OK = 5,
+    FDT_MCLASS_ERROR = 6,
+    FDT_MCLASS_OTHER = 7,
+    FDT_MCLASS_N = 8,
+};
+
+/* Upper bounds of the request duration histogram's buckets, in microseconds; the last
+ * counter of each histogram holds what is above the largest (+Inf). */
+#define FDT_METRIC_BUCKETS 14
+#define FDT_METRIC_BUCKET_BOUNDS_US                                                                \
+    {                                                                                              \
+        500, 1000, 2500, 5000, 10000, 25000, 50000, 100000, 250000, 500000, 1000000, 2500000,      \
+            5000000, 10000000                                                                      \
+    }
+
+/* Why a worker was replaced (fdt_worker_restarts_total{cause}). */
+enum fdt_restart_cause {
+    FDT_RESTART_CRASH = 0,        /* died while serving */
+    FDT_RESTART_TIMEOUT = 1,      /* killed: silent event loop or a thread stuck */
+    FDT_RESTART_MAX_REQUESTS = 2, /* recycled: [server] max_requests */
+    FDT_RESTART_MAX_MEMORY = 3,   /* recycled: [server] max_worker_memory */
+    FDT_RESTART_N = 4,
+};
+
+struct fdt_counters {
+    _Atomic uint64_t requests[FDT_MPROTO_N][FDT_MCLASS_N];
+    /* Not cumulative here: bucket i counts durations in (bound[i-1], bound[i]]. */
+    _Atomic uint64_t duration_bucket[FDT_MPROTO_N][FDT_METRIC_BUCKETS + 1];
+    _Atomic uint64_t duration_us[FDT_MPROTO_N];
+    _Atomic uint64_t bytes_in;  /* read from clients */
+    _Atomic uint64_t bytes_out; /* taken by the clients' sockets */
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t refused; /* turned away: max_connections, out of descriptors */
+    _Atomic uint64_t txn_committed;
+    _Atomic uint64_t txn_rolled_back;
+    _Atomic uint64_t txn_conflicts;     /* rolled back by a conflict (then run again if allowed) */
+    _Atomic uint64_t txn_unknown;       /* outcome unknown after a failure in phase two */
+    _Atomic uint64_t resource_sessions; /* database sessions opened */
+    _Atomic uint64_t resource_errors;   /* sessions that failed to open or were dropped broken */
+    _Atomic uint64_t tls_handshakes;    /* completed TLS handshakes (the TLS code counts) */
+    _Atomic uint64_t tls_handshake_errors;
+};
+
+/* Count one request of protocol p in class cls that took duration_us. Thread: any. */
+void fdt__counters_request(struct fdt_counters *c, enum fdt_metric_proto p,
+                           enum fdt_metric_class cls, int64_t duration_us);
+/* The class of an HTTP status (FDT_MCLASS_OTHER outside 100 to 599). */
+enum fdt_metric_class fdt__metric_http_class(int status);
+
 struct fdt_slot {
     _Atomic int32_t state;
     _Atomic int32_t pid;
@@ -37,12 +103,32 @@ struct fdt_slot {
     _Atomic int64_t txn_open;
     _Atomic int64_t txn_in_doubt;           /* from this worker's last recovery pass */
     _Atomic int64_t txn_in_doubt_oldest_ms; /* age of the oldest of them */
+    _Atomic int64_t rss_bytes;              /* at the last memory check (0: never checked) */
+    struct fdt_counters counters;
     /* 0 when idle, else the monotonic ms at which the thread entered application code. */
     _Atomic int64_t busy_since[FDT_MAX_THREADS];
 };
 
+/* What the master knows and the metrics show, kept here so that a worker serving a
+ * metrics listener renders the same figures as the master (written by the master only). */
+struct fdt_master_stats {
+    _Atomic int32_t master_pid;
+    _Atomic int32_t serving;            /* a generation is active and the server not stopping */
+    _Atomic uint32_t active_generation; /* its id, 0: none */
+    _Atomic uint64_t generations_started;
+    _Atomic uint64_t reloads_ok;
+    _Atomic uint64_t reloads_failed;
+    _Atomic uint64_t restarts[FDT_RESTART_N];
+    _Atomic int64_t started_wall_ms;
+    /* Odd while the master folds a slot into `retired` (a reader retries). */
+    _Atomic uint64_t fold_seq;
+};
+
 struct fdt_scoreboard {
     struct fdt_slot slots[FDT_MAX_SLOTS];
+    struct fdt_counters retired; /* the counters of workers that have exited */
+    _Atomic uint64_t retired_requests;
+    struct fdt_master_stats master;
 };
 
 /* Map the scoreboard (shared, anonymous) before the first fork. */
@@ -52,6 +138,14 @@ void fdt__scoreboard_free(struct fdt_scoreboard *sb);
 int fdt__scoreboard_claim(struct fdt_scoreboard *sb, unsigned generation, unsigned index,
                           unsigned threads);
 void fdt__scoreboard_release(struct fdt_scoreboard *sb, int slot);
+/* Add the counters of an exited worker's slot to sb->retired and zero them, so that sums
+ * stay monotonic (thread: the master, before fdt__scoreboard_release). */
+void fdt__scoreboard_fold(struct fdt_scoreboard *sb, int slot);
+/* A consistent sum of every slot's counters and the retired ones into *out (plain values
+ * stored in atomics; out is the caller's), with the sum of the slots' request counts in
+ * *requests. Thread: any process that maps sb. */
+void fdt__scoreboard_sum(const struct fdt_scoreboard *sb, struct fdt_counters *out,
+                         uint64_t *requests);
 
 /* Channel messages. */
 enum fdt_msg_type {
@@ -62,6 +156,7 @@ enum fdt_msg_type {
      * that a retiring worker hands to a worker of the serving generation (promise 4 for
      * protocols that cannot tell their clients to close; conn's fdt_proto.handoff). */
     FDT_MSG_CONN = 4,
+    FDT_MSG_RECYCLE = 5, /* worker -> master: replace me (arg: FDT_RESTART_MAX_*) */
 };
 
 struct fdt_msg {

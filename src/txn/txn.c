@@ -101,6 +101,17 @@ static void end(struct fdt_txn *t, enum fdt_txn_state state, bool healthy)
     }
     t->state = state;
     struct fdt_txn_holder *h = t->home;
+    struct fdt_counters *c = h->env->counters;
+    if (c) {
+        if (state == FDT_TXN_COMMITTED)
+            atomic_fetch_add_explicit(&c->txn_committed, 1, memory_order_relaxed);
+        else if (state == FDT_TXN_ROLLED_BACK)
+            atomic_fetch_add_explicit(&c->txn_rolled_back, 1, memory_order_relaxed);
+        else if (state == FDT_TXN_UNKNOWN)
+            atomic_fetch_add_explicit(&c->txn_unknown, 1, memory_order_relaxed);
+        if (state == FDT_TXN_ROLLED_BACK && t->retryable)
+            atomic_fetch_add_explicit(&c->txn_conflicts, 1, memory_order_relaxed);
+    }
     if (h->txn == t) {
         h->txn = NULL;
         if (h->env->open)

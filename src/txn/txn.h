@@ -3,6 +3,7 @@
 #define FDT_SRC_TXN_H
 
 #include "config/config.h"
+#include "proc/proc.h"
 #include "txn/rm.h"
 
 #include <fdt/txn.h>
@@ -22,10 +23,15 @@ struct fdt_resource {
 
 /* What every transaction of a process needs to know about it (set up by the worker). */
 struct fdt_txn_env {
-    const char *node;          /* [server] node: the first part of every GID */
-    const struct fdt_cfg *cfg; /* the resources (their names go into GIDs) */
-    _Atomic int64_t *open;     /* open transactions, published to the scoreboard */
+    const char *node;              /* [server] node: the first part of every GID */
+    const struct fdt_cfg *cfg;     /* the resources (their names go into GIDs) */
+    _Atomic int64_t *open;         /* open transactions, published to the scoreboard */
+    struct fdt_counters *counters; /* outcomes, for the metrics (NULL: not counted) */
 };
+
+/* Count database sessions opened and failed in c from now on (the worker's scoreboard slot;
+ * NULL: stop). Thread: main, before other threads use resources. */
+void fdt__txn_set_counters(struct fdt_counters *c);
 
 /* Where a transaction lives: its owner (a connection) embeds a holder, so that txn never
  * reads its owner. A holder has at most one transaction at a time. */

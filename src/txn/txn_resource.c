@@ -56,6 +56,20 @@ struct fdt_resource *fdt__resource_find(const char *name)
     return NULL;
 }
 
+/* Where sessions opened and failed are counted (the worker's scoreboard slot), or NULL. Set
+ * once by the worker's main thread before any transaction runs. */
+static struct fdt_counters *g_counters;
+
+void fdt__txn_set_counters(struct fdt_counters *c)
+{
+    g_counters = c;
+}
+
+static void count(_Atomic uint64_t *counter)
+{
+    atomic_fetch_add_explicit(counter, 1, memory_order_relaxed);
+}
+
 int fdt__resource_acquire(struct fdt_resource *r, void **session, struct fdt_error *err)
 {
     for (;;) {
@@ -64,13 +78,19 @@ int fdt__resource_acquire(struct fdt_resource *r, void **session, struct fdt_err
         if (r->n_idle > 0)
             s = r->idle[--r->n_idle];
         pthread_mutex_unlock(&r->lock);
-        if (!s)
-            return r->drv->open(&r->cfg, session, err);
+        if (!s) {
+            int rc = r->drv->open(&r->cfg, session, err);
+            if (g_counters)
+                count(rc < 0 ? &g_counters->resource_errors : &g_counters->resource_sessions);
+            return rc;
+        }
         if (r->drv->alive(s)) {
             *session = s;
             return 0;
         }
         /* The server went away since: drop it and try the next (or a new one). */
+        if (g_counters)
+            count(&g_counters->resource_errors);
         r->drv->close(s);
     }
 }

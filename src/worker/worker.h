@@ -64,6 +64,8 @@ struct fdt_worker {
     struct fdt_conn_loop loop;
     struct fdt_txn_env txn_env;
     struct fdt__http_server *http;     /* the HTTP listeners' shared state, or NULL */
+    struct fdt__http_server *metrics;  /* the metrics listeners' (no application), or NULL */
+    struct fdt_scoreboard *sb;         /* the whole scoreboard, for the metrics listeners */
     struct fdt_txn_recovery *recovery; /* the recovery thread, or NULL */
     int sigfd;
     int wakefd; /* eventfd: the loop has connections to free */
@@ -92,6 +94,11 @@ struct fdt_worker {
     unsigned long long refused_no_fd;
     pid_t master_pid; /* the master that forked this worker (a SIGTERM after it died says so) */
     int64_t last_scan_ms;
+    /* Recycling: requests after which this worker asks to be replaced (0: never, else
+     * max_requests plus its jitter), when memory was last checked, and whether it asked. */
+    uint64_t recycle_after;
+    int64_t memory_checked_ms;
+    bool recycle_asked;
 
     pthread_mutex_t free_lock;
     struct fdt_conn *free_list; /* guarded by free_lock */

@@ -12,6 +12,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
@@ -130,6 +131,7 @@ static void refuse(struct fdt_worker *w, struct fdt_worker_listener *l, int fd)
                     MSG_NOSIGNAL | MSG_DONTWAIT);
     close(fd);
     atomic_fetch_add(&w->slot->refused_busy, 1);
+    atomic_fetch_add_explicit(&w->slot->counters.refused, 1, memory_order_relaxed);
 }
 
 static bool accept_paused(const struct fdt_worker *w)
@@ -228,8 +230,10 @@ static void add_conn(struct fdt_worker *w, struct fdt_worker_listener *l, int fd
     c->pending = FDT_EV_OPEN | EPOLLIN;
     c->armed = true;
     registry_add(w, c);
-    if (!adopted)
+    if (!adopted) {
         atomic_fetch_add_explicit(&w->slot->accepted, 1, memory_order_relaxed);
+        atomic_fetch_add_explicit(&w->slot->counters.accepted, 1, memory_order_relaxed);
+    }
     atomic_fetch_add_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLONESHOT,
                              .data.ptr = c};
@@ -406,6 +410,60 @@ static void scan_idle(struct fdt_worker *w, int64_t now)
     }
 }
 
+/* The resident set size of this process in bytes (from /proc/self/statm), or -1. */
+static int64_t rss_bytes(void)
+{
+    int fd = open("/proc/self/statm", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    char buf[128];
+    ssize_t n = read(fd, buf, sizeof(buf) - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    buf[n] = '\0';
+    unsigned long long size, resident;
+    if (sscanf(buf, "%llu %llu", &size, &resident) != 2)
+        return -1;
+    long page = sysconf(_SC_PAGESIZE);
+    return (int64_t)resident * (page > 0 ? page : 4096);
+}
+
+#define MEMORY_CHECK_MS 1000
+
+/* [server] max_requests and max_worker_memory: ask the master, once, for a successor. The
+ * worker serves on until the master tells it to drain (SIGHUP), once the successor is
+ * ready, so that no request waits for a worker that is starting. */
+static void check_recycle(struct fdt_worker *w, int64_t now)
+{
+    if (w->recycle_asked || atomic_load(&w->loop.draining))
+        return;
+    char why[160];
+    uint32_t cause = 0;
+    uint64_t served = atomic_load_explicit(&w->slot->requests, memory_order_relaxed);
+    if (w->recycle_after && served >= w->recycle_after) {
+        cause = FDT_RESTART_MAX_REQUESTS;
+        snprintf(why, sizeof(why), "%llu requests served (max_requests %d + jitter %llu)",
+                 (unsigned long long)served, w->cfg->max_requests,
+                 (unsigned long long)(w->recycle_after - (uint64_t)w->cfg->max_requests));
+    } else if (w->cfg->max_worker_memory && now - w->memory_checked_ms >= MEMORY_CHECK_MS) {
+        w->memory_checked_ms = now;
+        int64_t rss = rss_bytes();
+        if (rss > 0)
+            atomic_store_explicit(&w->slot->rss_bytes, rss, memory_order_relaxed);
+        if (rss > 0 && (uint64_t)rss > w->cfg->max_worker_memory) {
+            cause = FDT_RESTART_MAX_MEMORY;
+            snprintf(why, sizeof(why), "resident memory %lld bytes over max_worker_memory %zu",
+                     (long long)rss, w->cfg->max_worker_memory);
+        }
+    }
+    if (!cause)
+        return;
+    w->recycle_asked = true;
+    fdt_log(FDT_LOG_INFO, "asking for a successor: %s", why);
+    fdt__channel_send(w->channel_fd, FDT_MSG_RECYCLE, cause, why);
+}
+
 static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
 {
     fdt__worker_stop_threads(w);
@@ -532,6 +590,7 @@ void fdt__worker_loop(struct fdt_worker *w)
         if (now - w->last_scan_ms >= SCAN_INTERVAL_MS) {
             w->last_scan_ms = now;
             scan_idle(w, now);
+            check_recycle(w, now);
         }
     }
     stop_threads(w, w->drain_deadline_ms);

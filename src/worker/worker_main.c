@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/prctl.h>
+#include <sys/random.h>
 #include <sys/signalfd.h>
 #include <unistd.h>
 
@@ -235,7 +236,8 @@ static int loop_handoff(struct fdt_conn_loop *loop, struct fdt_conn *c)
 void fdt__worker_loop_init(struct fdt_worker *w)
 {
     const struct fdt_cfg *cfg = w->cfg;
-    w->txn_env = (struct fdt_txn_env){.node = cfg->node, .cfg = cfg, .open = &w->slot->txn_open};
+    w->txn_env = (struct fdt_txn_env){
+        .node = cfg->node, .cfg = cfg, .open = &w->slot->txn_open, .counters = &w->slot->counters};
     w->loop.epfd = -1;
     w->loop.max_input = cfg->max_input;
     w->loop.max_output = cfg->max_output;
@@ -243,6 +245,7 @@ void fdt__worker_loop_init(struct fdt_worker *w)
     w->loop.transaction_timeout_ms = (int64_t)(cfg->transaction_timeout * 1000.0);
     w->loop.requests = &w->slot->requests;
     w->loop.conns_open = &w->slot->conns_open;
+    w->loop.counters = &w->slot->counters;
     w->loop.txn_env = &w->txn_env;
     atomic_init(&w->loop.draining, false);
     atomic_init(&w->loop.retiring, false);
@@ -326,6 +329,13 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
                 return -1;
             fdt__proto_http_init(&l->proto, w->http);
             break;
+        case FDT_PROTO_METRICS:
+            if (!w->metrics)
+                w->metrics = fdt__http_metrics_server_new(w->cfg, w->sb, reason, rsize);
+            if (!w->metrics)
+                return -1;
+            fdt__proto_http_init(&l->proto, w->metrics);
+            break;
         case FDT_PROTO_JSONRPC:
             l->rpc = fdt__jsonrpc_server_new(w->app, w->cfg, &src->cfg, reason, rsize);
             if (!l->rpc)
@@ -386,6 +396,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     struct fdt_worker *w = &worker;
     w->cfg = a->cfg;
     w->slot = &a->sb->slots[a->slot];
+    w->sb = a->sb;
     w->channel_fd = a->channel_fd;
     w->master_pid = a->master_pid;
     w->info.pid = getpid();
@@ -397,8 +408,18 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     atomic_store(&w->slot->pid, (int32_t)getpid());
     fdt__worker_loop_init(w);
     g_worker = w;
+    if (a->cfg->max_requests > 0) {
+        uint64_t jitter = 0;
+        if (a->cfg->max_requests_jitter > 0) {
+            uint32_t r = 0;
+            if (getrandom(&r, sizeof(r), 0) == (ssize_t)sizeof(r))
+                jitter = r % ((uint64_t)a->cfg->max_requests_jitter + 1);
+        }
+        w->recycle_after = (uint64_t)a->cfg->max_requests + jitter;
+    }
 
     fdt__log_set_role("worker", a->generation);
+    fdt__log_set_json(a->cfg->log_format == FDT_LOG_FORMAT_JSON);
     /* If the master dies, drain and exit rather than serve unsupervised. */
     prctl(PR_SET_PDEATHSIG, SIGTERM);
     if (getppid() != a->master_pid)
@@ -409,6 +430,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     struct fdt_error err = {0};
     if (fdt__app_load(a->cfg, &w->dl, &w->app, &err) < 0)
         fail_start(w, err.msg);
+    fdt__txn_set_counters(&w->slot->counters);
     if (fdt__txn_init(a->cfg, &err) < 0)
         fail_start(w, err.msg);
     if (w->app->process_init) {
@@ -452,6 +474,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
         w->app->process_fini();
     fdt__txn_shutdown();
     fdt__http_server_free(w->http);
+    fdt__http_server_free(w->metrics);
     for (int i = 0; i < w->n_listeners; i++)
         fdt__jsonrpc_server_free(w->listeners[i].rpc);
     unsigned long long handed = atomic_load(&w->loop.handed_off);

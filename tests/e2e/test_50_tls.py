@@ -254,6 +254,11 @@ def test_50_08_plain_http_and_garbage_on_the_tls_port_are_refused_cleanly(make_s
     wait_for(lambda: s.log().count("TLS handshake failed") >= 3, what="three handshake failures")
     assert curl(s.port, "/", ca=pki / "ca.pem").stdout == "Hello, world!"
     assert s.worker_pids() == pids  # no worker died
+    # The metrics count them: four refused (plain HTTP and three kinds of garbage), one done.
+    from metrics_util import scrape_ctl, value
+    m = scrape_ctl(s)
+    assert value(m, "fdt_tls_handshake_errors_total") == 4, m
+    assert value(m, "fdt_tls_handshakes_total") == 1, m
 
 
 def test_50_09_a_stalled_handshake_times_out_and_stalls_nobody(make_server, pki):

@@ -49,8 +49,10 @@ static int h_draining(void *ctx)
     return ((struct harness *)ctx)->draining;
 }
 
-static void h_request_done(void *ctx)
+static void h_request_done(void *ctx, int status, int64_t duration_us)
 {
+    (void)status;
+    (void)duration_us;
     ((struct harness *)ctx)->requests++;
 }
 
