@@ -628,6 +628,31 @@ static size_t room_locked(struct fdt_conn *c, bool *full)
     return room;
 }
 
+/* The calling application thread's "busy since" word in the scoreboard (see
+ * fdt__conn_thread_busy), or NULL. */
+static _Thread_local _Atomic int64_t *t_busy;
+
+void fdt__conn_thread_busy(_Atomic int64_t *busy)
+{
+    t_busy = busy;
+}
+
+int64_t fdt__conn_client_wait_begin(void)
+{
+    if (!t_busy)
+        return 0;
+    int64_t was = atomic_load(t_busy);
+    if (was > 0)
+        atomic_store(t_busy, -was); /* still busy (status counts it), but not stuck */
+    return was;
+}
+
+void fdt__conn_client_wait_end(int64_t was)
+{
+    if (t_busy && was > 0)
+        atomic_store(t_busy, fdt__now_ms());
+}
+
 /* Wait (without the lock) up to a quarter of a second for the socket to take more, then
  * send what is buffered; caller holds the lock. *idle_since is when the writer saw the
  * socket take something last (0: not waiting yet), *seen the byte count then. Returns 0,
@@ -653,7 +678,9 @@ static int wait_writable_locked(struct fdt_conn *c, int64_t *idle_since, uint64_
     pthread_mutex_unlock(&c->lock);
     /* Another thread may close the descriptor meanwhile: the slice bounds the wait, and the
      * state is checked again under the lock. */
+    int64_t busy = fdt__conn_client_wait_begin();
     (void)!poll(&pfd, 1, left < 250 ? (int)left : 250);
+    fdt__conn_client_wait_end(busy);
     pthread_mutex_lock(&c->lock);
     if (c->closed || c->closing || c->dead)
         return FDT_ECLOSED;

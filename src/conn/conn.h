@@ -223,6 +223,17 @@ void fdt__conn_linger(struct fdt_conn *c);
  * send_timeout_ms (the connection is then closed); FDT_ENOMEM. Blocks only the caller:
  * other connections go on on other threads. Thread: any but the loop thread. */
 int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
+/* The calling application thread's word in the scoreboard saying since when it runs
+ * application code (0: idle), which the master compares with worker_timeout. Set once by
+ * each application thread. A thread waiting for its client (fdt__conn_write_wait, a view
+ * reading a request body as it comes) is not stuck: the wait has its own bound
+ * (send_timeout_ms, the read timeouts), so it brackets the wait with
+ * fdt__conn_client_wait_begin(), which negates the word (busy, but waiting for a client:
+ * never "stuck") and returns what it held, and fdt__conn_client_wait_end(that value), which
+ * starts the count again from now. */
+void fdt__conn_thread_busy(_Atomic int64_t *busy);
+int64_t fdt__conn_client_wait_begin(void);
+void fdt__conn_client_wait_end(int64_t was);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* The same, for the metrics too: its outcome class and how long it took (from its first

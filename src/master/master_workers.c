@@ -628,8 +628,9 @@ void fdt__master_supervise(struct fdt_master *m, int64_t now)
                 why = buf;
             }
             for (unsigned t = 0; t < s->threads && !why; t++) {
+                /* Negative: the thread waits for its client (fdt__conn_client_wait_begin). */
                 int64_t since = atomic_load(&s->busy_since[t]);
-                if (since && now - since > limit) {
+                if (since > 0 && now - since > limit) {
                     snprintf(buf, sizeof(buf), "thread %u stuck for %.1fs (worker_timeout %.1fs)",
                              t, (double)(now - since) / 1e3, cfg->worker_timeout);
                     why = buf;

@@ -105,7 +105,8 @@ struct fdt_slot {
     _Atomic int64_t txn_in_doubt_oldest_ms; /* age of the oldest of them */
     _Atomic int64_t rss_bytes;              /* at the last memory check (0: never checked) */
     struct fdt_counters counters;
-    /* 0 when idle, else the monotonic ms at which the thread entered application code. */
+    /* 0 when idle, else the monotonic ms at which the thread entered application code;
+     * negated while it waits for its client (fdt__conn_client_wait_begin): busy, not stuck. */
     _Atomic int64_t busy_since[FDT_MAX_THREADS];
 };
 

@@ -112,6 +112,7 @@ static void *app_thread(void *arg)
         return NULL;
 
     _Atomic int64_t *busy = &w->slot->busy_since[index];
+    fdt__conn_thread_busy(busy);
     _Atomic uint64_t *quiescent = &w->quiescent[index];
     struct fdt_run_queue *q = &w->rq;
     for (;;) {

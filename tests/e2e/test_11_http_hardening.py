@@ -237,3 +237,22 @@ def test_11_03_draining_worker_finishes_a_request_in_progress(make_server):
     assert r.header("Connection") == "close"
     assert c.closed_by_server(timeout=10)
     assert s.wait_exit() == 0
+
+
+def test_11_20_a_view_waiting_for_a_slow_reader_is_not_a_stuck_thread(make_server):
+    """worker_timeout kills a worker whose thread is stuck in application code. A view
+    that waits for its client to take output (backpressure) is not stuck: that wait has
+    its own bound (idle_timeout). With worker_timeout = 1 s, a client that reads nothing
+    for 4 s, then everything, gets its whole stream, and the worker is never killed (a
+    slow client cannot take a worker down with every connection on it)."""
+    s = lineapp_http(make_server, threads=4,
+                     server={"max_output": "1m", "worker_timeout": 1, "idle_timeout": 60})
+    pid = s.worker_pids()[0]
+    slow = StreamReader(s.port, "/big/16", rcvbuf=4096)
+    wait_for(lambda: sum(w["threads_busy"] for w in s.workers()) >= 1, what="view running")
+    time.sleep(4)  # four worker_timeouts without reading: the view waits for the client
+    assert sum(w["threads_busy"] for w in s.workers()) >= 1  # still busy, and counted
+    assert slow.read_all(time.monotonic() + 120) == big_digest(16)
+    slow.close()
+    assert s.worker_pids() == [pid]
+    assert "stuck" not in s.log()
