@@ -90,6 +90,16 @@ typedef int (*fdt_http_view_fn)(struct fdt_http_request *req, struct fdt_http_re
  * after the views whose name matches. With FDT_HTTP_VIEW_SUBPATH it takes every path that
  * reaches its type (the Python WSGI host uses it: one view for the whole application). */
 #define FDT_HTTP_VIEW_ANY_NAME 0x2u
+/* The view reads the request body itself, as it arrives, with fdt_http_read_body(),
+ * instead of the framework reading it whole before the view runs (uploads larger than
+ * memory should hold, or consumed as they come). Such a view is found when the request's
+ * head is complete: for an application that has one, traversal runs before the body is
+ * read (for every request with a body). fdt_http_body() is then "" for it. A body the
+ * view leaves unread costs the connection: the response carries Connection: close unless
+ * the rest of the body had already arrived (up to 64 KiB more are read ahead for that).
+ * After a conflict (see fdt_http_txn) the view runs again only if it read nothing of its
+ * body. The Python WSGI host uses it for wsgi.input. */
+#define FDT_HTTP_VIEW_STREAM_BODY 0x4u
 
 /* One entry of the view table. */
 struct fdt_http_view {
@@ -152,6 +162,20 @@ FDT_API int fdt_http_header_at(const struct fdt_http_request *req, size_t i, con
 /* The request body (Content-Length or chunked, at most [server] max_body_size bytes, also
  * NUL-terminated), its length in *len (may be NULL). Never NULL: "" when there is none. */
 FDT_API const char *fdt_http_body(const struct fdt_http_request *req, size_t *len);
+/* Read up to n bytes of the request body into buf (the decoded body: chunked coding
+ * removed). For a view with FDT_HTTP_VIEW_STREAM_BODY the bytes come from the client as
+ * they arrive: the call waits for them (blocking the calling thread only) at most until
+ * [server] body_timeout after the head was received, and sends "100 Continue" first to a
+ * client that asked for it. For any other view it reads from the body the framework read
+ * whole (fdt_http_body), from where the last call stopped.
+ * Returns the number of bytes read (1..n), 0 at the end of the body (or n == 0), or a
+ * negative code once the body cannot be read; the framework has then answered for the
+ * view (unless it had already answered) and closes the connection after the response:
+ * FDT_ELIMIT (the body is over [server] max_body_size: 413), FDT_ETIMEDOUT (body_timeout
+ * passed: 408), FDT_EPROTO (malformed chunked coding: 400), FDT_ECLOSED (the client
+ * closed the connection or it failed). The error is sticky: later calls return it again.
+ * Thread: the request's. */
+FDT_API long fdt_http_read_body(struct fdt_http_request *req, void *buf, size_t n);
 /* The connection the request came on. */
 FDT_API struct fdt_conn *fdt_http_conn(const struct fdt_http_request *req);
 

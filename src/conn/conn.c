@@ -400,6 +400,36 @@ void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms)
     atomic_store_explicit(&c->deadline_ms, deadline_ms, memory_order_relaxed);
 }
 
+long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, int64_t deadline_ms)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        bool gone = c->closed || c->closing || c->dead;
+        pthread_mutex_unlock(&c->lock);
+        if (gone)
+            return FDT_ECLOSED;
+        ssize_t n = recv(c->fd, buf, len, MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
+        if (n > 0) {
+            atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
+            return (long)n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return FDT_ECLOSED;
+        if (deadline_ms == 0)
+            return FDT_EAGAIN;
+        int64_t left = deadline_ms - fdt__now_ms();
+        if (left <= 0)
+            return FDT_ETIMEDOUT;
+        /* In slices, so that a close asked by another thread is seen. */
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+        (void)!poll(&pfd, 1, left < 250 ? (int)left : 250);
+    }
+}
+
 void fdt__conn_request_done(struct fdt_conn *c)
 {
     c->served = true;

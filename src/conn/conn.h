@@ -188,6 +188,15 @@ void fdt__conn_linger(struct fdt_conn *c);
  * send_timeout_ms (the connection is then closed); FDT_ENOMEM. Blocks only the caller:
  * other connections go on on other threads. Thread: any but the loop thread. */
 int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
+/* Read up to len bytes the client sent into buf (peek: leave them in the socket, to be read
+ * again), waiting for some until deadline_ms (monotonic ms; 0: do not wait). For a protocol
+ * whose request handler reads the rest of a request itself (an HTTP body streamed to the
+ * view): only the thread running the connection may call it, since the connection is not
+ * armed in epoll then and nobody else reads. Returns the bytes read (> 0), 0 at EOF,
+ * FDT_EAGAIN (nothing yet and deadline_ms 0), FDT_ETIMEDOUT, or FDT_ECLOSED (the socket
+ * failed, or the connection is closing). Input read counts as activity (idle_timeout).
+ * Thread: the one running the connection. */
+long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, int64_t deadline_ms);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* Raw-protocol vtable wrapping the application's callbacks (p->ctx = app, which must

@@ -43,6 +43,7 @@ struct fdt__http_server {
      * under both keepalive_timeout and graceful_timeout, so that a client that honours it
      * never reuses a connection the server may close, even while the worker drains. */
     int keepalive_advertised_s;
+    bool stream_body;            /* some view has FDT_HTTP_VIEW_STREAM_BODY: route at the head */
     size_t max_output;           /* response bytes held back until the request's transaction ends */
     int access_log_fd;           /* -1: no access log */
     const char *access_log_path; /* for reopening (borrowed from the configuration) */
@@ -71,6 +72,11 @@ struct fdt__http_io {
     /* Close lingering: the rest of a refused request may still be on its way. May be
      * NULL. */
     void (*linger)(void *ctx);
+    /* Read up to len bytes of input (peek: leave them to be read again), waiting until
+     * deadline_ms (0: not at all). Returns bytes, 0 at EOF, or FDT_EAGAIN, FDT_ETIMEDOUT,
+     * FDT_ECLOSED (see fdt__conn_read_wait). Used only while a view streams its body
+     * (FDT_HTTP_VIEW_STREAM_BODY); may be NULL (such a body then ends in FDT_ECLOSED). */
+    long (*read)(void *ctx, void *buf, size_t len, bool peek, int64_t deadline_ms);
 };
 
 /* ---- Requests. ---- */
@@ -117,8 +123,19 @@ struct fdt_http_request {
     const char *path;   /* in the arena */
     const char *query;
 
-    /* Body. */
+    /* Body. Read whole before the view runs, or, for a view with
+     * FDT_HTTP_VIEW_STREAM_BODY (stream_body), read by the view as it arrives: body then
+     * holds what was decoded and not yet handed to the view (http_body.c). */
     struct fdt_buf body;
+    size_t body_off;                  /* fdt_http_read_body's position in a whole body */
+    uint64_t body_total;              /* body bytes decoded so far (streamed) */
+    uint64_t body_given;              /* body bytes handed to the view (streamed) */
+    int body_error;                   /* sticky FDT_E* once a streamed body cannot be read */
+    bool stream_body;                 /* the view reads the body as it arrives */
+    bool body_done;                   /* the whole message (body, trailers) has been parsed */
+    bool continue_sent;               /* "100 Continue" went out */
+    bool routed;                      /* traversal and view lookup were done at the head */
+    const struct fdt_http_view *view; /* the view found at the head (routed) */
 
     /* Traversal. */
     struct fdt_http_resource root_storage;
@@ -181,6 +198,11 @@ struct fdt__http_session {
     bool have_peer;
     char peer[64]; /* client address for the access log, fetched once */
 
+    /* While a view streams its body from inside fdt__http_session_feed: the input of that
+     * call not parsed yet (read before the socket), and the body's deadline. */
+    const char *feed_p, *feed_end;
+    int64_t body_deadline_ms;
+
     struct fdt_http_request req;
     struct fdt_buf held_out; /* response bytes held back until the transaction ends */
 };
@@ -212,6 +234,14 @@ const llhttp_settings_t *fdt__http_parser_settings(void);
 void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory);
 /* Resolve target, path and query once the head is complete. Returns 0 or an HTTP status. */
 int fdt__http_request_finish_head(struct fdt_http_request *req);
+
+/* ---- Streamed bodies (http_body.c). ---- */
+
+/* Before a response head goes out for a streamed body not read to its end: read ahead what
+ * has already arrived (without waiting, at most 64 KiB more) so that the connection can
+ * stay open when the rest of the body is there. Returns true when the whole body has been
+ * received (the response may keep the connection). */
+bool fdt__http_body_settle(struct fdt_http_request *req);
 
 /* ---- Paths (http_path.c). ---- */
 

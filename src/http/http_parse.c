@@ -203,8 +203,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct fdt__http_session *s = session_of(p);
     struct fdt_http_request *req = &s->req;
-    if (len > s->srv->max_body_size - req->body.len)
+    if (req->stream_body) {
+        /* Streamed (http_body.c): body holds only what the view has not taken yet. */
+        if (len > s->srv->max_body_size - req->body_total)
+            return refuse(s, 413, "The request body is too large.");
+        req->body_total += len;
+    } else if (len > s->srv->max_body_size - req->body.len) {
         return refuse(s, 413, "The request body is too large.");
+    }
     if (fdt__buf_append(&req->body, at, len) < 0)
         return refuse(s, 503, "The server is out of memory.");
     return 0;

@@ -83,6 +83,11 @@ static void io_linger(void *ctx)
     fdt__conn_linger(ctx);
 }
 
+static long io_read(void *ctx, void *buf, size_t len, bool peek, int64_t deadline_ms)
+{
+    return fdt__conn_read_wait(ctx, buf, len, peek, deadline_ms);
+}
+
 static const struct fdt__http_io conn_io = {
     .write = io_write,
     .close = io_close,
@@ -92,6 +97,7 @@ static const struct fdt__http_io conn_io = {
     .peer = io_peer,
     .peer_gone = io_peer_gone,
     .linger = io_linger,
+    .read = io_read,
 };
 
 static int http_open(struct fdt_conn *c)
@@ -168,6 +174,10 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
         return NULL;
     }
     srv->app = app->http;
+    for (size_t i = 0; i < app->http->n_views; i++) {
+        if (app->http->views[i].flags & FDT_HTTP_VIEW_STREAM_BODY)
+            srv->stream_body = true;
+    }
     srv->max_header_size = cfg->max_header_size;
     srv->max_body_size = cfg->max_body_size;
     srv->header_timeout_ms = seconds_to_ms(cfg->header_timeout);

@@ -189,6 +189,10 @@ static bool closes_after(struct fdt_http_request *req)
     struct fdt__http_session *s = req->s;
     if (req->close_after || req->read_failed || !req->keep_alive || req->upgrade)
         return true;
+    /* A streamed body not received to its end: the rest cannot be told from the next
+     * request without reading it, so the connection ends with this response. */
+    if (!fdt__http_body_settle(req))
+        return true;
     if (s->io->draining(s->io_ctx))
         return true;
     return false;

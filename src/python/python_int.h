@@ -45,6 +45,12 @@ enum fdt__py_key {
  * interpreter started). Returns 0, or -1 with a Python exception set. */
 int fdt__py_wsgi_init(struct fdt__py_host *h);
 
+/* wsgi.input (python_input.c). Make its type (once, with the GIL); a new object reading
+ * req's body (NULL with an exception set); the request is over: it reads no more. */
+int fdt__py_input_init(void);
+PyObject *fdt__py_input_new(struct fdt_http_request *req);
+void fdt__py_input_end(PyObject *input);
+
 /* Run the WSGI application for req and answer it (always: a failure is a 500 and a
  * traceback in the error log). Called with the GIL held; releases it around every write
  * to the client. Thread: the request's. */

@@ -392,7 +392,8 @@ static const char *const key_names[K__COUNT] = {
 
 int fdt__py_wsgi_init(struct fdt__py_host *h)
 {
-    if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0)
+    if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0 ||
+        fdt__py_input_init() < 0)
         return -1;
     for (int i = 0; i < K__COUNT; i++) {
         h->keys[i] = PyUnicode_InternFromString(key_names[i]);
@@ -473,8 +474,13 @@ static int set_headers(struct fdt__py_host *h, PyObject *env, struct fdt_http_re
                 return -1;
             continue;
         }
-        if (strcasecmp(name, "Content-Length") == 0)
-            continue; /* set from the body as received */
+        if (strcasecmp(name, "Content-Length") == 0) {
+            /* The parser has checked it (one, digits only); a chunked body has none
+             * (wsgi.input_terminated: read to the end). */
+            if (set_cstr(env, h->keys[K_CONTENT_LENGTH], value) < 0)
+                return -1;
+            continue;
+        }
         char key[256];
         size_t nlen = strlen(name);
         if (nlen + 6 > sizeof(key))
@@ -549,30 +555,23 @@ static int set_addresses(struct fdt__py_host *h, PyObject *env, struct fdt_http_
     return 0;
 }
 
-static PyObject *environ_new(struct fdt__py_host *h, struct fdt_http_request *req)
+/* The environ of req, and its wsgi.input in *input (a new reference, to be ended with
+ * fdt__py_input_end when the request is over: the application may replace or wrap the
+ * environ's). NULL with an exception set on failure. */
+static PyObject *environ_new(struct fdt__py_host *h, struct fdt_http_request *req,
+                             PyObject **inputp)
 {
+    *inputp = NULL;
     PyObject *env = PyDict_New();
     if (!env)
         return NULL;
-    size_t blen = 0;
-    const char *body = fdt_http_body(req, &blen);
-    PyObject *input = NULL;
-    if (blen > 0) {
-        PyObject *bytes = PyBytes_FromStringAndSize(body, (Py_ssize_t)blen);
-        input = bytes ? PyObject_CallOneArg(h->bytes_io, bytes) : NULL;
-        Py_XDECREF(bytes);
-    } else {
-        input = PyObject_CallNoArgs(h->bytes_io);
-    }
-    char clen[32];
-    snprintf(clen, sizeof(clen), "%zu", blen);
+    PyObject *input = fdt__py_input_new(req);
     bool ok = input && set_cstr(env, h->keys[K_REQUEST_METHOD], fdt_http_method(req)) == 0 &&
               set_cstr(env, h->keys[K_SCRIPT_NAME], "") == 0 &&
               set_path_info(h, env, fdt_http_path(req)) == 0 &&
               set_cstr(env, h->keys[K_QUERY_STRING], fdt_http_query(req)) == 0 &&
               set_cstr(env, h->keys[K_SERVER_PROTOCOL],
                        fdt_http_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1") == 0 &&
-              (blen == 0 || set_cstr(env, h->keys[K_CONTENT_LENGTH], clen) == 0) &&
               set_headers(h, env, req) == 0 && set_addresses(h, env, req) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_VERSION], h->version) == 0 &&
               set_cstr(env, h->keys[K_WSGI_URL_SCHEME], "http") == 0 &&
@@ -582,9 +581,13 @@ static PyObject *environ_new(struct fdt__py_host *h, struct fdt_http_request *re
               PyDict_SetItem(env, h->keys[K_WSGI_MULTIPROCESS], Py_True) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_RUN_ONCE], Py_False) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_INPUT_TERMINATED], Py_True) == 0;
-    Py_XDECREF(input);
-    if (!ok)
+    if (!ok) {
         Py_CLEAR(env);
+        if (input)
+            fdt__py_input_end(input);
+        Py_CLEAR(input);
+    }
+    *inputp = input;
     return env;
 }
 
@@ -729,7 +732,8 @@ void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req)
     struct wsgi_state st = {.h = h, .req = req};
     StartResponseObject *sr = NULL;
     PyObject *result = NULL;
-    PyObject *env = environ_new(h, req);
+    PyObject *input = NULL;
+    PyObject *env = environ_new(h, req, &input);
     if (!env) {
         fail(&st, "cannot build the environ");
         goto out;
@@ -764,6 +768,9 @@ void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req)
         PyErr_Clear();
     }
 out:
+    if (input)
+        fdt__py_input_end(input); /* kept by the application, it reads no more */
+    Py_XDECREF(input);
     if (sr)
         sr->st = NULL; /* the application may keep start_response: it no longer works */
     Py_XDECREF(sr);

@@ -1,8 +1,10 @@
 """Python WSGI applications ([app] wsgi, design §3b, issue #11): fdt_python.so embeds
 CPython in each worker after fork. The applications are in tests/apps/python/wsgiapps.py."""
+import hashlib
 import json
 import os
 import signal
+import socket
 import subprocess
 from pathlib import Path
 
@@ -63,7 +65,7 @@ def test_40_02_post_body_through_wsgi_input(make_server):
     body = bytes(range(256)) * 100
     r = req(s, "POST", "/echo", body=body)
     assert (r.status, r.body) == (200, body)
-    # A chunked body is read whole first: CONTENT_LENGTH says its length.
+    # A chunked body has no CONTENT_LENGTH: the application reads to the end.
     r = req(s, "POST", "/echo", headers={"Transfer-Encoding": "chunked"},
             body=b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n")
     assert (r.status, r.body) == (200, b"hello world")
@@ -310,3 +312,124 @@ def test_40_15_concurrent_requests_on_every_thread(make_server):
     for t in ts:
         t.join()
     assert not errors, errors
+
+
+def chunked(pieces):
+    """A chunked body of the given pieces (bytes), as a generator of wire bytes."""
+    for p in pieces:
+        yield b"%x\r\n" % len(p) + p + b"\r\n"
+    yield b"0\r\n\r\n"
+
+
+def test_40_16_wsgi_input_streams_a_large_chunked_upload(make_server):
+    # 50 MB chunked, read by the application in 64 KiB pieces as it arrives: the body is
+    # never held whole, so the worker's peak RSS grows by far less than the body.
+    s = py_server(make_server, threads=2, server={"max_body_size": "64m"})
+    import random
+    rnd = random.Random(16)
+    piece = rnd.randbytes(1 << 20)
+    before = json.loads(get(s.port, "/rss").body)
+    c = Client(s.port, timeout=60)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+    digest = hashlib.sha256()
+    pieces = []
+    for i in range(50):
+        p = piece[i:] + piece[:i]  # 50 different MiB
+        digest.update(p)
+        pieces.append(p)
+    for wire in chunked(pieces):
+        c.sock.sendall(wire)
+    r = c.read_response()
+    assert r.status == 200, r
+    got = json.loads(r.body)
+    assert got == {"bytes": 50 << 20, "sha256": digest.hexdigest(), "biggest": 65536}
+    # The connection stays open for the next request.
+    after = json.loads(c.request("GET", "/rss").body)
+    c.close()
+    grown_mb = (after["VmHWM"] - before["VmHWM"]) / 1024
+    assert grown_mb < 20, (before, after)
+
+
+def test_40_17_wsgi_input_readline_over_chunks(make_server):
+    s = py_server(make_server)
+    # Lines cut across chunk boundaries; readline(100) stops at 100 bytes of a long line.
+    body = b"x" * 150 + b"\nab" + b"c\nde" + b"f\n" + b"last"
+    wire = b"".join(chunked([body[:7], body[7:151], body[151:155], body[155:]]))
+    r = req(s, "POST", "/upload-lines", headers={"Transfer-Encoding": "chunked"}, body=wire)
+    assert json.loads(r.body) == {"first": "x" * 100,
+                                  "rest": ["x" * 50 + "\n", "abc\n", "def\n", "last"]}
+    # The same with Content-Length, and readlines() through the validator.
+    r = req(s, "POST", "/upload-lines", body=body)
+    assert json.loads(r.body)["rest"] == ["x" * 50 + "\n", "abc\n", "def\n", "last"]
+    r = req(s, "POST", "/lines", headers={"Transfer-Encoding": "chunked"},
+            body=b"".join(chunked([b"a\nb", b"\nc\n"])))
+    assert json.loads(r.body) == {"first": "a\n", "rest": 2}
+
+
+def test_40_18_a_client_that_stalls_mid_body_gets_408(make_server):
+    s = py_server(make_server, threads=2, server={"body_timeout": "1"})
+    pid = s.worker_pids()
+    c = Client(s.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+           b"10\r\n0123456789abcdef\r\n")
+    r = c.read_response()  # then nothing more is sent
+    assert r.status == 408 and r.header("Connection") == "close"
+    assert c.closed_by_server()
+    s.wait_log("wsgi.input: the client took too long to send the request body")
+    # Content-Length body cut short: the same.
+    c = Client(s.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly this")
+    assert c.read_response().status == 408
+    c.close()
+    assert get(s.port, "/").status == 200 and s.worker_pids() == pid
+
+
+def test_40_19_body_limits_and_unread_bodies(make_server):
+    s = py_server(make_server, server={"max_body_size": "100k"})
+    pid = s.worker_pids()
+    # Over max_body_size in chunks: 413 from the read, the connection closed.
+    c = Client(s.port)
+    wire = b"".join(chunked([b"y" * 60000, b"y" * 60000]))
+    r = c.request("POST", "/upload", headers={"Transfer-Encoding": "chunked"}, body=wire)
+    assert r.status == 413 and r.header("Connection") == "close"
+    c.close()
+    s.wait_log("wsgi.input: the request body is over max_body_size (413 sent)")
+    # Announced over it: 413 before the application runs, as for C applications.
+    r = req(s, "POST", "/upload", body=b"z" * 102401)
+    assert r.status == 413
+    # A body the application does not read, already all there: the connection stays.
+    c = Client(s.port)
+    r = c.request("POST", "/ignore", body=b"q" * 5000)
+    assert (r.status, r.body, r.header("Connection")) == (200, b"ignored", None)
+    r = c.request("POST", "/ignore", headers={"Transfer-Encoding": "chunked"},
+                  body=b"".join(chunked([b"a" * 10, b"b" * 10])))
+    assert (r.status, r.header("Connection")) == (200, None)
+    assert c.request("GET", "/").body == b"Hello, world!"
+    c.close()
+    # Most of it still to come: answered with Connection: close, then closed.
+    c = Client(s.port)
+    c.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 90000\r\n\r\nstart")
+    r = c.read_response()
+    assert (r.status, r.header("Connection")) == (200, "close")
+    assert c.closed_by_server()
+    # Pipelined after a chunked body the application reads: nothing of the next request is
+    # taken for the body.
+    c = Client(s.port)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n"
+           + b"".join(chunked([b"one", b"two"])) + b"GET / HTTP/1.1\r\nHost: t\r\n\r\n")
+    assert c.read_response().body == b"onetwo"
+    assert c.read_response().body == b"Hello, world!"
+    c.close()
+    # Expect: 100-continue: "100 Continue" only once the application reads.
+    c = Client(s.port)
+    c.send(b"POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+           b"Expect: 100-continue\r\n\r\n")
+    assert c.read_response().status == 100
+    c.send(b"hello")
+    assert c.read_response().body == b"hello"
+    c.send(b"POST /ignore HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\n"
+           b"Expect: 100-continue\r\n\r\n")
+    r = c.read_response()
+    assert (r.status, r.header("Connection")) == (200, "close")
+    c.close()
+    assert s.worker_pids() == pid

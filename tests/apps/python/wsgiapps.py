@@ -15,8 +15,14 @@ application routes by PATH_INFO:
   /write            the write() callable, then an iterable
   /late-error       start_response, then raise with exc_info after a chunk went out
   /errors           writes two lines to wsgi.errors
+  /upload           reads the body with read(65536) until b"": JSON with its size, sha256
+                    and the largest piece read
+  /upload-lines     reads the body with readline(100) and iteration: JSON with the lines
+  /ignore           answers without reading the body
+  /rss              the worker's VmRSS and VmHWM (kB) from /proc/self/status
   /validated/...    the same routes wrapped in wsgiref.validate.validator
 """
+import hashlib
 import json
 import sys
 from wsgiref.validate import validator
@@ -30,8 +36,10 @@ def hello(environ, start_response):
 
 
 def echo(environ, start_response):
-    n = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(n)
+    if environ.get("CONTENT_LENGTH"):
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+    else:  # chunked: no CONTENT_LENGTH, read to the end (wsgi.input_terminated)
+        body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return [body]
 
@@ -119,11 +127,47 @@ def errors(environ, start_response):
     return [b"logged"]
 
 
+def upload(environ, start_response):
+    inp = environ["wsgi.input"]
+    h, total, biggest = hashlib.sha256(), 0, 0
+    while True:
+        piece = inp.read(65536)
+        if not piece:
+            break
+        h.update(piece)
+        total += len(piece)
+        biggest = max(biggest, len(piece))
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"bytes": total, "sha256": h.hexdigest(), "biggest": biggest}).encode()]
+
+
+def upload_lines(environ, start_response):
+    inp = environ["wsgi.input"]
+    first = inp.readline(100)  # at most 100 bytes, even of a longer line
+    rest = [line.decode("latin-1") for line in inp]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"first": first.decode("latin-1"), "rest": rest}).encode()]
+
+
+def ignore(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return [b"ignored"]
+
+
+def rss(environ, start_response):
+    with open("/proc/self/status") as f:
+        kv = dict(line.split(":", 1) for line in f if ":" in line)
+    out = {k: int(kv[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out).encode()]
+
+
 ROUTES = {
     "/": hello, "/echo": echo, "/lines": lines, "/env": env, "/boom": boom,
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
     "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
-    "/errors": errors,
+    "/errors": errors, "/upload": upload, "/upload-lines": upload_lines, "/ignore": ignore,
+    "/rss": rss,
 }
 
 
