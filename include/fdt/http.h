@@ -239,6 +239,14 @@ FDT_API int fdt_http_resource_url(const struct fdt_http_resource *r, char *buf, 
  * not contain CR, LF or NUL. The framework's own headers are refused, except
  * "Connection: close", which closes the connection after this response. */
 FDT_API int fdt_http_set_header(struct fdt_http_request *req, const char *name, const char *value);
+/* The reason phrase of the status line ("HTTP/1.1 200 All good"), instead of the
+ * framework's for the status code ("OK"). Before the response starts; copied. reason may
+ * be "" (a status line with an empty phrase) and is at most 256 bytes of tab, space,
+ * visible ASCII or bytes 0x80..0xff (RFC 9112 reason-phrase): no CR, LF or other control
+ * characters. Returns 0, or FDT_EINVAL (after the head, or a phrase refused; nothing is
+ * changed). Error responses the framework makes itself (fdt_http_error, 4xx/5xx it
+ * sends) keep its own phrase. Thread: the request's. */
+FDT_API int fdt_http_set_reason(struct fdt_http_request *req, const char *reason);
 /* Answer with a whole body (len bytes, copied or sent before returning). status is
  * 200..599; content_type may be NULL (no Content-Type header). */
 FDT_API int fdt_http_respond(struct fdt_http_request *req, int status, const char *content_type,

@@ -147,6 +147,7 @@ struct fdt_http_request {
 
     /* Response. */
     struct fdt_buf resp_headers; /* "Name: value\r\n" lines from fdt_http_set_header */
+    const char *reason;          /* fdt_http_set_reason (arena), NULL: the framework's */
     int status;                  /* 0 until the head is sent */
     bool streaming;              /* between fdt_http_begin and fdt_http_end */
     bool chunked;                /* streamed with chunked coding */

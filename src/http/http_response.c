@@ -135,6 +135,7 @@ void fdt__http_response_reset(struct fdt_http_request *req)
     req->close_after = false;
     req->held_overflow = false;
     req->body_sent = 0;
+    req->reason = NULL;
 }
 
 static bool is_tchar(unsigned char ch)
@@ -183,6 +184,28 @@ int fdt_http_set_header(struct fdt_http_request *req, const char *name, const ch
     return rc;
 }
 
+#define REASON_MAX 256
+
+int fdt_http_set_reason(struct fdt_http_request *req, const char *reason)
+{
+    if (req->status || !reason)
+        return FDT_EINVAL;
+    size_t n = strlen(reason);
+    if (n > REASON_MAX)
+        return FDT_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)reason[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return FDT_EINVAL;
+    }
+    char *copy = fdt__http_arena_alloc(&req->arena, n + 1);
+    if (!copy)
+        return FDT_ENOMEM;
+    memcpy(copy, reason, n + 1);
+    req->reason = copy;
+    return 0;
+}
+
 /* Whether the connection closes after this response. */
 static bool closes_after(struct fdt_http_request *req)
 {
@@ -203,9 +226,10 @@ static bool closes_after(struct fdt_http_request *req)
 static size_t format_head(struct fdt_http_request *req, char *out, size_t size, int status,
                           const char *content_type, long long content_length)
 {
-    char fixed[512];
+    char fixed[512 + REASON_MAX];
+    const char *reason = req->reason ? req->reason : fdt_http_reason(status);
     int n = snprintf(fixed, sizeof(fixed), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: fdtserver\r\n",
-                     status, fdt_http_reason(status), fdt__http_date_now());
+                     status, reason, fdt__http_date_now());
     size_t used = (size_t)n;
     if (content_length >= 0 && status != 204 && status != 304)
         used += (size_t)snprintf(fixed + used, sizeof(fixed) - used, "Content-Length: %lld\r\n",
@@ -370,6 +394,8 @@ void fdt__http_send_error(struct fdt_http_request *req, int status, const char *
 {
     if (close_after)
         req->close_after = true;
+    if (!req->status)
+        req->reason = NULL; /* the framework's answer, with its own phrase */
     if (req->status) {
         /* Too late for an error response: the client sees a cut response. */
         req->close_after = true;

@@ -166,20 +166,47 @@ static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
         snprintf(reason, rsize, "the application sent a body before calling start_response");
         return -1;
     }
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(st->status, &n);
-    if (!s) {
+    /* A native string of latin-1 characters (PEP 3333), sent as those bytes. */
+    PyObject *sbytes = PyUnicode_AsLatin1String(st->status);
+    if (!sbytes) {
         PyErr_Clear();
-        snprintf(reason, rsize, "the status is not text");
+        const char *u = PyUnicode_AsUTF8(st->status);
+        if (!u)
+            PyErr_Clear();
+        snprintf(reason, rsize, "bad status line '%.60s' (not latin-1 text)", u ? u : "?");
         return -1;
     }
+    const char *s = PyBytes_AS_STRING(sbytes);
+    Py_ssize_t n = PyBytes_GET_SIZE(sbytes);
     bool ok = n >= 4 && s[0] >= '1' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
-              s[2] <= '9' && s[3] == ' ';
+              s[2] <= '9' && s[3] == ' ' && n - 4 <= 256;
     for (Py_ssize_t i = 0; ok && i < n; i++)
         ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
     int code = ok ? (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0') : 0;
     if (!ok || code < 200) {
-        snprintf(reason, rsize, "bad status line '%.60s' (expected '200 OK' and the like)", s);
+        /* Shown with control characters escaped, so that the log line stays one line. */
+        char shown[64];
+        size_t k = 0;
+        for (Py_ssize_t i = 0; i < n && k + 5 < sizeof(shown); i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch < 0x20 || ch == 0x7f)
+                k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x", ch);
+            else
+                shown[k++] = (char)ch;
+        }
+        shown[k] = '\0';
+        snprintf(reason, rsize,
+                 "bad status line '%s' (expected '200 OK' and the like: a code from 200 to 599, "
+                 "a space and a reason of at most 256 characters, no control characters)",
+                 shown);
+        Py_DECREF(sbytes);
+        return -1;
+    }
+    /* The application's reason phrase goes out as given ("200 All good"). */
+    int rrc = fdt_http_set_reason(st->req, s + 4);
+    Py_DECREF(sbytes);
+    if (rrc < 0) {
+        snprintf(reason, rsize, "status line: %s", fdt_strerror(rrc));
         return -1;
     }
     Py_ssize_t count = PyList_GET_SIZE(st->headers);

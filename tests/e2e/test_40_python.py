@@ -433,3 +433,31 @@ def test_40_19_body_limits_and_unread_bodies(make_server):
     assert (r.status, r.header("Connection")) == (200, "close")
     c.close()
     assert s.worker_pids() == pid
+
+
+def test_40_20_the_applications_reason_phrase(make_server):
+    s = py_server(make_server)
+    pid = s.worker_pids()
+    for text, (status, reason) in (("200 All good", (200, "All good")),
+                                   ("404 Nicht gefunden", (404, "Nicht gefunden")),
+                                   ("201 Cr%C3%A9%C3%A9", (201, "Créé")),  # latin-1 bytes
+                                   ("599 ", (599, ""))):
+        c = Client(s.port)
+        q = text.replace(" ", "%20")
+        c.send(f"GET /status?{q} HTTP/1.1\r\nHost: t\r\n\r\n".encode())
+        line = c._line()
+        assert line == b"HTTP/1.1 %d " % status + reason.encode("latin-1"), line
+        c.close()
+    # Control characters, a missing reason separator, text that is not latin-1, a code out
+    # of range: a 500 with the framework's phrase, and a log line naming the status.
+    for bad, shown in (("200 OK%0D%0AInjected: yes", "200 OK\\x0d\\x0aInjected: yes"),
+                       ("200 tab%09here", "200 tab\\x09here"),
+                       ("200", "200"), ("600 Big", "600 Big"), ("099 Low", "099 Low")):
+        r = get(s.port, "/status?" + bad.replace(" ", "%20"))
+        assert (r.status, r.reason) == (500, "Internal Server Error"), bad
+        assert r.header("Injected") is None and b"status body" not in r.body
+        s.wait_log(f"bad status line '{shown}'")
+    r = get(s.port, "/status?200%20%E2%9C%93")
+    assert r.status == 500
+    s.wait_log("(not latin-1 text)")
+    assert get(s.port, "/").reason == "OK" and s.worker_pids() == pid

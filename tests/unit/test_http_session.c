@@ -590,12 +590,17 @@ static void test_response_api(void **state)
     assert_int_equal(fdt_http_write_chunk(req, "x", 1), FDT_EINVAL);
     assert_int_equal(fdt_http_end(req), FDT_EINVAL);
     assert_int_equal(fdt_http_set_header(req, "Connection", "close"), 0);
+    assert_int_equal(fdt_http_set_reason(req, "Made\r\nX-Injected: 1"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_reason(req, "Made\x7f"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_reason(req, "Made it\tnow \xe9"), 0);
     assert_int_equal(fdt_http_respond(req, 201, "text/plain", "ok", 2), 0);
+    assert_int_equal(fdt_http_set_reason(req, "Late"), FDT_EINVAL);
     assert_int_equal(fdt_http_respond(req, 200, NULL, NULL, 0), FDT_EINVAL);
     assert_int_equal(fdt_http_set_header(req, "X-Late", "x"), FDT_EINVAL);
     assert_int_equal(fdt_http_error(req, 404, "x"), FDT_EINVAL);
     const char *out = harness_out(&h);
-    assert_non_null(strstr(out, "HTTP/1.1 201 Created\r\n"));
+    assert_non_null(strstr(out, "HTTP/1.1 201 Made it\tnow \xe9\r\n"));
+    assert_null(strstr(out, "Injected"));
     assert_non_null(strstr(out, "X-Ok: fine\r\n"));
     assert_non_null(strstr(out, "Connection: close\r\n"));
     assert_null(strstr(out, "X-Bad"));

@@ -19,6 +19,7 @@ application routes by PATH_INFO:
                     and the largest piece read
   /upload-lines     reads the body with readline(100) and iteration: JSON with the lines
   /ignore           answers without reading the body
+  /status?TEXT      start_response with the status TEXT (percent-decoded, as UTF-8)
   /rss              the worker's VmRSS and VmHWM (kB) from /proc/self/status
   /validated/...    the same routes wrapped in wsgiref.validate.validator
 """
@@ -154,6 +155,12 @@ def ignore(environ, start_response):
     return [b"ignored"]
 
 
+def status(environ, start_response):
+    from urllib.parse import unquote
+    start_response(unquote(environ["QUERY_STRING"]), list(TEXT))
+    return [b"status body"]
+
+
 def rss(environ, start_response):
     with open("/proc/self/status") as f:
         kv = dict(line.split(":", 1) for line in f if ":" in line)
@@ -167,7 +174,7 @@ ROUTES = {
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
     "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
     "/errors": errors, "/upload": upload, "/upload-lines": upload_lines, "/ignore": ignore,
-    "/rss": rss,
+    "/rss": rss, "/status": status,
 }
 
 
