@@ -251,6 +251,16 @@ FDT_API int fdt_http_set_reason(struct fdt_http_request *req, const char *reason
  * 200..599; content_type may be NULL (no Content-Type header). */
 FDT_API int fdt_http_respond(struct fdt_http_request *req, int status, const char *content_type,
                              const void *body, size_t len);
+/* Answer with len bytes of the open file fd, from offset, as the body (Content-Length:
+ * len). The bytes go from the file to the socket with sendfile(2), without passing
+ * through the worker's memory, unless the response is held back for the request's
+ * transaction (then they are read and buffered like any body, within max_output). The
+ * file stays the caller's (not closed, its offset unchanged). Returns as
+ * fdt_http_respond() does, and also a negative errno or FDT_EPROTO when the file cannot
+ * be read to the end (shorter than len): the response is then cut and the connection
+ * closed. Waits for a slow client like the other calls. Thread: the request's. */
+FDT_API int fdt_http_respond_file(struct fdt_http_request *req, int status,
+                                  const char *content_type, int fd, int64_t offset, size_t len);
 /* Answer with the framework's error response for status (4xx/5xx), rendered by the
  * application's error view if it has one. message: a short sentence for the client. */
 FDT_API int fdt_http_error(struct fdt_http_request *req, int status, const char *message);

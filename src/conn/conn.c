@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -584,6 +585,50 @@ int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
 int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len)
 {
     return conn_write(c, buf, len, true);
+}
+
+int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t len)
+{
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->closed || c->closing || c->dead) {
+        rc = FDT_ECLOSED;
+        goto out;
+    }
+    int64_t idle_since = 0;
+    uint64_t seen = 0;
+    /* The file follows what is buffered: let that go first. */
+    while (c->out.len > 0) {
+        rc = wait_writable_locked(c, &idle_since, &seen);
+        if (rc < 0)
+            goto out;
+    }
+    off_t off = (off_t)offset;
+    while (len > 0) {
+        size_t piece = len < ((size_t)1 << 30) ? len : (size_t)1 << 30;
+        ssize_t n = sendfile(c->fd, fd, &off, piece);
+        if (n > 0) {
+            len -= (size_t)n;
+            sent(c, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_writable_locked(c, &idle_since, &seen);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        /* The file ended early (n == 0: truncated meanwhile) or a failure: the response
+         * cannot be completed. */
+        rc = n == 0 ? FDT_EPROTO : -errno;
+        c->dead = true;
+        break;
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+    return rc;
 }
 
 void fdt_conn_close(struct fdt_conn *c)

@@ -197,6 +197,13 @@ int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
  * failed, or the connection is closing). Input read counts as activity (idle_timeout).
  * Thread: the one running the connection. */
 long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, int64_t deadline_ms);
+/* Send len bytes of the file fd from offset with sendfile(2), after the output already
+ * buffered, waiting for a slow client as fdt__conn_write_wait does (the same send
+ * timeout). The file is the caller's (not closed). Returns 0 once every byte went to the
+ * socket; FDT_ECLOSED (the connection closed, or the client took nothing for the send
+ * timeout); FDT_EPROTO (the file ended before len bytes) or -errno of sendfile: the
+ * connection is then dead, the response cut. Thread: the one running the connection. */
+int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t len);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* Raw-protocol vtable wrapping the application's callbacks (p->ctx = app, which must

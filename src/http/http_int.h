@@ -77,6 +77,10 @@ struct fdt__http_io {
      * FDT_ECLOSED (see fdt__conn_read_wait). Used only while a view streams its body
      * (FDT_HTTP_VIEW_STREAM_BODY); may be NULL (such a body then ends in FDT_ECLOSED). */
     long (*read)(void *ctx, void *buf, size_t len, bool peek, int64_t deadline_ms);
+    /* Send len bytes of the file fd from offset after the queued output (sendfile(2)).
+     * Returns 0 or a negative code (see fdt__conn_sendfile_wait). May be NULL: the file is
+     * then read and written in blocks. */
+    int (*sendfile)(void *ctx, int fd, int64_t offset, size_t len);
 };
 
 /* ---- Requests. ---- */

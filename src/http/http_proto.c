@@ -88,6 +88,11 @@ static long io_read(void *ctx, void *buf, size_t len, bool peek, int64_t deadlin
     return fdt__conn_read_wait(ctx, buf, len, peek, deadline_ms);
 }
 
+static int io_sendfile(void *ctx, int fd, int64_t offset, size_t len)
+{
+    return fdt__conn_sendfile_wait(ctx, fd, offset, len);
+}
+
 static const struct fdt__http_io conn_io = {
     .write = io_write,
     .close = io_close,
@@ -98,6 +103,7 @@ static const struct fdt__http_io conn_io = {
     .peer_gone = io_peer_gone,
     .linger = io_linger,
     .read = io_read,
+    .sendfile = io_sendfile,
 };
 
 static int http_open(struct fdt_conn *c)

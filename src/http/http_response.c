@@ -2,11 +2,13 @@
 
 #include "http/http_int.h"
 
+#include <errno.h>
 #include <fdt/error.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* Responses: the status line and the framework's headers are written here and nowhere
  * else. A response head and a small body go out in one write (one packet with
@@ -315,6 +317,48 @@ int fdt_http_respond(struct fdt_http_request *req, int status, const char *conte
     req->finished = true;
     req->body_sent = send_body ? len : 0;
     return send_head(req, status, content_type, (long long)len, body, send_body ? len : 0);
+}
+
+int fdt_http_respond_file(struct fdt_http_request *req, int status, const char *content_type,
+                          int fd, int64_t offset, size_t len)
+{
+    if (req->status || status < 200 || status > 599 || !valid_content_type(content_type) ||
+        fd < 0 || offset < 0)
+        return FDT_EINVAL;
+    struct fdt__http_session *s = req->s;
+    bool send_body = body_allowed(req, status);
+    req->finished = true;
+    req->body_sent = send_body ? len : 0;
+    int rc = send_head(req, status, content_type, (long long)len, NULL, 0);
+    if (rc < 0 || !send_body || len == 0)
+        return rc;
+    bool held = req->txn && fdt__http_txn_open(req);
+    if (!held && s->io->sendfile) {
+        rc = s->io->sendfile(s->io_ctx, fd, offset, len);
+        if (rc < 0)
+            req->close_after = true;
+        return rc;
+    }
+    /* Held back, or no sendfile: read and write in blocks. */
+    while (len > 0) {
+        size_t want = len < sizeof(t_out) ? len : sizeof(t_out);
+        ssize_t n = pread(fd, t_out, want, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            /* Content-Length promised more: the client must see a cut response. */
+            req->close_after = true;
+            return n < 0 ? -errno : FDT_EPROTO;
+        }
+        rc = out_write(req, t_out, (size_t)n);
+        if (rc < 0) {
+            req->close_after = true;
+            return rc;
+        }
+        offset += n;
+        len -= (size_t)n;
+    }
+    return 0;
 }
 
 int fdt_http_begin(struct fdt_http_request *req, int status, const char *content_type)

@@ -5,7 +5,9 @@
 #define FDT_SRC_PYTHON_INT_H
 
 #include <fdt/http.h>
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The one interpreter of a worker process and the application it runs. Filled by
  * process_init on the main thread before any application thread starts; read-only after. */
@@ -38,6 +40,7 @@ enum fdt__py_key {
     K_WSGI_MULTIPROCESS,
     K_WSGI_RUN_ONCE,
     K_WSGI_INPUT_TERMINATED,
+    K_WSGI_FILE_WRAPPER,
     K__COUNT,
 };
 
@@ -50,6 +53,14 @@ int fdt__py_wsgi_init(struct fdt__py_host *h);
 int fdt__py_input_init(void);
 PyObject *fdt__py_input_new(struct fdt_http_request *req);
 void fdt__py_input_end(PyObject *input);
+
+/* wsgi.file_wrapper (python_filewrapper.c): make its type (once, with the GIL); the
+ * type (borrowed), which the environ offers; whether result is one of its objects around
+ * a regular file, with the file's descriptor (borrowed: the wrapper's file owns it), the
+ * file object's position and the bytes from there to the end. */
+int fdt__py_filewrapper_init(void);
+PyObject *fdt__py_filewrapper_type(void);
+bool fdt__py_filewrapper_file(PyObject *result, int *fd, int64_t *offset, int64_t *size);
 
 /* Run the WSGI application for req and answer it (always: a failure is a 500 and a
  * traceback in the error log). Called with the GIL held; releases it around every write

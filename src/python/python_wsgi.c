@@ -16,6 +16,7 @@
 #include <fdt/fdt.h>
 #include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -415,12 +416,13 @@ static const char *const key_names[K__COUNT] = {
     [K_WSGI_MULTIPROCESS] = "wsgi.multiprocess",
     [K_WSGI_RUN_ONCE] = "wsgi.run_once",
     [K_WSGI_INPUT_TERMINATED] = "wsgi.input_terminated",
+    [K_WSGI_FILE_WRAPPER] = "wsgi.file_wrapper",
 };
 
 int fdt__py_wsgi_init(struct fdt__py_host *h)
 {
     if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0 ||
-        fdt__py_input_init() < 0)
+        fdt__py_input_init() < 0 || fdt__py_filewrapper_init() < 0)
         return -1;
     for (int i = 0; i < K__COUNT; i++) {
         h->keys[i] = PyUnicode_InternFromString(key_names[i]);
@@ -607,7 +609,8 @@ static PyObject *environ_new(struct fdt__py_host *h, struct fdt_http_request *re
               PyDict_SetItem(env, h->keys[K_WSGI_MULTITHREAD], Py_True) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_MULTIPROCESS], Py_True) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_RUN_ONCE], Py_False) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_INPUT_TERMINATED], Py_True) == 0;
+              PyDict_SetItem(env, h->keys[K_WSGI_INPUT_TERMINATED], Py_True) == 0 &&
+              PyDict_SetItem(env, h->keys[K_WSGI_FILE_WRAPPER], fdt__py_filewrapper_type()) == 0;
     if (!ok) {
         Py_CLEAR(env);
         if (input)
@@ -641,12 +644,68 @@ static void fail(struct wsgi_state *st, const char *reason)
     }
 }
 
+/* The Content-Length the application gave, or -1 (none, or not a number). */
+static int64_t app_content_length(struct wsgi_state *st)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(st->headers); i++) {
+        PyObject *item = PyList_GET_ITEM(st->headers, i);
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 0));
+        const char *value = name ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 1)) : NULL;
+        if (!value) {
+            PyErr_Clear();
+            continue;
+        }
+        if (strcasecmp(name, "Content-Length") != 0)
+            continue;
+        int64_t n = 0;
+        const char *p = value;
+        for (; *p >= '0' && *p <= '9' && n < INT64_MAX / 10 - 10; p++)
+            n = n * 10 + (*p - '0');
+        return p > value && *p == '\0' ? n : -1;
+    }
+    return -1;
+}
+
+/* A wsgi.file_wrapper around a regular file, before anything was sent: the file goes out
+ * with sendfile(2) (fdt_http_respond_file), from the file object's position to its end,
+ * or as many bytes as the application's Content-Length says when that is fewer (PEP
+ * 3333). Returns false when result is not such a wrapper (it is then iterated). */
+static bool send_file(struct wsgi_state *st, PyObject *result)
+{
+    int fd;
+    int64_t offset, size;
+    if (st->head_sent || !fdt__py_filewrapper_file(result, &fd, &offset, &size))
+        return false;
+    char reason[200] = "";
+    int code = head_prepare(st, reason, sizeof(reason));
+    if (code < 0) {
+        fail(st, reason);
+        return true;
+    }
+    int64_t cl = app_content_length(st);
+    if (cl >= 0 && cl < size)
+        size = cl;
+    st->head_sent = true;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = fdt_http_respond_file(st->req, code, NULL, fd, offset, (size_t)size);
+    PyEval_RestoreThread(ts);
+    if (rc == FDT_ECLOSED) {
+        st->client_gone = true;
+    } else if (rc < 0) {
+        fdt_log(FDT_LOG_ERROR, "%s %s: sending the file: %s (the response is cut)",
+                fdt_http_method(st->req), fdt_http_path(st->req), fdt_strerror(rc));
+    }
+    return true;
+}
+
 /* Send the items of result (any iterable of bytes). A list or tuple, or an iterator that
  * yields at most one item, becomes one response with Content-Length; anything longer is
  * streamed item by item, as PEP 3333 requires (no buffering of a generator's output). */
 static void send_result(struct wsgi_state *st, PyObject *result)
 {
     char reason[200] = "";
+    if (send_file(st, result))
+        return;
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
         PyObject *seq = result;
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);

@@ -110,6 +110,15 @@ def test_40_04_wsgiref_validator_finds_nothing(make_server):
     assert req(s, "GET", "/validated/write").body == b"written returned"
     assert req(s, "GET", "/validated/errors").status == 200
     assert req(s, "HEAD", "/validated/").status == 200
+    # wsgi.file_wrapper under the validator (which wraps the result: iterated in blocks),
+    # and a streamed body read in pieces through its InputWrapper.
+    f = s.dir / "validated-file"
+    f.write_bytes(bytes(range(256)) * 1000)
+    assert req(s, "GET", f"/validated/file?{f}").body == bytes(range(256)) * 1000
+    wait_for((s.dir / "validated-file.closed").exists, what="close() under the validator")
+    r = req(s, "POST", "/validated/upload", headers={"Transfer-Encoding": "chunked"},
+            body=b"".join(chunked([b"p" * 70000, b"q" * 70000])))
+    assert json.loads(r.body)["bytes"] == 140000
     closed = s.dir / "closed-validated"
     assert req(s, "GET", f"/validated/close?{closed}").body == b"one two"
     wait_for(closed.exists, what="close() called under the validator")
@@ -461,3 +470,25 @@ def test_40_20_the_applications_reason_phrase(make_server):
     assert r.status == 500
     s.wait_log("(not latin-1 text)")
     assert get(s.port, "/").reason == "OK" and s.worker_pids() == pid
+
+
+def test_40_21_file_wrapper_sends_the_file(make_server, tmp_path):
+    s = py_server(make_server)
+    import random
+    data = random.Random(21).randbytes(20 << 20)
+    path = tmp_path / "big.bin"
+    path.write_bytes(data)
+    c = Client(s.port, timeout=60)
+    r = c.request("GET", f"/file?{path}")
+    assert r.status == 200 and r.header("Content-Length") == str(len(data))
+    assert hashlib.sha256(r.body).digest() == hashlib.sha256(data).digest()
+    wait_for((tmp_path / "big.bin.closed").exists, what="the file's close() called")
+    # Part of a file: from the file object's position, as long as the Content-Length given.
+    r = c.request("GET", f"/file-part?{path}")
+    assert r.header("Content-Length") == "5000" and r.body == data[1000:6000]
+    # HEAD: the head only, the same Content-Length; the connection goes on.
+    r = c.request("HEAD", f"/file?{path}")
+    assert r.status == 200 and r.header("Content-Length") == str(len(data))
+    # Not a real file: iterated in blocks.
+    assert c.request("GET", "/file-memory").body == b"in memory " * 1000
+    c.close()

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The session end to end, without sockets: bytes in, bytes out, and whether the
  * connection closes. Each case runs twice: all bytes at once, and one byte at a time (the
@@ -708,6 +710,47 @@ static void test_streamed_body(void **state)
     harness_deinit(&h);
 }
 
+/* fdt_http_respond_file: the harness has no sendfile, so the bytes are read in blocks (the
+ * sendfile path is tested end to end, tests/e2e/test_40_python.py). */
+static void test_respond_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/fdt-test-respond-file-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    size_t n = 40000;
+    char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    struct fdt_http_request *req = &h.s.req;
+    req->keep_alive = true;
+    req->version = 11;
+    assert_int_equal(fdt_http_respond_file(req, 200, "text/plain", -1, 0, 1), FDT_EINVAL);
+    assert_int_equal(fdt_http_respond_file(req, 200, "text/plain", fd, 100, 30000), 0);
+    const char *out = harness_out(&h);
+    assert_non_null(strstr(out, "Content-Length: 30000\r\n"));
+    const char *b = strstr(out, "\r\n\r\n") + 4;
+    assert_int_equal(h.out.len - (size_t)(b - out), 30000);
+    assert_memory_equal(b, data + 100, 30000);
+    assert_false(req->close_after);
+    harness_deinit(&h);
+
+    /* The file is shorter than said: the response is cut and the connection closes. */
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    req = &h.s.req;
+    req->keep_alive = true;
+    req->version = 11;
+    assert_int_equal(fdt_http_respond_file(req, 200, NULL, fd, 39000, 5000), FDT_EPROTO);
+    assert_true(req->close_after);
+    harness_deinit(&h);
+    close(fd);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -719,6 +762,7 @@ int main(void)
         cmocka_unit_test(test_error_view),
         cmocka_unit_test(test_response_api),
         cmocka_unit_test(test_streamed_body),
+        cmocka_unit_test(test_respond_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

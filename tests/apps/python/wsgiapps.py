@@ -20,10 +20,15 @@ application routes by PATH_INFO:
   /upload-lines     reads the body with readline(100) and iteration: JSON with the lines
   /ignore           answers without reading the body
   /status?TEXT      start_response with the status TEXT (percent-decoded, as UTF-8)
+  /file?PATH        the file PATH through wsgi.file_wrapper (sendfile); its close() writes
+                    PATH.closed
+  /file-part?PATH   the same from offset 1000, Content-Length 5000: those 5000 bytes
+  /file-memory      wsgi.file_wrapper around an io.BytesIO (no fileno(): iterated)
   /rss              the worker's VmRSS and VmHWM (kB) from /proc/self/status
   /validated/...    the same routes wrapped in wsgiref.validate.validator
 """
 import hashlib
+import io
 import json
 import sys
 from wsgiref.validate import validator
@@ -161,6 +166,34 @@ def status(environ, start_response):
     return [b"status body"]
 
 
+class MarkedFile(io.FileIO):
+    """A real file whose close() leaves a mark, to see that the server called it."""
+
+    def close(self):
+        if not self.closed:
+            with open(self.name + ".closed", "w") as f:
+                f.write("closed")
+        super().close()
+
+
+def file(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](MarkedFile(environ["QUERY_STRING"]), 65536)
+
+
+def file_part(environ, start_response):
+    f = open(environ["QUERY_STRING"], "rb")
+    f.seek(1000)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", "5000")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def file_memory(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory " * 1000), 4096)
+
+
 def rss(environ, start_response):
     with open("/proc/self/status") as f:
         kv = dict(line.split(":", 1) for line in f if ":" in line)
@@ -174,7 +207,8 @@ ROUTES = {
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
     "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
     "/errors": errors, "/upload": upload, "/upload-lines": upload_lines, "/ignore": ignore,
-    "/rss": rss, "/status": status,
+    "/rss": rss, "/status": status, "/file": file, "/file-part": file_part,
+    "/file-memory": file_memory,
 }
 
 
