@@ -119,6 +119,10 @@ def test_40_04_wsgiref_validator_finds_nothing(make_server):
     r = req(s, "POST", "/validated/upload", headers={"Transfer-Encoding": "chunked"},
             body=b"".join(chunked([b"p" * 70000, b"q" * 70000])))
     assert json.loads(r.body)["bytes"] == 140000
+    r = req(s, "POST", "/validated/upload-lines", headers={"Transfer-Encoding": "chunked"},
+            body=b"".join(chunked([b"one\ntw", b"o\nthree"])))
+    assert json.loads(r.body) == {"first": "one\n", "rest": ["two\n", "three"]}
+    assert req(s, "GET", "/validated/status?201%20Made").reason == "Made"
     closed = s.dir / "closed-validated"
     assert req(s, "GET", f"/validated/close?{closed}").body == b"one two"
     wait_for(closed.exists, what="close() called under the validator")
@@ -144,11 +148,17 @@ def test_40_06_bad_responses_are_500s_and_log_lines(make_server):
     pid = s.worker_pids()
     for path, line in (("/bad-status", "bad status line 'OK'"),
                        ("/bad-header", "bad header X-Bad"),
-                       ("/str", "the application returned str, not bytes")):
+                       ("/str", "the application returned str, not bytes"),
+                       ("/none", "the application's result is not iterable"),
+                       ("/bytes-status", "TypeError: status must be a str, not bytes"),
+                       ("/no-start", "the application sent a body before calling "
+                                     "start_response"),
+                       ("/write-str", "TypeError: write() takes bytes, not str"),
+                       ("/twice", "RuntimeError: start_response() called a second time")):
         r = get(s.port, path)
         assert r.status == 500, path
         assert r.header("Injected") is None and b"never" not in r.body
-        s.wait_log(f"GET {path}: {line}")
+        s.wait_log(line if "Error:" in line else f"GET {path}: {line}")
     assert get(s.port, "/").status == 200 and s.worker_pids() == pid
 
 

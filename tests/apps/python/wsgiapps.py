@@ -10,6 +10,11 @@ application routes by PATH_INFO:
   /bad-status       start_response("OK", ...): a 500 and a log line
   /bad-header       a header value with a newline: a 500 and a log line
   /str              returns [str] instead of [bytes]: a 500 and a log line
+  /none             returns None (not iterable): a 500 and a log line
+  /bytes-status     start_response(b"200 OK", ...): TypeError, a 500
+  /no-start         returns a body without calling start_response: a 500 and a log line
+  /write-str        write("text"): TypeError, a 500
+  /twice            start_response twice without exc_info: RuntimeError, a 500
   /close?PATH       an iterable whose close() writes PATH (the test checks it exists)
   /stream           a generator of three chunks (streamed)
   /write            the write() callable, then an iterable
@@ -85,6 +90,30 @@ def bad_header(environ, start_response):
 def returns_str(environ, start_response):
     start_response("200 OK", list(TEXT))
     return ["not bytes"]
+
+
+def returns_none(environ, start_response):
+    start_response("200 OK", list(TEXT))
+
+
+def bytes_status(environ, start_response):
+    start_response(b"200 OK", list(TEXT))
+    return [b"never"]
+
+
+def no_start(environ, start_response):
+    return [b"never"]
+
+
+def write_str(environ, start_response):
+    start_response("200 OK", list(TEXT))("never")
+    return []
+
+
+def twice(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    start_response("201 Created", list(TEXT))
+    return [b"never"]
 
 
 class Closing:
@@ -205,7 +234,8 @@ def rss(environ, start_response):
 ROUTES = {
     "/": hello, "/echo": echo, "/lines": lines, "/env": env, "/boom": boom,
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
-    "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
+    "/none": returns_none, "/bytes-status": bytes_status, "/no-start": no_start,
+    "/write-str": write_str, "/twice": twice, "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
     "/errors": errors, "/upload": upload, "/upload-lines": upload_lines, "/ignore": ignore,
     "/rss": rss, "/status": status, "/file": file, "/file-part": file_part,
     "/file-memory": file_memory,
