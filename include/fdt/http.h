@@ -160,7 +160,8 @@ FDT_API size_t fdt_http_header_count(const struct fdt_http_request *req);
 FDT_API int fdt_http_header_at(const struct fdt_http_request *req, size_t i, const char **name,
                                const char **value);
 /* The request body (Content-Length or chunked, at most [server] max_body_size bytes, also
- * NUL-terminated), its length in *len (may be NULL). Never NULL: "" when there is none. */
+ * NUL-terminated), its length in *len (may be NULL). Never NULL: "" when there is none,
+ * and for a view with FDT_HTTP_VIEW_STREAM_BODY (it reads with fdt_http_read_body). */
 FDT_API const char *fdt_http_body(const struct fdt_http_request *req, size_t *len);
 /* Read up to n bytes of the request body into buf (the decoded body: chunked coding
  * removed). For a view with FDT_HTTP_VIEW_STREAM_BODY the bytes come from the client as
