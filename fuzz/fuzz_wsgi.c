@@ -61,6 +61,13 @@ static PyThreadState *g_ts;
 
 static void py_start(void)
 {
+    /* Python objects from malloc rather than pymalloc's arenas: AddressSanitizer then
+     * checks every access to them, and LeakSanitizer sees what they point to. */
+    PyPreConfig pre;
+    PyPreConfig_InitIsolatedConfig(&pre);
+    pre.allocator = PYMEM_ALLOCATOR_MALLOC;
+    if (PyStatus_Exception(Py_PreInitialize(&pre)))
+        abort();
     PyConfig config;
     PyConfig_InitIsolatedConfig(&config);
     config.install_signal_handlers = 0;
