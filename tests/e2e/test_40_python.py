@@ -10,13 +10,15 @@ from pathlib import Path
 
 from fdt import FDTSERVER, ROOT, wait_for
 from http_util import Client, get
+from test_11_http_hardening import sanitized
 
 PYAPPS = ROOT / "tests" / "apps" / "python"
 
 
 def py_server(make_server, wsgi="wsgiapps:application", path=PYAPPS, home=None, workers=1,
-              threads=4, start=True, server=None):
-    """fdtserver serving a WSGI application on one HTTP listener (s.port)."""
+              threads=4, start=True, server=None, ready_timeout=15.0):
+    """fdtserver serving a WSGI application on one HTTP listener (s.port). ready_timeout
+    bounds the wait for the workers (importing a framework under a sanitizer is slow)."""
     s = make_server(workers=workers, threads=threads, server=server, start=False)
     s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
 
@@ -34,7 +36,8 @@ def py_server(make_server, wsgi="wsgiapps:application", path=PYAPPS, home=None, 
     s.write_config = write_config
     s.write_config()
     if start:
-        s.start()
+        s.start(wait=False)
+        s.wait_ready(timeout=ready_timeout)
     return s
 
 
@@ -366,7 +369,8 @@ def test_40_16_wsgi_input_streams_a_large_chunked_upload(make_server):
     after = json.loads(c.request("GET", "/rss").body)
     c.close()
     grown_mb = (after["VmHWM"] - before["VmHWM"]) / 1024
-    assert grown_mb < 20, (before, after)
+    if not sanitized(s.worker_pids()[0]):  # their quarantine keeps freed pieces: test_11_02
+        assert grown_mb < 20, (before, after)
 
 
 def test_40_17_wsgi_input_readline_over_chunks(make_server):

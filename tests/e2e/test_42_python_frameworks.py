@@ -10,10 +10,12 @@ from http_util import Client, get
 from test_40_python import PYAPPS, chunked, py_server
 
 PYRAMID = ROOT / "apps" / "pyramid_example"
+READY = 90.0  # importing a framework takes seconds, many more under the sanitizers
 
 
 def test_42_01_pyramid_traversal_example(make_server):
-    s = py_server(make_server, wsgi="notes:application", path=PYRAMID)
+    s = py_server(make_server, wsgi="notes:application", path=PYRAMID,
+                  ready_timeout=READY)
     pid = s.worker_pids()
     c = Client(s.port)
     # The root folder's default view, resource URLs from the tree (Host header).
@@ -59,7 +61,7 @@ def test_42_01_pyramid_traversal_example(make_server):
 
 
 def test_42_02_flask(make_server):
-    s = py_server(make_server, wsgi="flask_app:app", path=PYAPPS)
+    s = py_server(make_server, wsgi="flask_app:app", path=PYAPPS, ready_timeout=READY)
     c = Client(s.port)
     assert c.request("GET", "/hello/fdt").body == b"Hello, fdt!"
     r = c.request("POST", "/json", headers={"Content-Type": "application/json"},
@@ -82,7 +84,8 @@ def test_42_02_flask(make_server):
 
 
 def test_42_03_django(make_server):
-    s = py_server(make_server, wsgi="django_app:application", path=PYAPPS)
+    s = py_server(make_server, wsgi="django_app:application", path=PYAPPS,
+                  ready_timeout=READY)
     c = Client(s.port)
     r = c.request("GET", "/hello/fdt/")
     assert (r.status, r.body) == (200, b"Hello, fdt!")
