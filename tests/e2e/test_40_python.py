@@ -404,6 +404,11 @@ def test_40_18_a_client_that_stalls_mid_body_gets_408(make_server):
     c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100\r\n\r\nonly this")
     assert c.read_response().status == 408
     c.close()
+    # A client that goes away mid-body: the read raises, nothing is left behind.
+    c = Client(s.port)
+    c.send(b"POST /upload HTTP/1.1\r\nHost: t\r\nContent-Length: 100000\r\n\r\n" + b"x" * 5000)
+    c.close()
+    s.wait_log("wsgi.input: the client closed the connection before the end of the request body")
     assert get(s.port, "/").status == 200 and s.worker_pids() == pid
 
 
