@@ -48,6 +48,14 @@ enum fdt__py_key {
  * interpreter started). Returns 0, or -1 with a Python exception set. */
 int fdt__py_wsgi_init(struct fdt__py_host *h);
 
+/* The environ (python_environ.c): intern the keys into h->keys (once, with the GIL);
+ * the environ of req and its wsgi.input in *input (a new reference, to be ended with
+ * fdt__py_input_end when the request is over: the application may replace or wrap the
+ * environ's). NULL with an exception set on failure. */
+int fdt__py_environ_init(struct fdt__py_host *h);
+PyObject *fdt__py_environ_new(struct fdt__py_host *h, struct fdt_http_request *req,
+                              PyObject **input);
+
 /* wsgi.input (python_input.c). Make its type (once, with the GIL); a new object reading
  * req's body (NULL with an exception set); the request is over: it reads no more. */
 int fdt__py_input_init(void);
