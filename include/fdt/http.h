@@ -97,8 +97,9 @@ typedef int (*fdt_http_view_fn)(struct fdt_http_request *req, struct fdt_http_re
  * read (for every request with a body). fdt_http_body() is then "" for it. A body the
  * view leaves unread costs the connection: the response carries Connection: close unless
  * the rest of the body had already arrived (up to 64 KiB more are read ahead for that).
- * After a conflict (see fdt_http_txn) the view runs again only if it read nothing of its
- * body. The Python WSGI host uses it for wsgi.input. */
+ * After a conflict (see fdt_http_txn) the view runs again and reads its body from the
+ * start, if it had read at most 1 MiB of it (kept for that); otherwise the request ends
+ * with the 503 of exhausted runs. The Python WSGI host uses it for wsgi.input. */
 #define FDT_HTTP_VIEW_STREAM_BODY 0x4u
 
 /* One entry of the view table. */

@@ -123,6 +123,32 @@ static int pull(struct fdt__http_session *s, bool wait)
     return 1;
 }
 
+/* Keep what the view was handed (k bytes at p), so that it can run again after a
+ * conflict, as long as the whole fits in replay_max. */
+static void keep_for_replay(struct fdt_http_request *req, const void *p, size_t k)
+{
+    if (req->replay_lost)
+        return;
+    size_t max = req->s->srv->replay_max;
+    if (k > max - req->replay.len || fdt__buf_append(&req->replay, p, k) < 0) {
+        req->replay_lost = true;
+        fdt__buf_deinit(&req->replay);
+    }
+    req->replay_off = req->replay.len;
+}
+
+bool fdt__http_body_rewind(struct fdt_http_request *req)
+{
+    if (!req->stream_body) {
+        req->body_off = 0;
+        return true;
+    }
+    if (req->replay_lost)
+        return false;
+    req->replay_off = 0;
+    return true;
+}
+
 long fdt_http_read_body(struct fdt_http_request *req, void *buf, size_t n)
 {
     if (n == 0)
@@ -138,12 +164,20 @@ long fdt_http_read_body(struct fdt_http_request *req, void *buf, size_t n)
         return (long)k;
     }
     struct fdt__http_session *s = req->s;
+    if (req->replay_off < req->replay.len) {
+        /* The view runs again: what it was handed before comes first. */
+        size_t k = req->replay.len - req->replay_off < n ? req->replay.len - req->replay_off : n;
+        memcpy(buf, fdt__buf_head(&req->replay) + req->replay_off, k);
+        req->replay_off += k;
+        return (long)k;
+    }
     for (;;) {
         if (req->body.len > 0) {
             size_t k = req->body.len < n ? req->body.len : n;
             memcpy(buf, fdt__buf_head(&req->body), k);
             fdt__buf_consume(&req->body, k);
             req->body_given += k;
+            keep_for_replay(req, buf, k);
             return (long)k;
         }
         if (req->body_error)

@@ -43,7 +43,10 @@ struct fdt__http_server {
      * under both keepalive_timeout and graceful_timeout, so that a client that honours it
      * never reuses a connection the server may close, even while the worker drains. */
     int keepalive_advertised_s;
-    bool stream_body;            /* some view has FDT_HTTP_VIEW_STREAM_BODY: route at the head */
+    bool stream_body; /* some view has FDT_HTTP_VIEW_STREAM_BODY: route at the head */
+    /* A streamed body's bytes kept, up to this many, to run the view again after a
+     * conflict (FDT__HTTP_REPLAY_MAX; tests set less). */
+    size_t replay_max;
     size_t max_output;           /* response bytes held back until the request's transaction ends */
     int access_log_fd;           /* -1: no access log */
     const char *access_log_path; /* for reopening (borrowed from the configuration) */
@@ -131,14 +134,17 @@ struct fdt_http_request {
      * FDT_HTTP_VIEW_STREAM_BODY (stream_body), read by the view as it arrives: body then
      * holds what was decoded and not yet handed to the view (http_body.c). */
     struct fdt_buf body;
-    size_t body_off;                  /* fdt_http_read_body's position in a whole body */
-    uint64_t body_total;              /* body bytes decoded so far (streamed) */
-    uint64_t body_given;              /* body bytes handed to the view (streamed) */
-    int body_error;                   /* sticky FDT_E* once a streamed body cannot be read */
-    bool stream_body;                 /* the view reads the body as it arrives */
-    bool body_done;                   /* the whole message (body, trailers) has been parsed */
-    bool continue_sent;               /* "100 Continue" went out */
-    bool routed;                      /* traversal and view lookup were done at the head */
+    size_t body_off;       /* fdt_http_read_body's position in a whole body */
+    uint64_t body_total;   /* body bytes decoded so far (streamed) */
+    uint64_t body_given;   /* body bytes handed to the view (streamed) */
+    struct fdt_buf replay; /* what was handed, kept for a run after a conflict (streamed) */
+    size_t replay_off;     /* where the view reads in replay on such a run */
+    bool replay_lost;      /* more was handed than replay keeps: the view cannot run again */
+    int body_error;        /* sticky FDT_E* once a streamed body cannot be read */
+    bool stream_body;      /* the view reads the body as it arrives */
+    bool body_done;        /* the whole message (body, trailers) has been parsed */
+    bool continue_sent;    /* "100 Continue" went out */
+    bool routed;           /* traversal and view lookup were done at the head */
     const struct fdt_http_view *view; /* the view found at the head (routed) */
 
     /* Traversal. */
@@ -247,6 +253,12 @@ int fdt__http_request_finish_head(struct fdt_http_request *req);
  * stay open when the rest of the body is there. Returns true when the whole body has been
  * received (the response may keep the connection). */
 bool fdt__http_body_settle(struct fdt_http_request *req);
+/* Bytes of a streamed body kept for running the view again (per request). */
+#define FDT__HTTP_REPLAY_MAX ((size_t)1 << 20)
+/* The view runs again (a conflict): fdt_http_read_body starts over from the body's first
+ * byte. Returns false when it cannot (a streamed body of which more than replay_max bytes
+ * were handed out: they are gone). */
+bool fdt__http_body_rewind(struct fdt_http_request *req);
 
 /* ---- Paths (http_path.c). ---- */
 

@@ -271,6 +271,7 @@ void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory)
     struct fdt_buf headers = req->headers;
     fdt__http_arena_clear(&req->arena);
     fdt__buf_deinit(&req->body);
+    fdt__buf_deinit(&req->replay);
     fdt__buf_deinit(&req->resp_headers);
     if (free_memory) {
         fdt__buf_deinit(&head);
@@ -286,6 +287,7 @@ void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory)
     req->head = head;
     req->headers = headers;
     fdt__buf_init(&req->body, body_max);
+    fdt__buf_init(&req->replay, FDT__HTTP_REPLAY_MAX); /* bounded by srv->replay_max */
     fdt__buf_init(&req->resp_headers, resp_max);
     req->method = "";
     req->target = "";

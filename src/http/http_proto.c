@@ -180,6 +180,7 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
         return NULL;
     }
     srv->app = app->http;
+    srv->replay_max = FDT__HTTP_REPLAY_MAX;
     for (size_t i = 0; i < app->http->n_views; i++) {
         if (app->http->views[i].flags & FDT_HTTP_VIEW_STREAM_BODY)
             srv->stream_body = true;

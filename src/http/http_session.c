@@ -320,10 +320,11 @@ static void dispatch(struct fdt__http_session *s)
     for (req->attempt = 1;; req->attempt++) {
         run_view(s);
         fdt__http_response_complete(req);
-        /* A view that took bytes of its streamed body cannot run again: they are gone. */
-        bool may_retry = !req->stream_body || req->body_given == 0;
+        /* A view that took more of its streamed body than was kept cannot run again. */
+        bool may_retry = !req->stream_body || !req->replay_lost;
         if (!req->txn || fdt__http_txn_settle(req, may_retry) == 0)
             break;
+        fdt__http_body_rewind(req);
     }
     if (req->stream_body && !req->body_done) {
         /* The rest of the body is still coming (the response said Connection: close):

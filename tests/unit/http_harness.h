@@ -235,6 +235,25 @@ static int v_upload(struct fdt_http_request *req, struct fdt_http_resource *ctx)
     return fdt_http_respond(req, 200, "text/plain", out, (size_t)len);
 }
 
+/* Reads its body, starts over as a run after a conflict would (fdt__http_body_rewind),
+ * reads it again: "<first length>/<second length>/<same bytes>/<rewound>". */
+static int v_reread(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    char a[128], b[128];
+    size_t na = 0, nb = 0;
+    long n;
+    while (na < sizeof(a) && (n = fdt_http_read_body(req, a + na, 5)) > 0)
+        na += (size_t)n;
+    bool rewound = fdt__http_body_rewind(req);
+    while (nb < sizeof(b) && (n = fdt_http_read_body(req, b + nb, 3)) > 0)
+        nb += (size_t)n;
+    char out[64];
+    int len = snprintf(out, sizeof(out), "%zu/%zu/%d/%d", na, nb, na == nb && memcmp(a, b, na) == 0,
+                       rewound);
+    return fdt_http_respond(req, 200, "text/plain", out, (size_t)len);
+}
+
 /* Answers without reading its body. */
 static int v_ignore(struct fdt_http_request *req, struct fdt_http_resource *ctx)
 {
@@ -247,6 +266,11 @@ static const struct fdt_http_view t_views[] = {
      .name = "upload",
      .method = "POST",
      .fn = v_upload,
+     .flags = FDT_HTTP_VIEW_STREAM_BODY},
+    {.type = &t_root,
+     .name = "reread",
+     .method = "POST",
+     .fn = v_reread,
      .flags = FDT_HTTP_VIEW_STREAM_BODY},
     {.type = &t_root,
      .name = "ignore",
@@ -300,6 +324,7 @@ static inline void harness_init(struct harness *h, size_t max_header, size_t max
     h->srv.body_timeout_ms = 30000;
     h->srv.keepalive_timeout_ms = 60000;
     h->srv.access_log_fd = -1;
+    h->srv.replay_max = 48;
     h->max_input = 65536;
     fdt__buf_init(&h->in, h->max_input);
     fdt__buf_init(&h->out, 64 * 1024 * 1024);

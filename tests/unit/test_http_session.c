@@ -671,6 +671,12 @@ static void test_streamed_body(void **state)
         {"100-continue on the first read",
          "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
          "hi", 0, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0, ""},
+        {"run again: the body from its start",
+         "POST /reread HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n",
+         "6\r\nefghij\r\n0\r\n\r\n", 0, "10/10/1/1", 0, ""},
+        {"run again: more than replay_max was read",
+         "POST /reread HTTP/1.1\r\nHost: a\r\nContent-Length: 60\r\n\r\n",
+         "0123456789012345678901234567890123456789012345678901234567890", 0, "60/0/0/0", 0, "0"},
         {"100-continue: none when unread",
          "POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
          "", 0, "HTTP/1.1 200 OK", 1, NULL},
@@ -707,6 +713,8 @@ static void test_streamed_body(void **state)
                      "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789");
     assert_non_null(strstr(harness_out(&h), "10:0123456789"));
     assert_int_equal(h.closed, 0);
+    harness_send_str(&h, "POST /reread HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nwxyz");
+    assert_non_null(strstr(harness_out(&h), "4/4/1/1"));
     harness_deinit(&h);
 }
 
