@@ -5,12 +5,13 @@
 #include <errno.h>
 #include <fdt/common.h>
 
-#define FDT_OK      0
-#define FDT_ENOMEM  (-ENOMEM)
-#define FDT_EINVAL  (-EINVAL)
-#define FDT_EAGAIN  (-EAGAIN)
-#define FDT_ENOENT  (-ENOENT)
-#define FDT_ECLOSED (-EPIPE)
+#define FDT_OK        0
+#define FDT_ENOMEM    (-ENOMEM)
+#define FDT_EINVAL    (-EINVAL)
+#define FDT_EAGAIN    (-EAGAIN)
+#define FDT_ENOENT    (-ENOENT)
+#define FDT_ECLOSED   (-EPIPE)
+#define FDT_ETIMEDOUT (-ETIMEDOUT)
 
 /* Our own codes live in a reserved block far above errno values. */
 #define FDT_EBASE     (-10000)

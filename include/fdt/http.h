@@ -90,6 +90,17 @@ typedef int (*fdt_http_view_fn)(struct fdt_http_request *req, struct fdt_http_re
  * after the views whose name matches. With FDT_HTTP_VIEW_SUBPATH it takes every path that
  * reaches its type (the Python WSGI host uses it: one view for the whole application). */
 #define FDT_HTTP_VIEW_ANY_NAME 0x2u
+/* The view reads the request body itself, as it arrives, with fdt_http_read_body(),
+ * instead of the framework reading it whole before the view runs (uploads larger than
+ * memory should hold, or consumed as they come). Such a view is found when the request's
+ * head is complete: for an application that has one, traversal runs before the body is
+ * read (for every request with a body). fdt_http_body() is then "" for it. A body the
+ * view leaves unread costs the connection: the response carries Connection: close unless
+ * the rest of the body had already arrived (up to 64 KiB more are read ahead for that).
+ * After a conflict (see fdt_http_txn) the view runs again and reads its body from the
+ * start, if it had read at most 1 MiB of it (kept for that); otherwise the request ends
+ * with the 503 of exhausted runs. The Python WSGI host uses it for wsgi.input. */
+#define FDT_HTTP_VIEW_STREAM_BODY 0x4u
 
 /* One entry of the view table. */
 struct fdt_http_view {
@@ -150,8 +161,23 @@ FDT_API size_t fdt_http_header_count(const struct fdt_http_request *req);
 FDT_API int fdt_http_header_at(const struct fdt_http_request *req, size_t i, const char **name,
                                const char **value);
 /* The request body (Content-Length or chunked, at most [server] max_body_size bytes, also
- * NUL-terminated), its length in *len (may be NULL). Never NULL: "" when there is none. */
+ * NUL-terminated), its length in *len (may be NULL). Never NULL: "" when there is none,
+ * and for a view with FDT_HTTP_VIEW_STREAM_BODY (it reads with fdt_http_read_body). */
 FDT_API const char *fdt_http_body(const struct fdt_http_request *req, size_t *len);
+/* Read up to n bytes of the request body into buf (the decoded body: chunked coding
+ * removed). For a view with FDT_HTTP_VIEW_STREAM_BODY the bytes come from the client as
+ * they arrive: the call waits for them (blocking the calling thread only) at most until
+ * [server] body_timeout after the head was received, and sends "100 Continue" first to a
+ * client that asked for it. For any other view it reads from the body the framework read
+ * whole (fdt_http_body), from where the last call stopped.
+ * Returns the number of bytes read (1..n), 0 at the end of the body (or n == 0), or a
+ * negative code once the body cannot be read; the framework has then answered for the
+ * view (unless it had already answered) and closes the connection after the response:
+ * FDT_ELIMIT (the body is over [server] max_body_size: 413), FDT_ETIMEDOUT (body_timeout
+ * passed: 408), FDT_EPROTO (malformed chunked coding: 400), FDT_ECLOSED (the client
+ * closed the connection or it failed). The error is sticky: later calls return it again.
+ * Thread: the request's. */
+FDT_API long fdt_http_read_body(struct fdt_http_request *req, void *buf, size_t n);
 /* The connection the request came on. */
 FDT_API struct fdt_conn *fdt_http_conn(const struct fdt_http_request *req);
 
@@ -215,10 +241,28 @@ FDT_API int fdt_http_resource_url(const struct fdt_http_resource *r, char *buf, 
  * not contain CR, LF or NUL. The framework's own headers are refused, except
  * "Connection: close", which closes the connection after this response. */
 FDT_API int fdt_http_set_header(struct fdt_http_request *req, const char *name, const char *value);
+/* The reason phrase of the status line ("HTTP/1.1 200 All good"), instead of the
+ * framework's for the status code ("OK"). Before the response starts; copied. reason may
+ * be "" (a status line with an empty phrase) and is at most 256 bytes of tab, space,
+ * visible ASCII or bytes 0x80..0xff (RFC 9112 reason-phrase): no CR, LF or other control
+ * characters. Returns 0, or FDT_EINVAL (after the head, or a phrase refused; nothing is
+ * changed). Error responses the framework makes itself (fdt_http_error, 4xx/5xx it
+ * sends) keep its own phrase. Thread: the request's. */
+FDT_API int fdt_http_set_reason(struct fdt_http_request *req, const char *reason);
 /* Answer with a whole body (len bytes, copied or sent before returning). status is
  * 200..599; content_type may be NULL (no Content-Type header). */
 FDT_API int fdt_http_respond(struct fdt_http_request *req, int status, const char *content_type,
                              const void *body, size_t len);
+/* Answer with len bytes of the open file fd, from offset, as the body (Content-Length:
+ * len). The bytes go from the file to the socket with sendfile(2), without passing
+ * through the worker's memory, unless the response is held back for the request's
+ * transaction (then they are read and buffered like any body, within max_output). The
+ * file stays the caller's (not closed, its offset unchanged). Returns as
+ * fdt_http_respond() does, and also a negative errno or FDT_EPROTO when the file cannot
+ * be read to the end (shorter than len): the response is then cut and the connection
+ * closed. Waits for a slow client like the other calls. Thread: the request's. */
+FDT_API int fdt_http_respond_file(struct fdt_http_request *req, int status,
+                                  const char *content_type, int fd, int64_t offset, size_t len);
 /* Answer with the framework's error response for status (4xx/5xx), rendered by the
  * application's error view if it has one. message: a short sentence for the client. */
 FDT_API int fdt_http_error(struct fdt_http_request *req, int status, const char *message);

@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -562,6 +563,54 @@ void fdt__conn_set_deadline(struct fdt_conn *c, int64_t deadline_ms)
     atomic_store_explicit(&c->deadline_ms, deadline_ms, memory_order_relaxed);
 }
 
+long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, int64_t deadline_ms)
+{
+    for (;;) {
+        pthread_mutex_lock(&c->lock);
+        bool gone = c->closed || c->closing || c->dead;
+        pthread_mutex_unlock(&c->lock);
+        if (gone)
+            return FDT_ECLOSED;
+        ssize_t n;
+        bool want_out = false;
+        if (c->tls) {
+            /* Through the session: its records hold the bytes (and may need a write). */
+            pthread_mutex_lock(&c->lock);
+            n = peek ? fdt__tls_peek(c->tls, buf, len) : fdt__tls_read(c->tls, buf, len);
+            want_out = n == FDT_EAGAIN && fdt__tls_wants_write(c->tls);
+            pthread_mutex_unlock(&c->lock);
+            if (n < 0) {
+                errno = n == FDT_EAGAIN ? EAGAIN : ECONNRESET;
+                n = -1;
+            }
+        } else {
+            n = recv(c->fd, buf, len, MSG_DONTWAIT | (peek ? MSG_PEEK : 0));
+        }
+        if (n > 0) {
+            atomic_store_explicit(&c->last_active_ms, fdt__now_ms(), memory_order_relaxed);
+            return (long)n;
+        }
+        if (n == 0)
+            return 0;
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK)
+            return FDT_ECLOSED;
+        if (deadline_ms == 0)
+            return FDT_EAGAIN;
+        int64_t left = deadline_ms - fdt__now_ms();
+        if (left <= 0)
+            return FDT_ETIMEDOUT;
+        /* In slices, so that a close asked by another thread is seen. */
+        struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
+        if (want_out)
+            pfd.events |= POLLOUT;
+        int64_t busy = fdt__conn_client_wait_begin();
+        (void)!poll(&pfd, 1, left < 250 ? (int)left : 250);
+        fdt__conn_client_wait_end(busy);
+    }
+}
+
 void fdt__conn_request_done(struct fdt_conn *c)
 {
     c->served = true;
@@ -759,6 +808,79 @@ int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)
 int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len)
 {
     return conn_write(c, buf, len, true);
+}
+
+/* A file over TLS: read in blocks and written through the session (no sendfile). */
+static int send_file_blocks(struct fdt_conn *c, int fd, int64_t offset, size_t len)
+{
+    char *buf = malloc(FDT_TLS_RECORD_MAX);
+    if (!buf)
+        return FDT_ENOMEM;
+    int rc = 0;
+    while (len > 0 && rc == 0) {
+        size_t want = len < FDT_TLS_RECORD_MAX ? len : FDT_TLS_RECORD_MAX;
+        ssize_t n = pread(fd, buf, want, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            rc = n == 0 ? FDT_EPROTO : -errno;
+            pthread_mutex_lock(&c->lock);
+            c->dead = true; /* the response cannot be completed */
+            pthread_mutex_unlock(&c->lock);
+            break;
+        }
+        rc = conn_write(c, buf, (size_t)n, true);
+        offset += n;
+        len -= (size_t)n;
+    }
+    free(buf);
+    return rc;
+}
+
+int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t len)
+{
+    if (c->tls)
+        return send_file_blocks(c, fd, offset, len);
+    int rc = 0;
+    pthread_mutex_lock(&c->lock);
+    if (c->closed || c->closing || c->dead) {
+        rc = FDT_ECLOSED;
+        goto out;
+    }
+    int64_t idle_since = 0;
+    uint64_t seen = 0;
+    /* The file follows what is buffered: let that go first. */
+    while (c->out.len > 0) {
+        rc = wait_writable_locked(c, &idle_since, &seen);
+        if (rc < 0)
+            goto out;
+    }
+    off_t off = (off_t)offset;
+    while (len > 0) {
+        size_t piece = len < ((size_t)1 << 30) ? len : (size_t)1 << 30;
+        ssize_t n = sendfile(c->fd, fd, &off, piece);
+        if (n > 0) {
+            len -= (size_t)n;
+            sent(c, (size_t)n);
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+            rc = wait_writable_locked(c, &idle_since, &seen);
+            if (rc < 0)
+                break;
+            continue;
+        }
+        /* The file ended early (n == 0: truncated meanwhile) or a failure: the response
+         * cannot be completed. */
+        rc = n == 0 ? FDT_EPROTO : -errno;
+        c->dead = true;
+        break;
+    }
+out:
+    pthread_mutex_unlock(&c->lock);
+    return rc;
 }
 
 void fdt_conn_close(struct fdt_conn *c)

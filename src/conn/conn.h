@@ -234,6 +234,23 @@ int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
 void fdt__conn_thread_busy(_Atomic int64_t *busy);
 int64_t fdt__conn_client_wait_begin(void);
 void fdt__conn_client_wait_end(int64_t was);
+/* Read up to len bytes the client sent into buf (peek: leave them in the socket, to be read
+ * again), waiting for some until deadline_ms (monotonic ms; 0: do not wait). For a protocol
+ * whose request handler reads the rest of a request itself (an HTTP body streamed to the
+ * view): only the thread running the connection may call it, since the connection is not
+ * armed in epoll then and nobody else reads. Returns the bytes read (> 0), 0 at EOF,
+ * FDT_EAGAIN (nothing yet and deadline_ms 0), FDT_ETIMEDOUT, or FDT_ECLOSED (the socket
+ * failed, or the connection is closing). Input read counts as activity (idle_timeout).
+ * Thread: the one running the connection. */
+long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, int64_t deadline_ms);
+/* Send len bytes of the file fd from offset with sendfile(2) (over TLS: read in blocks and
+ * written through the session), after the output already
+ * buffered, waiting for a slow client as fdt__conn_write_wait does (the same send
+ * timeout). The file is the caller's (not closed). Returns 0 once every byte went to the
+ * socket; FDT_ECLOSED (the connection closed, or the client took nothing for the send
+ * timeout); FDT_EPROTO (the file ended before len bytes) or -errno of sendfile: the
+ * connection is then dead, the response cut. Thread: the one running the connection. */
+int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t len);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* The same, for the metrics too: its outcome class and how long it took (from its first

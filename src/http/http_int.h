@@ -44,6 +44,10 @@ struct fdt__http_server {
      * under both keepalive_timeout and graceful_timeout, so that a client that honours it
      * never reuses a connection the server may close, even while the worker drains. */
     int keepalive_advertised_s;
+    bool stream_body; /* some view has FDT_HTTP_VIEW_STREAM_BODY: route at the head */
+    /* A streamed body's bytes kept, up to this many, to run the view again after a
+     * conflict (FDT__HTTP_REPLAY_MAX; tests set less). */
+    size_t replay_max;
     size_t max_output;           /* response bytes held back until the request's transaction ends */
     int access_log_fd;           /* -1: no access log */
     const char *access_log_path; /* for reopening (borrowed from the configuration) */
@@ -81,6 +85,15 @@ struct fdt__http_io {
     /* Close lingering: the rest of a refused request may still be on its way. May be
      * NULL. */
     void (*linger)(void *ctx);
+    /* Read up to len bytes of input (peek: leave them to be read again), waiting until
+     * deadline_ms (0: not at all). Returns bytes, 0 at EOF, or FDT_EAGAIN, FDT_ETIMEDOUT,
+     * FDT_ECLOSED (see fdt__conn_read_wait). Used only while a view streams its body
+     * (FDT_HTTP_VIEW_STREAM_BODY); may be NULL (such a body then ends in FDT_ECLOSED). */
+    long (*read)(void *ctx, void *buf, size_t len, bool peek, int64_t deadline_ms);
+    /* Send len bytes of the file fd from offset after the queued output (sendfile(2)).
+     * Returns 0 or a negative code (see fdt__conn_sendfile_wait). May be NULL: the file is
+     * then read and written in blocks. */
+    int (*sendfile)(void *ctx, int fd, int64_t offset, size_t len);
 };
 
 /* ---- Requests. ---- */
@@ -127,8 +140,22 @@ struct fdt_http_request {
     const char *path;   /* in the arena */
     const char *query;
 
-    /* Body. */
+    /* Body. Read whole before the view runs, or, for a view with
+     * FDT_HTTP_VIEW_STREAM_BODY (stream_body), read by the view as it arrives: body then
+     * holds what was decoded and not yet handed to the view (http_body.c). */
     struct fdt_buf body;
+    size_t body_off;       /* fdt_http_read_body's position in a whole body */
+    uint64_t body_total;   /* body bytes decoded so far (streamed) */
+    uint64_t body_given;   /* body bytes handed to the view (streamed) */
+    struct fdt_buf replay; /* what was handed, kept for a run after a conflict (streamed) */
+    size_t replay_off;     /* where the view reads in replay on such a run */
+    bool replay_lost;      /* more was handed than replay keeps: the view cannot run again */
+    int body_error;        /* sticky FDT_E* once a streamed body cannot be read */
+    bool stream_body;      /* the view reads the body as it arrives */
+    bool body_done;        /* the whole message (body, trailers) has been parsed */
+    bool continue_sent;    /* "100 Continue" went out */
+    bool routed;           /* traversal and view lookup were done at the head */
+    const struct fdt_http_view *view; /* the view found at the head (routed) */
 
     /* Traversal. */
     struct fdt_http_resource root_storage;
@@ -140,6 +167,7 @@ struct fdt_http_request {
 
     /* Response. */
     struct fdt_buf resp_headers; /* "Name: value\r\n" lines from fdt_http_set_header */
+    const char *reason;          /* fdt_http_set_reason (arena), NULL: the framework's */
     int status;                  /* 0 until the head is sent */
     bool streaming;              /* between fdt_http_begin and fdt_http_end */
     bool chunked;                /* streamed with chunked coding */
@@ -193,6 +221,11 @@ struct fdt__http_session {
     bool have_peer;
     char peer[64]; /* client address for the access log, fetched once */
 
+    /* While a view streams its body from inside fdt__http_session_feed: the input of that
+     * call not parsed yet (read before the socket), and the body's deadline. */
+    const char *feed_p, *feed_end;
+    int64_t body_deadline_ms;
+
     struct fdt_http_request req;
     struct fdt_buf held_out; /* response bytes held back until the transaction ends */
 };
@@ -224,6 +257,20 @@ const llhttp_settings_t *fdt__http_parser_settings(void);
 void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory);
 /* Resolve target, path and query once the head is complete. Returns 0 or an HTTP status. */
 int fdt__http_request_finish_head(struct fdt_http_request *req);
+
+/* ---- Streamed bodies (http_body.c). ---- */
+
+/* Before a response head goes out for a streamed body not read to its end: read ahead what
+ * has already arrived (without waiting, at most 64 KiB more) so that the connection can
+ * stay open when the rest of the body is there. Returns true when the whole body has been
+ * received (the response may keep the connection). */
+bool fdt__http_body_settle(struct fdt_http_request *req);
+/* Bytes of a streamed body kept for running the view again (per request). */
+#define FDT__HTTP_REPLAY_MAX ((size_t)1 << 20)
+/* The view runs again (a conflict): fdt_http_read_body starts over from the body's first
+ * byte. Returns false when it cannot (a streamed body of which more than replay_max bytes
+ * were handed out: they are gone). */
+bool fdt__http_body_rewind(struct fdt_http_request *req);
 
 /* ---- Paths (http_path.c). ---- */
 

@@ -207,8 +207,14 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 {
     struct fdt__http_session *s = session_of(p);
     struct fdt_http_request *req = &s->req;
-    if (len > s->srv->max_body_size - req->body.len)
+    if (req->stream_body) {
+        /* Streamed (http_body.c): body holds only what the view has not taken yet. */
+        if (len > s->srv->max_body_size - req->body_total)
+            return refuse(s, 413, "The request body is too large.");
+        req->body_total += len;
+    } else if (len > s->srv->max_body_size - req->body.len) {
         return refuse(s, 413, "The request body is too large.");
+    }
     if (fdt__buf_append(&req->body, at, len) < 0)
         return refuse(s, 503, "The server is out of memory.");
     return 0;
@@ -269,6 +275,7 @@ void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory)
     struct fdt_buf headers = req->headers;
     fdt__http_arena_clear(&req->arena);
     fdt__buf_deinit(&req->body);
+    fdt__buf_deinit(&req->replay);
     fdt__buf_deinit(&req->resp_headers);
     if (free_memory) {
         fdt__buf_deinit(&head);
@@ -285,6 +292,7 @@ void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory)
     req->head = head;
     req->headers = headers;
     fdt__buf_init(&req->body, body_max);
+    fdt__buf_init(&req->replay, FDT__HTTP_REPLAY_MAX); /* bounded by srv->replay_max */
     fdt__buf_init(&req->resp_headers, resp_max);
     req->method = "";
     req->target = "";

@@ -89,6 +89,16 @@ static void io_linger(void *ctx)
     fdt__conn_linger(ctx);
 }
 
+static long io_read(void *ctx, void *buf, size_t len, bool peek, int64_t deadline_ms)
+{
+    return fdt__conn_read_wait(ctx, buf, len, peek, deadline_ms);
+}
+
+static int io_sendfile(void *ctx, int fd, int64_t offset, size_t len)
+{
+    return fdt__conn_sendfile_wait(ctx, fd, offset, len);
+}
+
 static const struct fdt__http_io conn_io = {
     .write = io_write,
     .close = io_close,
@@ -99,6 +109,8 @@ static const struct fdt__http_io conn_io = {
     .peer = io_peer,
     .peer_gone = io_peer_gone,
     .linger = io_linger,
+    .read = io_read,
+    .sendfile = io_sendfile,
 };
 
 static int http_open(struct fdt_conn *c)
@@ -185,6 +197,10 @@ struct fdt__http_server *fdt__http_server_new(const struct fdt_app *app, const s
     if (!srv)
         return NULL;
     srv->app = app->http;
+    for (size_t i = 0; i < app->http->n_views; i++) {
+        if (app->http->views[i].flags & FDT_HTTP_VIEW_STREAM_BODY)
+            srv->stream_body = true;
+    }
     srv->health_path = cfg->health_path[0] ? cfg->health_path : NULL;
     srv->request_id_header = cfg->request_id_header[0] ? cfg->request_id_header : NULL;
     srv->access_log_json = cfg->log_format == FDT_LOG_FORMAT_JSON;
@@ -219,6 +235,7 @@ static struct fdt__http_server *server_new(const struct fdt_cfg *cfg, char *reas
         snprintf(reason, rsize, "out of memory");
         return NULL;
     }
+    srv->replay_max = FDT__HTTP_REPLAY_MAX;
     srv->max_header_size = cfg->max_header_size;
     srv->max_body_size = cfg->max_body_size;
     srv->header_timeout_ms = seconds_to_ms(cfg->header_timeout);

@@ -78,7 +78,7 @@ const char *fdt_http_header(const struct fdt_http_request *req, const char *name
 
 const char *fdt_http_body(const struct fdt_http_request *req, size_t *len)
 {
-    bool have = head_usable(req) && req->body.len > 0;
+    bool have = head_usable(req) && !req->stream_body && req->body.len > 0;
     if (len)
         *len = have ? req->body.len - 1 : 0; /* without the NUL added at the end */
     return have ? fdt__buf_head(&req->body) : "";

@@ -2,11 +2,13 @@
 
 #include "http/http_int.h"
 
+#include <errno.h>
 #include <fdt/error.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <unistd.h>
 
 /* Responses: the status line and the framework's headers are written here and nowhere
  * else. A response head and a small body go out in one write (one packet with
@@ -135,6 +137,7 @@ void fdt__http_response_reset(struct fdt_http_request *req)
     req->close_after = false;
     req->held_overflow = false;
     req->body_sent = 0;
+    req->reason = NULL;
 }
 
 static bool is_tchar(unsigned char ch)
@@ -183,11 +186,37 @@ int fdt_http_set_header(struct fdt_http_request *req, const char *name, const ch
     return rc;
 }
 
+#define REASON_MAX 256
+
+int fdt_http_set_reason(struct fdt_http_request *req, const char *reason)
+{
+    if (req->status || !reason)
+        return FDT_EINVAL;
+    size_t n = strlen(reason);
+    if (n > REASON_MAX)
+        return FDT_EINVAL;
+    for (size_t i = 0; i < n; i++) {
+        unsigned char ch = (unsigned char)reason[i];
+        if ((ch < 0x20 && ch != '\t') || ch == 0x7f)
+            return FDT_EINVAL;
+    }
+    char *copy = fdt__http_arena_alloc(&req->arena, n + 1);
+    if (!copy)
+        return FDT_ENOMEM;
+    memcpy(copy, reason, n + 1);
+    req->reason = copy;
+    return 0;
+}
+
 /* Whether the connection closes after this response. */
 static bool closes_after(struct fdt_http_request *req)
 {
     struct fdt__http_session *s = req->s;
     if (req->close_after || req->read_failed || !req->keep_alive || req->upgrade)
+        return true;
+    /* A streamed body not received to its end: the rest cannot be told from the next
+     * request without reading it, so the connection ends with this response. */
+    if (!fdt__http_body_settle(req))
         return true;
     if (s->io->draining(s->io_ctx))
         return true;
@@ -199,9 +228,10 @@ static bool closes_after(struct fdt_http_request *req)
 static size_t format_head(struct fdt_http_request *req, char *out, size_t size, int status,
                           const char *content_type, long long content_length)
 {
-    char fixed[512];
+    char fixed[512 + REASON_MAX];
+    const char *reason = req->reason ? req->reason : fdt_http_reason(status);
     int n = snprintf(fixed, sizeof(fixed), "HTTP/1.1 %d %s\r\nDate: %s\r\nServer: fdtserver\r\n",
-                     status, fdt_http_reason(status), fdt__http_date_now());
+                     status, reason, fdt__http_date_now());
     size_t used = (size_t)n;
     if (content_length >= 0 && status != 204 && status != 304)
         used += (size_t)snprintf(fixed + used, sizeof(fixed) - used, "Content-Length: %lld\r\n",
@@ -292,6 +322,48 @@ int fdt_http_respond(struct fdt_http_request *req, int status, const char *conte
     return send_head(req, status, content_type, (long long)len, body, send_body ? len : 0);
 }
 
+int fdt_http_respond_file(struct fdt_http_request *req, int status, const char *content_type,
+                          int fd, int64_t offset, size_t len)
+{
+    if (req->status || status < 200 || status > 599 || !valid_content_type(content_type) ||
+        fd < 0 || offset < 0)
+        return FDT_EINVAL;
+    struct fdt__http_session *s = req->s;
+    bool send_body = body_allowed(req, status);
+    req->finished = true;
+    req->body_sent = send_body ? len : 0;
+    int rc = send_head(req, status, content_type, (long long)len, NULL, 0);
+    if (rc < 0 || !send_body || len == 0)
+        return rc;
+    bool held = req->txn && fdt__http_txn_open(req);
+    if (!held && s->io->sendfile) {
+        rc = s->io->sendfile(s->io_ctx, fd, offset, len);
+        if (rc < 0)
+            req->close_after = true;
+        return rc;
+    }
+    /* Held back, or no sendfile: read and write in blocks. */
+    while (len > 0) {
+        size_t want = len < sizeof(t_out) ? len : sizeof(t_out);
+        ssize_t n = pread(fd, t_out, want, (off_t)offset);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            /* Content-Length promised more: the client must see a cut response. */
+            req->close_after = true;
+            return n < 0 ? -errno : FDT_EPROTO;
+        }
+        rc = out_write(req, t_out, (size_t)n);
+        if (rc < 0) {
+            req->close_after = true;
+            return rc;
+        }
+        offset += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 int fdt_http_begin(struct fdt_http_request *req, int status, const char *content_type)
 {
     if (req->status || status < 200 || status > 599 || !valid_content_type(content_type))
@@ -369,6 +441,8 @@ void fdt__http_send_error(struct fdt_http_request *req, int status, const char *
 {
     if (close_after)
         req->close_after = true;
+    if (!req->status)
+        req->reason = NULL; /* the framework's answer, with its own phrase */
     if (req->status) {
         /* Too late for an error response: the client sees a cut response. */
         req->close_after = true;

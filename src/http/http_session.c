@@ -219,6 +219,31 @@ static int check_transfer_encoding(struct fdt_http_request *req, const char **ms
     return 0;
 }
 
+/* Traverse and find the view now, at the head (the application has views that stream
+ * their body). Returns true when the view wants its body streamed. The result is kept
+ * for the first run of the view; when traversal fails or no view matches, routing is left
+ * to dispatch, which answers the error. */
+static bool route_early(struct fdt__http_session *s)
+{
+    struct fdt_http_request *req = &s->req;
+    const struct fdt_http_app *app = s->srv->app;
+    if (strcmp(req->path, "*") == 0)
+        return false;
+    const char *msg = NULL;
+    if (fdt__http_traverse(req, app, &msg) != 0)
+        return false;
+    char allow[256];
+    int st = 0;
+    const struct fdt_http_view *v =
+        fdt__http_view_find(app, req->context->type, req->view_name, req->method,
+                            req->n_subpath > 0, allow, sizeof(allow), &st);
+    if (!v)
+        return false;
+    req->routed = true;
+    req->view = v;
+    return (v->flags & FDT_HTTP_VIEW_STREAM_BODY) != 0;
+}
+
 /* The head is complete: check it, then get ready for the body. Returns 0 or the status
  * that refuses the request, with *msg set. */
 static int accept_head(struct fdt__http_session *s, const char **msg)
@@ -271,7 +296,15 @@ static int accept_head(struct fdt__http_session *s, const char **msg)
     if (!has_body)
         return 0;
     s->phase = FDT__HTTP_BODY;
-    s->io->set_deadline(s->io_ctx, fdt__now_ms() + s->srv->body_timeout_ms);
+    s->body_deadline_ms = fdt__now_ms() + s->srv->body_timeout_ms;
+    s->io->set_deadline(s->io_ctx, s->body_deadline_ms);
+    if (s->srv->stream_body && route_early(s)) {
+        /* The view reads the body itself (http_body.c); "100 Continue" waits for its
+         * first read. */
+        req->stream_body = true;
+        req->keep_alive = llhttp_should_keep_alive(p) != 0;
+        return 0;
+    }
     if (has_length) {
         /* Room for the whole body and its NUL at once: no copying as it grows. */
         size_t room;
@@ -344,15 +377,18 @@ static void run_view(struct fdt__http_session *s)
         return;
     }
     const char *msg = NULL;
-    int st = fdt__http_traverse(req, app, &msg);
-    if (st) {
-        fdt__http_send_error(req, st, msg, false);
-        return;
-    }
+    int st = 0;
     char allow[256];
-    const struct fdt_http_view *v =
-        fdt__http_view_find(app, req->context->type, req->view_name, req->method,
-                            req->n_subpath > 0, allow, sizeof(allow), &st);
+    const struct fdt_http_view *v = req->view;
+    if (!req->routed || req->attempt > 1) {
+        st = fdt__http_traverse(req, app, &msg);
+        if (st) {
+            fdt__http_send_error(req, st, msg, false);
+            return;
+        }
+        v = fdt__http_view_find(app, req->context->type, req->view_name, req->method,
+                                req->n_subpath > 0, allow, sizeof(allow), &st);
+    }
     if (!v && st == 405) {
         fdt_http_set_header(req, "Allow", allow);
         fdt__http_send_error(req, 405, "The resource does not allow this method.", false);
@@ -370,7 +406,7 @@ static void dispatch(struct fdt__http_session *s)
     struct fdt_http_request *req = &s->req;
     s->io->set_deadline(s->io_ctx, 0);
     assign_request_id(s);
-    if (req->body.len > 0 && fdt__buf_append(&req->body, "", 1) < 0) {
+    if (!req->stream_body && req->body.len > 0 && fdt__buf_append(&req->body, "", 1) < 0) {
         fail(s, 503, "The server is out of memory.");
         return;
     }
@@ -382,8 +418,18 @@ static void dispatch(struct fdt__http_session *s)
     for (req->attempt = 1;; req->attempt++) {
         run_view(s);
         fdt__http_response_complete(req);
-        if (!req->txn || fdt__http_txn_settle(req, true) == 0)
+        /* A view that took more of its streamed body than was kept cannot run again. */
+        bool may_retry = !req->stream_body || !req->replay_lost;
+        if (!req->txn || fdt__http_txn_settle(req, may_retry) == 0)
             break;
+        fdt__http_body_rewind(req);
+    }
+    if (req->stream_body && !req->body_done) {
+        /* The rest of the body is still coming (the response said Connection: close):
+         * drop it while the response goes out, then close. */
+        req->close_after = true;
+        if (s->io->linger)
+            s->io->linger(s->io_ctx);
     }
     if (s->held_out.len) {
         s->io->write(s->io_ctx, fdt__buf_head(&s->held_out), s->held_out.len);
@@ -426,6 +472,16 @@ long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t
                 if (st) {
                     fail(s, st, msg);
                     return (long)len;
+                }
+                if (s->req.stream_body) {
+                    /* The view runs now and reads the body from the rest of this input,
+                     * then from the socket (http_body.c). */
+                    s->feed_p = p;
+                    s->feed_end = end;
+                    dispatch(s);
+                    p = s->feed_p;
+                    s->feed_p = s->feed_end = NULL;
+                    return s->phase == FDT__HTTP_CLOSED ? (long)len : (long)(p - buf);
                 }
                 continue;
             }

@@ -270,7 +270,7 @@ static const struct fdt_http_view views[] = {
      .name = NULL,
      .method = NULL,
      .fn = wsgi_view,
-     .flags = FDT_HTTP_VIEW_ANY_NAME | FDT_HTTP_VIEW_SUBPATH},
+     .flags = FDT_HTTP_VIEW_ANY_NAME | FDT_HTTP_VIEW_SUBPATH | FDT_HTTP_VIEW_STREAM_BODY},
 };
 
 static const struct fdt_http_app http_app = {

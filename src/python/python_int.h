@@ -8,6 +8,7 @@
 #include <fdt/jsonrpc.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* The one interpreter of a worker process and the application it runs. Filled by
  * process_init on the main thread before any application thread starts; read-only after. */
@@ -40,12 +41,35 @@ enum fdt__py_key {
     K_WSGI_MULTIPROCESS,
     K_WSGI_RUN_ONCE,
     K_WSGI_INPUT_TERMINATED,
+    K_WSGI_FILE_WRAPPER,
     K__COUNT,
 };
 
 /* Make the types and constants of python_wsgi.c (call once, with the GIL, after the
  * interpreter started). Returns 0, or -1 with a Python exception set. */
 int fdt__py_wsgi_init(struct fdt__py_host *h);
+
+/* The environ (python_environ.c): intern the keys into h->keys (once, with the GIL);
+ * the environ of req and its wsgi.input in *input (a new reference, to be ended with
+ * fdt__py_input_end when the request is over: the application may replace or wrap the
+ * environ's). NULL with an exception set on failure. */
+int fdt__py_environ_init(struct fdt__py_host *h);
+PyObject *fdt__py_environ_new(struct fdt__py_host *h, struct fdt_http_request *req,
+                              PyObject **input);
+
+/* wsgi.input (python_input.c). Make its type (once, with the GIL); a new object reading
+ * req's body (NULL with an exception set); the request is over: it reads no more. */
+int fdt__py_input_init(void);
+PyObject *fdt__py_input_new(struct fdt_http_request *req);
+void fdt__py_input_end(PyObject *input);
+
+/* wsgi.file_wrapper (python_filewrapper.c): make its type (once, with the GIL); the
+ * type (borrowed), which the environ offers; whether result is one of its objects around
+ * a regular file, with the file's descriptor (borrowed: the wrapper's file owns it), the
+ * file object's position and the bytes from there to the end. */
+int fdt__py_filewrapper_init(void);
+PyObject *fdt__py_filewrapper_type(void);
+bool fdt__py_filewrapper_file(PyObject *result, int *fd, int64_t *offset, int64_t *size);
 
 /* Run the WSGI application for req and answer it (always: a failure is a 500 and a
  * traceback in the error log). Called with the GIL held; releases it around every write

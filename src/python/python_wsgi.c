@@ -9,17 +9,14 @@
 #include <Python.h>
 
 #define FDT_LOG_MODULE "python"
-#include "conn/conn.h"
 #include "python/python_int.h"
 
-#include <arpa/inet.h>
 #include <fdt/fdt.h>
-#include <netinet/in.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 
 /* ---- Logging ---- */
 
@@ -166,20 +163,47 @@ static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
         snprintf(reason, rsize, "the application sent a body before calling start_response");
         return -1;
     }
-    Py_ssize_t n;
-    const char *s = PyUnicode_AsUTF8AndSize(st->status, &n);
-    if (!s) {
+    /* A native string of latin-1 characters (PEP 3333), sent as those bytes. */
+    PyObject *sbytes = PyUnicode_AsLatin1String(st->status);
+    if (!sbytes) {
         PyErr_Clear();
-        snprintf(reason, rsize, "the status is not text");
+        const char *u = PyUnicode_AsUTF8(st->status);
+        if (!u)
+            PyErr_Clear();
+        snprintf(reason, rsize, "bad status line '%.60s' (not latin-1 text)", u ? u : "?");
         return -1;
     }
+    const char *s = PyBytes_AS_STRING(sbytes);
+    Py_ssize_t n = PyBytes_GET_SIZE(sbytes);
     bool ok = n >= 4 && s[0] >= '1' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
-              s[2] <= '9' && s[3] == ' ';
+              s[2] <= '9' && s[3] == ' ' && n - 4 <= 256;
     for (Py_ssize_t i = 0; ok && i < n; i++)
         ok = (unsigned char)s[i] >= 0x20 && s[i] != 0x7f;
     int code = ok ? (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0') : 0;
     if (!ok || code < 200) {
-        snprintf(reason, rsize, "bad status line '%.60s' (expected '200 OK' and the like)", s);
+        /* Shown with control characters escaped, so that the log line stays one line. */
+        char shown[64];
+        size_t k = 0;
+        for (Py_ssize_t i = 0; i < n && k + 5 < sizeof(shown); i++) {
+            unsigned char ch = (unsigned char)s[i];
+            if (ch < 0x20 || ch == 0x7f)
+                k += (size_t)snprintf(shown + k, sizeof(shown) - k, "\\x%02x", ch);
+            else
+                shown[k++] = (char)ch;
+        }
+        shown[k] = '\0';
+        snprintf(reason, rsize,
+                 "bad status line '%s' (expected '200 OK' and the like: a code from 200 to 599, "
+                 "a space and a reason of at most 256 characters, no control characters)",
+                 shown);
+        Py_DECREF(sbytes);
+        return -1;
+    }
+    /* The application's reason phrase goes out as given ("200 All good"). */
+    int rrc = fdt_http_set_reason(st->req, s + 4);
+    Py_DECREF(sbytes);
+    if (rrc < 0) {
+        snprintf(reason, rsize, "status line: %s", fdt_strerror(rrc));
         return -1;
     }
     Py_ssize_t count = PyList_GET_SIZE(st->headers);
@@ -369,226 +393,14 @@ static PyTypeObject StartResponseType = {
     .tp_methods = sr_methods,
 };
 
-/* ---- The environ ---- */
-
-static const char *const key_names[K__COUNT] = {
-    [K_REQUEST_METHOD] = "REQUEST_METHOD",
-    [K_SCRIPT_NAME] = "SCRIPT_NAME",
-    [K_PATH_INFO] = "PATH_INFO",
-    [K_QUERY_STRING] = "QUERY_STRING",
-    [K_CONTENT_TYPE] = "CONTENT_TYPE",
-    [K_CONTENT_LENGTH] = "CONTENT_LENGTH",
-    [K_SERVER_NAME] = "SERVER_NAME",
-    [K_SERVER_PORT] = "SERVER_PORT",
-    [K_SERVER_PROTOCOL] = "SERVER_PROTOCOL",
-    [K_REMOTE_ADDR] = "REMOTE_ADDR",
-    [K_REMOTE_PORT] = "REMOTE_PORT",
-    [K_WSGI_VERSION] = "wsgi.version",
-    [K_WSGI_URL_SCHEME] = "wsgi.url_scheme",
-    [K_WSGI_INPUT] = "wsgi.input",
-    [K_WSGI_ERRORS] = "wsgi.errors",
-    [K_WSGI_MULTITHREAD] = "wsgi.multithread",
-    [K_WSGI_MULTIPROCESS] = "wsgi.multiprocess",
-    [K_WSGI_RUN_ONCE] = "wsgi.run_once",
-    [K_WSGI_INPUT_TERMINATED] = "wsgi.input_terminated",
-};
-
 int fdt__py_wsgi_init(struct fdt__py_host *h)
 {
-    if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0)
+    if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0 ||
+        fdt__py_input_init() < 0 || fdt__py_filewrapper_init() < 0 || fdt__py_environ_init(h) < 0)
         return -1;
-    for (int i = 0; i < K__COUNT; i++) {
-        h->keys[i] = PyUnicode_InternFromString(key_names[i]);
-        if (!h->keys[i])
-            return -1;
-    }
     h->errors = PyObject_CallNoArgs((PyObject *)&ErrorsType);
     h->version = Py_BuildValue("(ii)", 1, 0);
     return h->errors && h->version ? 0 : -1;
-}
-
-/* environ[key] = the latin-1 text of s (len bytes); values are "native strings". */
-static int set_text(PyObject *env, PyObject *key, const char *s, size_t len)
-{
-    PyObject *v = PyUnicode_DecodeLatin1(s, (Py_ssize_t)len, NULL);
-    int rc = v ? PyDict_SetItem(env, key, v) : -1;
-    Py_XDECREF(v);
-    return rc;
-}
-
-static int set_cstr(PyObject *env, PyObject *key, const char *s)
-{
-    return set_text(env, key, s, strlen(s));
-}
-
-static int hexval(char c)
-{
-    if (c >= '0' && c <= '9')
-        return c - '0';
-    if (c >= 'a' && c <= 'f')
-        return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F')
-        return c - 'A' + 10;
-    return -1;
-}
-
-/* PATH_INFO: the path percent-decoded (as every WSGI server does), bytes as latin-1. */
-static int set_path_info(struct fdt__py_host *h, PyObject *env, const char *path)
-{
-    size_t n = strlen(path);
-    char stackbuf[1024];
-    char *out = n < sizeof(stackbuf) ? stackbuf : PyMem_Malloc(n + 1);
-    if (!out) {
-        PyErr_NoMemory();
-        return -1;
-    }
-    size_t j = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (path[i] == '%' && i + 2 < n && (hi = hexval(path[i + 1])) >= 0 &&
-            (lo = hexval(path[i + 2])) >= 0) {
-            out[j++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[j++] = path[i];
-        }
-    }
-    int rc = set_text(env, h->keys[K_PATH_INFO], out, j);
-    if (out != stackbuf)
-        PyMem_Free(out);
-    return rc;
-}
-
-/* HTTP_<NAME> for each request header (CONTENT_TYPE and CONTENT_LENGTH without the
- * prefix). Names with '_' are dropped, as nginx and gunicorn do: "X_User" would otherwise
- * pass for "X-User". A repeated header is joined with ",". */
-static int set_headers(struct fdt__py_host *h, PyObject *env, struct fdt_http_request *req)
-{
-    size_t count = fdt_http_header_count(req);
-    for (size_t i = 0; i < count; i++) {
-        const char *name, *value;
-        if (fdt_http_header_at(req, i, &name, &value) < 0)
-            continue;
-        if (strchr(name, '_'))
-            continue;
-        if (strcasecmp(name, "Content-Type") == 0) {
-            if (set_cstr(env, h->keys[K_CONTENT_TYPE], value) < 0)
-                return -1;
-            continue;
-        }
-        if (strcasecmp(name, "Content-Length") == 0)
-            continue; /* set from the body as received */
-        char key[256];
-        size_t nlen = strlen(name);
-        if (nlen + 6 > sizeof(key))
-            continue;
-        memcpy(key, "HTTP_", 5);
-        for (size_t k = 0; k < nlen; k++) {
-            char c = name[k];
-            key[5 + k] = c == '-' ? '_' : (c >= 'a' && c <= 'z') ? (char)(c - 32) : c;
-        }
-        key[5 + nlen] = '\0';
-        PyObject *k = PyUnicode_FromStringAndSize(key, (Py_ssize_t)(5 + nlen));
-        if (!k)
-            return -1;
-        PyObject *old = PyDict_GetItemWithError(env, k); /* borrowed */
-        PyObject *v = PyUnicode_DecodeLatin1(value, (Py_ssize_t)strlen(value), NULL);
-        if (v && old) {
-            PyObject *joined = PyUnicode_FromFormat("%U,%U", old, v);
-            Py_SETREF(v, joined);
-        }
-        int rc = v && !PyErr_Occurred() ? PyDict_SetItem(env, k, v) : -1;
-        Py_XDECREF(v);
-        Py_DECREF(k);
-        if (rc < 0)
-            return -1;
-    }
-    return 0;
-}
-
-/* SERVER_NAME/PORT (Host, else the local address) and REMOTE_ADDR/PORT. */
-static int set_addresses(struct fdt__py_host *h, PyObject *env, struct fdt_http_request *req)
-{
-    struct fdt_conn *c = fdt_http_conn(req);
-    struct sockaddr_storage local = {0}, peer = {0};
-    socklen_t llen = sizeof(local), plen = sizeof(peer);
-    char lhost[INET6_ADDRSTRLEN] = "localhost", phost[INET6_ADDRSTRLEN] = "";
-    unsigned lport = 0, pport = 0;
-    if (c && getsockname(c->fd, (struct sockaddr *)&local, &llen) == 0 &&
-        getpeername(c->fd, (struct sockaddr *)&peer, &plen) == 0) {
-        if (local.ss_family == AF_INET) {
-            struct sockaddr_in *l4 = (struct sockaddr_in *)&local;
-            struct sockaddr_in *p4 = (struct sockaddr_in *)&peer;
-            inet_ntop(AF_INET, &l4->sin_addr, lhost, sizeof(lhost));
-            inet_ntop(AF_INET, &p4->sin_addr, phost, sizeof(phost));
-            lport = ntohs(l4->sin_port);
-            pport = ntohs(p4->sin_port);
-        } else if (local.ss_family == AF_INET6) {
-            struct sockaddr_in6 *l6 = (struct sockaddr_in6 *)&local;
-            struct sockaddr_in6 *p6 = (struct sockaddr_in6 *)&peer;
-            inet_ntop(AF_INET6, &l6->sin6_addr, lhost, sizeof(lhost));
-            inet_ntop(AF_INET6, &p6->sin6_addr, phost, sizeof(phost));
-            lport = ntohs(l6->sin6_port);
-            pport = ntohs(p6->sin6_port);
-        }
-    }
-    const char *host = fdt_http_header(req, "Host");
-    size_t hlen = 0;
-    if (host && host[0]) {
-        /* "name:port" or "[v6]:port": the name without the port. */
-        const char *end = host[0] == '[' ? strchr(host, ']') : strrchr(host, ':');
-        hlen = end ? (size_t)(end - host) + (host[0] == '[') : strlen(host);
-    }
-    char port[16], rport[16];
-    snprintf(port, sizeof(port), "%u", lport);
-    snprintf(rport, sizeof(rport), "%u", pport);
-    if ((hlen ? set_text(env, h->keys[K_SERVER_NAME], host, hlen)
-              : set_cstr(env, h->keys[K_SERVER_NAME], lhost)) < 0 ||
-        set_cstr(env, h->keys[K_SERVER_PORT], port) < 0)
-        return -1;
-    if (phost[0] && (set_cstr(env, h->keys[K_REMOTE_ADDR], phost) < 0 ||
-                     set_cstr(env, h->keys[K_REMOTE_PORT], rport) < 0))
-        return -1;
-    return 0;
-}
-
-static PyObject *environ_new(struct fdt__py_host *h, struct fdt_http_request *req)
-{
-    PyObject *env = PyDict_New();
-    if (!env)
-        return NULL;
-    size_t blen = 0;
-    const char *body = fdt_http_body(req, &blen);
-    PyObject *input = NULL;
-    if (blen > 0) {
-        PyObject *bytes = PyBytes_FromStringAndSize(body, (Py_ssize_t)blen);
-        input = bytes ? PyObject_CallOneArg(h->bytes_io, bytes) : NULL;
-        Py_XDECREF(bytes);
-    } else {
-        input = PyObject_CallNoArgs(h->bytes_io);
-    }
-    char clen[32];
-    snprintf(clen, sizeof(clen), "%zu", blen);
-    bool ok = input && set_cstr(env, h->keys[K_REQUEST_METHOD], fdt_http_method(req)) == 0 &&
-              set_cstr(env, h->keys[K_SCRIPT_NAME], "") == 0 &&
-              set_path_info(h, env, fdt_http_path(req)) == 0 &&
-              set_cstr(env, h->keys[K_QUERY_STRING], fdt_http_query(req)) == 0 &&
-              set_cstr(env, h->keys[K_SERVER_PROTOCOL],
-                       fdt_http_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1") == 0 &&
-              (blen == 0 || set_cstr(env, h->keys[K_CONTENT_LENGTH], clen) == 0) &&
-              set_headers(h, env, req) == 0 && set_addresses(h, env, req) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_VERSION], h->version) == 0 &&
-              set_cstr(env, h->keys[K_WSGI_URL_SCHEME], "http") == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_INPUT], input) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_ERRORS], h->errors) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_MULTITHREAD], Py_True) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_MULTIPROCESS], Py_True) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_RUN_ONCE], Py_False) == 0 &&
-              PyDict_SetItem(env, h->keys[K_WSGI_INPUT_TERMINATED], Py_True) == 0;
-    Py_XDECREF(input);
-    if (!ok)
-        Py_CLEAR(env);
-    return env;
 }
 
 /* ---- Running the application ---- */
@@ -614,12 +426,68 @@ static void fail(struct wsgi_state *st, const char *reason)
     }
 }
 
+/* The Content-Length the application gave, or -1 (none, or not a number). */
+static int64_t app_content_length(struct wsgi_state *st)
+{
+    for (Py_ssize_t i = 0; i < PyList_GET_SIZE(st->headers); i++) {
+        PyObject *item = PyList_GET_ITEM(st->headers, i);
+        const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 0));
+        const char *value = name ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 1)) : NULL;
+        if (!value) {
+            PyErr_Clear();
+            continue;
+        }
+        if (strcasecmp(name, "Content-Length") != 0)
+            continue;
+        int64_t n = 0;
+        const char *p = value;
+        for (; *p >= '0' && *p <= '9' && n < INT64_MAX / 10 - 10; p++)
+            n = n * 10 + (*p - '0');
+        return p > value && *p == '\0' ? n : -1;
+    }
+    return -1;
+}
+
+/* A wsgi.file_wrapper around a regular file, before anything was sent: the file goes out
+ * with sendfile(2) (fdt_http_respond_file), from the file object's position to its end,
+ * or as many bytes as the application's Content-Length says when that is fewer (PEP
+ * 3333). Returns false when result is not such a wrapper (it is then iterated). */
+static bool send_file(struct wsgi_state *st, PyObject *result)
+{
+    int fd;
+    int64_t offset, size;
+    if (st->head_sent || !fdt__py_filewrapper_file(result, &fd, &offset, &size))
+        return false;
+    char reason[200] = "";
+    int code = head_prepare(st, reason, sizeof(reason));
+    if (code < 0) {
+        fail(st, reason);
+        return true;
+    }
+    int64_t cl = app_content_length(st);
+    if (cl >= 0 && cl < size)
+        size = cl;
+    st->head_sent = true;
+    PyThreadState *ts = PyEval_SaveThread();
+    int rc = fdt_http_respond_file(st->req, code, NULL, fd, offset, (size_t)size);
+    PyEval_RestoreThread(ts);
+    if (rc == FDT_ECLOSED) {
+        st->client_gone = true;
+    } else if (rc < 0) {
+        fdt_log(FDT_LOG_ERROR, "%s %s: sending the file: %s (the response is cut)",
+                fdt_http_method(st->req), fdt_http_path(st->req), fdt_strerror(rc));
+    }
+    return true;
+}
+
 /* Send the items of result (any iterable of bytes). A list or tuple, or an iterator that
  * yields at most one item, becomes one response with Content-Length; anything longer is
  * streamed item by item, as PEP 3333 requires (no buffering of a generator's output). */
 static void send_result(struct wsgi_state *st, PyObject *result)
 {
     char reason[200] = "";
+    if (send_file(st, result))
+        return;
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
         PyObject *seq = result;
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -732,7 +600,8 @@ void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req)
     struct wsgi_state st = {.h = h, .req = req};
     StartResponseObject *sr = NULL;
     PyObject *result = NULL;
-    PyObject *env = environ_new(h, req);
+    PyObject *input = NULL;
+    PyObject *env = fdt__py_environ_new(h, req, &input);
     if (!env) {
         fail(&st, "cannot build the environ");
         goto out;
@@ -767,6 +636,9 @@ void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req)
         PyErr_Clear();
     }
 out:
+    if (input)
+        fdt__py_input_end(input); /* kept by the application, it reads no more */
+    Py_XDECREF(input);
     if (sr)
         sr->st = NULL; /* the application may keep start_response: it no longer works */
     Py_XDECREF(sr);

@@ -352,6 +352,19 @@ ssize_t fdt__tls_read(struct fdt_tls *t, void *buf, size_t len)
     return rc;
 }
 
+ssize_t fdt__tls_peek(struct fdt_tls *t, void *buf, size_t len)
+{
+    ERR_clear_error();
+    int n = SSL_peek(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    if (n > 0) {
+        t->wants_write = false;
+        return n;
+    }
+    int rc = result(t, n, true);
+    ERR_clear_error();
+    return rc;
+}
+
 bool fdt__tls_has_pending(const struct fdt_tls *t)
 {
     return SSL_has_pending(t->ssl) == 1;

@@ -63,6 +63,8 @@ bool fdt__tls_plain_http(const struct fdt_tls *t);
 /* Read decrypted bytes: > 0 bytes, 0 the peer closed (close_notify or EOF), FDT_EAGAIN
  * nothing now, FDT_ECLOSED a broken connection or protocol error. */
 ssize_t fdt__tls_read(struct fdt_tls *t, void *buf, size_t len);
+/* The same, leaving the bytes to be read again (SSL_peek). */
+ssize_t fdt__tls_peek(struct fdt_tls *t, void *buf, size_t len);
 /* Whether decrypted or received bytes wait inside the session (epoll cannot see them). */
 bool fdt__tls_has_pending(const struct fdt_tls *t);
 /* Write: > 0 bytes taken (at most one record), FDT_EAGAIN none now, FDT_ECLOSED broken.

@@ -24,6 +24,10 @@ struct harness {
     int64_t deadline;
     int draining;
     int requests;
+    /* What the client sent that a view streaming its body reads itself (io->read): the
+     * socket after what harness_send() handed over. */
+    struct fdt_buf sock;
+    int sock_eof; /* the client closed its side after sock */
 };
 
 static int h_write(void *ctx, const void *buf, size_t len)
@@ -62,6 +66,21 @@ static void h_peer(void *ctx, char *buf, size_t size)
     snprintf(buf, size, "192.0.2.7");
 }
 
+static long h_read(void *ctx, void *buf, size_t len, bool peek, int64_t deadline_ms)
+{
+    struct harness *h = ctx;
+    if (h->sock.len == 0) {
+        if (h->sock_eof)
+            return 0;
+        return deadline_ms ? FDT_ETIMEDOUT : FDT_EAGAIN;
+    }
+    size_t n = h->sock.len < len ? h->sock.len : len;
+    memcpy(buf, fdt__buf_head(&h->sock), n);
+    if (!peek)
+        fdt__buf_consume(&h->sock, n);
+    return (long)n;
+}
+
 static const struct fdt__http_io h_io = {
     .write = h_write,
     .close = h_close,
@@ -69,6 +88,7 @@ static const struct fdt__http_io h_io = {
     .draining = h_draining,
     .request_done = h_request_done,
     .peer = h_peer,
+    .read = h_read,
 };
 
 /* ---- The test application. ----
@@ -194,7 +214,71 @@ static int v_edit(struct fdt_http_request *req, struct fdt_http_resource *ctx)
     return fdt_http_respond(req, 204, NULL, NULL, 0);
 }
 
+/* Reads its body in pieces of 7 bytes (streamed when the server says so) and answers
+ * "<length>:<the first 64 bytes>"; when the body cannot be read the framework has
+ * answered. */
+static int v_upload(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    char buf[64];
+    size_t total = 0, kept = 0;
+    char piece[7];
+    long n;
+    while ((n = fdt_http_read_body(req, piece, sizeof(piece))) > 0) {
+        size_t k = (size_t)n < 64 - kept ? (size_t)n : 64 - kept;
+        memcpy(buf + kept, piece, k);
+        kept += k;
+        total += (size_t)n;
+    }
+    if (n < 0)
+        return (int)n;
+    char out[96];
+    int len = snprintf(out, sizeof(out), "%zu:%.*s", total, (int)kept, buf);
+    return fdt_http_respond(req, 200, "text/plain", out, (size_t)len);
+}
+
+/* Reads its body, starts over as a run after a conflict would (fdt__http_body_rewind),
+ * reads it again: "<first length>/<second length>/<same bytes>/<rewound>". */
+static int v_reread(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    char a[128], b[128];
+    size_t na = 0, nb = 0;
+    long n;
+    while (na < sizeof(a) && (n = fdt_http_read_body(req, a + na, 5)) > 0)
+        na += (size_t)n;
+    bool rewound = fdt__http_body_rewind(req);
+    while (nb < sizeof(b) && (n = fdt_http_read_body(req, b + nb, 3)) > 0)
+        nb += (size_t)n;
+    char out[64];
+    int len = snprintf(out, sizeof(out), "%zu/%zu/%d/%d", na, nb, na == nb && memcmp(a, b, na) == 0,
+                       rewound);
+    return fdt_http_respond(req, 200, "text/plain", out, (size_t)len);
+}
+
+/* Answers without reading its body. */
+static int v_ignore(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    return fdt_http_respond(req, 200, "text/plain", "ignored", 7);
+}
+
 static const struct fdt_http_view t_views[] = {
+    {.type = &t_root,
+     .name = "upload",
+     .method = "POST",
+     .fn = v_upload,
+     .flags = FDT_HTTP_VIEW_STREAM_BODY},
+    {.type = &t_root,
+     .name = "reread",
+     .method = "POST",
+     .fn = v_reread,
+     .flags = FDT_HTTP_VIEW_STREAM_BODY},
+    {.type = &t_root,
+     .name = "ignore",
+     .method = "POST",
+     .fn = v_ignore,
+     .flags = FDT_HTTP_VIEW_STREAM_BODY},
     {.type = &t_root, .name = "", .method = "GET", .fn = v_root},
     {.type = &t_root, .name = "echo", .method = "POST", .fn = v_echo},
     {.type = &t_root, .name = "stream", .method = "GET", .fn = v_stream},
@@ -242,9 +326,11 @@ static inline void harness_init(struct harness *h, size_t max_header, size_t max
     h->srv.body_timeout_ms = 30000;
     h->srv.keepalive_timeout_ms = 60000;
     h->srv.access_log_fd = -1;
+    h->srv.replay_max = 48;
     h->max_input = 65536;
     fdt__buf_init(&h->in, h->max_input);
     fdt__buf_init(&h->out, 64 * 1024 * 1024);
+    fdt__buf_init(&h->sock, 1024 * 1024);
     fdt__http_session_init(&h->s, &h->srv, &h_io, h, NULL);
 }
 
@@ -253,6 +339,7 @@ static inline void harness_deinit(struct harness *h)
     fdt__http_session_deinit(&h->s);
     fdt__buf_deinit(&h->in);
     fdt__buf_deinit(&h->out);
+    fdt__buf_deinit(&h->sock);
 }
 
 /* Bytes arrive from the client, as conn.c hands them over: what is left unconsumed stays
@@ -351,6 +438,9 @@ static inline void fuzz_one(const uint8_t *data, size_t size)
     struct harness h;
     harness_init(&h, 512, 256);
     h.draining = (mode & 0x80) != 0;
+    /* /upload and /ignore stream their bodies: they read the rest of each piece, then find
+     * the socket empty (408). */
+    h.srv.stream_body = true;
     t_json_errors = (mode & 0x40) != 0;
     size_t piece = (mode & 0x3f) == 0 ? size : (mode & 0x3f);
     size_t off = 0;

@@ -11,7 +11,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The session end to end, without sockets: bytes in, bytes out, and whether the
  * connection closes. Each case runs twice: all bytes at once, and one byte at a time (the
@@ -590,12 +592,17 @@ static void test_response_api(void **state)
     assert_int_equal(fdt_http_write_chunk(req, "x", 1), FDT_EINVAL);
     assert_int_equal(fdt_http_end(req), FDT_EINVAL);
     assert_int_equal(fdt_http_set_header(req, "Connection", "close"), 0);
+    assert_int_equal(fdt_http_set_reason(req, "Made\r\nX-Injected: 1"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_reason(req, "Made\x7f"), FDT_EINVAL);
+    assert_int_equal(fdt_http_set_reason(req, "Made it\tnow \xe9"), 0);
     assert_int_equal(fdt_http_respond(req, 201, "text/plain", "ok", 2), 0);
+    assert_int_equal(fdt_http_set_reason(req, "Late"), FDT_EINVAL);
     assert_int_equal(fdt_http_respond(req, 200, NULL, NULL, 0), FDT_EINVAL);
     assert_int_equal(fdt_http_set_header(req, "X-Late", "x"), FDT_EINVAL);
     assert_int_equal(fdt_http_error(req, 404, "x"), FDT_EINVAL);
     const char *out = harness_out(&h);
-    assert_non_null(strstr(out, "HTTP/1.1 201 Created\r\n"));
+    assert_non_null(strstr(out, "HTTP/1.1 201 Made it\tnow \xe9\r\n"));
+    assert_null(strstr(out, "Injected"));
     assert_non_null(strstr(out, "X-Ok: fine\r\n"));
     assert_non_null(strstr(out, "Connection: close\r\n"));
     assert_null(strstr(out, "X-Bad"));
@@ -618,6 +625,140 @@ static void test_response_api(void **state)
     harness_deinit(&h);
 }
 
+/* A view with FDT_HTTP_VIEW_STREAM_BODY reads its body as it arrives (fdt_http_read_body):
+ * from the rest of the input the session was given, then from the socket, never taking a
+ * byte of the next request. */
+struct stream_case {
+    const char *name;
+    const char *fed;    /* handed to the session (the head, maybe part of the body) */
+    const char *sock;   /* still in the socket when the view reads */
+    int sock_eof;       /* the client closed after sock */
+    const char *expect; /* in the output */
+    int closed;
+    const char *left; /* what must be left in the socket (NULL: nothing asked) */
+};
+
+static void test_streamed_body(void **state)
+{
+    (void)state;
+    static const struct stream_case scases[] = {
+        {"length, all in the socket",
+         "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n",
+         "0123456789GET / HTTP/1.1\r\n", 0, "\r\n\r\n10:0123456789", 0, "GET / HTTP/1.1\r\n"},
+        {"length, part fed", "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123",
+         "456789", 0, "10:0123456789", 0, ""},
+        {"chunked, pipelined request after it",
+         "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n",
+         "a\r\n0123456789\r\n0\r\n\r\nGET / HTTP/1.1\r\n", 0, "13:abc0123456789", 0,
+         "GET / HTTP/1.1\r\n"},
+        {"chunked, over max_body_size",
+         "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n",
+         "40\r\n0123456789012345678901234567890123456789012345678901234567890123\r\n1\r\nx\r\n", 0,
+         "413 Content Too Large", 1, NULL},
+        {"chunked, malformed",
+         "POST /upload HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n", "zz\r\n", 0,
+         "400 Bad Request", 1, NULL},
+        {"stalls: body_timeout", "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n",
+         "0123", 0, "408 Request Timeout", 1, NULL},
+        {"closes mid-body", "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n",
+         "0123", 1, "500 Internal Server Error", 1, NULL},
+        {"unread, all there: kept",
+         "POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n", "0123456789GET", 0,
+         "Keep-Alive", 0, "GET"},
+        {"unread, still coming: closed",
+         "POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n", "0123", 0,
+         "Connection: close\r\n", 1, NULL},
+        {"100-continue on the first read",
+         "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+         "hi", 0, "HTTP/1.1 100 Continue\r\n\r\nHTTP/1.1 200 OK", 0, ""},
+        {"run again: the body from its start",
+         "POST /reread HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n4\r\nabcd\r\n",
+         "6\r\nefghij\r\n0\r\n\r\n", 0, "10/10/1/1", 0, ""},
+        {"run again: more than replay_max was read",
+         "POST /reread HTTP/1.1\r\nHost: a\r\nContent-Length: 60\r\n\r\n",
+         "0123456789012345678901234567890123456789012345678901234567890", 0, "60/0/0/0", 0, "0"},
+        {"100-continue: none when unread",
+         "POST /ignore HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n",
+         "", 0, "HTTP/1.1 200 OK", 1, NULL},
+    };
+    for (size_t i = 0; i < sizeof(scases) / sizeof(scases[0]); i++) {
+        const struct stream_case *c = &scases[i];
+        struct harness h;
+        harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+        h.srv.stream_body = true;
+        h.srv.keepalive_advertised_s = 4;
+        fdt__buf_append(&h.sock, c->sock, strlen(c->sock));
+        h.sock_eof = c->sock_eof;
+        harness_send_str(&h, c->fed);
+        const char *out = harness_out(&h);
+        if (!strstr(out, c->expect))
+            fail_msg("%s: expected \"%s\" in:\n%s", c->name, c->expect, out);
+        if (strstr(c->name, "none when unread") && strstr(out, "100 Continue"))
+            fail_msg("%s: 100 Continue sent:\n%s", c->name, out);
+        if (h.closed != c->closed)
+            fail_msg("%s: closed=%d, expected %d\n%s", c->name, h.closed, c->closed, out);
+        if (c->left) {
+            size_t n = strlen(c->left);
+            if (h.sock.len != n || memcmp(fdt__buf_head(&h.sock), c->left, n) != 0)
+                fail_msg("%s: %zu bytes left in the socket, expected \"%s\"", c->name, h.sock.len,
+                         c->left);
+        }
+        harness_deinit(&h);
+    }
+
+    /* A view without the flag reads the body the framework read whole, the same way. */
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    harness_send_str(&h,
+                     "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123456789");
+    assert_non_null(strstr(harness_out(&h), "10:0123456789"));
+    assert_int_equal(h.closed, 0);
+    harness_send_str(&h, "POST /reread HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nwxyz");
+    assert_non_null(strstr(harness_out(&h), "4/4/1/1"));
+    harness_deinit(&h);
+}
+
+/* fdt_http_respond_file: the harness has no sendfile, so the bytes are read in blocks (the
+ * sendfile path is tested end to end, tests/e2e/test_40_python.py). */
+static void test_respond_file(void **state)
+{
+    (void)state;
+    char path[] = "/tmp/fdt-test-respond-file-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    size_t n = 40000;
+    char *data = malloc(n);
+    for (size_t i = 0; i < n; i++)
+        data[i] = (char)('a' + i % 26);
+    assert_int_equal(write(fd, data, n), (ssize_t)n);
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    struct fdt_http_request *req = &h.s.req;
+    req->keep_alive = true;
+    req->version = 11;
+    assert_int_equal(fdt_http_respond_file(req, 200, "text/plain", -1, 0, 1), FDT_EINVAL);
+    assert_int_equal(fdt_http_respond_file(req, 200, "text/plain", fd, 100, 30000), 0);
+    const char *out = harness_out(&h);
+    assert_non_null(strstr(out, "Content-Length: 30000\r\n"));
+    const char *b = strstr(out, "\r\n\r\n") + 4;
+    assert_int_equal(h.out.len - (size_t)(b - out), 30000);
+    assert_memory_equal(b, data + 100, 30000);
+    assert_false(req->close_after);
+    harness_deinit(&h);
+
+    /* The file is shorter than said: the response is cut and the connection closes. */
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    req = &h.s.req;
+    req->keep_alive = true;
+    req->version = 11;
+    assert_int_equal(fdt_http_respond_file(req, 200, NULL, fd, 39000, 5000), FDT_EPROTO);
+    assert_true(req->close_after);
+    harness_deinit(&h);
+    close(fd);
+    free(data);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -628,6 +769,8 @@ int main(void)
         cmocka_unit_test(test_idle_between_requests),
         cmocka_unit_test(test_error_view),
         cmocka_unit_test(test_response_api),
+        cmocka_unit_test(test_streamed_body),
+        cmocka_unit_test(test_respond_file),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

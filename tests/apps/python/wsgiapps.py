@@ -10,13 +10,30 @@ application routes by PATH_INFO:
   /bad-status       start_response("OK", ...): a 500 and a log line
   /bad-header       a header value with a newline: a 500 and a log line
   /str              returns [str] instead of [bytes]: a 500 and a log line
+  /none             returns None (not iterable): a 500 and a log line
+  /bytes-status     start_response(b"200 OK", ...): TypeError, a 500
+  /no-start         returns a body without calling start_response: a 500 and a log line
+  /write-str        write("text"): TypeError, a 500
+  /twice            start_response twice without exc_info: RuntimeError, a 500
   /close?PATH       an iterable whose close() writes PATH (the test checks it exists)
   /stream           a generator of three chunks (streamed)
   /write            the write() callable, then an iterable
   /late-error       start_response, then raise with exc_info after a chunk went out
   /errors           writes two lines to wsgi.errors
+  /upload           reads the body with read(65536) until b"": JSON with its size, sha256
+                    and the largest piece read
+  /upload-lines     reads the body with readline(100) and iteration: JSON with the lines
+  /ignore           answers without reading the body
+  /status?TEXT      start_response with the status TEXT (percent-decoded, as UTF-8)
+  /file?PATH        the file PATH through wsgi.file_wrapper (sendfile); its close() writes
+                    PATH.closed
+  /file-part?PATH   the same from offset 1000, Content-Length 5000: those 5000 bytes
+  /file-memory      wsgi.file_wrapper around an io.BytesIO (no fileno(): iterated)
+  /rss              the worker's VmRSS and VmHWM (kB) from /proc/self/status
   /validated/...    the same routes wrapped in wsgiref.validate.validator
 """
+import hashlib
+import io
 import json
 import sys
 from wsgiref.validate import validator
@@ -30,8 +47,10 @@ def hello(environ, start_response):
 
 
 def echo(environ, start_response):
-    n = int(environ.get("CONTENT_LENGTH") or 0)
-    body = environ["wsgi.input"].read(n)
+    if environ.get("CONTENT_LENGTH"):
+        body = environ["wsgi.input"].read(int(environ["CONTENT_LENGTH"]))
+    else:  # chunked: no CONTENT_LENGTH, read to the end (wsgi.input_terminated)
+        body = environ["wsgi.input"].read()
     start_response("200 OK", [("Content-Type", "application/octet-stream")])
     return [body]
 
@@ -71,6 +90,30 @@ def bad_header(environ, start_response):
 def returns_str(environ, start_response):
     start_response("200 OK", list(TEXT))
     return ["not bytes"]
+
+
+def returns_none(environ, start_response):
+    start_response("200 OK", list(TEXT))
+
+
+def bytes_status(environ, start_response):
+    start_response(b"200 OK", list(TEXT))
+    return [b"never"]
+
+
+def no_start(environ, start_response):
+    return [b"never"]
+
+
+def write_str(environ, start_response):
+    start_response("200 OK", list(TEXT))("never")
+    return []
+
+
+def twice(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    start_response("201 Created", list(TEXT))
+    return [b"never"]
 
 
 class Closing:
@@ -119,11 +162,83 @@ def errors(environ, start_response):
     return [b"logged"]
 
 
+def upload(environ, start_response):
+    inp = environ["wsgi.input"]
+    h, total, biggest = hashlib.sha256(), 0, 0
+    while True:
+        piece = inp.read(65536)
+        if not piece:
+            break
+        h.update(piece)
+        total += len(piece)
+        biggest = max(biggest, len(piece))
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"bytes": total, "sha256": h.hexdigest(), "biggest": biggest}).encode()]
+
+
+def upload_lines(environ, start_response):
+    inp = environ["wsgi.input"]
+    first = inp.readline(100)  # at most 100 bytes, even of a longer line
+    rest = [line.decode("latin-1") for line in inp]
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps({"first": first.decode("latin-1"), "rest": rest}).encode()]
+
+
+def ignore(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return [b"ignored"]
+
+
+def status(environ, start_response):
+    from urllib.parse import unquote
+    start_response(unquote(environ["QUERY_STRING"]), list(TEXT))
+    return [b"status body"]
+
+
+class MarkedFile(io.FileIO):
+    """A real file whose close() leaves a mark, to see that the server called it."""
+
+    def close(self):
+        if not self.closed:
+            with open(self.name + ".closed", "w") as f:
+                f.write("closed")
+        super().close()
+
+
+def file(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    return environ["wsgi.file_wrapper"](MarkedFile(environ["QUERY_STRING"]), 65536)
+
+
+def file_part(environ, start_response):
+    f = open(environ["QUERY_STRING"], "rb")
+    f.seek(1000)
+    start_response("200 OK", [("Content-Type", "application/octet-stream"),
+                              ("Content-Length", "5000")])
+    return environ["wsgi.file_wrapper"](f)
+
+
+def file_memory(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return environ["wsgi.file_wrapper"](io.BytesIO(b"in memory " * 1000), 4096)
+
+
+def rss(environ, start_response):
+    with open("/proc/self/status") as f:
+        kv = dict(line.split(":", 1) for line in f if ":" in line)
+    out = {k: int(kv[k].split()[0]) for k in ("VmRSS", "VmHWM")}
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out).encode()]
+
+
 ROUTES = {
     "/": hello, "/echo": echo, "/lines": lines, "/env": env, "/boom": boom,
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
-    "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
-    "/errors": errors,
+    "/none": returns_none, "/bytes-status": bytes_status, "/no-start": no_start,
+    "/write-str": write_str, "/twice": twice, "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
+    "/errors": errors, "/upload": upload, "/upload-lines": upload_lines, "/ignore": ignore,
+    "/rss": rss, "/status": status, "/file": file, "/file-part": file_part,
+    "/file-memory": file_memory,
 }
 
 
