@@ -479,3 +479,30 @@ def test_50_18_reloads_under_https_load_fail_no_request(make_server, pki):
     s = tls_server(make_server, pki, workers=2)
     load = reload_under_load(s, 3, HttpsEcho)
     assert load.ok > 0
+
+
+def test_50_19_python_streams_bodies_and_sends_files_over_tls(make_server, pki, tmp_path):
+    """A WSGI application on a TLS listener: wsgi.input streams a chunked upload through
+    the TLS session (read as it comes, peeking for chunk sizes), and wsgi.file_wrapper
+    sends a file through it (no sendfile over TLS: blocks), bytes intact both ways."""
+    import hashlib
+    import json
+    from test_40_python import py_server
+    s = py_server(make_server, start=False, server={"max_body_size": "16m"})
+    s.listeners = {"main": tls_listener(pki, s.port)}
+    s.write_config()
+    s.start()
+    body = bytes(range(256)) * (6 * 4096)  # 6 MiB
+    up = tmp_path / "up.bin"
+    up.write_bytes(body)
+    r = curl(s.port, "/upload", "-H", "Transfer-Encoding: chunked", "--data-binary",
+             f"@{up}", ca=pki / "ca.pem")
+    assert r.returncode == 0, r.stderr
+    got = json.loads(r.stdout)
+    assert got["bytes"] == len(body) and got["sha256"] == hashlib.sha256(body).hexdigest(), got
+    big = tmp_path / "big.bin"
+    big.write_bytes(body[::-1])
+    out = tmp_path / "out.bin"
+    r = curl(s.port, f"/file?{big}", "-o", str(out), ca=pki / "ca.pem")
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == body[::-1]
