@@ -38,6 +38,9 @@ FDT_API uint64_t fdt_conn_id(const struct fdt_conn *c);
 /* Name of the listener the connection came in on ([listen.NAME]). Borrowed. Thread: any. */
 FDT_API const char *fdt_conn_listener(const struct fdt_conn *c);
 
+/* True when the connection speaks TLS (its listener has tls = yes). Thread: any. */
+FDT_API bool fdt_conn_tls(const struct fdt_conn *c);
+
 /* True once the worker is draining (graceful stop or reload): a protocol should finish
  * the current exchange and close. Thread: any. */
 FDT_API bool fdt_conn_draining(const struct fdt_conn *c);

@@ -932,6 +932,11 @@ const char *fdt_conn_listener(const struct fdt_conn *c)
     return c->listener_name;
 }
 
+bool fdt_conn_tls(const struct fdt_conn *c)
+{
+    return c->tls != NULL;
+}
+
 bool fdt_conn_draining(const struct fdt_conn *c)
 {
     return atomic_load(&c->loop->draining);

@@ -214,6 +214,8 @@ PyObject *fdt__py_environ_new(struct fdt__py_host *h, struct fdt_http_request *r
     if (!env)
         return NULL;
     PyObject *input = fdt__py_input_new(req);
+    const struct fdt_conn *conn = fdt_http_conn(req);
+    const char *scheme = conn && fdt_conn_tls(conn) ? "https" : "http";
     bool ok = input && set_cstr(env, h->keys[K_REQUEST_METHOD], fdt_http_method(req)) == 0 &&
               set_cstr(env, h->keys[K_SCRIPT_NAME], "") == 0 &&
               set_path_info(h, env, fdt_http_path(req)) == 0 &&
@@ -222,7 +224,7 @@ PyObject *fdt__py_environ_new(struct fdt__py_host *h, struct fdt_http_request *r
                        fdt_http_version(req) == 10 ? "HTTP/1.0" : "HTTP/1.1") == 0 &&
               set_headers(h, env, req) == 0 && set_addresses(h, env, req) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_VERSION], h->version) == 0 &&
-              set_cstr(env, h->keys[K_WSGI_URL_SCHEME], "http") == 0 &&
+              set_cstr(env, h->keys[K_WSGI_URL_SCHEME], scheme) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_INPUT], input) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_ERRORS], h->errors) == 0 &&
               PyDict_SetItem(env, h->keys[K_WSGI_MULTITHREAD], Py_True) == 0 &&

@@ -506,3 +506,5 @@ def test_50_19_python_streams_bodies_and_sends_files_over_tls(make_server, pki, 
     r = curl(s.port, f"/file?{big}", "-o", str(out), ca=pki / "ca.pem")
     assert r.returncode == 0, r.stderr
     assert out.read_bytes() == body[::-1]
+    r = curl(s.port, "/env", ca=pki / "ca.pem")
+    assert json.loads(r.stdout)["wsgi.url_scheme"] == "https", r.stdout
