@@ -339,10 +339,12 @@ bool fdt__tls_plain_http(const struct fdt_tls *t)
     return t->plain_http;
 }
 
-ssize_t fdt__tls_read(struct fdt_tls *t, void *buf, size_t len)
+/* SSL_read or SSL_peek, with fdt__tls_read's results. */
+static ssize_t tls_in(struct fdt_tls *t, void *buf, size_t len, bool peek)
 {
     ERR_clear_error();
-    int n = SSL_read(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
+    int max = len > INT32_MAX ? INT32_MAX : (int)len;
+    int n = peek ? SSL_peek(t->ssl, buf, max) : SSL_read(t->ssl, buf, max);
     if (n > 0) {
         t->wants_write = false;
         return n;
@@ -352,17 +354,14 @@ ssize_t fdt__tls_read(struct fdt_tls *t, void *buf, size_t len)
     return rc;
 }
 
+ssize_t fdt__tls_read(struct fdt_tls *t, void *buf, size_t len)
+{
+    return tls_in(t, buf, len, false);
+}
+
 ssize_t fdt__tls_peek(struct fdt_tls *t, void *buf, size_t len)
 {
-    ERR_clear_error();
-    int n = SSL_peek(t->ssl, buf, len > INT32_MAX ? INT32_MAX : (int)len);
-    if (n > 0) {
-        t->wants_write = false;
-        return n;
-    }
-    int rc = result(t, n, true);
-    ERR_clear_error();
-    return rc;
+    return tls_in(t, buf, len, true);
 }
 
 bool fdt__tls_has_pending(const struct fdt_tls *t)

@@ -543,20 +543,28 @@ void fdt__txn_recovery_stop(struct fdt_txn_recovery *rec)
 }
 
 /* Resolution from any connection or host (txn.commit_prepared / txn.rollback_prepared). */
+/* Whether resource j (a preparing one, with a session in p) holds node's branch of xid
+ * prepared; gid gets the branch's GID. */
+static bool prepared_in(struct pass *p, int j, const char *node, const struct fdt_xid *xid,
+                        char gid[FDT_GID_MAX + 1])
+{
+    struct fdt_resource *r = fdt__txn_resource_at(j);
+    if (!r->drv->can_prepare || !p->sessions[j] ||
+        fdt__gid_format(gid, FDT_GID_MAX + 1, node, r->cfg.name, xid) < 0)
+        return false;
+    char sql[400];
+    snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid);
+    char n[16] = "0";
+    struct fdt_error e = {0};
+    return r->drv->query_text(p->sessions[j], sql, n, sizeof(n), &e) == 0 && strcmp(n, "1") == 0;
+}
+
 /* Whether any preparing resource holds a prepared branch of node's xid. */
 static bool prepared_anywhere(struct pass *p, const char *node, const struct fdt_xid *xid)
 {
+    char gid[FDT_GID_MAX + 1];
     for (int j = 0; j < fdt__txn_resource_count(); j++) {
-        struct fdt_resource *r = fdt__txn_resource_at(j);
-        char gid[FDT_GID_MAX + 1];
-        if (!r->drv->can_prepare || !p->sessions[j] ||
-            fdt__gid_format(gid, sizeof(gid), node, r->cfg.name, xid) < 0)
-            continue;
-        char sql[400];
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid);
-        char n[16] = "0";
-        struct fdt_error e = {0};
-        if (r->drv->query_text(p->sessions[j], sql, n, sizeof(n), &e) == 0 && strcmp(n, "1") == 0)
+        if (prepared_in(p, j, node, xid, gid))
             return true;
     }
     return false;
@@ -619,17 +627,10 @@ int fdt__txn_resolve(const char *node, const struct fdt_xid *xid, bool commit, c
     }
     for (int j = 0; j < fdt__txn_resource_count(); j++) {
         struct fdt_resource *r = fdt__txn_resource_at(j);
-        if (!r->drv->can_prepare || !p.sessions[j])
-            continue;
         char gid[FDT_GID_MAX + 1];
-        if (fdt__gid_format(gid, sizeof(gid), node, r->cfg.name, xid) < 0)
+        if (!prepared_in(&p, j, node, xid, gid))
             continue;
-        char sql[400];
-        snprintf(sql, sizeof(sql), "SELECT count(*) FROM pg_prepared_xacts WHERE gid = '%s'", gid);
-        char n[16] = "0";
         struct fdt_error e = {0};
-        if (r->drv->query_text(p.sessions[j], sql, n, sizeof(n), &e) < 0 || strcmp(n, "1") != 0)
-            continue;
         int x = commit ? r->drv->commit_prepared(p.sessions[j], gid, &e)
                        : r->drv->rollback_prepared(p.sessions[j], gid, &e);
         if (x < 0) {
