@@ -11,6 +11,7 @@
 #include <poll.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -426,6 +427,18 @@ static bool handshake_locked(struct fdt_conn *c)
     return true;
 }
 
+/* Whether the client has sent bytes this process has not read yet (in the socket, or
+ * decrypted in the TLS session). */
+static bool input_waiting(struct fdt_conn *c)
+{
+    if (c->eof || c->lingering)
+        return false;
+    if (c->tls && fdt__tls_has_pending(c->tls))
+        return true;
+    int n = 0;
+    return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
+}
+
 /* Whether the protocol is between requests (see struct fdt_proto.idle). */
 static bool proto_idle(struct fdt_conn *c)
 {
@@ -516,8 +529,16 @@ void fdt__conn_run(struct fdt_conn *c)
          * a request on a brand-new connection. A connection whose transaction is open is
          * not idle either: transactions in flight finish (promises 3 and 4), bounded by
          * graceful_timeout. */
-        if (!c->dead && atomic_load(&c->loop->draining) && c->served && proto_idle(c) &&
-            !c->th.txn && !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring))) {
+        bool drain_idle = !c->dead && atomic_load(&c->loop->draining) && c->served &&
+                          proto_idle(c) && !c->th.txn &&
+                          !(c->proto->drain_keeps_idle && atomic_load(&c->loop->retiring));
+        /* Bytes the client sent before the stop (while this thread finished its previous
+         * request, the socket unwatched) are a request under way: read them first. */
+        if (drain_idle && !c->closing && input_waiting(c)) {
+            c->pending |= EPOLLIN;
+            continue;
+        }
+        if (drain_idle) {
             c->closing = true;
             /* Retiring for a successor: a connection holding nothing goes on there (not a
              * TLS one: its session state lives in this process). */
