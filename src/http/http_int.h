@@ -156,6 +156,8 @@ struct fdt_http_request {
     bool continue_sent;    /* "100 Continue" went out */
     bool routed;           /* traversal and view lookup were done at the head */
     const struct fdt_http_view *view; /* the view found at the head (routed) */
+    int route_status;                 /* traversal failed at the head (routed): its status ... */
+    const char *route_msg;            /* ... and message, answered by dispatch */
 
     /* Traversal. */
     struct fdt_http_resource root_storage;

@@ -221,8 +221,8 @@ static int check_transfer_encoding(struct fdt_http_request *req, const char **ms
 
 /* Traverse and find the view now, at the head (the application has views that stream
  * their body). Returns true when the view wants its body streamed. The result is kept
- * for the first run of the view; when traversal fails or no view matches, routing is left
- * to dispatch, which answers the error. */
+ * for the first run of the view, a traversal failure included (the application's getitem
+ * runs once per request); dispatch answers a failure, or a path no view matches. */
 static bool route_early(struct fdt__http_session *s)
 {
     struct fdt_http_request *req = &s->req;
@@ -230,18 +230,17 @@ static bool route_early(struct fdt__http_session *s)
     if (strcmp(req->path, "*") == 0)
         return false;
     const char *msg = NULL;
-    if (fdt__http_traverse(req, app, &msg) != 0)
+    req->routed = true;
+    req->view = NULL;
+    req->route_status = fdt__http_traverse(req, app, &msg);
+    req->route_msg = msg;
+    if (req->route_status)
         return false;
     char allow[256];
     int st = 0;
-    const struct fdt_http_view *v =
-        fdt__http_view_find(app, req->context->type, req->view_name, req->method,
-                            req->n_subpath > 0, allow, sizeof(allow), &st);
-    if (!v)
-        return false;
-    req->routed = true;
-    req->view = v;
-    return (v->flags & FDT_HTTP_VIEW_STREAM_BODY) != 0;
+    req->view = fdt__http_view_find(app, req->context->type, req->view_name, req->method,
+                                    req->n_subpath > 0, allow, sizeof(allow), &st);
+    return req->view && (req->view->flags & FDT_HTTP_VIEW_STREAM_BODY) != 0;
 }
 
 /* The head is complete: check it, then get ready for the body. Returns 0 or the status
@@ -380,15 +379,22 @@ static void run_view(struct fdt__http_session *s)
     int st = 0;
     char allow[256];
     const struct fdt_http_view *v = req->view;
-    if (!req->routed || req->attempt > 1) {
+    bool again = !req->routed || req->attempt > 1;
+    if (again) {
         st = fdt__http_traverse(req, app, &msg);
-        if (st) {
-            fdt__http_send_error(req, st, msg, false);
-            return;
-        }
+    } else {
+        st = req->route_status;
+        msg = req->route_msg;
+    }
+    if (st) {
+        fdt__http_send_error(req, st, msg, false);
+        return;
+    }
+    /* Finding the view is a table look-up: done again for the status and Allow list of a
+     * path that no view matched at the head. */
+    if (again || !v)
         v = fdt__http_view_find(app, req->context->type, req->view_name, req->method,
                                 req->n_subpath > 0, allow, sizeof(allow), &st);
-    }
     if (!v && st == 405) {
         fdt_http_set_header(req, "Allow", allow);
         fdt__http_send_error(req, 405, "The resource does not allow this method.", false);

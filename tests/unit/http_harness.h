@@ -120,9 +120,12 @@ static const struct fdt_http_resource_type t_node = {
     .getitem = t_getitem,
 };
 
+static int t_getitem_calls; /* how many times traversal asked for a child */
+
 static int t_getitem(struct fdt_http_request *req, struct fdt_http_resource *parent,
                      const char *key, size_t len, struct fdt_http_resource **child)
 {
+    t_getitem_calls++;
     if (strcmp(key, "fail") == 0)
         return FDT_EINVAL;
     /* Single characters (after decoding, so "%20" is a key) and names with a space. */

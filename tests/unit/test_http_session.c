@@ -625,6 +625,38 @@ static void test_response_api(void **state)
     harness_deinit(&h);
 }
 
+/* With views that stream their body, the session routes a request that has a body at its
+ * head; the application's traversal still runs once per request when it fails there, or
+ * when no view matches. */
+static void test_route_early_traverses_once(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *req;
+        const char *expect;
+        int getitems;
+    } rcases[] = {
+        {"POST /fail HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", "HTTP/1.1 500 ", 1},
+        {"POST /x/fail HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", "HTTP/1.1 500 ", 2},
+        {"POST /x/edit HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", "HTTP/1.1 405 ", 2},
+        {"PUT /x/edit HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\n\r\nhi", "HTTP/1.1 204 ", 2},
+    };
+    for (size_t i = 0; i < sizeof(rcases) / sizeof(rcases[0]); i++) {
+        struct harness h;
+        harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+        h.srv.stream_body = true;
+        t_getitem_calls = 0;
+        harness_send_str(&h, rcases[i].req);
+        const char *out = harness_out(&h);
+        if (strncmp(out, rcases[i].expect, strlen(rcases[i].expect)) != 0)
+            fail_msg("%s: expected \"%s\", got:\n%s", rcases[i].req, rcases[i].expect, out);
+        if (t_getitem_calls != rcases[i].getitems)
+            fail_msg("%s: getitem ran %d times, expected %d", rcases[i].req, t_getitem_calls,
+                     rcases[i].getitems);
+        harness_deinit(&h);
+    }
+}
+
 /* A view with FDT_HTTP_VIEW_STREAM_BODY reads its body as it arrives (fdt_http_read_body):
  * from the rest of the input the session was given, then from the socket, never taking a
  * byte of the next request. */
@@ -769,6 +801,7 @@ int main(void)
         cmocka_unit_test(test_idle_between_requests),
         cmocka_unit_test(test_error_view),
         cmocka_unit_test(test_response_api),
+        cmocka_unit_test(test_route_early_traverses_once),
         cmocka_unit_test(test_streamed_body),
         cmocka_unit_test(test_respond_file),
     };
