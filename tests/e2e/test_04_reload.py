@@ -176,11 +176,13 @@ def test_04_10_at_most_two_generations_drain_at_once(make_server):
     from fdt import FDTCTL
     s = make_server(workers=1, threads=2)
     c1 = s.client()
-    c1.send("SLEEP 3000\n")
+    # The sleeps keep generations 1 and 2 draining until the third reload has been asked
+    # for and seen queued: a few seconds of slack for a loaded machine under a sanitizer.
+    c1.send("SLEEP 6000\n")
     wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="gen 1 busy")
     s.reload()
     c2 = s.client()
-    c2.send("SLEEP 6000\n")
+    c2.send("SLEEP 9000\n")
     wait_for(lambda: any(w["threads_busy"] and w["generation"] == 2 for w in s.workers()),
              what="gen 2 busy")
     s.reload()
@@ -192,11 +194,11 @@ def test_04_10_at_most_two_generations_drain_at_once(make_server):
     s.wait_log("reload queued")
     assert third.poll() is None
     assert len([g for g in s.status()["generations"] if g["state"] == "draining"]) == 2
-    assert c1.readline() == "SLEPT 3000"
+    assert c1.readline() == "SLEPT 6000"
     out, err = third.communicate(timeout=30)
     assert third.returncode == 0, err
     assert "generation 4" in out
-    assert c2.readline() == "SLEPT 6000"
+    assert c2.readline() == "SLEPT 9000"
     assert "reload queued" in s.log()
 
 
