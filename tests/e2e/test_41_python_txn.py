@@ -349,12 +349,14 @@ def test_41_10_configuration(tmp_path):
     r = run_check(conf)
     assert r.returncode == 2 and "[listen.a] protocol = http, but the Python application has " \
         "no [app] wsgi" in r.stderr, r.stderr
-    # --check imports nothing: a module that does not exist passes, and is named.
+    # --check imports nothing: a module that does not exist passes, named with a warning
+    # (test_40_22).
     conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = jsonrpc\n[app]\n"
                     "jsonrpc = not_there:methods\nwsgi = nor_this:app\n[python]\npath = src\n")
     r = run_check(conf)
     assert r.returncode == 0, r.stderr
     assert "jsonrpc = not_there:methods" in r.stdout
+    assert "module not_there is not found on sys.path" in r.stderr, r.stderr
 
 
 def test_41_11_bad_mappings_fail_the_start(make_server, tmp_path):
