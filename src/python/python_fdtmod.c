@@ -24,16 +24,21 @@ static _Thread_local unsigned long t_gen;
 
 /* Made once by the module's init (the one interpreter is never finalized). */
 static PyObject *g_error, *g_db_error, *g_conflict, *g_state_error, *g_outcome_error;
-static PyObject *g_request_begin, *g_end, *g_join;
+static PyObject *g_request_begin, *g_end, *g_join, *g_transient;
+/* fdt.ConflictError is a transaction.interfaces.TransientError by now (under the GIL). */
+static bool g_is_transient;
 
 #define MAX_PARAMS 100
 
 /* ---- Errors ---- */
 
+static void conflict_transient(void);
+
 PyObject *fdt__py_error_type(int code)
 {
     switch (code) {
     case FDT_ERETRY:
+        conflict_transient();
         return g_conflict;
     case FDT_EDB:
     case FDT_EDOWN:
@@ -67,6 +72,26 @@ static void log_and_clear(const char *what)
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
+}
+
+/* Once the application has imported Zope's transaction package, fdt.ConflictError becomes
+ * a subclass of its TransientError as well, so that transaction.manager.attempts(),
+ * pyramid_tm and pyramid_retry take a conflict as retryable. Not before: fdt does not
+ * import transaction on the application's behalf (that would bind every request to it).
+ * Checked where a conflict is raised and where a request begins. */
+static void conflict_transient(void)
+{
+    if (g_is_transient || !g_transient ||
+        !PyDict_GetItemString(PyImport_GetModuleDict(), "transaction"))
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *r = PyObject_CallNoArgs(g_transient);
+    if (!r)
+        log_and_clear("making fdt.ConflictError a transaction.interfaces.TransientError");
+    g_is_transient = r == Py_True;
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
 }
 
 static struct fdt__py_bind *bound(void)
@@ -430,7 +455,7 @@ static PyObject *fdt__vote(PyObject *self, PyObject *args)
     }
     if (b->conflict) {
         /* Left as it is: the framework rolls it back and runs the request again. */
-        PyErr_SetString(g_conflict, "the transaction conflicted with another");
+        PyErr_SetString(fdt__py_error_type(FDT_ERETRY), "the transaction conflicted with another");
         return NULL;
     }
     struct fdt_error err = {0};
@@ -530,6 +555,14 @@ static const char zope_code[] =
     "    if getattr(txn, '_fdtserver_gen', None) != gen:\n"
     "        txn._fdtserver_gen = gen\n"
     "        txn.join(_DataManager(m, gen))\n"
+    "def _conflict_transient():\n"
+    "    ti = sys.modules.get('transaction.interfaces')\n"
+    "    te = getattr(ti, 'TransientError', None)\n"
+    "    if not isinstance(te, type) or not issubclass(te, Exception):\n"
+    "        return False\n"
+    "    if not issubclass(ConflictError, te):\n"
+    "        ConflictError.__bases__ = (DatabaseError, te)\n"
+    "    return True\n"
     "def _request_begin(gen):\n"
     "    tm = sys.modules.get('transaction')\n"
     "    if tm is None or not hasattr(tm, 'manager'):\n"
@@ -617,8 +650,9 @@ int fdt__py_fdtmod_init(void)
     g_request_begin = PyObject_GetAttrString(mod, "_request_begin");
     g_end = PyObject_GetAttrString(mod, "_end");
     g_join = PyObject_GetAttrString(mod, "_join");
+    g_transient = PyObject_GetAttrString(mod, "_conflict_transient");
     Py_DECREF(mod);
-    return g_request_begin && g_end && g_join ? 0 : -1;
+    return g_request_begin && g_end && g_join && g_transient ? 0 : -1;
 }
 
 /* ---- Binding ---- */
@@ -631,6 +665,7 @@ void fdt__py_bind_enter(struct fdt__py_bind *b, struct fdt_http_request *req,
     /* Zope's package is bound only once something imported it (one dict look-up). */
     if (!PyDict_GetItemString(PyImport_GetModuleDict(), "transaction"))
         return;
+    conflict_transient();
     PyObject *r = PyObject_CallFunction(g_request_begin, "k", b->gen);
     if (!r) /* the previous Zope transaction's abort failed: this request goes on */
         log_and_clear("transaction.begin()");

@@ -406,3 +406,35 @@ def test_41_13_concurrent_requests_and_calls(make_server, postgres, pgdb, tmp_pa
     assert failures == []
     expected = sorted(1000 * k + i for k in range(1, 6) for i in range(15) if i % 3)
     assert db.rows() == expected
+
+
+def test_41_14_conflict_error_is_a_zope_transient_error(make_server, postgres, pgdb, tmp_path):
+    """With Zope's transaction package imported by the application, fdt.ConflictError is
+    also a transaction.interfaces.TransientError (still an fdt.DatabaseError), so code
+    that sorts errors the Zope way (transaction's managers, pyramid_tm, pyramid_retry)
+    takes a conflict as retryable; without it, it is fdt's alone."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    r = json.loads(post(c, "/zope/transient/pg").body)
+    assert r["transient"] and r["database_error"], r
+    assert r["mro"][:4] == ["ConflictError", "DatabaseError", "Error", "TransientError"]
+    always = ("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
+    post(c, "/events")
+    r = post(c, "/zope/caught/pg", always)
+    assert r.status == 503  # the conflict holds whatever the application answers
+    seen = json.loads(post(c, "/events").body)
+    assert seen == [{"transient": True}] * 5, seen
+    # Zope's retry loop inside a request: the conflicted transaction cannot go on in that
+    # request, so the framework runs the request again, and the work is done once.
+    db.run("CREATE SEQUENCE runs")
+    conflict_twice = ("INSERT INTO t VALUES (10); DO $$ BEGIN IF nextval('runs') <= 2 THEN "
+                      "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF; END $$")
+    r = post(c, "/zope/attempts/pg", conflict_twice)
+    assert r.status == 200, r
+    assert db.rows() == [10] and db.rows("SELECT last_value FROM runs") == [3]
+    s.stop()
+    s2, _ = txn_server(make_server, postgres, pgdb, tmp_path, wsgi="txnplain:application",
+                       jsonrpc="")
+    r = post(Client(s2.port), "/bases")
+    assert json.loads(r.body) == ["ConflictError", "DatabaseError", "Error", "Exception",
+                                  "BaseException", "object"]

@@ -155,6 +155,27 @@ def zope(parts, sql, start_response):
         sp.rollback()
         fdt.execute(res, "INSERT INTO t VALUES (3)")
         return answer(start_response, "200 OK", {})
+    if mode == "transient":  # fdt.ConflictError is a Zope TransientError, still a DatabaseError
+        from transaction.interfaces import TransientError
+        return answer(start_response, "200 OK", {
+            "transient": issubclass(fdt.ConflictError, TransientError),
+            "database_error": issubclass(fdt.ConflictError, fdt.DatabaseError),
+            "mro": [c.__name__ for c in fdt.ConflictError.__mro__]})
+    if mode == "caught":  # a real conflict, caught: what the application sees
+        from transaction.interfaces import TransientError
+        try:
+            fdt.execute(res, sql)
+        except fdt.ConflictError as e:  # seen by /events: the framework runs this again
+            EVENTS.append({"transient": isinstance(e, TransientError)})
+            return answer(start_response, "409 Conflict", {})
+        return answer(start_response, "200 OK", {})
+    if mode == "attempts":  # Zope's own retry loop around the work
+        runs = []
+        for attempt in transaction.manager.attempts(3):
+            with attempt:
+                runs.append(len(runs) + 1)
+                fdt.execute(res, sql)
+        return answer(start_response, "200 OK", {"runs": runs})
     if mode in ("foreign", "foreign-no"):  # a data manager that is not fdtserver's joins
         txn.join(ForeignDM(fail_vote=mode == "foreign-no"))
         fdt.execute(res, sql)
