@@ -128,41 +128,87 @@ static int zope_join(struct fdt__py_bind *b)
 
 /* ---- fdt.query / fdt.execute ---- */
 
-/* Fill p[] from the Python sequence seq (kept alive by the caller); texts made from floats
- * go into keep. */
-static int params_convert(PyObject *seq, struct fdt_sql_param *p, Py_ssize_t n, PyObject *keep)
+/* A text parameter made here (kept alive by keep, a list) into *p. */
+static int param_text(PyObject *text, PyObject *keep, Py_ssize_t i, struct fdt_sql_param *p)
+{
+    if (!text || PyList_Append(keep, text) < 0) {
+        Py_XDECREF(text);
+        return -1;
+    }
+    Py_DECREF(text);
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    if (!s)
+        return -1;
+    if ((size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "parameter %zd contains a NUL character", i + 1);
+        return -1;
+    }
+    *p = FDT_SQL_TEXT_P(s);
+    return 0;
+}
+
+/* bytes on PostgreSQL: bytea's hex input form, "\x0aff...". */
+static PyObject *bytea_hex(PyObject *v)
+{
+    PyObject *hex = PyObject_CallMethod(v, "hex", NULL);
+    PyObject *text = hex ? PyUnicode_FromFormat("\\x%U", hex) : NULL;
+    Py_XDECREF(hex);
+    return text;
+}
+
+/* Fill p[] from the Python sequence seq (kept alive by the caller); texts made here go
+ * into keep. Each value is bound the way the resource's driver takes it (docs/python.md,
+ * "Parameters"): pg is true for PostgreSQL, whose parameters are all text. */
+static int params_convert(PyObject *seq, struct fdt_sql_param *p, Py_ssize_t n, PyObject *keep,
+                          bool pg)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+        int rc = 0;
         if (v == Py_None) {
             p[i] = FDT_SQL_NULL_P;
+        } else if (PyBool_Check(v)) {
+            /* PostgreSQL's boolean text; SQLite's booleans are the integers 1 and 0. */
+            if (pg)
+                p[i] = FDT_SQL_TEXT_P(v == Py_True ? "true" : "false");
+            else
+                p[i] = FDT_SQL_INT_P(v == Py_True);
         } else if (PyLong_Check(v)) {
-            long long x = PyLong_AsLongLong(v);
+            int overflow = 0;
+            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
             if (x == -1 && PyErr_Occurred())
                 return -1;
-            p[i] = FDT_SQL_INT_P(x);
-        } else if (PyUnicode_Check(v) || PyFloat_Check(v)) {
-            PyObject *text = PyFloat_Check(v) ? PyObject_Repr(v) : Py_NewRef(v);
-            if (!text || PyList_Append(keep, text) < 0) {
-                Py_XDECREF(text);
+            if (!overflow)
+                p[i] = FDT_SQL_INT_P(x);
+            else if (pg) /* numeric takes it; bigint says it is out of range */
+                rc = param_text(PyObject_Str(v), keep, i, &p[i]);
+            else {
+                PyErr_Format(PyExc_OverflowError,
+                             "parameter %zd is an int out of SQLite's 64-bit range", i + 1);
                 return -1;
             }
-            Py_DECREF(text);
-            Py_ssize_t len;
-            const char *s = PyUnicode_AsUTF8AndSize(text, &len);
-            if (!s)
-                return -1;
-            if ((size_t)len != strlen(s)) {
-                PyErr_Format(PyExc_ValueError, "parameter %zd contains a NUL character", i + 1);
-                return -1;
-            }
-            p[i] = FDT_SQL_TEXT_P(s);
+        } else if (PyUnicode_Check(v)) {
+            rc = param_text(Py_NewRef(v), keep, i, &p[i]);
+        } else if (PyFloat_Check(v)) {
+            rc = param_text(PyObject_Repr(v), keep, i, &p[i]);
+        } else if ((PyBytes_Check(v) || PyByteArray_Check(v)) && pg) {
+            rc = param_text(bytea_hex(v), keep, i, &p[i]);
+        } else if (PyBytes_Check(v) || PyByteArray_Check(v)) {
+            PyErr_Format(PyExc_TypeError,
+                         "parameter %zd is %s: a SQLite resource takes no bytes parameters "
+                         "(decode to str, or pass the hex text)",
+                         i + 1, Py_TYPE(v)->tp_name);
+            return -1;
         } else {
             PyErr_Format(PyExc_TypeError,
-                         "parameter %zd is a %s: parameters are int, str, float or None", i + 1,
-                         Py_TYPE(v)->tp_name);
+                         "parameter %zd is a %s: parameters are None, bool, int, float, str "
+                         "or bytes (PostgreSQL)",
+                         i + 1, Py_TYPE(v)->tp_name);
             return -1;
         }
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
@@ -216,7 +262,9 @@ static PyObject *run_sql(PyObject *args, PyObject *kwargs, bool want_rows)
         PyErr_Format(PyExc_ValueError, "at most %d parameters", MAX_PARAMS);
         goto out;
     }
-    if (params_convert(seq, p, n, keep) < 0 || zope_join(b) < 0)
+    const char *driver = fdt_resource_driver(resource);
+    bool pg = driver && strcmp(driver, "postgresql") == 0;
+    if (params_convert(seq, p, n, keep, pg) < 0 || zope_join(b) < 0)
         goto out;
     struct fdt_error err = {0};
     struct fdt_sql_rows *rows = NULL;

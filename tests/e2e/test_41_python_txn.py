@@ -438,3 +438,45 @@ def test_41_14_conflict_error_is_a_zope_transient_error(make_server, postgres, p
     r = post(Client(s2.port), "/bases")
     assert json.loads(r.body) == ["ConflictError", "DatabaseError", "Error", "Exception",
                                   "BaseException", "object"]
+
+
+def pyquery(c, resource, sql, params):
+    r = post(c, f"/pyquery/{resource}", repr({"sql": sql, "params": params}))
+    return r.status, json.loads(r.body) if r.status != 500 else r.body
+
+
+def test_41_15_parameter_types(make_server, postgres, pgdb, tmp_path):
+    """None, bool, int (also beyond 64 bits on PostgreSQL), float, str and bytes
+    (PostgreSQL) are bound by value as each database takes them; values come back as the
+    database's text, or None. Any other type is a TypeError naming the parameter, and
+    nothing runs."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    big = 2 ** 70
+    blob = bytes(range(256))
+    status, rows = pyquery(c, "pg", "SELECT $1::boolean, $2::boolean, $3::bytea = "
+                           "decode($4, 'hex'), length($3::bytea), $5::numeric + 1, $6::text, "
+                           "$7::float8, $8::int IS NULL, $9::bytea",
+                           (True, False, blob, blob.hex(), big, True, 1e300, None,
+                            b"\x00a"))
+    assert status == 200, rows
+    assert rows == [["t", "f", "t", "256", str(big + 1), "true", "1e+300", "t", "\\x0061"]]
+    # A bool where PostgreSQL wants an integer is refused by the database, as in SQL.
+    assert pyquery(c, "pg", "SELECT $1::int", (True,))[0] == 500
+    s.wait_log('invalid input syntax for type integer: "true"')
+    # SQLite: booleans are 1 and 0, floats and texts as given.
+    assert pyquery(c, "lite", "SELECT $1, $2, typeof($1), $3 * 2, $4 IS NULL, $5",
+                   (True, False, 1.25, None, -2 ** 63)) == \
+        (200, [["1", "0", "integer", "2.5", "1", str(-2 ** 63)]])
+    # Refused before anything runs, with the parameter named.
+    for res, params, error in (
+            ("lite", (1, b"ab"), "TypeError: parameter 2 is bytes: a SQLite resource takes "
+                                 "no bytes parameters"),
+            ("lite", (2 ** 64,), "OverflowError: parameter 1 is an int out of SQLite's "
+                                 "64-bit range"),
+            ("pg", (1, 2, {1}), "TypeError: parameter 3 is a set: parameters are None, bool, "
+                                "int, float, str or bytes (PostgreSQL)"),
+            ("pg", ("a\0b",), "ValueError: parameter 1 contains a NUL character")):
+        status, body = pyquery(c, res, "SELECT 1" + "".join(f", ${i + 1}" for i in
+                                                           range(len(params))), params)
+        assert (status, body["error"][:len(error)]) == (400, error), body

@@ -1,6 +1,7 @@
 """Test applications for transactions from Python (tests/e2e/test_41_python_txn.py):
 a WSGI application working in the request's transaction through the fdt module and
 Zope's transaction package, and a mapping of JSON-RPC methods."""
+import ast
 import json
 import threading
 import time
@@ -75,6 +76,13 @@ def application(environ, start_response):
     if what == "query":  # /query/RESOURCE with a JSON body {"sql", "params"}
         q = json.loads(sql)
         return answer(start_response, "200 OK", fdt.query(parts[1], q["sql"], q["params"]))
+    if what == "pyquery":  # /pyquery/RESOURCE with a Python literal {"sql", "params"}
+        q = ast.literal_eval(sql)
+        try:
+            return answer(start_response, "200 OK", fdt.query(parts[1], q["sql"], q["params"]))
+        except (TypeError, ValueError, OverflowError) as e:
+            return answer(start_response, "400 Bad Request",
+                          {"error": f"{type(e).__name__}: {e}"})
     if what == "savepoint":
         res = parts[1]
         fdt.execute(res, "INSERT INTO t VALUES (1)")
