@@ -606,3 +606,27 @@ def test_40_23_check_with_a_virtual_environment(tmp_path):
     r = check(conf)
     assert r.returncode == 2
     assert f"[python] home {tmp_path}/code is not a virtual environment" in r.stderr
+
+
+def test_40_24_misused_wsgi_objects_raise_clear_errors(make_server):
+    # Wrong arguments to wsgi.errors, wsgi.input and start_response raise exceptions that
+    # say what is wrong, and the request goes on; the objects of a request that has ended
+    # refuse to work (an application that kept them, in a thread say) instead of writing
+    # into another request.
+    s = py_server(make_server)
+    pid = s.worker_pids()
+    r = get(s.port, "/misuse")
+    assert r.status == 200, r
+    assert json.loads(r.body) == [
+        "errors.write bytes: TypeError: wsgi.errors.write() takes a str, not bytes",
+        "input.read(1, 2): TypeError: read() takes at most one argument",
+        "tuple headers: TypeError: headers must be a list, not tuple",
+        "header not a pair: TypeError: header 0 must be a tuple (name, value) of two str"]
+    s.wait_log("wsgi.errors: first of two")
+    s.wait_log("wsgi.errors: second of two")
+    r = get(s.port, "/misuse-later")
+    assert json.loads(r.body) == [
+        "write: RuntimeError: write() called after the request ended",
+        "start_response: RuntimeError: start_response() called after the request ended",
+        "input.read: ValueError: wsgi.input read after the request ended"]
+    assert get(s.port, "/").body == b"Hello, world!" and s.worker_pids() == pid

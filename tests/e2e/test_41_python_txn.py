@@ -480,3 +480,23 @@ def test_41_15_parameter_types(make_server, postgres, pgdb, tmp_path):
         status, body = pyquery(c, res, "SELECT 1" + "".join(f", ${i + 1}" for i in
                                                            range(len(params))), params)
         assert (status, body["error"][:len(error)]) == (400, error), body
+
+
+def test_41_16_misused_fdt_calls_raise_clear_errors(make_server, postgres, pgdb, tmp_path):
+    """Wrong calls to the fdt module raise exceptions that say what is wrong, and the
+    request's transaction goes on; a savepoint kept from an ended request refuses."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    for res in ("pg", "lite"):
+        r = post(c, f"/misuse/{res}")
+        assert r.status == 200, r
+        assert json.loads(r.body) == [
+            "params not a sequence: TypeError: params must be a sequence (a tuple or list)",
+            "101 params: ValueError: at most 100 parameters",
+            "random_code str: TypeError: 'str' object cannot be interpreted as an integer",
+            "released savepoint: TransactionStateError: the savepoint was released",
+            "17th savepoint: Error: more than 16 savepoints",
+            "42"], res
+        r = post(c, f"/misuse-later/{res}")
+        assert json.loads(r.body) == ["old savepoint: TransactionStateError: the savepoint's "
+                                      "transaction has ended"]

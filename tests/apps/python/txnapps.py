@@ -11,6 +11,7 @@ import transaction
 
 # What the foreign data manager was told, in order (one worker: read back with /events).
 EVENTS = []
+KEPT = {}
 
 
 class ForeignDM:
@@ -83,6 +84,31 @@ def application(environ, start_response):
         except (TypeError, ValueError, OverflowError) as e:
             return answer(start_response, "400 Bad Request",
                           {"error": f"{type(e).__name__}: {e}"})
+    if what in ("misuse", "misuse-later"):  # /misuse/RESOURCE: wrong calls, each reported
+        out = []
+
+        def attempt(name, fn):
+            try:
+                fn()
+                out.append(f"{name}: no error")
+            except Exception as e:  # noqa: BLE001 - reported to the test
+                out.append(f"{name}: {type(e).__name__}: {e}")
+        res = parts[1]
+        if what == "misuse-later":  # a savepoint kept from an earlier request
+            attempt("old savepoint", lambda: KEPT["sp"].rollback())
+            return answer(start_response, "200 OK", out)
+        attempt("params not a sequence", lambda: fdt.query(res, "SELECT 1", 5))
+        attempt("101 params", lambda: fdt.query(res, "SELECT 1", tuple(range(101))))
+        attempt("random_code str", lambda: fdt.random_code("6"))
+        sp = fdt.savepoint()
+        sp.release()
+        attempt("released savepoint", sp.rollback)
+        KEPT["sp"] = fdt.savepoint()
+        held = [fdt.savepoint() for _ in range(15)]
+        attempt("17th savepoint", fdt.savepoint)
+        held[0].rollback()
+        out.append(fdt.query(res, "SELECT 40 + $1", (2,))[0][0])
+        return answer(start_response, "200 OK", out)
     if what == "savepoint":
         res = parts[1]
         fdt.execute(res, "INSERT INTO t VALUES (1)")
