@@ -4,9 +4,7 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
-from pathlib import Path
 
 from fdt import FDTSERVER, ROOT, wait_for
 from http_util import Client, get
