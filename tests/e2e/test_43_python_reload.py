@@ -103,12 +103,13 @@ class PyLoad:
                 else:
                     self.ok += 1
                     self.versions.add(int(m[1]))
+            # A pace that leaves most of the CPU to the reloads (sanitizer builds too).
+            time.sleep(rnd.random() * 0.01)
             if wrong or r.header("Connection") == "close" or rnd.random() < 0.2:
                 c.close()
                 c = None
                 continue
             last_version = int(m[1])
-            time.sleep(rnd.random() * 0.004)  # a pace that leaves the server's CPU to reloads
             ka = re.fullmatch(r"timeout=(\d+)", r.header("Keep-Alive") or "")
             # Reuse only well within the advertised idle time (none advertised: don't).
             reuse_until = time.monotonic() + (int(ka[1]) - 0.5 if ka else 0)
