@@ -613,7 +613,10 @@ def test_40_24_misused_wsgi_objects_raise_clear_errors(make_server):
     # into another request.
     s = py_server(make_server)
     pid = s.worker_pids()
-    r = get(s.port, "/misuse")
+    # One connection: its next request runs only once the first one has ended (on another
+    # connection it could start while the first one's thread still finishes it).
+    c = Client(s.port)
+    r = c.request("GET", "/misuse")
     assert r.status == 200, r
     assert json.loads(r.body) == [
         "errors.write bytes: TypeError: wsgi.errors.write() takes a str, not bytes",
@@ -622,7 +625,8 @@ def test_40_24_misused_wsgi_objects_raise_clear_errors(make_server):
         "header not a pair: TypeError: header 0 must be a tuple (name, value) of two str"]
     s.wait_log("wsgi.errors: first of two")
     s.wait_log("wsgi.errors: second of two")
-    r = get(s.port, "/misuse-later")
+    r = c.request("GET", "/misuse-later")
+    c.close()
     assert json.loads(r.body) == [
         "write: RuntimeError: write() called after the request ended",
         "start_response: RuntimeError: start_response() called after the request ended",
