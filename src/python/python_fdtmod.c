@@ -24,16 +24,21 @@ static _Thread_local unsigned long t_gen;
 
 /* Made once by the module's init (the one interpreter is never finalized). */
 static PyObject *g_error, *g_db_error, *g_conflict, *g_state_error, *g_outcome_error;
-static PyObject *g_request_begin, *g_end, *g_join;
+static PyObject *g_request_begin, *g_end, *g_join, *g_transient;
+/* fdt.ConflictError is a transaction.interfaces.TransientError by now (under the GIL). */
+static bool g_is_transient;
 
 #define MAX_PARAMS 100
 
 /* ---- Errors ---- */
 
+static void conflict_transient(void);
+
 PyObject *fdt__py_error_type(int code)
 {
     switch (code) {
     case FDT_ERETRY:
+        conflict_transient();
         return g_conflict;
     case FDT_EDB:
     case FDT_EDOWN:
@@ -67,6 +72,26 @@ static void log_and_clear(const char *what)
     Py_XDECREF(type);
     Py_XDECREF(value);
     Py_XDECREF(tb);
+}
+
+/* Once the application has imported Zope's transaction package, fdt.ConflictError becomes
+ * a subclass of its TransientError as well, so that transaction.manager.attempts(),
+ * pyramid_tm and pyramid_retry take a conflict as retryable. Not before: fdt does not
+ * import transaction on the application's behalf (that would bind every request to it).
+ * Checked where a conflict is raised and where a request begins. */
+static void conflict_transient(void)
+{
+    if (g_is_transient || !g_transient ||
+        !PyDict_GetItemString(PyImport_GetModuleDict(), "transaction"))
+        return;
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    PyObject *r = PyObject_CallNoArgs(g_transient);
+    if (!r)
+        log_and_clear("making fdt.ConflictError a transaction.interfaces.TransientError");
+    g_is_transient = r == Py_True;
+    Py_XDECREF(r);
+    PyErr_Restore(type, value, tb);
 }
 
 static struct fdt__py_bind *bound(void)
@@ -103,41 +128,87 @@ static int zope_join(struct fdt__py_bind *b)
 
 /* ---- fdt.query / fdt.execute ---- */
 
-/* Fill p[] from the Python sequence seq (kept alive by the caller); texts made from floats
- * go into keep. */
-static int params_convert(PyObject *seq, struct fdt_sql_param *p, Py_ssize_t n, PyObject *keep)
+/* A text parameter made here (kept alive by keep, a list) into *p. */
+static int param_text(PyObject *text, PyObject *keep, Py_ssize_t i, struct fdt_sql_param *p)
+{
+    if (!text || PyList_Append(keep, text) < 0) {
+        Py_XDECREF(text);
+        return -1;
+    }
+    Py_DECREF(text);
+    Py_ssize_t len;
+    const char *s = PyUnicode_AsUTF8AndSize(text, &len);
+    if (!s)
+        return -1;
+    if ((size_t)len != strlen(s)) {
+        PyErr_Format(PyExc_ValueError, "parameter %zd contains a NUL character", i + 1);
+        return -1;
+    }
+    *p = FDT_SQL_TEXT_P(s);
+    return 0;
+}
+
+/* bytes on PostgreSQL: bytea's hex input form, "\x0aff...". */
+static PyObject *bytea_hex(PyObject *v)
+{
+    PyObject *hex = PyObject_CallMethod(v, "hex", NULL);
+    PyObject *text = hex ? PyUnicode_FromFormat("\\x%U", hex) : NULL;
+    Py_XDECREF(hex);
+    return text;
+}
+
+/* Fill p[] from the Python sequence seq (kept alive by the caller); texts made here go
+ * into keep. Each value is bound the way the resource's driver takes it (docs/python.md,
+ * "Parameters"): pg is true for PostgreSQL, whose parameters are all text. */
+static int params_convert(PyObject *seq, struct fdt_sql_param *p, Py_ssize_t n, PyObject *keep,
+                          bool pg)
 {
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(seq, i);
+        int rc = 0;
         if (v == Py_None) {
             p[i] = FDT_SQL_NULL_P;
+        } else if (PyBool_Check(v)) {
+            /* PostgreSQL's boolean text; SQLite's booleans are the integers 1 and 0. */
+            if (pg)
+                p[i] = FDT_SQL_TEXT_P(v == Py_True ? "true" : "false");
+            else
+                p[i] = FDT_SQL_INT_P(v == Py_True);
         } else if (PyLong_Check(v)) {
-            long long x = PyLong_AsLongLong(v);
+            int overflow = 0;
+            long long x = PyLong_AsLongLongAndOverflow(v, &overflow);
             if (x == -1 && PyErr_Occurred())
                 return -1;
-            p[i] = FDT_SQL_INT_P(x);
-        } else if (PyUnicode_Check(v) || PyFloat_Check(v)) {
-            PyObject *text = PyFloat_Check(v) ? PyObject_Repr(v) : Py_NewRef(v);
-            if (!text || PyList_Append(keep, text) < 0) {
-                Py_XDECREF(text);
+            if (!overflow)
+                p[i] = FDT_SQL_INT_P(x);
+            else if (pg) /* numeric takes it; bigint says it is out of range */
+                rc = param_text(PyObject_Str(v), keep, i, &p[i]);
+            else {
+                PyErr_Format(PyExc_OverflowError,
+                             "parameter %zd is an int out of SQLite's 64-bit range", i + 1);
                 return -1;
             }
-            Py_DECREF(text);
-            Py_ssize_t len;
-            const char *s = PyUnicode_AsUTF8AndSize(text, &len);
-            if (!s)
-                return -1;
-            if ((size_t)len != strlen(s)) {
-                PyErr_Format(PyExc_ValueError, "parameter %zd contains a NUL character", i + 1);
-                return -1;
-            }
-            p[i] = FDT_SQL_TEXT_P(s);
+        } else if (PyUnicode_Check(v)) {
+            rc = param_text(Py_NewRef(v), keep, i, &p[i]);
+        } else if (PyFloat_Check(v)) {
+            rc = param_text(PyObject_Repr(v), keep, i, &p[i]);
+        } else if ((PyBytes_Check(v) || PyByteArray_Check(v)) && pg) {
+            rc = param_text(bytea_hex(v), keep, i, &p[i]);
+        } else if (PyBytes_Check(v) || PyByteArray_Check(v)) {
+            PyErr_Format(PyExc_TypeError,
+                         "parameter %zd is %s: a SQLite resource takes no bytes parameters "
+                         "(decode to str, or pass the hex text)",
+                         i + 1, Py_TYPE(v)->tp_name);
+            return -1;
         } else {
             PyErr_Format(PyExc_TypeError,
-                         "parameter %zd is a %s: parameters are int, str, float or None", i + 1,
-                         Py_TYPE(v)->tp_name);
+                         "parameter %zd is a %s: parameters are None, bool, int, float, str "
+                         "or bytes (PostgreSQL)",
+                         i + 1, Py_TYPE(v)->tp_name);
             return -1;
         }
+        if (rc < 0)
+            return -1;
     }
     return 0;
 }
@@ -191,7 +262,9 @@ static PyObject *run_sql(PyObject *args, PyObject *kwargs, bool want_rows)
         PyErr_Format(PyExc_ValueError, "at most %d parameters", MAX_PARAMS);
         goto out;
     }
-    if (params_convert(seq, p, n, keep) < 0 || zope_join(b) < 0)
+    const char *driver = fdt_resource_driver(resource);
+    bool pg = driver && strcmp(driver, "postgresql") == 0;
+    if (params_convert(seq, p, n, keep, pg) < 0 || zope_join(b) < 0)
         goto out;
     struct fdt_error err = {0};
     struct fdt_sql_rows *rows = NULL;
@@ -430,7 +503,7 @@ static PyObject *fdt__vote(PyObject *self, PyObject *args)
     }
     if (b->conflict) {
         /* Left as it is: the framework rolls it back and runs the request again. */
-        PyErr_SetString(g_conflict, "the transaction conflicted with another");
+        PyErr_SetString(fdt__py_error_type(FDT_ERETRY), "the transaction conflicted with another");
         return NULL;
     }
     struct fdt_error err = {0};
@@ -530,6 +603,14 @@ static const char zope_code[] =
     "    if getattr(txn, '_fdtserver_gen', None) != gen:\n"
     "        txn._fdtserver_gen = gen\n"
     "        txn.join(_DataManager(m, gen))\n"
+    "def _conflict_transient():\n"
+    "    ti = sys.modules.get('transaction.interfaces')\n"
+    "    te = getattr(ti, 'TransientError', None)\n"
+    "    if not isinstance(te, type) or not issubclass(te, Exception):\n"
+    "        return False\n"
+    "    if not issubclass(ConflictError, te):\n"
+    "        ConflictError.__bases__ = (DatabaseError, te)\n"
+    "    return True\n"
     "def _request_begin(gen):\n"
     "    tm = sys.modules.get('transaction')\n"
     "    if tm is None or not hasattr(tm, 'manager'):\n"
@@ -617,8 +698,9 @@ int fdt__py_fdtmod_init(void)
     g_request_begin = PyObject_GetAttrString(mod, "_request_begin");
     g_end = PyObject_GetAttrString(mod, "_end");
     g_join = PyObject_GetAttrString(mod, "_join");
+    g_transient = PyObject_GetAttrString(mod, "_conflict_transient");
     Py_DECREF(mod);
-    return g_request_begin && g_end && g_join ? 0 : -1;
+    return g_request_begin && g_end && g_join && g_transient ? 0 : -1;
 }
 
 /* ---- Binding ---- */
@@ -631,6 +713,7 @@ void fdt__py_bind_enter(struct fdt__py_bind *b, struct fdt_http_request *req,
     /* Zope's package is bound only once something imported it (one dict look-up). */
     if (!PyDict_GetItemString(PyImport_GetModuleDict(), "transaction"))
         return;
+    conflict_transient();
     PyObject *r = PyObject_CallFunction(g_request_begin, "k", b->gen);
     if (!r) /* the previous Zope transaction's abort failed: this request goes on */
         log_and_clear("transaction.begin()");

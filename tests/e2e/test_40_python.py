@@ -4,9 +4,7 @@ import hashlib
 import json
 import os
 import signal
-import socket
 import subprocess
-from pathlib import Path
 
 from fdt import FDTSERVER, ROOT, wait_for
 from http_util import Client, get
@@ -511,3 +509,126 @@ def test_40_21_file_wrapper_sends_the_file(make_server, tmp_path):
     # Not a real file: iterated in blocks.
     assert c.request("GET", "/file-memory").body == b"in memory " * 1000
     c.close()
+
+
+SYS_PATH_APP = """import json
+import sys
+
+
+def application(environ, start_response):
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(sys.path).encode()]
+"""
+
+
+def check(conf, env=None):
+    return subprocess.run([str(FDTSERVER), "--check", "-c", str(conf)], capture_output=True,
+                          text=True, timeout=30, env=env)
+
+
+def checked_sys_path(stdout):
+    lines = stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith("# python: sys.path"))
+    out = []
+    for line in lines[start + 1:]:
+        if not line.startswith("#   "):
+            break
+        out.append(line[4:])
+    return out
+
+
+def test_40_22_check_says_what_it_would_import(make_server, tmp_path):
+    # A package on a relative [python] path: --check names the module, the callable and the
+    # file, and lists the sys.path a worker then really has; it imports nothing (the
+    # module would raise) and never maps libpython (LD_DEBUG lists every object loaded).
+    src = tmp_path / "src"
+    (src / "mypkg").mkdir(parents=True)
+    (src / "mypkg" / "__init__.py").write_text("")
+    (src / "mypkg" / "web.py").write_text(SYS_PATH_APP)
+    (src / "rpc.py").write_text("raise SystemExit('imported by --check')\n")
+    conf = tmp_path / "fdt.ini"
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                    "wsgi = mypkg.web:application\njsonrpc = rpc:methods\n"
+                    "[python]\npath = src\n")
+    r = check(conf, env=dict(os.environ, LD_DEBUG="files"))
+    assert r.returncode == 0, r.stderr
+    assert "# python: [app] wsgi = mypkg.web:application: imports module mypkg.web, then " \
+           "takes application from it" in r.stdout
+    assert f"# python: module mypkg.web: {src}/mypkg/web.py" in r.stdout
+    assert f"# python: module rpc: {src}/rpc.py" in r.stdout
+    assert "warning" not in r.stderr
+    assert "file=libc.so" in r.stderr  # LD_DEBUG works here
+    assert "libpython" not in r.stderr and "fdt_python" not in r.stderr
+    listed = checked_sys_path(r.stdout)
+    assert listed[0] == str(src)
+    s = py_server(make_server, wsgi="mypkg.web:application", path=src)
+    assert json.loads(get(s.port, "/").body) == listed
+    # A module found nowhere: a warning (the import may still find it through a .pth file
+    # or a hook), the check passes. A module file is not a package.
+    for spec in ("nothere:app", "rpc.sub:app", "mypkg.nothere:app"):
+        conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                        f"wsgi = {spec}\n[python]\npath = src\n")
+        r = check(conf)
+        module = spec.split(":")[0]
+        assert r.returncode == 0, r.stderr
+        assert f"warning: [app] wsgi = {spec}: module {module} is not found on sys.path" \
+               in r.stderr, r.stderr
+    # A directory without __init__.py is a namespace package; a stdlib module is found too.
+    (src / "ns" / "inner").mkdir(parents=True)
+    (src / "ns" / "inner" / "app.py").write_text(SYS_PATH_APP)
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                    "wsgi = ns.inner.app:application\njsonrpc = wsgiref.simple_server:x\n"
+                    "[python]\npath = src\n")
+    r = check(conf)
+    assert f"# python: module ns.inner.app: {src}/ns/inner/app.py" in r.stdout, r.stdout
+    assert "# python: module wsgiref.simple_server: /" in r.stdout, r.stdout
+
+
+def test_40_23_check_with_a_virtual_environment(tmp_path):
+    venv = tmp_path / "venv"
+    subprocess.run(["/usr/bin/python3", "-m", "venv", "--without-pip", str(venv)], check=True,
+                   timeout=120)
+    site = next(venv.glob("lib/python3*/site-packages"))
+    (site / "venvapp.py").write_text(SYS_PATH_APP)
+    conf = tmp_path / "fdt.ini"
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                    "wsgi = venvapp:application\n[python]\nhome = venv\n")
+    r = check(conf)
+    assert r.returncode == 0, r.stderr
+    assert str(site) in checked_sys_path(r.stdout)
+    assert f"# python: module venvapp: {site}/venvapp.py" in r.stdout
+    # Not a virtual environment: an error, as it would be for the workers.
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                    "wsgi = venvapp:application\n[python]\nhome = code\n")
+    (tmp_path / "code").mkdir()
+    r = check(conf)
+    assert r.returncode == 2
+    assert f"[python] home {tmp_path}/code is not a virtual environment" in r.stderr
+
+
+def test_40_24_misused_wsgi_objects_raise_clear_errors(make_server):
+    # Wrong arguments to wsgi.errors, wsgi.input and start_response raise exceptions that
+    # say what is wrong, and the request goes on; the objects of a request that has ended
+    # refuse to work (an application that kept them, in a thread say) instead of writing
+    # into another request.
+    s = py_server(make_server)
+    pid = s.worker_pids()
+    # One connection: its next request runs only once the first one has ended (on another
+    # connection it could start while the first one's thread still finishes it).
+    c = Client(s.port)
+    r = c.request("GET", "/misuse")
+    assert r.status == 200, r
+    assert json.loads(r.body) == [
+        "errors.write bytes: TypeError: wsgi.errors.write() takes a str, not bytes",
+        "input.read(1, 2): TypeError: read() takes at most one argument",
+        "tuple headers: TypeError: headers must be a list, not tuple",
+        "header not a pair: TypeError: header 0 must be a tuple (name, value) of two str"]
+    s.wait_log("wsgi.errors: first of two")
+    s.wait_log("wsgi.errors: second of two")
+    r = c.request("GET", "/misuse-later")
+    c.close()
+    assert json.loads(r.body) == [
+        "write: RuntimeError: write() called after the request ended",
+        "start_response: RuntimeError: start_response() called after the request ended",
+        "input.read: ValueError: wsgi.input read after the request ended"]
+    assert get(s.port, "/").body == b"Hello, world!" and s.worker_pids() == pid

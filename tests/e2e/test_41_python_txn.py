@@ -349,12 +349,14 @@ def test_41_10_configuration(tmp_path):
     r = run_check(conf)
     assert r.returncode == 2 and "[listen.a] protocol = http, but the Python application has " \
         "no [app] wsgi" in r.stderr, r.stderr
-    # --check imports nothing: a module that does not exist passes, and is named.
+    # --check imports nothing: a module that does not exist passes, named with a warning
+    # (test_40_22).
     conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = jsonrpc\n[app]\n"
                     "jsonrpc = not_there:methods\nwsgi = nor_this:app\n[python]\npath = src\n")
     r = run_check(conf)
     assert r.returncode == 0, r.stderr
     assert "jsonrpc = not_there:methods" in r.stdout
+    assert "module not_there is not found on sys.path" in r.stderr, r.stderr
 
 
 def test_41_11_bad_mappings_fail_the_start(make_server, tmp_path):
@@ -404,3 +406,97 @@ def test_41_13_concurrent_requests_and_calls(make_server, postgres, pgdb, tmp_pa
     assert failures == []
     expected = sorted(1000 * k + i for k in range(1, 6) for i in range(15) if i % 3)
     assert db.rows() == expected
+
+
+def test_41_14_conflict_error_is_a_zope_transient_error(make_server, postgres, pgdb, tmp_path):
+    """With Zope's transaction package imported by the application, fdt.ConflictError is
+    also a transaction.interfaces.TransientError (still an fdt.DatabaseError), so code
+    that sorts errors the Zope way (transaction's managers, pyramid_tm, pyramid_retry)
+    takes a conflict as retryable; without it, it is fdt's alone."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    r = json.loads(post(c, "/zope/transient/pg").body)
+    assert r["transient"] and r["database_error"], r
+    assert r["mro"][:4] == ["ConflictError", "DatabaseError", "Error", "TransientError"]
+    always = ("DO $$ BEGIN RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END $$")
+    post(c, "/events")
+    r = post(c, "/zope/caught/pg", always)
+    assert r.status == 503  # the conflict holds whatever the application answers
+    seen = json.loads(post(c, "/events").body)
+    assert seen == [{"transient": True}] * 5, seen
+    # Zope's retry loop inside a request: the conflicted transaction cannot go on in that
+    # request, so the framework runs the request again, and the work is done once.
+    db.run("CREATE SEQUENCE runs")
+    conflict_twice = ("INSERT INTO t VALUES (10); DO $$ BEGIN IF nextval('runs') <= 2 THEN "
+                      "RAISE EXCEPTION 'conflict' USING ERRCODE = '40001'; END IF; END $$")
+    r = post(c, "/zope/attempts/pg", conflict_twice)
+    assert r.status == 200, r
+    assert db.rows() == [10] and db.rows("SELECT last_value FROM runs") == [3]
+    s.stop()
+    s2, _ = txn_server(make_server, postgres, pgdb, tmp_path, wsgi="txnplain:application",
+                       jsonrpc="")
+    r = post(Client(s2.port), "/bases")
+    assert json.loads(r.body) == ["ConflictError", "DatabaseError", "Error", "Exception",
+                                  "BaseException", "object"]
+
+
+def pyquery(c, resource, sql, params):
+    r = post(c, f"/pyquery/{resource}", repr({"sql": sql, "params": params}))
+    return r.status, json.loads(r.body) if r.status != 500 else r.body
+
+
+def test_41_15_parameter_types(make_server, postgres, pgdb, tmp_path):
+    """None, bool, int (also beyond 64 bits on PostgreSQL), float, str and bytes
+    (PostgreSQL) are bound by value as each database takes them; values come back as the
+    database's text, or None. Any other type is a TypeError naming the parameter, and
+    nothing runs."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    big = 2 ** 70
+    blob = bytes(range(256))
+    status, rows = pyquery(c, "pg", "SELECT $1::boolean, $2::boolean, $3::bytea = "
+                           "decode($4, 'hex'), length($3::bytea), $5::numeric + 1, $6::text, "
+                           "$7::float8, $8::int IS NULL, $9::bytea",
+                           (True, False, blob, blob.hex(), big, True, 1e300, None,
+                            b"\x00a"))
+    assert status == 200, rows
+    assert rows == [["t", "f", "t", "256", str(big + 1), "true", "1e+300", "t", "\\x0061"]]
+    # A bool where PostgreSQL wants an integer is refused by the database, as in SQL.
+    assert pyquery(c, "pg", "SELECT $1::int", (True,))[0] == 500
+    s.wait_log('invalid input syntax for type integer: "true"')
+    # SQLite: booleans are 1 and 0, floats and texts as given.
+    assert pyquery(c, "lite", "SELECT $1, $2, typeof($1), $3 * 2, $4 IS NULL, $5",
+                   (True, False, 1.25, None, -2 ** 63)) == \
+        (200, [["1", "0", "integer", "2.5", "1", str(-2 ** 63)]])
+    # Refused before anything runs, with the parameter named.
+    for res, params, error in (
+            ("lite", (1, b"ab"), "TypeError: parameter 2 is bytes: a SQLite resource takes "
+                                 "no bytes parameters"),
+            ("lite", (2 ** 64,), "OverflowError: parameter 1 is an int out of SQLite's "
+                                 "64-bit range"),
+            ("pg", (1, 2, {1}), "TypeError: parameter 3 is a set: parameters are None, bool, "
+                                "int, float, str or bytes (PostgreSQL)"),
+            ("pg", ("a\0b",), "ValueError: parameter 1 contains a NUL character")):
+        status, body = pyquery(c, res, "SELECT 1" + "".join(f", ${i + 1}" for i in
+                                                           range(len(params))), params)
+        assert (status, body["error"][:len(error)]) == (400, error), body
+
+
+def test_41_16_misused_fdt_calls_raise_clear_errors(make_server, postgres, pgdb, tmp_path):
+    """Wrong calls to the fdt module raise exceptions that say what is wrong, and the
+    request's transaction goes on; a savepoint kept from an ended request refuses."""
+    s, db = txn_server(make_server, postgres, pgdb, tmp_path)
+    c = Client(s.port)
+    for res in ("pg", "lite"):
+        r = post(c, f"/misuse/{res}")
+        assert r.status == 200, r
+        assert json.loads(r.body) == [
+            "params not a sequence: TypeError: params must be a sequence (a tuple or list)",
+            "101 params: ValueError: at most 100 parameters",
+            "random_code str: TypeError: 'str' object cannot be interpreted as an integer",
+            "released savepoint: TransactionStateError: the savepoint was released",
+            "17th savepoint: Error: more than 16 savepoints",
+            "42"], res
+        r = post(c, f"/misuse-later/{res}")
+        assert json.loads(r.body) == ["old savepoint: TransactionStateError: the savepoint's "
+                                      "transaction has ended"]

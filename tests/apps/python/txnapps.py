@@ -1,6 +1,7 @@
 """Test applications for transactions from Python (tests/e2e/test_41_python_txn.py):
 a WSGI application working in the request's transaction through the fdt module and
 Zope's transaction package, and a mapping of JSON-RPC methods."""
+import ast
 import json
 import threading
 import time
@@ -10,6 +11,7 @@ import transaction
 
 # What the foreign data manager was told, in order (one worker: read back with /events).
 EVENTS = []
+KEPT = {}
 
 
 class ForeignDM:
@@ -75,6 +77,38 @@ def application(environ, start_response):
     if what == "query":  # /query/RESOURCE with a JSON body {"sql", "params"}
         q = json.loads(sql)
         return answer(start_response, "200 OK", fdt.query(parts[1], q["sql"], q["params"]))
+    if what == "pyquery":  # /pyquery/RESOURCE with a Python literal {"sql", "params"}
+        q = ast.literal_eval(sql)
+        try:
+            return answer(start_response, "200 OK", fdt.query(parts[1], q["sql"], q["params"]))
+        except (TypeError, ValueError, OverflowError) as e:
+            return answer(start_response, "400 Bad Request",
+                          {"error": f"{type(e).__name__}: {e}"})
+    if what in ("misuse", "misuse-later"):  # /misuse/RESOURCE: wrong calls, each reported
+        out = []
+
+        def attempt(name, fn):
+            try:
+                fn()
+                out.append(f"{name}: no error")
+            except Exception as e:  # noqa: BLE001 - reported to the test
+                out.append(f"{name}: {type(e).__name__}: {e}")
+        res = parts[1]
+        if what == "misuse-later":  # a savepoint kept from an earlier request
+            attempt("old savepoint", lambda: KEPT["sp"].rollback())
+            return answer(start_response, "200 OK", out)
+        attempt("params not a sequence", lambda: fdt.query(res, "SELECT 1", 5))
+        attempt("101 params", lambda: fdt.query(res, "SELECT 1", tuple(range(101))))
+        attempt("random_code str", lambda: fdt.random_code("6"))
+        sp = fdt.savepoint()
+        sp.release()
+        attempt("released savepoint", sp.rollback)
+        KEPT["sp"] = fdt.savepoint()
+        held = [fdt.savepoint() for _ in range(15)]
+        attempt("17th savepoint", fdt.savepoint)
+        held[0].rollback()
+        out.append(fdt.query(res, "SELECT 40 + $1", (2,))[0][0])
+        return answer(start_response, "200 OK", out)
     if what == "savepoint":
         res = parts[1]
         fdt.execute(res, "INSERT INTO t VALUES (1)")
@@ -155,6 +189,27 @@ def zope(parts, sql, start_response):
         sp.rollback()
         fdt.execute(res, "INSERT INTO t VALUES (3)")
         return answer(start_response, "200 OK", {})
+    if mode == "transient":  # fdt.ConflictError is a Zope TransientError, still a DatabaseError
+        from transaction.interfaces import TransientError
+        return answer(start_response, "200 OK", {
+            "transient": issubclass(fdt.ConflictError, TransientError),
+            "database_error": issubclass(fdt.ConflictError, fdt.DatabaseError),
+            "mro": [c.__name__ for c in fdt.ConflictError.__mro__]})
+    if mode == "caught":  # a real conflict, caught: what the application sees
+        from transaction.interfaces import TransientError
+        try:
+            fdt.execute(res, sql)
+        except fdt.ConflictError as e:  # seen by /events: the framework runs this again
+            EVENTS.append({"transient": isinstance(e, TransientError)})
+            return answer(start_response, "409 Conflict", {})
+        return answer(start_response, "200 OK", {})
+    if mode == "attempts":  # Zope's own retry loop around the work
+        runs = []
+        for attempt in transaction.manager.attempts(3):
+            with attempt:
+                runs.append(len(runs) + 1)
+                fdt.execute(res, sql)
+        return answer(start_response, "200 OK", {"runs": runs})
     if mode in ("foreign", "foreign-no"):  # a data manager that is not fdtserver's joins
         txn.join(ForeignDM(fail_vote=mode == "foreign-no"))
         fdt.execute(res, sql)

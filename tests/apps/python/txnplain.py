@@ -7,6 +7,9 @@ import fdt
 
 def application(environ, start_response):
     parts = environ["PATH_INFO"].strip("/").split("/")
+    if parts[0] == "bases":  # without Zope's package, fdt.ConflictError is fdt's alone
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [json.dumps([c.__name__ for c in fdt.ConflictError.__mro__]).encode()]
     n = int(environ.get("CONTENT_LENGTH") or 0)
     sql = environ["wsgi.input"].read(n).decode()
     n = fdt.execute(parts[1], sql)

@@ -231,7 +231,50 @@ def rss(environ, start_response):
     return [json.dumps(out).encode()]
 
 
+KEPT = {}
+
+
+def misuse(environ, start_response):
+    """Wrong calls an application may make: each raises a clear exception, and the
+    request goes on. The objects are kept for /misuse-later."""
+    out = []
+
+    def attempt(name, fn):
+        try:
+            fn()
+            out.append(f"{name}: no error")
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            out.append(f"{name}: {type(e).__name__}: {e}")
+
+    errors = environ["wsgi.errors"]
+    attempt("errors.write bytes", lambda: errors.write(b"x"))
+    errors.writelines(["first of two\n", "second of two\n"])
+    errors.flush()
+    attempt("input.read(1, 2)", lambda: environ["wsgi.input"].read(1, 2))
+    attempt("tuple headers", lambda: start_response("200 OK", (("A", "b"),)))
+    attempt("header not a pair", lambda: start_response("200 OK", [("A",)]))
+    write = start_response("200 OK", [("Content-Type", "application/json")])
+    KEPT.update(write=write, start_response=start_response, input=environ["wsgi.input"])
+    return [json.dumps(out).encode()]
+
+
+def misuse_later(environ, start_response):
+    """What /misuse kept, used after its request ended."""
+    out = []
+    for name, fn in (("write", lambda: KEPT["write"](b"late")),
+                     ("start_response", lambda: KEPT["start_response"]("200 OK", [])),
+                     ("input.read", lambda: KEPT["input"].read())):
+        try:
+            fn()
+            out.append(f"{name}: no error")
+        except Exception as e:  # noqa: BLE001 - reported to the test
+            out.append(f"{name}: {type(e).__name__}: {e}")
+    start_response("200 OK", [("Content-Type", "application/json")])
+    return [json.dumps(out).encode()]
+
+
 ROUTES = {
+    "/misuse": misuse, "/misuse-later": misuse_later,
     "/": hello, "/echo": echo, "/lines": lines, "/env": env, "/boom": boom,
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
     "/none": returns_none, "/bytes-status": bytes_status, "/no-start": no_start,
