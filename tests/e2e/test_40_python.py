@@ -19,6 +19,9 @@ def py_server(make_server, wsgi="wsgiapps:application", path=PYAPPS, home=None, 
     bounds the wait for the workers (importing a framework under a sanitizer is slow)."""
     s = make_server(workers=workers, threads=threads, server=server, start=False)
     s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    if ready_timeout > 30:
+        # The master's own bound (default 30 s) must not kill a slow import first.
+        s.server.setdefault("ready_timeout", ready_timeout)
 
     def write_config(**changes):
         lines = ["[server]"] + [f"{k} = {v}" for k, v in s.server.items()]
