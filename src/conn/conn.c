@@ -19,6 +19,7 @@
 #define READ_CHUNK 16384
 
 static void out_consume(struct fdt_conn *c, size_t n);
+static void holder_before_wait(struct fdt_txn_holder *h);
 
 struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                const char *listener_name)
@@ -39,6 +40,7 @@ struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct 
     fdt__buf_init(&c->out, loop->max_output);
     c->th.env = loop->txn_env;
     c->th.id = c->id;
+    c->th.before_wait = holder_before_wait;
     atomic_init(&c->refs, 1);
     atomic_init(&c->last_active_ms, fdt__now_ms());
     return c;
@@ -774,7 +776,7 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
     int64_t idle_since = 0;
     uint64_t seen = 0;
     while (len > 0) {
-        if (c->out.len == 0) {
+        if (c->out.len == 0 && !c->corked) {
             rc = send_direct_locked(c, &p, &len);
             if (rc < 0 || len == 0)
                 break;
@@ -804,6 +806,11 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
         if (rc < 0)
             break;
     }
+    /* Collected enough: send it now (one large send instead of many). */
+    if (rc == 0 && c->corked && c->out.len >= FDT_CONN_CORK_MAX && flush_locked(c) < 0) {
+        c->dead = true;
+        rc = FDT_ECLOSED;
+    }
     /* A writer on another thread while the connection sits armed: make epoll report
      * EPOLLOUT (or the close) so the loop picks it up. */
     if (!c->running && c->armed && (c->out.len > 0 || c->dead)) {
@@ -819,6 +826,47 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
 out:
     pthread_mutex_unlock(&c->lock);
     return rc;
+}
+
+void fdt__conn_cork(struct fdt_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->corked = true;
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* Send what is collected; caller holds the lock. What the socket does not take now waits
+ * for EPOLLOUT, as any buffered output does. */
+static void flush_collected_locked(struct fdt_conn *c)
+{
+    if (c->out.len > 0 && !c->closed && !c->dead && flush_locked(c) < 0)
+        c->dead = true;
+}
+
+void fdt__conn_uncork(struct fdt_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    c->corked = false;
+    flush_collected_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+void fdt__conn_flush(struct fdt_conn *c)
+{
+    pthread_mutex_lock(&c->lock);
+    flush_collected_locked(c);
+    pthread_mutex_unlock(&c->lock);
+}
+
+/* The connection's transaction is about to wait on a database: answers collected for a
+ * pipelined batch go out first, not after the wait. */
+static void holder_before_wait(struct fdt_txn_holder *h)
+{
+    struct fdt_conn *c = (struct fdt_conn *)((char *)h - offsetof(struct fdt_conn, th));
+    pthread_mutex_lock(&c->lock);
+    if (c->corked)
+        flush_collected_locked(c);
+    pthread_mutex_unlock(&c->lock);
 }
 
 int fdt_conn_write(struct fdt_conn *c, const void *buf, size_t len)

@@ -152,6 +152,7 @@ struct fdt_conn {
     bool dead;          /* close now */
     bool closed;        /* torn down: fd closed, proto->close called */
     bool lingering;     /* output sent and shut down; reading and dropping input until EOF */
+    bool corked;        /* writes are collected in out, not sent (fdt__conn_cork) */
     struct fdt_buf out; /* its bytes count in loop->out_queued */
     uint64_t out_sent;  /* bytes the socket has taken so far */
 
@@ -251,6 +252,20 @@ long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, i
  * timeout); FDT_EPROTO (the file ended before len bytes) or -errno of sendfile: the
  * connection is then dead, the response cut. Thread: the one running the connection. */
 int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t len);
+/* Coalescing the answers to pipelined requests (one send for a batch, as Redis does). While
+ * corked, what is written is collected in the output buffer instead of being sent: it goes
+ * out at fdt__conn_uncork, at fdt__conn_flush, once FDT_CONN_CORK_MAX bytes are collected,
+ * and whenever a writer must wait for the client (backpressure and max_output are as
+ * always), and before a transaction of the connection waits on a resource
+ * (fdt_txn_holder.before_wait). A protocol corks while it answers requests it has already
+ * read and uncorks when none is left, so an answer never waits for a request that has not
+ * arrived. Thread: the one running the connection (writes from other threads meanwhile are
+ * collected too, and sent with the rest). */
+#define FDT_CONN_CORK_MAX 16384
+void fdt__conn_cork(struct fdt_conn *c);
+void fdt__conn_uncork(struct fdt_conn *c);
+/* Send what is collected now (staying corked). */
+void fdt__conn_flush(struct fdt_conn *c);
 /* Count one request served (protocols with counts_requests). */
 void fdt__conn_request_done(struct fdt_conn *c);
 /* The same, for the metrics too: its outcome class and how long it took (from its first

@@ -7,7 +7,7 @@
 
 int fdt_txn_begin(struct fdt_conn *c, const struct fdt_xid *xid, struct fdt_error *err)
 {
-    return fdt__txn_begin(&c->th, xid, err);
+    return fdt__txn_begin(&c->th, xid, false, err);
 }
 
 struct fdt_txn *fdt_conn_txn(struct fdt_conn *c)

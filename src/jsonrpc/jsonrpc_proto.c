@@ -706,16 +706,31 @@ static size_t skip_long_line(struct fdt_conn *c, struct rpc_conn *rc, const char
 static long rpc_data(struct fdt_conn *c, const char *buf, size_t len)
 {
     struct rpc_conn *rc = c->proto_data;
-    size_t used = skip_long_line(c, rc, buf, len);
+    size_t pos = skip_long_line(c, rc, buf, len);
     if (rc->skipping)
-        return (long)used;
+        return (long)pos;
+    /* Every whole line that came is answered, also while draining: the core closes (or
+     * hands on) the connection between calls, once no part of the next one is buffered.
+     * Pipelined calls (more than one whole line read at once) are answered with one send:
+     * the answers are collected (corked) while a further whole line is waiting, and sent
+     * with the answer to the last one (docs/jsonrpc.md, "Pipelining"). */
     const char *line;
     size_t n;
-    /* Every whole line that came is answered, also while draining: the core closes (or
-     * hands on) the connection between calls, once no part of the next one is buffered. */
-    while (fdt__jsonrpc_next_line(buf, len, &used, &line, &n))
-        handle_line(c, rc, line, n);
-    return (long)used;
+    bool more = fdt__jsonrpc_next_line(buf, len, &pos, &line, &n);
+    bool corked = false;
+    while (more) {
+        const char *cur = line;
+        size_t cur_n = n;
+        more = fdt__jsonrpc_next_line(buf, len, &pos, &line, &n);
+        if (more && !corked) {
+            fdt__conn_cork(c);
+            corked = true;
+        }
+        handle_line(c, rc, cur, cur_n);
+    }
+    if (corked)
+        fdt__conn_uncork(c);
+    return (long)pos; /* past the last whole line and the blank lines after it */
 }
 
 /* Between messages when no part of the next line is buffered (nor being skipped). */

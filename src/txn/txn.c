@@ -33,59 +33,101 @@ struct savepoint {
 };
 
 struct fdt_txn {
+    /* The header, cleared at begin; the large arrays below it are filled as they are used
+     * (b[i] when branch i is enlisted, sp[i] when savepoint i is taken). */
     struct fdt_txn_holder *home;
     enum fdt_txn_state state;
     bool doomed;
     bool retryable; /* a conflict made it fail: running it again may succeed */
-    char doom_reason[256];
+    /* xid and log_key are set. A root transaction fdtserver names itself is named lazily
+     * (name_root): at its first branch, or when its xid is asked for, so that a call that
+     * touches no resource costs no getrandom(2). */
+    bool named;
+    int nb;
+    int nsp;
     struct fdt_xid xid;
+    char doom_reason[256];
     char log_key[FDT_GID_MAX + 1]; /* GID of the decision / vote record */
     struct branch b[FDT_CFG_MAX_RESOURCES];
-    int nb;
     struct savepoint sp[SAVEPOINTS_MAX];
-    int nsp;
 };
+
+/* Tell the holder's owner that the thread is about to wait on a resource (see
+ * fdt_txn_holder.before_wait). */
+static void before_wait(struct fdt_txn *t)
+{
+    struct fdt_txn_holder *h = t->home;
+    if (h->before_wait)
+        h->before_wait(h);
+}
+
+/* Name a root transaction: 16 random bytes from getrandom(2), as unpredictable as ever,
+ * drawn only once the name is needed. Its GIDs always fit (node and resource names are at
+ * most 63 bytes: 5 + 63 + 1 + 63 + 1 + 10 + 1 + 22 + 1 < FDT_GID_MAX). Returns 0 or
+ * FDT_ERANDOM. */
+static int name_root(struct fdt_txn *t, struct fdt_error *err)
+{
+    if (t->named)
+        return 0;
+    t->xid.format_id = ROOT_FORMAT_ID;
+    t->xid.gtrid_len = 16;
+    if (getrandom(t->xid.gtrid, 16, 0) != 16)
+        return fdt_error_set(err, FDT_ERANDOM, "getrandom failed");
+    if (fdt__gid_format(t->log_key, sizeof(t->log_key), t->home->env->node, "_", &t->xid) < 0)
+        return fdt_error_set(err, FDT_EINVAL, "bad node name");
+    t->named = true;
+    return 0;
+}
+
+/* The decision / vote record's key for log lines ("(unnamed)" before the name exists: the
+ * transaction then has no branch). */
+static const char *key_of(const struct fdt_txn *t)
+{
+    return t->named ? t->log_key : "(unnamed root transaction)";
+}
 
 enum fdt_txn_state fdt_txn_state(const struct fdt_txn *t)
 {
     return t->state;
 }
 
-int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, struct fdt_error *err)
+int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, bool lazy,
+                   struct fdt_error *err)
 {
     if (h->txn)
         return fdt_error_set(err, FDT_ETXNSTATE,
                              "a transaction is already open on this "
                              "connection");
-    struct fdt_txn *t = calloc(1, sizeof(*t));
+    /* Only the header is cleared: b[] and sp[] (most of the 9 KB) are filled as used. */
+    struct fdt_txn *t = malloc(sizeof(*t));
     if (!t)
         return fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    memset(t, 0, offsetof(struct fdt_txn, doom_reason) + 1);
     t->home = h;
     t->state = FDT_TXN_ACTIVE;
+    const struct fdt_txn_env *env = h->env;
     if (xid) {
         t->xid = *xid;
-    } else {
-        t->xid.format_id = ROOT_FORMAT_ID;
-        t->xid.gtrid_len = 16;
-        if (getrandom(t->xid.gtrid, 16, 0) != 16) {
-            free(t);
-            return fdt_error_set(err, FDT_ERANDOM, "getrandom failed");
+        /* The longest GID this transaction can produce must fit: checked here, at begin. */
+        int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), env->node, "_", &t->xid);
+        for (int i = 0; rc == 0 && i < env->cfg->n_resources; i++) {
+            char tmp[FDT_GID_MAX + 1];
+            rc = fdt__gid_format(tmp, sizeof(tmp), env->node, env->cfg->resources[i].name, &t->xid);
         }
-    }
-    /* The longest GID this transaction can produce must fit: checked here, at begin. */
-    char longest[FDT_CFG_NAME_MAX] = "_";
-    const struct fdt_txn_env *env = h->env;
-    int rc = fdt__gid_format(t->log_key, sizeof(t->log_key), env->node, longest, &t->xid);
-    for (int i = 0; rc == 0 && i < env->cfg->n_resources; i++) {
-        char tmp[FDT_GID_MAX + 1];
-        rc = fdt__gid_format(tmp, sizeof(tmp), env->node, env->cfg->resources[i].name, &t->xid);
-    }
-    if (rc < 0) {
-        free(t);
-        return fdt_error_set(err, rc == FDT_ELIMIT ? FDT_ELIMIT : FDT_EINVAL,
-                             rc == FDT_ELIMIT ? "xid too long: its GID would exceed %d bytes"
-                                              : "bad xid (gtrid must be 1 to %d bytes)",
-                             rc == FDT_ELIMIT ? FDT_GID_MAX : FDT_XID_PART_MAX);
+        if (rc < 0) {
+            free(t);
+            return fdt_error_set(err, rc == FDT_ELIMIT ? FDT_ELIMIT : FDT_EINVAL,
+                                 rc == FDT_ELIMIT ? "xid too long: its GID would exceed %d bytes"
+                                                  : "bad xid (gtrid must be 1 to %d bytes)",
+                                 rc == FDT_ELIMIT ? FDT_GID_MAX : FDT_XID_PART_MAX);
+        }
+        t->named = true;
+    } else if (!lazy) {
+        int rc = name_root(t, err);
+        if (rc < 0) {
+            free(t);
+            return rc;
+        }
     }
     h->txn = t;
     if (env->open)
@@ -153,6 +195,8 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool b
         fdt_error_set(err, FDT_ETXNSTATE, "the transaction is doomed: %s", t->doom_reason);
         return NULL;
     }
+    /* Every statement comes through here: the thread is about to wait on a database. */
+    before_wait(t);
     for (int i = 0; i < t->nb; i++) {
         if (strcmp(t->b[i].r->cfg.name, resource) == 0)
             return &t->b[i];
@@ -162,6 +206,8 @@ static struct branch *branch_for(struct fdt_txn *t, const char *resource, bool b
         fdt_error_set(err, FDT_ENOENT, "no resource named %s", resource);
         return NULL;
     }
+    if (name_root(t, err) < 0)
+        return NULL; /* its first branch needs its GID */
     struct branch *b = &t->b[t->nb];
     memset(b, 0, sizeof(*b));
     b->r = r;
@@ -478,6 +524,13 @@ static int commit_two_phase(struct fdt_txn *t, struct fdt_error *err)
 
 const struct fdt_xid *fdt_txn_xid(const struct fdt_txn *t)
 {
+    /* Asked for: a root transaction gets its name now (it is the owner's object; the const
+     * is the public signature's). Should getrandom fail, the transaction is doomed, so that
+     * the all-zero name it shows can never be prepared or committed. */
+    struct fdt_txn *m = (struct fdt_txn *)t;
+    struct fdt_error e = {0};
+    if (!m->named && name_root(m, &e) < 0)
+        fdt_txn_doom(m, e.msg);
     return &t->xid;
 }
 
@@ -501,6 +554,7 @@ int fdt_txn_commit(struct fdt_txn *t, struct fdt_error *err)
         end(t, FDT_TXN_COMMITTED, true);
         return 0;
     }
+    before_wait(t);
     if (live > 1)
         return commit_two_phase(t, err);
     struct fdt_error e = {0};
@@ -520,6 +574,8 @@ int fdt_txn_vote(struct fdt_txn *t, struct fdt_error *err)
     if (t->doomed)
         return fail_rolled_back(t, err, t->doom_reason);
     struct fdt_error e = {0};
+    if (t->nb > 0)
+        before_wait(t);
     for (int i = 0; i < t->nb; i++) {
         if (t->b[i].begun && !t->b[i].r->drv->can_prepare)
             return fdt_error_set(err, FDT_ETXNSTATE,
@@ -590,6 +646,8 @@ int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: vote first");
     if (t->state != FDT_TXN_PREPARED)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: the transaction is not prepared");
+    if (t->nb > 0)
+        before_wait(t);
     struct fdt_error e = {0};
     bool all = true;
     for (int i = 0; i < t->nb; i++) {
@@ -613,6 +671,8 @@ int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
 int fdt_txn_abort(struct fdt_txn *t, struct fdt_error *err)
 {
     bool prepared = t->state == FDT_TXN_PREPARED;
+    if (t->nb > 0)
+        before_wait(t);
     int rc = rollback_all(t, err);
     if (prepared)
         set_outcome(t, "rolled back");
@@ -638,6 +698,8 @@ static int branches_exec(struct fdt_txn *t, const char *verb, const char *name, 
 {
     char sql[96];
     snprintf(sql, sizeof(sql), "%s %s", verb, name);
+    if (only != 0)
+        before_wait(t);
     for (int i = 0; i < t->nb; i++) {
         if (!t->b[i].begun || !(only & (1u << i)))
             continue;
@@ -755,7 +817,7 @@ int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_att
     for (int a = 1;; a++) {
         if (attempts)
             *attempts = a;
-        rc = fdt__txn_begin(h, NULL, err);
+        rc = fdt__txn_begin(h, NULL, true, err);
         if (rc < 0)
             return rc;
         struct fdt_txn *t = h->txn;
@@ -796,17 +858,17 @@ void fdt__txn_holder_closed(struct fdt_txn_holder *h)
             fdt_log(FDT_LOG_WARN,
                     "conn=%llu closed after the vote: %s stays prepared (in doubt) in %d "
                     "resource%s",
-                    (unsigned long long)h->id, t->log_key, n, n == 1 ? "" : "s");
+                    (unsigned long long)h->id, key_of(t), n, n == 1 ? "" : "s");
         else
             fdt_log(FDT_LOG_INFO,
                     "conn=%llu closed after the vote of %s, which had no work: nothing is "
                     "prepared",
-                    (unsigned long long)h->id, t->log_key);
+                    (unsigned long long)h->id, key_of(t));
         end(t, FDT_TXN_PREPARED, true);
         return;
     }
     fdt_log(FDT_LOG_INFO, "conn=%llu closed before the vote: rolling back %s",
-            (unsigned long long)h->id, t->log_key);
+            (unsigned long long)h->id, key_of(t));
     rollback_all(t, NULL);
     end(t, FDT_TXN_ROLLED_BACK, true);
 }

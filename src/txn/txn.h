@@ -39,11 +39,20 @@ struct fdt_txn_holder {
     struct fdt_txn *txn; /* the open transaction, or NULL */
     const struct fdt_txn_env *env;
     uint64_t id; /* the owner's id, for log lines ("conn=ID") */
+    /* Called (may be NULL) on the thread running the transaction before it waits on a
+     * resource (a statement, a commit, a vote...): the owner sends what it holds back (a
+     * connection: the answers it collects for a pipelined batch), so that they do not wait
+     * behind a database. */
+    void (*before_wait)(struct fdt_txn_holder *h);
 };
 
 /* fdt_txn_begin, fdt_txn_run and the disconnect rule on a holder (the public functions
- * that take a connection pass its holder). */
-int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, struct fdt_error *err);
+ * that take a connection pass its holder). lazy: a root transaction (xid NULL) is named
+ * only when its first branch is enlisted or its xid is asked for (fdt_txn_xid), so that
+ * one that never touches a resource costs no random bytes; fdt__txn_run's are lazy,
+ * fdt_txn_begin's are named at once (a getrandom failure is then its error). */
+int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, bool lazy,
+                   struct fdt_error *err);
 int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_attempts,
                  int *attempts, struct fdt_error *err);
 /* The owner is gone: roll back before the vote, keep prepared after it. */

@@ -1,5 +1,6 @@
 """JSON-RPC 2.0 over TCP: framing, errors, and client-driven two-phase commit."""
 import base64
+import json
 
 from fdt import RpcClient, free_port, wait_for
 from load import RpcEcho, reload_under_load
@@ -345,3 +346,105 @@ def test_22_42_a_coordinator_resolves_a_dead_hosts_branches_through_another(
     rows = postgres.psql("SELECT role, outcome FROM fdt_txn_log WHERE gid = "
                          "'fdt1:hosta:_:7:" + b64(b"by-hand") + ":'", dbname=db)
     assert rows == [["recovery", "rolled back"]], rows
+
+
+def rpc_line(method, params=None, id=None):
+    msg = {"jsonrpc": "2.0", "method": method}
+    if params is not None:
+        msg["params"] = params
+    if id is not None:
+        msg["id"] = id
+    return json.dumps(msg) + "\n"
+
+
+def test_22_50_pipelined_calls_are_answered_in_order(make_server, tmp_path):
+    """Calls sent together (one write) are answered in order, errors and all, whatever the
+    answers are collected into (one send per batch, docs/jsonrpc.md "Pipelining"); a
+    notification in the batch answers nothing; a call whose line is not complete yet is
+    answered once its end comes, and the complete calls before it are answered without it."""
+    s = rpc_server(make_server, tmp_path)
+    c = RpcClient(s.rpc_port)
+    batch = [rpc_line("echo", [1], 1), "\n", '{"jsonrpc": "2.0", "method": \n',
+             rpc_line("nope", None, 3), rpc_line("fail", None, 4),
+             rpc_line("echo", [5]),  # a notification
+             rpc_line("sleep", {"ms": 30}, 6), rpc_line("sleep", {"ms": "x"}, 7), "  \r\n",
+             '[1, 2]\n', rpc_line("echo", {"k": "v"}, 9)]
+    c.send_raw("".join(batch))
+    got = [c.read() for _ in range(8)]
+    assert [g.get("id") for g in got] == [1, None, 3, 4, 6, 7, None, 9]
+    assert got[0]["result"] == [1]
+    assert got[1]["error"]["code"] == -32700
+    assert got[2]["error"]["code"] == -32601
+    assert got[3]["error"]["code"] == -32001
+    assert got[4]["result"] == 30
+    assert got[5]["error"]["code"] == -32602
+    assert got[6]["error"]["code"] == -32600
+    assert got[7]["result"] == {"k": "v"}
+    # Complete calls followed by the start of another: the complete ones are answered now
+    # (the read below would time out if they waited for the rest).
+    c.send_raw(rpc_line("echo", [10], 10) + rpc_line("echo", [11], 11) + '{"jsonrpc": "2.0", ')
+    assert [c.read()["id"] for _ in range(2)] == [10, 11]
+    c.send_raw('"method": "echo", "params": [12], "id": 12}\n')
+    assert c.read() == {"jsonrpc": "2.0", "result": [12], "id": 12}
+    # Many calls in one write, more answer bytes than the collecting threshold (16 KiB) and
+    # more than one read of the server: every answer, in order.
+    big = "x" * 300
+    c.send_raw("".join(rpc_line("echo", [i, big], i) for i in range(100, 400)))
+    for i in range(100, 400):
+        assert c.read() == {"jsonrpc": "2.0", "result": [i, big], "id": i}
+    assert c.call("echo", [1])["result"] == [1]
+
+
+def test_22_51_answers_are_not_held_behind_a_database_wait(make_server, postgres, pgdb,
+                                                           tmp_path):
+    """The rule for a call that blocks in the middle of a batch: the answers collected before
+    it are sent before its transaction waits on a database (here a row lock held by another
+    connection), so the client reads them while the call is still blocked."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    postgres.psql("INSERT INTO acc VALUES (1, 0)", dbname=db)
+    holder = RpcClient(s.rpc_port)
+    xid = {"format_id": 5, "gtrid": b64(b"lock-holder")}
+    assert holder.call("txn.begin", {"xid": xid})["result"]["state"] == "active"
+    upd = {"resource": "pg", "sql": "UPDATE acc SET bal = bal + 1 WHERE id = 1"}
+    assert holder.call("sql", upd)["result"] == {"rows": 1}
+    c = RpcClient(s.rpc_port)
+    c.send_raw(rpc_line("echo", [1], 1) + rpc_line("nope", None, 2) + rpc_line("sql", upd, 3) +
+               rpc_line("echo", [4], 4))
+    # Answered while call 3 waits for the lock (a read that would otherwise time out).
+    assert c.read() == {"jsonrpc": "2.0", "result": [1], "id": 1}
+    assert c.read()["error"]["code"] == -32601
+    assert holder.call("txn.abort")["result"] == {"state": "rolled back"}
+    assert c.read() == {"jsonrpc": "2.0", "result": {"rows": 1}, "id": 3}
+    assert c.read() == {"jsonrpc": "2.0", "result": [4], "id": 4}
+    assert postgres.psql("SELECT bal FROM acc WHERE id = 1", dbname=db) == [["1"]]
+
+
+def test_22_52_every_transaction_has_its_own_xid(make_server, postgres, pgdb, tmp_path):
+    """Root transactions are named with 16 random bytes: at txn.begin, and for a call's own
+    transaction only once it enlists a resource (tests/unit/test_txn_name.c checks those).
+    The names txn.begin returns are all different, also with calls that need no name in
+    between, and the prepared branch's GID carries the name."""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = RpcClient(s.rpc_port)
+    seen = set()
+    for _ in range(20):
+        r = c.call("txn.begin")["result"]
+        assert r["role"] == "root" and r["xid"]["format_id"] == 0x66647431
+        assert len(base64.urlsafe_b64decode(r["xid"]["gtrid"] + "==")) == 16
+        seen.add(r["xid"]["gtrid"])
+        assert c.call("txn.abort")["result"] == {"state": "rolled back"}
+    assert len(seen) == 20
+    # Calls outside a transaction that touch no resource, pipelined, between them.
+    c.send_raw("".join(rpc_line("echo", [i], i) for i in range(50)))
+    assert [c.read()["id"] for _ in range(50)] == list(range(50))
+    r = c.call("txn.begin")["result"]
+    assert r["xid"]["gtrid"] not in seen
+    c.call("txn.abort")
+    # A root transaction over several calls, voted: its GID carries the name txn.begin gave.
+    r = c.call("txn.begin")["result"]
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (52, 1)"})["result"]
+    assert c.call("txn.vote")["result"]["xid"] == r["xid"]
+    gids = prepared(postgres, db)
+    assert len(gids) == 1 and r["xid"]["gtrid"] in gids[0]
+    assert c.call("txn.abort")["result"] == {"state": "rolled back"}
+    assert prepared(postgres, db) == []
