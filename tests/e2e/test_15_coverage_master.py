@@ -1,0 +1,152 @@
+"""The master's control socket and pid file in the cases the other tests leave out: odd
+requests (empty, too long, in pieces, CRLF), more clients than it serves, a client that
+gives up waiting for its reload, commands refused while the server stops; a control socket or pid file that cannot be made, and `-s` with a
+pid file that cannot be read or names another process than the one holding it."""
+import fcntl
+import os
+import signal
+import socket
+import subprocess
+
+from fdt import FDTSERVER, LineClient, wait_for
+
+
+def ctl_raw(s, data, timeout=10):
+    """Send data (if any) on a new control connection and read the answer until the master
+    closes. The master reads nothing after a request it refuses whole: data is then sent
+    only up to where it stops reading, lest the close turn into a reset."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(timeout)
+        c.connect(str(s.ctl_path))
+        if data:
+            c.sendall(data)
+        out = b""
+        while True:
+            chunk = c.recv(65536)
+            if not chunk:
+                return out.decode()
+            out += chunk
+
+
+def start_fails(s):
+    """Run the configured master in the foreground: it must refuse to start."""
+    r = subprocess.run([str(FDTSERVER), "-c", str(s.conf_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode != 0, r
+    return r.stdout + r.stderr
+
+
+def test_15_30_odd_control_requests(make_server):
+    s = make_server(workers=1)
+    assert ctl_raw(s, b"\n") == "ERR empty request\n"
+    assert ctl_raw(s, b"x" * 511) == "ERR request too long\n"  # 511: all it reads
+    assert ctl_raw(s, b"reopen\r\n") == "OK reopening logs\n"
+    # A request in two pieces, the second sent once the master has read the first.
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(10)
+        c.connect(str(s.ctl_path))
+        c.sendall(b"stat")
+        c.sendall(b"us\r\n")
+        assert c.recv(65536).decode().startswith("OK\nmaster pid ")
+
+
+def test_15_31_too_many_control_clients(make_server):
+    s = make_server(workers=1)
+    idle = []
+    try:
+        for _ in range(64):
+            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            c.connect(str(s.ctl_path))
+            idle.append(c)
+        # The master accepts all 64 before it serves the next one (accept is in order).
+        assert ctl_raw(s, b"") == "ERR too many control clients\n"
+        for c in idle[1:]:
+            c.close()
+        del idle[1:]
+        wait_for(lambda: s.status(quiet=True), what="control socket serving again")
+        # The master stops with a client still connected: the client sees the end.
+        s.stop()
+        idle[0].settimeout(10)
+        assert idle[0].recv(100) == b""
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_15_32_a_client_that_stops_waiting_for_its_reload(make_server):
+    s = make_server(workers=1)
+    s.app_keys["init_delay_ms"] = 1000
+    s.write_config()
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(str(s.ctl_path))
+        c.sendall(b"reload wait\n")
+        wait_for(lambda: s.status()["last_reload"]["in_progress"], what="reload under way")
+    # The reload goes on without its client; the master answers the next ones.
+    wait_for(lambda: s.status()["last_reload"]["ok"] is True, what="the reload done")
+    wait_for(lambda: [g["id"] for g in s.status()["generations"]] == [2],
+             what="generation 1 gone")
+
+
+def test_15_33_commands_refused_while_stopping(make_server):
+    s = make_server(workers=1)
+    c = LineClient(s.port)
+    c.send("SLEEP 3000\n")
+    wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="request running")
+    s.signal(signal.SIGTERM)
+    wait_for(lambda: ctl_raw(s, b"status\n").startswith("OK not serving: the server is stopping"),
+             what="master stopping")
+    assert ctl_raw(s, b"workers +1\n") == "ERR the server is stopping\n"
+    assert ctl_raw(s, b"reload\n") == "ERR the server is stopping\n"
+    assert c.readline() == "SLEPT 3000"  # the request in flight still ends
+    assert s.wait_exit() == 0
+
+
+def test_15_35_control_socket_that_cannot_be_made(make_server, tmp_path):
+    s = make_server(start=False)
+    s.server["control_socket"] = "/tmp/" + "c" * 120 + ".sock"
+    s.write_config()
+    assert "control_socket path too long: /tmp/ccc" in start_fails(s)
+    missing = tmp_path / "no" / "such" / "dir" / "ctl.sock"
+    s.server["control_socket"] = str(missing)
+    s.write_config()
+    assert f"control socket {missing}: No such file or directory" in start_fails(s)
+
+
+def test_15_36_pid_file_that_cannot_be_written(make_server, tmp_path):
+    s = make_server(start=False)
+    missing = tmp_path / "no" / "such" / "fdt.pid"
+    s.server["pid_file"] = str(missing)
+    s.write_config()
+    out = start_fails(s)
+    assert f"pid file {missing}." in out and "No such file or directory" in out, out
+    a_file = tmp_path / "plain"
+    a_file.write_text("")
+    s.server["pid_file"] = str(a_file / "fdt.pid")
+    s.write_config()
+    assert f"pid file {a_file}/fdt.pid: Not a directory" in start_fails(s)
+    a_dir = tmp_path / "piddir"
+    a_dir.mkdir()
+    s.server["pid_file"] = str(a_dir)
+    s.write_config()
+    assert f"pid file {a_dir}: Is a directory" in start_fails(s)
+    assert os.listdir(tmp_path / "piddir") == []
+    assert not [p for p in os.listdir(tmp_path) if p.startswith("piddir.")]  # no temporary left
+
+
+def test_15_37_dash_s_with_a_pid_file_it_cannot_trust(tmp_path):
+    a_file = tmp_path / "plain"
+    a_file.write_text("")
+    r = subprocess.run([str(FDTSERVER), "-s", "reload", "--pid-file", str(a_file / "x.pid")],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stderr == f"fdtserver: pid file {a_file}/x.pid: Not a directory; nothing signalled\n"
+    # A file naming pid 1 but locked by this test: neither is signalled.
+    pid_file = tmp_path / "other.pid"
+    pid_file.write_text("1\n")
+    with open(pid_file, "r+") as f:
+        fcntl.lockf(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        r = subprocess.run([str(FDTSERVER), "-s", "reload", "--pid-file", str(pid_file)],
+                           capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1
+    assert r.stderr == (f"fdtserver: pid file {pid_file} names pid 1 but is held by pid "
+                        f"{os.getpid()}; nothing signalled\n")
