@@ -150,3 +150,44 @@ def test_15_37_dash_s_with_a_pid_file_it_cannot_trust(tmp_path):
     assert r.returncode == 1
     assert r.stderr == (f"fdtserver: pid file {pid_file} names pid 1 but is held by pid "
                         f"{os.getpid()}; nothing signalled\n")
+
+
+def fdtserver(*args):
+    return subprocess.run([str(FDTSERVER), *[str(a) for a in args]], capture_output=True,
+                          text=True, timeout=60)
+
+
+def test_15_38_command_line_mistakes(tmp_path):
+    r = fdtserver("-c", "/dev/null", "--workers")
+    assert r.returncode == 2 and r.stderr.startswith("fdtserver: bad option --workers\n"), r
+    r = fdtserver("-s", "bogus", "--pid-file", tmp_path / "x.pid")
+    assert r.returncode == 2
+    assert r.stderr == "fdtserver: -s takes stop, quit, reload, reopen or upgrade\n"
+    empty = tmp_path / "empty.ini"
+    empty.write_text("[server]\npid_file =\n")
+    r = fdtserver("-s", "reload", "-c", empty)
+    assert r.returncode == 2
+    assert r.stderr == ("fdtserver: -s needs a pid file: --pid-file F, or -c FILE with "
+                        "[server] pid_file\n")
+
+
+def test_15_39_dash_s_with_a_broken_file_and_options_spelled_out(make_server, tmp_path):
+    pid_file = tmp_path / "by-option.pid"
+    s = make_server(workers=1, start=False)
+    s.server["pid_file"] = ""
+    s.write_config()
+    s.start(args=("--pid-file", pid_file, "--log-level", "warn"))
+    assert int(pid_file.read_text()) == s.pid
+    assert " INFO " not in s.log()  # --log-level took effect
+    broken = tmp_path / "broken.ini"
+    broken.write_text("[server]\nworkers_typo = 3\n")
+    # Without --pid-file the broken file is an error; with it, the master is signalled.
+    r = fdtserver("-s", "reload", "-c", broken)
+    assert r.returncode == 2 and f"{broken}:2: " in r.stderr, r
+    r = fdtserver("-s", "reload", "-c", broken, "--pid-file", pid_file)
+    assert r.returncode == 0, r
+    s.wait_ready(generation=2)
+    # quit returns once the master is gone.
+    r = fdtserver("-s", "quit", "--pid-file", pid_file)
+    assert r.returncode == 0, r
+    assert s.proc.poll() is not None
