@@ -191,3 +191,38 @@ def test_15_39_dash_s_with_a_broken_file_and_options_spelled_out(make_server, tm
     r = fdtserver("-s", "quit", "--pid-file", pid_file)
     assert r.returncode == 0, r
     assert s.proc.poll() is not None
+
+
+def proc_ids(pid):
+    """(uid, gid) of a process, from /proc."""
+    st = {k: v.split() for k, v in (line.split(":", 1) for line in
+                                    open(f"/proc/{pid}/status").read().splitlines() if ":" in line)}
+    return int(st["Uid"][0]), int(st["Gid"][0])
+
+
+def test_15_40_workers_drop_to_user_and_group(make_server, tmp_path):
+    import grp
+    import pwd
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root")
+    nobody = pwd.getpwnam("nobody")
+    s = make_server(workers=1, server={"user": "nobody"})
+    (pid,) = s.worker_pids()
+    assert proc_ids(pid) == (nobody.pw_uid, nobody.pw_gid)  # the user's own group
+    assert s.client().call("PING") == "PONG"
+    nogroup = grp.getgrnam("nogroup")
+    s.server["group"] = "nogroup"
+    s.write_config()
+    s.reload()
+    (pid,) = s.worker_pids()
+    assert proc_ids(pid) == (nobody.pw_uid, nogroup.gr_gid)
+    # Names that do not exist fail the reload; the workers serving go on.
+    for key, name, what in (("user", "no_such_user_x", "unknown user no_such_user_x"),
+                            ("group", "no_such_group_x", "unknown group no_such_group_x")):
+        s.server[key] = name
+        s.write_config()
+        r = s.reload(check=False)
+        assert r.returncode != 0 and what in r.stdout + r.stderr, r
+        s.server[key] = "nobody" if key == "user" else "nogroup"
+    assert s.worker_pids() == [pid]
