@@ -226,3 +226,19 @@ def test_15_40_workers_drop_to_user_and_group(make_server, tmp_path):
         assert r.returncode != 0 and what in r.stdout + r.stderr, r
         s.server[key] = "nobody" if key == "user" else "nogroup"
     assert s.worker_pids() == [pid]
+
+
+def test_15_41_a_new_worker_killed_before_it_is_ready_fails_the_reload(make_server):
+    s = make_server(workers=1)
+    (old,) = s.worker_pids()
+    s.app_keys["init_delay_ms"] = 3000
+    s.write_config()
+    s.reload(wait=False)
+    starting = wait_for(lambda: s.worker_pids("starting"), what="the new worker starting")
+    os.kill(starting[0], signal.SIGKILL)
+    wait_for(lambda: s.status()["last_reload"]["ok"] is False, what="the reload failed")
+    msg = s.status()["last_reload"]["message"]
+    assert f"worker 0 (pid {starting[0]}) killed by signal 9" in msg, msg
+    assert "before it was ready" in msg, msg
+    assert s.worker_pids() == [old]  # generation 1 serves on
+    assert s.client().call("PING") == "PONG"
