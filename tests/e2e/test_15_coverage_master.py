@@ -242,3 +242,46 @@ def test_15_41_a_new_worker_killed_before_it_is_ready_fails_the_reload(make_serv
     assert "before it was ready" in msg, msg
     assert s.worker_pids() == [old]  # generation 1 serves on
     assert s.client().call("PING") == "PONG"
+
+
+def backlog(port):
+    """The backlog of the socket listening on port, as ss shows it (Send-Q)."""
+    out = subprocess.run(["ss", "-ltnH", f"sport = :{port}"], capture_output=True, text=True,
+                         timeout=10).stdout.split()
+    return int(out[2])
+
+
+def test_15_42_reloads_that_cannot_take_their_listeners(make_server, tmp_path):
+    s = make_server(workers=1)
+    main = s.listeners["main"]
+    # A changed backlog applies to the kept socket.
+    main["backlog"] = 77
+    s.write_config()
+    assert s.reload().returncode == 0
+    assert backlog(s.port) == 77
+    # reuseport cannot change on a socket that is kept.
+    main["reuseport"] = "yes"
+    s.write_config()
+    r = s.reload(check=False)
+    assert r.returncode != 0
+    assert (f"[listen.main] reuseport cannot change on a reload of 127.0.0.1:{s.port}: "
+            "restart the server to change it") in r.stdout + r.stderr, r
+    del main["reuseport"]
+    # A new listener on an address somebody else holds.
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen(1)
+        s.listeners["extra"] = {"address": f"127.0.0.1:{busy.getsockname()[1]}",
+                                "protocol": "raw"}
+        s.write_config()
+        r = s.reload(check=False)
+    assert r.returncode != 0 and "Address already in use" in r.stdout + r.stderr, r
+    del s.listeners["extra"]
+    # The configuration file is gone: the error names the file.
+    s.conf_path.unlink()
+    r = s.reload(check=False)
+    assert r.returncode != 0
+    assert f"configuration error: {s.conf_path}: " in r.stdout + r.stderr, r
+    s.write_config()
+    assert s.reload().returncode == 0
+    assert s.client().call("PING") == "PONG"
