@@ -285,3 +285,18 @@ def test_15_42_reloads_that_cannot_take_their_listeners(make_server, tmp_path):
     s.write_config()
     assert s.reload().returncode == 0
     assert s.client().call("PING") == "PONG"
+
+
+def test_15_43_the_master_raises_its_descriptor_limit_to_the_hard_one(make_server):
+    import resource
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    low = min(soft, hard // 2)
+    s = make_server(workers=1, start=False)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (low, hard))
+    try:
+        s.start()  # inherits the low soft limit
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    limits = open(f"/proc/{s.pid}/limits").read()
+    line = next(x for x in limits.splitlines() if x.startswith("Max open files"))
+    assert line.split()[3:5] == [str(hard), str(hard)], line
