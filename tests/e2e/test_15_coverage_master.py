@@ -282,6 +282,14 @@ def test_15_42_reloads_that_cannot_take_their_listeners(make_server, tmp_path):
     r = s.reload(check=False)
     assert r.returncode != 0
     assert f"configuration error: {s.conf_path}: " in r.stdout + r.stderr, r
+    # A configuration with no listener at all: an error of no file line.
+    listeners, s.listeners = s.listeners, {}
+    s.write_config()
+    r = s.reload(check=False)
+    assert r.returncode != 0
+    assert "configuration error: no listener: add a [listen.NAME] section or --listen" in \
+        r.stdout + r.stderr, r
+    s.listeners = listeners
     s.write_config()
     assert s.reload().returncode == 0
     assert s.client().call("PING") == "PONG"
