@@ -167,3 +167,23 @@ def test_15_05_resolving_by_hand_against_the_log(make_server, postgres, pgdb, tm
     r = c.call("txn.rollback_prepared", {"xid": xid(b"undone")})
     assert r["result"] == {"state": "rolled back", "already": False}
     assert prepared(postgres, db) == []
+
+
+def test_15_06_an_abort_record_written_only_in_part(make_server, postgres, pgdb, tmp_path):
+    """A SQLite log table of another shape (no created column): the abort record that
+    fences a coordinator is written in the PostgreSQL log but not there, so the pass decides
+    nothing and says so; the next pass finds the PostgreSQL record and rolls back."""
+    import sqlite3
+    db = setup_db(postgres, pgdb)
+    lite = tmp_path / "lite.db"
+    with sqlite3.connect(str(lite)) as c:
+        c.execute("CREATE TABLE fdt_txn_log (gid TEXT PRIMARY KEY, role TEXT, outcome TEXT)")
+    mine = gid("nodeb", "pg", b"fenced")
+    prepare(postgres, db, mine, 1)
+    s = rpc_server(make_server, pgdb, extra=f"[resource.lite]\ndriver = sqlite\npath = {lite}\n")
+    s.wait_log(f"{mine}: a decision raced with recovery: next pass")
+    s.wait_log(f"rolled back {mine}")
+    assert prepared(postgres, db) == []
+    key = gid("nodeb", "_", b"fenced")
+    assert postgres.psql(f"SELECT role, outcome FROM fdt_txn_log WHERE gid = '{key}'",
+                         dbname=db) == [["recovery", "rolled back"]]
