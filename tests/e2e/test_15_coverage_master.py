@@ -90,14 +90,14 @@ def test_15_32_a_client_that_stops_waiting_for_its_reload(make_server):
 def test_15_33_commands_refused_while_stopping(make_server):
     s = make_server(workers=1)
     c = LineClient(s.port)
-    c.send("SLEEP 3000\n")
+    c.send("SLEEP 5000\n")  # long enough to outlast the checks below on a loaded machine
     wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="request running")
     s.signal(signal.SIGTERM)
     wait_for(lambda: ctl_raw(s, b"status\n").startswith("OK not serving: the server is stopping"),
              what="master stopping")
     assert ctl_raw(s, b"workers +1\n") == "ERR the server is stopping\n"
     assert ctl_raw(s, b"reload\n") == "ERR the server is stopping\n"
-    assert c.readline() == "SLEPT 3000"  # the request in flight still ends
+    assert c.readline() == "SLEPT 5000"  # the request in flight still ends
     assert s.wait_exit() == 0
 
 
