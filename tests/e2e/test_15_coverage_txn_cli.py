@@ -15,10 +15,11 @@ def fdt_txn(conf, *args):
 
 
 def config(tmp_path, pgdb, extra=""):
+    """extra's resources come first: every look-up meets them before the log."""
     conf = tmp_path / "txn.ini"
     conf.write_text("[server]\nnode = nodec\n[listen.main]\naddress = 127.0.0.1:1\n"
-                    "protocol = raw\n[app]\nmodule = /nonexistent.so\n"
-                    f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n" + extra)
+                    "protocol = raw\n[app]\nmodule = /nonexistent.so\n" + extra +
+                    f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n")
     return conf
 
 
