@@ -8,7 +8,6 @@
 #include <stdarg.h>
 #include <stdatomic.h>
 #include <string.h>
-#include <strings.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 #include <time.h>
@@ -41,11 +40,6 @@ void fdt__log_set_json(bool json)
     g_log.json = json;
 }
 
-bool fdt__log_is_json(void)
-{
-    return g_log.json;
-}
-
 unsigned fdt__log_generation(void)
 {
     return g_log.generation;
@@ -54,11 +48,6 @@ unsigned fdt__log_generation(void)
 void fdt__log_set_request_id(const char *id)
 {
     t_request_id = id && *id ? id : NULL;
-}
-
-const char *fdt__log_request_id(void)
-{
-    return t_request_id;
 }
 
 /* Length of the valid UTF-8 sequence at p (1 to 4), or 0. */
@@ -134,22 +123,6 @@ int fdt_log_threshold(void)
 void fdt__log_set_level(int level)
 {
     atomic_store(&g_log.threshold, level);
-}
-
-int fdt__log_level_parse(const char *name, int *level)
-{
-    static const char *names[] = {"error", "warn", "info", "debug"};
-    for (int i = 0; i < (int)FDT_ARRAY_LEN(names); i++) {
-        if (strcasecmp(name, names[i]) == 0) {
-            *level = i;
-            return 0;
-        }
-    }
-    if (strcasecmp(name, "warning") == 0) {
-        *level = FDT_LOG_WARN;
-        return 0;
-    }
-    return FDT_EINVAL;
 }
 
 void fdt__log_set_role(const char *role, unsigned generation)

@@ -24,20 +24,16 @@
  * (one line; request_id is null outside a request). Thread: main, before other threads
  * start (the worker's format is set before its threads exist). */
 void fdt__log_set_json(bool json);
-bool fdt__log_is_json(void);
 /* The generation shown on this process's lines (fdt__log_set_role). */
 unsigned fdt__log_generation(void);
 /* The request the calling thread works on (its id, borrowed until the next call; NULL:
  * none): lines it logs meanwhile carry it ("req=ID" in text, request_id in JSON). */
 void fdt__log_set_request_id(const char *id);
-const char *fdt__log_request_id(void);
 /* Append s to out[*o, size) as a JSON string with its quotes; what does not fit is cut
  * (the closing quote always fits when size - *o >= 2). Bytes that are not valid UTF-8 and
  * control characters are escaped as \u00XX. */
 void fdt__log_json_string(char *out, size_t size, size_t *o, const char *s);
 
-/* Set the threshold from a name (error, warn, info, debug). Returns 0 or FDT_EINVAL. */
-int fdt__log_level_parse(const char *name, int *level);
 void fdt__log_set_level(int level);
 /* Role ("master", "worker"; at most 15 bytes) and generation, shown on each line as
  * "role/generation". Thread: main, before other threads start. */

@@ -169,7 +169,6 @@ void fdt__gen_tls_free(struct fdt_generation *g);
  * FDT_EINVAL for a target out of range, or FDT_EAGAIN when no generation is active or the
  * server is stopping. */
 int fdt__master_set_workers(struct fdt_master *m, int target, const char *why);
-int fdt__master_worker_count(const struct fdt_master *m);
 /* Publish what the metrics show of the master (generations, reloads) in the scoreboard's
  * struct fdt_master_stats. Called from the master's loop and before it renders metrics. */
 void fdt__master_publish_stats(struct fdt_master *m);

@@ -140,6 +140,8 @@ int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_
     parse_opts(argc, argv, &o);
     fdt__cfg_init(cfg);
     if (o.bad)
+        /* unreachable: main refuses a bad option before the first load, and a reload parses
+         * the same argv again */
         return fdt_error_set(err, FDT_ECONFIG, "bad option %s", o.bad);
     if (o.file && fdt__cfg_load_file(cfg, o.file, err) < 0)
         return FDT_ECONFIG;

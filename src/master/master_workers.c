@@ -143,14 +143,6 @@ int fdt__master_set_workers(struct fdt_master *m, int target, const char *why)
     return 0;
 }
 
-int fdt__master_worker_count(const struct fdt_master *m)
-{
-    int n = 0;
-    for (const struct fdt_mworker *w = m->workers; w; w = w->next)
-        n++;
-    return n;
-}
-
 /* Drop root in the child when [server] user/group are set. */
 static int drop_privileges(const struct fdt_cfg *cfg, char *reason, size_t rsize)
 {

@@ -93,6 +93,8 @@ int fdt__pidfile_write(const char *path, int *fd_out, pid_t predecessor, struct 
         return rc;
     char tmp[FDT_CFG_PATH_MAX + 16];
     if ((size_t)snprintf(tmp, sizeof(tmp), "%s.XXXXXX", path) >= sizeof(tmp))
+        /* unreachable: path is the master's pid_path, shorter than FDT_CFG_PATH_MAX, and
+         * tmp has 16 bytes more for the suffix */
         return fdt_error_set(err, FDT_EINVAL, "pid file %s: path too long", path);
     /* O_CREAT | O_EXCL under a name nobody could have prepared: never follows a link. */
     int fd = mkostemp(tmp, O_CLOEXEC);

@@ -264,6 +264,8 @@ static int recover_node(const char *node, const char *by, bool takeover, double 
     res->scanned = false;
     char prefix[FDT_GID_MAX + 1];
     if (fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
+        /* unreachable: node is [server] node (checked when configured) or the node of a
+         * GID fdt__gid_parse accepted, so a valid name of at most FDT_CFG_NAME_MAX bytes */
         return fdt_error_set(err, FDT_EINVAL, "bad node name %s", node);
     char lockname[128];
     snprintf(lockname, sizeof(lockname), "fdt-recovery:%s", node);
@@ -683,6 +685,7 @@ int fdt__txn_list(const char *node, fdt__txn_list_fn fn, void *arg, struct fdt_e
 {
     char prefix[FDT_GID_MAX + 1] = FDT_GID_PREFIX;
     if (node && fdt__gid_node_prefix(prefix, sizeof(prefix), node) < 0)
+        /* unreachable: the one caller (txn.recover) lists every node, node NULL */
         return fdt_error_set(err, FDT_EINVAL, "bad node name %s", node);
     struct list_pass lp = {.p = {.node = node}, .fn = fn, .arg = arg};
     for (int j = 0; j < fdt__txn_resource_count(); j++) {

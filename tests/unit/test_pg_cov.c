@@ -1,0 +1,204 @@
+#include "fdt_config.h"
+
+#include "txn/rm.h"
+#include "util/util.h"
+
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
+/* clang-format off */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <libpq-fe.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* The PostgreSQL driver's error paths, against a real server: the database named by
+ * FDT_TEST_PG_DSN (tests/e2e/test_15_coverage_pg.py runs this with a fresh database of its
+ * PostgreSQL fixture). Without it the test is skipped (exit 77). The driver is compiled
+ * into this program and given the host interface as a load would. */
+static const struct fdt_rm_driver *drv;
+static struct fdt_resource_cfg cfg;
+
+static void *open_session(void)
+{
+    struct fdt_error err = {0};
+    void *s = NULL;
+    if (drv->open(&cfg, &s, &err) != 0)
+        fail_msg("open: %s", err.msg);
+    return s;
+}
+
+static int query(void *s, bool begin, const char *sql, const struct fdt_sql_param *p, int n,
+                 struct fdt_error *err)
+{
+    struct fdt_sql_rows *r = fdt__sql_rows_new();
+    assert_non_null(r);
+    memset(err, 0, sizeof(*err));
+    int rc = begin ? drv->begin_query(s, sql, p, n, r, err) : drv->query(s, sql, p, n, r, err);
+    fdt_sql_rows_free(r);
+    return rc;
+}
+
+/* A transaction that failed cannot be prepared or committed: PostgreSQL answers ROLLBACK,
+ * and the driver says so instead of reporting success. Nothing else can run in it. */
+static void test_failed_transaction(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    struct fdt_error err = {0};
+    assert_int_equal(drv->begin(s, &err), 0);
+    assert_int_equal(drv->exec(s, "SELEKT 1", NULL, &err), FDT_EDB);
+    assert_int_equal(drv->prepare(s, "fdt1:cov:pg:1:YQ:", &err), FDT_EDB);
+    assert_string_equal(err.msg, "PREPARE TRANSACTION rolled back (the transaction had failed)");
+
+    assert_int_equal(drv->begin(s, &err), 0);
+    assert_int_equal(drv->exec(s, "SELEKT 1", NULL, &err), FDT_EDB);
+    assert_int_equal(drv->commit(s, &err), FDT_EDB);
+    assert_string_equal(err.msg, "COMMIT rolled back (the transaction had failed)");
+
+    assert_int_equal(drv->begin(s, &err), 0);
+    assert_int_equal(drv->exec(s, "SELEKT 1", NULL, &err), FDT_EDB);
+    assert_int_equal(drv->recover(s, "fdt1:", 0.0, NULL, NULL, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "listing prepared transactions: 25P02 "));
+    /* BEGIN with the first statement (one round trip) reads both answers, and the session
+     * stays usable once the transaction is rolled back. */
+    assert_int_equal(query(s, true, "SELECT 1", NULL, 0, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "25P02 "));
+    assert_true(drv->alive(s));
+    assert_int_equal(drv->rollback(s, &err), 0);
+    assert_int_equal(query(s, true, "SELECT 1", NULL, 0, &err), 0);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->close(s);
+}
+
+/* A GID that is not valid text in the connection's encoding cannot even be quoted. */
+static void test_unquotable_gid(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    struct fdt_error err = {0};
+    const char *bad = "fdt1:\xff\xfe:pg:1:YQ:";
+    assert_int_equal(drv->commit_prepared(s, bad, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "COMMIT PREPARED: "));
+    assert_non_null(strstr(err.msg, "invalid"));
+    assert_int_equal(drv->rollback_prepared(s, bad, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "ROLLBACK PREPARED: "));
+    assert_int_equal(drv->begin(s, &err), 0);
+    assert_int_equal(drv->prepare(s, bad, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "PREPARE TRANSACTION: "));
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->close(s);
+}
+
+/* fdt_txn_query's refusals: too many parameters or result columns, and COPY, also when a
+ * comment hides the keyword from the check made before sending (the session is then given
+ * up: its protocol state is COPY). */
+static void test_query_refusals(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    struct fdt_error err = {0};
+    struct fdt_sql_param many[33];
+    for (int i = 0; i < 33; i++)
+        many[i] = FDT_SQL_INT_P(i);
+    assert_int_equal(query(s, false, "SELECT $1", many, 33, &err), FDT_EINVAL);
+    assert_string_equal(err.msg, "more than 32 parameters");
+
+    char wide[256] = "SELECT 1";
+    for (int i = 2; i <= 33; i++)
+        snprintf(wide + strlen(wide), sizeof(wide) - strlen(wide), ", %d", i);
+    assert_int_equal(query(s, false, wide, NULL, 0, &err), FDT_EINVAL);
+    assert_string_equal(err.msg, "more than 32 result columns");
+    assert_true(drv->alive(s));
+
+    assert_int_equal(query(s, false, "COPY (SELECT 1) TO STDOUT", NULL, 0, &err), FDT_EINVAL);
+    assert_true(drv->alive(s)); /* refused before anything was sent */
+    assert_int_equal(query(s, false, "/* hidden */ COPY (SELECT 1) TO STDOUT", NULL, 0, &err),
+                     FDT_EINVAL);
+    assert_string_equal(err.msg, "COPY is not supported by fdt_txn_query");
+    assert_false(drv->alive(s));
+    drv->close(s);
+
+    s = open_session();
+    assert_int_equal(query(s, true, "/* hidden */ COPY (SELECT 2) TO STDOUT", NULL, 0, &err),
+                     FDT_EINVAL);
+    assert_string_equal(err.msg, "COPY is not supported by fdt_txn_query");
+    assert_false(drv->alive(s));
+    drv->close(s);
+}
+
+/* The server ends the session between statements (an administrator, a restart): the next
+ * statement with BEGIN fails, and the session is dead, so the pool discards it. */
+static void test_session_killed(void **state)
+{
+    (void)state;
+    void *victim = open_session();
+    void *killer = open_session();
+    struct fdt_error err = {0};
+    /* The statement is prepared on the session before it dies: only its execution is sent
+     * after. */
+    assert_int_equal(query(victim, true, "SELECT 1", NULL, 0, &err), 0);
+    assert_int_equal(drv->rollback(victim, &err), 0);
+    char pid[16];
+    assert_int_equal(drv->query_text(victim, "SELECT pg_backend_pid()", pid, sizeof(pid), &err), 0);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid);
+    char out[8];
+    assert_int_equal(drv->query_text(killer, sql, out, sizeof(out), &err), 0);
+    assert_string_equal(out, "t");
+    /* The server's last word (57P01) may be read as BEGIN's answer before libpq sees the
+     * connection closed: a statement error then, else the resource is down. */
+    int rc = query(victim, true, "SELECT 1", NULL, 0, &err);
+    assert_true(rc == FDT_EDB || rc == FDT_EDOWN);
+    assert_false(drv->alive(victim));
+    drv->close(victim);
+    drv->close(killer);
+}
+
+/* What fdt_txn_join hands an application: the libpq connection itself; and which errors
+ * are worth running the transaction again (serialization failures, deadlocks). */
+static void test_handle_and_retryable(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    PGconn *pg = drv->handle(s);
+    assert_non_null(pg);
+    PGresult *res = PQexec(pg, "SELECT 40 + 2");
+    assert_int_equal(PQresultStatus(res), PGRES_TUPLES_OK);
+    assert_string_equal(PQgetvalue(res, 0, 0), "42");
+    PQclear(res);
+    struct fdt_error err = {0};
+    assert_int_equal(
+        drv->exec(s, "DO $$ BEGIN RAISE EXCEPTION USING ERRCODE = '40001'; END $$", NULL, &err),
+        FDT_ERETRY);
+    assert_true(drv->retryable(&err));
+    assert_int_equal(drv->exec(s, "SELEKT", NULL, &err), FDT_EDB);
+    assert_false(drv->retryable(&err));
+    assert_false(drv->retryable(NULL));
+    drv->close(s);
+}
+
+int main(void)
+{
+    const char *dsn = getenv("FDT_TEST_PG_DSN");
+    if (!dsn || !*dsn) {
+        fprintf(stderr, "FDT_TEST_PG_DSN not set: skipped (tests/e2e/test_15_coverage_pg.py "
+                        "runs this test against its PostgreSQL)\n");
+        return 77;
+    }
+    snprintf(cfg.name, sizeof(cfg.name), "pg");
+    snprintf(cfg.driver, sizeof(cfg.driver), "postgresql");
+    snprintf(cfg.dsn, sizeof(cfg.dsn), "%s", dsn);
+    drv = fdt_rm_driver_v1(&fdt__rm_host);
+    if (!drv)
+        return 1;
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_failed_transaction),   cmocka_unit_test(test_unquotable_gid),
+        cmocka_unit_test(test_query_refusals),       cmocka_unit_test(test_session_killed),
+        cmocka_unit_test(test_handle_and_retryable),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
