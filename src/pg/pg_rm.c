@@ -2,6 +2,7 @@
 
 #include "txn/rm.h"
 
+#include <fdt/log.h>
 #include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -58,9 +59,23 @@ static int fail(PGconn *pg, PGresult *res, struct fdt_error *err, const char *wh
     return code;
 }
 
+/* The server's warnings go to the error log as fdtserver's own lines, its notices (such as
+ * "already exists, skipping") at debug level; libpq would print them raw on stderr. */
+static void pg_notice(void *arg, const char *message)
+{
+    (void)arg;
+    size_t n = strlen(message);
+    while (n > 0 && (message[n - 1] == '\n' || message[n - 1] == ' '))
+        n--;
+    bool warning = strncmp(message, "WARNING", 7) == 0;
+    fdt_log(warning ? FDT_LOG_WARN : FDT_LOG_DEBUG, "postgresql: %.*s", (int)n, message);
+}
+
 static int pg_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt_error *err)
 {
     PGconn *pg = PQconnectdb(cfg->dsn);
+    if (PQstatus(pg) == CONNECTION_OK)
+        PQsetNoticeProcessor(pg, pg_notice, NULL);
     if (PQstatus(pg) != CONNECTION_OK) {
         fdt_error_set(err, FDT_EDOWN, "[resource.%s] connect: %s", cfg->name, PQerrorMessage(pg));
         PQfinish(pg);
@@ -130,6 +145,8 @@ static int pg_rollback(void *s, struct fdt_error *err)
     PGconn *pg = PG(s);
     if (PQstatus(pg) != CONNECTION_OK)
         return 0; /* the server rolled it back when the connection died */
+    if (PQtransactionStatus(pg) == PQTRANS_IDLE)
+        return 0; /* nothing open (a failed PREPARE or COMMIT ended it) */
     return pg_exec(s, "ROLLBACK", NULL, err);
 }
 

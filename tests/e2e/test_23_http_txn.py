@@ -122,6 +122,12 @@ def test_23_05_query_with_parameters(make_server, postgres, pgdb, tmp_path):
     # Bad SQL: an error answer, nothing kept.
     r = post(c, "/query/pg?a", "INSERT INTO nosuch VALUES ($1)")
     assert r.status == 500 and b"nosuch" in r.body
+    # The rollback after it is clean: no raw libpq line in the error log, and no ROLLBACK
+    # sent on a session with nothing open (PostgreSQL would warn of it).
+    c.close()
+    s.stop()
+    assert "no transaction in progress" not in s.log()
+    assert not [ln for ln in s.log().splitlines() if ln.startswith("WARNING:")]
 
 
 def test_23_06_a_held_answer_over_max_output_rolls_back(make_server, postgres, pgdb, tmp_path):
