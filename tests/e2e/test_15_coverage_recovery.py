@@ -85,7 +85,9 @@ def test_15_01_a_dead_nodes_transactions_are_taken_over(make_server, postgres, p
     # txn.recover lists what is left (the junk GID is not fdtserver's: not listed).
     rec = RpcClient(s.rpc_port).call("txn.recover")["result"]
     assert [r["xid"]["gtrid"] for r in rec] == [b64(b"voted")]
+    # The cluster is shared by the whole run: leave nothing prepared in it.
     postgres.psql("ROLLBACK PREPARED 'fdt1:junk'", dbname=db)
+    postgres.psql(f"ROLLBACK PREPARED '{voted}'", dbname=db)
 
 
 def test_15_02_a_takeover_with_a_sqlite_resource_leaves_undecided_ones(make_server, postgres,

@@ -7,6 +7,7 @@ def test_20_01_postgres_fixture_prepares_transactions(postgres, pgdb):
     postgres.psql("CREATE TABLE t (x int)", dbname=dbname)
     postgres.psql("BEGIN; INSERT INTO t VALUES (1); PREPARE TRANSACTION 'fdt-fixture-test'",
                   dbname=dbname)
-    assert postgres.psql("SELECT gid FROM pg_prepared_xacts") == [["fdt-fixture-test"]]
+    assert postgres.psql("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+                         dbname=dbname) == [["fdt-fixture-test"]]
     postgres.psql("COMMIT PREPARED 'fdt-fixture-test'", dbname=dbname)
     assert postgres.psql("SELECT x FROM t", dbname=dbname) == [["1"]]
