@@ -236,9 +236,11 @@ static void out_of_fds(struct fdt_worker *w, struct fdt_worker_listener *l, int 
  * which tries to accept at once. The connection that woke a paused worker does not wait
  * for the pause to end (the failure of an earlier attempt that only paused). A pause ends
  * when a sibling's hand-on or the BALANCE_TICK_MS check finds the worker within the limit
- * again; if at that check no sibling has taken anything since the pause began (all busy,
- * or stopped), the worker takes what is queued itself, so a connection never waits more
- * than about BALANCE_TICK_MS for the others. */
+ * again. If at that check no sibling has taken anything since the pause began, and none
+ * of their event loops is running or waiting for a CPU (a loaded machine: then they are
+ * waited for, up to BALANCE_RUNNABLE_MS), the worker takes its part of what is queued
+ * itself, and again at each tick, so no connection waits long for siblings that do not
+ * accept. A sibling whose loop has not turned for BALANCE_STALE_MS is left out. */
 
 static bool balanced(const struct fdt_worker *w, const struct fdt_worker_listener *l)
 {
@@ -322,8 +324,6 @@ static bool balance_paused(const struct fdt_worker *w)
     return w->balance_until_ms != 0;
 }
 
-/* Over the limit: out of epoll for the shared listeners, and the least loaded sibling is
- * told (hand_on: something is, or may be, queued that only this worker was woken for). */
 /* Whether the sibling with that pid is paused. */
 static bool least_held(const struct fdt_worker *w, pid_t pid)
 {
@@ -335,6 +335,8 @@ static bool least_held(const struct fdt_worker *w, pid_t pid)
     return false;
 }
 
+/* Over the limit: out of epoll for the shared listeners, and the least loaded sibling is
+ * told (hand_on: something is, or may be, queued that only this worker was woken for). */
 static void balance_pause(struct fdt_worker *w, pid_t least_pid, bool hand_on)
 {
     atomic_store(&w->slot->accept_held, 1);
