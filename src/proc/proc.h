@@ -1,5 +1,6 @@
 /* What the master and its workers share: the scoreboard (shared memory, one slot per
- * worker, written only by that worker and read by the master) and the channel
+ * worker, written only by that worker, read by the master and, for accept balancing, by
+ * the other workers of its generation) and the channel
  * (a socketpair carrying small messages). */
 #ifndef FDT_SRC_PROC_H
 #define FDT_SRC_PROC_H
@@ -97,6 +98,11 @@ struct fdt_slot {
     _Atomic uint64_t accepted;
     _Atomic uint64_t requests;
     _Atomic int64_t conns_open;
+    /* Connections this worker took from listeners shared with its siblings (not reuseport),
+     * for accept balancing (worker_loop.c): it starts at the least of its ready siblings'
+     * (a replacement does not take every new connection until it catches up). */
+    _Atomic uint64_t accept_share;
+    _Atomic int32_t accept_held;     /* 1 while it leaves the shared listeners to its siblings */
     _Atomic uint64_t listen_wakeups; /* listener readiness events seen */
     _Atomic uint64_t accept_eagain;  /* wakeups that found nothing to accept */
     _Atomic uint64_t refused_busy;

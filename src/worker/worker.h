@@ -85,13 +85,23 @@ struct fdt_worker {
     int64_t n_conns;
     int64_t drain_deadline_ms;
     int64_t accept_logged_ms; /* rate limits of repeated warnings */
-    int64_t sockopt_logged_ms;
     /* Out of descriptors: a descriptor kept in reserve to turn queued connections away
      * (-1 when it could not be taken back), until when accepting is paused (0: not), and
      * how many connections were turned away since the last warning. */
     int reserve_fd;
     int64_t accept_paused_until_ms;
     unsigned long long refused_no_fd;
+    /* Accept balancing between the workers of a generation sharing a listener (see
+     * worker_loop.c): the loop's time of the current batch of events, the slots of the
+     * siblings (refreshed every scan), the end of the current balance pause (0: not paused)
+     * and the siblings' accept shares summed when it began (progress: someone accepts). */
+    int64_t now_ms;
+    int siblings[FDT_MAX_SLOTS];
+    int n_siblings;
+    int64_t siblings_ms;
+    int64_t balance_until_ms;
+    int64_t balance_since_ms;
+    uint64_t balance_mark;
     pid_t master_pid; /* the master that forked this worker (a SIGTERM after it died says so) */
     int64_t last_scan_ms;
     /* Recycling: requests after which this worker asks to be replaced (0: never, else
@@ -121,6 +131,11 @@ __attribute__((noreturn)) void fdt__worker_main(const struct fdt_worker_args *ar
 void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c);
 /* Fill w->loop, the interface through which connections reach the worker. */
 void fdt__worker_loop_init(struct fdt_worker *w);
+/* Start this worker's accept share at the least of its ready siblings' (before it says it
+ * is ready). */
+void fdt__worker_balance_init(struct fdt_worker *w);
+/* Set the TCP options accepted connections inherit on listener l (before it is polled). */
+void fdt__worker_listener_options(struct fdt_worker *w, struct fdt_worker_listener *l);
 /* Make every application thread finish its current work and exit (any thread). */
 void fdt__worker_stop_threads(struct fdt_worker *w);
 /* How often an idle application thread wakes up to say it holds no event. */

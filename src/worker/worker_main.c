@@ -283,6 +283,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     sigaddset(&set, SIGQUIT);
     sigaddset(&set, SIGUSR1);
     sigaddset(&set, SIGHUP);
+    sigaddset(&set, SIGWINCH); /* a sibling's accept hand-on (blocked in fdt__worker_main) */
     w->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
     if (w->epfd < 0 || w->loop.epfd < 0 || w->wakefd < 0 || w->rq.efd < 0 || w->sigfd < 0) {
         snprintf(reason, rsize, "epoll/eventfd/signalfd: %s", fdt_strerror(-errno));
@@ -395,6 +396,12 @@ void fdt__worker_main(const struct fdt_worker_args *a)
 {
     struct fdt_worker worker = {0};
     struct fdt_worker *w = &worker;
+    /* A sibling's accept hand-on (worker_loop.c) is read from the signalfd: blocked before
+     * the application can start a thread, so that none of them takes (and ignores) it. */
+    sigset_t winch;
+    sigemptyset(&winch);
+    sigaddset(&winch, SIGWINCH);
+    pthread_sigmask(SIG_BLOCK, &winch, NULL);
     w->cfg = a->cfg;
     w->slot = &a->sb->slots[a->slot];
     w->sb = a->sb;
@@ -453,6 +460,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
 
     /* Listeners go into epoll last: nothing is accepted before every thread is ready. */
     for (int i = 0; i < w->n_listeners; i++) {
+        fdt__worker_listener_options(w, &w->listeners[i]);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->listeners[i]};
         if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0) {
             snprintf(reason, sizeof(reason), "epoll_ctl listener: %s", fdt_strerror(-errno));
@@ -460,6 +468,7 @@ void fdt__worker_main(const struct fdt_worker_args *a)
         }
         w->listeners[i].registered = true;
     }
+    fdt__worker_balance_init(w);
     atomic_store(&w->slot->state, FDT_WORKER_READY);
     atomic_store(&w->slot->heartbeat_ms, fdt__now_ms());
     fdt__channel_send(w->channel_fd, FDT_MSG_READY, 0, NULL);
