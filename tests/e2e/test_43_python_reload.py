@@ -6,11 +6,11 @@ counted. Each reload's new code is served once `fdtctl reload --wait` returns, a
 master never maps libpython."""
 import random
 import re
-import threading
 import time
 
-from fdt import idle_close_race, wait_for
-from http_util import Client, build, get
+from fdt import wait_for
+from http_util import build, get
+from load import HttpEcho, Load
 from test_02_process import maps
 from test_40_python import py_server, write_module
 
@@ -26,7 +26,7 @@ def application(environ, start_response):
 ANSWER = re.compile(rb"version (\d+)\n")
 
 
-class PyLoad:
+class PyLoad(Load):
     """clients threads, each on keep-alive connections: GETs and POSTs with bodies of up to
     3000 bytes, every answer checked (status, the body echoed, a version line). A
     connection is reused only within the idle time its last answer advertised (Keep-Alive:
@@ -36,35 +36,9 @@ class PyLoad:
     version served, `failures` everything else, each described."""
 
     def __init__(self, port, clients=4, max_requests=100000):
-        self.port = port
-        self.clients = clients
+        super().__init__(port, HttpEcho, clients)  # Load's connections, retry rule, threads
         self.max_requests = max_requests
-        self.stop = threading.Event()
-        self.lock = threading.Lock()
-        self.ok = 0
-        self.retried = 0
         self.versions = set()
-        self.failures = []
-
-    def exchange(self, c, payload):
-        if c is None:
-            c = Client(self.port, timeout=10)
-        try:
-            c.send(payload)
-            return c.read_response(), c
-        except OSError as e:
-            c.close()
-            if not idle_close_race(c, e):
-                raise
-        with self.lock:
-            self.retried += 1
-        c = Client(self.port, timeout=10)
-        try:
-            c.send(payload)
-            return c.read_response(), c
-        except BaseException:
-            c.close()
-            raise
 
     def run_client(self, seed):
         rnd = random.Random(seed)
@@ -119,21 +93,6 @@ class PyLoad:
     def bounded(self):
         """Every client has sent its max_requests."""
         return not any(t.is_alive() for t in self.threads)
-
-    def __enter__(self):
-        self.threads = [threading.Thread(target=self.run_client, args=(i,))
-                        for i in range(self.clients)]
-        for t in self.threads:
-            t.start()
-        return self
-
-    def __exit__(self, *exc):
-        self.stop.set()
-        for t in self.threads:
-            t.join(30)
-        stuck = sum(t.is_alive() for t in self.threads)
-        if stuck:
-            self.failures.append(f"{stuck} clients still running 30 s after the end")
 
 
 def sanitized(pid):
