@@ -429,14 +429,14 @@ static bool handshake_locked(struct fdt_conn *c)
     return true;
 }
 
-/* Whether the client has sent bytes this process has not read yet (in the socket, or
- * decrypted in the TLS session). */
+/* Whether the client has sent bytes this process has not read yet (in the socket). Not
+ * OpenSSL's buffer: after a read it can hold a partial record, which no read completes
+ * until more arrives, so asking it would spin; its decrypted bytes were all taken by the
+ * read that just ran (read_and_dispatch loops while the session has some). */
 static bool input_waiting(struct fdt_conn *c)
 {
     if (c->eof || c->lingering)
         return false;
-    if (c->tls && fdt__tls_has_pending(c->tls))
-        return true;
     int n = 0;
     return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
