@@ -9,6 +9,13 @@
  *   BODY n        then n bytes -> GOT n SUM   (SUM: byte sum modulo 2^32)
  *   CRASH         -> abort()
  *   HANG          -> blocks forever
+ *   CONN          -> id=N listener=NAME tls=0|1 calls=K   (K counts CONN on this connection,
+ *                    kept with fdt_conn_set_data)
+ *   LATER ms text -> nothing now; another thread writes "text" after ms and closes the
+ *                    connection (fdt_conn_ref/unref keep it meanwhile); "text" "-": only close
+ *   FLOOD n       -> n bytes (byte i is i mod 251) written at once with fdt_conn_write, which
+ *                    buffers what the client does not take; over max_output it closes
+ *                    -> then "FLOODED n rc" if every write was taken
  *   TXN BEGIN [GTRID_HEX]  begin a root (or, with a gtrid, participant) transaction
  *   SQL RESOURCE STATEMENT run a statement in the connection's transaction -> OK rows
  *   TXN COMMIT | VOTE | FINISH | ABORT | STATE | SAVEPOINT n | ROLLBACKTO n | RELEASE n
@@ -29,6 +36,7 @@
 #include <fdt/fdt.h>
 #include <fdt/http.h>
 #include <fdt/jsonrpc.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -39,6 +47,10 @@
 
 #ifndef LINEAPP_VERSION
 #define LINEAPP_VERSION "1"
+#endif
+
+#ifndef LINEAPP_ABI
+#define LINEAPP_ABI FDT_APP_ABI_VERSION
 #endif
 
 #ifdef LINEAPP_BROKEN
@@ -235,6 +247,63 @@ static void retry_command(struct fdt_conn *c, const char *args)
         reply(c, "ERR attempts=%d %s", attempts, err.msg);
 }
 
+struct later {
+    struct fdt_conn *conn;
+    long ms;
+    char text[256];
+};
+
+static void *later_main(void *arg)
+{
+    struct later *l = arg;
+    sleep_ms(l->ms);
+    if (strcmp(l->text, "-") != 0)
+        reply(l->conn, "%s", l->text);
+    fdt_conn_close(l->conn);
+    fdt_conn_unref(l->conn);
+    free(l);
+    return NULL;
+}
+
+/* LATER ms text: answered by another thread while the connection waits for its client. */
+static void later_command(struct fdt_conn *c, const char *args)
+{
+    struct later *l = calloc(1, sizeof(*l));
+    char *end;
+    if (!l) {
+        reply(c, "ERR out of memory");
+        return;
+    }
+    l->conn = c;
+    l->ms = strtol(args, &end, 10);
+    snprintf(l->text, sizeof(l->text), "%s", *end == ' ' ? end + 1 : "-");
+    fdt_conn_ref(c);
+    pthread_t t;
+    if (pthread_create(&t, NULL, later_main, l) != 0) {
+        fdt_conn_unref(c);
+        free(l);
+        reply(c, "ERR pthread_create");
+        return;
+    }
+    pthread_detach(t);
+}
+
+static void flood_command(struct fdt_conn *c, long n)
+{
+    unsigned char chunk[64 * 251]; /* 16 KiB: the pattern runs on across chunks */
+    for (size_t i = 0; i < sizeof(chunk); i++)
+        chunk[i] = (unsigned char)(i % 251);
+    long left = n;
+    int rc = 0;
+    while (left > 0 && rc == 0) {
+        size_t k = (size_t)left < sizeof(chunk) ? (size_t)left : sizeof(chunk);
+        rc = fdt_conn_write(c, chunk, k);
+        left -= (long)k;
+    }
+    if (rc == 0)
+        reply(c, "FLOODED %ld %d", n, rc);
+}
+
 /* One command line (without its newline). Returns bytes of body it needs beyond the line,
  * or -1 to close. */
 static long command(struct fdt_conn *c, char *line, const char *rest, size_t rest_len,
@@ -295,6 +364,15 @@ static long command(struct fdt_conn *c, char *line, const char *rest, size_t res
     } else if (strcmp(line, "HANG") == 0) {
         for (;;)
             pause();
+    } else if (strcmp(line, "CONN") == 0) {
+        uintptr_t calls = (uintptr_t)fdt_conn_data(c) + 1;
+        fdt_conn_set_data(c, (void *)calls);
+        reply(c, "id=%llu listener=%s tls=%d calls=%lu", (unsigned long long)fdt_conn_id(c),
+              fdt_conn_listener(c), (int)fdt_conn_tls(c), (unsigned long)calls);
+    } else if (strncmp(line, "LATER ", 6) == 0) {
+        later_command(c, line + 6);
+    } else if (strncmp(line, "FLOOD ", 6) == 0) {
+        flood_command(c, atol(line + 6));
     } else if (strcmp(line, "QUIT") == 0) {
         reply(c, "BYE");
         fdt_conn_close(c);
@@ -602,7 +680,7 @@ static const struct fdt_http_app http_app = {
 };
 
 FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
-    .abi_version = FDT_APP_ABI_VERSION,
+    .abi_version = LINEAPP_ABI,
     .size = sizeof(struct fdt_app),
     .name = "lineapp",
     .version = LINEAPP_VERSION,

@@ -3,17 +3,15 @@
  * FDT_ENOMEM and nothing else, and leave the document usable (ASan checks for leaks). */
 #include "alloc_fault.h"
 
+#include <cmocka.h>
+#include <fdt/error.h>
+#include <fdt/json.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-
-#include <cmocka.h>
-
-#include <fdt/error.h>
-#include <fdt/json.h>
 
 static const char text[] =
     "{\"name\":\"wingcash\",\"list\":[1,2.5,true,null,\"a\\u00e9\\n\"],"

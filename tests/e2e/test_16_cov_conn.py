@@ -1,0 +1,127 @@
+"""The connection API as an application uses it (include/fdt/conn.h), through the line test
+application: its accessors, a write and a close from another thread while the connection
+waits for its client, output the client takes slowly, output over max_output, and an
+application built for another ABI."""
+import socket
+import subprocess
+import time
+
+from fdt import APPS, FDTSERVER, FdtServer, LineClient, wait_for
+from http_util import HELLO
+
+
+def pattern(n, start=0):
+    """The bytes FLOOD writes: byte i is i mod 251."""
+    whole = bytes(range(251))
+    out = bytearray()
+    i = start % 251
+    while len(out) < n:
+        out += whole[i:]
+        i = 0
+    return bytes(out[:n])
+
+
+def start_fails(s):
+    """Starts the server's master and returns True once it has exited non-zero."""
+    with open(s.log_path, "ab") as logf:
+        p = subprocess.Popen([str(FDTSERVER), "-c", str(s.conf_path)], stdout=logf,
+                             stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    try:
+        return p.wait(timeout=30) != 0
+    finally:
+        if p.poll() is None:
+            p.kill()
+            p.wait()
+
+
+def test_16_01_the_connection_accessors(make_server):
+    s = make_server(workers=1)
+    a, b = s.client(), s.client()
+    first = dict(kv.split("=") for kv in a.call("CONN").split())
+    assert first["listener"] == "main" and first["tls"] == "0" and first["calls"] == "1"
+    again = dict(kv.split("=") for kv in a.call("CONN").split())
+    assert again["id"] == first["id"] and again["calls"] == "2"  # set_data kept its value
+    other = dict(kv.split("=") for kv in b.call("CONN").split())
+    assert other["id"] != first["id"] and other["calls"] == "1"  # per connection
+
+
+def test_16_02_another_thread_writes_and_closes_while_the_client_waits(make_server):
+    s = make_server(workers=1, threads=2)
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("LATER 300 written later\n")
+    # The connection is idle and armed in epoll meanwhile; its thread is free.
+    assert s.client().call("PING") == "PONG"
+    assert c.readline() == "written later"
+    assert c.closed_by_server()
+    # Only a close, nothing to send first.
+    c = s.client()
+    c.send("LATER 200 -\n")
+    assert c.closed_by_server()
+    # The client leaves before the other thread writes: the write finds the connection
+    # closed, the reference keeps the object until that thread lets go.
+    c = s.client()
+    c.send("LATER 300 too late\n")
+    time.sleep(0.05)
+    c.close()
+    time.sleep(0.5)
+    assert s.client().call("PING") == "PONG"
+    assert s.worker_pids() == pids and "ERROR" not in s.log()
+
+
+def test_16_03_output_a_slow_client_takes_arrives_whole(make_server):
+    n = 12 << 20
+    s = make_server(workers=1, server={"max_output": "32m"})
+    c = LineClient(s.port)
+    c.sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)
+    c.send(f"FLOOD {n}\n")
+    time.sleep(0.5)  # the server buffers what the socket does not take
+    got = bytearray()
+    deadline = time.monotonic() + 60
+    c.sock.settimeout(10)
+    while len(got) < n + len(f"FLOODED {n} 0\n") and time.monotonic() < deadline:
+        chunk = c.sock.recv(65536)
+        assert chunk, f"closed after {len(got)} bytes"
+        got += chunk
+        if len(got) < 1 << 20:
+            time.sleep(0.001)  # slow at first: partial sends, then EPOLLOUT flushes
+    assert len(got) >= n, f"{len(got)} of {n} bytes in 60 s"
+    assert bytes(got[:n]) == pattern(n)
+    assert bytes(got[n:]) == f"FLOODED {n} 0\n".encode()
+    assert "over max_output" not in s.log()
+
+
+def test_16_04_output_over_max_output_closes_the_connection(make_server):
+    s = make_server(workers=1, server={"max_output": "64k"})
+    c = LineClient(s.port)
+    c.send("FLOOD 67108864\n")  # 64 MiB, never read until the server gave up
+    wait_for(lambda: "over max_output" in s.log(), what="the max_output warning")
+    got = 0
+    c.sock.settimeout(10)
+    while True:
+        chunk = c.sock.recv(1 << 20)
+        if not chunk:
+            break
+        got += len(chunk)
+    assert 0 < got < 64 << 20
+    assert "FLOODED" not in s.log()
+    assert s.client().call("PING") == "PONG"  # the worker goes on
+
+
+def test_16_05_an_application_for_another_abi_is_refused(tmp_path):
+    s = FdtServer(tmp_path, app="lineapp_badabi.so")
+    r = subprocess.run([str(FDTSERVER), "--check", "-c", str(s.conf_path)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "application ABI 99" in r.stderr and "this server speaks 1" in r.stderr, r.stderr
+    assert start_fails(s)
+    assert "application ABI 99" in s.log(), s.log()
+    assert (APPS / "lineapp_badabi.so").exists()
+
+
+def test_16_06_a_raw_listener_needs_an_application_that_reads_bytes(tmp_path):
+    """hello answers HTTP only (no on_data): a raw listener for it stops the start with the
+    reason, instead of a worker that accepts and cannot answer."""
+    s = FdtServer(tmp_path, app=HELLO)
+    assert start_fails(s)
+    assert "[listen.main] protocol raw but the application has no on_data" in s.log(), s.log()
