@@ -3,12 +3,15 @@
  * FDT_ENOMEM and nothing else, and leave the document usable (ASan checks for leaks). */
 #include "alloc_fault.h"
 
-#include <cmocka.h>
-#include <fdt/error.h>
-#include <fdt/json.h>
+/* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
+/* clang-format off */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <cmocka.h>
+/* clang-format on */
+#include <fdt/error.h>
+#include <fdt/json.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
