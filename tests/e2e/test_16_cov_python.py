@@ -421,7 +421,7 @@ def testcapi():
     try:
         import _testcapi  # noqa: F401 - the workers run the same Python
     except ImportError:
-        pytest.skip("no _testcapi (Debian: libpython3.11-testsuite)")
+        pytest.skip("no _testcapi (Debian: libpython3.11-stdlib)")
 
 
 def test_16_30_out_of_memory_around_a_request(make_server):
