@@ -14,7 +14,6 @@
  * process_init on the main thread before any application thread starts; read-only after. */
 struct fdt__py_host {
     PyObject *app;        /* the WSGI callable (strong) */
-    PyObject *bytes_io;   /* io.BytesIO, for wsgi.input */
     PyObject *format_exc; /* traceback.format_exception */
     PyObject *errors;     /* the wsgi.errors object (one per process) */
     PyObject *version;    /* (1, 0) */

@@ -30,10 +30,7 @@ static int method_failed(const char *name, struct fdt_error *err)
     char what[200], last[200] = "";
     snprintf(what, sizeof(what), "jsonrpc %s", name);
     fdt__py_log_exception(fdt__py_host(), what, last, sizeof(last));
-    const char *msg = last;
-    while (*msg == ' ')
-        msg++;
-    return fdt_error_set(err, conflict ? FDT_ERETRY : FDT_EAPP, "%s", msg);
+    return fdt_error_set(err, conflict ? FDT_ERETRY : FDT_EAPP, "%s", last);
 }
 
 static PyObject *params_in(const struct fdt_json *params)
@@ -42,8 +39,11 @@ static PyObject *params_in(const struct fdt_json *params)
         return Py_NewRef(Py_None);
     char *text = NULL;
     size_t len = 0;
+    /* Params the parser made encode, unless out of memory. */
     if (fdt_json_encode(params, 0, &text, &len) < 0)
+        /* GCOVR_EXCL_START: unreachable: out of memory in the C library's malloc (above) */
         return PyErr_Format(PyExc_ValueError, "the params cannot be encoded");
+    /* GCOVR_EXCL_STOP */
     PyObject *s = PyUnicode_DecodeUTF8(text, (Py_ssize_t)len, "strict");
     free(text);
     PyObject *v = s ? PyObject_CallOneArg(g_loads, s) : NULL;
@@ -58,12 +58,21 @@ static int python_method(struct fdt_jsonrpc_call *call, const struct fdt_json *p
     PyEval_RestoreThread(fdt__py_thread_state());
     int rc = 0;
     struct fdt__py_bind b;
-    PyObject *fn = PyDict_GetItemString(g_methods, name); /* borrowed */
+    /* Not PyDict_GetItemString, which would take running out of memory for a missing
+     * key. */
+    PyObject *key = PyUnicode_FromString(name);
+    PyObject *fn = key ? PyDict_GetItemWithError(g_methods, key) : NULL; /* borrowed */
+    Py_XDECREF(key);
     PyObject *args = fn ? params_in(params) : NULL;
     PyObject *result = NULL, *text = NULL;
-    if (!args) {
-        rc = fn ? method_failed(name, err)
-                : fdt_error_set(err, FDT_EAPP, "method %s is not in the mapping", name);
+    if (!fn) { /* out of memory, or a key whose hash is not its text's */
+        rc = PyErr_Occurred()
+                 ? method_failed(name, err)
+                 : fdt_error_set(err, FDT_EAPP, "method %s is not in the mapping", name);
+        goto out;
+    }
+    if (!args) { /* json.loads of what the parser accepted: only out of memory */
+        rc = method_failed(name, err);
         goto out;
     }
     fdt__py_bind_enter(&b, NULL, call);
@@ -103,8 +112,10 @@ out:
 int fdt__py_jsonrpc_init(const char *spec, struct fdt_jsonrpc_app *app)
 {
     PyObject *json = PyImport_ImportModule("json");
+    /* Each step only after the one before succeeded: a call made with an exception set
+     * would lose it. */
     PyObject *dumps = json ? PyObject_GetAttrString(json, "dumps") : NULL;
-    g_loads = json ? PyObject_GetAttrString(json, "loads") : NULL;
+    g_loads = dumps ? PyObject_GetAttrString(json, "loads") : NULL;
     Py_XDECREF(json);
     if (!dumps || !g_loads) {
         Py_XDECREF(dumps);
@@ -113,8 +124,10 @@ int fdt__py_jsonrpc_init(const char *spec, struct fdt_jsonrpc_app *app)
     /* Strict JSON out: NaN and Infinity are errors, not invalid text. */
     PyObject *functools = PyImport_ImportModule("functools");
     PyObject *partial = functools ? PyObject_GetAttrString(functools, "partial") : NULL;
-    PyObject *kw = Py_BuildValue("{s:O,s:(ss)}", "allow_nan", Py_False, "separators", ",", ":");
-    PyObject *pargs = PyTuple_Pack(1, dumps);
+    PyObject *kw =
+        partial ? Py_BuildValue("{s:O,s:(ss)}", "allow_nan", Py_False, "separators", ",", ":")
+                : NULL;
+    PyObject *pargs = kw ? PyTuple_Pack(1, dumps) : NULL;
     g_dumps = partial && kw && pargs ? PyObject_Call(partial, pargs, kw) : NULL;
     Py_XDECREF(pargs);
     Py_XDECREF(kw);
@@ -139,8 +152,11 @@ int fdt__py_jsonrpc_init(const char *spec, struct fdt_jsonrpc_app *app)
     Py_ssize_t n = PyDict_GET_SIZE(g_methods);
     struct fdt_jsonrpc_method *methods = calloc((size_t)n + 1, sizeof(*methods));
     if (!methods) {
+        /* GCOVR_EXCL_START: unreachable: out of memory at start-up (malloc of a shared
+         * module: the unit tests' allocator hook does not reach it) */
         PyErr_NoMemory();
         return -1;
+        /* GCOVR_EXCL_STOP */
     }
     Py_ssize_t pos = 0, i = 0;
     PyObject *key, *value;

@@ -43,7 +43,11 @@ void fdt__py_log_exception(struct fdt__py_host *h, const char *what, char *last,
         PyException_SetTraceback(value, tb);
     PyObject *lines =
         h->format_exc && value ? PyObject_CallFunctionObjArgs(h->format_exc, value, NULL) : NULL;
-    PyObject *text = lines ? PyUnicode_Join(NULL, lines) : NULL;
+    /* Joined with "" (a NULL separator would be a space, starting every line but the
+     * first with one). */
+    PyObject *empty = lines ? PyUnicode_New(0, 0) : NULL;
+    PyObject *text = empty ? PyUnicode_Join(empty, lines) : NULL;
+    Py_XDECREF(empty);
     Py_ssize_t n = 0;
     const char *s = text ? PyUnicode_AsUTF8AndSize(text, &n) : NULL;
     if (s) {
@@ -154,6 +158,16 @@ typedef struct {
 static int header_use(struct wsgi_state *st, int pass, const char *name, const char *value,
                       Py_ssize_t vlen, char *reason, size_t rsize);
 
+/* A failed conversion ran out of memory: say so (the MemoryError stays set, for the log)
+ * rather than blame the application's text. */
+static bool out_of_memory(char *reason, size_t rsize)
+{
+    if (!PyErr_ExceptionMatches(PyExc_MemoryError))
+        return false;
+    snprintf(reason, rsize, "out of memory");
+    return true;
+}
+
 /* Parse and check status and headers (PEP 3333: native strings, "NNN reason", no control
  * characters), then set the headers on the request. Returns the status code, or -1 with
  * why (for the log) in reason. */
@@ -166,6 +180,8 @@ static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
     /* A native string of latin-1 characters (PEP 3333), sent as those bytes. */
     PyObject *sbytes = PyUnicode_AsLatin1String(st->status);
     if (!sbytes) {
+        if (out_of_memory(reason, rsize))
+            return -1;
         PyErr_Clear();
         const char *u = PyUnicode_AsUTF8(st->status);
         if (!u)
@@ -215,8 +231,10 @@ static int head_prepare(struct wsgi_state *st, char *reason, size_t rsize)
             /* Values are latin-1 (PEP 3333): encoded so, not as UTF-8. */
             PyObject *vbytes = PyUnicode_AsLatin1String(PyTuple_GET_ITEM(item, 1));
             if (!name || !vbytes) {
-                PyErr_Clear();
                 Py_XDECREF(vbytes);
+                if (out_of_memory(reason, rsize))
+                    return -1;
+                PyErr_Clear();
                 snprintf(reason, rsize, "header %zd is not latin-1 text", i);
                 return -1;
             }
@@ -397,7 +415,7 @@ int fdt__py_wsgi_init(struct fdt__py_host *h)
 {
     if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0 ||
         fdt__py_input_init() < 0 || fdt__py_filewrapper_init() < 0 || fdt__py_environ_init(h) < 0)
-        return -1;
+        return -1; /* GCOVR_EXCL_LINE: unreachable: static types at start-up: out of memory */
     h->errors = PyObject_CallNoArgs((PyObject *)&ErrorsType);
     h->version = Py_BuildValue("(ii)", 1, 0);
     return h->errors && h->version ? 0 : -1;
@@ -434,8 +452,11 @@ static int64_t app_content_length(struct wsgi_state *st)
         const char *name = PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 0));
         const char *value = name ? PyUnicode_AsUTF8(PyTuple_GET_ITEM(item, 1)) : NULL;
         if (!value) {
+            /* GCOVR_EXCL_START: unreachable: head_prepare has just encoded every header as
+             * latin-1 text, so only running out of memory fails here */
             PyErr_Clear();
             continue;
+            /* GCOVR_EXCL_STOP */
         }
         if (strcasecmp(name, "Content-Length") != 0)
             continue;
@@ -618,13 +639,13 @@ void fdt__py_wsgi_run(struct fdt__py_host *h, struct fdt_http_request *req)
         goto out;
     }
     send_result(&st, result);
-    /* PEP 3333: close() is called whatever happened while iterating. */
+    /* PEP 3333: close() is called whatever happened while iterating. The response has
+     * gone out by now (send_result answers or fails), so a failing close() is only
+     * logged. */
     PyObject *close = PyObject_GetAttrString(result, "close");
     if (close) {
         PyObject *r = PyObject_CallNoArgs(close);
-        if (!r && !st.head_sent) {
-            fail(&st, "the result's close() failed");
-        } else if (!r) {
+        if (!r) {
             char what[300];
             snprintf(what, sizeof(what), "%s %s: close()", fdt_http_method(req),
                      fdt_http_path(req));
