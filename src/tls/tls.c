@@ -13,6 +13,7 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 /* Plaintext bytes of one TLS record at most. */
@@ -50,15 +51,19 @@ static void ssl_reason(char *out, size_t size, const char *fallback)
     ERR_clear_error();
 }
 
-/* A file the master must read: say clearly when it cannot (missing, permissions). */
+/* A file the master must read: say clearly when it cannot (missing, permissions, a
+ * directory: open(2) takes one, and OpenSSL would then only say "no start line"). */
 static int file_readable(const char *listener, const char *key, const char *path,
                          struct fdt_error *err)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0)
+    struct stat st;
+    int rc = fd < 0 ? -errno : fstat(fd, &st) < 0 ? -errno : S_ISDIR(st.st_mode) ? -EISDIR : 0;
+    if (fd >= 0)
+        close(fd);
+    if (rc < 0)
         return fdt_error_set(err, FDT_ECONFIG, "[listen.%s] %s %s: %s", listener, key, path,
-                             fdt_strerror(-errno));
-    close(fd);
+                             fdt_strerror(rc));
     return 0;
 }
 
