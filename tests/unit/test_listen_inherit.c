@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
@@ -308,12 +309,21 @@ static void test_assign_upgrade_by_address(void **state)
     int v6 = tcp6_socket(true, &p6);
     int anchor = tcp_socket(false, &pa);
     int plain = tcp_socket(true, &pl);
+    char dir[] = "/tmp/fdt-inherit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s/s", dir);
+    int local = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(local >= 0);
+    assert_int_equal(bind(local, (struct sockaddr *)&un, sizeof(un)), 0);
+    assert_int_equal(listen(local, 8), 0);
     char spec[256] = "";
     fdt__inherit_format(spec, sizeof(spec), v6, FDT_LISTEN_UPGRADE, "v6");
     fdt__inherit_format(spec, sizeof(spec), anchor, FDT_LISTEN_UPGRADE, "rp");
     fdt__inherit_format(spec, sizeof(spec), plain, FDT_LISTEN_UPGRADE, "plain");
+    fdt__inherit_format(spec, sizeof(spec), local, FDT_LISTEN_UPGRADE, "local");
     struct fdt_inherit set = {0};
-    assert_int_equal(fdt__inherit_parse(&set, spec, NULL), 3);
+    assert_int_equal(fdt__inherit_parse(&set, spec, NULL), 4);
     char want[64];
     snprintf(want, sizeof(want), "[::1]:%d", p6);
     assert_string_equal(set.fds[0].addr, want);
@@ -328,9 +338,15 @@ static void test_assign_upgrade_by_address(void **state)
     snprintf(cfg->listeners[2].address, sizeof(cfg->listeners[2].address), "no address");
     add_listener(cfg, "rp", pa, true);
     add_listener(cfg, "plain", pl, false);
+    add_listener(cfg, "other", 0, false);
+    snprintf(cfg->listeners[5].address, sizeof(cfg->listeners[5].address), "unix:%s/t", dir);
+    add_listener(cfg, "local", 0, false);
+    snprintf(cfg->listeners[6].address, sizeof(cfg->listeners[6].address), "unix:%s", un.sun_path);
     struct fdt_listener ls[FDT_CFG_MAX_LISTENERS];
     struct fdt_error err = {0};
     assert_int_equal(fdt__inherit_assign(&set, cfg, ls, &err), 0);
+    assert_int_equal(ls[5].fd, -1); /* another path */
+    assert_int_equal(ls[6].fd, local);
     assert_int_equal(ls[0].fd, -1); /* same family, another port: bound anew */
     assert_int_equal(ls[1].fd, v6);
     assert_int_equal(ls[1].origin, FDT_LISTEN_UPGRADE);
@@ -354,6 +370,9 @@ static void test_assign_upgrade_by_address(void **state)
     close(v6);
     close(anchor);
     close(plain);
+    close(local);
+    unlink(un.sun_path);
+    rmdir(dir);
 }
 
 int main(void)
