@@ -37,22 +37,15 @@ int fdt__tls_ticket_key_new(unsigned char key[FDT_TLS_TICKET_KEY_LEN])
     return RAND_bytes(key, FDT_TLS_TICKET_KEY_LEN) == 1 ? 0 : FDT_ERANDOM;
 }
 
-/* OpenSSL's reason for the oldest error in this thread's queue, then clear the queue. */
+/* OpenSSL's reason for the oldest error in this thread's queue, then clear the queue. The
+ * fallback stands for an error without a reason string (in OpenSSL 3 only system errors,
+ * which loading these files does not raise: a read error shows as "no start line") and for
+ * an empty queue (an allocation that failed where OpenSSL queues nothing). */
 static void ssl_reason(char *out, size_t size, const char *fallback)
 {
     unsigned long e = ERR_peek_error();
     const char *r = e ? ERR_reason_error_string(e) : NULL;
-    if (r) {
-        snprintf(out, size, "%s", r);
-    } else if (e) {
-        /* GCOVR_EXCL_START: not reached: OpenSSL 3 has no reason string only for system
-         * errors, and loading these files raises none (a read error shows as "no start
-         * line"); kept for an OpenSSL that does */
-        ERR_error_string_n(e, out, size);
-        /* GCOVR_EXCL_STOP */
-    } else {
-        snprintf(out, size, "%s", fallback);
-    }
+    snprintf(out, size, "%s", r ? r : fallback);
     ERR_clear_error();
 }
 
