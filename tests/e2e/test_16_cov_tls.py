@@ -12,7 +12,7 @@ import ssl
 import struct
 import subprocess
 
-from fdt import FDTSERVER, free_port, wait_for
+from fdt import APPS, FDTSERVER, free_port, wait_for
 from sd_util import listening_inodes, socket_activate
 from test_50_tls import HELLO, curl, pki, read_all, tls_server  # noqa: F401 (pki: a fixture)
 from test_51_systemd import activated_server, first_call
@@ -174,3 +174,31 @@ def test_16_06_a_systemd_socket_dropped_by_a_reload_is_kept_for_the_next(make_se
     assert {l["name"]: l["socket"] for l in s.status()["listeners"]} == {"web": "systemd",
                                                                          "spare": "systemd"}
     assert listening_inodes(spare) == passed
+
+
+def test_16_07_a_client_that_resets_in_the_middle_of_a_large_answer(make_server, pki):
+    # /big/16 streams 16 MiB: the client reads the start, stops reading (the server's TLS
+    # writes then wait for the socket), and resets the connection; the server's next write
+    # fails, and that connection alone is closed.
+    s = tls_server(make_server, pki, threads=2, app=str(APPS / "lineapp.so"))
+    pids = s.worker_pids()
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.sendall(b"GET /big/16 HTTP/1.1\r\nHost: localhost\r\n\r\n")
+    got = b""
+    while len(got) < 256 * 1024:
+        chunk = c.recv(65536)
+        assert chunk, got[:200]
+        got += chunk
+    assert got.startswith(b"HTTP/1.1 200 OK\r\n")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()  # a reset, with the rest of the answer unread
+    r = curl(s.port, "/big/1", "-o", "/dev/null", "-w", "%{size_download}", ca=pki / "ca.pem")
+    assert r.stdout == str(1 << 20), r
+    assert s.worker_pids() == pids
+    # Both connections end: the reset one too, however far the view had got.
+    from metrics_util import scrape_ctl, value
+    wait_for(lambda: value(scrape_ctl(s), "fdt_connections_open") == 0, timeout=20,
+             what="no connection open")
