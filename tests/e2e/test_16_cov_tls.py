@@ -71,9 +71,12 @@ def test_16_02_the_debug_log_names_version_cipher_and_resumption(make_server, pk
 
 
 def test_16_03_a_client_that_resets_or_closes_during_the_handshake(make_server, pki):
+    from metrics_util import scrape_ctl, value
     s = tls_server(make_server, pki, threads=1)
     with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
         c.sendall(PARTIAL_HELLO)
+        wait_for(lambda: value(scrape_ctl(s), "fdt_connections_open") == 1,
+                 what="the connection accepted")
         # SO_LINGER 0: close sends a reset instead of a FIN.
         c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
     s.wait_log("TLS handshake failed: Connection reset by peer")
@@ -84,7 +87,6 @@ def test_16_03_a_client_that_resets_or_closes_during_the_handshake(make_server, 
     assert data == b"" and how == "eof"
     s.wait_log("TLS handshake failed: the client closed the connection")
     assert curl(s.port, "/", ca=pki / "ca.pem").stdout == "Hello, world!"
-    from metrics_util import scrape_ctl, value
     m = scrape_ctl(s)
     assert value(m, "fdt_tls_handshake_errors_total") == 2, m
 
