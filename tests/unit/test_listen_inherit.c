@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
@@ -191,6 +192,189 @@ static void test_assign(void **state)
     close(spare);
 }
 
+static void test_origin_names(void **state)
+{
+    (void)state;
+    /* What fdtctl status shows in a listener's "socket" field. */
+    assert_string_equal(fdt__listen_origin_name(FDT_LISTEN_BOUND), "bound");
+    assert_string_equal(fdt__listen_origin_name(FDT_LISTEN_SYSTEMD), "systemd");
+    assert_string_equal(fdt__listen_origin_name(FDT_LISTEN_UPGRADE), "upgrade");
+    assert_string_equal(fdt__listen_origin_name((enum fdt_listen_origin)42), "?");
+}
+
+/* The variable of a binary upgrade that cannot be taken whole: too long, more sockets than
+ * served; and an entry that does not fit the buffer leaves it as it was. */
+static void test_parse_and_format_limits(void **state)
+{
+    (void)state;
+    static char spec[9000];
+    memset(spec, '7', sizeof(spec) - 1);
+    struct fdt_inherit set = {0};
+    struct fdt_error err = {0};
+    assert_int_equal(fdt__inherit_parse(&set, spec, &err), FDT_ECONFIG);
+    assert_string_equal(err.msg, "list of inherited sockets too long");
+    assert_int_equal(set.n, 0);
+
+    int p;
+    int fd = tcp_socket(true, &p);
+    spec[0] = '\0';
+    for (int i = 0; i <= FDT_INHERIT_MAX; i++)
+        assert_int_equal(fdt__inherit_format(spec, sizeof(spec), fd, FDT_LISTEN_UPGRADE, ""), 0);
+    assert_int_equal(fdt__inherit_parse(&set, spec, &err), FDT_ECONFIG);
+    char want[128];
+    snprintf(want, sizeof(want), "more than %d sockets passed by the old master", FDT_INHERIT_MAX);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(set.n, FDT_INHERIT_MAX);
+
+    char small[16] = "";
+    assert_int_equal(fdt__inherit_format(small, sizeof(small), 12, FDT_LISTEN_SYSTEMD, "web"), 0);
+    assert_string_equal(small, "12=s=web");
+    assert_int_equal(fdt__inherit_format(small, sizeof(small), 13, FDT_LISTEN_UPGRADE, "api"),
+                     FDT_ELIMIT);
+    assert_string_equal(small, "12=s=web"); /* unchanged: no half entry */
+    close(fd);
+}
+
+/* Run fdt__inherit_systemd with fd as descriptor 3 (SD_LISTEN_FDS_START) and the variables
+ * of systemd for this process; fd 3 is restored afterwards. */
+static int systemd_with_fd3(int fd, const char *n, const char *names, struct fdt_inherit *set,
+                            struct fdt_error *err)
+{
+    int saved = fcntl(3, F_DUPFD_CLOEXEC, 10); /* -1 when 3 is not open */
+    assert_int_equal(dup2(fd, 3), 3);
+    char pid[32];
+    snprintf(pid, sizeof(pid), "%ld", (long)getpid());
+    setenv("LISTEN_PID", pid, 1);
+    setenv("LISTEN_FDS", n, 1);
+    if (names)
+        setenv("LISTEN_FDNAMES", names, 1);
+    int rc = fdt__inherit_systemd(set, err);
+    assert_null(getenv("LISTEN_FDS"));
+    if (saved >= 0) {
+        assert_int_equal(dup2(saved, 3), 3);
+        close(saved);
+    } else {
+        close(3);
+    }
+    return rc;
+}
+
+static void test_systemd_names_and_count(void **state)
+{
+    (void)state;
+    int p;
+    int fd = tcp_socket(true, &p);
+    /* systemd names a socket without FileDescriptorName= "unknown": it names no listener. */
+    struct fdt_inherit set = {0};
+    struct fdt_error err = {0};
+    assert_int_equal(systemd_with_fd3(fd, "1", "unknown", &set, &err), 1);
+    assert_int_equal(set.n, 1);
+    assert_int_equal(set.fds[0].origin, FDT_LISTEN_SYSTEMD);
+    assert_string_equal(set.fds[0].name, "");
+    char want[64];
+    snprintf(want, sizeof(want), "127.0.0.1:%d", p);
+    assert_string_equal(set.fds[0].addr, want);
+
+    /* More sockets than a server serves: refused, none taken. */
+    struct fdt_inherit many = {0};
+    assert_int_equal(systemd_with_fd3(fd, "1000", NULL, &many, &err), FDT_ECONFIG);
+    snprintf(want, sizeof(want), "systemd passed 1000 sockets; at most %d are served",
+             FDT_INHERIT_MAX);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(many.n, 0);
+    close(fd);
+}
+
+/* A loopback IPv6 socket on a free port. */
+static int tcp6_socket(bool listening, int *port)
+{
+    int fd = socket(AF_INET6, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0);
+    struct sockaddr_in6 a = {.sin6_family = AF_INET6, .sin6_addr = IN6ADDR_LOOPBACK_INIT};
+    assert_int_equal(bind(fd, (struct sockaddr *)&a, sizeof(a)), 0);
+    socklen_t len = sizeof(a);
+    assert_int_equal(getsockname(fd, (struct sockaddr *)&a, &len), 0);
+    *port = ntohs(a.sin6_port);
+    if (listening)
+        assert_int_equal(listen(fd, 8), 0);
+    return fd;
+}
+
+/* The sockets of a binary upgrade go by address, IPv6 ones too; one whose reuseport
+ * setting the new configuration changes is refused (a reuseport anchor does not listen). */
+static void test_assign_upgrade_by_address(void **state)
+{
+    (void)state;
+    int p6, pa, pl;
+    int v6 = tcp6_socket(true, &p6);
+    int anchor = tcp_socket(false, &pa);
+    int plain = tcp_socket(true, &pl);
+    char dir[] = "/tmp/fdt-inherit-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct sockaddr_un un = {.sun_family = AF_UNIX};
+    snprintf(un.sun_path, sizeof(un.sun_path), "%s/s", dir);
+    int local = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(local >= 0);
+    assert_int_equal(bind(local, (struct sockaddr *)&un, sizeof(un)), 0);
+    assert_int_equal(listen(local, 8), 0);
+    char spec[256] = "";
+    fdt__inherit_format(spec, sizeof(spec), v6, FDT_LISTEN_UPGRADE, "v6");
+    fdt__inherit_format(spec, sizeof(spec), anchor, FDT_LISTEN_UPGRADE, "rp");
+    fdt__inherit_format(spec, sizeof(spec), plain, FDT_LISTEN_UPGRADE, "plain");
+    fdt__inherit_format(spec, sizeof(spec), local, FDT_LISTEN_UPGRADE, "local");
+    struct fdt_inherit set = {0};
+    assert_int_equal(fdt__inherit_parse(&set, spec, NULL), 4);
+    char want[64];
+    snprintf(want, sizeof(want), "[::1]:%d", p6);
+    assert_string_equal(set.fds[0].addr, want);
+
+    struct fdt_cfg *cfg = cfg_new();
+    add_listener(cfg, "other6", p6 == 65535 ? 1 : p6 + 1, false);
+    snprintf(cfg->listeners[0].address, sizeof(cfg->listeners[0].address), "[::1]:%d",
+             p6 == 65535 ? 1 : p6 + 1);
+    add_listener(cfg, "v6", 0, false);
+    snprintf(cfg->listeners[1].address, sizeof(cfg->listeners[1].address), "[::1]:%d", p6);
+    add_listener(cfg, "bad", 0, false);
+    snprintf(cfg->listeners[2].address, sizeof(cfg->listeners[2].address), "no address");
+    add_listener(cfg, "rp", pa, true);
+    add_listener(cfg, "plain", pl, false);
+    add_listener(cfg, "other", 0, false);
+    snprintf(cfg->listeners[5].address, sizeof(cfg->listeners[5].address), "unix:%s/t", dir);
+    add_listener(cfg, "local", 0, false);
+    snprintf(cfg->listeners[6].address, sizeof(cfg->listeners[6].address), "unix:%s", un.sun_path);
+    struct fdt_listener ls[FDT_CFG_MAX_LISTENERS];
+    struct fdt_error err = {0};
+    assert_int_equal(fdt__inherit_assign(&set, cfg, ls, &err), 0);
+    assert_int_equal(ls[5].fd, -1); /* another path */
+    assert_int_equal(ls[6].fd, local);
+    assert_int_equal(ls[0].fd, -1); /* same family, another port: bound anew */
+    assert_int_equal(ls[1].fd, v6);
+    assert_int_equal(ls[1].origin, FDT_LISTEN_UPGRADE);
+    assert_int_equal(ls[2].fd, -1); /* an address that does not parse matches nothing */
+    assert_int_equal(ls[3].fd, anchor);
+    assert_int_equal(ls[4].fd, plain);
+
+    /* reuseport turned off for the anchor, or on for a listening socket: refused. */
+    cfg->listeners[3].reuseport = false;
+    assert_int_equal(fdt__inherit_assign(&set, cfg, ls, &err), FDT_ECONFIG);
+    snprintf(want, sizeof(want),
+             "[listen.rp] reuseport cannot change on a binary upgrade of "
+             "127.0.0.1:%d",
+             pa);
+    assert_non_null(strstr(err.msg, want));
+    cfg->listeners[3].reuseport = true;
+    cfg->listeners[4].reuseport = true;
+    assert_int_equal(fdt__inherit_assign(&set, cfg, ls, &err), FDT_ECONFIG);
+    assert_non_null(strstr(err.msg, "[listen.plain] reuseport cannot change"));
+    cfg_free(cfg);
+    close(v6);
+    close(anchor);
+    close(plain);
+    close(local);
+    unlink(un.sun_path);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +382,10 @@ int main(void)
         cmocka_unit_test(test_parse_refuses),
         cmocka_unit_test(test_systemd_other_pid),
         cmocka_unit_test(test_assign),
+        cmocka_unit_test(test_origin_names),
+        cmocka_unit_test(test_parse_and_format_limits),
+        cmocka_unit_test(test_systemd_names_and_count),
+        cmocka_unit_test(test_assign_upgrade_by_address),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
