@@ -30,6 +30,10 @@
  *   GET /big/MIB                     a streamed body of MIB MiB in 64 KiB chunks; byte j of
  *                                    chunk k is (j + k) mod 256
  *
+ * Built with LINEAPP_HOOKS (lineapp_hooks.so) it also has on_open (refuses a connection
+ * while the file [app] refuse_open_if_exists names exists), on_close (logs "lineapp:
+ * closed conn=N") and process_fini (appends "fini PID" to the file [app] fini_file).
+ *
  * [app] keys: version (overrides the built-in one), fail_init = yes (process_init fails),
  * fail_thread_init = yes, init_delay_ms (sleep in process_init),
  * fail_init_if_exists = PATH (process_init fails while that file exists). */
@@ -679,6 +683,30 @@ static const struct fdt_http_app http_app = {
     .n_views = sizeof(http_views) / sizeof(http_views[0]),
 };
 
+#ifdef LINEAPP_HOOKS
+static int line_open(struct fdt_conn *c)
+{
+    const char *flag = fdt_app_config("refuse_open_if_exists");
+    (void)c;
+    return flag && access(flag, F_OK) == 0 ? FDT_EAPP : 0;
+}
+
+static void line_close(struct fdt_conn *c)
+{
+    fdt_log(FDT_LOG_INFO, "lineapp: closed conn=%llu", (unsigned long long)fdt_conn_id(c));
+}
+
+static void line_fini(void)
+{
+    const char *path = fdt_app_config("fini_file");
+    FILE *f = path ? fopen(path, "a") : NULL;
+    if (f) {
+        fprintf(f, "fini %d\n", (int)getpid());
+        fclose(f);
+    }
+}
+#endif
+
 FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
     .abi_version = LINEAPP_ABI,
     .size = sizeof(struct fdt_app),
@@ -688,6 +716,11 @@ FDT_APP_EXPORT const struct fdt_app fdt_app_v1 = {
     .thread_init = line_thread_init,
     .on_data = line_data,
     .on_overflow = line_overflow,
+#ifdef LINEAPP_HOOKS
+    .on_open = line_open,
+    .on_close = line_close,
+    .process_fini = line_fini,
+#endif
     .busy_reply = "ERR busy\n",
     .jsonrpc = &rpc_app,
     .http = &http_app,

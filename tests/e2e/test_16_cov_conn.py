@@ -125,3 +125,48 @@ def test_16_06_a_raw_listener_needs_an_application_that_reads_bytes(tmp_path):
     s = FdtServer(tmp_path, app=HELLO)
     assert start_fails(s)
     assert "[listen.main] protocol raw but the application has no on_data" in s.log(), s.log()
+
+
+def test_16_07_an_application_with_connection_hooks(make_server, tmp_path):
+    """on_open may refuse a connection, on_close runs once per connection whoever closed
+    it, process_fini runs when the worker stops gracefully; and since the application keeps
+    state per connection, a reload closes its idle connection between requests instead of
+    handing it to the new generation."""
+    flag = tmp_path / "refuse"
+    fini = tmp_path / "fini.txt"
+    s = make_server(app="lineapp_hooks.so", workers=1, threads=2,
+                    app_keys={"refuse_open_if_exists": str(flag), "fini_file": str(fini)})
+    (pid,) = s.worker_pids()
+    c = s.client()
+    conn_id = dict(kv.split("=") for kv in c.call("CONN").split())["id"]
+    c.close()
+    s.wait_log(f"lineapp: closed conn={conn_id}")
+    c = s.client()
+    assert c.call("QUIT") == "BYE"
+    assert c.closed_by_server()
+    flag.write_text("")
+    refused = s.client()
+    assert refused.closed_by_server()
+    flag.unlink()
+    idle = s.client()
+    assert idle.call("PING") == "PONG"
+    s.reload()
+    assert idle.closed_by_server(timeout=15)  # closed between requests, not handed over
+    wait_for(lambda: fini.exists() and f"fini {pid}" in fini.read_text(),
+             what="process_fini of the old worker")
+    assert s.log().count("lineapp: closed conn=") >= 3
+    assert "idle connections went on in the new generation" not in s.log()
+
+
+def test_16_08_a_connection_with_application_data_is_not_handed_over(make_server):
+    """The rule of app.h: a connection the application attached data to keeps state the
+    new generation would not have, so a reload closes it between requests; a plain idle
+    connection beside it goes on in the new generation."""
+    s = make_server(workers=1, threads=2)
+    plain, marked = s.client(), s.client()
+    assert plain.call("PING") == "PONG"
+    assert "calls=1" in marked.call("CONN")
+    s.reload()
+    assert marked.closed_by_server(timeout=15)
+    wait_for(lambda: {w["generation"] for w in s.workers()} == {2}, what="generation 1 gone")
+    assert dict(kv.split("=") for kv in plain.call("WHOAMI").split())["generation"] == "2"
