@@ -170,3 +170,26 @@ def test_16_08_a_connection_with_application_data_is_not_handed_over(make_server
     assert marked.closed_by_server(timeout=15)
     wait_for(lambda: {w["generation"] for w in s.workers()} == {2}, what="generation 1 gone")
     assert dict(kv.split("=") for kv in plain.call("WHOAMI").split())["generation"] == "2"
+
+
+def test_16_09_a_client_that_takes_no_output_for_idle_timeout_is_closed(make_server):
+    """A view streaming to a client that stops reading waits for it (backpressure), for at
+    most idle_timeout without progress; then the connection is closed, the view's write
+    fails, and its thread is free again."""
+    s = make_server(workers=1, threads=2, start=False,
+                    server={"max_output": "256k", "idle_timeout": 1})
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    (pid,) = s.worker_pids()
+    c = socket.create_connection(("127.0.0.1", s.port))
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.sendall(b"GET /big/64 HTTP/1.1\r\nHost: t\r\n\r\n")  # 64 MiB, never read
+    s.wait_log("the client took no output for", timeout=30)
+    wait_for(lambda: sum(w["threads_busy"] for w in s.workers()) == 0, what="thread free")
+    c.close()
+    get = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    get.sendall(b"GET /big/0 HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n")
+    assert get.recv(100).startswith(b"HTTP/1.1 200")
+    get.close()
+    assert s.worker_pids() == [pid]
