@@ -4,6 +4,7 @@
 #include "config/config.h"
 #include "proc/proc.h"
 #include "txn/txn.h"
+#include "txn/txn_gid.h"
 #include "util/util.h"
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
@@ -13,7 +14,9 @@
 #include <stddef.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <errno.h>
 #include <fdt/txn.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -41,16 +44,20 @@ enum op {
     OP_PREPARE,
     OP_COMMIT_PREPARED,
     OP_ROLLBACK_PREPARED,
+    OP_QUERY_TEXT,
+    OP_RECOVER,
     OP_N
 };
 static const char *const op_names[OP_N] = {
-    "open",    "begin",           "exec",
-    "query",   "commit",          "rollback",
-    "prepare", "commit prepared", "rollback prepared",
+    "open",       "begin",           "exec",
+    "query",      "commit",          "rollback",
+    "prepare",    "commit prepared", "rollback prepared",
+    "query_text", "recover",
 };
 
 struct msess {
     bool dead;
+    char resource[32];
 };
 
 static int calls[OP_N];
@@ -60,6 +67,16 @@ static bool fail_kills;   /* a failing call leaves its session dead */
 static int sessions;      /* open now */
 static char sqls[16384];  /* every statement exec ran, one a line */
 static size_t last_len;   /* the length of the last statement */
+
+/* What recovery finds: the prepared branches (GIDs) in every resource, the log record of
+ * any transaction ("role outcome", "" for none), the answer to a try of a node's alive
+ * lock, and whether a listing of every node's prepared branches leaves its session dead
+ * (and the next open failing). */
+static const char *prepared[4];
+static const char *log_row = "";
+static const char *lock_answer = "t";
+static bool recover_kills;
+static char last_query[512];
 
 static int step(enum op o, struct msess *s, struct fdt_error *err)
 {
@@ -81,6 +98,7 @@ static int m_open(const struct fdt_resource_cfg *cfg, void **session, struct fdt
     struct msess *s = calloc(1, sizeof(*s));
     if (!s)
         return fdt_error_set(err, FDT_ENOMEM, "out of memory");
+    snprintf(s->resource, sizeof(s->resource), "%s", cfg->name);
     sessions++;
     *session = s;
     return 0;
@@ -140,6 +158,74 @@ static int m_rollback_prepared(void *s, const char *gid, struct fdt_error *err)
     return step(OP_ROLLBACK_PREPARED, s, err);
 }
 
+static bool is_prepared(const char *gid)
+{
+    for (size_t i = 0; i < FDT_ARRAY_LEN(prepared); i++) {
+        if (prepared[i] && strcmp(prepared[i], gid) == 0)
+            return true;
+    }
+    return false;
+}
+
+static int m_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
+{
+    snprintf(last_query, sizeof(last_query), "%s", sql);
+    int rc = step(OP_QUERY_TEXT, s, err);
+    if (rc < 0)
+        return rc;
+    const char *q = strchr(sql, '\'');
+    char gid[256] = "";
+    if (q)
+        snprintf(gid, sizeof(gid), "%.*s", (int)strcspn(q + 1, "'"), q + 1);
+    if (strstr(sql, "FROM fdt_txn_log"))
+        snprintf(out, size, "%s", log_row);
+    else if (strstr(sql, "pg_prepared_xacts"))
+        snprintf(out, size, "%s", is_prepared(gid) ? "1" : "0");
+    else if (strstr(sql, "pg_try_advisory_lock("))
+        snprintf(out, size, "%s", lock_answer);
+    else
+        snprintf(out, size, "t");
+    return 0;
+}
+
+/* The prepared branches of this session's resource whose GID starts with prefix. */
+static int m_recover(void *s, const char *prefix, double min_age,
+                     void (*fn)(const char *gid, double age, void *arg), void *arg,
+                     struct fdt_error *err)
+{
+    (void)min_age;
+    struct msess *m = s;
+    int rc = step(OP_RECOVER, s, err);
+    if (rc < 0)
+        return rc;
+    char part[40];
+    snprintf(part, sizeof(part), ":%s:", m->resource);
+    for (size_t i = 0; i < FDT_ARRAY_LEN(prepared); i++) {
+        if (prepared[i] && strncmp(prepared[i], prefix, strlen(prefix)) == 0 &&
+            strstr(prepared[i], part))
+            fn(prepared[i], 100.0, arg);
+    }
+    if (recover_kills && strcmp(prefix, FDT_GID_PREFIX) == 0) {
+        m->dead = true;
+        fail_in[OP_OPEN] = 1;
+    }
+    return 0;
+}
+
+static int m_try_lock(void *s, const char *name, struct fdt_error *err)
+{
+    (void)s;
+    (void)name;
+    (void)err;
+    return 1;
+}
+
+static void m_unlock(void *s, const char *name)
+{
+    (void)s;
+    (void)name;
+}
+
 static void *m_handle(void *s)
 {
     return s;
@@ -181,6 +267,10 @@ static const struct fdt_rm_driver mock_2pc = {
     .handle = m_handle,
     .query = m_query,
     .begin_query = m_query,
+    .query_text = m_query_text,
+    .recover = m_recover,
+    .try_lock = m_try_lock,
+    .unlock = m_unlock,
 };
 
 static const struct fdt_rm_driver mock_llr = {
@@ -199,6 +289,10 @@ static const struct fdt_rm_driver mock_llr = {
     .rollback_prepared = m_rollback_prepared,
     .handle = m_handle,
     .query = m_query,
+    .query_text = m_query_text,
+    .recover = m_recover,
+    .try_lock = m_try_lock,
+    .unlock = m_unlock,
 };
 
 /* getrandom(2), failing on demand. */
@@ -211,6 +305,18 @@ ssize_t __wrap_getrandom(void *buf, size_t len, unsigned flags)
     if (random_fails)
         return -1;
     return __real_getrandom(buf, len, flags);
+}
+
+/* pthread_create(3), failing on demand. */
+int __real_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg);
+static bool threads_fail;
+
+int __wrap_pthread_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void *), void *arg)
+{
+    if (threads_fail)
+        return EAGAIN;
+    return __real_pthread_create(t, a, fn, arg);
 }
 
 static char t_dir[64];
@@ -240,6 +346,7 @@ static int group_setup(void **state)
     if (!t_cfg)
         return -1;
     fdt__cfg_init(t_cfg);
+    snprintf(t_cfg->node, sizeof(t_cfg->node), "n1");
     add_resource("q", false);
     add_resource("p", true);
     add_resource("l", false);
@@ -274,6 +381,11 @@ static int setup(void **state)
     fail_code = 0;
     fail_kills = false;
     random_fails = false;
+    threads_fail = false;
+    memset(prepared, 0, sizeof(prepared));
+    log_row = "";
+    lock_answer = "t";
+    recover_kills = false;
     sqls[0] = '\0';
     memset(&t_counters, 0, sizeof(t_counters));
     t_open = 0;
@@ -282,6 +394,8 @@ static int setup(void **state)
     t_h = (struct fdt_txn_holder){.env = &t_env, .id = 7};
     fdt__resource_find("p")->log_ready = true;
     fdt__resource_find("l")->log_ready = true;
+    fdt__resource_find("q")->log_ready = true;
+    fdt__resource_find("m")->log_ready = true;
     return 0;
 }
 
@@ -773,6 +887,170 @@ static void test_closed_after_empty_vote(void **state)
     assert_int_equal(calls[OP_OPEN], 0);
 }
 
+static const struct fdt_xid xid1 = {.format_id = 1, .gtrid_len = 3, .gtrid = {1, 2, 3}};
+
+static const char *gid_of(char *out, const char *node, const char *resource)
+{
+    assert_int_equal(fdt__gid_format(out, FDT_GID_MAX + 1, node, resource, &xid1), 0);
+    return out;
+}
+
+/* A log that cannot be read decides nothing: the branch is left in doubt. */
+static void test_recover_log_unreadable(void **state)
+{
+    (void)state;
+    char gid[FDT_GID_MAX + 1];
+    prepared[0] = gid_of(gid, "n1", "p");
+    fail_in[OP_QUERY_TEXT] = 1; /* q's log: p's has no record, but q's might */
+    struct fdt_recover_result res;
+    struct fdt_error err = {0};
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_true(res.scanned);
+    assert_int_equal(res.in_doubt, 1);
+    assert_int_equal(calls[OP_COMMIT_PREPARED] + calls[OP_ROLLBACK_PREPARED], 0);
+
+    /* Readable, with its decision: committed, and who did it recorded. */
+    log_row = "root commit";
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_int_equal(res.in_doubt, 0);
+    assert_int_equal(calls[OP_COMMIT_PREPARED], 1);
+    assert_true(ran("UPDATE fdt_txn_log SET outcome = 'committed', comment = 'committed by node "
+                    "n1 at "));
+}
+
+/* COMMIT PREPARED failing in recovery: a warning, the decision stays for the next pass. */
+static void test_recover_commit_fails(void **state)
+{
+    (void)state;
+    char gid[FDT_GID_MAX + 1];
+    prepared[0] = gid_of(gid, "n1", "p");
+    log_row = "root commit";
+    fail_in[OP_COMMIT_PREPARED] = 1;
+    struct fdt_recover_result res;
+    struct fdt_error err = {0};
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_int_equal(calls[OP_COMMIT_PREPARED], 1);
+    assert_false(ran("UPDATE"));
+}
+
+/* Listing the prepared branches fails: the pass says so. */
+static void test_recover_listing_fails(void **state)
+{
+    (void)state;
+    struct fdt_recover_result res;
+    struct fdt_error err = {0};
+    fail_in[OP_RECOVER] = 1;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), FDT_EDB);
+    assert_string_equal(err.msg, "mock recover failed");
+    assert_true(res.scanned);
+
+    /* fdtserver txn list the same. */
+    fail_in[OP_RECOVER] = 1;
+    assert_int_equal(fdt__txn_list(NULL, NULL, NULL, &err), FDT_EDB);
+    assert_string_equal(err.msg, "mock recover failed");
+}
+
+/* Takeover of a peer (n2) with a prepared branch: its alive lock cannot be asked for, is
+ * held (the peer is alive: left alone), or is free but its pass fails. */
+static void test_takeover(void **state)
+{
+    (void)state;
+    char gid[FDT_GID_MAX + 1];
+    prepared[0] = gid_of(gid, "n2", "p");
+    struct fdt_recover_result res;
+    struct fdt_error err = {0};
+    fail_in[OP_QUERY_TEXT] = 1;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), FDT_EDB);
+    assert_string_equal(err.msg, "takeover: mock query_text failed");
+    assert_non_null(strstr(last_query, "pg_try_advisory_lock("));
+    assert_non_null(strstr(last_query, "fdt-alive:n2"));
+
+    lock_answer = "f";
+    memset(&err, 0, sizeof(err));
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_int_equal(calls[OP_ROLLBACK_PREPARED], 0);
+
+    /* Free: its pass (recover calls 1-2 are n1's, 3-4 list the peers) fails. */
+    lock_answer = "t";
+    fail_in[OP_RECOVER] = 5;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), FDT_EDB);
+    assert_string_equal(err.msg, "takeover: mock recover failed");
+    assert_non_null(strstr(last_query, "pg_advisory_unlock"));
+
+    /* Listing the peers fails (recover calls 1-2 are n1's). */
+    fail_in[OP_RECOVER] = 3;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), FDT_EDB);
+    assert_string_equal(err.msg, "takeover: mock recover failed");
+
+    /* No session for the log resource to try the lock on: the sessions that listed the
+     * peers died, and no new one can be opened. */
+    fdt__txn_shutdown();
+    recover_kills = true;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), FDT_EDB);
+    assert_string_equal(err.msg, "takeover: mock open failed");
+    recover_kills = false;
+
+    /* Free and readable: with no decision in the shared log, the dead node's may be in its
+     * own SQLite file: left in doubt, nothing rolled back. */
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_int_equal(calls[OP_ROLLBACK_PREPARED] + calls[OP_COMMIT_PREPARED], 0);
+}
+
+/* fdtserver txn commit / rollback (fdt__txn_resolve) when things fail. */
+static void test_resolve_failures(void **state)
+{
+    (void)state;
+    struct fdt_error err = {0};
+    int found = -1;
+    struct fdt_xid bad = {.format_id = 1};
+    assert_int_equal(fdt__txn_resolve("n1", &bad, true, "c", &found, &err), FDT_EINVAL);
+    assert_string_equal(err.msg, "bad xid");
+    assert_int_equal(found, 0);
+
+    /* A rollback with no record fences first; the fence fails (a decision raced). */
+    char gid[FDT_GID_MAX + 1];
+    prepared[0] = gid_of(gid, "n1", "p");
+    fail_in[OP_EXEC] = 1;
+    assert_int_equal(fdt__txn_resolve("n1", &xid1, false, "c", &found, &err), FDT_EAGAIN);
+    assert_string_equal(err.msg, "a decision raced with the rollback: try again");
+    assert_int_equal(calls[OP_ROLLBACK_PREPARED], 0);
+
+    /* A voted branch whose COMMIT PREPARED fails. */
+    log_row = "participant voted";
+    fail_in[OP_COMMIT_PREPARED] = 1;
+    assert_int_equal(fdt__txn_resolve("n1", &xid1, true, "c", &found, &err), FDT_EDB);
+    char want[300];
+    snprintf(want, sizeof(want), "commit %s: mock commit prepared failed", gid);
+    assert_string_equal(err.msg, want);
+    assert_int_equal(found, 0);
+    assert_false(ran("UPDATE"));
+}
+
+/* The recovery thread: the log table cannot be created at its start (it is then created
+ * on first use), the alive lock is held on a session of its own; no thread to start. */
+static void test_recovery_thread(void **state)
+{
+    (void)state;
+    _Atomic int64_t in_doubt = 0;
+    _Atomic int64_t oldest = 0;
+    struct fdt_txn_recovery *rec = NULL;
+    t_cfg->recovery_interval = 0;
+    fdt__resource_find("p")->log_ready = false;
+    fail_in[OP_EXEC] = 1;
+    assert_int_equal(fdt__txn_recovery_start(t_cfg, &in_doubt, &oldest, &rec), 0);
+    assert_non_null(rec);
+    fdt__txn_recovery_stop(rec);
+    assert_int_equal(calls[OP_EXEC], 1);
+    assert_int_equal(calls[OP_ROLLBACK], 1);
+    assert_false(fdt__resource_find("p")->log_ready);
+    fdt__resource_find("p")->log_ready = true;
+
+    threads_fail = true;
+    rec = (struct fdt_txn_recovery *)&in_doubt;
+    assert_int_equal(fdt__txn_recovery_start(t_cfg, &in_doubt, &oldest, &rec), -EAGAIN);
+    assert_null(rec);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -792,6 +1070,12 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_savepoint_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_after_empty_vote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_log_unreadable, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_commit_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recover_listing_fails, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_takeover, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_recovery_thread, setup, teardown),
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
