@@ -189,6 +189,30 @@ static void test_send_on_closed_session(void **state)
     drv->close(killer);
 }
 
+/* An application that sent a command on the raw handle and did not read its answer: a
+ * statement with BEGIN cannot enter pipeline mode, says so, and the session works again
+ * once the answer is read. */
+static void test_raw_handle_busy(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    PGconn *pg = drv->handle(s);
+    struct fdt_error err = {0};
+    /* Prepared before: only the pipeline is asked for. */
+    assert_int_equal(query(s, true, "SELECT 2", NULL, 0, &err), 0);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    assert_int_equal(PQsendQuery(pg, "SELECT 1"), 1);
+    assert_int_equal(query(s, true, "SELECT 2", NULL, 0, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "pipeline mode: "));
+    PGresult *res;
+    while ((res = PQgetResult(pg)) != NULL)
+        PQclear(res);
+    if (query(s, true, "SELECT 2", NULL, 0, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->close(s);
+}
+
 /* The driver's own allocations failing (libpq's are its own): the session, a statement's
  * cache entry, the rows. Each is FDT_ENOMEM; the same call then works. */
 static void test_out_of_memory(void **state)
@@ -267,7 +291,7 @@ int main(void)
         cmocka_unit_test(test_failed_transaction),   cmocka_unit_test(test_unquotable_gid),
         cmocka_unit_test(test_query_refusals),       cmocka_unit_test(test_session_killed),
         cmocka_unit_test(test_handle_and_retryable), cmocka_unit_test(test_send_on_closed_session),
-        cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_out_of_memory),        cmocka_unit_test(test_raw_handle_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
