@@ -4,6 +4,7 @@
 #include "config/config.h"
 #include "proc/proc.h"
 #include "txn/txn.h"
+#include "txn/txn_fault.h"
 #include "txn/txn_gid.h"
 #include "util/util.h"
 
@@ -887,6 +888,77 @@ static void test_closed_after_empty_vote(void **state)
     assert_int_equal(calls[OP_OPEN], 0);
 }
 
+/* A pooled session found dead is dropped (and counted) and the next one is taken; with
+ * none left, a new one is opened. */
+static void test_pool_dead_session(void **state)
+{
+    (void)state;
+    struct fdt_resource *r = fdt__resource_find("p");
+    struct fdt_error err = {0};
+    void *a = NULL;
+    void *b = NULL;
+    assert_int_equal(fdt__resource_acquire(r, &a, &err), 0);
+    assert_int_equal(fdt__resource_acquire(r, &b, &err), 0);
+    fdt__resource_release(r, a, true);
+    fdt__resource_release(r, b, true);
+    assert_int_equal(r->n_idle, 2);
+    ((struct msess *)a)->dead = true;
+    ((struct msess *)b)->dead = true;
+    fdt__txn_set_counters(&t_counters);
+    void *c = NULL;
+    assert_int_equal(fdt__resource_acquire(r, &c, &err), 0);
+    fdt__txn_set_counters(NULL);
+    assert_true(c != NULL && m_alive(c));
+    assert_int_equal(t_counters.resource_errors, 2);
+    assert_int_equal(t_counters.resource_sessions, 1);
+    assert_int_equal(sessions, 1);
+    assert_int_equal(r->n_idle, 0);
+    fdt__resource_release(r, c, true);
+}
+
+#if FDT_FAULT_POINTS
+#include <signal.h>
+#include <sys/wait.h>
+
+static void write_file(const char *path, const char *text)
+{
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* The fault points of FDT_FAULT_FILE: no file, another point's name, a pause (the file is
+ * used up), and a kill (in a child: it dies of SIGKILL). */
+static void test_fault_points(void **state)
+{
+    (void)state;
+    char path[96];
+    snprintf(path, sizeof(path), "%s/fault", t_dir);
+    setenv("FDT_FAULT_FILE", path, 1);
+    fdt__txn_fault("before_decision"); /* no file: nothing happens */
+    write_file(path, "after_prepare\n");
+    fdt__txn_fault("before_decision");
+    assert_int_equal(access(path, F_OK), 0);
+    write_file(path, "before_decision sleep 1\n");
+    fdt__txn_fault("before_decision");
+    assert_int_not_equal(access(path, F_OK), 0);
+    write_file(path, "before_decision\n");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        fdt__txn_fault("before_decision");
+        _exit(0);
+    }
+    int status = 0;
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    assert_true(WIFSIGNALED(status));
+    assert_int_equal(WTERMSIG(status), SIGKILL);
+    assert_int_not_equal(access(path, F_OK), 0);
+    unsetenv("FDT_FAULT_FILE");
+}
+#endif
+
 static const struct fdt_xid xid1 = {.format_id = 1, .gtrid_len = 3, .gtrid = {1, 2, 3}};
 
 static const char *gid_of(char *out, const char *node, const char *resource)
@@ -1076,6 +1148,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_takeover, setup, teardown),
         cmocka_unit_test_setup_teardown(test_resolve_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_thread, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_pool_dead_session, setup, teardown),
+#if FDT_FAULT_POINTS
+        cmocka_unit_test_setup_teardown(test_fault_points, setup, teardown),
+#endif
     };
     return cmocka_run_group_tests(tests, group_setup, group_teardown);
 }
