@@ -72,3 +72,64 @@ def test_16_13_driver_module_of_another_driver(tmp_path, lib):
     err = rollback(tmp_path, lib)
     assert re.search(f"driver sqlite: {re.escape(str(module))} is driver postgresql of ABI "
                      r"version (\d+), not sqlite of \1", err), err
+
+
+LOG_TABLE = ("CREATE TABLE fdt_txn_log (gid TEXT PRIMARY KEY, role TEXT NOT NULL, "
+             "outcome TEXT NOT NULL, created BIGINT NOT NULL, comment TEXT)")
+# Refuses a log record of each role listed in table refuse: the database says no on a
+# session that stays alive, so the outcome of the refusal is known.
+REFUSE = ("CREATE TABLE refuse (role text); "
+          "CREATE FUNCTION refuse_log() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+          "IF EXISTS (SELECT 1 FROM refuse WHERE role = NEW.role) THEN "
+          "RAISE EXCEPTION 'log refused for %', NEW.role; END IF; RETURN NEW; END $$; "
+          "CREATE TRIGGER refuse_log BEFORE INSERT ON fdt_txn_log "
+          "FOR EACH ROW EXECUTE FUNCTION refuse_log()")
+
+
+def prepared(postgres, db):
+    return postgres.psql("SELECT gid FROM pg_prepared_xacts WHERE database = current_database()",
+                         dbname=db)
+
+
+def test_16_20_decision_and_vote_records_refused(make_server, postgres, pgdb):
+    """The log table refuses the decision of a two-phase commit, then a vote record: each
+    is rolled back whole, with the database's reason, and nothing stays prepared; once the
+    log takes records again the same commit succeeds."""
+    db = pgdb.split("dbname=")[1]
+    other = db[:40] + "_r"
+    postgres.psql(f'DROP DATABASE IF EXISTS "{other}"')
+    dsn_b = postgres.create_db(other)
+    for d in (db, other):
+        postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=d)
+    postgres.psql(LOG_TABLE, dbname=db)
+    postgres.psql(REFUSE, dbname=db)
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.pg2]\ndriver = postgresql\ndsn = {dsn_b}\n")
+    s = make_server(extra_ini=extra, workers=1, threads=2, server={"node": "refused"})
+    c = s.client()
+
+    def both(x):
+        assert c.call("TXN BEGIN") == "OK"
+        assert c.call(f"SQL pg INSERT INTO acc VALUES ({x}, 1)") == "OK 1"
+        assert c.call(f"SQL pg2 INSERT INTO acc VALUES ({x}, 1)") == "OK 1"
+
+    postgres.psql("INSERT INTO refuse VALUES ('root')", dbname=db)
+    both(1)
+    r = c.call("TXN COMMIT")
+    assert r.startswith("ERR rolled back: decision: ") and "log refused for root" in r, r
+    postgres.psql("DELETE FROM refuse; INSERT INTO refuse VALUES ('participant')", dbname=db)
+    assert c.call("TXN BEGIN 0a0b") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (2, 1)") == "OK 1"
+    r = c.call("TXN VOTE")
+    assert r.startswith("ERR rolled back: vote record: ") and "refused for participant" in r, r
+    for d in (db, other):
+        assert prepared(postgres, d) == []
+        assert postgres.psql("SELECT count(*) FROM acc", dbname=d) == [["0"]]
+    assert postgres.psql("SELECT count(*) FROM fdt_txn_log", dbname=db) == [["0"]]
+
+    postgres.psql("DELETE FROM refuse", dbname=db)
+    both(3)
+    assert c.call("TXN COMMIT") == "OK"
+    for d in (db, other):
+        assert postgres.psql("SELECT id FROM acc", dbname=d) == [["3"]]
+    c.close()
