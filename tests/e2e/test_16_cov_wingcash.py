@@ -120,3 +120,42 @@ def test_16_23_payouts_schema_cannot_be_migrated(make_server, tmp_path, postgres
     assert backend.value("SELECT count(*) FROM wc_schema WHERE part = 'ledger'") == 1
     assert postgres.psql("SELECT to_regclass('payouts') IS NULL",
                          dbname=backend.payouts_db) == [["t"]]
+
+
+def test_16_24_database_errors_in_the_middle_of_an_operation(make_server, tmp_path):
+    """A table an operation needs is gone (renamed behind the server's back) when it is
+    reached: the request is answered 500 "internal", the reason is logged, and nothing
+    changed once the table is back."""
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend)
+    api = Api(s.port)
+    a = api.account("a", deposit=100)  # a pending credit, not yet in the balance
+    b = api.account("b")
+    before = backend.fingerprint()
+    code = "1" * 12
+    cases = [
+        # The debit rolls the pending credits up: the credits are gone.
+        ("credits", "POST", f"/accounts/{a['id']}/transfers", {"to": b["id"], "amount": 50},
+         a["token"]),
+        # Who asks for a claim is looked up before the transaction.
+        ("accounts", "POST", f"/claims/{code}/redeem", {"to": b["id"]}, b["token"]),
+        # Then how many wrong codes they tried this minute, then the code itself.
+        ("claim_failures", "POST", f"/claims/{code}/redeem", {"to": b["id"]}, b["token"]),
+        ("claims", "POST", f"/claims/{code}/redeem", {"to": b["id"]}, b["token"]),
+    ]
+    con = sqlite3.connect(f"{tmp_path}/wingcash.db", timeout=30)
+    for table, method, path, body, token in cases:
+        con.execute(f"ALTER TABLE {table} RENAME TO {table}_gone")
+        con.commit()
+        st, e = api.call(method, path, body, token=token)
+        con.execute(f"ALTER TABLE {table}_gone RENAME TO {table}")
+        con.commit()
+        assert st == 500, (table, e)
+        assert e["error"]["code"] == "internal", (table, e)
+        s.wait_log(f"no such table: {table}")
+    con.close()
+    assert backend.fingerprint() == before
+    st, m = api.call("POST", f"/accounts/{a['id']}/transfers", {"to": b["id"], "amount": 50},
+                     token=a["token"])
+    assert st == 201, m
+    api.close()
