@@ -29,15 +29,20 @@ def lib(tmp_path):
     return d
 
 
-def rollback(tmp_path, lib):
+def run_rollback(tmp_path, lib, extra=""):
     conf = tmp_path / "txn.ini"
     conf.write_text("[server]\nnode = nodec\n[listen.main]\naddress = 127.0.0.1:1\n"
                     "protocol = raw\n[app]\nmodule = /nonexistent.so\n"
-                    f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
+                    f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n" + extra)
     r = subprocess.run([str(FDTSERVER), "txn", "rollback", GID, "-c", str(conf)],
                        capture_output=True, text=True, timeout=60,
                        env=dict(os.environ, LD_LIBRARY_PATH=str(lib)))
     assert r.returncode == 1, r
+    return r
+
+
+def rollback(tmp_path, lib):
+    r = run_rollback(tmp_path, lib)
     assert "fdtserver txn: [resource.lite] driver sqlite is not available" in r.stderr, r
     assert not (tmp_path / "lite.db").exists()
     return r.stderr
@@ -133,3 +138,15 @@ def test_16_20_decision_and_vote_records_refused(make_server, postgres, pgdb):
     for d in (db, other):
         assert postgres.psql("SELECT id FROM acc", dbname=d) == [["3"]]
     c.close()
+
+
+def test_16_14_log_lookup_skips_a_resource_without_its_driver(tmp_path, lib):
+    """The GID's own resource (SQLite) loads; the log look-up meets a PostgreSQL resource
+    whose module is missing, says so, and goes on: SQLite never has a prepared branch."""
+    if os.path.exists(os.path.join(install_dir(), "fdt_rm_postgresql.so")):
+        pytest.skip("an installed fdt_rm_postgresql.so would be found")
+    shutil.copy(BUILD / "fdt_rm_sqlite.so", lib / "fdtserver" / "fdt_rm_sqlite.so")
+    r = run_rollback(tmp_path, lib, "[resource.pg]\ndriver = postgresql\n"
+                                    "dsn = dbname=nothing host=/nonexistent\n")
+    assert "fdtserver txn: [resource.pg] driver postgresql is not available" in r.stderr, r
+    assert "no prepared transaction" in r.stderr, r

@@ -916,6 +916,21 @@ static void test_pool_dead_session(void **state)
     fdt__resource_release(r, c, true);
 }
 
+/* The log table is created once: a second preparation asks nothing of the database. */
+static void test_logs_prepared_once(void **state)
+{
+    (void)state;
+    struct fdt_error err = {0};
+    fdt__resource_find("p")->log_ready = false;
+    assert_int_equal(fdt__txn_logs_prepare(&err), 0);
+    assert_true(fdt__resource_find("p")->log_ready);
+    assert_true(ran("CREATE TABLE IF NOT EXISTS fdt_txn_log"));
+    int execs = calls[OP_EXEC];
+    assert_int_equal(fdt__txn_logs_prepare(&err), 0);
+    assert_int_equal(calls[OP_EXEC], execs);
+    assert_int_equal(calls[OP_OPEN], 1);
+}
+
 #if FDT_FAULT_POINTS
 #include <signal.h>
 #include <sys/wait.h>
@@ -1149,6 +1164,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_resolve_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recovery_thread, setup, teardown),
         cmocka_unit_test_setup_teardown(test_pool_dead_session, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_logs_prepared_once, setup, teardown),
 #if FDT_FAULT_POINTS
         cmocka_unit_test_setup_teardown(test_fault_points, setup, teardown),
 #endif
