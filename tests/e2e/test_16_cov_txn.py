@@ -150,3 +150,25 @@ def test_16_14_log_lookup_skips_a_resource_without_its_driver(tmp_path, lib):
                                     "dsn = dbname=nothing host=/nonexistent\n")
     assert "fdtserver txn: [resource.pg] driver postgresql is not available" in r.stderr, r
     assert "no prepared transaction" in r.stderr, r
+
+
+def test_16_21_list_when_prepared_branches_cannot_be_read(postgres, pgdb, tmp_path):
+    """`fdtserver txn list` as a role that may not read pg_prepared_xacts: the resource and
+    the database's reason are named, and the command fails."""
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("DROP ROLE IF EXISTS fdt_lister")
+    postgres.psql("CREATE ROLE fdt_lister LOGIN")
+    try:
+        postgres.psql("REVOKE SELECT ON pg_catalog.pg_prepared_xacts FROM PUBLIC", dbname=db)
+        conf = tmp_path / "txn.ini"
+        conf.write_text("[server]\nnode = nodec\n[listen.main]\naddress = 127.0.0.1:1\n"
+                        "protocol = raw\n[app]\nmodule = /nonexistent.so\n"
+                        "[resource.pg]\ndriver = postgresql\n"
+                        f"dsn = {pgdb.replace('user=postgres', 'user=fdt_lister')}\n")
+        r = subprocess.run([str(FDTSERVER), "txn", "list", "-c", str(conf)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1, r
+        assert "fdtserver txn: [resource.pg] " in r.stderr, r
+        assert "permission denied" in r.stderr, r
+    finally:
+        postgres.psql("DROP ROLE fdt_lister")
