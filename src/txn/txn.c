@@ -452,8 +452,7 @@ static int decide(struct fdt_txn *t, struct fdt_resource *L, void *ls, int llr,
         return fail_rolled_back(t, err, why);
     }
     fdt_log(FDT_LOG_ERROR, "decision of %s: outcome unknown: %s", t->log_key, e.msg);
-    if (llr >= 0)
-        t->b[llr].session = NULL;
+    /* A last resource's session is closed by end() (not healthy), like every branch's. */
     end(t, FDT_TXN_UNKNOWN, false);
     return fdt_error_set(err, FDT_EOUTCOME, "outcome unknown: %s", e.msg);
 }
@@ -495,8 +494,11 @@ static int commit_two_phase(struct fdt_txn *t, struct fdt_error *err)
                                 "two resources that cannot prepare (sqlite) cannot commit "
                                 "atomically together");
     struct fdt_resource *L = llr >= 0 ? t->b[llr].r : fdt__txn_log_resource();
+    /* GCOVR_EXCL_START: unreachable: without a last resource every live branch can prepare,
+     * so the node has a log resource */
     if (!L)
         return fail_rolled_back(t, err, "no resource can hold the decision record");
+    /* GCOVR_EXCL_STOP */
     int rc = prepare_all(t, llr, err);
     if (rc < 0)
         return rc;
@@ -608,8 +610,11 @@ static int log_record(struct fdt_txn *t, const char *role, const char *outcome,
 {
     struct fdt_resource *L = fdt__txn_log_resource();
     void *s = NULL;
+    /* GCOVR_EXCL_START: unreachable: only a vote that prepared a branch writes the record,
+     * and a resource that can prepare makes a log resource */
     if (!L)
         return fdt_error_set(err, FDT_ETXNSTATE, "no PostgreSQL resource for the vote record");
+    /* GCOVR_EXCL_STOP */
     if (fdt__resource_acquire(L, &s, err) < 0)
         return err->code;
     int rc = log_write(L, s, t->log_key, role, outcome, err);
@@ -644,8 +649,11 @@ int fdt_txn_finish(struct fdt_txn *t, struct fdt_error *err)
 {
     if (t->state == FDT_TXN_ACTIVE)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: vote first");
+    /* GCOVR_EXCL_START: unreachable: a transaction is freed as it ends, so a live one is
+     * active or prepared */
     if (t->state != FDT_TXN_PREPARED)
         return fdt_error_set(err, FDT_ETXNSTATE, "finish: the transaction is not prepared");
+    /* GCOVR_EXCL_STOP */
     if (t->nb > 0)
         before_wait(t);
     struct fdt_error e = {0};

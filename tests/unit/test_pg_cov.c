@@ -1,5 +1,6 @@
 #include "fdt_config.h"
 
+#include "alloc_fault.h"
 #include "txn/rm.h"
 #include "util/util.h"
 
@@ -158,6 +159,97 @@ static void test_session_killed(void **state)
     drv->close(killer);
 }
 
+/* A session whose server went away, known to libpq as closed: a statement with BEGIN is
+ * not sent at all, and the session is given up. */
+static void test_send_on_closed_session(void **state)
+{
+    (void)state;
+    void *victim = open_session();
+    void *killer = open_session();
+    struct fdt_error err = {0};
+    assert_int_equal(query(victim, true, "SELECT 1", NULL, 0, &err), 0);
+    assert_int_equal(drv->rollback(victim, &err), 0);
+    char pid[16];
+    assert_int_equal(drv->query_text(victim, "SELECT pg_backend_pid()", pid, sizeof(pid), &err), 0);
+    char sql[64];
+    snprintf(sql, sizeof(sql), "SELECT pg_terminate_backend(%s)", pid);
+    char out[8];
+    assert_int_equal(drv->query_text(killer, sql, out, sizeof(out), &err), 0);
+    assert_string_equal(out, "t");
+    /* libpq sees the close on a read: at most a few statements (bounded). */
+    PGconn *pg = drv->handle(victim);
+    for (int i = 0; i < 5 && PQstatus(pg) == CONNECTION_OK; i++)
+        assert_int_not_equal(drv->exec(victim, "SELECT 1", NULL, &err), 0);
+    assert_int_equal(PQstatus(pg), CONNECTION_BAD);
+    /* "SELECT 1" is prepared already: nothing is asked of the server before the send. */
+    assert_int_equal(query(victim, true, "SELECT 1", NULL, 0, &err), FDT_EDOWN);
+    assert_non_null(strstr(err.msg, "sending BEGIN and the statement: "));
+    assert_false(drv->alive(victim));
+    drv->close(victim);
+    drv->close(killer);
+}
+
+/* An application that sent a command on the raw handle and did not read its answer: a
+ * statement with BEGIN cannot enter pipeline mode, says so, and the session works again
+ * once the answer is read. */
+static void test_raw_handle_busy(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    PGconn *pg = drv->handle(s);
+    struct fdt_error err = {0};
+    /* Prepared before: only the pipeline is asked for. */
+    assert_int_equal(query(s, true, "SELECT 2", NULL, 0, &err), 0);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    assert_int_equal(PQsendQuery(pg, "SELECT 1"), 1);
+    assert_int_equal(query(s, true, "SELECT 2", NULL, 0, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "pipeline mode: "));
+    PGresult *res;
+    while ((res = PQgetResult(pg)) != NULL)
+        PQclear(res);
+    if (query(s, true, "SELECT 2", NULL, 0, &err) != 0)
+        fail_msg("%s", err.msg);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->close(s);
+}
+
+/* The driver's own allocations failing (libpq's are its own): the session, a statement's
+ * cache entry, the rows. Each is FDT_ENOMEM; the same call then works. */
+static void test_out_of_memory(void **state)
+{
+    (void)state;
+    struct fdt_error err = {0};
+    void *s = NULL;
+    alloc_fault_arm(1, false);
+    assert_int_equal(drv->open(&cfg, &s, &err), FDT_ENOMEM);
+    assert_true(alloc_fault_hit());
+    alloc_fault_disarm();
+    assert_null(s);
+    assert_string_equal(err.msg, "out of memory");
+    s = open_session();
+    for (unsigned n = 1;; n++) {
+        struct fdt_sql_rows *r = fdt__sql_rows_new();
+        assert_non_null(r);
+        memset(&err, 0, sizeof(err));
+        alloc_fault_arm(n, false);
+        int rc = drv->query(s, "SELECT 'one', 2", NULL, 0, r, &err);
+        bool hit = alloc_fault_hit();
+        alloc_fault_disarm();
+        if (!hit) {
+            assert_int_equal(rc, 0);
+            assert_string_equal(fdt_sql_text(r, 0, 0), "one");
+            fdt_sql_rows_free(r);
+            assert_true(n > 2);
+            break;
+        }
+        assert_int_equal(rc, FDT_ENOMEM);
+        assert_string_equal(err.msg, "out of memory");
+        fdt_sql_rows_free(r);
+    }
+    assert_true(drv->alive(s));
+    drv->close(s);
+}
+
 /* What fdt_txn_join hands an application: the libpq connection itself; and which errors
  * are worth running the transaction again (serialization failures, deadlocks). */
 static void test_handle_and_retryable(void **state)
@@ -198,7 +290,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_failed_transaction),   cmocka_unit_test(test_unquotable_gid),
         cmocka_unit_test(test_query_refusals),       cmocka_unit_test(test_session_killed),
-        cmocka_unit_test(test_handle_and_retryable),
+        cmocka_unit_test(test_handle_and_retryable), cmocka_unit_test(test_send_on_closed_session),
+        cmocka_unit_test(test_out_of_memory),        cmocka_unit_test(test_raw_handle_busy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

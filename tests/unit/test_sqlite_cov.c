@@ -433,6 +433,107 @@ static void test_group_begin_busy(void **state)
     rm_dir(dir);
 }
 
+/* A parameter SQLite refuses to bind (longer than the connection's length limit): the
+ * query fails saying so, and the statement is usable again. */
+static void test_bind_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-cov-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    make_cfg(&cfg, dir, "t.db");
+    struct fdt_error err = {0};
+    void *s = NULL;
+    assert_int_equal(drv->open(&cfg, &s, &err), 0);
+    sqlite3_limit(drv->handle(s), SQLITE_LIMIT_LENGTH, 100);
+    char big[200];
+    memset(big, 'b', sizeof(big) - 1);
+    big[sizeof(big) - 1] = '\0';
+    struct fdt_sql_param p[1] = {FDT_SQL_TEXT_P(big)};
+    assert_int_equal(query_rc(s, "SELECT $1", p, 1, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "binding parameters: "));
+    p[0] = FDT_SQL_TEXT_P("small");
+    struct fdt_sql_rows *r = fdt__sql_rows_new();
+    assert_int_equal(drv->query(s, "SELECT $1", p, 1, r, &err), 0);
+    assert_string_equal(fdt_sql_text(r, 0, 0), "small");
+    fdt_sql_rows_free(r);
+    drv->close(s);
+    rm_dir(dir);
+}
+
+/* Savepoint statements SQLite refuses (an authorizer on the group's writer). */
+static const char *deny_savepoint;
+
+static int authorize(void *arg, int action, const char *a1, const char *a2, const char *a3,
+                     const char *a4)
+{
+    (void)arg;
+    (void)a2;
+    (void)a3;
+    (void)a4;
+    if (action == SQLITE_SAVEPOINT && deny_savepoint && a1 && strcmp(a1, deny_savepoint) == 0)
+        return SQLITE_DENY;
+    return SQLITE_OK;
+}
+
+/* Group commit: a request whose savepoint cannot be taken fails at begin; undoing it
+ * then fails too (there is no savepoint to roll back to), so the batch it opened is rolled
+ * back whole, and the writer serves the next request. */
+static void test_group_savepoint_refused(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-cov-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    gc_cfg(&cfg, dir, "s.db");
+    struct fdt_error err = {0};
+    void *a = NULL;
+    assert_int_equal(drv->open(&cfg, &a, &err), 0);
+    assert_int_equal(drv->exec(a, "CREATE TABLE u (x)", NULL, &err), 0);
+    assert_int_equal(drv->begin(a, &err), 0);
+    sqlite3 *writer = drv->handle(a);
+    assert_int_equal(drv->rollback(a, &err), 0);
+    assert_int_equal(sqlite3_set_authorizer(writer, authorize, NULL), SQLITE_OK);
+    deny_savepoint = "BEGIN";
+    assert_int_equal(drv->begin(a, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "not authorized"));
+    assert_true(sqlite3_get_autocommit(writer));
+    deny_savepoint = NULL;
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO u VALUES (1)", NULL, &err), 0);
+    assert_int_equal(drv->commit(a, &err), 0);
+    assert_int_equal(rows_of(a, "SELECT * FROM u"), 1);
+    sqlite3_set_authorizer(writer, NULL, NULL);
+    drv->close(a);
+    rm_dir(dir);
+}
+
+/* Group commit: a request waits for the writer at most the busy timeout (5 s) while
+ * another holds its turn, then is told to retry. */
+static void test_group_turn_wait(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-cov-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    gc_cfg(&cfg, dir, "w.db");
+    struct fdt_error err = {0};
+    void *a = NULL;
+    void *b = NULL;
+    assert_int_equal(drv->open(&cfg, &a, &err), 0);
+    assert_int_equal(drv->open(&cfg, &b, &err), 0);
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->begin(b, &err), FDT_ERETRY);
+    assert_string_equal(err.msg, "[resource.lite] waited 5000 ms for the writer");
+    assert_true(drv->retryable(&err));
+    assert_int_equal(drv->commit(a, &err), 0);
+    assert_int_equal(drv->begin(b, &err), 0);
+    assert_int_equal(drv->commit(b, &err), 0);
+    drv->close(a);
+    drv->close(b);
+    rm_dir(dir);
+}
+
 int main(void)
 {
     drv = fdt_rm_driver_v1(&fdt__rm_host);
@@ -450,6 +551,9 @@ int main(void)
         cmocka_unit_test(test_group_batch_ended_by_sqlite),
         cmocka_unit_test(test_group_commit_fails),
         cmocka_unit_test(test_group_begin_busy),
+        cmocka_unit_test(test_bind_refused),
+        cmocka_unit_test(test_group_savepoint_refused),
+        cmocka_unit_test(test_group_turn_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -81,6 +81,10 @@ static void test_refused(void **state)
         "fdt1:n:r:01:Bw:",      /* non-canonical number */
         "fdt1:n:r:1:Bw::extra", /* too many fields */
         "fdt1:n:r:99999999999:Bw:",
+        "fdt1:n:r r:1:Bw:",              /* a resource name no configuration takes */
+        "fdt1:n!:r:1:Bw:",               /* the same for the node */
+        "fdt1:n:r::Bw:",                 /* empty format */
+        "fdt1:n:r:1234567890123456:Bw:", /* format longer than any int32 */
     };
     for (size_t i = 0; i < FDT_ARRAY_LEN(bad); i++) {
         struct fdt_gid g;
