@@ -522,13 +522,3 @@ void fdt__http_session_timeout(struct fdt__http_session *s)
     /* Idle: a keep-alive connection (or one that never sent anything) is closed quietly. */
     s->phase = FDT__HTTP_CLOSED;
 }
-
-void fdt__http_session_overflow(struct fdt__http_session *s)
-{
-    if (s->phase == FDT__HTTP_CLOSED)
-        return;
-    if (s->phase == FDT__HTTP_BODY)
-        fail(s, 413, "The request body is too large.");
-    else
-        fail(s, 431, "The request line and headers are too large.");
-}
