@@ -39,7 +39,7 @@ void fdt__http_session_init(struct fdt__http_session *s, const struct fdt__http_
     fdt__buf_init(&s->req.body, srv->max_body_size + 1);
     fdt__buf_init(&s->req.resp_headers, FDT__HTTP_RESP_HEADERS_MAX);
     fdt__buf_init(&s->held_out, srv->max_output ? srv->max_output : (size_t)1 << 30);
-    fdt__http_request_reset(&s->req, true);
+    fdt__http_request_reset(&s->req);
     s->phase = FDT__HTTP_IDLE;
     /* A new connection must send its first request within header_timeout. */
     io->set_deadline(io_ctx, fdt__now_ms() + srv->header_timeout_ms);
@@ -47,7 +47,7 @@ void fdt__http_session_init(struct fdt__http_session *s, const struct fdt__http_
 
 void fdt__http_session_deinit(struct fdt__http_session *s)
 {
-    fdt__http_request_reset(&s->req, true);
+    fdt__http_request_reset(&s->req);
     fdt__buf_deinit(&s->held_out);
 }
 
@@ -160,7 +160,7 @@ static void end_request(struct fdt__http_session *s)
     s->io->request_done(s->io_ctx, req->status, (fdt__now_ns() - s->start_ns) / 1000);
     s->requests++;
     bool close = req->close_after;
-    fdt__http_request_reset(req, true);
+    fdt__http_request_reset(req);
     if (close) {
         s->phase = FDT__HTTP_CLOSED;
         s->io->set_deadline(s->io_ctx, 0);

@@ -24,6 +24,7 @@ struct harness {
     int64_t deadline;
     int draining;
     int requests;
+    size_t write_limit; /* writes fail (the client is gone) past this many bytes; 0: none */
     /* What the client sent that a view streaming its body reads itself (io->read): the
      * socket after what harness_send() handed over. */
     struct fdt_buf sock;
@@ -33,7 +34,7 @@ struct harness {
 static int h_write(void *ctx, const void *buf, size_t len)
 {
     struct harness *h = ctx;
-    if (h->closed)
+    if (h->closed || (h->write_limit && h->out.len + len > h->write_limit))
         return FDT_ECLOSED;
     return fdt__buf_append(&h->out, buf, len);
 }
