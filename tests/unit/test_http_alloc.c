@@ -5,6 +5,7 @@
  * the normal answer. */
 #include "alloc_fault.h"
 #include "http_harness.h"
+#include "proc/proc.h"
 
 /* cmocka.h needs setjmp.h, stdarg.h and stddef.h before it. */
 /* clang-format off */
@@ -14,6 +15,8 @@
 #include <cmocka.h>
 /* clang-format on */
 
+static const struct fdt_scoreboard *metrics_sb; /* set: the server is a metrics listener's */
+
 /* Walk one request through every allocation; returns how many runs failed. */
 static unsigned walk(const char *request, const char *ok_status, const char *ok_body)
 {
@@ -21,6 +24,7 @@ static unsigned walk(const char *request, const char *ok_status, const char *ok_
     for (unsigned n = 1; n < 500; n++) {
         struct harness h;
         harness_init(&h, 8192, 1 << 20);
+        h.srv.metrics_sb = metrics_sb;
         /* The harness's own buffers get their memory first: only the session's fail. */
         size_t room;
         int rc;
@@ -41,7 +45,8 @@ static unsigned walk(const char *request, const char *ok_status, const char *ok_
         /* A resource the application's getitem could not make is its error: a 500
          * (include/fdt/http.h); every other allocation is the server's. */
         bool app = strncmp(out, "HTTP/1.1 500 ", 13) == 0 &&
-                   strstr(out, "The application failed to resolve the path.");
+                   (strstr(out, "The application failed to resolve the path.") ||
+                    (metrics_sb && strstr(out, "The metrics could not be rendered.")));
         if (!app && (strncmp(out, "HTTP/1.1 503 ", 13) != 0 || !strstr(out, "out of memory"))) {
             fprintf(stderr, "allocation %u: %s\n", n, out);
             fail();
@@ -49,10 +54,11 @@ static unsigned walk(const char *request, const char *ok_status, const char *ok_
         if (!h.closed) {
             /* the request was read whole: the connection serves the next one */
             harness_clear_out(&h);
-            harness_send_str(&h, "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+            harness_send_str(&h, metrics_sb ? "GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n"
+                                            : "GET / HTTP/1.1\r\nHost: a\r\n\r\n");
             out = harness_out(&h);
             assert_non_null(strstr(out, "HTTP/1.1 200 "));
-            assert_non_null(strstr(out, "root"));
+            assert_non_null(strstr(out, metrics_sb ? "fdt_workers" : "root"));
         }
         harness_deinit(&h);
     }
@@ -109,6 +115,19 @@ static void test_long_path(void **state)
     assert_true(walk(req, "HTTP/1.1 200 ", "/x/x/x/x/x") >= 3);
 }
 
+/* The metrics of a `protocol = metrics` listener: their buffer cannot grow, a 500. */
+static void test_metrics_every_allocation(void **state)
+{
+    (void)state;
+    struct fdt_scoreboard *sb = fdt__scoreboard_new();
+    assert_non_null(sb);
+    metrics_sb = sb;
+    assert_true(walk("GET /metrics HTTP/1.1\r\nHost: a\r\n\r\n", "HTTP/1.1 200 ",
+                     "fdt_workers{state=\"ready\"} 0") >= 2);
+    metrics_sb = NULL;
+    fdt__scoreboard_free(sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +136,7 @@ int main(void)
         cmocka_unit_test(test_chunked_post_every_allocation),
         cmocka_unit_test(test_chunked_body_of_a_full_buffer),
         cmocka_unit_test(test_long_path),
+        cmocka_unit_test(test_metrics_every_allocation),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -67,11 +67,9 @@ static char *run_case(const struct session_case *c, bool bytewise)
                  h.closed, c->closed, out);
     if (h.requests != c->requests)
         fail_msg("%s: %d requests answered, expected %d", c->name, h.requests, c->requests);
-    /* While a request is incomplete, exactly one (already parsed) byte stays buffered. */
-    if (!h.closed && h.s.phase != FDT__HTTP_IDLE)
-        assert_int_equal(h.in.len, 1);
-    if (h.s.phase == FDT__HTTP_IDLE)
-        assert_int_equal(h.in.len, 0);
+    /* Nothing stays buffered, also while a request is incomplete: the session copies what
+     * it keeps (harness_send checks it after every send). */
+    assert_int_equal(h.in.len, 0);
     char *copy = without_dates(out);
     harness_deinit(&h);
     return copy;
@@ -216,6 +214,28 @@ static const struct session_case cases[] = {
     {"TE chunked twice",
      "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked, chunked\r\n\r\n0\r\n\r\n",
      {"HTTP/1.1 400 Bad Request\r\n"},
+     NULL,
+     1,
+     1},
+    /* Empty list elements and spaces around codings are skipped (RFC 9110 5.6.1). */
+    {"TE with empty elements",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: ,\r\nTransfer-Encoding: , "
+     "chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n",
+     {"HTTP/1.1 200 OK\r\n", "\r\n\r\nabc"},
+     NULL,
+     0,
+     1},
+    {"TE chunked in two headers",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n", "The Transfer-Encoding header is invalid."},
+     NULL,
+     1,
+     1},
+    {"TE chunked with spaces, twice",
+     "POST /echo HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked \t, \r\nTransfer-Encoding: "
+     "chunked\r\n\r\n0\r\n\r\n",
+     {"HTTP/1.1 400 Bad Request\r\n", "The Transfer-Encoding header is invalid."},
      NULL,
      1,
      1},
