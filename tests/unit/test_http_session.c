@@ -690,6 +690,37 @@ struct stream_case {
     const char *left; /* what must be left in the socket (NULL: nothing asked) */
 };
 
+/* A streaming view that reads its body until it fails, then once more. */
+static long twice_first, twice_second;
+
+static int v_twice(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    char buf[16];
+    long n;
+    while ((n = fdt_http_read_body(req, buf, sizeof(buf))) > 0)
+        ;
+    twice_first = n;
+    twice_second = fdt_http_read_body(req, buf, sizeof(buf));
+    return n < 0 ? (int)n : fdt_http_respond(req, 200, "text/plain", "read", 4);
+}
+
+static const struct fdt_http_view twice_views[] = {
+    {.type = &t_root,
+     .name = "twice",
+     .method = "POST",
+     .fn = v_twice,
+     .flags = FDT_HTTP_VIEW_STREAM_BODY},
+};
+
+static const struct fdt_http_app twice_app = {
+    .abi_version = FDT_HTTP_ABI_VERSION,
+    .size = sizeof(struct fdt_http_app),
+    .root_type = &t_root,
+    .views = twice_views,
+    .n_views = 1,
+};
+
 static void test_streamed_body(void **state)
 {
     (void)state;
@@ -767,6 +798,38 @@ static void test_streamed_body(void **state)
     assert_int_equal(h.closed, 0);
     harness_send_str(&h, "POST /reread HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\n\r\nwxyz");
     assert_non_null(strstr(harness_out(&h), "4/4/1/1"));
+    harness_deinit(&h);
+
+    /* A connection that cannot be read from (its io has no read): the body stops at what
+     * came with the head, the view's read fails, and reading again gives the same error. */
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    h.srv.stream_body = true;
+    h.srv.app = &twice_app;
+    struct fdt__http_io no_read = h_io;
+    no_read.read = NULL;
+    h.s.io = &no_read;
+    twice_first = twice_second = 1;
+    harness_send_str(&h, "POST /twice HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\n\r\n0123");
+    assert_int_equal(twice_first, FDT_ECLOSED);
+    assert_int_equal(twice_second, FDT_ECLOSED);
+    assert_non_null(strstr(harness_out(&h), "500 Internal Server Error"));
+    assert_int_equal(h.closed, 1);
+    harness_deinit(&h);
+
+    /* The client is gone before "100 Continue" can be sent: the read fails, nothing is
+     * answered. */
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    h.srv.stream_body = true;
+    h.srv.app = &twice_app;
+    h.write_limit = 1;
+    fdt__buf_append(&h.sock, "hi", 2);
+    twice_first = twice_second = 1;
+    harness_send_str(
+        &h, "POST /twice HTTP/1.1\r\nHost: a\r\nContent-Length: 2\r\nExpect: 100-continue\r\n\r\n");
+    assert_int_equal(twice_first, FDT_ECLOSED);
+    assert_int_equal(twice_second, FDT_ECLOSED);
+    assert_int_equal(h.out.len, 0);
+    assert_int_equal(h.sock.len, 2); /* the body was never read */
     harness_deinit(&h);
 }
 
