@@ -1001,6 +1001,25 @@ static void test_respond_file_client_gone(void **state)
     close(fd);
 }
 
+/* Nothing offered is nothing consumed; once the session has closed, whatever still comes
+ * is dropped (consumed, never answered). */
+static void test_feed_nothing_and_after_close(void **state)
+{
+    (void)state;
+    struct harness h;
+    harness_init(&h, H_MAX_HEADER, H_MAX_BODY);
+    assert_int_equal(fdt__http_session_feed(&h.s, "", 0), 0);
+    harness_send_str(&h, "GET / HTTP/1.1\r\nHost: a\r\nConnection: close\r\n\r\n");
+    assert_non_null(strstr(harness_out(&h), "root"));
+    assert_int_equal(h.closed, 1);
+    size_t before = h.out.len;
+    static const char more[] = "GET / HTTP/1.1\r\nHost: a\r\n\r\n";
+    assert_int_equal(fdt__http_session_feed(&h.s, more, sizeof(more) - 1), (long)sizeof(more) - 1);
+    assert_int_equal(h.out.len, before);
+    assert_int_equal(h.requests, 1);
+    harness_deinit(&h);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -1015,6 +1034,7 @@ int main(void)
         cmocka_unit_test(test_streamed_body),
         cmocka_unit_test(test_respond_file),
         cmocka_unit_test(test_request_accessors),
+        cmocka_unit_test(test_feed_nothing_and_after_close),
         cmocka_unit_test(test_respond_file_client_gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
