@@ -4,6 +4,7 @@ on SIGUSR1) or is reopened after a rotation, the Keep-Alive timeout bounded by
 graceful_timeout, JSON-RPC answers over max_output, unknown txn.* methods and an xid too
 long for a GID, and apps/hello's /grow refusing a size or running out of memory."""
 import base64
+import json
 import os
 import re
 import resource
@@ -83,6 +84,28 @@ def test_16_04_keepalive_advertised_below_graceful_timeout(make_server):
     s = hello_server(make_server, server={"keepalive_timeout": 30, "graceful_timeout": 4})
     r = get(s.port, "/")
     assert r.status == 200 and r.header("Keep-Alive") == "timeout=3", r.headers
+
+
+def test_16_08_json_access_log_names_the_transaction_outcome(make_server, tmp_path):
+    log = tmp_path / "access.log"
+    db = tmp_path / "lite.db"
+    s = make_server(start=False, server={"access_log": str(log), "log_format": "json"},
+                    extra_ini=f"[resource.lite]\ndriver = sqlite\npath = {db}\n")
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    c = Client(s.port)
+    r = c.request("POST", "/sql/lite/200", body=b"CREATE TABLE t (a INTEGER)")
+    assert r.status == 200 and r.body == b"rows=0\n", (r.status, r.body)
+    r = c.request("POST", "/sql/lite/404", body=b"INSERT INTO t VALUES (1)")
+    assert r.status == 404
+    assert c.request("GET", "/nope").status == 404
+    c.close()
+    s.stop()
+    entries = [json.loads(line) for line in log_lines(log)]
+    assert [(e["path"], e["status"], e["txn"]) for e in entries] == [
+        ("/sql/lite/200", 200, "committed"), ("/sql/lite/404", 404, "rolled_back"),
+        ("/nope", 404, None)], entries
 
 
 def test_16_05_jsonrpc_answers_over_max_output(make_server, tmp_path):
