@@ -10,6 +10,7 @@ import re
 import resource
 import signal
 import socket
+import struct
 import subprocess
 
 from fdt import FDTSERVER, RpcClient, free_port, wait_for
@@ -48,6 +49,23 @@ def test_16_01_access_log_names_ipv6_and_unix_clients(make_server, tmp_path):
     assert any(re.match(r'^::1 - - \[.*\] "GET /\?from=v6 HTTP/1.1" 200 ', l) for l in lines), lines
     assert any(re.match(r'^unix - - \[.*\] "GET /\?from=unix HTTP/1.1" 200 ', l)
                for l in lines), lines
+
+
+def test_16_09_access_log_of_a_client_gone_before_the_answer(make_server, tmp_path):
+    """A client that resets its connection while its view runs: the request is logged with
+    "-" for the address, which the socket no longer has."""
+    log = tmp_path / "access.log"
+    s = hello_server(make_server, server={"access_log": str(log)})
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"GET /sleep/2000 HTTP/1.1\r\nHost: a\r\n\r\n")
+    # Wait until the view runs (its thread is busy), then reset the connection.
+    wait_for(lambda: any(w.get("threads_busy", 0) >= 1 for w in s.workers()),
+             what="the view running")
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    c.close()
+    wait_for(lambda: any("/sleep/2000" in l for l in log_lines(log)), what="the log line")
+    line = next(l for l in log_lines(log) if "/sleep/2000" in l)
+    assert line.startswith("- - - ["), line
 
 
 def test_16_02_access_log_that_cannot_be_opened_stops_the_start(make_server, tmp_path):
