@@ -98,8 +98,8 @@ int fdt__write_all(int fd, const void *buf, size_t len)
         ssize_t n = write(fd, p, len);
         if (n < 0) {
             if (errno == EINTR)
-                continue; /* unreachable: no fdtserver process installs a signal handler
-                           * (signals are read through signalfd); an application's could */
+                continue; /* no fdtserver process installs a signal handler (signals are
+                           * read through signalfd); an application's could */
             return -errno;
         }
         p += n;
