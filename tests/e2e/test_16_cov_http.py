@@ -147,6 +147,8 @@ def test_16_06_jsonrpc_unknown_txn_method_and_xid_too_long(make_server, tmp_path
     c = RpcClient(s.rpc_port)
     r = c.call("txn.nope")
     assert r["error"] == {"code": -32601, "message": "method not found: txn.nope"}, r
+    r = c.call("txn.begin", {"xid": {"format_id": 1, "gtrid": 5}})
+    assert r["error"] == {"code": -32602, "message": "xid.gtrid must be a base64url string"}, r
     # Parts of 64 bytes each are allowed, but with this node name the GID would be longer
     # than PostgreSQL's 199 bytes.
     r = c.call("txn.begin", {"xid": {"format_id": -2147483648, "gtrid": b64(b"g" * 64),
