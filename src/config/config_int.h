@@ -58,7 +58,6 @@ struct fdt__cfg_key {
     bool nocase;                           /* choices match whatever the case */
     bool name;                /* STRING: letters, digits, '_' and '-' only (fdt__cfg_name_ok) */
     union fdt__cfg_value def; /* the default */
-    const char *def_doc;      /* shown instead of def when the default is resolved later */
     const char *doc;          /* one line for the reference */
 };
 
@@ -84,7 +83,7 @@ bool fdt__cfg_value_equal(const struct fdt__cfg_key *k, const union fdt__cfg_val
 /* Write v as it would appear in a file ("64k", "yes", "info"). */
 void fdt__cfg_value_format(const struct fdt__cfg_key *k, const union fdt__cfg_value *v, char *out,
                            size_t size);
-/* Write the default as the reference shows it (def_doc, or def with what 0 means). */
+/* Write the default as the reference shows it (def, with what 0 means). */
 void fdt__cfg_default_format(const struct fdt__cfg_key *k, char *out, size_t size);
 /* Write the values the row accepts ("1 to 256", "seconds, 0.001 to 86400", "yes or no");
  * errors say "expected " followed by this. */

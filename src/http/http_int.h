@@ -248,15 +248,11 @@ long fdt__http_session_feed(struct fdt__http_session *s, const char *buf, size_t
 bool fdt__http_session_idle(const struct fdt__http_session *s);
 /* The deadline passed: 408 if a request was in progress; then the caller closes. */
 void fdt__http_session_timeout(struct fdt__http_session *s);
-/* The input buffer overflowed (cannot happen, since the session consumes everything it
- * parses, but answer it). */
-void fdt__http_session_overflow(struct fdt__http_session *s);
 
 /* llhttp settings shared by every session (http_parse.c). */
 const llhttp_settings_t *fdt__http_parser_settings(void);
-/* Forget the current request, keep the connection (http_parse.c). free_memory releases
- * the buffers too (the connection goes idle). */
-void fdt__http_request_reset(struct fdt_http_request *req, bool free_memory);
+/* Forget the current request and release its buffers, keep the connection (http_parse.c). */
+void fdt__http_request_reset(struct fdt_http_request *req);
 /* Resolve target, path and query once the head is complete. Returns 0 or an HTTP status. */
 int fdt__http_request_finish_head(struct fdt_http_request *req);
 

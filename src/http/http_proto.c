@@ -130,11 +130,6 @@ static long http_data(struct fdt_conn *c, const char *buf, size_t len)
     return fdt__http_session_feed(c->proto_data, buf, len);
 }
 
-static void http_overflow(struct fdt_conn *c)
-{
-    fdt__http_session_overflow(c->proto_data);
-}
-
 static bool http_idle(struct fdt_conn *c)
 {
     return !c->proto_data || fdt__http_session_idle(c->proto_data);
@@ -267,7 +262,9 @@ void fdt__proto_http_init(struct fdt_proto *p, const struct fdt__http_server *sr
     p->ctx = srv;
     p->open = http_open;
     p->data = http_data;
-    p->overflow = http_overflow;
+    /* No overflow callback: the session consumes every byte it is offered (what it keeps of
+     * a request it copies), so the connection's input buffer holds bytes only once the
+     * connection is closing; the request limits answer 431 and 413 themselves. */
     p->close = http_close;
     p->timeout = http_timeout;
     p->idle = http_idle;

@@ -31,15 +31,16 @@ static uint64_t make_seed(const struct fdt_json_doc *doc)
     ssize_t n = getrandom(&seed, sizeof(seed), GRND_NONBLOCK);
     if (n == (ssize_t)sizeof(seed))
         return seed;
-    /* unreachable in tests: getrandom(GRND_NONBLOCK) fails only before the kernel's pool is
-     * initialised, in very early boot.
-     * Without kernel randomness (very early boot) fall back to what varies between runs:
+    /* Without kernel randomness (very early boot) fall back to what varies between runs:
      * the heap address (ASLR) and the clock. The index still works; it is only easier to
-     * attack with colliding keys. */
+     * attack with colliding keys.
+     * GCOVR_EXCL_START: unreachable: getrandom(GRND_NONBLOCK) fails only before the kernel's
+     * pool is initialised, in very early boot */
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     seed = (uint64_t)(uintptr_t)doc ^ ((uint64_t)ts.tv_nsec << 32) ^ (uint64_t)ts.tv_sec;
     return fdt__json_mum(seed ^ 0x2d358dccaa6c78a5ull, 0x8bb84b93962eacc9ull);
+    /* GCOVR_EXCL_STOP */
 }
 
 struct fdt_json_doc *fdt_json_doc_new(void)
@@ -97,12 +98,14 @@ void fdt_json_doc_clear(struct fdt_json_doc *doc)
         doc->items = NULL;
         doc->items_cap = 0;
     }
-    /* unreachable: nesting is capped at FDT_JSON_DEPTH_MAX (1024), so frames_cap is at most
-     * 2048 frames of 24 bytes, under SCRATCH_KEEP; kept in case either changes */
     if (doc->frames_cap * sizeof(*doc->frames) > SCRATCH_KEEP) {
+        /* GCOVR_EXCL_START: unreachable: nesting is capped at FDT_JSON_DEPTH_MAX (1024), so
+         * frames_cap is at most 2048 frames of 24 bytes, under SCRATCH_KEEP; kept in case
+         * either changes */
         fdt__json_scratch_free(doc->frames);
         doc->frames = NULL;
         doc->frames_cap = 0;
+        /* GCOVR_EXCL_STOP */
     }
 }
 
@@ -158,7 +161,7 @@ int fdt__json_scratch_reserve(void **arr, size_t *cap, size_t need, size_t size)
         return 0;
     size_t n = *cap ? *cap * 2 : 64;
     while (n < need)
-        n *= 2; /* not reached: callers ask for one element more at a time */
+        n *= 2; /* GCOVR_EXCL_LINE: unreachable: callers ask for one element more at a time */
     if (n > (SIZE_MAX - sizeof(struct fdt__json_block)) / size)
         return FDT_ENOMEM; /* unreachable: need is bounded by the input, far below this */
     struct fdt__json_block *b = realloc(fdt__json_scratch_block(*arr), sizeof(*b) + n * size);

@@ -452,8 +452,9 @@ static int close_array(struct parser *ps, struct fdt__json_frame *f, const char 
     struct fdt_json_doc *doc = ps->doc;
     struct fdt__json_body *arr = f->v.u.c;
     size_t n = ps->nitems - f->start;
-    if (n > FDT__JSON_LEN_MAX) /* unreachable in tests: needs over 4 GiB of input */
-        return fail(ps, FDT_ELIMIT, p, "array too long");
+    if (n > FDT__JSON_LEN_MAX)
+        return fail(ps, FDT_ELIMIT, p, "array too long"); /* GCOVR_EXCL_LINE: unreachable in tests:
+                                                             needs over 4 GiB of input */
     if (n >= ADOPT_MIN && f->start == 0) {
         arr->u.items = fdt__json_adopt(doc, doc->items, n * sizeof(*doc->items));
         doc->items = NULL;
@@ -495,8 +496,9 @@ static int close_object(struct parser *ps, struct fdt__json_frame *f, const char
     struct fdt_json_doc *doc = ps->doc;
     struct fdt__json_body *obj = f->v.u.c;
     size_t n = ps->nmembers - f->start;
-    if (n > FDT__JSON_LEN_MAX) /* unreachable in tests: needs over 4 GiB of input */
-        return fail(ps, FDT_ELIMIT, p, "object too long");
+    if (n > FDT__JSON_LEN_MAX)
+        return fail(ps, FDT_ELIMIT, p, "object too long"); /* GCOVR_EXCL_LINE: unreachable in tests:
+                                                              needs over 4 GiB of input */
     if (n == 0)
         return 0;
     if (n >= ADOPT_MIN && f->start == 0) {

@@ -740,13 +740,6 @@ static bool rpc_idle(struct fdt_conn *c)
     return c->in.len == 0 && !(rc && rc->skipping);
 }
 
-/* Not reached while skip_long_line consumes a full buffer; kept for a buffer that fills
- * some other way: answer, and the connection closes. */
-static void rpc_overflow(struct fdt_conn *c)
-{
-    refuse_long_line(c, c->proto_data);
-}
-
 static void rpc_txn_expired(struct fdt_conn *c)
 {
     static const char note[] =
@@ -808,7 +801,9 @@ void fdt__proto_jsonrpc_init(struct fdt_proto *p, const struct fdt__jsonrpc_serv
     p->ctx = srv;
     p->open = rpc_open;
     p->data = rpc_data;
-    p->overflow = rpc_overflow;
+    /* No overflow callback: rpc_data leaves unconsumed only the start of a line shorter
+     * than max_input (a longer one is answered and skipped, skip_long_line), so the input
+     * buffer, of max_input bytes, never fills. */
     p->close = rpc_close;
     p->txn_expired = rpc_txn_expired;
     p->idle = rpc_idle;

@@ -11,8 +11,8 @@
 #include <time.h>
 #include <unistd.h>
 
-/* unreachable: runs only when an FDT_ASSERT fails, that is on a bug; it aborts, so a
- * coverage run could not count it even then. */
+/* GCOVR_EXCL_START: unreachable: runs only when an FDT_ASSERT fails, that is on a bug; it
+ * aborts, so a coverage run could not count it even then. */
 void fdt__assert_fail(const char *expr, const char *file, int line)
 {
     char buf[512];
@@ -22,6 +22,7 @@ void fdt__assert_fail(const char *expr, const char *file, int line)
         (void)!write(STDERR_FILENO, buf, (size_t)n < sizeof(buf) ? (size_t)n : sizeof(buf) - 1);
     abort();
 }
+/* GCOVR_EXCL_STOP */
 
 #if FDT_COVERAGE
 /* From libgcov (linked by --coverage): writes the counters of every instrumented object
@@ -34,7 +35,8 @@ void fdt__exit(int code)
 #if FDT_COVERAGE
     __gcov_dump();
 #endif
-    _exit(code); /* runs, but is never counted: the counters were written just above */
+    _exit(code); /* GCOVR_EXCL_LINE: unreachable: runs, but is never counted: the counters were
+                    written just above */
 }
 
 int64_t fdt__now_ns(void)
@@ -63,7 +65,8 @@ int fdt__fd_nonblock(int fd, bool on)
         return -errno;
     flags = on ? (flags | O_NONBLOCK) : (flags & ~O_NONBLOCK);
     if (fcntl(fd, F_SETFL, flags) < 0)
-        return -errno; /* unreachable: F_GETFL succeeded, so fd is valid and takes O_NONBLOCK */
+        return -errno; /* GCOVR_EXCL_LINE: unreachable: F_GETFL succeeded, so fd is valid and takes
+                          O_NONBLOCK */
     return 0;
 }
 
@@ -74,7 +77,8 @@ int fdt__fd_cloexec(int fd, bool on)
         return -errno;
     flags = on ? (flags | FD_CLOEXEC) : (flags & ~FD_CLOEXEC);
     if (fcntl(fd, F_SETFD, flags) < 0)
-        return -errno; /* unreachable: F_GETFD succeeded, so fd is valid and takes the flag */
+        return -errno; /* GCOVR_EXCL_LINE: unreachable: F_GETFD succeeded, so fd is valid and takes
+                          the flag */
     return 0;
 }
 
@@ -94,8 +98,8 @@ int fdt__write_all(int fd, const void *buf, size_t len)
         ssize_t n = write(fd, p, len);
         if (n < 0) {
             if (errno == EINTR)
-                continue; /* unreachable: no fdtserver process installs a signal handler
-                           * (signals are read through signalfd); an application's could */
+                continue; /* no fdtserver process installs a signal handler (signals are
+                           * read through signalfd); an application's could */
             return -errno;
         }
         p += n;

@@ -24,6 +24,7 @@ struct harness {
     int64_t deadline;
     int draining;
     int requests;
+    size_t write_limit; /* writes fail (the client is gone) past this many bytes; 0: none */
     /* What the client sent that a view streaming its body reads itself (io->read): the
      * socket after what harness_send() handed over. */
     struct fdt_buf sock;
@@ -33,7 +34,7 @@ struct harness {
 static int h_write(void *ctx, const void *buf, size_t len)
 {
     struct harness *h = ctx;
-    if (h->closed)
+    if (h->closed || (h->write_limit && h->out.len + len > h->write_limit))
         return FDT_ECLOSED;
     return fdt__buf_append(&h->out, buf, len);
 }
@@ -346,15 +347,16 @@ static inline void harness_deinit(struct harness *h)
 }
 
 /* Bytes arrive from the client, as conn.c hands them over: what is left unconsumed stays
- * in the input buffer and is offered again, with the new bytes after it. */
+ * in the input buffer and is offered again, with the new bytes after it. The session
+ * consumes everything it is offered until it closes (which is why the HTTP protocol has
+ * no overflow callback, http_proto.c): checked here, so every test and fuzz input checks
+ * it. */
 static inline void harness_send(struct harness *h, const char *data, size_t len)
 {
     if (h->closed)
         return;
-    if (fdt__buf_append(&h->in, data, len) < 0) {
-        fdt__http_session_overflow(&h->s);
-        return;
-    }
+    if (fdt__buf_append(&h->in, data, len) < 0)
+        abort(); /* a test sent more than max_input at once */
     size_t off = 0;
     char *p = fdt__buf_head(&h->in);
     while (off < h->in.len && !h->closed) {
@@ -365,6 +367,8 @@ static inline void harness_send(struct harness *h, const char *data, size_t len)
             break;
         off += (size_t)used;
     }
+    if (!h->closed && off != h->in.len)
+        abort(); /* the session left bytes in the connection's input buffer */
     fdt__buf_consume(&h->in, off);
 }
 

@@ -91,6 +91,8 @@ static void test_refusals(void **state)
          "[resource.db] dsn is missing"},
         {"[listen.a]\naddress = 127.0.0.1:9\n[resource.db]\ndriver = sqlite\n", true,
          "[resource.db] path is missing"},
+        {"[listen.a]\naddress = 127.0.0.1:9\ntls = yes\ncertificate = /x/c.pem\n", true,
+         "[listen.a] tls = yes needs private_key"},
     };
     for (size_t i = 0; i < FDT_ARRAY_LEN(cases); i++) {
         char text[512];

@@ -13,6 +13,7 @@
 #include <stddef.h>
 #include <cmocka.h>
 /* clang-format on */
+#include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -429,7 +430,7 @@ static void test_table_rows(void **state)
                                               : (double)k->def.i;
         bool numeric =
             k->type == FDT__CFG_INT || k->type == FDT__CFG_DOUBLE || k->type == FDT__CFG_SIZE;
-        if (numeric && !k->def_doc)
+        if (numeric)
             assert_true(d >= k->min && d <= k->max);
     }
 }
@@ -582,6 +583,50 @@ static void test_describe(void **state)
     unlink(path);
 }
 
+/* Addresses: IPv6 and IPv4 with a bad port or host are refused; "*" and an empty host are
+ * every IPv4 address, "localhost" the loopback one. */
+static void test_addresses(void **state)
+{
+    (void)state;
+    struct fdt_addr a;
+    static const char *const bad[] = {"[::1]:x",     "[::1]:70000", "[zz::1]:80", "[::1]80",
+                                      "127.0.0.1:x", "127.0.0.1:",  "1.2.3:80",   "host:80"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        if (fdt__addr_parse(bad[i], &a) != FDT_EINVAL)
+            fail_msg("accepted: %s", bad[i]);
+    }
+    assert_int_equal(fdt__addr_parse("[::1]:8080", &a), 0);
+    assert_int_equal(a.family, AF_INET6);
+    assert_int_equal(ntohs(((struct sockaddr_in6 *)&a.ss)->sin6_port), 8080);
+    static const char *const any[] = {"*:81", ":81"};
+    for (size_t i = 0; i < 2; i++) {
+        memset(&a, 0xff, sizeof(a));
+        assert_int_equal(fdt__addr_parse(any[i], &a), 0);
+        const struct sockaddr_in *in = (const struct sockaddr_in *)&a.ss;
+        assert_int_equal(a.family, AF_INET);
+        assert_int_equal(in->sin_addr.s_addr, htonl(INADDR_ANY));
+        assert_int_equal(ntohs(in->sin_port), 81);
+    }
+    assert_int_equal(fdt__addr_parse("localhost:82", &a), 0);
+    assert_int_equal(((const struct sockaddr_in *)&a.ss)->sin_addr.s_addr, htonl(INADDR_LOOPBACK));
+}
+
+/* [app] keys without an application module (only set on the command line, say): the
+ * description still puts them under their section. */
+static void test_describe_app_keys_without_module(void **state)
+{
+    (void)state;
+    struct fdt_cfg *cfg = malloc(sizeof(*cfg));
+    struct fdt_error err = {0};
+    fdt__cfg_init(cfg);
+    assert_int_equal(fdt__cfg_set(cfg, "app.colour=blue", &err), 0);
+    char *text = describe(cfg);
+    assert_non_null(strstr(text, "\n[app]\ncolour = blue\n"));
+    free(text);
+    fdt__cfg_deinit(cfg);
+    free(cfg);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -596,6 +641,8 @@ int main(void)
         cmocka_unit_test(test_defaults_equal_table),
         cmocka_unit_test(test_nearest_key),
         cmocka_unit_test(test_describe),
+        cmocka_unit_test(test_addresses),
+        cmocka_unit_test(test_describe_app_keys_without_module),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

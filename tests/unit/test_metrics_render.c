@@ -116,12 +116,39 @@ static void test_json_string(void **state)
     assert_string_equal(small, "\"abcdef\"");
 }
 
+/* A draining worker is counted as such; output that does not fit the buffer is an error
+ * (the part that fit stays, ending at a whole line). */
+static void test_draining_and_a_full_buffer(void **state)
+{
+    (void)state;
+    struct fdt_scoreboard *sb = fdt__scoreboard_new();
+    assert_non_null(sb);
+    int slot = fdt__scoreboard_claim(sb, 3, 1, 2);
+    assert_true(slot >= 0);
+    atomic_store(&sb->slots[slot].pid, 4343);
+    atomic_store(&sb->slots[slot].state, FDT_WORKER_DRAINING);
+    char *t = render(sb);
+    has(t, "fdt_workers{state=\"draining\"} 1");
+    has(t, "fdt_workers{state=\"starting\"} 0");
+    has(t, "fdt_worker_busy_threads{generation=\"3\",worker=\"1\",pid=\"4343\",state=\"draining\"} "
+           "0");
+    free(t);
+    struct fdt_buf b;
+    fdt__buf_init(&b, 1000);
+    assert_int_equal(fdt__metrics_render(sb, &b), FDT_ELIMIT);
+    assert_true(b.len > 0 && b.len <= 1000);
+    assert_int_equal(fdt__buf_head(&b)[b.len - 1], '\n');
+    fdt__buf_deinit(&b);
+    fdt__scoreboard_free(sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_buckets_and_classes),
         cmocka_unit_test(test_fold_keeps_totals),
         cmocka_unit_test(test_json_string),
+        cmocka_unit_test(test_draining_and_a_full_buffer),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
