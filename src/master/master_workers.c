@@ -20,6 +20,8 @@
 #define BACKOFF_MAX_MS  10000
 #define STABLE_AFTER_MS 5000
 #define KILL_GRACE_MS   5000
+/* A worker that could not be started (no descriptor, no process left) is tried again. */
+#define SPAWN_RETRY_MS 1000
 
 struct fdt_generation *fdt__gen_new(struct fdt_master *m, struct fdt_cfg *cfg)
 {
@@ -130,7 +132,8 @@ int fdt__master_set_workers(struct fdt_master *m, int target, const char *why)
         int idx = g->target++;
         g->fails[idx] = 0;
         g->respawn_at[idx] = 0;
-        fdt__master_spawn(m, g, (unsigned)idx);
+        if (fdt__master_spawn(m, g, (unsigned)idx) < 0)
+            g->respawn_at[idx] = fdt__now_ms() + SPAWN_RETRY_MS;
     }
     while (g->target > target) {
         int idx = --g->target;
@@ -651,8 +654,9 @@ void fdt__master_supervise(struct fdt_master *m, int64_t now)
     if (g && !m->stopping && g->state == FDT_GEN_ACTIVE) {
         for (int i = 0; i < g->target; i++) {
             if (!g->index_alive[i] && g->respawn_at[i] && now >= g->respawn_at[i]) {
-                g->respawn_at[i] = 0;
-                fdt__master_spawn(m, g, (unsigned)i);
+                /* Failed (logged): try again rather than leave the index without a worker. */
+                g->respawn_at[i] =
+                    fdt__master_spawn(m, g, (unsigned)i) < 0 ? now + SPAWN_RETRY_MS : 0;
             }
         }
     }
