@@ -572,8 +572,11 @@ static int start_first_generation(struct fdt_master *m)
                                : (cfg->app_wsgi[0] ? cfg->app_wsgi : cfg->app_jsonrpc));
     m->starting = g;
     for (int i = 0; i < g->target; i++) {
-        if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
-            fdt__master_gen_failed(m, g, "fork failed");
+        int spawned = fdt__master_spawn(m, g, (unsigned)i);
+        if (spawned < 0) {
+            char why[160];
+            snprintf(why, sizeof(why), "cannot start worker %d: %s", i, fdt_strerror(spawned));
+            fdt__master_gen_failed(m, g, why);
             break;
         }
     }
