@@ -99,3 +99,92 @@ def test_16_03_a_reload_queued_behind_a_failing_one_runs(make_server):
     assert [g["id"] for g in s.status()["generations"] if g["state"] == "active"] == [3]
     assert old not in s.worker_pids()
     assert s.client().call("PING") == "PONG"
+
+
+def new_master_pid(s, old):
+    m = wait_for(lambda: re.search(rf"binary upgrade: started \S+ as pid (\d+)", s.log()), 30,
+                 what="the new master started")
+    return int(m.group(1))
+
+
+def test_16_04_upgrades_refused_while_something_starts(upgradable):
+    u = upgradable(workers=1).start()
+    s = u.s
+    old = u.master
+    s.app_keys["init_delay_ms"] = 2000
+    s.write_config()
+    s.reload(wait=False)
+    wait_for(lambda: s.status()["last_reload"]["in_progress"], what="reload under way")
+    os.kill(old, signal.SIGUSR2)
+    s.wait_log("SIGUSR2: binary upgrade refused: a generation is starting; try again when it "
+               "serves")
+    wait_for(lambda: s.status()["last_reload"]["ok"] is True, 30, what="the reload done")
+    # Now the upgrade starts; its new master's workers take 2 s: a second one is refused.
+    os.kill(old, signal.SIGUSR2)
+    new = new_master_pid(s, old)
+    os.kill(old, signal.SIGUSR2)
+    s.wait_log("SIGUSR2: binary upgrade refused: an upgrade is already in progress")
+    s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
+    u.master = new
+    wait_for(lambda: not alive(old), 30, what="old master gone")
+    assert s.log().count("binary upgrade: started") == 1
+    assert s.status()["pid"] == new
+
+
+def test_16_05_a_new_binary_that_cannot_be_executed(upgradable, tmp_path):
+    u = upgradable(workers=1).start()
+    s = u.s
+    plain = tmp_path / "plain-fdtserver"
+    shutil.copyfile(FDTSERVER, plain)
+    plain.chmod(0o644)  # not executable, even by root
+    u.install(plain)
+    os.kill(u.master, signal.SIGUSR2)
+    s.wait_log(f"binary upgrade: cannot execute {u.bin}: Permission denied")
+    s.wait_log("exited with status 127 before it was ready; this master keeps serving")
+    assert s.status()["pid"] == u.master and u.pid_file() == u.master
+    assert s.client().call("PING") == "PONG"
+
+
+def test_16_06_a_new_master_closes_the_sockets_its_configuration_dropped(upgradable):
+    u = upgradable(workers=1)
+    s = u.s
+    extra = socket.socket()
+    extra.bind(("127.0.0.1", 0))
+    port = extra.getsockname()[1]
+    extra.close()
+    s.listeners["extra"] = {"address": f"127.0.0.1:{port}", "protocol": "raw"}
+    s.write_config()
+    u.start()
+    assert LineClient(port).call("PING") == "PONG"
+    del s.listeners["extra"]
+    s.write_config()
+    new = u.upgrade()
+    assert re.search(rf"INFO {new} \S+ master: the old master's socket 127.0.0.1:{port} is not "
+                     "in the configuration: closed", s.log()), s.log()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
+    assert s.client().call("PING") == "PONG"
+
+
+def test_16_07_a_retiring_master_told_to_stop(upgradable):
+    u = upgradable(workers=1, server={"graceful_timeout": 30}).start()
+    s = u.s
+    old = u.master
+    busy = s.client()
+    busy.send("SLEEP 4000\n")
+    wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="request running")
+    os.kill(old, signal.SIGUSR2)
+    new = new_master_pid(s, old)
+    s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
+    u.master = new
+    assert alive(old)  # its worker still runs the request
+    # The new master stops first: the retiring one notes it and goes on draining.
+    os.kill(new, signal.SIGTERM)
+    wait_for(lambda: not alive(new), 30, what="new master stopped")
+    s.wait_log(f"new master {new} exited with status 0")
+    # Told to stop, the retiring master closes idle connections too, but lets the request
+    # in flight end.
+    os.kill(old, signal.SIGTERM)
+    s.wait_log("graceful stop of the retiring master")
+    assert busy.readline() == "SLEPT 4000"
+    assert s.wait_exit(30) == 0
