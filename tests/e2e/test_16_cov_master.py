@@ -188,3 +188,71 @@ def test_16_07_a_retiring_master_told_to_stop(upgradable):
     s.wait_log("graceful stop of the retiring master")
     assert busy.readline() == "SLEPT 4000"
     assert s.wait_exit(30) == 0
+
+
+def run_master(s, limit=None, pre=()):
+    """Run the configured master in the foreground (it is expected to stop by itself): its
+    exit status and everything it printed."""
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    r = subprocess.run([*pre, str(FDTSERVER), "-c", str(s.conf_path)], capture_output=True,
+                       text=True, timeout=60, preexec_fn=lower if limit else None)
+    return r.returncode, r.stdout + r.stderr
+
+
+def test_16_08_the_master_cannot_start_without_descriptors(make_server):
+    s = make_server(workers=1, start=False)
+    # Descriptors 0-2, and one for the loader, then the signalfd: no epoll left.
+    code, out = run_master(s, limit=4)
+    assert code == 1 and "start: Too many open files" in out, out
+    # Enough for the sockets, the pid file and one more, not for a worker's channel.
+    code, out = run_master(s, limit=9)
+    assert code == 1, out
+    assert "cannot start: cannot start worker 0: Too many open files" in out, out
+    assert not s.pid_path.exists() and not s.ctl_path.exists()
+
+
+def test_16_09_an_error_log_that_cannot_be_opened(make_server, tmp_path):
+    s = make_server(workers=1, start=False)
+    missing = tmp_path / "no" / "such" / "error.log"
+    s.server["error_log"] = str(missing)
+    s.write_config()
+    code, out = run_master(s)
+    assert code != 0
+    assert f"fdtserver: cannot open error_log {missing}: No such file or directory" in out, out
+    assert not s.pid_path.exists()
+
+
+def proc_ids(pid):
+    """(uid, gid) of a process, from /proc."""
+    st = dict(line.split(":", 1) for line in open(f"/proc/{pid}/status").read().splitlines()
+              if ":" in line)
+    return int(st["Uid"].split()[0]), int(st["Gid"].split()[0])
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="needs root")
+def test_16_10_workers_take_the_users_group(make_server):
+    import grp
+    nogroup = grp.getgrnam("nogroup").gr_gid
+    s = make_server(workers=1, start=False, server={"user": "root"})
+    s.logf = open(s.log_path, "ab")
+    # The master runs with another group: `user` alone gives the workers the user's own.
+    s.proc = subprocess.Popen([str(FDTSERVER), "-c", str(s.conf_path)], stdout=s.logf,
+                              stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=s.env,
+                              group=nogroup, extra_groups=[])
+    s.wait_ready()
+    assert proc_ids(s.pid) == (0, nogroup)
+    (pid,) = s.worker_pids()
+    assert proc_ids(pid) == (0, 0)
+    assert s.client().call("PING") == "PONG"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                    reason="needs root and setpriv")
+def test_16_11_workers_that_cannot_switch_user(make_server):
+    s = make_server(workers=1, start=False, server={"user": "root"})
+    # Root without the capabilities to change its groups and ids.
+    code, out = run_master(s, pre=("setpriv", "--bounding-set", "-setgid,-setuid", "--"))
+    assert code == 1, out
+    assert "cannot start: worker 0: cannot switch to user root: Operation not permitted" in out, \
+        out
