@@ -256,3 +256,49 @@ def test_16_11_workers_that_cannot_switch_user(make_server):
     assert code == 1, out
     assert "cannot start: worker 0: cannot switch to user root: Operation not permitted" in out, \
         out
+
+
+def test_16_12_control_clients_gone_before_their_answer(make_server):
+    s = make_server(workers=1)
+    # While the master is stopped, clients connect (the kernel queues them), ask and leave:
+    # the master reads each request and finds nobody to answer. 70 of them, more than the
+    # 64 clients it serves at once: none may stay counted.
+    for _ in range(7):
+        s.signal(signal.SIGSTOP)
+        try:
+            for _ in range(10):
+                with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+                    c.connect(str(s.ctl_path))
+                    c.sendall(b"status\n")
+        finally:
+            s.signal(signal.SIGCONT)
+        wait_for(lambda: s.status(quiet=True), what="the master answering again")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.connect(str(s.ctl_path))
+        c.sendall(b"status\n")
+        assert c.recv(100).startswith(b"OK\nmaster pid ")
+    assert s.proc.poll() is None
+    assert s.client().call("PING") == "PONG"
+
+
+def test_16_13_a_new_master_whose_control_socket_cannot_be_made(upgradable):
+    # The new master makes its control socket under PATH.PID and renames it: a path that
+    # fits, but not with the suffix, leaves the new master without one (it says so).
+    path = f"/tmp/fdt16-{os.getpid()}-"
+    path += "c" * (107 - len(path) - len(".sock")) + ".sock"
+    u = upgradable(workers=1, server={"control_socket": path})
+    s = u.s
+    s.ctl_path = path
+    try:
+        u.start()
+        new = u.upgrade()
+        s.wait_log(f"binary upgrade: control_socket path too long: {path}")
+        assert u.pid_file() == new
+        assert not os.path.exists(path)  # the old master removed its own
+        # The new master serves all the same: its worker answers.
+        worker = int(whoami(s)["pid"])
+        assert open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()[1] == str(new)
+    finally:
+        u.stop()
+        if os.path.exists(path):
+            os.unlink(path)
