@@ -190,13 +190,13 @@ def test_16_07_a_retiring_master_told_to_stop(upgradable):
     assert s.wait_exit(30) == 0
 
 
-def run_master(s, limit=None, pre=()):
+def run_master(s, limit=None, pre=(), env=None):
     """Run the configured master in the foreground (it is expected to stop by itself): its
     exit status and everything it printed."""
     def lower():
         resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
     r = subprocess.run([*pre, str(FDTSERVER), "-c", str(s.conf_path)], capture_output=True,
-                       text=True, timeout=60, preexec_fn=lower if limit else None)
+                       text=True, timeout=60, preexec_fn=lower if limit else None, env=env)
     return r.returncode, r.stdout + r.stderr
 
 
@@ -302,3 +302,93 @@ def test_16_13_a_new_master_whose_control_socket_cannot_be_made(upgradable):
         u.stop()
         if os.path.exists(path):
             os.unlink(path)
+
+
+def test_16_14_a_successor_or_its_recycled_worker_dying(make_server):
+    s = make_server(workers=1, server={"max_requests": 3}, app_keys={"init_delay_ms": 1000})
+    (old,) = s.worker_pids()
+    c = s.client()
+    for _ in range(3):
+        assert c.call("PING") == "PONG"
+    (succ,) = wait_for(lambda: s.worker_pids("starting"), what="its successor starting")
+    os.kill(succ, signal.SIGKILL)
+    s.wait_log(f"worker 0 (pid {succ}, generation 1) killed by signal 9 (KILL) while starting "
+               "as a successor")
+    # The recycled worker serves on, no longer waiting for a successor.
+    wait_for(lambda: not s.workers("starting"), what="the successor gone")
+    (w,) = s.workers()
+    assert (w["pid"], w["state"], w["recycling"]) == (old, "ready", False)
+    assert c.call("PING") == "PONG"
+    c.close()
+    # A new worker (the old one killed: a crash, respawned) is recycled in turn, and dies
+    # while its successor starts: the successor serves in its place, nothing is respawned.
+    os.kill(old, signal.SIGKILL)
+    wait_for(lambda: s.worker_pids() and s.worker_pids() != [old], what="a new worker")
+    (second,) = s.worker_pids()
+    c = s.client()
+    for _ in range(3):
+        assert c.call("PING") == "PONG"
+    (succ,) = wait_for(lambda: s.worker_pids("starting"), what="its successor starting")
+    os.kill(second, signal.SIGKILL)
+    s.wait_log(f"worker 0 (pid {second}, generation 1) killed by signal 9 (KILL) while its "
+               "successor was starting")
+    wait_for(lambda: s.worker_pids() == [succ], what="the successor serving")
+    assert s.client().call("PING") == "PONG"
+    assert f"pid {second}, generation 1) killed by signal 9 (KILL); restarting" not in s.log()
+    assert len(s.workers()) == 1
+
+
+def test_16_15_notifications_to_an_abstract_socket_that_reads_nothing(make_server):
+    from sd_util import NotifySocket
+    name = f"fdt16-notify-{os.getpid()}"
+    ns = NotifySocket("\0" + name, paused=True)
+    try:
+        # Pings every millisecond (WATCHDOG_USEC under 2 ms): at most one per loop turn.
+        s = make_server(workers=1, env={"NOTIFY_SOCKET": "@" + name, "WATCHDOG_USEC": "1000"})
+        # Nobody reads: the kernel queues a few datagrams, the master 16 more, then drops.
+        for _ in range(12):
+            s.reload()
+        s.wait_log(f"notify @{name}: systemd reads nothing; a notification is lost")
+        assert s.client().call("PING") == "PONG"
+        ns.resume()
+        ns.wait(lambda pid, f: f.get("READY") == "1" and pid == s.pid, "READY=1")
+        ns.wait(lambda pid, f: f.get("WATCHDOG") == "1" and pid == s.pid, "a watchdog ping")
+    finally:
+        ns.close()
+
+
+def test_16_16_notify_socket_that_is_not_unix(make_server):
+    s = make_server(workers=1, env={"NOTIFY_SOCKET": "127.0.0.1:9"})
+    assert ("NOTIFY_SOCKET=127.0.0.1:9: only unix sockets are supported; not notifying"
+            in s.log())
+    assert s.client().call("PING") == "PONG"
+
+
+def test_16_17_upgrade_variables_not_meant_for_this_master(make_server):
+    s = make_server(workers=1, start=False,
+                    env={"FDT_UPGRADE_FROM": "x", "FDT_UPGRADE_CHANNEL": "3",
+                         "FDT_UPGRADE_FDS": ""})
+    code, out = run_master(s, env=s.env)
+    assert code != 0
+    assert ("binary upgrade: bad FDT_UPGRADE_FROM, FDT_UPGRADE_CHANNEL or FDT_UPGRADE_FDS"
+            in out), out
+    # Another process's variables (pid 1 is not this master's parent): ignored.
+    s.env["FDT_UPGRADE_FROM"] = "1"
+    s.start()
+    assert "ignoring FDT_UPGRADE_FROM=1: that process is not this master's parent" in s.log()
+    assert s.client().call("PING") == "PONG"
+    assert int(s.pid_path.read_text()) == s.pid
+
+
+def test_16_18_a_new_master_that_cannot_write_the_pid_file(upgradable, tmp_path):
+    u = upgradable(workers=1).start()
+    s = u.s
+    missing = tmp_path / "gone" / "fdt.pid"
+    s.server["pid_file"] = str(missing)
+    s.write_config()
+    new = u.upgrade()
+    assert re.search(rf"ERROR {new} \S+ master: binary upgrade: pid file {missing}\S*: No such "
+                     "file or directory", s.log()), s.log()
+    # It serves all the same, and answers on the control socket.
+    assert s.status()["pid"] == new
+    assert s.client().call("PING") == "PONG"
