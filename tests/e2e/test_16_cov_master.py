@@ -101,13 +101,13 @@ def test_16_03_a_reload_queued_behind_a_failing_one_runs(make_server):
     assert s.client().call("PING") == "PONG"
 
 
-def new_master_pid(s, old):
-    m = wait_for(lambda: re.search(rf"binary upgrade: started \S+ as pid (\d+)", s.log()), 30,
+def new_master_pid(s):
+    m = wait_for(lambda: re.search(r"binary upgrade: started \S+ as pid (\d+)", s.log()), 30,
                  what="the new master started")
     return int(m.group(1))
 
 
-def test_16_04_upgrades_refused_while_something_starts(upgradable):
+def test_16_04_upgrades_refused_while_something_starts(upgradable):  # noqa: F811
     u = upgradable(workers=1).start()
     s = u.s
     old = u.master
@@ -121,7 +121,7 @@ def test_16_04_upgrades_refused_while_something_starts(upgradable):
     wait_for(lambda: s.status()["last_reload"]["ok"] is True, 30, what="the reload done")
     # Now the upgrade starts; its new master's workers take 2 s: a second one is refused.
     os.kill(old, signal.SIGUSR2)
-    new = new_master_pid(s, old)
+    new = new_master_pid(s)
     os.kill(old, signal.SIGUSR2)
     s.wait_log("SIGUSR2: binary upgrade refused: an upgrade is already in progress")
     s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
@@ -131,7 +131,7 @@ def test_16_04_upgrades_refused_while_something_starts(upgradable):
     assert s.status()["pid"] == new
 
 
-def test_16_05_a_new_binary_that_cannot_be_executed(upgradable, tmp_path):
+def test_16_05_a_new_binary_that_cannot_be_executed(upgradable, tmp_path):  # noqa: F811
     u = upgradable(workers=1).start()
     s = u.s
     plain = tmp_path / "plain-fdtserver"
@@ -145,7 +145,7 @@ def test_16_05_a_new_binary_that_cannot_be_executed(upgradable, tmp_path):
     assert s.client().call("PING") == "PONG"
 
 
-def test_16_06_a_new_master_closes_the_sockets_its_configuration_dropped(upgradable):
+def test_16_06_a_new_master_closes_the_sockets_its_configuration_dropped(upgradable):  # noqa: F811
     u = upgradable(workers=1)
     s = u.s
     extra = socket.socket()
@@ -166,7 +166,7 @@ def test_16_06_a_new_master_closes_the_sockets_its_configuration_dropped(upgrada
     assert s.client().call("PING") == "PONG"
 
 
-def test_16_07_a_retiring_master_told_to_stop(upgradable):
+def test_16_07_a_retiring_master_told_to_stop(upgradable):  # noqa: F811
     u = upgradable(workers=1, server={"graceful_timeout": 30}).start()
     s = u.s
     old = u.master
@@ -174,7 +174,7 @@ def test_16_07_a_retiring_master_told_to_stop(upgradable):
     busy.send("SLEEP 4000\n")
     wait_for(lambda: any(w["threads_busy"] for w in s.workers()), what="request running")
     os.kill(old, signal.SIGUSR2)
-    new = new_master_pid(s, old)
+    new = new_master_pid(s)
     s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
     u.master = new
     assert alive(old)  # its worker still runs the request
@@ -281,7 +281,7 @@ def test_16_12_control_clients_gone_before_their_answer(make_server):
     assert s.client().call("PING") == "PONG"
 
 
-def test_16_13_a_new_master_whose_control_socket_cannot_be_made(upgradable):
+def test_16_13_a_new_master_whose_control_socket_cannot_be_made(upgradable):  # noqa: F811
     # The new master makes its control socket under PATH.PID and renames it: a path that
     # fits, but not with the suffix, leaves the new master without one (it says so).
     path = f"/tmp/fdt16-{os.getpid()}-"
@@ -380,7 +380,7 @@ def test_16_17_upgrade_variables_not_meant_for_this_master(make_server):
     assert int(s.pid_path.read_text()) == s.pid
 
 
-def test_16_18_a_new_master_that_cannot_write_the_pid_file(upgradable, tmp_path):
+def test_16_18_a_new_master_that_cannot_write_the_pid_file(upgradable, tmp_path):  # noqa: F811
     u = upgradable(workers=1).start()
     s = u.s
     missing = tmp_path / "gone" / "fdt.pid"
