@@ -59,6 +59,23 @@ def test_16_01_a_worker_that_cannot_be_respawned_is_tried_again(make_server):
     assert len(s.worker_pids()) == 2
 
 
+def test_16_01b_a_worker_without_its_own_reuseport_socket(make_server):
+    s = make_server(workers=1, start=False)
+    s.listeners["main"]["reuseport"] = "yes"
+    s.write_config()
+    s.start()
+    (old,) = s.worker_pids()
+    # With its channel closed, two free: the new channel takes them, and the worker's own
+    # socket of the reuseport listener cannot be made. Tried again until it can.
+    limits = leave_free_fds(s.pid, 1)
+    os.kill(old, signal.SIGKILL)
+    s.wait_log("[listen.main] socket: Too many open files")
+    resource.prlimit(s.pid, resource.RLIMIT_NOFILE, limits)
+    s.wait_ready()
+    assert s.worker_pids() != [old]
+    assert s.client().call("PING") == "PONG"
+
+
 def test_16_02_reload_and_upgrade_without_descriptors(make_server):
     s = make_server(workers=1)
     (worker,) = s.worker_pids()
@@ -202,14 +219,17 @@ def run_master(s, limit=None, pre=(), env=None):
 
 def test_16_08_the_master_cannot_start_without_descriptors(make_server):
     s = make_server(workers=1, start=False)
-    # Descriptors 0-2, and one for the loader, then the signalfd: no epoll left.
-    code, out = run_master(s, limit=4)
-    assert code == 1 and "start: Too many open files" in out, out
-    # Enough for the sockets, the pid file and one more, not for a worker's channel.
-    code, out = run_master(s, limit=9)
-    assert code == 1, out
-    assert "cannot start: cannot start worker 0: Too many open files" in out, out
-    assert not s.pid_path.exists() and not s.ctl_path.exists()
+    # Descriptors 0-2, then (one for the loader first) the signalfd, the epoll, the
+    # listening socket, the control socket, the pid file and a worker's channel (two): each
+    # limit leaves the master one short of the next, and it says which.
+    for limit, error in ((4, "start: Too many open files"),
+                         (5, "[listen.main] socket: Too many open files"),
+                         (6, "control socket: Too many open files"),
+                         (7, f"pid file {s.pid_path}: Too many open files"),
+                         (9, "cannot start: cannot start worker 0: Too many open files")):
+        code, out = run_master(s, limit=limit)
+        assert code == 1 and error in out, (limit, out)
+        assert not s.pid_path.exists() and not s.ctl_path.exists()
 
 
 def test_16_09_an_error_log_that_cannot_be_opened(make_server, tmp_path):
