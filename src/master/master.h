@@ -150,6 +150,7 @@ int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned i
 void fdt__master_reap(struct fdt_master *m);
 void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw);
 void fdt__master_supervise(struct fdt_master *m, int64_t now);
+/* Drain every worker of g (fdt__master_drain_worker with sig: SIGHUP or SIGTERM). */
 void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig);
 /* Tell a worker to drain: sig SIGTERM when the service stops (idle connections are closed,
  * promise 3), SIGHUP when a successor serves on (a reload, one worker fewer: idle keep-alive

@@ -331,12 +331,8 @@ void fdt__master_drain_worker(struct fdt_master *m, struct fdt_mworker *mw, int 
 void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig)
 {
     for (struct fdt_mworker *w = m->workers; w; w = w->next) {
-        if (w->gen != g)
-            continue;
-        if (sig == SIGTERM || sig == SIGHUP)
+        if (w->gen == g)
             fdt__master_drain_worker(m, w, sig);
-        else
-            kill(w->pid, sig);
     }
 }
 

@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -412,3 +413,73 @@ def test_16_18_a_new_master_that_cannot_write_the_pid_file(upgradable, tmp_path)
     # It serves all the same, and answers on the control socket.
     assert s.status()["pid"] == new
     assert s.client().call("PING") == "PONG"
+
+
+def test_16_19_a_worker_whose_event_loop_stops_is_replaced(make_server):
+    s = make_server(workers=1, server={"worker_timeout": 1})
+    (old,) = s.worker_pids()
+    os.kill(old, signal.SIGSTOP)  # its loop stops beating
+    s.wait_log(f"worker 0 (pid {old}, generation 1) event loop silent for ")
+    wait_for(lambda: not alive(old), what="the stopped worker killed")
+    s.wait_ready()
+    assert s.worker_pids() != [old]
+    assert s.client().call("PING") == "PONG"
+    assert s.status()["worker_restarts"]["timeout"] == 1
+
+
+def test_16_20_the_old_master_dies_while_the_new_one_starts(upgradable):  # noqa: F811
+    u = upgradable(workers=1).start()
+    s = u.s
+    old = u.master
+    s.app_keys["init_delay_ms"] = 1500
+    s.write_config()
+    os.kill(old, signal.SIGUSR2)
+    new = new_master_pid(s)
+    s.wait_log("binary upgrade: taking over from master")
+    os.kill(old, signal.SIGKILL)
+    u.master = new
+    # Ready, the new master finds nobody to tell: it serves alone, on the inherited socket.
+    s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
+    worker = int(whoami(s)["pid"])
+    assert open(f"/proc/{worker}/stat").read().rsplit(")", 1)[1].split()[1] == str(new)
+    assert s.status()["pid"] == new
+
+
+def test_16_21_an_upgrade_waits_for_systemd_to_read(upgradable):  # noqa: F811
+    from sd_util import NotifySocket
+    name = f"fdt16-ack-{os.getpid()}"
+    ns = NotifySocket("\0" + name, paused=True)
+    try:
+        u = upgradable(workers=1, env={"NOTIFY_SOCKET": "@" + name})
+        u.start()
+        s = u.s
+        old = u.master
+        for _ in range(6):  # enough to fill the kernel's queue: the master keeps the rest
+            s.reload()
+        # The new master is ready, but systemd has not read MAINPID= yet: the old master
+        # waits before it answers. The new master dies meanwhile: the old one serves on.
+        os.kill(old, signal.SIGUSR2)
+        new = new_master_pid(s)
+        s.wait_log("binary upgrade: taking over from master")
+        # The new master answers on the control socket only after it told the old one that
+        # it is ready.
+        wait_for(lambda: s.status(quiet=True) and s.status()["pid"] == new, 30,
+                 what="the new master ready")
+        time.sleep(0.5)  # not an assertion: lets the old master read that message first
+        os.kill(new, signal.SIGKILL)
+        s.wait_log(f"binary upgrade failed: the new master (pid {new}", 30)
+        assert re.search(rf"binary upgrade failed: the new master \(pid {new}\S* .*this master "
+                         "keeps serving", s.log())
+        # The new master had made the control socket and the pid file its own: the old one
+        # makes them again, and answers there.
+        s.wait_log(f"binary upgrade failed: control socket {s.ctl_path} made again")
+        s.wait_log(f"binary upgrade failed: pid file {s.pid_path} written again")
+        assert s.status()["pid"] == old
+        assert u.pid_file() == old
+        assert s.client().call("PING") == "PONG"
+        # Once systemd reads, the next upgrade goes through.
+        ns.resume()
+        new = u.upgrade()
+        ns.wait(lambda pid, f: f.get("MAINPID") == str(new), "MAINPID of the new master")
+    finally:
+        ns.close()
