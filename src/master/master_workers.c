@@ -49,8 +49,10 @@ int fdt__gen_tls_load(struct fdt_generation *g, struct fdt_error *err)
         if (!have_key) {
             rc = fdt__tls_ticket_key_new(key);
             if (rc < 0) {
+                /* GCOVR_EXCL_START: not reached: OpenSSL's random generator failing */
                 fdt_error_set(err, rc, "cannot make a TLS session ticket key");
                 break;
+                /* GCOVR_EXCL_STOP */
             }
             have_key = true;
         }
@@ -293,9 +295,12 @@ int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned i
     pid_t master_pid = getpid();
     pid_t pid = fork();
     if (pid < 0) {
+        /* GCOVR_EXCL_START: not reached: fork fails only out of memory or processes (the
+         * test runs as root, which RLIMIT_NPROC does not limit) */
         rc = -errno;
         fdt_log(FDT_LOG_ERROR, "fork: %s", fdt_strerror(rc));
         goto out;
+        /* GCOVR_EXCL_STOP */
     }
     if (pid == 0)
         worker_child(m, g, index, slot, fds, mine, master_pid);
@@ -344,8 +349,9 @@ void fdt__describe_status(int status, char *out, size_t size)
                  WCOREDUMP(status) ? ", core dumped" : "");
     else if (WIFEXITED(status))
         snprintf(out, size, "exited with status %d", WEXITSTATUS(status));
-    else
+    else /* GCOVR_EXCL_START: unreachable: waitpid without WUNTRACED: an exit or a signal */
         snprintf(out, size, "ended (status 0x%x)", status);
+    /* GCOVR_EXCL_STOP */
 }
 
 /* An idle connection from a retiring worker (FDT_MSG_CONN): on to a ready worker of the
@@ -528,7 +534,7 @@ static void recycle(struct fdt_master *m, struct fdt_mworker *mw, uint32_t cause
         g->state != FDT_GEN_ACTIVE || m->stopping || (int)mw->index >= g->target)
         return; /* draining already, or about to: its end needs no successor */
     if (cause != FDT_RESTART_MAX_REQUESTS && cause != FDT_RESTART_MAX_MEMORY)
-        cause = FDT_RESTART_MAX_REQUESTS;
+        cause = FDT_RESTART_MAX_REQUESTS; /* GCOVR_EXCL_LINE: unreachable: workers send these */
     mw->recycling = true;
     fdt_log(FDT_LOG_INFO, "worker %u (pid %d, generation %u) recycled: %s; starting its successor",
             mw->index, (int)mw->pid, g->id, why[0] ? why : "limit reached");
