@@ -483,3 +483,71 @@ def test_16_21_an_upgrade_waits_for_systemd_to_read(upgradable):  # noqa: F811
         ns.wait(lambda pid, f: f.get("MAINPID") == str(new), "MAINPID of the new master")
     finally:
         ns.close()
+
+
+def check(conf, limit=None):
+    def lower():
+        resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+    return subprocess.run([str(FDTSERVER), "--check", "-c", str(conf)], capture_output=True,
+                          text=True, timeout=30, preexec_fn=lower if limit else None)
+
+
+def python_conf(tmp_path, spec, key="wsgi"):
+    conf = tmp_path / "py.ini"
+    conf.write_text("[listen.a]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                    f"{key} = {spec}\n[python]\nhome = venv\npath = {tmp_path / 'pp'}\n")
+    return conf
+
+
+def fake_python(tmp_path, script):
+    exe = tmp_path / "venv" / "bin" / "python3"
+    exe.parent.mkdir(parents=True, exist_ok=True)
+    exe.write_text("#!/bin/sh\n" + script + "\n")
+    exe.chmod(0o755)
+    return exe
+
+
+def test_16_22_check_with_odd_interpreters_and_modules(tmp_path):
+    pp = tmp_path / "pp"
+    (pp / "nspkg").mkdir(parents=True)  # no __init__.py: a namespace package
+    ext = pp / "extmod.cpython-311-x86_64-linux-gnu.so"
+    ext.write_bytes(b"")
+    conf = python_conf(tmp_path, "extmod:application")
+    # An interpreter that fails, or is killed: only [python] path is searched.
+    exe = fake_python(tmp_path, "exit 3")
+    r = check(conf)
+    assert (f"[python]: cannot read the interpreter's sys.path: {exe} did not run (exit status "
+            "3); only [python] path is searched") in r.stderr, r.stderr
+    assert f"# python: module extmod: {ext}" in r.stdout, r.stdout
+    fake_python(tmp_path, "kill -9 $$")
+    r = check(conf)
+    assert f"{exe} did not run (signal 9)" in r.stderr, r.stderr
+    # Its last line without a newline is an entry all the same.
+    fake_python(tmp_path, "printf '/nowhere/a\\n/nowhere/b'")
+    r = check(python_conf(tmp_path, "nspkg.app:application"))
+    assert "#   /nowhere/a\n#   /nowhere/b\n" in r.stdout, r.stdout
+    assert "# python: module nspkg.app" not in r.stdout
+    r = check(python_conf(tmp_path, "nspkg:application"))
+    assert f"# python: module nspkg: {pp}/nspkg/ (a namespace package)" in r.stdout, r.stdout
+    # No descriptors left for the pipe to the interpreter: said, and the rest goes on.
+    r = check(conf, limit=4)
+    assert "cannot read the interpreter's sys.path: pipe: Too many open files" in r.stderr, \
+        r.stderr
+
+
+def test_16_23_check_of_a_module_and_a_database_directory(tmp_path, make_server):
+    s = make_server(start=False)
+    plain = tmp_path / "plain"
+    plain.write_text("")
+    s.extra_ini = f"[resource.lite]\ndriver = sqlite\npath = {plain}/x.db\n"
+    s.write_config()
+    r = check(s.conf_path)
+    assert r.returncode == 2
+    assert f"[resource.lite] path {plain}/x.db: {plain} is not a directory" in r.stderr, r.stderr
+    s.extra_ini = ""
+    s.write_config()
+    assert check(s.conf_path).returncode == 0
+    # No descriptors left for the pipe from the child that loads the module.
+    r = check(s.conf_path, limit=4)
+    assert r.returncode == 2
+    assert "[app] module: cannot check: pipe: Too many open files" in r.stderr, r.stderr
