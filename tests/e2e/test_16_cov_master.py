@@ -533,6 +533,9 @@ def test_16_22_check_with_odd_interpreters_and_modules(tmp_path):
     r = check(conf, limit=4)
     assert "cannot read the interpreter's sys.path: pipe: Too many open files" in r.stderr, \
         r.stderr
+    # One more: the pipe, but no /dev/null for the child's stdin.
+    r = check(conf, limit=5)
+    assert f"{exe} did not run (exit status 127)" in r.stderr, r.stderr
 
 
 def test_16_23_check_of_a_module_and_a_database_directory(tmp_path, make_server):
