@@ -554,3 +554,41 @@ def test_16_23_check_of_a_module_and_a_database_directory(tmp_path, make_server)
     r = check(s.conf_path, limit=4)
     assert r.returncode == 2
     assert "[app] module: cannot check: pipe: Too many open files" in r.stderr, r.stderr
+
+
+def test_16_24_a_recycle_whose_successor_cannot_start(make_server):
+    s = make_server(workers=1, server={"max_requests": 3})
+    (old,) = s.worker_pids()
+    limits = leave_free_fds(s.pid)
+    c = s.client()
+    for _ in range(3):
+        assert c.call("PING") == "PONG"
+    s.wait_log("starting its successor")
+    s.wait_log("socketpair: Too many open files")
+    resource.prlimit(s.pid, resource.RLIMIT_NOFILE, limits)
+    # The worker serves on, no longer counted as waiting for a successor.
+    assert c.call("PING") == "PONG"
+    (w,) = s.workers()
+    assert (w["pid"], w["state"], w["recycling"]) == (old, "ready", False)
+
+
+def test_16_25_a_request_in_two_pieces_and_a_stop_that_does_not_end(make_server):
+    s = make_server(workers=1, server={"graceful_timeout": 0.1})
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(10)
+        c.connect(str(s.ctl_path))
+        c.sendall(b"sta")
+        time.sleep(0.3)  # not an assertion: the master reads the first piece alone
+        c.sendall(b"tus\n")
+        assert c.recv(65536).decode().startswith("OK\nmaster pid ")
+    # fdtserver -s stop waits for the master to exit (graceful_timeout + 10 s); a master
+    # that cannot run (stopped) outlasts it: said, exit status 1.
+    s.signal(signal.SIGSTOP)
+    try:
+        r = subprocess.run([str(FDTSERVER), "-s", "stop", "-c", str(s.conf_path)],
+                           capture_output=True, text=True, timeout=60)
+    finally:
+        s.signal(signal.SIGCONT)
+    assert r.returncode == 1
+    assert r.stderr == f"fdtserver: master {s.pid} still running after 10 s\n", r.stderr
+    assert s.wait_exit() == 0  # the SIGTERM it sent takes effect once the master runs
