@@ -119,6 +119,11 @@ def test_16_03_a_reload_queued_behind_a_failing_one_runs(make_server):
     assert s.client().call("PING") == "PONG"
 
 
+def started_pids(s):
+    """The pids of the new masters started so far, in order."""
+    return [int(p) for p in re.findall(r"binary upgrade: started \S+ as pid (\d+)", s.log())]
+
+
 def new_master_pid(s):
     m = wait_for(lambda: re.search(r"binary upgrade: started \S+ as pid (\d+)", s.log()), 30,
                  what="the new master started")
@@ -477,9 +482,17 @@ def test_16_21_an_upgrade_waits_for_systemd_to_read(upgradable):  # noqa: F811
         assert s.status()["pid"] == old
         assert u.pid_file() == old
         assert s.client().call("PING") == "PONG"
-        # Once systemd reads, the next upgrade goes through.
+        # The next one: the new master is ready while systemd still reads nothing; once it
+        # reads (or after 5 s), the old master answers, and retires.
+        os.kill(old, signal.SIGUSR2)
+        new = wait_for(lambda: [p for p in started_pids(s) if p != new], 30,
+                       what="another new master")[0]
+        wait_for(lambda: s.status(quiet=True) and s.status()["pid"] == new, 30,
+                 what="the new master ready")
         ns.resume()
-        new = u.upgrade()
+        s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
+        u.master = new
+        wait_for(lambda: not alive(old), 30, what="old master gone")
         ns.wait(lambda pid, f: f.get("MAINPID") == str(new), "MAINPID of the new master")
     finally:
         ns.close()
@@ -592,3 +605,22 @@ def test_16_25_a_request_in_two_pieces_and_a_stop_that_does_not_end(make_server)
     assert r.returncode == 1
     assert r.stderr == f"fdtserver: master {s.pid} still running after 10 s\n", r.stderr
     assert s.wait_exit() == 0  # the SIGTERM it sent takes effect once the master runs
+
+
+def test_16_26_status_shows_why_a_generation_failed(make_server):
+    s = make_server(workers=2)
+    s.app_keys["init_delay_ms"] = 3000
+    s.write_config()
+    s.reload(wait=False)
+    starting = wait_for(lambda: len(s.worker_pids("starting")) == 2 and s.worker_pids("starting"),
+                        what="the new workers starting")
+    os.kill(starting[0], signal.SIGKILL)
+    wait_for(lambda: s.status()["last_reload"]["ok"] is False, what="the reload failed")
+    # The other new worker still finishes its start: the failed generation is listed, with
+    # its reason, until it has ended.
+    text = s.ctl("status").stdout
+    assert re.search(r"generation 2 failed: 2 workers x 4 threads\n  error: worker \d \(pid "
+                     rf"{starting[0]}\) killed by signal 9 \(KILL\) before it was ready\n",
+                     text), text
+    wait_for(lambda: [g["id"] for g in s.status()["generations"]] == [1],
+             what="the failed generation gone")
