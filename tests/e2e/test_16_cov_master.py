@@ -624,3 +624,13 @@ def test_16_26_status_shows_why_a_generation_failed(make_server):
                      text), text
     wait_for(lambda: [g["id"] for g in s.status()["generations"]] == [1],
              what="the failed generation gone")
+
+
+def test_16_27_an_immediate_stop_kills_a_worker_that_does_not_exit(make_server):
+    s = make_server(workers=1)
+    (w,) = s.worker_pids()
+    os.kill(w, signal.SIGSTOP)  # it cannot act on the master's SIGQUIT
+    s.signal(signal.SIGQUIT)
+    assert s.wait_exit(30) == 0  # 2 s later the master kills it, and exits
+    assert not alive(w)
+    assert f"worker 0 (pid {w}, generation 1) killed by signal 9 (KILL)" in s.log()
