@@ -101,6 +101,17 @@ int fdt__ctl_open(struct fdt_master *m, struct fdt_error *err)
     return 0;
 }
 
+void fdt__ctl_tick(struct fdt_master *m, int64_t now)
+{
+    if (!m->ctl_resume_ms || now < m->ctl_resume_ms)
+        return;
+    m->ctl_resume_ms = 0;
+    if (m->ctl_fd < 0)
+        return;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->ctl_kind};
+    epoll_ctl(m->epfd, EPOLL_CTL_MOD, m->ctl_fd, &ev);
+}
+
 static void client_free(struct fdt_master *m, struct fdt_ctl_client *c)
 {
     struct fdt_ctl_client **pp = &m->clients;
@@ -132,6 +143,16 @@ void fdt__ctl_on_accept(struct fdt_master *m)
 {
     for (;;) {
         int fd = accept4(m->ctl_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0 && (errno == EMFILE || errno == ENFILE)) {
+            /* The client waits in the backlog, and level-triggered epoll would report it on
+             * every turn of the loop: stop listening for a second. */
+            fdt_log(FDT_LOG_WARN, "control socket: accept: %s: trying again in 1 s",
+                    fdt_strerror(-errno));
+            struct epoll_event ev = {.events = 0, .data.ptr = &m->ctl_kind};
+            epoll_ctl(m->epfd, EPOLL_CTL_MOD, m->ctl_fd, &ev);
+            m->ctl_resume_ms = fdt__now_ms() + 1000;
+            return;
+        }
         if (fd < 0)
             return;
         int n = 0;

@@ -457,6 +457,7 @@ static int run(struct fdt_master *m)
         fdt__master_free_dead(m);
         fdt__master_supervise(m, fdt__now_ms());
         fdt__upgrade_supervise(m, fdt__now_ms());
+        fdt__ctl_tick(m, fdt__now_ms());
     }
     return 0;
 }

@@ -634,3 +634,17 @@ def test_16_27_an_immediate_stop_kills_a_worker_that_does_not_exit(make_server):
     assert s.wait_exit(30) == 0  # 2 s later the master kills it, and exits
     assert not alive(w)
     assert f"worker 0 (pid {w}, generation 1) killed by signal 9 (KILL)" in s.log()
+
+
+def test_16_28_a_control_client_waits_while_descriptors_run_out(make_server):
+    s = make_server(workers=1)
+    limits = leave_free_fds(s.pid)
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
+        c.settimeout(30)
+        c.connect(str(s.ctl_path))  # queued by the kernel: the master cannot accept it
+        c.sendall(b"status\n")
+        # It says so, and stops listening for a while rather than fail on every loop turn.
+        s.wait_log("control socket: accept: Too many open files: trying again in 1 s")
+        resource.prlimit(s.pid, resource.RLIMIT_NOFILE, limits)
+        assert c.recv(65536).decode().startswith("OK\nmaster pid ")
+    assert s.client().call("PING") == "PONG"
