@@ -1,9 +1,9 @@
 """The master in the cases the other tests leave out: descriptors running out while it
-supervises (a respawn, a reload, a binary upgrade), reloads queued behind a failing one,
-binary upgrades refused or failing before the new master runs, a retiring master told to
-stop, a new master that drops a listener of the old one, the start failing (no error log,
-no descriptors), workers that cannot switch user, and a control client gone before its
-answer."""
+supervises (a respawn, a reload, a recycle, a binary upgrade, the control socket) and at its
+start, reloads queued behind a failing one, binary upgrades refused or failing (before the
+new master runs, as it takes over, with the old master dying), a retiring master told to
+stop, workers that cannot switch user or whose loop stops, systemd's socket not read,
+control clients gone before their answer, and --check with odd interpreters and modules."""
 import os
 import re
 import resource
