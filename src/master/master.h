@@ -94,6 +94,7 @@ struct fdt_master {
     int sig_kind;
     int ctl_kind;
     int ctl_fd;
+    int64_t ctl_resume_ms; /* accepting paused (out of descriptors) until then; 0: not paused */
     char ctl_path[FDT_CFG_PATH_MAX];
     char pid_path[FDT_CFG_PATH_MAX];
     int pid_fd;                  /* holds the pid file's lock; -1 without a pid file */
@@ -150,6 +151,7 @@ int fdt__master_spawn(struct fdt_master *m, struct fdt_generation *g, unsigned i
 void fdt__master_reap(struct fdt_master *m);
 void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw);
 void fdt__master_supervise(struct fdt_master *m, int64_t now);
+/* Drain every worker of g (fdt__master_drain_worker with sig: SIGHUP or SIGTERM). */
 void fdt__master_signal_gen(struct fdt_master *m, struct fdt_generation *g, int sig);
 /* Tell a worker to drain: sig SIGTERM when the service stops (idle connections are closed,
  * promise 3), SIGHUP when a successor serves on (a reload, one worker fewer: idle keep-alive
@@ -252,6 +254,8 @@ int fdt__master_load_cfg(int argc, char **argv, struct fdt_cfg *cfg, struct fdt_
 /* master_ctl.c */
 int fdt__ctl_open(struct fdt_master *m, struct fdt_error *err);
 void fdt__ctl_on_accept(struct fdt_master *m);
+/* Accept again once a pause for want of descriptors is over (every loop turn). */
+void fdt__ctl_tick(struct fdt_master *m, int64_t now);
 void fdt__ctl_on_client(struct fdt_master *m, struct fdt_ctl_client *c, uint32_t events);
 /* Answer every "reload --wait" client once a reload ends. */
 void fdt__ctl_reload_done(struct fdt_master *m, bool ok, const char *msg);

@@ -149,10 +149,7 @@ void fdt__master_reload(struct fdt_master *m)
         /* No workers: free it through the normal path. */
         fdt__strlcpy(g->fail_reason, msg, sizeof(g->fail_reason));
         m->starting = NULL;
-        struct fdt_generation **pp = &m->gens;
-        while (*pp != g)
-            pp = &(*pp)->next;
-        *pp = g->next;
+        m->gens = g->next; /* fdt__gen_new put it first */
         fdt__gen_tls_free(g);
         fdt__cfg_deinit(g->cfg);
         free(g->cfg);
@@ -164,8 +161,11 @@ void fdt__master_reload(struct fdt_master *m)
     fdt__log_set_level(cfg->log_level);
     fdt__log_set_json(cfg->log_format == FDT_LOG_FORMAT_JSON);
     for (int i = 0; i < g->target; i++) {
-        if (fdt__master_spawn(m, g, (unsigned)i) < 0) {
-            fdt__master_gen_failed(m, g, "cannot start a worker (fork failed)");
+        int rc = fdt__master_spawn(m, g, (unsigned)i);
+        if (rc < 0) {
+            char why[160];
+            snprintf(why, sizeof(why), "cannot start worker %d: %s", i, fdt_strerror(rc));
+            fdt__master_gen_failed(m, g, why);
             return;
         }
     }

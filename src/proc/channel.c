@@ -102,7 +102,7 @@ int fdt__channel_recv_fd(int fd, struct fdt_msg *m, int *passed)
             return 1;
         }
         if (errno == EINTR)
-            continue;
+            continue; /* GCOVR_EXCL_LINE: unreachable: MSG_DONTWAIT never sleeps */
         if (errno == EAGAIN || errno == EWOULDBLOCK)
             return FDT_EAGAIN;
         return -errno;
