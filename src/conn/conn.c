@@ -31,7 +31,7 @@ struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct 
     }
     c->kind = FDT_POLL_CONN;
     c->fd = fd;
-    c->id = ++loop->next_id;
+    c->id = atomic_fetch_add_explicit(&loop->next_id, 1, memory_order_relaxed) + 1;
     c->loop = loop;
     c->proto = proto;
     c->listener_name = listener_name;
@@ -163,13 +163,13 @@ static void arm_locked(struct fdt_conn *c)
         ev.events |= EPOLLIN | EPOLLRDHUP;
     if (c->out.len > 0 || (c->tls && fdt__tls_wants_write(c->tls)))
         ev.events |= EPOLLOUT;
-    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) < 0) {
+    if (epoll_ctl(c->loop->epfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "conn=%llu epoll_ctl: %s", (unsigned long long)c->id,
                 fdt_strerror(-errno));
         c->dead = true;
         return;
     }
-    c->armed = true;
+    c->armed = c->in_epoll = true;
 }
 
 static void teardown(struct fdt_conn *c)
@@ -181,7 +181,9 @@ static void teardown(struct fdt_conn *c)
     }
     c->closed = true;
     c->running = false;
-    epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    if (c->in_epoll)
+        epoll_ctl(c->loop->epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    c->in_epoll = false;
     if (c->handoff) {
         /* The successor owns the connection once the descriptor is on its way; closing this
          * copy then sends nothing to the client. */

@@ -1,5 +1,5 @@
 /* Connections inside a worker: the object, its buffers, and how the event-loop thread
- * (accept, timers, frees connections) and the application threads (which wait on the
+ * (timers, frees connections) and the application threads (which accept, wait on the
  * connections' epoll set, read, run the protocol and write) share them.
  *
  * Invariants:
@@ -7,7 +7,9 @@
  *    it is not armed in epoll (EPOLLONESHOT), so no second thread can pick it up.
  *  - Events that arrive while it runs are recorded in `pending` and handled before the
  *    runner lets go.
- *  - Only the loop thread frees a connection, after its last reference is dropped. */
+ *  - Only the loop thread frees a connection, after its last reference is dropped.
+ *  - A connection accepted on an application thread is run there at once, before it is in
+ *    epoll (in_epoll false, running true): its first re-arm adds it. */
 #ifndef FDT_SRC_CONN_H
 #define FDT_SRC_CONN_H
 
@@ -121,7 +123,7 @@ struct fdt_conn_loop {
     const struct fdt_txn_env *txn_env; /* what the connections' transactions need */
     _Atomic bool draining;             /* stop accepting; close connections between requests */
     _Atomic bool retiring;             /* draining for a successor (reload): see drain_keeps_idle */
-    uint64_t next_id;                  /* loop thread only */
+    _Atomic uint64_t next_id;          /* the last connection id given (any thread) */
     /* Hand c to an application thread (any thread). */
     void (*enqueue)(struct fdt_conn_loop *loop, struct fdt_conn *c);
     /* Pass c's descriptor to a worker of the serving generation (proto->handoff), which
@@ -148,9 +150,10 @@ struct fdt_conn {
     uint32_t pending;
     bool running;
     bool armed;
-    bool closing;       /* close after the output is flushed */
-    bool dead;          /* close now */
-    bool closed;        /* torn down: fd closed, proto->close called */
+    bool in_epoll; /* registered in loop->epfd (a connection run at once after accept is not yet) */
+    bool closing;  /* close after the output is flushed */
+    bool dead;     /* close now */
+    bool closed;   /* torn down: fd closed, proto->close called */
     bool lingering;     /* output sent and shut down; reading and dropping input until EOF */
     bool corked;        /* writes are collected in out, not sent (fdt__conn_cork) */
     struct fdt_buf out; /* its bytes count in loop->out_queued */
@@ -185,7 +188,7 @@ struct fdt_conn {
 #define FDT_CONN_SEND_TIMEOUT_MS 60000
 #define FDT_CONN_BUDGET_FACTOR   8
 
-/* Create a connection for an accepted fd (loop thread). Takes the fd. NULL on ENOMEM. */
+/* Create a connection for an accepted fd (any thread). Takes the fd. NULL on ENOMEM. */
 struct fdt_conn *fdt__conn_new(struct fdt_conn_loop *loop, int fd, const struct fdt_proto *proto,
                                const char *listener_name);
 /* Create a connection for a descriptor handed over by a retiring worker (loop->handoff):
@@ -194,7 +197,7 @@ struct fdt_conn *fdt__conn_adopt(struct fdt_conn_loop *loop, int fd, const struc
                                  const char *listener_name);
 /* Make c speak TLS with the settings of ctx (which must outlive c): the handshake runs on
  * the application thread that first runs c, before proto->open, and must end within the
- * listener's handshake_timeout. Loop thread, before c is in epoll. Returns 0 or FDT_ENOMEM. */
+ * listener's handshake_timeout. Before c is registered. Returns 0 or FDT_ENOMEM. */
 int fdt__conn_tls_start(struct fdt_conn *c, const struct fdt_tls_ctx *ctx);
 /* Free (loop thread, refs == 0). */
 void fdt__conn_destroy(struct fdt_conn *c);

@@ -1,9 +1,11 @@
 /* A worker process: loads the application, runs one event-loop thread (the process's main
- * thread: accept, signals, timers) and `threads` application threads that wait on the
+ * thread: signals, timers, freeing) and `threads` application threads that wait on the
  * connections' epoll set themselves (leader/follower: whichever thread is free takes the
  * next ready connection, with no hand-off between threads), read, run the protocol and
- * write. The loop thread reaches the application threads through the run queue (new
- * connections, timeouts, drain), whose eventfd sits in the same epoll set. */
+ * write. The listeners are in that set too: the thread that takes a listener's event
+ * accepts and runs the new connection itself (worker_accept.c). The loop thread reaches
+ * the application threads through the run queue (timeouts, drain), whose eventfd sits in
+ * the same epoll set. */
 #ifndef FDT_SRC_WORKER_H
 #define FDT_SRC_WORKER_H
 
@@ -38,6 +40,9 @@ struct fdt_worker_listener {
     struct fdt__jsonrpc_server *rpc; /* a jsonrpc listener's protocol state, or NULL */
     const struct fdt_tls_ctx *tls;   /* TLS settings (the generation's, from the master), or NULL */
     bool registered;
+    /* An application thread took the listener's event while another thread held
+     * accept_lock: the holder acts on it (worker_accept.c, accept_unlock). */
+    _Atomic bool again;
     bool reuseport; /* a socket of this worker's own */
     bool tcp;       /* AF_INET or AF_INET6 (TCP options apply), not a unix socket */
 };
@@ -58,9 +63,10 @@ struct fdt_worker {
     const struct fdt_app *app;
     void *dl;
 
-    int epfd; /* the loop thread's: listeners, signals, wake-ups */
-    /* What the connections see of the worker: loop.epfd holds the connections and the run
-     * queue (the application threads wait on it), loop.draining says the worker drains. */
+    int epfd; /* the loop thread's: signals, wake-ups, the master's channel */
+    /* What the connections see of the worker: loop.epfd holds the connections, the
+     * listeners and the run queue (the application threads wait on it), loop.draining says
+     * the worker drains. */
     struct fdt_conn_loop loop;
     struct fdt_txn_env txn_env;
     struct fdt__http_server *http;     /* the HTTP listeners' shared state, or NULL */
@@ -80,10 +86,19 @@ struct fdt_worker {
     pthread_t *threads;
     int n_threads_started;
 
-    /* Loop thread only. */
+    /* Every connection not yet freed (accepted on any thread, freed by the loop thread),
+     * guarded by registry_lock (taken before a connection's lock, never inside it). */
+    pthread_mutex_t registry_lock;
     struct fdt_conn *registry;
     int64_t n_conns;
+
+    /* Loop thread only. */
     int64_t drain_deadline_ms;
+
+    /* Accepting (worker_accept.c), on an application thread or the loop thread: everything
+     * from here to recycle_after, and the listeners' fd and registered, are guarded by
+     * accept_lock. */
+    pthread_mutex_t accept_lock;
     int64_t accept_logged_ms; /* rate limits of repeated warnings */
     /* Out of descriptors: a descriptor kept in reserve to turn queued connections away
      * (-1 when it could not be taken back), until when accepting is paused (0: not), and
@@ -102,6 +117,8 @@ struct fdt_worker {
     int64_t balance_until_ms;
     int64_t balance_since_ms;
     uint64_t balance_mark;
+
+    /* Loop thread only. */
     pid_t master_pid; /* the master that forked this worker (a SIGTERM after it died says so) */
     int64_t last_scan_ms;
     /* Recycling: requests after which this worker asks to be replaced (0: never, else
@@ -131,11 +148,29 @@ __attribute__((noreturn)) void fdt__worker_main(const struct fdt_worker_args *ar
 void fdt__worker_enqueue(struct fdt_worker *w, struct fdt_conn *c);
 /* Fill w->loop, the interface through which connections reach the worker. */
 void fdt__worker_loop_init(struct fdt_worker *w);
-/* Start this worker's accept share at the least of its ready siblings' (before it says it
- * is ready). */
-void fdt__worker_balance_init(struct fdt_worker *w);
-/* Set the TCP options accepted connections inherit on listener l (before it is polled). */
-void fdt__worker_listener_options(struct fdt_worker *w, struct fdt_worker_listener *l);
+
+/* Accepting (worker_accept.c). */
+/* Start this worker's accept share at the least of its ready siblings', set the listeners'
+ * TCP options and put them into loop.epfd (once the threads run, before the worker says it
+ * is ready). Returns 0, or -1 with the reason. */
+int fdt__worker_accept_start(struct fdt_worker *w, char *reason, size_t len);
+/* An application thread took listener l's event: accept what is queued. Returns the first
+ * new connection, running, for the caller to run (fdt__conn_run) now, or NULL. */
+struct fdt_conn *fdt__worker_accept(struct fdt_worker *w, struct fdt_worker_listener *l);
+/* A sibling's SIGWINCH (loop thread): accept, or end a balance pause. */
+void fdt__worker_hand_on(struct fdt_worker *w, pid_t from);
+/* The loop's epoll_wait timeout cut to the end of an accept pause; the pauses' ends, and
+ * with scan the list of siblings (loop thread). */
+int fdt__worker_accept_timeout(struct fdt_worker *w, int64_t now, int timeout);
+void fdt__worker_accept_tick(struct fdt_worker *w, int64_t now, bool scan);
+/* Drain: take the listeners out of epoll, accept what is queued, close them. Returns the
+ * connections taken from the queues (loop thread). */
+int fdt__worker_accept_stop(struct fdt_worker *w);
+/* Serve a descriptor handed over by a retiring worker as a connection of listener l. */
+void fdt__worker_adopt(struct fdt_worker *w, struct fdt_worker_listener *l, int fd);
+/* The registry of connections (any thread). */
+void fdt__worker_registry_add(struct fdt_worker *w, struct fdt_conn *c);
+void fdt__worker_registry_remove(struct fdt_worker *w, struct fdt_conn *c);
 /* Make every application thread finish its current work and exit (any thread). */
 void fdt__worker_stop_threads(struct fdt_worker *w);
 /* How often an idle application thread wakes up to say it holds no event. */

@@ -149,6 +149,13 @@ static void *app_thread(void *arg)
                 break;
             if (!c)
                 continue;
+        } else if (*(int *)ev.data.ptr == FDT_POLL_LISTENER) {
+            /* A connection arrived: accept it and run it here (worker_accept.c). The
+             * listener is not freed, so the window closes at once. */
+            atomic_fetch_add(quiescent, 1);
+            c = fdt__worker_accept(w, ev.data.ptr);
+            if (!c)
+                continue;
         } else {
             struct fdt_conn *e = ev.data.ptr;
             bool mine = fdt__conn_claim(e, ev.events);
@@ -413,6 +420,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     w->info.threads = (unsigned)a->cfg->threads;
     pthread_mutex_init(&w->rq.lock, NULL);
     pthread_mutex_init(&w->free_lock, NULL);
+    pthread_mutex_init(&w->accept_lock, NULL);
+    pthread_mutex_init(&w->registry_lock, NULL);
     atomic_store(&w->slot->pid, (int32_t)getpid());
     fdt__worker_loop_init(w);
     g_worker = w;
@@ -459,16 +468,8 @@ void fdt__worker_main(const struct fdt_worker_args *a)
         fail_start(w, "cannot start the recovery thread");
 
     /* Listeners go into epoll last: nothing is accepted before every thread is ready. */
-    for (int i = 0; i < w->n_listeners; i++) {
-        fdt__worker_listener_options(w, &w->listeners[i]);
-        struct epoll_event ev = {.events = EPOLLIN | EPOLLEXCLUSIVE, .data.ptr = &w->listeners[i]};
-        if (epoll_ctl(w->epfd, EPOLL_CTL_ADD, w->listeners[i].fd, &ev) < 0) {
-            snprintf(reason, sizeof(reason), "epoll_ctl listener: %s", fdt_strerror(-errno));
-            fail_start(w, reason);
-        }
-        w->listeners[i].registered = true;
-    }
-    fdt__worker_balance_init(w);
+    if (fdt__worker_accept_start(w, reason, sizeof(reason)) < 0)
+        fail_start(w, reason);
     atomic_store(&w->slot->state, FDT_WORKER_READY);
     atomic_store(&w->slot->heartbeat_ms, fdt__now_ms());
     fdt__channel_send(w->channel_fd, FDT_MSG_READY, 0, NULL);
