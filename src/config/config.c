@@ -640,6 +640,9 @@ static int check_listeners(const struct fdt_cfg *cfg, struct fdt_error *err)
         if (l->reuseport && strncmp(l->address, "unix:", 5) == 0)
             return fdt_error_set(err, FDT_ECONFIG,
                                  "[listen.%s] reuseport applies to TCP addresses only", l->name);
+        if (l->defer_accept && strncmp(l->address, "unix:", 5) == 0)
+            return fdt_error_set(err, FDT_ECONFIG,
+                                 "[listen.%s] defer_accept applies to TCP addresses only", l->name);
         int rc = check_tls(l, err);
         if (rc < 0)
             return rc;

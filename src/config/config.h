@@ -41,6 +41,7 @@ struct fdt_listen_cfg {
     enum fdt_protocol protocol;
     bool reuseport;
     int backlog;
+    int defer_accept;  /* seconds of TCP_DEFER_ACCEPT; 0: off */
     bool txn_recovery; /* jsonrpc: answer txn.recover / txn.commit_prepared / txn.rollback_prepared
                         */
     /* TLS (docs/operations.md): the master reads the files at start and at every reload. */

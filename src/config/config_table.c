@@ -142,6 +142,11 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .doc = "One SO_REUSEPORT socket per worker instead of one shared socket (TCP only)."},
     {LISTEN(backlog), .type = FDT__CFG_INT, .min = 1, .max = 65535, .def.i = 1024,
      .doc = "Length of the accept queue."},
+    {LISTEN(defer_accept), .type = FDT__CFG_INT, .min = 0, .max = 3600, .def.i = 0, .zero = "off",
+     .doc = "TCP only: seconds the kernel holds a new connection until its client sends its "
+            "first bytes (TCP_DEFER_ACCEPT, nginx's deferred): cheaper connections for "
+            "protocols where the client speaks first (HTTP, JSON-RPC, TLS); a client that "
+            "sends nothing is accepted only after about that long."},
     {LISTEN(txn_recovery), .type = FDT__CFG_BOOL,
      .doc = "JSON-RPC: answer txn.recover, txn.commit_prepared and txn.rollback_prepared. Off: "
             "whoever can connect could end another coordinator's in-doubt transaction; turn it "

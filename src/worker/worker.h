@@ -43,8 +43,9 @@ struct fdt_worker_listener {
     /* An application thread took the listener's event while another thread held
      * accept_lock: the holder acts on it (worker_accept.c, accept_unlock). */
     _Atomic bool again;
-    bool reuseport; /* a socket of this worker's own */
-    bool tcp;       /* AF_INET or AF_INET6 (TCP options apply), not a unix socket */
+    bool reuseport;   /* a socket of this worker's own */
+    int defer_accept; /* [listen] defer_accept, seconds */
+    bool tcp;         /* AF_INET or AF_INET6 (TCP options apply), not a unix socket */
 };
 
 struct fdt_run_queue {

@@ -111,6 +111,8 @@ static void wake_loop(struct fdt_worker *w)
  * SO_KEEPALIVE, TCP_KEEPIDLE, TCP_KEEPINTVL and TCP_KEEPCNT, which spares five setsockopt
  * calls per connection. (A shared listener is shared with the other generations too: after
  * a reload changes these settings, an old worker still accepting takes the new ones.)
+ * [listen] defer_accept sets TCP_DEFER_ACCEPT, so that a connection arrives with its first
+ * request.
  * Failures are not fatal (the connections work without them), so they are only logged. */
 static void listener_options(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
@@ -131,6 +133,10 @@ static void listener_options(struct fdt_worker *w, struct fdt_worker_listener *l
             rc = setsockopt(l->fd, IPPROTO_TCP, TCP_KEEPCNT, &cfg->tcp_keepcnt,
                             sizeof(cfg->tcp_keepcnt));
     }
+    /* Set whatever the value, so that a reload that turns it off clears it. */
+    if (rc == 0)
+        rc = setsockopt(l->fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &l->defer_accept,
+                        sizeof(l->defer_accept));
     if (rc < 0)
         fdt_log(FDT_LOG_WARN, "setsockopt on listener %s: %s", l->name, fdt_strerror(-errno));
 }

@@ -319,6 +319,7 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
         l->fd = src->fd;
         l->name = src->cfg.name;
         l->reuseport = src->cfg.reuseport;
+        l->defer_accept = src->cfg.defer_accept;
         l->tls = src->tls;
         l->tcp = strncmp(src->cfg.address, "unix:", 5) != 0;
         switch (src->cfg.protocol) {

@@ -86,3 +86,37 @@ def test_08_05_a_bad_value_is_a_config_error(tmp_path):
                            timeout=10)
         assert r.returncode == 2, (key, r.stderr)
         assert f"{conf}:5" in r.stderr and key in r.stderr and value in r.stderr, r.stderr
+
+
+def test_08_06_defer_accept_holds_a_silent_connection_in_the_kernel(make_server, tmp_path):
+    """[listen] defer_accept = N (TCP_DEFER_ACCEPT): the kernel hands a connection to the
+    server only once its client has sent something (or about N seconds later), so no worker
+    holds a descriptor for a client that says nothing; one that speaks is served at once."""
+    s = make_server(workers=1, start=False)
+    s.listeners["main"]["defer_accept"] = 30
+    s.write_config()
+    s.start()
+    silent = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    speaker = LineClient(s.port)
+    assert speaker.call("PING") == "PONG"
+    accepted = s.workers()[0]["connections_accepted"]
+    assert accepted == 1, s.workers()  # the speaker only: the silent one waits in the kernel
+    silent.sendall(b"PING\n")
+    assert silent.recv(100) == b"PONG\n"  # its first bytes bring it in
+    assert s.workers()[0]["connections_accepted"] == 2
+    silent.close()
+    speaker.close()
+    # A reload that turns it off clears it on the shared socket.
+    s.listeners["main"]["defer_accept"] = 0
+    s.write_config()
+    s.reload()
+    quiet = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    wait_for(lambda: sum(w["connections_open"] for w in s.workers()
+                         if w["generation"] == 2) == 1, what="the silent client accepted")
+    quiet.close()
+    # Unix sockets have no such option.
+    s.listeners = {"u": {"address": f"unix:{tmp_path / 'u.sock'}", "defer_accept": 1}}
+    s.write_config()
+    r = subprocess.run([str(FDTSERVER), "--check", "-c", str(s.conf_path)], capture_output=True,
+                       text=True, timeout=30)
+    assert r.returncode == 2 and "defer_accept applies to TCP addresses only" in r.stderr, r.stderr
