@@ -123,10 +123,10 @@ struct fdt_worker {
     pid_t master_pid; /* the master that forked this worker (a SIGTERM after it died says so) */
     int64_t last_scan_ms;
     /* Recycling: requests after which this worker asks to be replaced (0: never, else
-     * max_requests plus its jitter), when memory was last checked, and whether it asked. */
+     * max_requests plus its jitter), when memory was last checked, and when it asked. */
     uint64_t recycle_after;
     int64_t memory_checked_ms;
-    bool recycle_asked;
+    int64_t recycle_asked_ms; /* when it last asked for a successor; 0: never */
 
     pthread_mutex_t free_lock;
     struct fdt_conn *free_list; /* guarded by free_lock */

@@ -198,13 +198,17 @@ static int64_t rss_bytes(void)
 }
 
 #define MEMORY_CHECK_MS 1000
+/* A worker still serving this long after it asked for a successor asks again: the successor
+ * failed to start (the master ignores a second ask while one is starting). */
+#define RECYCLE_ASK_AGAIN_MS 10000
 
-/* [server] max_requests and max_worker_memory: ask the master, once, for a successor. The
- * worker serves on until the master tells it to drain (SIGHUP), once the successor is
- * ready, so that no request waits for a worker that is starting. */
+/* [server] max_requests and max_worker_memory: ask the master for a successor. The worker
+ * serves on until the master tells it to drain (SIGHUP), once the successor is ready, so
+ * that no request waits for a worker that is starting. */
 static void check_recycle(struct fdt_worker *w, int64_t now)
 {
-    if (w->recycle_asked || atomic_load(&w->loop.draining))
+    if ((w->recycle_asked_ms && now - w->recycle_asked_ms < RECYCLE_ASK_AGAIN_MS) ||
+        atomic_load(&w->loop.draining))
         return;
     char why[160];
     uint32_t cause = 0;
@@ -227,8 +231,8 @@ static void check_recycle(struct fdt_worker *w, int64_t now)
     }
     if (!cause)
         return;
-    w->recycle_asked = true;
-    fdt_log(FDT_LOG_INFO, "asking for a successor: %s", why);
+    fdt_log(FDT_LOG_INFO, "asking %sfor a successor: %s", w->recycle_asked_ms ? "again " : "", why);
+    w->recycle_asked_ms = now;
     fdt__channel_send(w->channel_fd, FDT_MSG_RECYCLE, cause, why);
 }
 

@@ -96,3 +96,29 @@ def test_55_03_max_worker_memory_recycles_a_growing_worker(make_server):
     (new,) = s.worker_pids()
     assert get(s.port, "/").status == 200
     assert s.worker_pids() == [new] and rss_bytes(new) < limit
+
+
+def test_55_04_a_worker_whose_successor_failed_asks_again(make_server):
+    """The successor of a recycled worker dies while it starts: the worker serves on, and
+    10 s later (RECYCLE_ASK_AGAIN_MS) asks again, so it is still replaced. It used to ask
+    only once and then served forever past max_requests."""
+    import os
+    import signal
+    s = make_server(workers=1, server={"max_requests": 3}, app_keys={"init_delay_ms": 500})
+    (old,) = s.worker_pids()
+    c = s.client()
+    for _ in range(3):
+        assert c.call("PING") == "PONG"
+    (succ,) = wait_for(lambda: s.worker_pids("starting"), what="its successor starting")
+    os.kill(succ, signal.SIGKILL)
+    s.wait_log("while starting as a successor")
+    assert c.call("PING") == "PONG"  # it serves on meanwhile
+    s.wait_log("asking again for a successor", timeout=30)
+
+    def replaced():
+        pids = s.worker_pids()
+        return pids if pids and old not in pids else None
+
+    (new,) = wait_for(replaced, timeout=30, what="the worker replaced by its second successor")
+    assert new != succ
+    assert restarts(s)["max_requests"] == 2  # asked twice, recycled once
