@@ -18,12 +18,14 @@
 #include "txn/txn.h"
 #include "util/buf.h"
 
+#include <errno.h>
 #include <fdt/app.h>
 #include <fdt/conn.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/socket.h>
 
 struct fdt_conn_loop;
 
@@ -170,6 +172,10 @@ struct fdt_conn {
     bool served;  /* the protocol has consumed a request */
     bool linger;  /* close by lingering (fdt__conn_linger) */
     bool handoff; /* closing: hand the descriptor to a successor first (proto->handoff) */
+    /* The socket's addresses, read once for all the requests of the connection
+     * (fdt__conn_addresses). */
+    bool addrs_known;
+    struct sockaddr_storage local_addr, peer_addr;
 
     _Atomic int refs;
     _Atomic int64_t last_active_ms;
@@ -207,6 +213,24 @@ void fdt__conn_destroy(struct fdt_conn *c);
 bool fdt__conn_claim(struct fdt_conn *c, uint32_t events);
 /* Run the connection's pending work (application thread). */
 void fdt__conn_run(struct fdt_conn *c);
+/* The socket's local and peer addresses (getsockname/getpeername on the first call, kept
+ * for the connection's later requests). Returns 0, or -errno (the peer is gone, say).
+ * Inline: fdt_python.so uses it and sees only libfdt's public symbols.
+ * Thread: the one running the connection. */
+static inline int fdt__conn_addresses(struct fdt_conn *c, const struct sockaddr_storage **local,
+                                      const struct sockaddr_storage **peer)
+{
+    if (!c->addrs_known) {
+        socklen_t llen = sizeof(c->local_addr), plen = sizeof(c->peer_addr);
+        if (getsockname(c->fd, (struct sockaddr *)&c->local_addr, &llen) < 0 ||
+            getpeername(c->fd, (struct sockaddr *)&c->peer_addr, &plen) < 0)
+            return -errno;
+        c->addrs_known = true;
+    }
+    *local = &c->local_addr;
+    *peer = &c->peer_addr;
+    return 0;
+}
 /* Arm (monotonic ms, from fdt__now_ms) or clear (0) the protocol's deadline. The loop thread
  * checks deadlines every 250 ms and runs proto->timeout on an application thread. Thread:
  * the one running the connection. */

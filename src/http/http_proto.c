@@ -62,16 +62,15 @@ static void io_request_done(void *ctx, int status, int64_t duration_us)
 static void io_peer(void *ctx, char *buf, size_t size)
 {
     struct fdt_conn *c = ctx;
-    struct sockaddr_storage ss;
-    socklen_t sl = sizeof(ss);
+    const struct sockaddr_storage *local = NULL, *ss = NULL;
     snprintf(buf, size, "-");
-    if (getpeername(c->fd, (struct sockaddr *)&ss, &sl) < 0)
+    if (fdt__conn_addresses(c, &local, &ss) < 0)
         return;
-    if (ss.ss_family == AF_INET)
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)size);
-    else if (ss.ss_family == AF_INET6)
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)size);
-    else if (ss.ss_family == AF_UNIX)
+    if (ss->ss_family == AF_INET)
+        inet_ntop(AF_INET, &((const struct sockaddr_in *)ss)->sin_addr, buf, (socklen_t)size);
+    else if (ss->ss_family == AF_INET6)
+        inet_ntop(AF_INET6, &((const struct sockaddr_in6 *)ss)->sin6_addr, buf, (socklen_t)size);
+    else if (ss->ss_family == AF_UNIX)
         snprintf(buf, size, "unix");
 }
 

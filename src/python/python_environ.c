@@ -163,22 +163,21 @@ static int set_headers(struct fdt__py_host *h, PyObject *env, struct fdt_http_re
 static int set_addresses(struct fdt__py_host *h, PyObject *env, struct fdt_http_request *req)
 {
     struct fdt_conn *c = fdt_http_conn(req);
-    struct sockaddr_storage local = {0}, peer = {0};
-    socklen_t llen = sizeof(local), plen = sizeof(peer);
+    const struct sockaddr_storage *local = NULL, *peer = NULL;
     char lhost[INET6_ADDRSTRLEN] = "localhost", phost[INET6_ADDRSTRLEN] = "";
     unsigned lport = 0, pport = 0;
-    if (c && getsockname(c->fd, (struct sockaddr *)&local, &llen) == 0 &&
-        getpeername(c->fd, (struct sockaddr *)&peer, &plen) == 0) {
-        if (local.ss_family == AF_INET) {
-            struct sockaddr_in *l4 = (struct sockaddr_in *)&local;
-            struct sockaddr_in *p4 = (struct sockaddr_in *)&peer;
+    /* Read once per connection, not per request (two system calls). */
+    if (c && fdt__conn_addresses(c, &local, &peer) == 0) {
+        if (local->ss_family == AF_INET) {
+            const struct sockaddr_in *l4 = (const struct sockaddr_in *)local;
+            const struct sockaddr_in *p4 = (const struct sockaddr_in *)peer;
             inet_ntop(AF_INET, &l4->sin_addr, lhost, sizeof(lhost));
             inet_ntop(AF_INET, &p4->sin_addr, phost, sizeof(phost));
             lport = ntohs(l4->sin_port);
             pport = ntohs(p4->sin_port);
-        } else if (local.ss_family == AF_INET6) {
-            struct sockaddr_in6 *l6 = (struct sockaddr_in6 *)&local;
-            struct sockaddr_in6 *p6 = (struct sockaddr_in6 *)&peer;
+        } else if (local->ss_family == AF_INET6) {
+            const struct sockaddr_in6 *l6 = (const struct sockaddr_in6 *)local;
+            const struct sockaddr_in6 *p6 = (const struct sockaddr_in6 *)peer;
             inet_ntop(AF_INET6, &l6->sin6_addr, lhost, sizeof(lhost));
             inet_ntop(AF_INET6, &p6->sin6_addr, phost, sizeof(phost));
             lport = ntohs(l6->sin6_port);
