@@ -16,11 +16,21 @@ FDTCTL = BUILD / "src" / "bin" / "fdtctl"
 APPS = BUILD / "tests" / "apps"
 
 
+_PORTS_GIVEN = set()
+
+
 def free_port():
-    """A loopback port nobody listens on (allocated by binding port 0)."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+    """A loopback port nobody listens on (allocated by binding port 0), and never one this
+    process was given before: the kernel may hand out the port just released again, and two
+    listeners of one server then collided (a CI run failed on "address ... is also used")."""
+    for _ in range(1000):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            port = s.getsockname()[1]
+        if port not in _PORTS_GIVEN:
+            _PORTS_GIVEN.add(port)
+            return port
+    raise RuntimeError("no loopback port left that this test run has not used")
 
 
 def free_port_pair():
