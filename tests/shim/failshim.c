@@ -1,0 +1,392 @@
+/* failshim.so: failure injection for the end-to-end tests (LD_PRELOAD).
+ *
+ * The unit tests fail allocations with the linker's --wrap (tests/unit/alloc_fault.c); the
+ * master and the workers are only ever run as the real binary, so for them this library
+ * is preloaded into `fdtserver` and fails, on demand, the n-th allocation made by our own
+ * code or the n-th call of a named C library function, in the processes a test names:
+ *
+ *     FDT_FAIL=alloc@3                  the 3rd allocation of fdtserver's own code fails
+ *     FDT_FAIL=alloc@3+                 ... and every one after it
+ *     FDT_FAIL=epoll_create1@1:EMFILE   the first epoll_create1 fails with EMFILE
+ *     FDT_FAIL=alloc@5/child            counted in each forked child (a worker), not
+ *                                       in the process that loaded the library (/master,
+ *                                       the default), or in both (/any)
+ *     FDT_FAIL=eventfd@1/child,pthread_create@2:EAGAIN/child   several at once
+ *
+ * An allocation (malloc, calloc, realloc, strdup, strndup, posix_memalign, aligned_alloc)
+ * counts only when it is called from an object whose path contains one of the
+ * colon-separated names of FDT_FAIL_OBJS (default: libfdt.so, /fdtserver, fdt_rm_,
+ * fdt_python.so, /apps/): the C library's and OpenSSL's own allocations never count, so
+ * the n-th allocation is the same one from run to run. A function counts every call.
+ * In a forked child the counts start again from zero (pthread_atfork). A process started
+ * with exec (a new master) loads the library again and counts as a "master".
+ *
+ * FDT_FAIL_LOG=PATH appends a line per failure made ("pid 123 alloc #3 (libfdt.so.0)"), so
+ * that a test knows its failure happened (and when n is past the last allocation, that
+ * nothing failed: a walk over n ends there).
+ *
+ * Test code only: never built into the server, and not usable under ASan or TSan, whose
+ * runtimes must come first (the tests skip there). */
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/timerfd.h>
+#include <unistd.h>
+
+/* glibc's own entry points: no dlsym (which may allocate) on the allocation path. */
+extern void *__libc_malloc(size_t);
+extern void *__libc_calloc(size_t, size_t);
+extern void *__libc_realloc(void *, size_t);
+extern void *__libc_memalign(size_t, size_t);
+
+#define MAX_RULES 8
+#define MAX_OBJS  8
+
+enum who { WHO_MASTER, WHO_CHILD, WHO_ANY };
+
+struct rule {
+    char what[32];
+    unsigned long n;
+    bool sticky;
+    int err;
+    enum who who;
+    atomic_ulong calls;
+};
+
+static struct rule rules[MAX_RULES];
+static int n_rules;
+static char objs[MAX_OBJS][64];
+static int n_objs;
+static char log_path[512];
+static bool is_child;
+static bool armed; /* set once the constructor has read the environment */
+static __thread __attribute__((tls_model("initial-exec"))) int in_shim;
+
+static int errno_named(const char *s, int dflt)
+{
+    static const struct {
+        const char *name;
+        int value;
+    } names[] = {{"ENOMEM", ENOMEM},   {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
+                 {"EAGAIN", EAGAIN},   {"EINVAL", EINVAL}, {"EINTR", EINTR},
+                 {"ENOBUFS", ENOBUFS}, {"EPERM", EPERM},   {"EACCES", EACCES},
+                 {"ENOSPC", ENOSPC},   {"EIO", EIO},       {"ECONNABORTED", ECONNABORTED},
+                 {"EPROTO", EPROTO},   {"ENOENT", ENOENT}};
+    if (!s || !*s)
+        return dflt;
+    for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+        if (strcmp(s, names[i].name) == 0)
+            return names[i].value;
+    char *end;
+    long v = strtol(s, &end, 10);
+    return *end == '\0' && v > 0 ? (int)v : dflt;
+}
+
+static void on_fork_child(void)
+{
+    is_child = true;
+    for (int i = 0; i < n_rules; i++)
+        atomic_store(&rules[i].calls, 0);
+}
+
+/* FDT_FAIL: what@n[+][:ERRNO][/who], comma-separated. */
+static void parse_rules(const char *spec)
+{
+    char buf[1024];
+    snprintf(buf, sizeof(buf), "%s", spec);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok && n_rules < MAX_RULES;
+         tok = strtok_r(NULL, ",", &save)) {
+        struct rule *r = &rules[n_rules];
+        char *slash = strchr(tok, '/');
+        r->who = WHO_MASTER;
+        if (slash) {
+            *slash = '\0';
+            r->who = strcmp(slash + 1, "child") == 0 ? WHO_CHILD
+                     : strcmp(slash + 1, "any") == 0 ? WHO_ANY
+                                                     : WHO_MASTER;
+        }
+        char *colon = strchr(tok, ':');
+        if (colon)
+            *colon = '\0';
+        char *at = strchr(tok, '@');
+        if (!at)
+            continue;
+        *at = '\0';
+        snprintf(r->what, sizeof(r->what), "%s", tok);
+        char *end;
+        r->n = strtoul(at + 1, &end, 10);
+        r->sticky = *end == '+';
+        r->err =
+            errno_named(colon ? colon + 1 : NULL, strcmp(r->what, "alloc") == 0 ? ENOMEM : EMFILE);
+        if (r->n > 0)
+            n_rules++;
+    }
+}
+
+__attribute__((constructor)) static void failshim_init(void)
+{
+    const char *spec = getenv("FDT_FAIL");
+    if (!spec || !*spec)
+        return;
+    parse_rules(spec);
+    const char *o = getenv("FDT_FAIL_OBJS");
+    if (!o || !*o)
+        o = "libfdt.so:/fdtserver:fdt_rm_:fdt_python.so:/apps/";
+    char buf[512];
+    snprintf(buf, sizeof(buf), "%s", o);
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ":", &save); tok && n_objs < MAX_OBJS;
+         tok = strtok_r(NULL, ":", &save))
+        snprintf(objs[n_objs++], sizeof(objs[0]), "%s", tok);
+    const char *lp = getenv("FDT_FAIL_LOG");
+    if (lp)
+        snprintf(log_path, sizeof(log_path), "%s", lp);
+    pthread_atfork(NULL, NULL, on_fork_child);
+    armed = true;
+}
+
+static void note(const char *what, unsigned long n, const char *obj)
+{
+    if (!log_path[0])
+        return;
+    char line[256];
+    int len = snprintf(line, sizeof(line), "pid %d %s #%lu (%s)\n", (int)getpid(), what, n,
+                       obj ? obj : "-");
+    int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd >= 0) {
+        (void)!write(fd, line, (size_t)len);
+        close(fd);
+    }
+}
+
+/* Whether this call of `what` fails: counts it when a rule applies here. */
+static bool should_fail(const char *what, int *err, const char *obj)
+{
+    for (int i = 0; i < n_rules; i++) {
+        struct rule *r = &rules[i];
+        if (strcmp(r->what, what) != 0)
+            continue;
+        if ((r->who == WHO_MASTER && is_child) || (r->who == WHO_CHILD && !is_child))
+            continue;
+        unsigned long k = atomic_fetch_add(&r->calls, 1) + 1;
+        if (k == r->n || (r->sticky && k > r->n)) {
+            *err = r->err;
+            note(what, k, obj);
+            return true;
+        }
+    }
+    return false;
+}
+
+/* Whether the allocation called from `caller` is our code's, and fails. */
+static bool alloc_fails(void *caller)
+{
+    if (!armed || in_shim)
+        return false;
+    in_shim++;
+    bool fail = false;
+    Dl_info info;
+    if (dladdr(caller, &info) && info.dli_fname) {
+        for (int i = 0; i < n_objs && !fail; i++) {
+            if (strstr(info.dli_fname, objs[i])) {
+                int err;
+                const char *base = strrchr(info.dli_fname, '/');
+                fail = should_fail("alloc", &err, base ? base + 1 : info.dli_fname);
+                break;
+            }
+        }
+    }
+    in_shim--;
+    return fail;
+}
+
+void *malloc(size_t size)
+{
+    if (alloc_fails(__builtin_return_address(0))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_malloc(size);
+}
+
+void *calloc(size_t n, size_t size)
+{
+    if (alloc_fails(__builtin_return_address(0))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_calloc(n, size);
+}
+
+void *realloc(void *p, size_t size)
+{
+    if (alloc_fails(__builtin_return_address(0))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_realloc(p, size);
+}
+
+char *strdup(const char *s)
+{
+    if (alloc_fails(__builtin_return_address(0))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = strlen(s) + 1;
+    char *d = __libc_malloc(len);
+    if (d)
+        memcpy(d, s, len);
+    return d;
+}
+
+char *strndup(const char *s, size_t max)
+{
+    if (alloc_fails(__builtin_return_address(0))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    size_t len = strnlen(s, max);
+    char *d = __libc_malloc(len + 1);
+    if (d) {
+        memcpy(d, s, len);
+        d[len] = '\0';
+    }
+    return d;
+}
+
+int posix_memalign(void **out, size_t align, size_t size)
+{
+    if (alloc_fails(__builtin_return_address(0)))
+        return ENOMEM;
+    void *p = __libc_memalign(align, size);
+    if (!p)
+        return ENOMEM;
+    *out = p;
+    return 0;
+}
+
+void *aligned_alloc(size_t align, size_t size)
+{
+    if (alloc_fails(__builtin_return_address(0))) {
+        errno = ENOMEM;
+        return NULL;
+    }
+    return __libc_memalign(align, size);
+}
+
+/* The C library functions a rule may name: each looks up the next definition once. */
+#define NEXT(name)                                                                                 \
+    static __typeof__(name) *next_##name;                                                          \
+    if (!next_##name) {                                                                            \
+        void *p_ = dlsym(RTLD_NEXT, #name);                                                        \
+        memcpy(&next_##name, &p_, sizeof(p_)); /* object to function pointer, as POSIX allows */   \
+    }
+
+#define FAIL_OR(name, ret)                                                                         \
+    do {                                                                                           \
+        int err_;                                                                                  \
+        if (armed && should_fail(#name, &err_, NULL)) {                                            \
+            errno = err_;                                                                          \
+            return ret;                                                                            \
+        }                                                                                          \
+    } while (0)
+
+int epoll_create1(int flags)
+{
+    NEXT(epoll_create1);
+    FAIL_OR(epoll_create1, -1);
+    return next_epoll_create1(flags);
+}
+
+int epoll_ctl(int epfd, int op, int fd, struct epoll_event *ev)
+{
+    NEXT(epoll_ctl);
+    FAIL_OR(epoll_ctl, -1);
+    return next_epoll_ctl(epfd, op, fd, ev);
+}
+
+int eventfd(unsigned int initval, int flags)
+{
+    NEXT(eventfd);
+    FAIL_OR(eventfd, -1);
+    return next_eventfd(initval, flags);
+}
+
+int signalfd(int fd, const sigset_t *mask, int flags)
+{
+    NEXT(signalfd);
+    FAIL_OR(signalfd, -1);
+    return next_signalfd(fd, mask, flags);
+}
+
+int timerfd_create(int clockid, int flags)
+{
+    NEXT(timerfd_create);
+    FAIL_OR(timerfd_create, -1);
+    return next_timerfd_create(clockid, flags);
+}
+
+int socketpair(int domain, int type, int protocol, int sv[2])
+{
+    NEXT(socketpair);
+    FAIL_OR(socketpair, -1);
+    return next_socketpair(domain, type, protocol, sv);
+}
+
+int pipe2(int fds[2], int flags)
+{
+    NEXT(pipe2);
+    FAIL_OR(pipe2, -1);
+    return next_pipe2(fds, flags);
+}
+
+int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
+{
+    NEXT(accept4);
+    FAIL_OR(accept4, -1);
+    return next_accept4(fd, addr, len, flags);
+}
+
+int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
+{
+    NEXT(pthread_create);
+    int err;
+    if (armed && should_fail("pthread_create", &err, NULL))
+        return err;
+    return next_pthread_create(t, attr, fn, arg);
+}
+
+ssize_t send(int fd, const void *buf, size_t len, int flags)
+{
+    NEXT(send);
+    FAIL_OR(send, -1);
+    return next_send(fd, buf, len, flags);
+}
+
+ssize_t recv(int fd, void *buf, size_t len, int flags)
+{
+    NEXT(recv);
+    FAIL_OR(recv, -1);
+    return next_recv(fd, buf, len, flags);
+}
+
+int dup(int fd)
+{
+    NEXT(dup);
+    FAIL_OR(dup, -1);
+    return next_dup(fd);
+}
