@@ -154,22 +154,50 @@ static int flush_locked(struct fdt_conn *c)
     return 0;
 }
 
-/* Arm the connection in epoll for what it waits on; caller holds the lock. */
-static void arm_locked(struct fdt_conn *c)
+/* Arm the connection in epoll for what it waits on; caller holds the lock. With force, tell
+ * epoll even when nothing changed: it then reports what is already there (a writer on
+ * another thread wants EPOLLOUT reported). See conn.h on the two ways a connection sits in
+ * epoll. */
+static void arm_locked(struct fdt_conn *c, bool force)
 {
     struct epoll_event ev = {.data.ptr = c};
-    ev.events = EPOLLONESHOT;
-    if (!c->closing || c->lingering)
-        ev.events |= EPOLLIN | EPOLLRDHUP;
-    if (c->out.len > 0 || (c->tls && fdt__tls_wants_write(c->tls)))
-        ev.events |= EPOLLOUT;
+    if (c->tls) {
+        ev.events = EPOLLONESHOT;
+        if (!c->closing || c->lingering)
+            ev.events |= EPOLLIN | EPOLLRDHUP;
+        if (c->out.len > 0 || fdt__tls_wants_write(c->tls))
+            ev.events |= EPOLLOUT;
+    } else {
+        /* EPOLLOUT is reported on an edge only: after a send found the buffer full. */
+        ev.events = EPOLLET | EPOLLOUT;
+        if (!c->closing || c->lingering)
+            ev.events |= EPOLLIN | EPOLLRDHUP;
+        if (!force && c->in_epoll && c->drained && ev.events == c->ev_mask) {
+            c->armed = true;
+            return;
+        }
+    }
     if (epoll_ctl(c->loop->epfd, c->in_epoll ? EPOLL_CTL_MOD : EPOLL_CTL_ADD, c->fd, &ev) < 0) {
         fdt_log(FDT_LOG_ERROR, "conn=%llu epoll_ctl: %s", (unsigned long long)c->id,
                 fdt_strerror(-errno));
         c->dead = true;
         return;
     }
+    c->ev_mask = ev.events;
     c->armed = c->in_epoll = true;
+}
+
+/* The runner is about to wait inside its run (for input or for room to write): a plain
+ * connection stops being reported meanwhile, so that each arrival or each drained send
+ * buffer does not wake another thread only to record the event; its re-arm at the end of
+ * the run (the mask differs then) reports what is there. Caller holds the lock. */
+static void quiet_locked(struct fdt_conn *c)
+{
+    if (c->tls || !c->running || !c->in_epoll || c->ev_mask == EPOLLET)
+        return;
+    struct epoll_event ev = {.events = EPOLLET, .data.ptr = c};
+    if (epoll_ctl(c->loop->epfd, EPOLL_CTL_MOD, c->fd, &ev) == 0)
+        c->ev_mask = EPOLLET;
 }
 
 static void teardown(struct fdt_conn *c)
@@ -288,6 +316,7 @@ static bool tls_pending(struct fdt_conn *c)
 /* Read what the socket has and feed it to the protocol. Returns false to close now. */
 static bool read_and_dispatch(struct fdt_conn *c)
 {
+    c->drained = false;
     for (;;) {
         char *p;
         size_t room;
@@ -334,8 +363,10 @@ static bool read_and_dispatch(struct fdt_conn *c)
             pthread_mutex_unlock(&c->lock);
             if (stop)
                 return true;
-            if ((size_t)n < room && !tls_pending(c))
-                return true; /* drained the socket for now */
+            if ((size_t)n < room && !tls_pending(c)) {
+                c->drained = true; /* took all the socket had */
+                return true;
+            }
             continue;
         }
         if (n == 0) {
@@ -346,8 +377,10 @@ static bool read_and_dispatch(struct fdt_conn *c)
         }
         if (errno == EINTR)
             continue;
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            c->drained = true;
             return true;
+        }
         return false;
     }
 }
@@ -362,6 +395,7 @@ static bool drop_input(struct fdt_conn *c)
 {
     /* At most 16 reads per run, so that a client that never stops sending does not hold
      * the thread: the connection is armed again and the deadline still applies. */
+    c->drained = false;
     for (int i = 0; i < 16; i++) {
         ssize_t n = recv(c->fd, t_rbuf, sizeof(t_rbuf), MSG_DONTWAIT);
         if (n > 0)
@@ -571,7 +605,7 @@ void fdt__conn_run(struct fdt_conn *c)
             &c->txn_idle_ms,
             c->th.txn && fdt_txn_state(c->th.txn) == FDT_TXN_ACTIVE ? fdt__now_ms() : 0,
             memory_order_relaxed);
-        arm_locked(c);
+        arm_locked(c, false);
         if (c->dead) {
             pthread_mutex_unlock(&c->lock);
             teardown(c);
@@ -627,6 +661,9 @@ long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, i
         if (left <= 0)
             return FDT_ETIMEDOUT;
         /* In slices, so that a close asked by another thread is seen. */
+        pthread_mutex_lock(&c->lock);
+        quiet_locked(c);
+        pthread_mutex_unlock(&c->lock);
         struct pollfd pfd = {.fd = c->fd, .events = POLLIN | POLLRDHUP};
         if (want_out)
             pfd.events |= POLLOUT;
@@ -749,6 +786,7 @@ static int wait_writable_locked(struct fdt_conn *c, int64_t *idle_since, uint64_
     }
     int64_t left = *idle_since + timeout - now;
     struct pollfd pfd = {.fd = c->fd, .events = POLLOUT};
+    quiet_locked(c);
     pthread_mutex_unlock(&c->lock);
     /* Another thread may close the descriptor meanwhile: the slice bounds the wait, and the
      * state is checked again under the lock. */
@@ -823,7 +861,7 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
             c->loop->enqueue(c->loop, c);
             return rc;
         }
-        arm_locked(c);
+        arm_locked(c, true);
     }
 out:
     pthread_mutex_unlock(&c->lock);

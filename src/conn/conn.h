@@ -3,10 +3,17 @@
  * connections' epoll set, read, run the protocol and write) share them.
  *
  * Invariants:
- *  - A connection is "running" on at most one application thread at a time; while it runs,
- *    it is not armed in epoll (EPOLLONESHOT), so no second thread can pick it up.
+ *  - A connection is "running" on at most one application thread at a time: the thread
+ *    that takes an event for it claims it (fdt__conn_claim); a thread that takes an event
+ *    for a connection already running only records the event.
  *  - Events that arrive while it runs are recorded in `pending` and handled before the
  *    runner lets go.
+ *  - How it sits in epoll: a TLS connection is armed once per run (EPOLLONESHOT: OpenSSL
+ *    may hold input epoll cannot see). A plain one stays registered edge-triggered
+ *    (EPOLLET, for input, output and hang-up): every arrival after an event was taken is
+ *    reported again, so a runner that last found the socket empty (`drained`) and wants
+ *    the same events need not touch epoll between requests (one system call less per
+ *    request); otherwise it is modified, which reports what is already there.
  *  - Only the loop thread frees a connection, after its last reference is dropped.
  *  - A connection accepted on an application thread is run there at once, before it is in
  *    epoll (in_epoll false, running true): its first re-arm adds it. */
@@ -152,6 +159,8 @@ struct fdt_conn {
     uint32_t pending;
     bool running;
     bool armed;
+    bool drained;     /* the last read found the socket empty (edge-triggered: see above) */
+    uint32_t ev_mask; /* the events it is registered in epoll with */
     bool in_epoll; /* registered in loop->epfd (a connection run at once after accept is not yet) */
     bool closing;  /* close after the output is flushed */
     bool dead;     /* close now */

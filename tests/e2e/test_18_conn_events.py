@@ -1,0 +1,108 @@
+"""A keep-alive connection keeps being served whatever arrives while a request runs.
+
+A plain connection stays in the worker's epoll set edge-triggered between requests (no
+re-arm per request: src/conn/conn.h), so every way bytes can arrive or room can appear
+while a thread runs the connection is tried here on one connection, several times over:
+a body that arrives in pieces while the application reads it (wsgi.input), a large answer
+to a slow reader (the writer waits for room), two requests in one segment, a request head
+split across segments, and a request sent while the previous one still runs (lineapp).
+Each answer is checked, and the connection must still answer the next request."""
+import socket
+import time
+
+from test_40_python import py_server
+
+HELLO = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+
+
+def read_response(sock, buf=b""):
+    """One HTTP/1.1 response with Content-Length: (status, headers, body, rest)."""
+    while b"\r\n\r\n" not in buf:
+        chunk = sock.recv(65536)
+        assert chunk, f"connection closed before the head; got {buf!r}"
+        buf += chunk
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    lines = head.split(b"\r\n")
+    status = int(lines[0].split()[1])
+    headers = {}
+    for line in lines[1:]:
+        k, _, v = line.partition(b":")
+        headers[k.strip().lower().decode()] = v.strip().decode()
+    n = int(headers["content-length"])
+    while len(buf) < n:
+        chunk = sock.recv(65536)
+        assert chunk, "connection closed in the body"
+        buf += chunk
+    return status, headers, buf[:n], buf[n:]
+
+
+def hello_ok(sock):
+    sock.sendall(HELLO)
+    status, _, body, rest = read_response(sock)
+    assert (status, body, rest) == (200, b"Hello, world!", b"")
+
+
+def test_18_01_http_keepalive_connection_survives_every_kind_of_wait(make_server, tmp_path):
+    s = py_server(make_server, threads=2)
+    big = tmp_path / "big.bin"
+    big.write_bytes(bytes(range(256)) * (8 * 4096))  # 8 MiB
+    sock = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    try:
+        for rnd in range(3):
+            # A body that arrives in four pieces while the application reads it.
+            body = bytes((i * 7 + rnd) % 256 for i in range(200_000))
+            sock.sendall(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n"
+                         % len(body))
+            for k in range(4):
+                time.sleep(0.03)
+                sock.sendall(body[k * 50_000:(k + 1) * 50_000])
+            status, _, got, rest = read_response(sock)
+            assert (status, got == body, rest) == (200, True, b"")
+            hello_ok(sock)
+
+            # A large answer to a slow reader: the writer waits for room many times.
+            sock.sendall(b"GET /file?%s HTTP/1.1\r\nHost: x\r\n\r\n" % str(big).encode())
+            buf = b""
+            while b"\r\n\r\n" not in buf:
+                buf += sock.recv(65536)
+            head, _, buf = buf.partition(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 200")
+            want = 8 * 1024 * 1024
+            reads = 0
+            while len(buf) < want:
+                chunk = sock.recv(256 * 1024)
+                assert chunk, "closed in the middle of the file"
+                buf += chunk
+                reads += 1
+                if reads % 4 == 0:
+                    time.sleep(0.005)
+            assert buf == big.read_bytes()
+            hello_ok(sock)
+
+            # Two requests in one segment, then a head split across two segments.
+            sock.sendall(HELLO + HELLO)
+            status, _, b1, rest = read_response(sock)
+            status2, _, b2, rest = read_response(sock, rest)
+            assert (status, b1, status2, b2, rest) == (200, b"Hello, world!", 200,
+                                                       b"Hello, world!", b"")
+            sock.sendall(HELLO[:10])
+            time.sleep(0.05)
+            sock.sendall(HELLO[10:])
+            status, _, got, rest = read_response(sock)
+            assert (status, got, rest) == (200, b"Hello, world!", b"")
+    finally:
+        sock.close()
+
+
+def test_18_02_a_request_sent_while_the_previous_runs_is_answered_after_it(make_server):
+    s = make_server(workers=1, threads=2)
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as sock:
+        f = sock.makefile("rb")
+        for i in range(20):
+            sock.sendall(b"SLEEP 30\n")
+            time.sleep(0.01)  # the first runs (blocks its thread) when the second arrives
+            sock.sendall(b"ECHO after-%d\n" % i)
+            assert f.readline() == b"SLEPT 30\n"
+            assert f.readline() == b"after-%d\n" % i
+        sock.sendall(b"PING\n")
+        assert f.readline() == b"PONG\n"
