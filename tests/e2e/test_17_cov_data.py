@@ -1,0 +1,380 @@
+"""wingcash, transactions and drivers: paths no other test takes (session 7 coverage).
+
+Database errors in the middle of each operation (SQLite triggers that refuse one
+statement, a table or column renamed behind the server's back), idempotency rows no
+wingcash operation writes (a key with no movement, a movement that is gone), no randomness
+for a token and a claim code that collides on every draw (tests/shim/failshim.so), a claim
+code redeemed twice at once (PostgreSQL), and a driver module whose entry refuses this
+fdtserver. Each asserts what the client is told and that the books did not change."""
+import os
+import shutil
+import sqlite3
+import subprocess
+import threading
+
+import pytest
+
+from fdt import BUILD, FDTSERVER, wait_for
+from wingcash_util import Api, Backend, wingcash_server
+
+SHIM = BUILD / "tests" / "shim" / "failshim.so"
+
+
+def need_shim():
+    if not SHIM.exists():
+        pytest.skip("failshim.so is not built (sanitizer build)")
+
+
+def shim_env(fail, **more):
+    return dict({"LD_PRELOAD": str(SHIM), "FDT_FAIL": fail}, **more)
+
+
+def refuse(table, op):
+    """SQL for a trigger that makes every `op` on `table` fail with a message naming it."""
+    return (f"CREATE TRIGGER refuse_{table}_{op} BEFORE {op} ON {table} "
+            f"BEGIN SELECT RAISE(ABORT, 'refused by the test: {op} {table}'); END")
+
+
+def drop_refusal(table, op):
+    return f"DROP TRIGGER refuse_{table}_{op}"
+
+
+def test_17_01_database_errors_in_each_operation(make_server, tmp_path):
+    """Each statement of each operation fails in turn: the request is answered 500
+    "internal" with the reason in the log, and nothing changed in the books."""
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend)
+    api = Api(s.port)
+    a = api.account("a", deposit=1000)
+    b = api.account("b")
+    acc, tok = f"/accounts/{a['id']}", a["token"]
+    # A live claim, and transfers with idempotency keys, to replay later.
+    st, claim = api.call("POST", f"{acc}/claims", {"amount": 10}, token=tok)
+    assert st == 201, claim
+    for key in ("k1", "k2"):
+        st, m = api.call("POST", f"{acc}/transfers",
+                         {"to": b["id"], "amount": 1, "idempotency_key": key}, token=tok)
+        assert st == 201, m
+    redeem = (f"/claims/{claim['code']}/redeem", {"to": b["id"]}, b["token"])
+    transfer = (f"{acc}/transfers", {"to": b["id"], "amount": 5}, tok)
+    cases = [
+        # (statements that break it, statements that mend it, request, what the log says)
+        ([refuse("accounts", "INSERT")], [drop_refusal("accounts", "INSERT")],
+         ("/accounts", {"name": "c"}, None), "refused by the test: INSERT accounts"),
+        (["ALTER TABLE credits RENAME TO credits_gone"],
+         ["ALTER TABLE credits_gone RENAME TO credits"], (acc, None, tok),
+         "no such table: credits"),
+        # Someone else's account: whether it exists is asked (a user account: the kind).
+        (["ALTER TABLE accounts RENAME COLUMN kind TO kind_gone"],
+         ["ALTER TABLE accounts RENAME COLUMN kind_gone TO kind"],
+         (f"/accounts/{b['id']}", None, tok), "no such column: kind"),
+        (["ALTER TABLE accounts RENAME COLUMN kind TO kind_gone"],
+         ["ALTER TABLE accounts RENAME COLUMN kind_gone TO kind"], transfer,
+         "no such column: kind"),
+        ([refuse("entries", "INSERT")], [drop_refusal("entries", "INSERT")],
+         (f"{acc}/deposits", {"amount": 3}, tok), "refused by the test: INSERT entries"),
+        ([refuse("credits", "INSERT")], [drop_refusal("credits", "INSERT")],
+         (f"{acc}/deposits", {"amount": 3}, tok), "refused by the test: INSERT credits"),
+        ([refuse("entries", "INSERT")], [drop_refusal("entries", "INSERT")],
+         (f"{acc}/withdrawals", {"amount": 3, "bank_account": "DE00 1234"}, tok),
+         "refused by the test: INSERT entries"),
+        ([refuse("entries", "INSERT")], [drop_refusal("entries", "INSERT")],
+         (f"{acc}/claims", {"amount": 3}, tok), "refused by the test: INSERT entries"),
+        ([refuse("claims", "INSERT")], [drop_refusal("claims", "INSERT")],
+         (f"{acc}/claims", {"amount": 3}, tok), "refused by the test: INSERT claims"),
+        ([refuse("claims", "DELETE")], [drop_refusal("claims", "DELETE")], redeem,
+         "refused by the test: DELETE claims"),
+        # A repeated key: the first movement is read again; or the key's row itself.
+        (["ALTER TABLE movements RENAME TO movements_gone"],
+         ["ALTER TABLE movements_gone RENAME TO movements"],
+         (f"{acc}/transfers", {"to": b["id"], "amount": 1, "idempotency_key": "k1"}, tok),
+         "no such table: movements"),
+        (["ALTER TABLE idempotency RENAME COLUMN movement_id TO movement_gone"],
+         ["ALTER TABLE idempotency RENAME COLUMN movement_gone TO movement_id"],
+         (f"{acc}/transfers", {"to": b["id"], "amount": 1, "idempotency_key": "k2"}, tok),
+         "no such column: movement_id"),
+        (["ALTER TABLE entries RENAME TO entries_gone"],
+         ["ALTER TABLE entries_gone RENAME TO entries"], (f"{acc}/transfers", None, tok),
+         "no such table: entries"),
+    ]
+    before = backend.fingerprint()
+    con = sqlite3.connect(f"{tmp_path}/wingcash.db", timeout=30)
+    for i, (breaks, mends, (path, body, token), logged) in enumerate(cases):
+        for sql in breaks:
+            con.execute(sql)
+        con.commit()
+        st, e = api.call("POST" if body is not None else "GET", path, body, token=token)
+        for sql in mends:
+            con.execute(sql)
+        con.commit()
+        assert st == 500, (i, e)
+        assert e["error"] == {"code": "internal", "message": "internal error"}, (i, e)
+        s.wait_log(logged)
+        assert backend.fingerprint() == before, i
+    con.close()
+
+    # A wrong code is counted outside the transaction: when that fails, it is logged,
+    # and the client still hears that the code is wrong.
+    con = sqlite3.connect(f"{tmp_path}/wingcash.db", timeout=30)
+    con.execute(refuse("claim_failures", "INSERT"))
+    con.execute(refuse("claim_failures", "UPDATE"))
+    con.commit()
+    st, e = api.call("POST", "/claims/999999999999/redeem", {"to": b["id"]}, token=b["token"])
+    assert st == 404, e
+    assert e["error"]["message"] == "no live claim has this code"
+    s.wait_log("wingcash: counting a wrong claim code: statement failed: refused by the test")
+    con.execute(drop_refusal("claim_failures", "INSERT"))
+    con.execute(drop_refusal("claim_failures", "UPDATE"))
+    con.commit()
+    con.close()
+
+    # The longest page asked for is served (100 items at most).
+    st, page = api.call("GET", f"{acc}/transfers?limit=100", token=tok)
+    assert st == 200 and len(page["items"]) == 2 and page["next"] is None, page
+    # And everything works again.
+    st, m = api.call("POST", *transfer[:2], token=tok)
+    assert st == 201, m
+    st, m = api.call("POST", redeem[0], redeem[1], token=redeem[2])
+    assert st == 200, m
+    backend.check_invariant()
+    api.close()
+
+
+def test_17_02_idempotency_rows_without_their_movement(make_server, tmp_path):
+    """An idempotency key whose row names no movement (left by a first request still in
+    progress), or a movement that is not there: the repeat is refused with 409, and
+    nothing is moved twice."""
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend)
+    api = Api(s.port)
+    a = api.account("a", deposit=100)
+    b = api.account("b")
+    path = f"/accounts/{a['id']}/transfers"
+    body = {"to": b["id"], "amount": 7, "idempotency_key": "once"}
+    st, m = api.call("POST", path, body, token=a["token"])
+    assert st == 201, m
+    con = sqlite3.connect(f"{tmp_path}/wingcash.db", timeout=30)
+    for movement in ("NULL", "999999"):
+        con.execute(f"UPDATE idempotency SET movement_id = {movement} WHERE key = 'once'")
+        con.commit()
+        before = backend.fingerprint()
+        st, e = api.call("POST", path, body, token=a["token"])
+        assert st == 409, (movement, e)
+        assert e["error"] == {"code": "idempotency_conflict", "field": "idempotency_key",
+                              "message": "the first request with this key is still in "
+                                         "progress"}, e
+        assert backend.fingerprint() == before
+    con.execute(f"UPDATE idempotency SET movement_id = {m['id']} WHERE key = 'once'")
+    con.commit()
+    con.close()
+    st, again = api.call("POST", path, body, token=a["token"])
+    assert st == 201 and again["id"] == m["id"], again
+    assert backend.balance(b["id"]) == 7
+    backend.check_invariant()
+    api.close()
+
+
+def test_17_03_no_randomness_for_a_token(make_server, tmp_path):
+    """getrandom fails in the worker when the account's token is drawn: opening the
+    account is answered 503 "unavailable" (try again), no account is made, and the server
+    serves on. The transaction draws its id first: the walk fails the n-th call of the
+    worker, n = 1, 2, ..., until the token's draw is the one that fails."""
+    need_shim()
+    backend = Backend("sqlite", tmp_path)
+    seen = []
+    for n in range(1, 9):
+        s = wingcash_server(make_server, backend, env=shim_env(f"getrandom@{n}:EAGAIN/child"))
+        api = Api(s.port)
+        before = backend.fingerprint()
+        st, e = api.call("POST", "/accounts", {"name": "a"})
+        seen.append((n, st, e))
+        if st != 201:
+            assert backend.fingerprint() == before
+        st2, r = api.call("GET", "/")
+        assert st2 == 200 and r["service"] == "wingcash", r
+        api.close()
+        s.stop()
+        if st == 503:
+            assert e["error"] == {"code": "unavailable",
+                                  "message": "no randomness for a token; try again"}, e
+            break
+        # Before it: the transaction's id could not be drawn (500), or nothing failed yet.
+        assert st in (201, 500), seen
+    else:
+        raise AssertionError(f"the token's draw never failed: {seen}")
+
+
+def test_17_04_no_free_claim_code(make_server, tmp_path):
+    """Every draw of a claim code gives the live one (getrandom gives zeros): after the
+    last draw the claim is refused 503 "unavailable", and the amount stays the payer's."""
+    need_shim()
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend)
+    api = Api(s.port)
+    a = api.account("a", deposit=100)
+    api.close()
+    s.stop()
+    s.env.update(shim_env("getrandom@1000000000/child", FDT_FAIL_GETRANDOM_ZERO="1"))
+    s.start()
+    api = Api(s.port)
+    path = f"/accounts/{a['id']}/claims"
+    st, c = api.call("POST", path, {"amount": 10}, token=a["token"])
+    assert st == 201, c
+    before = backend.fingerprint()
+    st, e = api.call("POST", path, {"amount": 10}, token=a["token"])
+    assert st == 503, e
+    assert e["error"] == {"code": "unavailable",
+                          "message": "could not draw a free claim code; try again"}, e
+    assert backend.fingerprint() == before
+    assert backend.balance(a["id"]) == 90
+    backend.check_invariant()
+    api.close()
+
+
+def test_17_05_claim_redeemed_twice_at_once(make_server, tmp_path, postgres, pgdb):
+    """Two redeems of one code both find it live, then queue on its row (held by the
+    test): the first takes the money, the second is told the code is gone (404), and the
+    claim is paid once."""
+    backend = Backend("pg", tmp_path, postgres, pgdb)
+    s = wingcash_server(make_server, backend, threads=4)
+    api = Api(s.port)
+    a = api.account("a", deposit=100)
+    b = api.account("b")
+    st, c = api.call("POST", f"/accounts/{a['id']}/claims", {"amount": 40}, token=a["token"])
+    assert st == 201, c
+    api.close()
+    # Hold the claim's row lock: both redeems pass the lookup and wait at the DELETE.
+    db = pgdb.split("dbname=")[1]
+    holder = subprocess.Popen(
+        ["psql", "-X", "-q", "-A", "-t", "-h", str(postgres.dir), "-p", str(postgres.port),
+         "-U", "postgres", "-d", db, "-v", "ON_ERROR_STOP=1"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT, text=True)
+    holder.stdin.write(f"BEGIN;\nSELECT 1 FROM claims WHERE code = '{c['code']}' FOR UPDATE;\n"
+                       "SELECT 'locked';\n")
+    holder.stdin.flush()
+    line = ""
+    while "locked" not in line:
+        line = holder.stdout.readline()
+        assert line, "psql ended"
+    answers = []
+
+    def redeem():
+        api = Api(s.port)
+        answers.append(api.call("POST", f"/claims/{c['code']}/redeem", {"to": b["id"]},
+                                token=b["token"]))
+        api.close()
+    threads = [threading.Thread(target=redeem) for _ in range(2)]
+    for t in threads:
+        t.start()
+    wait_for(lambda: int(postgres.psql(
+        "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+        "AND query LIKE 'DELETE FROM claims%'", dbname=db)[0][0]) == 2,
+        timeout=30, what="both redeems waiting for the claim's row")
+    holder.stdin.write("COMMIT;\n")
+    holder.stdin.close()
+    holder.wait(30)
+    for t in threads:
+        t.join(60)
+    statuses = sorted(st for st, _ in answers)
+    assert statuses == [200, 404], answers
+    lost = [e for st, e in answers if st == 404][0]
+    assert lost["error"] == {"code": "not_found", "field": "code",
+                             "message": "no live claim has this code"}, lost
+    assert backend.balance(b["id"]) == 40
+    backend.check_invariant()
+
+
+MODULE_REFUSING = r"""
+#include <stddef.h>
+const void *fdt_rm_driver_v1(const void *host);
+const void *fdt_rm_driver_v1(const void *host) { (void)host; return NULL; }
+"""
+
+
+def test_17_06_driver_module_refusing_this_host(tmp_path):
+    """A module whose entry point refuses this fdtserver (returns no driver): the driver
+    is not available, and the log says the module refused the host's ABI version."""
+    cc = shutil.which("cc")
+    if not cc:
+        pytest.skip("no C compiler")
+    lib = tmp_path / "lib"
+    (lib / "fdtserver").mkdir(parents=True)
+    shutil.copy(BUILD / "libfdt.so.0", lib / "libfdt.so.0")
+    src = tmp_path / "refusing.c"
+    src.write_text(MODULE_REFUSING)
+    module = lib / "fdtserver" / "fdt_rm_sqlite.so"
+    subprocess.run([cc, "-shared", "-fPIC", "-o", str(module), str(src)], check=True,
+                   timeout=60)
+    conf = tmp_path / "txn.ini"
+    conf.write_text("[server]\nnode = nodec\n[listen.main]\naddress = 127.0.0.1:1\n"
+                    "protocol = raw\n[app]\nmodule = /nonexistent.so\n"
+                    f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
+    r = subprocess.run([str(FDTSERVER), "txn", "rollback", "fdt1:nodec:lite:1:AQID:", "-c",
+                        str(conf)], capture_output=True, text=True, timeout=60,
+                       env=dict(os.environ, LD_LIBRARY_PATH=str(lib)))
+    assert r.returncode == 1, r
+    assert f"driver sqlite: {module} refused this fdtserver (ABI version " in r.stderr, r
+    assert "fdtserver txn: [resource.lite] driver sqlite is not available" in r.stderr, r
+    assert not (tmp_path / "lite.db").exists()
+
+
+def test_17_07_pages_methods_and_accounts_of_another_kind(make_server, tmp_path):
+    """The longest page history_max allows (256: one short of the page's room plus the
+    look-ahead row), a method no view serves (405 in wingcash's error shape), and a token
+    whose account is not a user account (no balance to show: 404)."""
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend, app_keys={"history_max": 256})
+    api = Api(s.port)
+    a = api.account("a", deposit=1000)
+    b = api.account("b")
+    path = f"/accounts/{a['id']}/transfers"
+    for _ in range(3):
+        st, m = api.call("POST", path, {"to": b["id"], "amount": 1}, token=a["token"])
+        assert st == 201, m
+    st, page = api.call("GET", path + "?limit=256", token=a["token"])
+    assert st == 200 and len(page["items"]) == 3 and page["next"] is None, page
+
+    st, e = api.call("PUT", f"/accounts/{a['id']}", {"name": "x"}, token=a["token"])
+    assert st == 405, e
+    assert e["error"]["code"] == "method_not_allowed", e
+
+    con = sqlite3.connect(f"{tmp_path}/wingcash.db", timeout=30)
+    con.execute(f"UPDATE accounts SET kind = 'system' WHERE id = {b['id']}")
+    con.commit()
+    st, e = api.call("GET", f"/accounts/{b['id']}", token=b["token"])
+    assert st == 404, e
+    assert e["error"] == {"code": "not_found", "message": f"no account {b['id']}"}, e
+    con.execute(f"UPDATE accounts SET kind = 'user' WHERE id = {b['id']}")
+    con.commit()
+    con.close()
+    st, acc = api.call("GET", f"/accounts/{b['id']}", token=b["token"])
+    assert st == 200 and acc["balance"] == 3, acc
+    backend.check_invariant()
+    api.close()
+
+
+def test_17_08_conflict_on_every_attempt(make_server, tmp_path, postgres, pgdb):
+    """PostgreSQL reports a serialization failure (40001) on every attempt of a deposit:
+    the view answers "conflict", the framework runs it again, and after the last attempt
+    the client gets 503 "unavailable" in wingcash's error shape; nothing was deposited."""
+    backend = Backend("pg", tmp_path, postgres, pgdb)
+    s = wingcash_server(make_server, backend)
+    api = Api(s.port)
+    a = api.account("a", deposit=100)
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE FUNCTION conflict() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN "
+                  "RAISE EXCEPTION 'made up by the test' USING ERRCODE = '40001'; END $$; "
+                  "CREATE TRIGGER conflict BEFORE INSERT ON credits "
+                  "FOR EACH ROW EXECUTE FUNCTION conflict()", dbname=db)
+    before = backend.fingerprint()
+    st, e = api.call("POST", f"/accounts/{a['id']}/deposits", {"amount": 5}, token=a["token"])
+    assert st == 503, e
+    assert e["error"] == {"code": "unavailable",
+                          "message": "The request conflicted with others; try again."}, e
+    assert backend.fingerprint() == before
+    postgres.psql("DROP TRIGGER conflict ON credits", dbname=db)
+    st, d = api.call("POST", f"/accounts/{a['id']}/deposits", {"amount": 5}, token=a["token"])
+    assert st == 201, d
+    assert backend.balance(a["id"]) == 105
+    backend.check_invariant()
+    api.close()
