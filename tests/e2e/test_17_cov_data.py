@@ -15,7 +15,7 @@ import threading
 import pytest
 
 from fdt import BUILD, FDTSERVER, wait_for
-from wingcash_util import Api, Backend, wingcash_server
+from wingcash_util import Api, Backend, Rpc, wingcash_server
 
 SHIM = BUILD / "tests" / "shim" / "failshim.so"
 
@@ -372,9 +372,50 @@ def test_17_08_conflict_on_every_attempt(make_server, tmp_path, postgres, pgdb):
     assert e["error"] == {"code": "unavailable",
                           "message": "The request conflicted with others; try again."}, e
     assert backend.fingerprint() == before
+    # Over JSON-RPC: the conflict's own code, for the client to try again.
+    rpc = Rpc(s.rpc_port)
+    ans = rpc.call("wingcash.deposit", {"token": a["token"], "account": a["id"], "amount": 5})
+    assert ans["error"]["code"] == -32014, ans
+    assert "made up by the test" in ans["error"]["message"], ans
+    rpc.close()
+    assert backend.fingerprint() == before
     postgres.psql("DROP TRIGGER conflict ON credits", dbname=db)
     st, d = api.call("POST", f"/accounts/{a['id']}/deposits", {"amount": 5}, token=a["token"])
     assert st == 201, d
     assert backend.balance(a["id"]) == 105
     backend.check_invariant()
     api.close()
+
+
+def test_17_09_builtin_methods_misused(make_server, tmp_path):
+    """The built-in txn.* methods: one that does not exist, an xid part that is not a
+    string, and aborting with no transaction: each a JSON-RPC error that says why, and the connection serves on."""
+    backend = Backend("sqlite", tmp_path)
+    s = wingcash_server(make_server, backend)
+    rpc = Rpc(s.rpc_port)
+    ans = rpc.call("txn.nosuch")
+    assert ans["error"] == {"code": -32601, "message": "method not found: txn.nosuch"}, ans
+    ans = rpc.call("txn.begin", {"xid": {"format_id": 1, "gtrid": 5}})
+    assert ans["error"]["code"] == -32602, ans
+    assert ans["error"]["message"] == "xid.gtrid must be a base64url string", ans
+    ans = rpc.call("txn.abort")
+    assert ans["error"]["message"] == "no transaction: call txn.begin first", ans
+    ans = rpc.call("txn.begin", {"xid": {"format_id": 1, "gtrid": "AQID"}})
+    assert ans["result"]["role"] == "participant", ans
+    ans = rpc.call("txn.abort")
+    assert ans["result"]["state"] == "rolled back", ans
+    rpc.close()
+
+
+def test_17_10_sqlite_statement_with_a_trailing_comment(make_server, tmp_path):
+    """A SQLite statement followed by a comment runs (the comment is no statement): the
+    client gets OK with the rows changed."""
+    s = make_server(extra_ini=f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/l.db\n")
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE t (x INTEGER); -- made by the test") == "OK 0"
+    assert c.call("SQL lite INSERT INTO t VALUES (1); /* one row */ ") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    con = sqlite3.connect(f"{tmp_path}/l.db")
+    assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+    con.close()
