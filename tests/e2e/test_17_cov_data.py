@@ -419,3 +419,38 @@ def test_17_10_sqlite_statement_with_a_trailing_comment(make_server, tmp_path):
     con = sqlite3.connect(f"{tmp_path}/l.db")
     assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
     con.close()
+
+
+def test_17_11_query_dead_pooled_sessions_and_unknown_resource(make_server, tmp_path, postgres,
+                                                                 pgdb):
+    """fdt_txn_query's first statement meets a pooled PostgreSQL session that died (every
+    session terminated): it runs again on a fresh one and the client sees no error; and
+    a query naming no configured resource is an error answer, nothing else."""
+    from http_util import Client, build
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE kv (k text PRIMARY KEY, v bigint)", dbname=db)
+    s = make_server(extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n",
+                    threads=2, start=False)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    c = Client(s.port)
+
+    def post(path, sql):
+        c.send(build("POST", path, body=sql.encode()))
+        return c.read_response()
+    for i in range(3):
+        r = post(f"/query/pg?k{i}&{i}", "INSERT INTO kv VALUES ($1, $2) RETURNING v")
+        assert r.status == 200 and r.body == f"{i}\nchanges=1\n".encode(), r
+    killed = postgres.psql("SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                           "WHERE datname = current_database() AND pid <> pg_backend_pid()",
+                           dbname=db)
+    assert int(killed[0][0]) >= 1
+    r = post("/query/pg?k9&9", "INSERT INTO kv VALUES ($1, $2) RETURNING v")
+    assert r.status == 200 and r.body == b"9\nchanges=1\n", r
+    s.wait_log("a pooled session was dead")
+    r = post("/query/nosuch?1", "SELECT $1")
+    assert r.status == 500, r
+    assert b"nosuch" in r.body, r
+    assert postgres.psql("SELECT count(*) FROM kv", dbname=db) == [["4"]]
+    c.close()
