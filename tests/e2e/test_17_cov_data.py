@@ -454,3 +454,35 @@ def test_17_11_query_dead_pooled_sessions_and_unknown_resource(make_server, tmp_
     assert b"nosuch" in r.body, r
     assert postgres.psql("SELECT count(*) FROM kv", dbname=db) == [["4"]]
     c.close()
+
+
+def test_17_12_decision_log_when_postgresql_is_down(make_server, tmp_path):
+    """The PostgreSQL server of the decision log cannot be reached when a worker starts:
+    the worker says so, serves on, and creates the log table on first use instead."""
+    dsn = f"host={tmp_path}/nopg port=1 user=postgres dbname=none connect_timeout=2"
+    s = make_server(extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {dsn}\nlog = yes\n",
+                    server={"node": "downnode"})
+    s.wait_log("decision log: ")
+    assert "(created on first use instead)" in s.log()
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg SELECT 1").startswith("ERR"), s.log()[-2000:]
+    assert c.call("TXN ABORT").startswith(("OK", "ERR"))
+
+
+def test_17_13_empty_fault_file(make_server, tmp_path, postgres, pgdb):
+    """FDT_FAULT_FILE names an empty file: no fault point matches, the transaction votes
+    and finishes, and the file stays for a later test step."""
+    fault = tmp_path / "fault"
+    fault.write_text("")
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE ft (x int)", dbname=db)
+    s = make_server(extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n",
+                    server={"node": "faultnode"}, env={"FDT_FAULT_FILE": str(fault)})
+    c = s.client()
+    assert c.call("TXN BEGIN 0a0b0c") == "OK"
+    assert c.call("SQL pg INSERT INTO ft VALUES (1)") == "OK 1"
+    assert c.call("TXN VOTE") == "OK"
+    assert c.call("TXN FINISH") == "OK"
+    assert fault.exists() and fault.read_text() == ""
+    assert postgres.psql("SELECT x FROM ft", dbname=db) == [["1"]]
