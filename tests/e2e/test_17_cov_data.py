@@ -486,3 +486,20 @@ def test_17_13_empty_fault_file(make_server, tmp_path, postgres, pgdb):
     assert c.call("TXN FINISH") == "OK"
     assert fault.exists() and fault.read_text() == ""
     assert postgres.psql("SELECT x FROM ft", dbname=db) == [["1"]]
+
+
+def test_17_14_savepoint_names_refused(make_server, tmp_path):
+    """A savepoint name longer than 63 characters is refused, and releasing a savepoint
+    that was never set says so; the transaction goes on and commits."""
+    s = make_server(extra_ini=f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/l.db\n")
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite CREATE TABLE t (x INTEGER)") == "OK 0"
+    long_name = "s" * 64
+    assert c.call(f"TXN SAVEPOINT {long_name}") == "ERR bad savepoint name"
+    assert c.call("TXN RELEASE nosuch") == "ERR no savepoint nosuch"
+    assert c.call("SQL lite INSERT INTO t VALUES (1)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    con = sqlite3.connect(f"{tmp_path}/l.db")
+    assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+    con.close()
