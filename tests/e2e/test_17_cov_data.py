@@ -503,3 +503,35 @@ def test_17_14_savepoint_names_refused(make_server, tmp_path):
     con = sqlite3.connect(f"{tmp_path}/l.db")
     assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
     con.close()
+
+
+LOG_TABLE = ("CREATE TABLE fdt_txn_log (gid TEXT PRIMARY KEY, role TEXT NOT NULL, "
+             "outcome TEXT NOT NULL, created BIGINT NOT NULL, comment TEXT)")
+
+
+def test_17_15_decision_that_cannot_be_forgotten(make_server, tmp_path, postgres, pgdb):
+    """After a two-phase commit (PostgreSQL prepared, SQLite the last resource holding the
+    decision), deleting the decision record is refused: the commit stands (the client is
+    told OK), the failure is logged, and the record stays for recovery to clear."""
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE acc (id int PRIMARY KEY)", dbname=db)
+    con = sqlite3.connect(f"{tmp_path}/lite.db")
+    con.executescript(LOG_TABLE + "; CREATE TABLE t (x INTEGER); "
+                      "CREATE TRIGGER keep_log BEFORE DELETE ON fdt_txn_log BEGIN "
+                      "SELECT RAISE(ABORT, 'the test keeps decisions'); END;")
+    con.close()
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
+    s = make_server(extra_ini=extra, server={"node": "keepnode"})
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1)") == "OK 1"
+    assert c.call("SQL lite INSERT INTO t VALUES (1)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    s.wait_log("forgetting decision ")
+    assert "the test keeps decisions" in s.log()
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["1"]]
+    con = sqlite3.connect(f"{tmp_path}/lite.db")
+    assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
+    assert con.execute("SELECT outcome FROM fdt_txn_log").fetchall() == [("commit",)]
+    con.close()
