@@ -14,7 +14,7 @@ import threading
 
 import pytest
 
-from fdt import BUILD, FDTSERVER, wait_for
+from fdt import BUILD, FDTSERVER, LineClient, wait_for
 from wingcash_util import Api, Backend, Rpc, wingcash_server
 
 SHIM = BUILD / "tests" / "shim" / "failshim.so"
@@ -535,3 +535,74 @@ def test_17_15_decision_that_cannot_be_forgotten(make_server, tmp_path, postgres
     assert con.execute("SELECT x FROM t").fetchall() == [(1,)]
     assert con.execute("SELECT outcome FROM fdt_txn_log").fetchall() == [("commit",)]
     con.close()
+
+
+def test_17_16_sqlite_file_locked_by_another_process(make_server, tmp_path):
+    """Another process holds the SQLite file: while it reads a file not yet in WAL mode,
+    the switch to WAL is retried and then refused with its reason; while it holds the
+    write lock, a write waits its bounded time and fails as busy. Each time the client is
+    told, and once the other process lets go, the same statements work."""
+    path = tmp_path / "l.db"
+    other = sqlite3.connect(str(path), isolation_level=None)
+    other.execute("CREATE TABLE t (x INTEGER)")
+    other.execute("BEGIN")
+    other.execute("SELECT * FROM t").fetchall()  # a shared lock: no switch to WAL
+    s = make_server(extra_ini=f"[resource.lite]\ndriver = sqlite\npath = {path}\n")
+    c = LineClient(s.port, timeout=60)
+    assert c.call("TXN BEGIN") == "OK"
+    ans = c.call("SQL lite INSERT INTO t VALUES (1)")
+    assert ans.startswith("ERR") and "cannot switch" in ans and "to WAL mode" in ans, ans
+    c.call("TXN ABORT")
+    other.execute("COMMIT")
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite INSERT INTO t VALUES (1)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    other.execute("BEGIN IMMEDIATE")  # the write lock
+    assert c.call("TXN BEGIN") == "OK"
+    ans = c.call("SQL lite INSERT INTO t VALUES (2)")
+    assert ans.startswith("ERR") and "locked" in ans, ans
+    c.call("TXN ABORT")
+    other.execute("ROLLBACK")
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite INSERT INTO t VALUES (2)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    assert other.execute("SELECT x FROM t ORDER BY x").fetchall() == [(1,), (2,)]
+    other.close()
+
+
+def test_17_17_postgresql_statement_cache_full(make_server, tmp_path, postgres, pgdb):
+    """More distinct statements on one PostgreSQL session than its prepared-statement
+    cache holds: the rest run unprepared, with the same answers."""
+    from http_util import Client, build
+    s = make_server(extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n",
+                    threads=1, start=False)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    c = Client(s.port)
+    for i in range(70):
+        c.send(build("POST", f"/query/pg?{i}", body=f"SELECT $1::int + {i}".encode()))
+        r = c.read_response()
+        assert r.status == 200 and r.body == f"{2 * i}\nchanges=1\n".encode(), (i, r)
+    c.close()
+
+
+def test_17_18_postgresql_session_dies_inside_a_transaction(make_server, tmp_path, postgres,
+                                                            pgdb):
+    """The PostgreSQL session of an open transaction is terminated: the next statement
+    fails, the rollback finds the connection gone (the server rolled it back), and the
+    next transaction works on a fresh session."""
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE acc (id int PRIMARY KEY)", dbname=db)
+    s = make_server(extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n")
+    c = s.client()
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1)") == "OK 1"
+    postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = current_database() AND pid <> pg_backend_pid()", dbname=db)
+    assert c.call("SQL pg INSERT INTO acc VALUES (2)").startswith("ERR")
+    assert c.call("TXN ABORT") == "OK"
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (3)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT id FROM acc", dbname=db) == [["3"]]
