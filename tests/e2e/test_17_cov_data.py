@@ -6,6 +6,7 @@ wingcash operation writes (a key with no movement, a movement that is gone), no 
 for a token and a claim code that collides on every draw (tests/shim/failshim.so), a claim
 code redeemed twice at once (PostgreSQL), and a driver module whose entry refuses this
 fdtserver. Each asserts what the client is told and that the books did not change."""
+import json
 import os
 import shutil
 import sqlite3
@@ -570,23 +571,6 @@ def test_17_16_sqlite_file_locked_by_another_process(make_server, tmp_path):
     other.close()
 
 
-def test_17_17_postgresql_statement_cache_full(make_server, tmp_path, postgres, pgdb):
-    """More distinct statements on one PostgreSQL session than its prepared-statement
-    cache holds: the rest run unprepared, with the same answers."""
-    from http_util import Client, build
-    s = make_server(extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n",
-                    threads=1, start=False)
-    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
-    s.write_config()
-    s.start()
-    c = Client(s.port)
-    for i in range(70):
-        c.send(build("POST", f"/query/pg?{i}", body=f"SELECT $1::int + {i}".encode()))
-        r = c.read_response()
-        assert r.status == 200 and r.body == f"{2 * i}\nchanges=1\n".encode(), (i, r)
-    c.close()
-
-
 def test_17_18_postgresql_session_dies_inside_a_transaction(make_server, tmp_path, postgres,
                                                             pgdb):
     """The PostgreSQL session of an open transaction is terminated: the next statement
@@ -606,3 +590,21 @@ def test_17_18_postgresql_session_dies_inside_a_transaction(make_server, tmp_pat
     assert c.call("SQL pg INSERT INTO acc VALUES (3)") == "OK 1"
     assert c.call("TXN COMMIT") == "OK"
     assert postgres.psql("SELECT id FROM acc", dbname=db) == [["3"]]
+
+
+def test_17_19_framework_400_in_wingcash_shape(make_server, tmp_path):
+    """A request the framework refuses as malformed (a Content-Length that is no number)
+    is answered 400 in wingcash's error shape, code "bad_request"."""
+    import socket
+    s = wingcash_server(make_server, Backend("sqlite", tmp_path))
+    with socket.create_connection(("127.0.0.1", s.port), timeout=30) as sock:
+        sock.sendall(b"POST /accounts HTTP/1.1\r\nHost: t\r\nContent-Length: 1x\r\n\r\n")
+        data = b""
+        while b"\r\n\r\n" not in data or not data.rstrip().endswith(b"}"):
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+    head, _, body = data.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), data
+    assert json.loads(body)["error"]["code"] == "bad_request", data
