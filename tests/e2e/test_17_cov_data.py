@@ -608,3 +608,23 @@ def test_17_19_framework_400_in_wingcash_shape(make_server, tmp_path):
     head, _, body = data.partition(b"\r\n\r\n")
     assert head.startswith(b"HTTP/1.1 400 "), data
     assert json.loads(body)["error"]["code"] == "bad_request", data
+
+
+def test_17_20_rollback_of_a_branch_without_a_log_record(tmp_path, postgres, pgdb):
+    """`fdtserver txn rollback` of a prepared branch no decision log knows (prepared by
+    hand): it is rolled back, and the missing record is no error."""
+    db = pgdb.split("dbname=")[1]
+    gid = "fdt1:handnode:pg:1:AQID:"
+    postgres.psql("CREATE TABLE hand (x int)", dbname=db)
+    postgres.psql(f"BEGIN; INSERT INTO hand VALUES (1); PREPARE TRANSACTION '{gid}'", dbname=db)
+    conf = tmp_path / "txn.ini"
+    conf.write_text("[server]\nnode = handnode\n[listen.main]\naddress = 127.0.0.1:1\n"
+                    "protocol = raw\n[app]\nmodule = /nonexistent.so\n"
+                    f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n")
+    r = subprocess.run([str(FDTSERVER), "txn", "rollback", gid, "-c", str(conf)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    assert f"rolled back: {gid}" in r.stdout, r
+    assert postgres.psql("SELECT count(*) FROM pg_prepared_xacts WHERE gid = "
+                         f"'{gid}'", dbname=db) == [["0"]]
+    assert postgres.psql("SELECT count(*) FROM hand", dbname=db) == [["0"]]
