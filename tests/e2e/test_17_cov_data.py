@@ -628,3 +628,4 @@ def test_17_20_rollback_of_a_branch_without_a_log_record(tmp_path, postgres, pgd
     assert postgres.psql("SELECT count(*) FROM pg_prepared_xacts WHERE gid = "
                          f"'{gid}'", dbname=db) == [["0"]]
     assert postgres.psql("SELECT count(*) FROM hand", dbname=db) == [["0"]]
+
