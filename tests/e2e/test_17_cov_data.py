@@ -629,3 +629,27 @@ def test_17_20_rollback_of_a_branch_without_a_log_record(tmp_path, postgres, pgd
                          f"'{gid}'", dbname=db) == [["0"]]
     assert postgres.psql("SELECT count(*) FROM hand", dbname=db) == [["0"]]
 
+
+def test_17_21_txn_finish_whose_commit_fails(make_server, tmp_path, postgres, pgdb):
+    """txn.finish of a transaction whose COMMIT fails (a deferred unique constraint): the
+    client is told it was rolled back (-32012) and why, nothing stays, and the connection has no
+    transaction left (txn.abort: no transaction)."""
+    from fdt import RpcClient, free_port
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE chk (x int, CONSTRAINT u UNIQUE (x) DEFERRABLE INITIALLY "
+                  "DEFERRED)", dbname=db)
+    port = free_port()
+    s = make_server(listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}},
+                    extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n")
+    c = RpcClient(port)
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    for _ in range(2):
+        ans = c.call("sql", {"resource": "pg", "sql": "INSERT INTO chk VALUES (1)"})
+        assert ans["result"] == {"rows": 1}, ans
+    ans = c.call("txn.finish")
+    assert ans["error"]["code"] == -32012, ans
+    assert ans["error"]["message"].startswith("rolled back: COMMIT: 23505 "), ans
+    ans = c.call("txn.abort")
+    assert ans["error"]["message"] == "no transaction: call txn.begin first", ans
+    assert postgres.psql("SELECT count(*) FROM chk", dbname=db) == [["0"]]
+    c.close()
