@@ -279,7 +279,7 @@ static const struct route *find_route(struct fdt_http_request *req,
             strcmp(r->method, method) == 0)
             return r;
     }
-    return NULL;
+    return NULL; /* GCOVR_EXCL_LINE: unreachable: each view of v_operation has its row in routes */
 }
 
 static int v_operation(struct fdt_http_request *req, struct fdt_http_resource *context)

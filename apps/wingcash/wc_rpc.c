@@ -24,7 +24,8 @@ static int rpc_fail(struct fdt_jsonrpc_call *call, int rc, const struct wc_err *
     if (rc != WC_FAIL) {
         *err = e->db;
         if (!err->code)
-            err->code = rc;
+            err->code = rc; /* GCOVR_EXCL_LINE: unreachable: every code but WC_FAIL comes from a
+                               database call, which sets e->db (fdt_error_set) */
         return rc;
     }
     int code = e->status == 400 || e->status == 422 ? FDT_JSONRPC_INVALID_PARAMS : e->status;

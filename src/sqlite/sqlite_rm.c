@@ -175,10 +175,11 @@ static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
         sqlite3_close(db);
         return FDT_EDOWN;
     }
-    sqlite3_busy_handler(db, busy_wait, NULL);
     /* WAL: readers never block the writer; synchronous=FULL keeps commits durable. The
-     * first switch to WAL needs the file to itself and the busy handler does not cover it:
-     * two sessions opening a new file at once retry here. */
+     * first switch to WAL needs the file to itself: two sessions opening a new file at
+     * once, or another process reading it, retry here, for 5 s at most. The busy handler
+     * is set after it: it would wait up to BUSY_TIMEOUT_MS in each of the 250 attempts
+     * (a worker thread stuck for 20 minutes while another process reads the file). */
     char mode[16] = "";
     for (int i = 0; i < 250; i++) {
         struct fdt_error e = {0};
@@ -192,6 +193,7 @@ static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
         struct timespec ts = {0, 20 * 1000 * 1000};
         nanosleep(&ts, NULL);
     }
+    sqlite3_busy_handler(db, busy_wait, NULL);
     if (strcmp(mode, "wal") != 0 ||
         db_exec(db, "PRAGMA synchronous=FULL; PRAGMA foreign_keys=ON", NULL, err) < 0) {
         if (strcmp(mode, "wal") != 0)

@@ -92,9 +92,11 @@ static int record_outcome(const struct fdt_cfg *cfg, const char *key, const char
 struct list_ctx {
     const struct fdt_cfg *cfg;
     const char *resource;
-    const char *node; /* only this node's transactions, or NULL for every node */
     int count;
 };
+
+/* One prepared branch the driver listed: with --node, it lists only the GIDs that start
+ * with that node's prefix, so every one listed is of that node. */
 
 static void list_one(const char *gid, double age, void *arg)
 {
@@ -105,8 +107,6 @@ static void list_one(const char *gid, double age, void *arg)
     char outcome[32] = "";
     if (log_key_of(gid, key, sizeof(key), &g) < 0)
         return; /* not an fdtserver GID */
-    if (lc->node && strcmp(g.node, lc->node) != 0)
-        return;
     log_lookup(lc->cfg, key, role, outcome, sizeof(role));
     printf("%-12s %-12s %-11s %-12s %9.1f %s\n", lc->resource, g.node, role[0] ? role : "-",
            outcome[0] ? outcome : "(no record)", age, gid);
@@ -183,7 +183,7 @@ static int cmd_list(const struct fdt_cfg *cfg, const char *node)
             rc = 1;
             continue;
         }
-        struct list_ctx lc = {cfg, r->name, node, 0};
+        struct list_ctx lc = {cfg, r->name, 0};
         if (drv->recover(s, prefix, 0.0, list_one, &lc, &err) < 0) {
             fprintf(stderr, "fdtserver txn: [resource.%s] %s\n", r->name, err.msg);
             rc = 1;

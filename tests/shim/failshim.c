@@ -390,3 +390,20 @@ int dup(int fd)
     FAIL_OR(dup, -1);
     return next_dup(fd);
 }
+
+#include <sys/random.h>
+
+/* getrandom (added by the data helper, session 7): fails as the others do
+ * (FDT_FAIL=getrandom@1+:EAGAIN/child). With FDT_FAIL_GETRANDOM_ZERO set (and FDT_FAIL
+ * armed), every call instead succeeds with zero bytes, so the "random" values of the
+ * server repeat: a test can make a claim code collide with the live one every time. */
+ssize_t getrandom(void *buf, size_t len, unsigned int flags)
+{
+    NEXT(getrandom);
+    FAIL_OR(getrandom, -1);
+    if (armed && getenv("FDT_FAIL_GETRANDOM_ZERO")) {
+        memset(buf, 0, len);
+        return (ssize_t)len;
+    }
+    return next_getrandom(buf, len, flags);
+}
