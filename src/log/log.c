@@ -203,8 +203,14 @@ int fdt__log_reopen(void)
     if (!g_log.path[0])
         return 0;
     int fd = open_log(g_log.path);
-    if (fd < 0)
+    if (fd < 0) {
+        /* Said in the file still open, which the operator rotating the logs will read. */
+        fdt_log_write(FDT_LOG_WARN, "log",
+                      "cannot reopen the error log %s: %s: writing on "
+                      "to the file open before",
+                      g_log.path, fdt_strerror(fd));
         return fd;
+    }
     int rc = install(fd);
     if (rc == 0)
         warn_if_readable(atomic_load(&g_log.fd), g_log.path, "error log");

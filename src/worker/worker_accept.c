@@ -79,21 +79,30 @@ void fdt__worker_registry_remove(struct fdt_worker *w, struct fdt_conn *c)
     pthread_mutex_unlock(&w->registry_lock);
 }
 
-/* Put listener l into the application threads' epoll set; accept_lock held. */
-static void listener_add(struct fdt_worker *w, struct fdt_worker_listener *l)
-{
-    struct epoll_event ev = {.events = LISTENER_EVENTS, .data.ptr = l};
-    if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, l->fd, &ev) < 0)
-        fdt_log(FDT_LOG_ERROR, "re-adding listener %s: %s", l->name, fdt_strerror(-errno));
-    else
-        l->registered = true;
-}
-
 static void listener_del(struct fdt_worker *w, struct fdt_worker_listener *l)
 {
     if (l->registered)
         epoll_ctl(w->loop.epfd, EPOLL_CTL_DEL, l->fd, NULL);
     l->registered = false;
+}
+
+static void pause_accept(struct fdt_worker *w, int64_t now);
+
+/* Put listener l back into the application threads' epoll set; accept_lock held. When
+ * that fails, a listener left out would never be heard of again: accepting pauses as for
+ * a shortage of descriptors (every listener out), and the pause's end tries again. Returns
+ * false then (the caller stops putting listeners back). */
+static bool listener_add(struct fdt_worker *w, struct fdt_worker_listener *l)
+{
+    struct epoll_event ev = {.events = LISTENER_EVENTS, .data.ptr = l};
+    if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, l->fd, &ev) == 0) {
+        l->registered = true;
+        return true;
+    }
+    fdt_log(FDT_LOG_ERROR, "re-adding listener %s: %s: accepting again in %d ms", l->name,
+            fdt_strerror(-errno), ACCEPT_PAUSE_MS);
+    pause_accept(w, fdt__now_ms());
+    return false;
 }
 
 /* The loop thread's epoll_wait timeout must see a pause an application thread began. */
@@ -179,8 +188,9 @@ static void resume_accept(struct fdt_worker *w)
         return;
     for (int i = 0; i < w->n_listeners; i++) {
         struct fdt_worker_listener *l = &w->listeners[i];
-        if (l->fd >= 0 && !l->registered)
-            listener_add(w, l); /* polls the socket: what is queued is reported at once */
+        /* Polls the socket: what is queued is reported at once. */
+        if (l->fd >= 0 && !l->registered && !listener_add(w, l))
+            break;
     }
 }
 
@@ -364,8 +374,8 @@ static void balance_resume(struct fdt_worker *w)
     for (int i = 0; i < w->n_listeners; i++) {
         struct fdt_worker_listener *l = &w->listeners[i];
         /* EPOLL_CTL_ADD polls the socket: what is queued is reported at once. */
-        if (l->fd >= 0 && !l->registered && balanced(w, l))
-            listener_add(w, l);
+        if (l->fd >= 0 && !l->registered && balanced(w, l) && !listener_add(w, l))
+            break;
     }
 }
 
@@ -408,7 +418,8 @@ static struct fdt_conn *add_conn(struct fdt_worker *w, struct fdt_worker_listene
     struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLONESHOT,
                              .data.ptr = c};
     if (epoll_ctl(w->loop.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-        fdt_log(FDT_LOG_ERROR, "epoll_ctl: %s", fdt_strerror(-errno));
+        fdt_log(FDT_LOG_ERROR, "epoll_ctl for a new connection: %s: connection closed",
+                fdt_strerror(-errno));
         fdt__worker_registry_remove(w, c);
         atomic_fetch_sub_explicit(&w->slot->conns_open, 1, memory_order_relaxed);
         fdt__conn_destroy(c);

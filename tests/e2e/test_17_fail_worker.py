@@ -1,0 +1,330 @@
+"""Failures inside a worker (tests/shim/failshim.so preloaded into the real fdtserver): its
+start (epoll, eventfd, signalfd, epoll_ctl, pthread_create, every allocation), accepting
+(accept4 errors, the listener or a new connection that cannot go into epoll), and a worker
+whose replacement fails once. The promise: nothing a failure does crashes a worker
+silently. A start that fails is reported by the worker and by the master, which exits with
+a clear message when it was the first generation and starts a replacement when a serving
+worker's successor failed; an accept that fails costs at most that one connection, and the
+worker serves on."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+
+import pytest
+
+from fdt import APPS, BUILD, FDTSERVER, alive, wait_for
+
+SHIM = BUILD / "tests" / "shim" / "failshim.so"
+
+needs_shim = pytest.mark.skipif(not SHIM.exists(),
+                                reason="failshim.so is not built (sanitizer build)")
+
+
+def failing(make_server, spec, fork=None, start=False, **kw):
+    """A server whose processes fail as FDT_FAIL=spec says (FDT_FAIL_FORK=fork: only in that
+    forked child); its failures are listed in <dir>/fail.log."""
+    env = {"LD_PRELOAD": str(SHIM), "FDT_FAIL": spec}
+    s = make_server(start=False, env=env, **kw)
+    s.fail_log = s.dir / "fail.log"
+    s.env["FDT_FAIL_LOG"] = str(s.fail_log)
+    if fork is not None:
+        s.env["FDT_FAIL_FORK"] = str(fork)
+    if start:
+        s.start()
+    return s
+
+
+@pytest.fixture
+def free_ports():
+    from fdt import free_port
+    return free_port
+
+
+def failures(s):
+    try:
+        return s.fail_log.read_text().splitlines()
+    except FileNotFoundError:
+        return []
+
+
+def assert_start_fails(s, reason):
+    """The first generation cannot start: the worker says why, the master repeats it and
+    exits 1; no worker crashed."""
+    s.start(wait=False)
+    rc = s.wait_exit()
+    log = s.log()
+    assert rc == 1, log
+    assert f"worker 0 start failed: {reason}" in log, log
+    assert f"cannot start: worker 0: {reason}" in log, log
+    assert "killed by signal" not in log, log
+    assert failures(s), "the failure did not happen"
+
+
+def answer(c):
+    """The line c reads; b"" when the server closed it (a reset: it had sent a request)."""
+    try:
+        return c.makefile("rb").readline()
+    except ConnectionResetError:
+        return b""
+
+
+def ping(port):
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as c:
+        c.sendall(b"PING\n")
+        return c.makefile("rb").readline()
+
+
+# -- the start of a worker ------------------------------------------------------------------
+
+@needs_shim
+@pytest.mark.parametrize("spec,reason", [
+    ("epoll_create1@1", "epoll/eventfd/signalfd: Too many open files"),
+    ("epoll_create1@2", "epoll/eventfd/signalfd: Too many open files"),
+    ("eventfd@1", "epoll/eventfd/signalfd: Too many open files"),
+    ("eventfd@2:ENFILE", "epoll/eventfd/signalfd: Too many open files in system"),
+    ("signalfd@1:ENOMEM", "epoll/eventfd/signalfd: Cannot allocate memory"),
+    # Each registration is needed: without the signalfd's the worker would never hear
+    # SIGTERM (before the fix it started, and a stop waited for the master's SIGKILL).
+    ("epoll_ctl@1:ENOMEM", "epoll_ctl signalfd: Cannot allocate memory"),
+    ("epoll_ctl@2:ENOMEM", "epoll_ctl master channel: Cannot allocate memory"),
+    ("epoll_ctl@3:ENOSPC", "epoll_ctl wake-up eventfd: No space left on device"),
+    ("epoll_ctl@4:ENOMEM", "epoll_ctl run queue: Cannot allocate memory"),
+    ("epoll_ctl@5:ENOSPC", "epoll_ctl listener: No space left on device"),
+    ("pthread_create@1:EAGAIN", "pthread_create: Resource temporarily unavailable"),
+    # The second thread: the first one is running already.
+    ("pthread_create@2:EAGAIN", "pthread_create: Resource temporarily unavailable"),
+])
+def test_17_01_a_setup_failure_of_the_first_worker_stops_the_start_with_its_reason(
+        make_server, spec, reason):
+    s = failing(make_server, spec + "/child", threads=2)
+    assert_start_fails(s, reason)
+
+
+@needs_shim
+def test_17_02_a_replacement_that_fails_once_is_reported_and_retried(make_server):
+    """The second worker the master forks (the replacement of a killed one) cannot make its
+    epoll set: the master says why and tries again; the third serves."""
+    s = failing(make_server, "epoll_create1@1/child", fork=2, start=True)
+    assert ping(s.port) == b"PONG\n"
+    first = s.worker_pids()
+    os.kill(first[0], signal.SIGKILL)
+    s.wait_log("failed to start: epoll/eventfd/signalfd: Too many open files", timeout=30)
+    s.wait_log("exited with status 3; restarting in", timeout=30)
+    wait_for(lambda: s.worker_pids() and s.worker_pids() != first, 30,
+             what="a replacement ready")
+    assert ping(s.port) == b"PONG\n"
+    assert len(failures(s)) == 1, failures(s)
+    assert s.stop() == 0
+
+
+@needs_shim
+@pytest.mark.parametrize("protocols", [(), ("http", "jsonrpc", "metrics")])
+def test_17_03_allocation_failures_over_a_worker_start(make_server, free_ports, protocols):
+    """Walk the n-th allocation of the worker over its start (and its first request): each
+    failure is reported (the master says why it cannot start) or the worker serves on; no
+    worker dies of a signal. The walk ends when nothing failed. With an HTTP, a JSON-RPC
+    and a metrics listener besides the raw one, their servers' allocations are walked too."""
+    for n in range(1, 400):
+        s = failing(make_server, f"alloc@{n}/child", sub=f"a{n}", threads=2)
+        for proto in protocols:
+            s.listeners[proto] = {"address": f"127.0.0.1:{free_ports()}", "protocol": proto}
+        s.write_config()
+        s.start(wait=False)
+
+        def settled():
+            if s.proc.poll() is not None:
+                return "exited"
+            st = s.status(quiet=True)
+            if st and any(w["state"] == "ready" for g in st["generations"]
+                          for w in g["workers"]):
+                return "ready"
+            return None
+        how = wait_for(settled, 30, what=f"alloc@{n}: an exit or a ready worker")
+        if how == "ready":
+            try:
+                answer = ping(s.port)
+            except OSError:
+                answer = None  # the failed allocation was this connection's: closed
+            assert answer in (b"PONG\n", b"", None), answer
+            assert s.stop() == 0, s.log()
+        else:
+            assert s.proc.returncode == 1, s.log()
+            assert "cannot start: worker 0: " in s.log(), s.log()
+        log = s.log()
+        assert "killed by signal" not in log, f"alloc@{n}:\n{log}"
+        if not failures(s):
+            assert how == "ready"
+            break
+    else:
+        pytest.fail("the walk did not end")
+    assert n > 5
+
+
+# -- accepting -------------------------------------------------------------------------------
+
+@needs_shim
+@pytest.mark.parametrize("err", ["ECONNABORTED", "EPROTO", "EPERM"])
+def test_17_04_an_accept_error_of_one_connection_does_not_stop_the_worker(make_server, err):
+    """accept4 reports an error of one connection (aborted, protocol error, refused by a
+    firewall): the connection behind it is served, and the worker goes on accepting."""
+    s = failing(make_server, f"accept4@1:{err}/child", start=True)
+    assert ping(s.port) == b"PONG\n"
+    assert ping(s.port) == b"PONG\n"
+    assert len(failures(s)) == 1
+    if err != "ECONNABORTED":  # an aborted connection is nothing to report
+        text = {"EPROTO": "Protocol error", "EPERM": "Operation not permitted"}[err]
+        assert f"accept on main: {text}" in s.log(), s.log()
+    assert s.stop() == 0
+
+
+@needs_shim
+@pytest.mark.parametrize("err,text", [("ENOBUFS", "No buffer space available"),
+                                      ("ENOMEM", "Cannot allocate memory")])
+def test_17_05_accept_out_of_memory_turns_the_connection_away_and_pauses(make_server, err,
+                                                                        text):
+    """accept4 out of kernel memory: handled as a shortage of descriptors, the connection
+    queued is turned away with the reserve descriptor, accepting pauses, then serves on."""
+    s = failing(make_server, f"accept4@1:{err}/child", start=True)
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(b"PING\n")
+        assert c.makefile("rb").readline() == b"ERR busy\n"  # the application's busy_reply
+    s.wait_log(f"accept on main: {text}: 1 connections turned away; accepting again in")
+    assert ping(s.port) == b"PONG\n"
+    assert s.stop() == 0
+
+
+@needs_shim
+def test_17_06_a_listener_that_cannot_go_back_into_epoll_is_retried(make_server):
+    """After an accept pause, putting the listener back into epoll fails once: the worker
+    says so and tries again after another pause (before the fix, the listener stayed out of
+    epoll and the worker never accepted again)."""
+    # epoll_ctl calls of the worker: 4 at setup, 5 the listener, 6 its removal for the
+    # pause, 7 its return.
+    s = failing(make_server, "accept4@1:ENOBUFS/child,epoll_ctl@7:ENOMEM/child", start=True)
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as c:
+        c.sendall(b"PING\n")
+        assert c.makefile("rb").readline() == b"ERR busy\n"
+    s.wait_log("re-adding listener main: Cannot allocate memory: accepting again in 500 ms")
+    assert ping(s.port) == b"PONG\n"
+    assert len(failures(s)) == 2, failures(s)
+    assert s.stop() == 0
+
+
+@needs_shim
+def test_17_07_a_new_connection_that_cannot_go_into_epoll_is_closed(make_server):
+    """Two connections queued at once: the thread that accepts runs the first itself and
+    puts the second into epoll, which fails: that one is closed (and said so), the first is
+    served, and the worker serves on."""
+    s = failing(make_server, "epoll_ctl@6:ENOMEM/child", start=True, threads=1)
+    pid = s.worker_pids()[0]
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        a = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+        b = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    a.sendall(b"PING\n")
+    b.sendall(b"PING\n")
+    answers = sorted([answer(a), answer(b)])
+    a.close()
+    b.close()
+    assert answers == [b"", b"PONG\n"], answers
+    s.wait_log("epoll_ctl for a new connection: Cannot allocate memory: connection closed")
+    assert ping(s.port) == b"PONG\n"
+    assert alive(pid)
+    assert s.stop() == 0
+
+
+def test_17_08_connections_queued_when_the_drain_begins_are_served(make_server):
+    """The only application thread is busy; a connection waits in the accept queue; the
+    server is told to stop: the drain takes it from the queue and serves it."""
+    s = make_server(threads=1)
+    busy = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    busy.sendall(b"SLEEP 1500\n")
+    # Past its accept: the thread runs the sleeping connection.
+    wait_for(lambda: s.workers("ready")[0]["threads_busy"] == 1, 10, what="the thread busy")
+    waiting = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    waiting.sendall(b"PING\n")
+    s.signal(signal.SIGTERM)
+    s.wait_log("1 taken from the accept queue")
+    assert waiting.makefile("rb").readline() == b"PONG\n"
+    assert busy.makefile("rb").readline() == b"SLEPT 1500\n"
+    waiting.close()
+    busy.close()
+    assert s.wait_exit() == 0
+
+
+# -- the application's module, and the error log ------------------------------------------------
+
+PYTHON_SO = BUILD / "fdt_python.so"
+
+
+def copied_server(tmp_path):
+    """fdtserver and libfdt.so.0 copied to tmp_path/inst (the binary in inst/bin/sbin, its
+    RUNPATH $ORIGIN/../.. finds the library): fdtserver's modules are then looked for in
+    inst/fdtserver/, and the installation directory, not in the build tree."""
+    inst = tmp_path / "inst"
+    (inst / "bin" / "sbin").mkdir(parents=True)
+    shutil.copy2(FDTSERVER, inst / "bin" / "sbin" / "fdtserver")
+    shutil.copy2(BUILD / "libfdt.so.0", inst / "libfdt.so.0")
+    return inst
+
+
+@pytest.mark.skipif(not PYTHON_SO.exists(), reason="built without Python")
+@pytest.mark.parametrize("module,reason", [
+    (None, "[app] wsgi/jsonrpc: fdt_python.so not found (built without Python?)"),
+    ("empty", "cannot load {inst}/fdtserver/fdt_python.so: "),
+    ("lineapp", "{inst}/fdtserver/fdt_python.so does not export fdt_python_app_v1"),
+])
+def test_17_09_a_python_host_module_missing_or_broken(make_server, tmp_path, module, reason):
+    """[app] wsgi names a Python application, but fdt_python.so is not where fdtserver's
+    modules are, or is not a loadable object, or not the host: the worker says which, and
+    the master exits 1 with it."""
+    inst = copied_server(tmp_path)
+    if module:
+        (inst / "fdtserver").mkdir()
+        target = inst / "fdtserver" / "fdt_python.so"
+        if module == "empty":
+            target.write_bytes(b"")
+        else:
+            shutil.copy2(APPS / "lineapp.so", target)
+    s = make_server(start=False)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.conf_path.write_text(s.conf_path.read_text().replace(
+        f"module = {s.app}", "wsgi = wsgiapps:application"))
+    s.logf = open(s.log_path, "ab")
+    s.proc = subprocess.Popen([str(inst / "bin" / "sbin" / "fdtserver"), "-c", str(s.conf_path)],
+                              stdout=s.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    assert s.wait_exit() == 1, s.log()
+    want = reason.format(inst=inst.resolve())
+    assert f"worker 0 start failed: {want}" in s.log(), s.log()
+    assert "killed by signal" not in s.log(), s.log()
+
+
+def test_17_10_an_error_log_that_cannot_be_reopened_is_said_in_the_old_one(make_server,
+                                                                           tmp_path):
+    """SIGUSR1 after the log directory was moved away (a rotation gone wrong): the master and
+    the worker cannot reopen the error log, and say so in the file they keep writing to;
+    once the directory is back, the next SIGUSR1 reopens it."""
+    logs = tmp_path / "logs"
+    logs.mkdir()
+    s = make_server(server={"error_log": str(logs / "error.log")})
+    assert ping(s.port) == b"PONG\n"
+    moved = tmp_path / "logs.old"
+    logs.rename(moved)
+    s.signal(signal.SIGUSR1)
+    text = f"cannot reopen the error log {logs / 'error.log'}: No such file or directory"
+
+    def both_said():
+        lines = [ln for ln in (moved / "error.log").read_text().splitlines() if text in ln]
+        return {" master/" in ln for ln in lines} == {True, False}
+    wait_for(both_said, 10, what="the master's and the worker's warning")
+    assert ping(s.port) == b"PONG\n"
+    logs.mkdir()
+    s.signal(signal.SIGUSR1)
+    wait_for(lambda: (logs / "error.log").exists(), 10, what="the error log reopened")
+    assert s.stop() == 0
+    assert "master exiting (0)" in (logs / "error.log").read_text()
