@@ -9,8 +9,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fdt/log.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -23,17 +21,6 @@ void fdt__worker_loop(struct fdt_worker *w);
 
 #define MAX_EVENTS       256
 #define SCAN_INTERVAL_MS 250
-/* Out of descriptors: how long accepting stops, and how often it is logged. */
-#define ACCEPT_PAUSE_MS      500
-#define ACCEPT_LOG_REPEAT_MS 10000
-/* Accept balancing (see balance_ok): a worker takes a connection from a shared listener
- * while its share is at most BALANCE_SLACK above the least of its siblings'; a pause is
- * looked at again every BALANCE_TICK_MS; a sibling whose loop has not turned for
- * BALANCE_STALE_MS is left out. */
-#define BALANCE_SLACK       1
-#define BALANCE_TICK_MS     5
-#define BALANCE_STALE_MS    1000
-#define BALANCE_RUNNABLE_MS 250
 
 /* Whether no application thread can still hold an epoll event for the batch in limbo. */
 static bool quiescent_ok(struct fdt_worker *w)

@@ -220,6 +220,7 @@ def test_17_07_a_new_connection_that_cannot_go_into_epoll_is_closed(make_server)
     s = failing(make_server, "epoll_ctl@6:ENOMEM/child", start=True, threads=1)
     pid = s.worker_pids()[0]
     os.kill(pid, signal.SIGSTOP)
+    wait_for(lambda: stopped(pid), 10, what="the worker stopped")
     try:
         a = socket.create_connection(("127.0.0.1", s.port), timeout=10)
         b = socket.create_connection(("127.0.0.1", s.port), timeout=10)
@@ -328,3 +329,61 @@ def test_17_10_an_error_log_that_cannot_be_reopened_is_said_in_the_old_one(make_
     wait_for(lambda: (logs / "error.log").exists(), 10, what="the error log reopened")
     assert s.stop() == 0
     assert "master exiting (0)" in (logs / "error.log").read_text()
+
+
+# -- accept balancing between two workers on one listening socket ------------------------------
+
+def stopped(pid):
+    """Whether every thread of pid is stopped (kill returns before they are)."""
+    states = []
+    for t in os.listdir(f"/proc/{pid}/task"):
+        with open(f"/proc/{pid}/task/{t}/stat") as f:
+            states.append(f.read().rsplit(")", 1)[1].split()[0])
+    return all(st in ("T", "t") for st in states)
+
+
+def connect(s, unix):
+    if not unix:
+        return socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    c = socket.socket(socket.AF_UNIX)
+    c.settimeout(20)
+    c.connect(str(s.dir / "l.sock"))
+    return c
+
+
+@pytest.mark.parametrize("unix", [False, True])
+def test_17_11_a_stopped_sibling_does_not_keep_connections_waiting(make_server, unix):
+    """Two workers share the listener; one is stopped (SIGSTOP) while a burst arrives. The
+    other takes its share, pauses, tells the stopped one (SIGWINCH), and when nobody takes
+    anything, takes the rest of the queue part by part (on a unix socket, whose queue
+    length cannot be read, one at a time): every connection is answered, and the stopped
+    worker, once continued, takes its hand-on and serves on."""
+    s = make_server(workers=2, threads=2, server={"max_connections": 64}, start=False)
+    if unix:
+        s.listeners = {"main": {"address": f"unix:{s.dir / 'l.sock'}", "protocol": "raw"}}
+        s.write_config()
+    s.start()
+    a, b = s.worker_pids()
+    os.kill(b, signal.SIGSTOP)
+    wait_for(lambda: stopped(b), 10, what="the worker stopped")
+    socks = []
+    try:
+        for _ in range(12):
+            c = connect(s, unix)
+            c.sendall(b"WHOAMI\n")
+            socks.append(c)
+        answers = [c.makefile("rb").readline() for c in socks]
+    finally:
+        os.kill(b, signal.SIGCONT)
+    assert all(x.startswith(f"pid={a} ".encode()) for x in answers), answers
+    for c in socks:
+        c.close()
+    # The continued worker serves on: behind by a dozen, it takes (at least some of) the next.
+    socks = [connect(s, unix) for _ in range(8)]
+    for c in socks:
+        c.sendall(b"WHOAMI\n")
+    pids = {c.makefile("rb").readline().split()[0] for c in socks}
+    for c in socks:
+        c.close()
+    assert f"pid={b}".encode() in pids and pids <= {f"pid={a}".encode(), f"pid={b}".encode()}, pids
+    assert s.stop() == 0
