@@ -14,7 +14,7 @@ import subprocess
 
 import pytest
 
-from fdt import APPS, BUILD, FDTSERVER, alive, wait_for
+from fdt import APPS, BUILD, FDTSERVER, alive, free_port, wait_for
 
 SHIM = BUILD / "tests" / "shim" / "failshim.so"
 
@@ -34,12 +34,6 @@ def failing(make_server, spec, fork=None, start=False, **kw):
     if start:
         s.start()
     return s
-
-
-@pytest.fixture
-def free_ports():
-    from fdt import free_port
-    return free_port
 
 
 def failures(s):
@@ -121,7 +115,7 @@ def test_17_02_a_replacement_that_fails_once_is_reported_and_retried(make_server
 
 @needs_shim
 @pytest.mark.parametrize("protocols", [(), ("http", "jsonrpc", "metrics")])
-def test_17_03_allocation_failures_over_a_worker_start(make_server, free_ports, protocols):
+def test_17_03_allocation_failures_over_a_worker_start(make_server, protocols):
     """Walk the n-th allocation of the worker over its start (and its first request): each
     failure is reported (the master says why it cannot start) or the worker serves on; no
     worker dies of a signal. The walk ends when nothing failed. With an HTTP, a JSON-RPC
@@ -129,7 +123,7 @@ def test_17_03_allocation_failures_over_a_worker_start(make_server, free_ports, 
     for n in range(1, 400):
         s = failing(make_server, f"alloc@{n}/child", sub=f"a{n}", threads=2)
         for proto in protocols:
-            s.listeners[proto] = {"address": f"127.0.0.1:{free_ports()}", "protocol": proto}
+            s.listeners[proto] = {"address": f"127.0.0.1:{free_port()}", "protocol": proto}
         s.write_config()
         s.start(wait=False)
 
@@ -273,11 +267,26 @@ def copied_server(tmp_path):
     return inst
 
 
+FOREIGN_HOST = """
+#include <stddef.h>
+/* A module of another build: its entry refuses, and says nothing. */
+const void *fdt_python_app_v1(const void *cfg, void *err);
+const void *fdt_python_app_v1(const void *cfg, void *err)
+{
+    (void)cfg;
+    (void)err;
+    return NULL;
+}
+"""
+
+
 @pytest.mark.skipif(not PYTHON_SO.exists(), reason="built without Python")
 @pytest.mark.parametrize("module,reason", [
     (None, "[app] wsgi/jsonrpc: fdt_python.so not found (built without Python?)"),
     ("empty", "cannot load {inst}/fdtserver/fdt_python.so: "),
     ("lineapp", "{inst}/fdtserver/fdt_python.so does not export fdt_python_app_v1"),
+    # Before the fix the start failed with an empty reason.
+    ("foreign", "{inst}/fdtserver/fdt_python.so: fdt_python_app_v1 returned no application"),
 ])
 def test_17_09_a_python_host_module_missing_or_broken(make_server, tmp_path, module, reason):
     """[app] wsgi names a Python application, but fdt_python.so is not where fdtserver's
@@ -289,6 +298,12 @@ def test_17_09_a_python_host_module_missing_or_broken(make_server, tmp_path, mod
         target = inst / "fdtserver" / "fdt_python.so"
         if module == "empty":
             target.write_bytes(b"")
+        elif module == "foreign":
+            if not shutil.which("cc"):
+                pytest.skip("no C compiler")
+            (tmp_path / "foreign.c").write_text(FOREIGN_HOST)
+            subprocess.run(["cc", "-shared", "-fPIC", "-o", str(target),
+                            str(tmp_path / "foreign.c")], check=True)
         else:
             shutil.copy2(APPS / "lineapp.so", target)
     s = make_server(start=False)
@@ -361,7 +376,10 @@ def test_17_11_a_stopped_sibling_does_not_keep_connections_waiting(make_server, 
     s = make_server(workers=2, threads=2, server={"max_connections": 64}, start=False)
     if unix:
         s.listeners = {"main": {"address": f"unix:{s.dir / 'l.sock'}", "protocol": "raw"}}
-        s.write_config()
+    # A listener of its own per worker besides: not balanced, left alone by the balance tick.
+    s.listeners["own"] = {"address": f"127.0.0.1:{free_port()}", "protocol": "raw",
+                          "reuseport": "true"}
+    s.write_config()
     s.start()
     a, b = s.worker_pids()
     os.kill(b, signal.SIGSTOP)
@@ -387,3 +405,153 @@ def test_17_11_a_stopped_sibling_does_not_keep_connections_waiting(make_server, 
         c.close()
     assert f"pid={b}".encode() in pids and pids <= {f"pid={a}".encode(), f"pid={b}".encode()}, pids
     assert s.stop() == 0
+
+
+# -- draining ----------------------------------------------------------------------------------
+
+def busy_server(make_server, **kw):
+    """A server with one application thread, busy with a SLEEP (its connection returned)."""
+    s = make_server(threads=1, **kw)
+    busy = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    busy.sendall(b"SLEEP 2500\n")
+    # Past its accept: the thread runs the sleeping connection.
+    wait_for(lambda: s.workers("ready")[0]["threads_busy"] == 1, 10, what="the thread busy")
+    return s, busy
+
+
+def test_17_12_signals_to_a_draining_worker_change_nothing(make_server):
+    """A worker already draining is sent SIGTERM and SIGHUP again: it drains once, finishes
+    the request in flight and exits cleanly."""
+    s, busy = busy_server(make_server)
+    pid = s.worker_pids()[0]
+    s.signal(signal.SIGTERM)
+    s.wait_log("draining (SIGTERM)")
+    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGHUP)
+    assert busy.makefile("rb").readline() == b"SLEPT 2500\n"
+    busy.close()
+    assert s.wait_exit() == 0
+    assert s.log().count(" worker: draining (") == 1, s.log()
+
+
+@needs_shim
+def test_17_13_out_of_descriptors_while_the_drain_takes_the_queue(make_server):
+    """The drain takes a queued connection, and accept4 says the worker is out of
+    descriptors: the connection is turned away with the reserve descriptor (the busy
+    answer), no pause begins (the listeners are closed), and the worker exits cleanly."""
+    # accept4 calls: 1 the sleeping connection, 2 the empty queue, 3 the drain's.
+    s, busy = busy_server(make_server, env={"LD_PRELOAD": str(SHIM),
+                                            "FDT_FAIL": "accept4@3:EMFILE/child"})
+    waiting = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    waiting.sendall(b"PING\n")
+    s.signal(signal.SIGTERM)
+    assert answer(waiting) == b"ERR busy\n"
+    s.wait_log("accept on main: Too many open files: 1 connections turned away")
+    assert busy.makefile("rb").readline() == b"SLEPT 2500\n"
+    waiting.close()
+    busy.close()
+    assert s.wait_exit() == 0
+
+
+@needs_shim
+def test_17_14_an_accept_pause_that_ends_during_the_drain(make_server):
+    """Accepting paused (out of kernel memory), then the drain begins: the pause's end puts
+    no listener back, and the worker finishes its request and exits cleanly."""
+    # accept4 calls: 1 the sleeping connection, 2 the empty queue behind it (fails).
+    s, busy = busy_server(make_server, env={"LD_PRELOAD": str(SHIM),
+                                            "FDT_FAIL": "accept4@2:ENOBUFS/child"})
+    s.wait_log("accept on main: No buffer space available: 0 connections turned away; "
+               "accepting again in 500 ms")
+    s.signal(signal.SIGTERM)
+    s.wait_log("draining (SIGTERM)")
+    assert busy.makefile("rb").readline() == b"SLEPT 2500\n"
+    busy.close()
+    assert s.wait_exit() == 0
+
+
+def test_17_15_a_connection_handed_over_to_a_listener_that_takes_none_is_closed(make_server):
+    """An idle raw connection of a retiring worker goes on to the new generation, whose
+    listener of that name now speaks HTTP (which takes no hand-offs): the new worker closes
+    it and says why; the listener serves HTTP."""
+    s = make_server()
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    c.sendall(b"PING\n")
+    assert c.makefile("rb").readline() == b"PONG\n"
+    s.listeners["main"]["protocol"] = "http"
+    s.write_config()
+    s.reload()
+    s.wait_log("a connection handed over for listener main: no such listener takes hand-offs: "
+               "closed")
+    assert answer(c) == b""
+    c.close()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as h:
+        h.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        assert h.makefile("rb").readline().startswith(b"HTTP/1.1 ")
+    assert s.stop() == 0
+
+
+@needs_shim
+def test_17_16_a_recovery_thread_that_cannot_start(make_server, pgdb):
+    """With a transaction log (a PostgreSQL resource, log = yes) each worker runs a recovery
+    thread; when it cannot be started, the worker's start fails with that reason."""
+    s = failing(make_server, "pthread_create@3:EAGAIN/child", threads=2,
+                extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n")
+    # pthread_create calls: 1 and 2 the application threads, 3 the recovery thread.
+    assert_start_fails(s, "cannot start the recovery thread: Resource temporarily unavailable")
+
+
+@needs_shim
+@pytest.mark.skipif(not shutil.which("openssl"), reason="no openssl command")
+def test_17_17_allocation_failures_over_a_tls_connection(make_server, tmp_path):
+    """Walk the n-th allocation of the worker over its start and its first TLS connection:
+    the connection whose TLS state cannot be made is dropped (and said so); the worker
+    serves the next one."""
+    import ssl
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-nodes", "-keyout", "k.pem", "-out", "c.pem",
+                    "-days", "30", "-subj", "/CN=localhost"], cwd=tmp_path, check=True,
+                   capture_output=True)
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+
+    def tls_ping(port):
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=20) as raw:
+                with ctx.wrap_socket(raw) as c:
+                    c.sendall(b"PING\n")
+                    return c.makefile("rb").readline()
+        except (OSError, ssl.SSLError):
+            return b""
+
+    dropped = 0
+    for n in range(1, 60):
+        s = failing(make_server, f"alloc@{n}/child", sub=f"t{n}", start=False)
+        s.listeners["main"].update({"tls": "yes", "certificate": str(tmp_path / "c.pem"),
+                                    "private_key": str(tmp_path / "k.pem")})
+        s.write_config()
+        s.start(wait=False)
+
+        def settled():
+            if s.proc.poll() is not None:
+                return "exited"
+            st = s.status(quiet=True)
+            if st and any(w["state"] == "ready" for g in st["generations"]
+                          for w in g["workers"]):
+                return "ready"
+            return None
+        how = wait_for(settled, 30, what=f"alloc@{n}: an exit or a ready worker")
+        if how == "ready":
+            first = tls_ping(s.port)
+            if first != b"PONG\n":
+                dropped += "out of memory: connection dropped" in s.log()
+                assert tls_ping(s.port) == b"PONG\n", s.log()
+            assert s.stop() == 0, s.log()
+        else:
+            assert s.proc.returncode == 1 and "cannot start: worker 0: " in s.log(), s.log()
+        assert "killed by signal" not in s.log(), f"alloc@{n}:\n{s.log()}"
+        if not failures(s):
+            break
+    else:
+        pytest.fail("the walk did not end")
+    assert dropped >= 2, dropped  # the connection, then its TLS state
