@@ -165,6 +165,21 @@ static void refuse(struct fdt_worker *w, struct fdt_worker_listener *l, int fd)
     atomic_fetch_add_explicit(&w->slot->counters.refused, 1, memory_order_relaxed);
 }
 
+static bool balanced(const struct fdt_worker *w, const struct fdt_worker_listener *l);
+
+/* Put the listeners that are out of epoll (and open: not closed by a drain) back in, the
+ * shared ones only with balanced_only; stop at one that cannot go back (listener_add has
+ * paused accepting). EPOLL_CTL_ADD polls the socket: what is queued is reported at once. */
+static void listeners_add(struct fdt_worker *w, bool balanced_only)
+{
+    for (int i = 0; i < w->n_listeners; i++) {
+        struct fdt_worker_listener *l = &w->listeners[i];
+        if (l->fd >= 0 && !l->registered && (!balanced_only || balanced(w, l)) &&
+            !listener_add(w, l))
+            break;
+    }
+}
+
 static bool accept_paused(const struct fdt_worker *w)
 {
     return w->accept_paused_until_ms != 0;
@@ -188,12 +203,7 @@ static void resume_accept(struct fdt_worker *w)
         w->reserve_fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
     if (atomic_load(&w->loop.draining))
         return;
-    for (int i = 0; i < w->n_listeners; i++) {
-        struct fdt_worker_listener *l = &w->listeners[i];
-        /* Polls the socket: what is queued is reported at once. */
-        if (l->fd >= 0 && !l->registered && !listener_add(w, l))
-            break;
-    }
+    listeners_add(w, false);
 }
 
 /* accept4 failed with err (EMFILE: this process is out of descriptors; ENFILE: the system
@@ -381,12 +391,7 @@ static void balance_resume(struct fdt_worker *w)
     if (accept_paused(w) || atomic_load(&w->loop.draining))
         return; /* resume_accept, or nothing */
     /* GCOVR_EXCL_STOP */
-    for (int i = 0; i < w->n_listeners; i++) {
-        struct fdt_worker_listener *l = &w->listeners[i];
-        /* EPOLL_CTL_ADD polls the socket: what is queued is reported at once. */
-        if (l->fd >= 0 && !l->registered && balanced(w, l) && !listener_add(w, l))
-            break;
-    }
+    listeners_add(w, true);
 }
 
 /* Make a connection of descriptor fd from listener l (accepted, or adopted: handed over by
