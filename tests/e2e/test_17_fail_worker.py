@@ -138,10 +138,10 @@ def test_17_03_allocation_failures_over_a_worker_start(make_server, protocols):
         how = wait_for(settled, 30, what=f"alloc@{n}: an exit or a ready worker")
         if how == "ready":
             try:
-                answer = ping(s.port)
+                got = ping(s.port)
             except OSError:
-                answer = None  # the failed allocation was this connection's: closed
-            assert answer in (b"PONG\n", b"", None), answer
+                got = None  # the failed allocation was this connection's: closed
+            assert got in (b"PONG\n", b"", None), got
             assert s.stop() == 0, s.log()
         else:
             assert s.proc.returncode == 1, s.log()
