@@ -207,15 +207,6 @@ static int check_fit(const struct fdt_inherited *e, const struct fdt_listen_cfg 
     return 0;
 }
 
-static bool names_listener(const struct fdt_cfg *cfg, const char *name)
-{
-    for (int i = 0; name[0] && i < cfg->n_listeners; i++) {
-        if (strcmp(cfg->listeners[i].name, name) == 0)
-            return true;
-    }
-    return false;
-}
-
 int fdt__inherit_assign(struct fdt_inherit *set, const struct fdt_cfg *cfg, struct fdt_listener *ls,
                         struct fdt_error *err)
 {
@@ -248,10 +239,11 @@ int fdt__inherit_assign(struct fdt_inherit *set, const struct fdt_cfg *cfg, stru
             e->used = true;
         }
     }
-    /* Then by address, for sockets without the name of a listener. */
+    /* Then by address, for sockets without the name of a listener (one that has it was
+     * taken above, or refused). */
     for (int k = 0; k < set->n; k++) {
         struct fdt_inherited *e = &set->fds[k];
-        if (e->used || (e->origin == FDT_LISTEN_SYSTEMD && names_listener(cfg, e->name)))
+        if (e->used)
             continue;
         for (int i = 0; i < cfg->n_listeners && !e->used; i++) {
             if (ls[i].fd >= 0 || !same_address(e->fd, ls[i].cfg.address))

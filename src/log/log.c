@@ -203,8 +203,14 @@ int fdt__log_reopen(void)
     if (!g_log.path[0])
         return 0;
     int fd = open_log(g_log.path);
-    if (fd < 0)
+    if (fd < 0) {
+        /* Said in the file still open, which the operator rotating the logs will read. */
+        fdt_log_write(FDT_LOG_WARN, "log",
+                      "cannot reopen the error log %s: %s: writing on "
+                      "to the file open before",
+                      g_log.path, fdt_strerror(fd));
         return fd;
+    }
     int rc = install(fd);
     if (rc == 0)
         warn_if_readable(atomic_load(&g_log.fd), g_log.path, "error log");
@@ -265,7 +271,8 @@ void fdt_log_write(int level, const char *module, const char *fmt, ...)
     int n = snprintf(line, sizeof(line), "%s %s %d %s/%u %s: %s", stamp, level_names[level],
                      (int)getpid(), g_log.role, g_log.generation, module ? module : "-", req);
     if (n < 0)
-        return;
+        return; /* GCOVR_EXCL_LINE: unreachable: snprintf fails only on a wide-character conversion,
+                   and this format has none */
     size_t used = (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1;
     va_list ap;
     va_start(ap, fmt);

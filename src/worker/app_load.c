@@ -115,6 +115,10 @@ static int load_python(const struct fdt_cfg *cfg, void **dl, const struct fdt_ap
     };
     const struct fdt_app *a = entry(&pcfg, err);
     if (!a) {
+        /* Ours says why; a module of another build may not: the start must not fail with
+         * an empty reason. */
+        if (!err->msg[0])
+            fdt_error_set(err, FDT_EAPP, "%s: %s returned no application", path, FDT_PYTHON_ENTRY);
         dlclose(h);
         return FDT_EAPP;
     }
