@@ -188,8 +188,10 @@ static int pid_file_of(const struct opts *o, char *path, size_t size, double *gr
 {
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     struct fdt_error err = {0};
-    if (!cfg)
+    if (!cfg) {
+        fprintf(stderr, "fdtserver: cannot read the configuration: out of memory\n");
         return 1;
+    }
     fdt__cfg_init(cfg);
     int code = 0;
     if (o->file && fdt__cfg_load_file(cfg, o->file, &err) < 0) {
@@ -554,8 +556,10 @@ static int start_first_generation(struct fdt_master *m)
 {
     const struct fdt_cfg *cfg = m->cfg;
     struct fdt_generation *g = fdt__gen_new(m, m->cfg);
-    if (!g)
+    if (!g) {
+        fdt_log(FDT_LOG_ERROR, "cannot start: the first generation: %s", fdt_strerror(FDT_ENOMEM));
         return FDT_ENOMEM;
+    }
     struct fdt_error err = {0};
     int rc = bind_listeners(m, g, &err);
     /* A master that replaces another (binary upgrade) takes the control socket and the pid
@@ -656,6 +660,7 @@ static int serve(int argc, char **argv, struct fdt_cfg *cfg)
     /* The master's whole state: one struct, owned here and passed down. */
     struct fdt_master *m = calloc(1, sizeof(*m));
     if (!m) {
+        fprintf(stderr, "fdtserver: cannot start: out of memory\n");
         fdt__cfg_deinit(cfg);
         free(cfg);
         return 1;
@@ -691,6 +696,7 @@ static struct fdt_cfg *start_cfg(int argc, char **argv, int *code)
 {
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     if (!cfg) {
+        fprintf(stderr, "fdtserver: cannot read the configuration: out of memory\n");
         *code = 1;
         return NULL;
     }
