@@ -5,17 +5,20 @@ the process either exits non-zero with a message that names what failed (never s
 never by a signal) or serves; a running master keeps serving and says what failed."""
 import os
 import re
+import shutil
 import signal
 import struct
 import subprocess
+import tempfile
+from pathlib import Path
 
 import pytest
 
-from fdt import BUILD, FDTCTL, FDTSERVER, FdtServer, wait_for
+from fdt import BUILD, FDTCTL, FDTSERVER, FdtServer, LineClient, free_port, wait_for
 
 SHIM = BUILD / "tests" / "shim" / "failshim.so"
 
-pytestmark = pytest.mark.skipif(not SHIM.exists(), reason="failshim.so is not built here "
+needs_shim = pytest.mark.skipif(not SHIM.exists(), reason="failshim.so is not built here "
                                 "(sanitizer build)")
 
 LIMIT = 400  # no walk goes beyond this many allocations
@@ -152,10 +155,12 @@ def counted(tmp_path):
     s.stop()
 
 
+@needs_shim
 def test_17_01_start_fails_with_a_message_or_serves(tmp_path):
     assert start_allocs(tmp_path) >= 3
 
 
+@needs_shim
 def test_17_02_no_memory_for_the_configuration_or_the_master_is_said(tmp_path):
     # The first allocations: the configuration, then the master's state: before the log
     # is open, so on stderr.
@@ -181,6 +186,7 @@ def ctl_step(s, *args):
 
 @pytest.mark.parametrize("args", [("status",), ("status", "--json"), ("metrics",)],
                          ids=["status", "json", "metrics"])
+@needs_shim
 def test_17_03_status_and_metrics_answer_or_say_out_of_memory(counted, args):
     s, cd = counted
     n = walk(s, cd, ctl_step(s, *args), " ".join(args))
@@ -196,6 +202,7 @@ def reload_over(s):
     return after
 
 
+@needs_shim
 def test_17_04_reload_fails_with_its_reason_and_the_old_generation_serves(counted):
     s, cd = counted
     results = []
@@ -214,6 +221,7 @@ def test_17_04_reload_fails_with_its_reason_and_the_old_generation_serves(counte
     assert st["last_reload"]["ok"] is True
 
 
+@needs_shim
 def test_17_05_sighup_reload_fails_in_the_log_and_serves(counted):
     s, cd = counted
 
@@ -230,6 +238,7 @@ def test_17_05_sighup_reload_fails_in_the_log_and_serves(counted):
     assert st["last_reload"]["ok"] is True
 
 
+@needs_shim
 def test_17_06_workers_command(counted):
     s, cd = counted
 
@@ -251,6 +260,7 @@ def run_failing(args, d, fail, cwd=None):
     return subprocess.run(args, capture_output=True, text=True, env=env, timeout=60, cwd=cwd)
 
 
+@needs_shim
 def test_17_07_check_fails_with_a_message_or_passes(tmp_path):
     (tmp_path / "cfg").mkdir()
     s = FdtServer(tmp_path / "cfg", workers=1, threads=1)
@@ -268,6 +278,7 @@ def test_17_07_check_fails_with_a_message_or_passes(tmp_path):
     raise AssertionError("--check still allocating")
 
 
+@needs_shim
 def test_17_08_signal_command_says_out_of_memory(tmp_path):
     (tmp_path / "cfg").mkdir()
     s = FdtServer(tmp_path / "cfg", workers=1, threads=1)
@@ -276,6 +287,7 @@ def test_17_08_signal_command_says_out_of_memory(tmp_path):
     assert_exit_says(r.returncode, r.stderr, "-s reload")
 
 
+@needs_shim
 def test_17_09_txn_cli_says_out_of_memory(tmp_path):
     (tmp_path / "cfg").mkdir()
     s = FdtServer(tmp_path / "cfg", workers=1, threads=1)
@@ -330,6 +342,7 @@ def upgrade_once(d, n):
         s.stop()
 
 
+@needs_shim
 def test_17_10_upgrade_whose_new_master_fails_keeps_the_old_serving(tmp_path):
     for n in range(1, LIMIT):
         if not upgrade_once(tmp_path / f"u{n}", n):
@@ -338,6 +351,7 @@ def test_17_10_upgrade_whose_new_master_fails_keeps_the_old_serving(tmp_path):
     raise AssertionError("the new master still allocating")
 
 
+@needs_shim
 @pytest.mark.parametrize("call", ["socketpair", "pipe2", "epoll_create1", "signalfd"])
 def test_17_11_descriptor_calls_at_start(tmp_path, call):
     for n in range(1, 20):
@@ -354,3 +368,168 @@ def test_17_11_descriptor_calls_at_start(tmp_path, call):
                 return
         finally:
             s.stop()
+
+
+@needs_shim
+@pytest.mark.parametrize("args", [("status",), ("txn", "list")], ids=["socket", "txn"])
+def test_17_12_fdtctl_says_out_of_memory_for_the_configuration(tmp_path, args):
+    (tmp_path / "cfg").mkdir()
+    s = FdtServer(tmp_path / "cfg", workers=1, threads=1)
+    d = tmp_path / "f"
+    d.mkdir()
+    env = dict(os.environ, **shim_env(d, "alloc@1"), FDT_FAIL_OBJS="/fdtctl:libfdt.so")
+    r = subprocess.run([str(FDTCTL), "-c", str(s.conf_path), *args], capture_output=True,
+                       text=True, env=env, timeout=60)
+    assert failures(d)
+    assert r.returncode == 1 and "fdtctl: cannot read the configuration: out of memory" in \
+        r.stderr, r
+
+
+def test_17_13_upgrade_refused_when_the_socket_names_do_not_fit(make_server):
+    # 64 sockets from systemd (the most a master takes), one of them a listener's and 63
+    # kept unused, with names of 63 characters: more than the 4096 bytes the new master's
+    # environment carries.
+    from sd_util import socket_activate
+    ports = [free_port() for _ in range(64)]
+    s = make_server(start=False, workers=1, threads=1,
+                    listeners={"web": {"address": f"127.0.0.1:{ports[0]}", "protocol": "raw"}})
+    names = ["web"] + [f"n{i:02d}" + "x" * 60 for i in range(1, 64)]
+    socket_activate(s, [f"127.0.0.1:{p}" for p in ports], names=names)
+    c = LineClient(ports[0], timeout=30)
+    try:
+        assert c.call("PING")
+    finally:
+        c.close()
+    s.wait_ready()
+    s.signal(signal.SIGUSR2)
+    s.wait_log("binary upgrade refused: too many listening sockets")
+    c = LineClient(ports[0], timeout=30)
+    try:
+        assert c.call("PING")
+    finally:
+        c.close()
+    assert s.status()["state"] == "running"
+    assert "serves in place of" not in s.log()
+
+
+def test_17_14_a_signal_that_kill_refuses_is_said(make_server):
+    # The pid file where another user can read it; that user may not signal root's master.
+    pub = Path(tempfile.mkdtemp(prefix="fdt17-"))
+    try:
+        pub.chmod(0o755)
+        pid_file = pub / "fdt.pid"
+        s = make_server(workers=1, threads=1, server={"pid_file": str(pid_file)})
+        pid_file.chmod(0o644)
+        r = subprocess.run([str(FDTSERVER), "-s", "reload", "--pid-file", str(pid_file)],
+                           capture_output=True, text=True, timeout=60, user=65534, group=65534)
+        assert r.returncode == 1, r
+        assert f"fdtserver: kill {s.pid}: Operation not permitted" in r.stderr, r
+        assert_serves(s)
+        assert "reloading configuration" not in s.log()
+        s.stop()
+    finally:
+        shutil.rmtree(pub, ignore_errors=True)
+
+
+def test_17_15_sigpipe_to_the_master_is_ignored(make_server):
+    s = make_server(workers=1, threads=1)
+    s.signal(signal.SIGPIPE)
+    s.signal(signal.SIGHUP)  # read after it: the SIGPIPE was read and ignored
+    s.wait_log("reload done")
+    assert_serves(s)
+
+
+def test_17_16_a_new_master_that_cannot_make_the_control_socket_says_so(make_server):
+    s = make_server(workers=1, threads=1)
+    old = s.pid
+    # The control socket's path is a directory that is not empty now: the new master's
+    # rename of its socket onto it fails.
+    s.ctl_path.unlink()
+    s.ctl_path.mkdir()
+    (s.ctl_path / "f").write_text("")
+    s.signal(signal.SIGUSR2)
+    s.wait_log(f"serves in place of master {old}", timeout=30)
+    assert re.search(r"binary upgrade: control socket .*ctl\.sock: Is a directory", s.log())
+    new = int(s.pid_path.read_text())
+    assert new != old
+    assert s.wait_exit() == 0
+    c = s.client()
+    try:
+        assert c.call("PING")
+    finally:
+        c.close()
+    assert not list(s.dir.glob("ctl.sock.*"))  # its own socket file was removed
+    os.kill(new, signal.SIGTERM)
+    wait_for(lambda: not s.pid_path.exists(), 30, what="the new master gone")
+
+
+def test_17_17_status_leaves_out_a_config_path_that_is_not_utf8(make_server):
+    s = make_server(start=False, workers=1, threads=1)
+    s.conf_path = s.dir / os.fsdecode(b"fdt-\xff.ini")
+    s.write_config()
+    s.start()
+    st = s.status()
+    assert "config_file" not in st and st["state"] == "running"
+
+
+def test_17_18_no_control_socket(make_server):
+    s = make_server(start=False, workers=1, threads=1, server={"control_socket": ""})
+    s.start(wait=False)
+    s.wait_log("generation 1 ready")
+    assert not s.ctl_path.exists()
+    c = s.client()
+    try:
+        assert c.call("PING")
+    finally:
+        c.close()
+    assert s.stop() == 0
+
+
+@pytest.mark.parametrize("ini,args,said", [
+    ("[listen.x]\naddress = 127.0.0.1:1\n[app]\nwsgi = .a:b\n", (),
+     "[app] wsgi = '.a:b': expected pkg.module:callable"),
+    ("[listen.x]\naddress = 127.0.0.1:1\n[app]\nwsgi = a-b:c\n", (),
+     "[app] wsgi = 'a-b:c': expected pkg.module:callable"),
+    # A value longer than its field (only --set can give one): the reason is not cut off.
+    # (a port of 1100 digits with leading zeros is a valid address)
+    ("[app]\nmodule = /x.so\n", ("--set", "listen.x.address=127.0.0.1:" + "0" * 1100 + "80"),
+     "[listen.x] address = '127.0.0.1:" + "0" * 54 + "...': too long (at most 1023 bytes)"),
+    ("[app]\nmodule = /x.so\n", ("--set", "listen.x.protocol=" + "p" * 300),
+     "[listen.x] protocol = '" + "p" * 64 + "...': expected"),
+], ids=["wsgi-dot", "wsgi-dash", "too-long", "bad-long"])
+def test_17_19_configuration_errors_say_why(tmp_path, ini, args, said):
+    conf = tmp_path / "c.ini"
+    conf.write_text(ini)
+    r = subprocess.run([str(FDTSERVER), "--check", "-c", str(conf), *args], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 2 and said in r.stderr, r.stderr
+
+
+@needs_shim
+@pytest.mark.parametrize("kind", ["socketpair", "alloc"])
+def test_17_20_a_reload_whose_worker_cannot_be_made_is_freed(tmp_path, kind):
+    # The new generation has no worker: it is freed at once (it was listed for good).
+    cd = Countdown(tmp_path / "countdown")
+    d = tmp_path / "srv"
+    d.mkdir()
+    env = shim_env(d, countdown=cd.path)
+    if kind == "socketpair":
+        env["FDT_FAIL_COUNTDOWN_OF"] = "socketpair:EMFILE"
+    s = FdtServer(d, workers=1, threads=1, env=env)
+    try:
+        s.start()
+        for _ in range(3):
+            # socketpair: its first call; alloc: the 4th allocation (the worker's record)
+            cd.arm(1 if kind == "socketpair" else 4)
+            r = s.ctl("reload", "--wait", check=False)
+            assert cd.left() == 0
+            cd.disarm()
+            assert r.returncode == 1 and "cannot start worker 0: " in r.stderr, r
+            assert [g["id"] for g in s.status()["generations"]] == [1]
+        if kind == "socketpair":
+            assert "socketpair: Too many open files" in s.log()
+        assert_serves(s)
+        s.reload()
+        assert [g["id"] for g in s.status()["generations"]] == [5]
+    finally:
+        s.stop()

@@ -34,6 +34,8 @@
  * many more it would have taken. So one running master walks the allocations of a request
  * or a reload, k = 1, 2, ..., until the count stays above 0. The variable is removed from
  * the environment, so that a new master (binary upgrade) does not share the count.
+ * FDT_FAIL_COUNTDOWN_OF=NAME[:ERRNO] counts the calls of one of the functions below instead
+ * (socketpair:EMFILE; the error is EMFILE when not named).
  *
  * FDT_FAIL_EXEC=SPEC is the FDT_FAIL of a program this one executes (a new master at a binary
  * upgrade), this one's own being FDT_FAIL (or none): the library moves it there at load.
@@ -87,8 +89,10 @@ static char objs[MAX_OBJS][64];
 static int n_objs;
 static char log_path[512];
 static bool is_child;
-static bool armed;                 /* set once the constructor has read the environment */
-static _Atomic int64_t *countdown; /* FDT_FAIL_COUNTDOWN's mapping, or NULL */
+static bool armed;                      /* set once the constructor has read the environment */
+static _Atomic int64_t *countdown;      /* FDT_FAIL_COUNTDOWN's mapping, or NULL */
+static char countdown_of[32] = "alloc"; /* what it counts */
+static int countdown_err = ENOMEM;
 static __thread __attribute__((tls_model("initial-exec"))) int in_shim;
 
 static int errno_named(const char *s, int dflt)
@@ -180,6 +184,14 @@ __attribute__((constructor)) static void failshim_init(void)
     if (cd && *cd) {
         map_countdown(cd);
         unsetenv("FDT_FAIL_COUNTDOWN");
+        const char *of = getenv("FDT_FAIL_COUNTDOWN_OF");
+        if (of && *of) {
+            snprintf(countdown_of, sizeof(countdown_of), "%s", of);
+            char *colon = strchr(countdown_of, ':');
+            if (colon)
+                *colon = '\0';
+            countdown_err = errno_named(colon ? colon + 1 : NULL, EMFILE);
+        }
     }
     const char *spec = getenv("FDT_FAIL");
     char own[1024] = "";
@@ -227,17 +239,19 @@ static void note(const char *what, unsigned long n, const char *obj, unsigned lo
 }
 
 /* Whether this call of `what` fails: counts it when a rule applies here. */
-/* Whether this allocation takes the countdown to 0. */
-static bool countdown_fails(const char *obj, unsigned long off)
+/* Whether this call of `what` takes the countdown to 0. */
+static bool countdown_fails(const char *what, const char *obj, unsigned long off)
 {
-    if (!countdown || is_child)
+    if (!countdown || is_child || strcmp(what, countdown_of) != 0)
         return false;
     int64_t v = atomic_load(countdown);
     while (v > 0) {
         if (atomic_compare_exchange_weak(countdown, &v, v - 1)) {
             if (v != 1)
                 return false;
-            note("alloc countdown", 0, obj, off);
+            char name[48];
+            snprintf(name, sizeof(name), "%s countdown", what);
+            note(name, 0, obj, off);
             return true;
         }
     }
@@ -281,7 +295,7 @@ static bool alloc_fails(void *caller)
                 /* The caller's offset in its object: `addr2line -e OBJ OFF` names the line. */
                 const char *obj = base ? base + 1 : info.dli_fname;
                 unsigned long off = (unsigned long)((char *)caller - (char *)info.dli_fbase) - 1;
-                fail = countdown_fails(obj, off) || should_fail("alloc", &err, obj, off);
+                fail = countdown_fails("alloc", obj, off) || should_fail("alloc", &err, obj, off);
                 break;
             }
         }
@@ -376,6 +390,10 @@ void *aligned_alloc(size_t align, size_t size)
 #define FAIL_OR(name, ret)                                                                         \
     do {                                                                                           \
         int err_;                                                                                  \
+        if (armed && countdown_fails(#name, NULL, 0)) {                                            \
+            errno = countdown_err;                                                                 \
+            return ret;                                                                            \
+        }                                                                                          \
         if (armed && should_fail(#name, &err_, NULL, 0)) {                                         \
             errno = err_;                                                                          \
             return ret;                                                                            \
@@ -442,6 +460,8 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 {
     NEXT(pthread_create);
     int err;
+    if (armed && countdown_fails("pthread_create", NULL, 0))
+        return countdown_err;
     if (armed && should_fail("pthread_create", &err, NULL, 0))
         return err;
     return next_pthread_create(t, attr, fn, arg);
