@@ -485,12 +485,16 @@ static int open_signals_and_poll(struct fdt_master *m)
     for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    m->epfd = epoll_create1(EPOLL_CLOEXEC);
-    m->sb = fdt__scoreboard_new();
-    if (m->sigfd < 0 || m->epfd < 0 || !m->sb) {
+    const char *what = NULL;
+    if ((m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+        what = "signalfd";
+    else if ((m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        what = "epoll_create1";
+    else if (!(m->sb = fdt__scoreboard_new()))
+        what = "the scoreboard (shared memory)";
+    if (what) {
         int rc = -errno;
-        fdt_log(FDT_LOG_ERROR, "start: %s", fdt_strerror(rc));
+        fdt_log(FDT_LOG_ERROR, "cannot start: %s (%s)", fdt_strerror(rc), what);
         return rc;
     }
     m->sig_kind = FDT_POLL_MSIGNAL;

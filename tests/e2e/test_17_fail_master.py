@@ -352,6 +352,19 @@ def test_17_10_upgrade_whose_new_master_fails_keeps_the_old_serving(tmp_path):
 
 
 @needs_shim
+@pytest.mark.parametrize("call,said", [
+    ("signalfd", "cannot start: Cannot allocate memory (signalfd)"),
+    ("epoll_create1", "cannot start: Cannot allocate memory (epoll_create1)"),
+    ("mmap", "cannot start: Cannot allocate memory (the scoreboard (shared memory))"),
+])
+def test_17_21_the_start_says_which_call_failed(tmp_path, call, said):
+    d = tmp_path / "srv"
+    s = start(d, fail=f"{call}@1:ENOMEM")
+    assert s.wait_exit() == 1
+    assert failures(d) and said in s.log(), s.log()
+
+
+@needs_shim
 @pytest.mark.parametrize("call", ["socketpair", "pipe2", "epoll_create1", "signalfd"])
 def test_17_11_descriptor_calls_at_start(tmp_path, call):
     for n in range(1, 20):
@@ -472,11 +485,12 @@ def test_17_17_status_leaves_out_a_config_path_that_is_not_utf8(make_server):
     assert "config_file" not in st and st["state"] == "running"
 
 
-def test_17_18_no_control_socket(make_server):
-    s = make_server(start=False, workers=1, threads=1, server={"control_socket": ""})
+def test_17_18_no_control_socket_and_no_pid_file(make_server):
+    s = make_server(start=False, workers=1, threads=1,
+                    server={"control_socket": "", "pid_file": ""})
     s.start(wait=False)
     s.wait_log("generation 1 ready")
-    assert not s.ctl_path.exists()
+    assert not s.ctl_path.exists() and not s.pid_path.exists()
     c = s.client()
     try:
         assert c.call("PING")
@@ -496,7 +510,9 @@ def test_17_18_no_control_socket(make_server):
      "[listen.x] address = '127.0.0.1:" + "0" * 54 + "...': too long (at most 1023 bytes)"),
     ("[app]\nmodule = /x.so\n", ("--set", "listen.x.protocol=" + "p" * 300),
      "[listen.x] protocol = '" + "p" * 64 + "...': expected"),
-], ids=["wsgi-dot", "wsgi-dash", "too-long", "bad-long"])
+    ("[listen.]\naddress = 127.0.0.1:1\n[app]\nmodule = /x.so\n", (),
+     "[listen.] bad listener name"),
+], ids=["wsgi-dot", "wsgi-dash", "too-long", "bad-long", "no-name"])
 def test_17_19_configuration_errors_say_why(tmp_path, ini, args, said):
     conf = tmp_path / "c.ini"
     conf.write_text(ini)

@@ -487,3 +487,11 @@ int dup(int fd)
     FAIL_OR(dup, -1);
     return next_dup(fd);
 }
+
+/* The C library's own calls (malloc's) do not come through here: only those of the objects. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    NEXT(mmap);
+    FAIL_OR(mmap, MAP_FAILED);
+    return next_mmap(addr, len, prot, flags, fd, off);
+}
