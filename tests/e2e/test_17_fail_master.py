@@ -52,7 +52,7 @@ def start(d, fail=None, countdown=None, **kw):
     opts.update(kw)
     s = FdtServer(d, env=shim_env(d, fail, countdown), **opts)
     s.start(wait=False)
-    wait_for(lambda: s.proc.poll() is not None or "generation 1 ready" in s.log(), 15,
+    wait_for(lambda: s.proc.poll() is not None or "generation 1 ready" in s.log(), 30,
              what="exit or generation 1 ready")
     return s
 
