@@ -87,8 +87,10 @@ static int socket_path(const char *sock, const char *file, char *out, size_t siz
         return 0;
     }
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
-    if (!cfg)
+    if (!cfg) {
+        fprintf(stderr, "fdtctl: cannot read the configuration: out of memory\n");
         return 1;
+    }
     fdt__cfg_init(cfg);
     struct fdt_error err = {0};
     int code = 0;
@@ -183,8 +185,10 @@ static int txn(const struct ctl_args *a, int argc, char **argv)
     }
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     struct fdt_error err = {0};
-    if (!cfg)
+    if (!cfg) {
+        fprintf(stderr, "fdtctl: cannot read the configuration: out of memory\n");
         return 1;
+    }
     fdt__cfg_init(cfg);
     int code;
     if (fdt__cfg_load_file(cfg, path, &err) < 0) {
@@ -308,7 +312,16 @@ static int control(const char *sock, int argc, char **argv)
     }
     int code;
     if (fdt__write_all(fd, req, len) < 0) {
-        fprintf(stderr, "fdtctl: write: %s\n", fdt_strerror(-errno));
+        /* A master that refuses the client says why before it closes: print that. */
+        int rc = -errno;
+        char why[256];
+        ssize_t n = read(fd, why, sizeof(why) - 1);
+        if (n > 0) {
+            why[n] = '\0';
+            fprintf(stderr, "%s%s", why, why[n - 1] == '\n' ? "" : "\n");
+        } else {
+            fprintf(stderr, "fdtctl: write: %s\n", fdt_strerror(rc));
+        }
         code = 1;
     } else {
         code = relay_answer(fd, sock);

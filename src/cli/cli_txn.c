@@ -27,8 +27,10 @@ int fdt_server_txn_main(int argc, char **argv)
         return 2;
     }
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
-    if (!cfg)
+    if (!cfg) {
+        fprintf(stderr, "fdtserver txn: cannot read the configuration: out of memory\n");
         return 1;
+    }
     fdt__cfg_init(cfg);
     struct fdt_error err = {0};
     int code;

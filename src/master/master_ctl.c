@@ -33,6 +33,7 @@ struct fdt_ctl_client {
     char req[CTL_MAX_REQUEST];
     size_t req_len;
     struct fdt_buf out;
+    int out_rc; /* < 0: a part of the answer could not be added (no memory, too long) */
     bool waiting_reload;
     unsigned wait_seq;
     bool answered;
@@ -161,7 +162,11 @@ void fdt__ctl_on_accept(struct fdt_master *m)
         struct fdt_ctl_client *c = n < CTL_MAX_CLIENTS ? calloc(1, sizeof(*c)) : NULL;
         if (!c) {
             static const char busy[] = "ERR too many control clients\n";
-            (void)!send(fd, busy, sizeof(busy) - 1, MSG_NOSIGNAL);
+            static const char oom[] = "ERR out of memory for a control client\n";
+            if (n < CTL_MAX_CLIENTS)
+                fdt_log(FDT_LOG_WARN, "control socket: a client refused: out of memory");
+            const char *why = n < CTL_MAX_CLIENTS ? oom : busy;
+            (void)!send(fd, why, strlen(why), MSG_NOSIGNAL);
             close(fd);
             continue;
         }
@@ -175,6 +180,15 @@ void fdt__ctl_on_accept(struct fdt_master *m)
     }
 }
 
+/* Add n bytes to the answer; a part that cannot be added spoils it (try_flush then sends
+ * an error instead of an answer with a hole). */
+static void put(struct fdt_ctl_client *c, const char *p, size_t n)
+{
+    int rc = fdt__buf_append(&c->out, p, n);
+    if (rc < 0 && c->out_rc == 0)
+        c->out_rc = rc;
+}
+
 static void say(struct fdt_ctl_client *c, const char *fmt, ...) FDT_PRINTF(2, 3);
 static void say(struct fdt_ctl_client *c, const char *fmt, ...)
 {
@@ -184,7 +198,7 @@ static void say(struct fdt_ctl_client *c, const char *fmt, ...)
     int n = vsnprintf(line, sizeof(line), fmt, ap);
     va_end(ap);
     if (n > 0)
-        fdt__buf_append(&c->out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+        put(c, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
 static const char *gen_state_name(enum fdt_gen_state s)
@@ -393,7 +407,7 @@ static void status_json(struct fdt_master *m, struct fdt_ctl_client *c)
         say(c, "ERR cannot write the status: %s\n", fdt_strerror(rc));
     } else {
         status_line(m, c);
-        fdt__buf_append(&c->out, text, len);
+        put(c, text, len);
         say(c, "\n");
     }
     fdt_json_writer_deinit(&w);
@@ -523,6 +537,7 @@ static void handle(struct fdt_master *m, struct fdt_ctl_client *c, char *line)
         int rc = fdt__metrics_render(m->sb, &c->out);
         if (rc < 0) {
             c->out.len = mark; /* drop the partial text: nothing was sent yet */
+            c->out_rc = 0;
             say(c, "ERR cannot render the metrics: %s\n", fdt_strerror(rc));
         }
     } else if (strcmp(argv[0], "workers") == 0 && argc == 2) {
@@ -537,6 +552,17 @@ static void handle(struct fdt_master *m, struct fdt_ctl_client *c, char *line)
 
 static void try_flush(struct fdt_master *m, struct fdt_ctl_client *c)
 {
+    if (c->out_rc < 0 && c->answered) {
+        /* Nothing of the answer was sent yet (it is made whole before the first send): one
+         * short line instead, which an empty unix socket always takes. */
+        char line[160];
+        int n = snprintf(line, sizeof(line), "ERR cannot make the answer: %s\n",
+                         fdt_strerror(c->out_rc));
+        fdt_log(FDT_LOG_WARN, "control socket: %.*s", n - 1, line);
+        (void)!send(c->fd, line, (size_t)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        client_free(m, c);
+        return;
+    }
     while (c->out.len > 0) {
         ssize_t n = send(c->fd, fdt__buf_head(&c->out), c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n > 0) {

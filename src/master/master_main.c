@@ -188,8 +188,10 @@ static int pid_file_of(const struct opts *o, char *path, size_t size, double *gr
 {
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     struct fdt_error err = {0};
-    if (!cfg)
+    if (!cfg) {
+        fprintf(stderr, "fdtserver: cannot read the configuration: out of memory\n");
         return 1;
+    }
     fdt__cfg_init(cfg);
     int code = 0;
     if (o->file && fdt__cfg_load_file(cfg, o->file, &err) < 0) {
@@ -450,8 +452,8 @@ static int run(struct fdt_master *m)
             case FDT_POLL_PREDECESSOR:
                 fdt__upgrade_on_predecessor(m);
                 break;
-            default:
-                break;
+            default:   /* GCOVR_EXCL_LINE: unreachable: the master registers only the kinds above */
+                break; /* GCOVR_EXCL_LINE: unreachable: as above */
             }
         }
         fdt__master_free_dead(m);
@@ -483,12 +485,16 @@ static int open_signals_and_poll(struct fdt_master *m)
     for (size_t i = 0; i < FDT_ARRAY_LEN(sigs); i++)
         sigaddset(&set, sigs[i]);
     sigprocmask(SIG_BLOCK, &set, NULL);
-    m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-    m->epfd = epoll_create1(EPOLL_CLOEXEC);
-    m->sb = fdt__scoreboard_new();
-    if (m->sigfd < 0 || m->epfd < 0 || !m->sb) {
+    const char *what = NULL;
+    if ((m->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+        what = "signalfd";
+    else if ((m->epfd = epoll_create1(EPOLL_CLOEXEC)) < 0)
+        what = "epoll_create1";
+    else if (!(m->sb = fdt__scoreboard_new()))
+        what = "the scoreboard (shared memory)";
+    if (what) {
         int rc = -errno;
-        fdt_log(FDT_LOG_ERROR, "start: %s", fdt_strerror(rc));
+        fdt_log(FDT_LOG_ERROR, "cannot start: %s (%s)", fdt_strerror(rc), what);
         return rc;
     }
     m->sig_kind = FDT_POLL_MSIGNAL;
@@ -554,8 +560,10 @@ static int start_first_generation(struct fdt_master *m)
 {
     const struct fdt_cfg *cfg = m->cfg;
     struct fdt_generation *g = fdt__gen_new(m, m->cfg);
-    if (!g)
+    if (!g) {
+        fdt_log(FDT_LOG_ERROR, "cannot start: the first generation: %s", fdt_strerror(FDT_ENOMEM));
         return FDT_ENOMEM;
+    }
     struct fdt_error err = {0};
     int rc = bind_listeners(m, g, &err);
     /* A master that replaces another (binary upgrade) takes the control socket and the pid
@@ -656,6 +664,7 @@ static int serve(int argc, char **argv, struct fdt_cfg *cfg)
     /* The master's whole state: one struct, owned here and passed down. */
     struct fdt_master *m = calloc(1, sizeof(*m));
     if (!m) {
+        fprintf(stderr, "fdtserver: cannot start: out of memory\n");
         fdt__cfg_deinit(cfg);
         free(cfg);
         return 1;
@@ -691,6 +700,7 @@ static struct fdt_cfg *start_cfg(int argc, char **argv, int *code)
 {
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     if (!cfg) {
+        fprintf(stderr, "fdtserver: cannot read the configuration: out of memory\n");
         *code = 1;
         return NULL;
     }

@@ -97,6 +97,22 @@ static void close_new_listeners(struct fdt_generation *g)
     }
 }
 
+/* Free a generation of this reload that has no worker (none to reap, which frees the others):
+ * its new sockets are closed already. */
+static void drop_generation(struct fdt_master *m, struct fdt_generation *g)
+{
+    struct fdt_generation **pp = &m->gens;
+    while (*pp != g)
+        pp = &(*pp)->next;
+    *pp = g->next;
+    if (m->starting == g)
+        m->starting = NULL;
+    fdt__gen_tls_free(g);
+    fdt__cfg_deinit(g->cfg);
+    free(g->cfg);
+    free(g);
+}
+
 void fdt__master_reload(struct fdt_master *m)
 {
     if (m->stopping)
@@ -115,6 +131,7 @@ void fdt__master_reload(struct fdt_master *m)
     struct fdt_error err = {0};
     struct fdt_cfg *cfg = malloc(sizeof(*cfg));
     if (!cfg) {
+        fdt_log(FDT_LOG_ERROR, "reload failed, old generation keeps serving: out of memory");
         record(m, false, "out of memory");
         return;
     }
@@ -135,6 +152,7 @@ void fdt__master_reload(struct fdt_master *m)
     }
     struct fdt_generation *g = fdt__gen_new(m, cfg);
     if (!g) {
+        fdt_log(FDT_LOG_ERROR, "reload failed, old generation keeps serving: out of memory");
         fdt__cfg_deinit(cfg);
         free(cfg);
         record(m, false, "out of memory");
@@ -147,13 +165,7 @@ void fdt__master_reload(struct fdt_master *m)
         close_new_listeners(g);
         g->state = FDT_GEN_FAILED;
         /* No workers: free it through the normal path. */
-        fdt__strlcpy(g->fail_reason, msg, sizeof(g->fail_reason));
-        m->starting = NULL;
-        m->gens = g->next; /* fdt__gen_new put it first */
-        fdt__gen_tls_free(g);
-        fdt__cfg_deinit(g->cfg);
-        free(g->cfg);
-        free(g);
+        drop_generation(m, g);
         record(m, false, msg);
         return;
     }
@@ -166,6 +178,8 @@ void fdt__master_reload(struct fdt_master *m)
             char why[160];
             snprintf(why, sizeof(why), "cannot start worker %d: %s", i, fdt_strerror(rc));
             fdt__master_gen_failed(m, g, why);
+            if (g->n_workers == 0)
+                drop_generation(m, g); /* else freed when its last worker is reaped */
             return;
         }
     }

@@ -21,9 +21,26 @@
  * In a forked child the counts start again from zero (pthread_atfork). A process started
  * with exec (a new master) loads the library again and counts as a "master".
  *
- * FDT_FAIL_LOG=PATH appends a line per failure made ("pid 123 alloc #3 (libfdt.so.0)"), so
+ * FDT_FAIL_LOG=PATH appends a line per failure made ("pid 123 alloc #3 (libfdt.so.0) at
+ * +0x1a2b3", the offset of the call in that object, for `addr2line -e OBJ -f -i 0x1a2b3`), so
  * that a test knows its failure happened (and when n is past the last allocation, that
  * nothing failed: a walk over n ends there).
+ *
+ * FDT_FAIL_COUNTDOWN=PATH (a file of 8 bytes, a native int64) arms the master's allocations
+ * from outside while it runs: the file is mapped shared, and each allocation counted in the
+ * master (not in its children) takes one from a positive count; the one that takes it to 0
+ * fails (and is logged as "countdown"). A test writes k there, makes the master do
+ * something, and reads it back: 0 when the k-th allocation from then on failed, else how
+ * many more it would have taken. So one running master walks the allocations of a request
+ * or a reload, k = 1, 2, ..., until the count stays above 0. The variable is removed from
+ * the environment, so that a new master (binary upgrade) does not share the count.
+ * FDT_FAIL_COUNTDOWN_OF=NAME[:ERRNO] counts the calls of one of the functions below instead
+ * (socketpair:EMFILE; the error is EMFILE when not named).
+ *
+ * FDT_FAIL_EXEC=SPEC is the FDT_FAIL of a program this one executes (a new master at a binary
+ * upgrade), this one's own being FDT_FAIL (or none): the library moves it there at load.
+ *
+ * Nothing fails once the process calls exit (gcov writes its counters then).
  *
  * Test code only: never built into the server, and not usable under ASan or TSan, whose
  * runtimes must come first (the tests skip there). */
@@ -40,6 +57,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/mman.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -71,7 +89,10 @@ static char objs[MAX_OBJS][64];
 static int n_objs;
 static char log_path[512];
 static bool is_child;
-static bool armed; /* set once the constructor has read the environment */
+static bool armed;                      /* set once the constructor has read the environment */
+static _Atomic int64_t *countdown;      /* FDT_FAIL_COUNTDOWN's mapping, or NULL */
+static char countdown_of[32] = "alloc"; /* what it counts */
+static int countdown_err = ENOMEM;
 static __thread __attribute__((tls_model("initial-exec"))) int in_shim;
 
 static int errno_named(const char *s, int dflt)
@@ -136,10 +157,53 @@ static void parse_rules(const char *spec)
     }
 }
 
+static void map_countdown(const char *path)
+{
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    if (fd < 0)
+        return;
+    void *p = mmap(NULL, sizeof(int64_t), PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p != MAP_FAILED)
+        countdown = p;
+}
+
+/* Nothing fails once the process exits: gcov writes the coverage counters then, from a
+ * handler of its own registered with atexit by the objects' constructors (and allocates in
+ * our objects in a coverage build: it would crash on a failed allocation). Handlers run last
+ * registered first, so this one is registered at the first allocation of our code, after
+ * the constructors. */
+static void stop_at_exit(void)
+{
+    armed = false;
+}
+
 __attribute__((constructor)) static void failshim_init(void)
 {
+    const char *cd = getenv("FDT_FAIL_COUNTDOWN");
+    if (cd && *cd) {
+        map_countdown(cd);
+        unsetenv("FDT_FAIL_COUNTDOWN");
+        const char *of = getenv("FDT_FAIL_COUNTDOWN_OF");
+        if (of && *of) {
+            snprintf(countdown_of, sizeof(countdown_of), "%s", of);
+            char *colon = strchr(countdown_of, ':');
+            if (colon)
+                *colon = '\0';
+            countdown_err = errno_named(colon ? colon + 1 : NULL, EMFILE);
+        }
+    }
     const char *spec = getenv("FDT_FAIL");
-    if (!spec || !*spec)
+    char own[1024] = "";
+    if (spec)
+        snprintf(own, sizeof(own), "%s", spec);
+    spec = own;
+    const char *next = getenv("FDT_FAIL_EXEC");
+    if (next) {
+        setenv("FDT_FAIL", next, 1);
+        unsetenv("FDT_FAIL_EXEC");
+    }
+    if (!*spec && !countdown)
         return;
     parse_rules(spec);
     const char *o = getenv("FDT_FAIL_OBJS");
@@ -158,13 +222,15 @@ __attribute__((constructor)) static void failshim_init(void)
     armed = true;
 }
 
-static void note(const char *what, unsigned long n, const char *obj)
+static void note(const char *what, unsigned long n, const char *obj, unsigned long off)
 {
     if (!log_path[0])
         return;
     char line[256];
-    int len = snprintf(line, sizeof(line), "pid %d %s #%lu (%s)\n", (int)getpid(), what, n,
-                       obj ? obj : "-");
+    int len = off ? snprintf(line, sizeof(line), "pid %d %s #%lu (%s) at +0x%lx\n", (int)getpid(),
+                             what, n, obj ? obj : "-", off)
+                  : snprintf(line, sizeof(line), "pid %d %s #%lu (%s)\n", (int)getpid(), what, n,
+                             obj ? obj : "-");
     int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) {
         (void)!write(fd, line, (size_t)len);
@@ -173,7 +239,26 @@ static void note(const char *what, unsigned long n, const char *obj)
 }
 
 /* Whether this call of `what` fails: counts it when a rule applies here. */
-static bool should_fail(const char *what, int *err, const char *obj)
+/* Whether this call of `what` takes the countdown to 0. */
+static bool countdown_fails(const char *what, const char *obj, unsigned long off)
+{
+    if (!countdown || is_child || strcmp(what, countdown_of) != 0)
+        return false;
+    int64_t v = atomic_load(countdown);
+    while (v > 0) {
+        if (atomic_compare_exchange_weak(countdown, &v, v - 1)) {
+            if (v != 1)
+                return false;
+            char name[48];
+            snprintf(name, sizeof(name), "%s countdown", what);
+            note(name, 0, obj, off);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool should_fail(const char *what, int *err, const char *obj, unsigned long off)
 {
     for (int i = 0; i < n_rules; i++) {
         struct rule *r = &rules[i];
@@ -184,7 +269,7 @@ static bool should_fail(const char *what, int *err, const char *obj)
         unsigned long k = atomic_fetch_add(&r->calls, 1) + 1;
         if (k == r->n || (r->sticky && k > r->n)) {
             *err = r->err;
-            note(what, k, obj);
+            note(what, k, obj, off);
             return true;
         }
     }
@@ -197,6 +282,9 @@ static bool alloc_fails(void *caller)
     if (!armed || in_shim)
         return false;
     in_shim++;
+    static atomic_bool exit_hooked;
+    if (!atomic_exchange(&exit_hooked, true))
+        atexit(stop_at_exit);
     bool fail = false;
     Dl_info info;
     if (dladdr(caller, &info) && info.dli_fname) {
@@ -204,7 +292,10 @@ static bool alloc_fails(void *caller)
             if (strstr(info.dli_fname, objs[i])) {
                 int err;
                 const char *base = strrchr(info.dli_fname, '/');
-                fail = should_fail("alloc", &err, base ? base + 1 : info.dli_fname);
+                /* The caller's offset in its object: `addr2line -e OBJ OFF` names the line. */
+                const char *obj = base ? base + 1 : info.dli_fname;
+                unsigned long off = (unsigned long)((char *)caller - (char *)info.dli_fbase) - 1;
+                fail = countdown_fails("alloc", obj, off) || should_fail("alloc", &err, obj, off);
                 break;
             }
         }
@@ -299,7 +390,11 @@ void *aligned_alloc(size_t align, size_t size)
 #define FAIL_OR(name, ret)                                                                         \
     do {                                                                                           \
         int err_;                                                                                  \
-        if (armed && should_fail(#name, &err_, NULL)) {                                            \
+        if (armed && countdown_fails(#name, NULL, 0)) {                                            \
+            errno = countdown_err;                                                                 \
+            return ret;                                                                            \
+        }                                                                                          \
+        if (armed && should_fail(#name, &err_, NULL, 0)) {                                         \
             errno = err_;                                                                          \
             return ret;                                                                            \
         }                                                                                          \
@@ -365,7 +460,9 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
 {
     NEXT(pthread_create);
     int err;
-    if (armed && should_fail("pthread_create", &err, NULL))
+    if (armed && countdown_fails("pthread_create", NULL, 0))
+        return countdown_err;
+    if (armed && should_fail("pthread_create", &err, NULL, 0))
         return err;
     return next_pthread_create(t, attr, fn, arg);
 }
@@ -453,4 +550,12 @@ void __gcov_dump(void)
     }
     if (next_dump)
         next_dump();
+}
+
+/* The C library's own calls (malloc's) do not come through here: only those of the objects. */
+void *mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+    NEXT(mmap);
+    FAIL_OR(mmap, MAP_FAILED);
+    return next_mmap(addr, len, prot, flags, fd, off);
 }
