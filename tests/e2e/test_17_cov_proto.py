@@ -255,3 +255,62 @@ def test_17_11_python_jsonrpc_out_of_memory(make_server):
     assert not any("cannot be encoded" in m or "too large" in m for m in messages
                    if "response too large" not in m), seen
     assert ("start", True) in seen, seen
+
+
+def test_17_20_python_host_refuses_misuse(make_server, tmp_path):
+    # Wrong arguments and misuse of the fdt module, wsgi.input, wsgi.errors, file_wrapper
+    # and start_response: each an exception the application can catch, with a message
+    # that names the call; the worker goes on.
+    from test_16_cov_python import txn_server
+    s = txn_server(make_server, tmp_path, wsgi="covpyproto:application")
+    pid = s.worker_pids()
+    c = Client(s.port)
+    r = c.request("POST", "/misuse", body=b"one\ntwo\nthree\n")
+    assert r.status == 200, r.body
+    # A Connection header other than close is not the application's to send.
+    assert r.header("Connection") is None and r.header("Keep-Alive") is not None
+    got = json.loads(r.body)
+    want = [
+        "TypeError: query() argument 1 must be str, not int",
+        "UnicodeEncodeError: ",
+        "TransactionStateError: the savepoint was released",
+        "",
+        "RuntimeError: TransactionStateError: no fdtserver transaction here",
+        "TypeError: function takes exactly 2 arguments (1 given)",
+        "TypeError: file_wrapper() missing required argument 'filelike' (pos 1)",
+        "TypeError: 'str' object cannot be interpreted as an integer",
+        "TypeError: 'str' object cannot be interpreted as an integer",
+        "TypeError: 'int' object is not iterable",
+        "ValueError: from the generator",
+        "TypeError: start_response() missing required argument 'status' (pos 1)",
+    ]
+    for i, (g, w) in enumerate(zip(got, want)):
+        assert g.startswith(w), (i, g, w)
+    assert got[3] != "no error" and "savepoint" in got[3].lower(), got[3]
+    assert got[len(want)] == ["one\n"], got
+    r = c.request("GET", "/late")
+    assert r.status == 200 and r.body.startswith(b"head sent\nTypeError: "), r.body
+    c.close()
+    # A '%' not followed by two hex digits never reaches the application.
+    r = Client(s.port).request("GET", "/x%zz")
+    assert r.status == 400 and b"The path is malformed" in r.body
+    assert s.worker_pids() == pid
+
+
+def test_17_21_wsgi_app_without_python_path(make_server):
+    # No [python] path: the application comes from the standard library.
+    s = py_server(make_server, wsgi="wsgiref.simple_server:demo_app", path="", start=False)
+    s.write_config()
+    text = s.conf_path.read_text().replace("path = \n", "")
+    s.conf_path.write_text(text)
+    s.start(wait=False)
+    s.wait_ready()
+    r = exchange(s.port, build("GET", "/"))
+    assert r[0].status == 200 and r[0].body.startswith(b"Hello world!"), r[0].body[:100]
+
+
+def test_17_03_hello_views_refuse_more_than_one_subpath_segment(make_server):
+    from http_util import get, hello_server
+    s = hello_server(make_server)
+    r = get(s.port, "/sleep/1/2")
+    assert r.status == 400 and b"Expected /sleep/MILLISECONDS." in r.body
