@@ -86,6 +86,21 @@ static int v_long_error(struct fdt_http_request *req, struct fdt_http_resource *
     return fdt_http_error(req, 500, msg);
 }
 
+/* The same big head with no body: the body's write is of 0 bytes. */
+static int v_big_head_no_body(struct fdt_http_request *req, struct fdt_http_resource *ctx)
+{
+    (void)ctx;
+    char value[1001];
+    memset(value, 'v', sizeof(value) - 1);
+    value[sizeof(value) - 1] = '\0';
+    for (int i = 0; i < 20; i++) {
+        char name[16];
+        snprintf(name, sizeof(name), "X-Big-%d", i);
+        assert_int_equal(fdt_http_set_header(req, name, value), 0);
+    }
+    return fdt_http_respond(req, 204, NULL, NULL, 0);
+}
+
 static int v_plain(struct fdt_http_request *req, struct fdt_http_resource *ctx)
 {
     (void)ctx;
@@ -97,6 +112,7 @@ static const struct fdt_http_view api_views[] = {
     {.type = &t_root, .name = "api", .method = "GET", .fn = v_api},
     {.type = &t_root, .name = "reason", .method = "GET", .fn = v_reason_nomem},
     {.type = &t_root, .name = "big", .method = "GET", .fn = v_big_head},
+    {.type = &t_root, .name = "big204", .method = "GET", .fn = v_big_head_no_body},
     {.type = &t_root, .name = "longerror", .method = "GET", .fn = v_long_error},
     {.type = &t_root,
      .name = "stream",
@@ -253,6 +269,67 @@ static void test_absolute_https_target(void **state)
     harness_deinit(&h);
 }
 
+static void test_big_head_without_body(void **state)
+{
+    (void)state;
+    struct harness h;
+    const char *out = run(&h, "GET /big204 HTTP/1.1\r\nHost: a\r\n\r\n");
+    assert_int_equal(strncmp(out, "HTTP/1.1 204 No Content\r\n", 25), 0);
+    assert_non_null(strstr(out, "X-Big-19: vvv"));
+    assert_int_equal(strcmp(out + strlen(out) - 4, "\r\n\r\n"), 0);
+    harness_deinit(&h);
+}
+
+/* llhttp refuses these before the head is finished (http_parse.c keeps its own checks). */
+static void test_control_bytes_in_the_target(void **state)
+{
+    (void)state;
+    static const char *const reqs[] = {
+        "GET /a\x7f HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET /a\x01b HTTP/1.1\r\nHost: a\r\n\r\n",
+        "GET  HTTP/1.1\r\nHost: a\r\n\r\n",
+    };
+    for (size_t i = 0; i < sizeof(reqs) / sizeof(reqs[0]); i++) {
+        struct harness h;
+        assert_int_equal(strncmp(run(&h, reqs[i]), "HTTP/1.1 400 Bad Request\r\n", 26), 0);
+        harness_deinit(&h);
+    }
+}
+
+/* Header values of every length with each allocation failing in turn: among them the one
+ * where the head buffer is full just before a value's terminating NUL. */
+static void test_header_value_end_out_of_memory(void **state)
+{
+    (void)state;
+    char req[1024], value[600];
+    for (size_t len = 1; len < sizeof(value); len++) {
+        memset(value, 'v', len);
+        value[len] = '\0';
+        snprintf(req, sizeof(req), "GET /twice HTTP/1.1\r\nHost: a\r\nX-V: %s\r\n\r\n", value);
+        for (unsigned n = 1;; n++) {
+            struct harness h;
+            harness_init(&h, 8192, 1 << 20);
+            h.srv.app = &api_app;
+            size_t room;
+            int rc;
+            assert_non_null(fdt__buf_reserve(&h.out, 65536, &room, &rc));
+            assert_non_null(fdt__buf_reserve(&h.in, 8192, &room, &rc));
+            alloc_fault_arm(n, false);
+            harness_send_str(&h, req);
+            bool hit = alloc_fault_hit();
+            alloc_fault_disarm();
+            const char *out = harness_out(&h);
+            if (!hit) {
+                assert_int_equal(strncmp(out, "HTTP/1.1 200 ", 13), 0);
+                harness_deinit(&h);
+                break;
+            }
+            assert_int_equal(strncmp(out, "HTTP/1.1 503 ", 13), 0);
+            harness_deinit(&h);
+        }
+    }
+}
+
 static void test_server_new_refusals(void **state)
 {
     (void)state;
@@ -299,6 +376,9 @@ int main(void)
         cmocka_unit_test(test_long_error_message_is_cut),
         cmocka_unit_test(test_absolute_https_target),
         cmocka_unit_test(test_server_new_refusals),
+        cmocka_unit_test(test_big_head_without_body),
+        cmocka_unit_test(test_control_bytes_in_the_target),
+        cmocka_unit_test(test_header_value_end_out_of_memory),
         cmocka_unit_test(test_access_log_line_in_one_byte),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
