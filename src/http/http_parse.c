@@ -319,7 +319,8 @@ int fdt__http_request_finish_head(struct fdt_http_request *req)
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)t[i];
         if (ch <= 0x20 || ch == 0x7f)
-            return 400;
+            return 400; /* GCOVR_EXCL_LINE: unreachable with llhttp 8: it refuses these bytes in
+                           the target first (test_http_api_cov); kept for another parser */
     }
     const char *p = t;
     const char *end = t + n;
@@ -353,6 +354,7 @@ int fdt__http_request_finish_head(struct fdt_http_request *req)
     if (!req->path || !req->query)
         return 503;
     if (n == 0)
-        return 400;
+        return 400; /* GCOVR_EXCL_LINE: unreachable with llhttp 8: it refuses an empty target
+                       first (test_http_api_cov); kept for another parser */
     return 0;
 }

@@ -297,8 +297,12 @@ static int send_head(struct fdt_http_request *req, int status, const char *conte
         return rc < 0 ? rc : out_write(req, body, len);
     }
     char *big = malloc(hlen);
-    if (!big)
+    if (!big) {
+        /* Nothing went out: the view may answer otherwise, or the framework does (without
+         * this the request counted as answered and the client waited for nothing). */
+        req->status = 0;
         return FDT_ENOMEM;
+    }
     format_head(req, big, hlen, status, content_type, content_length);
     int rc = out_write(req, big, hlen);
     free(big);
