@@ -283,6 +283,14 @@ static bool overflow(struct fdt_conn *c)
     return linger;
 }
 
+/* The rest of a request cannot be kept: the connection closes (the client sees its
+ * request unanswered, the log says why). */
+static bool input_nomem(struct fdt_conn *c)
+{
+    fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for input: closing", (unsigned long long)c->id);
+    return false;
+}
+
 /* Each application thread reads into its own buffer; only bytes the protocol leaves
  * unconsumed (a partial request) are copied into the connection's buffer. Idle
  * connections thus hold no input memory at all. */
@@ -327,8 +335,10 @@ static bool read_and_dispatch(struct fdt_conn *c)
         } else {
             int rc;
             p = fdt__buf_reserve(&c->in, READ_CHUNK, &room, &rc);
+            if (!p && rc == FDT_ELIMIT)
+                return overflow(c);
             if (!p)
-                return rc == FDT_ELIMIT ? overflow(c) : false;
+                return input_nomem(c);
         }
         ssize_t n = conn_recv(c, p, room);
         if (n > 0) {
@@ -345,7 +355,7 @@ static bool read_and_dispatch(struct fdt_conn *c)
                     if (rest >= c->in.max)
                         return overflow(c);
                     if (fdt__buf_append(&c->in, p + used, rest) < 0)
-                        return false;
+                        return input_nomem(c);
                 }
             } else {
                 fdt__buf_commit(&c->in, (size_t)n);
@@ -823,11 +833,14 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
         }
         if (!wait) {
             rc = out_append(c, p, len);
-            if (rc < 0) {
+            if (rc == FDT_ELIMIT)
                 fdt_log(FDT_LOG_WARN, "conn=%llu output over max_output (%zu bytes): closing",
                         (unsigned long long)c->id, c->out.max);
+            else if (rc < 0)
+                fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for output: closing",
+                        (unsigned long long)c->id);
+            if (rc < 0)
                 c->dead = true;
-            }
             break;
         }
         size_t room = room_locked(c, &full);
@@ -835,6 +848,9 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
             size_t n = room < len ? room : len;
             rc = out_append(c, p, n);
             if (rc < 0) {
+                /* n fits under max_output: only memory can fail here */
+                fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for output: closing",
+                        (unsigned long long)c->id);
                 c->dead = true;
                 break;
             }

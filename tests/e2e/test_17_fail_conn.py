@@ -1,0 +1,259 @@
+"""The connection layer (src/conn/conn.c) when the system calls under it fail: recv and send
+interrupted, refused for now (EAGAIN) or failing for good, epoll_ctl failing when a
+connection is armed again, and a writer on another thread (the line application's LATER)
+meeting those. tests/shim/failshim.so fails the n-th call in the worker (`/child`); each
+test asserts what the client sees (its answer, or a clean close without one) and that the
+worker goes on serving the next client (the same process: it did not crash).
+
+Counting: with one worker of one thread and one client at a time, a PING of the line
+application is one recv (the line) and one send (PONG); the n-th call is the n-th of the
+worker, whatever thread makes it. An errno the shim has no name for is given as its number
+(EPIPE 32, ECONNRESET 104)."""
+import socket
+import ssl
+
+import pytest
+
+from fdt import BUILD
+from test_50_tls import pki, tls_listener  # noqa: F401 (pki: a fixture)
+
+SHIM = BUILD / "tests" / "shim" / "failshim.so"
+EPIPE = 32
+ECONNRESET = 104
+
+pytestmark = pytest.mark.skipif(not SHIM.exists(),
+                                reason="failshim.so is not built (sanitizer build)")
+
+
+def failing_server(make_server, tmp_path, spec, threads=1, **kw):
+    """A server of one worker whose worker fails the calls `spec` names (FDT_FAIL); its
+    fail log says which failures were made."""
+    log = tmp_path / f"fail-{len(list(tmp_path.glob('fail-*.log')))}.log"
+    log.touch()
+    s = make_server(workers=1, threads=threads,
+                    env={"LD_PRELOAD": str(SHIM), "FDT_FAIL": spec, "FDT_FAIL_LOG": str(log)},
+                    **kw)
+    s.fail_log = log
+    return s
+
+
+def failures(s):
+    return [line.split(" ", 2)[2] for line in s.fail_log.read_text().splitlines()]
+
+
+def serves_on(s, pids, expected_error=None):
+    """The same worker answers a new client: the failure cost one connection at most, and
+    the log has no error but the one expected."""
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    assert c.call("ECHO still here") == "still here"
+    c.close()
+    assert s.worker_pids() == pids
+    errors = [line for line in s.log().splitlines() if " ERROR " in line]
+    assert all(expected_error and expected_error in line for line in errors), errors
+
+
+def closed_without_answer(c):
+    """The server closed the connection (a FIN or a reset) and sent nothing."""
+    c.sock.settimeout(10)
+    try:
+        return c.sock.recv(100) == b""
+    except ConnectionResetError:
+        return True
+
+
+def test_17_01_recv_interrupted_is_retried(make_server, tmp_path):
+    s = failing_server(make_server, tmp_path, "recv@1:EINTR/child")
+    pids = s.worker_pids()
+    c = s.client()
+    assert c.call("PING") == "PONG"  # the interrupted read was made again
+    assert failures(s) == ["recv #1 (-)"]
+    serves_on(s, pids)
+    assert c.call("PING") == "PONG"
+
+
+def test_17_02_recv_failing_closes_that_connection_only(make_server, tmp_path):
+    s = failing_server(make_server, tmp_path, f"recv@1:{ECONNRESET}/child")
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("PING\n")
+    assert closed_without_answer(c)
+    assert failures(s) == ["recv #1 (-)"]
+    serves_on(s, pids)
+
+
+@pytest.mark.parametrize("spec", [
+    "send@1:EINTR/child",  # interrupted: sent again at once
+    "send@1:EAGAIN/child",  # the socket takes nothing now: buffered, flushed after the run
+    "send@1:EAGAIN/child,send@1:EINTR/child",  # ... and that flush is interrupted
+    "send@1:EAGAIN/child,send@1:EAGAIN/child",  # ... and waits for EPOLLOUT
+])
+def test_17_03_a_send_that_is_interrupted_or_refused_for_now_still_answers(
+        make_server, tmp_path, spec):
+    s = failing_server(make_server, tmp_path, spec)
+    pids = s.worker_pids()
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    assert len(failures(s)) == spec.count(",") + 1
+    assert c.call("ECHO again") == "again"
+    serves_on(s, pids)
+
+
+@pytest.mark.parametrize("spec", [
+    f"send@1:{EPIPE}/child",  # the answer's own send fails
+    f"send@1:EAGAIN/child,send@1:{EPIPE}/child",  # buffered; flushing it fails
+])
+def test_17_04_a_send_that_fails_closes_that_connection_only(make_server, tmp_path, spec):
+    s = failing_server(make_server, tmp_path, spec)
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("PING\n")
+    assert closed_without_answer(c)
+    assert len(failures(s)) == spec.count(",") + 1
+    serves_on(s, pids)
+
+
+def test_17_05_epoll_ctl_failing_when_a_connection_is_armed_again(make_server, tmp_path):
+    """The worker makes 5 epoll_ctl calls while it starts (signals, channel, wake-up,
+    run queue, listener: one listener, one thread); the 6th adds the first connection after
+    its first request (defer_accept: the worker accepts it only once the request is there,
+    so that the first run answers it before it arms the connection). It fails: the answer
+    already went out, the connection closes with the reason in the log, and the next
+    connection is served."""
+    s = failing_server(make_server, tmp_path, "epoll_ctl@6:ENOMEM/child", start=False)
+    s.listeners["main"]["defer_accept"] = 5
+    s.write_config()
+    s.start()
+    pids = s.worker_pids()
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    assert c.closed_by_server()
+    assert failures(s) == ["epoll_ctl #6 (-)"]
+    s.wait_log("conn=1 epoll_ctl: Cannot allocate memory")
+    serves_on(s, pids, "conn=1 epoll_ctl: ")
+
+
+def test_17_06_a_writer_on_another_thread_whose_output_waits(make_server, tmp_path):
+    """LATER: the connection sits armed in epoll (for input) when another thread writes;
+    the socket takes nothing at that moment, so the bytes are buffered and the connection
+    is armed again for output: the loop sends them, then the close follows."""
+    s = failing_server(make_server, tmp_path, "send@1:EAGAIN/child", threads=2)
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("LATER 200 written later\n")
+    assert c.readline() == "written later"
+    assert c.closed_by_server()
+    assert failures(s) == ["send #1 (-)"]
+    serves_on(s, pids)
+
+
+def test_17_07_a_writer_on_another_thread_whose_send_fails(make_server, tmp_path):
+    """The other thread's write finds the socket broken: the connection is dead, and since
+    it sits armed (no thread runs it), the writer hands it to the loop to close."""
+    s = failing_server(make_server, tmp_path, f"send@1:{EPIPE}/child", threads=2)
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("LATER 200 never arrives\n")
+    assert closed_without_answer(c)
+    assert failures(s) == ["send #1 (-)"]
+    serves_on(s, pids)
+
+
+# Allocations: the worker makes 4 allocations of its own code before it is ready (one
+# thread); the 5th is the first connection, the 6th and 7th the buffers that connection
+# needs first (input kept for later, output the socket did not take).
+
+
+def test_17_08_no_memory_for_a_new_connection(make_server, tmp_path):
+    s = failing_server(make_server, tmp_path, "alloc@5/child")
+    pids = s.worker_pids()
+    c = s.client()
+    c.sock.settimeout(10)
+    try:
+        c.send("PING\n")
+    except (BrokenPipeError, ConnectionResetError):
+        pass
+    assert closed_without_answer(c)
+    assert failures(s) == ["alloc #5 (libfdt.so.0)"]
+    s.wait_log("out of memory: connection dropped")
+    serves_on(s, pids, "out of memory: connection dropped")
+
+
+def body_request(n):
+    """BODY n and its n bytes in one send: the worker reads 16 KiB at a time, so a body
+    over that is kept in the connection's input buffer until the rest arrives."""
+    return b"BODY %d\n" % n + bytes(i % 256 for i in range(n))
+
+
+@pytest.mark.parametrize("n", [6, 7])
+def test_17_09_no_memory_to_keep_a_partial_request(make_server, tmp_path, n):
+    """The 6th allocation keeps the part of the request the application has not taken
+    yet, the 7th grows that buffer to read the rest. Either failing closes the connection
+    with the reason in the log (it closed silently before)."""
+    s = failing_server(make_server, tmp_path, f"alloc@{n}/child", start=False)
+    s.listeners["main"]["defer_accept"] = 5  # accepted with its request there
+    s.write_config()
+    s.start()
+    pids = s.worker_pids()
+    c = s.client()
+    c.send(body_request(20000))
+    assert closed_without_answer(c)
+    assert failures(s) == [f"alloc #{n} (libfdt.so.0)"]
+    s.wait_log("conn=1 out of memory for input: closing")
+    c = s.client()
+    c.send(body_request(20000))
+    assert c.readline() == f"GOT 20000 {sum(i % 256 for i in range(20000))}"
+    serves_on(s, pids)
+
+
+def test_17_10_no_memory_for_output_the_socket_did_not_take(make_server, tmp_path):
+    """The socket takes nothing of the answer (EAGAIN) and the buffer for it cannot be
+    allocated: the connection closes, and the log says so (it said "output over
+    max_output" before, which was not the case)."""
+    s = failing_server(make_server, tmp_path, "send@1:EAGAIN/child,alloc@6/child")
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("PING\n")
+    assert closed_without_answer(c)
+    assert sorted(failures(s)) == ["alloc #6 (libfdt.so.0)", "send #1 (-)"]
+    s.wait_log("conn=1 out of memory for output: closing")
+    assert "max_output" not in s.log()
+    serves_on(s, pids)
+
+
+def tls_line_server(make_server, tmp_path, pki, spec, objs=None):
+    """The line application over TLS (raw protocol), one worker of one thread, failing
+    `spec`; objs: FDT_FAIL_OBJS (whose allocations count)."""
+    s = failing_server(make_server, tmp_path, spec, start=False)
+    if objs:
+        s.env["FDT_FAIL_OBJS"] = objs
+    s.listeners = {"main": tls_listener(pki, s.port, protocol="raw")}
+    s.write_config()
+    s.start()
+    return s
+
+
+def tls_call(s, pki, line):
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", s.port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+            c.sendall(line.encode() + b"\n")
+            return c.recv(100).decode()
+
+
+@pytest.mark.parametrize("spec,objs,made", [
+    ("alloc@6/child", None, "alloc #6 (libfdt.so.0)"),  # our TLS session (after the conn)
+    ("alloc@1/child", "libcrypto", "alloc #1 (libcrypto.so.3)"),  # OpenSSL's (SSL_new)
+])
+def test_17_11_no_memory_for_a_tls_session(make_server, tmp_path, pki, spec, objs, made):
+    """A TLS connection whose session cannot be made is dropped before its handshake (the
+    client sees the connection closed), with the reason in the log; the next one is
+    served."""
+    s = tls_line_server(make_server, tmp_path, pki, spec, objs)
+    pids = s.worker_pids()
+    with pytest.raises((ssl.SSLError, ConnectionError)):
+        tls_call(s, pki, "PING")
+    assert failures(s) == [made]
+    s.wait_log("out of memory: connection dropped")
+    assert tls_call(s, pki, "PING") == "PONG\n"
+    assert s.worker_pids() == pids
