@@ -15,6 +15,7 @@ import ssl
 import pytest
 
 from fdt import BUILD
+from http_util import HELLO
 from test_50_tls import pki, tls_listener  # noqa: F401 (pki: a fixture)
 
 SHIM = BUILD / "tests" / "shim" / "failshim.so"
@@ -256,4 +257,56 @@ def test_17_11_no_memory_for_a_tls_session(make_server, tmp_path, pki, spec, obj
     assert failures(s) == [made]
     s.wait_log("out of memory: connection dropped")
     assert tls_call(s, pki, "PING") == "PONG\n"
+    assert s.worker_pids() == pids
+
+
+def http_hello_server(make_server, tmp_path, spec):
+    s = failing_server(make_server, tmp_path, spec, app=HELLO, start=False)
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    return s
+
+
+def post_echo_after_continue(s, body=b"hello"):
+    """POST /echo with Expect: 100-continue: the body goes only once the server asked for it,
+    so the worker reads it with a recv of its own (the head's was the first). Returns what
+    the server sent after the 100 Continue, or None when it reset the connection (which
+    discards the 100 Continue the client had not read yet)."""
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c.sendall(b"POST /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\n"
+              b"Content-Length: %d\r\nConnection: close\r\n\r\n" % len(body))
+    got = b""
+    try:
+        while b"\r\n\r\n" not in got:
+            chunk = c.recv(1000)
+            assert chunk, got
+            got += chunk
+        assert got.startswith(b"HTTP/1.1 100 Continue\r\n\r\n"), got
+        rest = got[len(b"HTTP/1.1 100 Continue\r\n\r\n"):]
+        c.sendall(body)
+        while chunk := c.recv(65536):
+            rest += chunk
+    except (ConnectionResetError, BrokenPipeError):
+        return None
+    finally:
+        c.close()
+    return rest
+
+
+def test_17_12_a_request_body_read_interrupted_or_failing(make_server, tmp_path):
+    """The view reads the body after the head (fdt__conn_read_wait): its recv interrupted is
+    made again and the answer comes; its recv failing ends the connection without one."""
+    s = http_hello_server(make_server, tmp_path, "recv@2:EINTR/child")
+    pids = s.worker_pids()
+    answer = post_echo_after_continue(s)
+    assert answer.startswith(b"HTTP/1.1 200") and answer.endswith(b"hello"), answer
+    assert failures(s) == ["recv #2 (-)"]
+    assert post_echo_after_continue(s, b"again").endswith(b"again")
+    assert s.worker_pids() == pids
+    s = http_hello_server(make_server, tmp_path, f"recv@2:{ECONNRESET}/child")
+    pids = s.worker_pids()
+    assert post_echo_after_continue(s) in (b"", None)  # closed, or reset: no answer
+    assert failures(s) == ["recv #2 (-)"]
+    assert post_echo_after_continue(s, b"again").endswith(b"again")
     assert s.worker_pids() == pids
