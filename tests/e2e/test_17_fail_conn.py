@@ -22,19 +22,33 @@ SHIM = BUILD / "tests" / "shim" / "failshim.so"
 EPIPE = 32
 ECONNRESET = 104
 
-pytestmark = pytest.mark.skipif(not SHIM.exists(),
-                                reason="failshim.so is not built (sanitizer build)")
 
 
 def failing_server(make_server, tmp_path, spec, threads=1, **kw):
     """A server of one worker whose worker fails the calls `spec` names (FDT_FAIL); its
-    fail log says which failures were made."""
+    fail log says which failures were made. Skips the test in a sanitizer build (no
+    failshim.so there)."""
+    if not SHIM.exists():
+        pytest.skip("failshim.so is not built (sanitizer build)")
     log = tmp_path / f"fail-{len(list(tmp_path.glob('fail-*.log')))}.log"
     log.touch()
     s = make_server(workers=1, threads=threads,
                     env={"LD_PRELOAD": str(SHIM), "FDT_FAIL": spec, "FDT_FAIL_LOG": str(log)},
                     **kw)
     s.fail_log = log
+    return s
+
+
+def deferred(s):
+    """Starts s with its listener deferring the accept until the client's first bytes are
+    there, so that the connection's first run reads the request and its first arm (an
+    EPOLL_CTL_ADD, which reports what is already true) comes after the answer. An answer
+    the shim refused twice (EAGAIN, with room in the socket in truth) is then reported
+    writable by that ADD; on a connection already in epoll no edge would come, as no
+    buffer ever filled."""
+    s.listeners["main"]["defer_accept"] = 5
+    s.write_config()
+    s.start()
     return s
 
 
@@ -91,7 +105,7 @@ def test_17_02_recv_failing_closes_that_connection_only(make_server, tmp_path):
 ])
 def test_17_03_a_send_that_is_interrupted_or_refused_for_now_still_answers(
         make_server, tmp_path, spec):
-    s = failing_server(make_server, tmp_path, spec)
+    s = deferred(failing_server(make_server, tmp_path, spec, start=False))
     pids = s.worker_pids()
     c = s.client()
     assert c.call("PING") == "PONG"
@@ -103,9 +117,11 @@ def test_17_03_a_send_that_is_interrupted_or_refused_for_now_still_answers(
 @pytest.mark.parametrize("spec", [
     f"send@1:{EPIPE}/child",  # the answer's own send fails
     f"send@1:EAGAIN/child,send@1:{EPIPE}/child",  # buffered; flushing it fails
+    # buffered, not taken at the end of the run either; flushing on EPOLLOUT fails
+    f"send@1:EAGAIN/child,send@1:EAGAIN/child,send@1:{EPIPE}/child",
 ])
 def test_17_04_a_send_that_fails_closes_that_connection_only(make_server, tmp_path, spec):
-    s = failing_server(make_server, tmp_path, spec)
+    s = deferred(failing_server(make_server, tmp_path, spec, start=False))
     pids = s.worker_pids()
     c = s.client()
     c.send("PING\n")
@@ -121,10 +137,7 @@ def test_17_05_epoll_ctl_failing_when_a_connection_is_armed_again(make_server, t
     so that the first run answers it before it arms the connection). It fails: the answer
     already went out, the connection closes with the reason in the log, and the next
     connection is served."""
-    s = failing_server(make_server, tmp_path, "epoll_ctl@6:ENOMEM/child", start=False)
-    s.listeners["main"]["defer_accept"] = 5
-    s.write_config()
-    s.start()
+    s = deferred(failing_server(make_server, tmp_path, "epoll_ctl@6:ENOMEM/child", start=False))
     pids = s.worker_pids()
     c = s.client()
     assert c.call("PING") == "PONG"
@@ -191,10 +204,7 @@ def test_17_09_no_memory_to_keep_a_partial_request(make_server, tmp_path, n):
     """The 6th allocation keeps the part of the request the application has not taken
     yet, the 7th grows that buffer to read the rest. Either failing closes the connection
     with the reason in the log (it closed silently before)."""
-    s = failing_server(make_server, tmp_path, f"alloc@{n}/child", start=False)
-    s.listeners["main"]["defer_accept"] = 5  # accepted with its request there
-    s.write_config()
-    s.start()
+    s = deferred(failing_server(make_server, tmp_path, f"alloc@{n}/child", start=False))
     pids = s.worker_pids()
     c = s.client()
     c.send(body_request(20000))
@@ -263,9 +273,7 @@ def test_17_11_no_memory_for_a_tls_session(make_server, tmp_path, pki, spec, obj
 def http_hello_server(make_server, tmp_path, spec):
     s = failing_server(make_server, tmp_path, spec, app=HELLO, start=False)
     s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
-    s.write_config()
-    s.start()
-    return s
+    return deferred(s)  # the head comes with the accept: recv #1 reads it
 
 
 def post_echo_after_continue(s, body=b"hello"):
@@ -295,8 +303,9 @@ def post_echo_after_continue(s, body=b"hello"):
 
 
 def test_17_12_a_request_body_read_interrupted_or_failing(make_server, tmp_path):
-    """The view reads the body after the head (fdt__conn_read_wait): its recv interrupted is
-    made again and the answer comes; its recv failing ends the connection without one."""
+    """The body comes after the head, in a read of its own (the second recv of the worker):
+    interrupted, it is made again and the answer comes; failing, it ends the connection
+    without one."""
     s = http_hello_server(make_server, tmp_path, "recv@2:EINTR/child")
     pids = s.worker_pids()
     answer = post_echo_after_continue(s)
@@ -309,4 +318,79 @@ def test_17_12_a_request_body_read_interrupted_or_failing(make_server, tmp_path)
     assert post_echo_after_continue(s) in (b"", None)  # closed, or reset: no answer
     assert failures(s) == ["recv #2 (-)"]
     assert post_echo_after_continue(s, b"again").endswith(b"again")
+    assert s.worker_pids() == pids
+
+
+# The input side without failures: what the application refuses, and what does not fit.
+
+
+def test_17_13_a_line_the_application_refuses_closes_the_connection(make_server):
+    """A line over lineapp's 4 KiB: on_data answers and returns -1, the connection closes;
+    read at once (one read) and after a first part was kept (the kept part is offered again
+    with the rest). The worker serves on."""
+    s = make_server(workers=1, threads=1)
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("ECHO " + "x" * 5000 + "\n")
+    assert c.readline() == "ERR line too long"
+    assert c.closed_by_server()
+    c = s.client()
+    c.send("PING\n" + "x" * 3000)  # one send: the worker reads PING and keeps the rest
+    assert c.readline() == "PONG"
+    c.send("x" * 2000 + "\n")
+    assert c.readline() == "ERR line too long"
+    assert c.closed_by_server()
+    serves_on(s, pids)
+
+
+def test_17_14_input_over_max_input_after_a_kept_part(make_server):
+    """max_input 8 KiB: a partial line of 5000 bytes is kept; the next read fills the
+    buffer without a line end: the application's on_overflow answers, the connection
+    closes."""
+    s = make_server(workers=1, threads=1, server={"max_input": "8k"})
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("PING\n" + "x" * 5000)
+    assert c.readline() == "PONG"
+    c.send("x" * 5000)
+    assert c.readline() == "ERR line too long"
+    assert c.closed_by_server()
+    serves_on(s, pids)
+
+
+def test_17_15_an_application_that_claims_more_than_it_was_given(make_server):
+    """on_data returning more than the bytes it was offered is taken as "all of them": the
+    rest of that read is dropped, the connection goes on."""
+    s = make_server(workers=1, threads=1)
+    pids = s.worker_pids()
+    c = s.client()
+    c.send("GREEDY\nPING\n")
+    assert c.readline() == "GREEDY"
+    assert c.call("ECHO after") == "after"  # the PING went with GREEDY's claim
+    serves_on(s, pids)
+
+
+def test_17_16_tls_output_the_socket_does_not_take_and_no_memory(make_server, tmp_path, pki):
+    """Over TLS a record the socket did not take must be offered again, so it goes into the
+    output buffer; when that buffer cannot be allocated (the 7th allocation: connection,
+    session, then this one) the connection closes with the reason in the log. (It went on
+    before, without those bytes, and later output broke the session.)"""
+    s = tls_line_server(make_server, tmp_path, pki, "alloc@7/child")
+    pids = s.worker_pids()
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=10)
+    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    n = 32 << 20
+    c.sendall(b"FLOOD %d\n" % n)  # more than the sockets hold, not read until the server gave up
+    s.wait_log("conn=1 out of memory for output: closing")
+    assert failures(s) == ["alloc #7 (libfdt.so.0)"]
+    got = bytearray()
+    try:
+        while chunk := c.recv(1 << 20):
+            got += chunk
+    except (ssl.SSLError, ConnectionError):
+        pass
+    c.close()
+    assert 0 < len(got) < n and b"FLOODED" not in got
+    assert tls_call(s, pki, "PING") == "PONG\n"
     assert s.worker_pids() == pids

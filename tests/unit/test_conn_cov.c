@@ -289,6 +289,8 @@ static void test_read_wait(void **state)
     /* The thread was marked as waiting for its client meanwhile, and busy again after. */
     assert_true(atomic_load(&busy) > 1234);
     fdt__conn_thread_busy(NULL);
+    assert_int_equal(fdt__conn_read_wait(p.c, buf, sizeof(buf), false, fdt__now_ms() + 20),
+                     FDT_ETIMEDOUT);
     assert_int_equal(fdt__conn_read_wait(p.c, buf, sizeof(buf), false, fdt__now_ms() - 1),
                      FDT_ETIMEDOUT);
     /* A peek leaves the bytes for the read. */
@@ -321,6 +323,181 @@ static void test_read_wait(void **state)
     close_pair(&p);
 }
 
+/* A writer waiting for its client gives up when another thread closes the connection. */
+static void *closer_main(void *arg)
+{
+    struct fdt_conn *c = arg;
+    struct timespec ts = {0, 50000000};
+    nanosleep(&ts, NULL);
+    fdt_conn_close(c);
+    return NULL;
+}
+
+static void test_write_wait_ends_when_another_thread_closes(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 65536, 0, 60000);
+    unsigned char *data = pattern(1 << 20);
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, closer_main, p.c), 0);
+    assert_int_equal(fdt__conn_write_wait(p.c, data, 1 << 20), FDT_ECLOSED);
+    pthread_join(t, NULL);
+    assert_true(p.c->closing);
+    free(data);
+    close_pair(&p);
+}
+
+static void test_collected_output_to_a_closed_peer(void **state)
+{
+    (void)state;
+    struct pair p;
+    /* Collected up to FDT_CONN_CORK_MAX, then sent: the peer is gone, the connection dies. */
+    open_pair(&p, 1 << 20, 0, 0);
+    close(p.peer);
+    p.peer = -1;
+    fdt__conn_cork(p.c);
+    static char big[FDT_CONN_CORK_MAX];
+    memset(big, 'x', sizeof(big));
+    assert_int_equal(fdt__conn_write_wait(p.c, big, sizeof(big)), FDT_ECLOSED);
+    assert_true(p.c->dead);
+    close_pair(&p);
+    /* Collected, and sent at uncork. */
+    open_pair(&p, 1 << 20, 0, 0);
+    close(p.peer);
+    p.peer = -1;
+    fdt__conn_cork(p.c);
+    assert_int_equal(fdt_conn_write(p.c, "abc", 3), 0);
+    fdt__conn_uncork(p.c);
+    assert_true(p.c->dead);
+    close_pair(&p);
+}
+
+/* A connection with a TLS session whose handshake is not done (the session is never
+ * touched on these paths: a stand-in pointer). */
+static char t_fake_tls;
+
+static void fake_tls(struct pair *p, bool on)
+{
+    p->c->tls = on ? (struct fdt_tls *)(void *)&t_fake_tls : NULL;
+}
+
+static void test_tls_output_before_the_handshake_waits(void **state)
+{
+    (void)state;
+    struct pair p;
+    open_pair(&p, 65536, 0, 0);
+    fake_tls(&p, true);
+    /* Nothing goes out before the handshake: the bytes wait in the output buffer. */
+    assert_int_equal(fdt_conn_write(p.c, "abc", 3), 0);
+    assert_int_equal(p.c->out.len, 3);
+    fake_tls(&p, false);
+    close_pair(&p);
+    /* ... and when that buffer cannot be allocated, the connection is closed: the bytes
+     * TLS was offered cannot be offered again. */
+    open_pair(&p, 65536, 0, 0);
+    fake_tls(&p, true);
+    alloc_fault_arm(1, false);
+    int rc = fdt_conn_write(p.c, "abc", 3);
+    assert_true(alloc_fault_hit());
+    alloc_fault_disarm();
+    assert_int_equal(rc, FDT_ENOMEM);
+    assert_true(p.c->dead);
+    assert_int_equal(p.c->out.len, 0);
+    fake_tls(&p, false);
+    close_pair(&p);
+}
+
+static void test_tls_file_in_blocks_failures(void **state)
+{
+    (void)state;
+    struct pair p;
+    int fd = temp_file(100);
+    /* No memory for the block buffer. */
+    open_pair(&p, 65536, 0, 0);
+    fake_tls(&p, true);
+    alloc_fault_arm(1, false);
+    int rc = fdt__conn_sendfile_wait(p.c, fd, 0, 10);
+    alloc_fault_disarm();
+    assert_int_equal(rc, FDT_ENOMEM);
+    fake_tls(&p, false);
+    close_pair(&p);
+    /* The file ends before the promised length. */
+    open_pair(&p, 65536, 0, 0);
+    fake_tls(&p, true);
+    assert_int_equal(fdt__conn_sendfile_wait(p.c, fd, 100, 10), FDT_EPROTO);
+    assert_true(p.c->dead);
+    fake_tls(&p, false);
+    close_pair(&p);
+    /* Not a file. */
+    open_pair(&p, 65536, 0, 0);
+    fake_tls(&p, true);
+    assert_int_equal(fdt__conn_sendfile_wait(p.c, -1, 0, 10), -EBADF);
+    assert_true(p.c->dead);
+    fake_tls(&p, false);
+    close_pair(&p);
+    close(fd);
+}
+
+static int t_handoff_rc;
+static int t_handoffs;
+static int t_released;
+
+static int t_handoff(struct fdt_conn_loop *loop, struct fdt_conn *c)
+{
+    (void)loop;
+    (void)c;
+    t_handoffs++;
+    return t_handoff_rc;
+}
+
+static void t_release(struct fdt_conn_loop *loop, struct fdt_conn *c)
+{
+    (void)loop;
+    t_released++;
+    fdt__conn_destroy(c);
+}
+
+static void test_run_edges(void **state)
+{
+    (void)state;
+    struct pair p;
+    /* A transaction timeout for a connection without a transaction: nothing to roll back,
+     * the connection is armed again. */
+    open_pair(&p, 65536, 0, 0);
+    t_loop.transaction_timeout_ms = 1;
+    p.c->running = true;
+    p.c->pending = FDT_EV_TXN_TIMEOUT;
+    fdt__conn_run(p.c);
+    assert_true(p.c->armed && !p.c->closed && !p.c->running);
+    close_pair(&p);
+
+    /* Retiring for a successor: an idle connection goes on there, or, when the hand-over
+     * fails, is just closed. */
+    static struct fdt_proto handoff_proto = {.name = "test", .handoff = true};
+    for (int i = 0; i < 2; i++) {
+        open_pair(&p, 65536, 0, 0);
+        p.c->proto = &handoff_proto;
+        t_loop.handoff = t_handoff;
+        t_loop.release = t_release;
+        atomic_store(&t_loop.draining, true);
+        atomic_store(&t_loop.retiring, true);
+        atomic_store(&t_open, 1);
+        t_handoff_rc = i == 0 ? 0 : FDT_ECLOSED;
+        t_handoffs = t_released = 0;
+        p.c->served = true;
+        p.c->running = true;
+        p.c->pending = FDT_EV_DRAIN;
+        fdt__conn_run(p.c); /* tears down and releases the connection */
+        assert_int_equal(t_handoffs, 1);
+        assert_int_equal(t_released, 1);
+        assert_int_equal(atomic_load(&t_loop.handed_off), i == 0 ? 1 : 0);
+        assert_int_equal(atomic_load(&t_open), 0);
+        close(p.peer);
+        close(t_loop.epfd);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -330,6 +507,11 @@ int main(void)
         cmocka_unit_test(test_sendfile_after_buffered_output),
         cmocka_unit_test(test_sendfile_failures),
         cmocka_unit_test(test_read_wait),
+        cmocka_unit_test(test_write_wait_ends_when_another_thread_closes),
+        cmocka_unit_test(test_collected_output_to_a_closed_peer),
+        cmocka_unit_test(test_tls_output_before_the_handshake_waits),
+        cmocka_unit_test(test_tls_file_in_blocks_failures),
+        cmocka_unit_test(test_run_edges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
