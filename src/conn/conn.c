@@ -384,8 +384,6 @@ static bool read_and_dispatch(struct fdt_conn *c)
         }
         if (n == 0) {
             c->eof = true;
-            if (c->in.len > 0 && c->proto->eof)
-                c->proto->eof(c, fdt__buf_head(&c->in), c->in.len);
             return false;
         }
         if (errno == EINTR)
