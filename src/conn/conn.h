@@ -67,8 +67,6 @@ struct fdt_proto {
     long (*data)(struct fdt_conn *c, const char *buf, size_t len);
     /* The input buffer is full and nothing was consumed. */
     void (*overflow)(struct fdt_conn *c);
-    /* The peer closed its side (EOF) with unconsumed bytes left. May be NULL. */
-    void (*eof)(struct fdt_conn *c, const char *buf, size_t len);
     /* The connection is gone. */
     void (*close)(struct fdt_conn *c);
     /* The deadline set with fdt__conn_set_deadline() passed (e.g. a client too slow to send

@@ -16,6 +16,8 @@
  *   FLOOD n       -> n bytes (byte i is i mod 251) written at once with fdt_conn_write, which
  *                    buffers what the client does not take; over max_output it closes
  *                    -> then "FLOODED n rc" if every write was taken
+ *   GREEDY        -> GREEDY, and on_data claims more bytes than it was given (what else came
+ *                    with the line is dropped: the server must not read past its buffer)
  *   TXN BEGIN [GTRID_HEX]  begin a root (or, with a gtrid, participant) transaction
  *   SQL RESOURCE STATEMENT run a statement in the connection's transaction -> OK rows
  *   TXN COMMIT | VOTE | FINISH | ABORT | STATE | SAVEPOINT n | ROLLBACKTO n | RELEASE n
@@ -405,6 +407,10 @@ static long line_data(struct fdt_conn *c, const char *data, size_t len)
         line[llen] = '\0';
         const char *rest = nl + 1;
         size_t rest_len = len - (size_t)(rest - data);
+        if (strcmp(line, "GREEDY") == 0) {
+            reply(c, "GREEDY");
+            return (long)len + 1000;
+        }
         size_t body_used;
         long need = command(c, line, rest, rest_len, &body_used);
         if (need > 0)

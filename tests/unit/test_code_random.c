@@ -506,6 +506,34 @@ static void test_fork_drops_state(void **state)
     assert_string_not_equal(parent_code, child_code);
 }
 
+/* All one bits first, then zeros: with v = m - 1 every draw from the ones is rejected (v is
+ * in the top slice [q * n, m)), so the sampler loops until the zeros arrive; the code is
+ * still valid, and took more than the one 64-byte buffer a 6-digit code needs. */
+static int ones_calls;
+
+static ssize_t source_ones_then_zero(void *buf, size_t len, unsigned int flags)
+{
+    (void)flags;
+    memset(buf, ones_calls++ == 0 ? 0xff : 0, len);
+    return (ssize_t)len;
+}
+
+static void test_rejections_loop_until_accepted(void **state)
+{
+    (void)state;
+    char out[FDT_CODE_MAX_DIGITS + 1];
+    fdt__code_state_reset();
+    fdt__code_set_source(source_ones_then_zero);
+    ones_calls = 0;
+    uint64_t before = fdt__code_bytes_drawn();
+    assert_int_equal(fdt_random_code(out, sizeof(out), 6), 0);
+    assert_true(code_valid(out, 6));
+    assert_true(fdt__code_bytes_drawn() - before > 64);
+    assert_true(ones_calls >= 2);
+    fdt__code_set_source(NULL);
+    fdt__code_state_reset();
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -519,6 +547,7 @@ int main(void)
         cmocka_unit_test(test_source_failure),
         cmocka_unit_test(test_source_eintr_short_reads),
         cmocka_unit_test(test_known_answer_zero_source),
+        cmocka_unit_test(test_rejections_loop_until_accepted),
         cmocka_unit_test(test_fork_drops_state),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -142,6 +142,28 @@ static void test_draining_and_a_full_buffer(void **state)
     fdt__scoreboard_free(sb);
 }
 
+/* In-doubt transactions: the largest count any live worker saw, and the oldest age. */
+static void test_in_doubt_gauges(void **state)
+{
+    (void)state;
+    struct fdt_scoreboard *sb = fdt__scoreboard_new();
+    assert_non_null(sb);
+    int a = fdt__scoreboard_claim(sb, 1, 0, 1);
+    int b = fdt__scoreboard_claim(sb, 1, 1, 1);
+    assert_true(a >= 0 && b >= 0);
+    atomic_store(&sb->slots[a].pid, 5001);
+    atomic_store(&sb->slots[b].pid, 5002);
+    atomic_store(&sb->slots[a].txn_in_doubt, 2);
+    atomic_store(&sb->slots[a].txn_in_doubt_oldest_ms, 2500);
+    atomic_store(&sb->slots[b].txn_in_doubt, 3);
+    atomic_store(&sb->slots[b].txn_in_doubt_oldest_ms, 1500);
+    char *t = render(sb);
+    has(t, "fdt_transactions_in_doubt 3");
+    has(t, "fdt_transactions_in_doubt_oldest_seconds 2.5");
+    free(t);
+    fdt__scoreboard_free(sb);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -149,6 +171,7 @@ int main(void)
         cmocka_unit_test(test_fold_keeps_totals),
         cmocka_unit_test(test_json_string),
         cmocka_unit_test(test_draining_and_a_full_buffer),
+        cmocka_unit_test(test_in_doubt_gauges),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

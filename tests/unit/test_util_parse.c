@@ -62,6 +62,8 @@ static void test_parse_bool_double(void **state)
     assert_true(d == 1.5);
     assert_int_equal(fdt__parse_double("nan", 0, 10, &d), FDT_EINVAL);
     assert_int_equal(fdt__parse_double("11", 0, 10, &d), FDT_EINVAL);
+    assert_int_equal(fdt__parse_double("", 0, 10, &d), FDT_EINVAL);
+    assert_int_equal(fdt__parse_double(NULL, 0, 10, &d), FDT_EINVAL);
 }
 
 static void test_strerror(void **state)
@@ -74,6 +76,10 @@ static void test_strerror(void **state)
     char small[4];
     assert_int_equal(fdt__strlcpy(small, "abcdef", sizeof(small)), FDT_ELIMIT);
     assert_string_equal(small, "abc");
+    /* No room at all: nothing written. */
+    small[0] = 'z';
+    assert_int_equal(fdt__strlcpy(small, "abc", 0), FDT_ELIMIT);
+    assert_int_equal(small[0], 'z');
 }
 
 int main(void)
