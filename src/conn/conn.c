@@ -324,9 +324,14 @@ static bool tls_pending(struct fdt_conn *c)
     return pending;
 }
 
-/* Read what the socket has and feed it to the protocol. Returns false to close now. */
-static bool read_and_dispatch(struct fdt_conn *c)
+/* Read what the socket has and feed it to the protocol. Returns false to close now. ev is
+ * what epoll reported: when it includes the peer's end (a FIN or a reset that came with the
+ * last bytes, before this thread read them), a short read does not prove the socket empty,
+ * since no further edge will ever come for it; reading goes on until recv says EOF or
+ * EAGAIN. */
+static bool read_and_dispatch(struct fdt_conn *c, uint32_t ev)
 {
+    bool ended = ev & (EPOLLRDHUP | EPOLLHUP | EPOLLERR);
     c->drained = false;
     for (;;) {
         char *p;
@@ -376,7 +381,7 @@ static bool read_and_dispatch(struct fdt_conn *c)
             pthread_mutex_unlock(&c->lock);
             if (stop)
                 return true;
-            if ((size_t)n < room && !tls_pending(c)) {
+            if ((size_t)n < room && !ended && !tls_pending(c)) {
                 c->drained = true; /* took all the socket had */
                 return true;
             }
@@ -552,7 +557,7 @@ void fdt__conn_run(struct fdt_conn *c)
         }
         if (!dead && !c->lingering &&
             (ev & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | FDT_EV_DRAIN))) {
-            if (!read_and_dispatch(c))
+            if (!read_and_dispatch(c, ev))
                 dead = true;
         }
         if (!dead && (ev & FDT_EV_TIMEOUT) && c->opened) {

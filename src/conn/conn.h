@@ -11,7 +11,9 @@
  *  - How it sits in epoll: a TLS connection is armed once per run (EPOLLONESHOT: OpenSSL
  *    may hold input epoll cannot see). A plain one stays registered edge-triggered
  *    (EPOLLET, for input, output and hang-up): every arrival after an event was taken is
- *    reported again, so a runner that last found the socket empty (`drained`) and wants
+ *    reported again, so a runner that last found the socket empty (`drained`: a read that
+ *    returned EAGAIN, or a short one when the event did not already carry the client's
+ *    FIN or reset, which never comes twice) and wants
  *    the same events need not touch epoll between requests (one system call less per
  *    request); otherwise it is modified, which reports what is already there.
  *  - Only the loop thread frees a connection, after its last reference is dropped.

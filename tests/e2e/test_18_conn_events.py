@@ -10,6 +10,8 @@ Each answer is checked, and the connection must still answer the next request.""
 import socket
 import time
 
+from fdt import LineClient, wait_for
+
 from test_40_python import py_server
 
 HELLO = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
@@ -106,3 +108,34 @@ def test_18_02_a_request_sent_while_the_previous_runs_is_answered_after_it(make_
             assert f.readline() == b"after-%d\n" % i
         sock.sendall(b"PING\n")
         assert f.readline() == b"PONG\n"
+
+
+def test_18_03_the_clients_end_that_came_with_its_last_bytes_closes_the_connection(make_server):
+    """A FIN or a reset that arrives together with a client's last bytes, before any thread
+    reads them, is reported once (edge-triggered): the read that takes the bytes must go on
+    to the end, or the connection would sit open until idle_timeout (60 s here). The one
+    thread is kept busy so that everything arrives before it reads."""
+    s = make_server(workers=1, threads=1)
+    (pid,) = s.worker_pids()
+    kept = LineClient(s.port)  # served once, then idle in the epoll set
+    assert kept.call("PING") == "PONG"
+    busy = LineClient(s.port)
+    busy.send("SLEEP 400\n")
+    time.sleep(0.1)  # the thread sleeps now
+    fresh = LineClient(s.port)  # a new connection whose bytes and reset come together
+    fresh.send("BODY 100000\nabc")  # promises more than it sends
+    fresh.sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+    fresh.close()
+    half = LineClient(s.port)  # a new connection: a request, then the client's FIN
+    half.send("PING\n")
+    half.sock.shutdown(socket.SHUT_WR)
+    kept.send("PING\n")  # the idle keep-alive connection: a request, then the FIN
+    kept.sock.shutdown(socket.SHUT_WR)
+    assert busy.readline() == "SLEPT 400"
+    for c in (half, kept):
+        assert c.readline() == "PONG"
+        assert c.closed_by_server()
+    busy.close()
+    # The server's own bound is idle_timeout (60 s): well inside it, all are closed.
+    wait_for(lambda: s.workers()[0]["connections_open"] == 0, what="all closed")
+    assert s.worker_pids() == [pid]
