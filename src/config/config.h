@@ -80,6 +80,7 @@ struct fdt_cfg {
     /* [server] */
     int workers; /* 0 means: number of CPUs, resolved by fdt__cfg_finish */
     int threads;
+    int pollers;
     double graceful_timeout;
     double worker_timeout;
     double ready_timeout;

@@ -49,6 +49,11 @@ const struct fdt__cfg_key fdt__cfg_keys[] = {
      .def.i = 0, .doc = "Worker processes."},
     {SERVER(threads), .type = FDT__CFG_INT, .min = 1, .max = FDT_MAX_THREADS, .def.i = 8,
      .doc = "Application threads in each worker."},
+    {SERVER(pollers), .type = FDT__CFG_INT, .min = 0, .max = FDT_MAX_THREADS, .def.i = 1,
+     .doc = "Application threads of a worker that wait for ready connections at once; the "
+            "others wait their turn, which comes when one of these blocks (on its client or "
+            "a database) or runs one connection for 2 ms. Fewer sleeping pollers: fewer "
+            "wake-ups per request. 0: every thread polls."},
     {SERVER(graceful_timeout), .type = FDT__CFG_DOUBLE, .min = 0.001, .max = DAY, .def.d = 30,
      .doc = "A stopping worker waits this long for work in flight, then cuts it off."},
     {SERVER(worker_timeout), .type = FDT__CFG_DOUBLE, .min = 0.001, .max = DAY, .def.d = 30,

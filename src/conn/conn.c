@@ -773,8 +773,24 @@ void fdt__conn_thread_busy(_Atomic int64_t *busy)
     t_busy = busy;
 }
 
+static _Thread_local void (*t_on_block)(void *);
+static _Thread_local void *t_on_block_arg;
+
+void fdt__conn_thread_on_block(void (*fn)(void *), void *arg)
+{
+    t_on_block = fn;
+    t_on_block_arg = arg;
+}
+
+static void about_to_block(void)
+{
+    if (t_on_block)
+        t_on_block(t_on_block_arg);
+}
+
 int64_t fdt__conn_client_wait_begin(void)
 {
+    about_to_block();
     if (!t_busy)
         return 0;
     int64_t was = atomic_load(t_busy);
@@ -934,6 +950,7 @@ void fdt__conn_flush(struct fdt_conn *c)
 static void holder_before_wait(struct fdt_txn_holder *h)
 {
     struct fdt_conn *c = (struct fdt_conn *)((char *)h - offsetof(struct fdt_conn, th));
+    about_to_block();
     pthread_mutex_lock(&c->lock);
     if (c->corked)
         flush_collected_locked(c);

@@ -269,6 +269,11 @@ int fdt__conn_write_wait(struct fdt_conn *c, const void *buf, size_t len);
  * never "stuck") and returns what it held, and fdt__conn_client_wait_end(that value), which
  * starts the count again from now. */
 void fdt__conn_thread_busy(_Atomic int64_t *busy);
+/* A function the calling application thread wants called, with arg, each time it is about
+ * to block: on its client (fdt__conn_client_wait_begin) or on a database (the transaction
+ * holder's before_wait). The worker gives up its turn to poll there (worker_gate.c). Set
+ * once by each application thread; NULL: nothing. */
+void fdt__conn_thread_on_block(void (*fn)(void *), void *arg);
 int64_t fdt__conn_client_wait_begin(void);
 void fdt__conn_client_wait_end(int64_t was);
 /* Read up to len bytes the client sent into buf (peek: leave them in the socket, to be read

@@ -56,6 +56,26 @@ struct fdt_run_queue {
     int kind; /* FDT_POLL_QUEUE */
 };
 
+/* The pollers' gate (worker_gate.c): which application threads may wait on the
+ * connections' epoll set now. */
+struct fdt_poll_gate {
+    int tokens;       /* [server] pollers, fewer than the threads; 0: no gate */
+    unsigned threads; /* application threads */
+    pthread_mutex_t lock;
+    pthread_cond_t cond; /* parked threads wait here for a token */
+    int active;          /* tokens held; guarded by lock */
+    bool stop;           /* the threads are stopping: nobody parks; guarded by lock */
+    _Atomic int parked;
+    _Atomic bool *holds;      /* per thread: it holds a token */
+    _Atomic bool loop_asleep; /* the loop thread does not watch: wake it (wakefd) to */
+    /* Wide open: most requests block (a database), every thread polls (see worker_gate.c). */
+    _Atomic bool wide;
+    _Atomic uint64_t blocks; /* times an application thread was about to block */
+    /* Loop thread only: the last look at the mix of requests and blocks. */
+    int64_t mix_ms;
+    uint64_t mix_requests, mix_blocks;
+};
+
 struct fdt_worker {
     const struct fdt_cfg *cfg;
     struct fdt_slot *slot;
@@ -84,6 +104,7 @@ struct fdt_worker {
     int n_listeners;
 
     struct fdt_run_queue rq;
+    struct fdt_poll_gate gate;
     pthread_t *threads;
     int n_threads_started;
 
@@ -174,6 +195,29 @@ void fdt__worker_registry_add(struct fdt_worker *w, struct fdt_conn *c);
 void fdt__worker_registry_remove(struct fdt_worker *w, struct fdt_conn *c);
 /* Make every application thread finish its current work and exit (any thread). */
 void fdt__worker_stop_threads(struct fdt_worker *w);
+/* The pollers' gate (worker_gate.c). Set up with the threads' count (-1: out of memory). */
+int fdt__gate_init(struct fdt_poll_gate *g, int pollers, unsigned threads);
+/* Application thread `index`, before it polls: wait for a token unless it holds one. */
+void fdt__gate_enter(struct fdt_worker *w, unsigned index);
+/* It starts running a connection (its busy_since word is set). */
+void fdt__gate_running(struct fdt_worker *w);
+/* Thread `index` gives its token up (any thread): a parked one polls in its place. */
+void fdt__gate_release(struct fdt_poll_gate *g, unsigned index);
+/* Thread `index` is about to block (its client, a database): counts it, and gives up. */
+void fdt__gate_block(struct fdt_poll_gate *g, unsigned index);
+/* The threads stop: nobody parks any more. */
+void fdt__gate_stop(struct fdt_poll_gate *g);
+/* Loop thread, before it sleeps: take tokens from threads that ran one connection for
+ * GATE_WATCH_MS while others are parked; returns the timeout to sleep (timeout, or less
+ * while it must watch). fdt__gate_awake when it wakes. */
+int fdt__gate_watch(struct fdt_worker *w, int64_t now, int timeout);
+void fdt__gate_awake(struct fdt_poll_gate *g);
+/* How long a thread holding a poller's token runs one connection before another polls. */
+#define GATE_WATCH_MS 2
+/* How often the loop looks at the mix of requests and blocks, and the fewest requests in
+ * such a period to change the gate's mode on. */
+#define GATE_MIX_MS  250
+#define GATE_MIX_MIN 32
 /* How often an idle application thread wakes up to say it holds no event. */
 #define QUIESCENT_INTERVAL_MS 200
 /* Closed connections waiting to be freed before the loop thread is woken for them. */

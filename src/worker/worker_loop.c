@@ -316,7 +316,9 @@ void fdt__worker_loop(struct fdt_worker *w)
             if (left < timeout)
                 timeout = (int)left;
         }
+        timeout = fdt__gate_watch(w, now, timeout);
         int n = epoll_wait(w->epfd, events, MAX_EVENTS, timeout);
+        fdt__gate_awake(&w->gate);
         /* GCOVR_EXCL_START: unreachable: with its own epoll descriptor, a stack buffer and a
          * positive count, epoll_wait fails only with EINTR */
         if (n < 0 && errno != EINTR) {

@@ -85,6 +85,18 @@ struct thread_start {
     char *reason;
 };
 
+/* What an application thread's block hook needs (fdt__conn_thread_on_block). */
+struct gate_seat {
+    struct fdt_poll_gate *gate;
+    unsigned index;
+};
+
+static void give_up_turn(void *arg)
+{
+    struct gate_seat *s = arg;
+    fdt__gate_block(s->gate, s->index);
+}
+
 static void *app_thread(void *arg)
 {
     struct thread_start *ts = arg;
@@ -113,12 +125,15 @@ static void *app_thread(void *arg)
 
     _Atomic int64_t *busy = &w->slot->busy_since[index];
     fdt__conn_thread_busy(busy);
+    struct gate_seat seat = {&w->gate, index};
+    fdt__conn_thread_on_block(give_up_turn, &seat);
     _Atomic uint64_t *quiescent = &w->quiescent[index];
     struct fdt_run_queue *q = &w->rq;
     for (;;) {
         /* From here until the event is claimed this thread may hold an event naming a
          * connection another thread is closing: such connections are not freed until the
          * window ends (see fdt__worker_quiescent_ok). */
+        fdt__gate_enter(w, index);
         atomic_fetch_or(quiescent, 1);
         struct epoll_event ev;
         /* One event at a time: a thread that blocks in a handler holds nobody else's. The
@@ -164,7 +179,8 @@ static void *app_thread(void *arg)
                 continue;
             c = e;
         }
-        atomic_store_explicit(busy, fdt__now_ms(), memory_order_relaxed);
+        atomic_store(busy, fdt__now_ms());
+        fdt__gate_running(w);
         fdt__conn_run(c);
         atomic_store_explicit(busy, 0, memory_order_relaxed);
     }
@@ -199,6 +215,7 @@ void fdt__worker_stop_threads(struct fdt_worker *w)
     uint64_t one = 1;
     (void)!write(q->efd, &one, sizeof(one)); /* stays readable: every thread sees it */
     pthread_mutex_unlock(&q->lock);
+    fdt__gate_stop(&w->gate);
 }
 
 /* A connection whose last reference is gone goes to the loop thread for freeing. */
@@ -279,7 +296,8 @@ static int setup_loop(struct fdt_worker *w, const struct fdt_worker_args *a, cha
     w->rq.kind = FDT_POLL_QUEUE;
     w->quiescent = calloc((size_t)w->info.threads, sizeof(*w->quiescent));
     w->limbo_snap = calloc((size_t)w->info.threads, sizeof(*w->limbo_snap));
-    if (!w->quiescent || !w->limbo_snap) {
+    if (!w->quiescent || !w->limbo_snap ||
+        fdt__gate_init(&w->gate, w->cfg->pollers, w->info.threads) < 0) {
         snprintf(reason, rsize, "out of memory");
         return -1;
     }

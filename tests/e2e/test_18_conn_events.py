@@ -139,3 +139,54 @@ def test_18_03_the_clients_end_that_came_with_its_last_bytes_closes_the_connecti
     # The server's own bound is idle_timeout (60 s): well inside it, all are closed.
     wait_for(lambda: s.workers()[0]["connections_open"] == 0, what="all closed")
     assert s.worker_pids() == [pid]
+
+
+def test_18_04_a_long_request_does_not_hold_up_the_others(make_server):
+    """With one poller ([server] pollers = 1, the default), the thread polling runs what it
+    takes: a request that computes or sleeps for long must not stall the others. The loop
+    thread hands the poller's turn to a parked thread after 2 ms, so each PING is answered
+    while the long request still runs. pollers = 0 (every thread polls) serves the same."""
+    for pollers, cmds in ((1, ("SPIN 2000", "SLEEP 2000")), (0, ("SLEEP 2000",))):
+        s = make_server(workers=1, threads=2, server={"pollers": pollers})
+        for cmd in cmds:
+            long_ = LineClient(s.port)
+            long_.send(cmd + "\n")
+            time.sleep(0.1)  # it runs now
+            for _ in range(3):
+                c = LineClient(s.port)
+                assert c.call("PING") == "PONG"
+                c.close()
+            # The PINGs came first: the long request has not answered yet. (The promise is
+            # 2 ms; the slack, 2 s less three PINGs, is for a loaded machine.)
+            long_.sock.setblocking(False)
+            try:
+                early = long_.sock.recv(100)
+            except BlockingIOError:
+                early = None
+            assert early is None, f"the PINGs waited for {cmd}: {early!r}"
+            long_.sock.setblocking(True)
+            assert long_.readline() == cmd.replace("SPIN", "SPUN").replace("SLEEP", "SLEPT")
+            long_.close()
+        s.stop()
+
+
+def test_18_05_the_gate_opens_wide_while_requests_wait_on_a_database(make_server, tmp_path):
+    """Giving the poller's turn up costs a wake-up per block: while most requests wait on a
+    database, every thread polls (the log says so at debug level), and once they stop
+    waiting, one poller again. Counted every 250 ms; each loop below is bounded."""
+    s = make_server(workers=1, threads=2, server={"pollers": 1, "log_level": "debug"},
+                    extra_ini=f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n")
+    c = LineClient(s.port)
+    deadline = time.monotonic() + 20
+    while "pollers: every thread polls now" not in s.log():
+        assert time.monotonic() < deadline, "the gate never opened wide"
+        for _ in range(20):
+            assert c.call("TXN BEGIN") == "OK"
+            assert c.call("SQL lite SELECT 1").startswith("OK")
+            assert c.call("TXN COMMIT") == "OK"
+    deadline = time.monotonic() + 20
+    while "pollers: 1 again" not in s.log():
+        assert time.monotonic() < deadline, "the gate never narrowed again"
+        for _ in range(50):
+            assert c.call("PING") == "PONG"
+    assert c.call("PING") == "PONG"
