@@ -16,8 +16,11 @@ def ctl_raw(s, data, timeout=10):
     closes. The master reads nothing after a request it refuses whole: data is then sent
     only up to where it stops reading, lest the close turn into a reset."""
     with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as c:
-        c.settimeout(timeout)
+        # Connect blocking: with the master's backlog (16) full of clients it has not
+        # accepted yet (a slow master: ThreadSanitizer), a connect with a timeout fails with
+        # EAGAIN at once, where a blocking one waits for room.
         c.connect(str(s.ctl_path))
+        c.settimeout(timeout)
         if data:
             c.sendall(data)
         out = b""
