@@ -88,13 +88,16 @@ static int send_error(struct fdt_http_request *req, int status, const char *code
 }
 
 /* Answer a failed operation: its own error, or 503/500 for a database error (a conflict
- * has doomed the transaction, so the framework runs the view again anyway). */
+ * has doomed the transaction, so the framework runs the view again anyway; the kernel's
+ * random source failing is as temporary), 500 for any other. */
 static int fail(struct fdt_http_request *req, int rc, const struct wc_err *e)
 {
     if (rc == WC_FAIL)
         return send_error(req, e->status, e->code, e->field, e->message);
     if (rc == FDT_ERETRY)
         return send_error(req, 503, "conflict", NULL, "the request conflicted; try again");
+    if (rc == FDT_ERANDOM) /* the transaction's id could not be drawn: nothing was done */
+        return send_error(req, 503, "unavailable", NULL, "no randomness; try again");
     fdt_log(FDT_LOG_ERROR, "wingcash: %s", e->db.msg[0] ? e->db.msg : e->message);
     return send_error(req, 500, "internal", NULL, "internal error");
 }

@@ -66,15 +66,38 @@ void fdt_jsonrpc_set_error_code(struct fdt_jsonrpc_call *call, int code)
     call->code = code;
 }
 
-static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w)
+static void write_id(struct fdt_json_writer *w, const struct fdt_json *id);
+
+/* Send the message in w as one line. When it cannot be finished (too large for max_output,
+ * or out of memory), the call's id still gets an answer that says so: written by a writer
+ * of its own, bounded by what the id can take (it came in a line of at most max_input). */
+static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w, const struct fdt_json *id)
 {
     const char *data;
     size_t len;
-    if (fdt_json_writer_finish(w, &data, &len) < 0) {
-        static const char oops[] = "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":"
-                                   "\"response too large or malformed\"},\"id\":null}\n";
-        fdt_conn_write(c, oops, sizeof(oops) - 1);
-        return;
+    struct fdt_json_writer err;
+    bool own = false;
+    int rc = fdt_json_writer_finish(w, &data, &len);
+    if (rc < 0) {
+        char msg[120];
+        if (rc == FDT_ELIMIT)
+            snprintf(msg, sizeof(msg), "answer larger than max_output (%zu bytes)",
+                     server_of(c)->max_output);
+        else
+            snprintf(msg, sizeof(msg), "answer could not be written: %s", fdt_strerror(rc));
+        fdt_json_writer_init(&err, server_of(c)->max_input + 256);
+        own = true;
+        fdt__jsonrpc_error_write(
+            &err, id, rc == FDT_ELIMIT ? FDT_JSONRPC_LIMIT : FDT_JSONRPC_INTERNAL_ERROR, msg);
+        if (fdt_json_writer_finish(&err, &data, &len) < 0) {
+            /* Out of memory again: the id cannot be copied, say so without it. */
+            static const char oops[] =
+                "{\"jsonrpc\":\"2.0\",\"error\":{\"code\":-32603,\"message\":"
+                "\"out of memory writing the answer\"},\"id\":null}\n";
+            fdt_json_writer_deinit(&err);
+            fdt_conn_write(c, oops, sizeof(oops) - 1);
+            return;
+        }
     }
     /* One line per message: the writer never emits a raw newline (strings are escaped).
      * The newline goes in place of the writer's terminating NUL, so that the line leaves
@@ -84,6 +107,8 @@ static void send_writer(struct fdt_conn *c, struct fdt_json_writer *w)
     line[len] = '\n';
     fdt__conn_write_wait(c, line, len + 1);
     line[len] = '\0';
+    if (own)
+        fdt_json_writer_deinit(&err);
 }
 
 static void write_id(struct fdt_json_writer *w, const struct fdt_json *id)
@@ -117,7 +142,7 @@ static void send_error(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt
                        const char *message)
 {
     fdt__jsonrpc_error_write(&rc->out, id, code, message);
-    send_writer(c, &rc->out);
+    send_writer(c, &rc->out, id);
 }
 
 static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id,
@@ -132,7 +157,7 @@ static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fd
     fdt_json_writer_raw(w, result, len);
     write_id(w, id);
     fdt_json_writer_end_object(w);
-    send_writer(c, w);
+    send_writer(c, w, id);
 }
 
 /* JSON-RPC code for a framework error code. */
@@ -631,7 +656,14 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
     }
     const char *data;
     size_t dlen;
-    if (fdt_json_writer_finish(w, &data, &dlen) < 0 || dlen == 0) {
+    int wr = fdt_json_writer_finish(w, &data, &dlen);
+    if (wr == FDT_ELIMIT) {
+        char msg[120];
+        snprintf(msg, sizeof(msg), "answer larger than max_output (%zu bytes)", srv->max_output);
+        send_error(c, rc, id, FDT_JSONRPC_LIMIT, msg);
+        return;
+    }
+    if (wr < 0 || dlen == 0) {
         send_error(c, rc, id, FDT_JSONRPC_INTERNAL_ERROR,
                    "internal error: the method did not write one JSON value");
         return;
@@ -664,12 +696,12 @@ bool fdt__jsonrpc_next_line(const char *buf, size_t len, size_t *pos, const char
 static int rpc_open(struct fdt_conn *c)
 {
     struct rpc_conn *rc = calloc(1, sizeof(*rc));
-    if (!rc)
-        return -1;
-    rc->doc = fdt_json_doc_new();
-    if (!rc->doc) {
+    if (rc)
+        rc->doc = fdt_json_doc_new();
+    if (!rc || !rc->doc) {
         free(rc);
-        return -1;
+        fdt_log(FDT_LOG_WARN, "conn=%llu out of memory: closed", (unsigned long long)c->id);
+        return FDT_ENOMEM;
     }
     fdt_json_writer_init(&rc->out, server_of(c)->max_output);
     fdt_json_writer_init(&rc->result, server_of(c)->max_output);

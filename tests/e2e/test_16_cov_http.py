@@ -136,12 +136,12 @@ def test_16_05_jsonrpc_answers_over_max_output(make_server, tmp_path):
     r = c.call("echo", ["x" * 200])
     assert r["error"] == {"code": -32020, "message": "limit reached"}, r
     assert c.call("echo", [1])["result"] == [1]
-    # A built-in answer that does not fit (txn.begin echoes a long xid): an internal error
-    # with id null, and the connection keeps working.
+    # A built-in answer that does not fit (txn.begin echoes a long xid): a limit error with
+    # the call's id, and the connection keeps working.
     c.send_raw('{"jsonrpc":"2.0","method":"txn.begin","id":7,"params":{"xid":{"format_id":1,'
                f'"gtrid":"{b64(b"g" * 60)}"}}}}}}\n')
-    assert c.read() == {"jsonrpc": "2.0", "id": None, "error": {
-        "code": -32603, "message": "response too large or malformed"}}
+    assert c.read() == {"jsonrpc": "2.0", "id": 7, "error": {
+        "code": -32020, "message": "answer larger than max_output (100 bytes)"}}
     assert c.call("echo", [2])["result"] == [2]
 
 

@@ -35,7 +35,9 @@
  * or a reload, k = 1, 2, ..., until the count stays above 0. The variable is removed from
  * the environment, so that a new master (binary upgrade) does not share the count.
  * FDT_FAIL_COUNTDOWN_OF=NAME[:ERRNO] counts the calls of one of the functions below instead
- * (socketpair:EMFILE; the error is EMFILE when not named).
+ * (socketpair:EMFILE; the error is EMFILE when not named). FDT_FAIL_COUNTDOWN_IN=child
+ * counts in the forked children (the workers: with one worker, k walks the allocations of
+ * one request) instead of the master.
  *
  * FDT_FAIL_EXEC=SPEC is the FDT_FAIL of a program this one executes (a new master at a binary
  * upgrade), this one's own being FDT_FAIL (or none): the library moves it there at load.
@@ -93,6 +95,7 @@ static bool armed;                      /* set once the constructor has read the
 static _Atomic int64_t *countdown;      /* FDT_FAIL_COUNTDOWN's mapping, or NULL */
 static char countdown_of[32] = "alloc"; /* what it counts */
 static int countdown_err = ENOMEM;
+static bool countdown_child; /* FDT_FAIL_COUNTDOWN_IN=child */
 static __thread __attribute__((tls_model("initial-exec"))) int in_shim;
 
 static int errno_named(const char *s, int dflt)
@@ -192,6 +195,8 @@ __attribute__((constructor)) static void failshim_init(void)
                 *colon = '\0';
             countdown_err = errno_named(colon ? colon + 1 : NULL, EMFILE);
         }
+        const char *in = getenv("FDT_FAIL_COUNTDOWN_IN");
+        countdown_child = in && strcmp(in, "child") == 0;
     }
     const char *spec = getenv("FDT_FAIL");
     char own[1024] = "";
@@ -242,7 +247,7 @@ static void note(const char *what, unsigned long n, const char *obj, unsigned lo
 /* Whether this call of `what` takes the countdown to 0. */
 static bool countdown_fails(const char *what, const char *obj, unsigned long off)
 {
-    if (!countdown || is_child || strcmp(what, countdown_of) != 0)
+    if (!countdown || is_child != countdown_child || strcmp(what, countdown_of) != 0)
         return false;
     int64_t v = atomic_load(countdown);
     while (v > 0) {

@@ -1,0 +1,220 @@
+"""A worker out of memory while it serves: tests/shim/failshim.so's countdown, counted in the
+worker (FDT_FAIL_COUNTDOWN_IN=child), fails the k-th allocation from the moment a test arms
+it, for k = 1, 2, ... through one request. At each step the client gets its answer, or an
+error answer that says the server ran out of memory (with the call's id where the request
+was read), or its connection closed with the reason in the log; never a wrong answer, a
+hang, or a crashed worker. After each step, with nothing armed, the same worker serves."""
+import json
+import socket
+
+import pytest
+
+from fdt import RpcClient, free_port, wait_for
+from test_17_fail_master import LIMIT, SHIM, Countdown, failures, names_oom, needs_shim
+
+pytestmark = needs_shim
+
+
+def rpc_server(make_server, tmp_path, max_output="4k"):
+    cd = Countdown(tmp_path / "countdown")
+    port = free_port()
+    s = make_server(
+        workers=1, threads=1,
+        listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}},
+        server={"max_output": max_output},
+        env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+             "FDT_FAIL_COUNTDOWN": str(cd.path), "FDT_FAIL_COUNTDOWN_IN": "child"})
+    s.rpc_port = port
+    s.countdown = cd
+    s.fail_dir = tmp_path
+    return s
+
+
+def exchange(port, lines):
+    """Send the lines on a new connection and read one answer per line; returns the answers
+    read (dicts) and whether the server closed the connection before all came."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    answers = []
+    try:
+        sock.sendall("".join(line + "\n" for line in lines).encode())
+        buf = b""
+        while len(answers) < len(lines):
+            while b"\n" not in buf:
+                data = sock.recv(65536)
+                if not data:
+                    return answers, True
+                buf += data
+            line, buf = buf.split(b"\n", 1)
+            answers.append(json.loads(line))
+    except ConnectionResetError:
+        return answers, True
+    finally:
+        sock.close()
+    return answers, False
+
+
+def walk(s, lines, expect):
+    """Walk the allocations of one exchange of lines; expect(i, answer) checks the i-th
+    answer when nothing failed. Returns how many allocations the exchange makes."""
+    pid = s.worker_pids()[0]
+    for k in range(1, LIMIT):
+        mark = len(s.log())
+        s.countdown.arm(k)
+        answers, closed = exchange(s.rpc_port, lines)
+        left = s.countdown.left()
+        s.countdown.disarm()
+        for i, a in enumerate(answers):
+            if "error" in a and names_oom(a["error"]["message"]):
+                # The id, unless the request itself could not be read.
+                assert a["id"] in (i + 1, None), (k, a)
+            else:
+                expect(i, a)
+        if closed:
+            assert left == 0, f"k={k}: closed without a failure: {answers}"
+            # (The line may be written just after the close.)
+            wait_for(lambda: names_oom(s.log()[mark:]), 5, what=f"k={k}: the reason in the log")
+        # Nothing armed: the same worker serves.
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        c = RpcClient(s.rpc_port)
+        assert c.call("echo", [k])["result"] == [k]
+        c.close()
+        if left > 0:
+            assert len(answers) == len(lines) and not closed
+            return k - 1
+    raise AssertionError(f"still allocating after {LIMIT}")
+
+
+def call(i, method, params=None):
+    msg = {"jsonrpc": "2.0", "method": method, "id": i}
+    if params is not None:
+        msg["params"] = params
+    return json.dumps(msg)
+
+
+def test_17_40_jsonrpc_calls_out_of_memory(make_server, tmp_path):
+    """Calls, a transaction, errors and an answer over max_output, each allocation failed in
+    turn."""
+    rpc = rpc_server(make_server, tmp_path)
+    lines = [call(1, "echo", {"a": [1, 2, "x"]}), call(2, "txn.begin"), call(3, "echo", [3]),
+             call(4, "txn.finish"), call(5, "nope"), '{"jsonrpc": "2.0", "method": ',
+             call(7, "echo", ["y" * 5000])]
+
+    def expect(i, a):
+        if i == 0:
+            assert a["result"] == {"a": [1, 2, "x"]}, a
+        elif i == 1:
+            assert a.get("result", {}).get("state") == "active" or "error" in a, a
+        elif i == 2:
+            assert a.get("result") == [3] or "error" in a, a
+        elif i == 3:
+            assert a.get("result") == {"state": "committed"} or "error" in a, a
+        elif i == 4:
+            assert a["error"]["code"] == -32601, a
+        elif i == 5:
+            assert a["error"]["code"] == -32700 and a["id"] is None, a
+        else:
+            assert a["error"] == {"code": -32020, "message": "limit reached"}, a
+    n = walk(rpc, lines, expect)
+    assert n > 10, n
+    assert "countdown" in failures(rpc.fail_dir)
+
+
+def test_17_42_jsonrpc_answer_over_max_output_out_of_memory(make_server, tmp_path):
+    """A built-in method's answer that does not fit max_output is answered with a limit
+    error that carries the call's id; out of memory there, with id null and saying so."""
+    rpc = rpc_server(make_server, tmp_path, max_output="100")
+    xid = {"format_id": 1, "gtrid": "Z" * 80}
+    lines = [call(1, "txn.begin", {"xid": xid}), call(2, "txn.abort")]
+
+    def expect(i, a):
+        if i == 0:
+            assert a["error"] == {"code": -32020, "message":
+                                  "answer larger than max_output (100 bytes)"}, a
+        else:
+            assert a.get("result") == {"state": "rolled back"} or "error" in a, a
+    assert walk(rpc, lines, expect) > 3
+
+
+def http_exchange(port, raw, n):
+    """Send raw (n requests, keep-alive) on a new connection; returns the statuses read and
+    whether the server closed the connection before all n came."""
+    sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+    f = sock.makefile("rb")
+    statuses = []
+    try:
+        sock.sendall(raw)
+        while len(statuses) < n:
+            line = f.readline()
+            if not line:
+                return statuses, True
+            status = int(line.split()[1])
+            length, chunked = 0, False
+            while True:
+                h = f.readline()
+                if h in (b"\r\n", b""):
+                    break
+                k, _, v = h.decode().partition(":")
+                if k.lower() == "content-length":
+                    length = int(v)
+                elif k.lower() == "transfer-encoding":
+                    chunked = True
+            if chunked:
+                while True:
+                    size = int(f.readline().split(b";")[0], 16)
+                    f.read(size + 2)
+                    if size == 0:
+                        break
+            else:
+                f.read(length)
+            statuses.append(status)
+    except ConnectionResetError:
+        return statuses, True
+    finally:
+        f.close()
+        sock.close()
+    return statuses, False
+
+
+def test_17_41_http_requests_out_of_memory(make_server, tmp_path):
+    """Keep-alive requests (a page, a POST with a body, a streamed answer, a 404, a bad
+    request), each allocation failed in turn: the right status, or 500/503, or the connection
+    closed with the reason in the log; the worker serves on."""
+    from http_util import HELLO
+    cd = Countdown(tmp_path / "countdown")
+    s = make_server(app=HELLO, workers=1, threads=1, start=False,
+                    env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+                         "FDT_FAIL_COUNTDOWN": str(cd.path), "FDT_FAIL_COUNTDOWN_IN": "child"})
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    raw = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+           b"GET /stream/3 HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"GET / HTTP/1.1 junk\r\nHost: x\r\n\r\n")
+    want = [200, 200, 200, 404, 400]
+    pid = s.worker_pids()[0]
+    for k in range(1, LIMIT):
+        mark = len(s.log())
+        cd.arm(k)
+        statuses, closed = http_exchange(s.port, raw, len(want))
+        left = cd.left()
+        cd.disarm()
+        for got, w in zip(statuses, want):
+            assert got == w or (left == 0 and got in (500, 503)), (k, statuses)
+        if closed:
+            # The last answer (400) closes the connection; any earlier close is a failure's.
+            assert left == 0 or statuses == want, f"k={k}: closed without a failure: {statuses}"
+            # Closed early: after a 503 or 500 that said why, or with the reason in the log.
+            told = any(st in (500, 503) for st in statuses)
+            if left == 0 and len(statuses) < len(want) - 1 and not told:
+                wait_for(lambda: names_oom(s.log()[mark:]), 5,
+                         what=f"k={k}: the reason in the log")
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        assert http_exchange(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1)[0] == [200]
+        if left > 0:
+            assert statuses == want, (k, statuses)
+            print("allocations", k - 1)
+            assert k > 10
+            return
+    raise AssertionError(f"still allocating after {LIMIT}")
