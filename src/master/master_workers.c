@@ -558,6 +558,12 @@ void fdt__master_on_channel(struct fdt_master *m, struct fdt_mworker *mw)
                 fdt__master_pass_conn(m, mw, fd, msg.text);
             else
                 fdt__close(fd);
+        } else if (msg.type == FDT_MSG_CONN) {
+            /* Its descriptor did not come (MSG_CTRUNC: the master had none free). */
+            fdt_log(FDT_LOG_WARN,
+                    "worker %u (pid %d) handed over a connection for listener %s: its "
+                    "descriptor did not arrive (out of descriptors?): lost",
+                    mw->index, (int)mw->pid, msg.text);
         } else if (msg.type == FDT_MSG_READY && mw->state == FDT_MW_STARTING) {
             mw->state = FDT_MW_READY;
             struct fdt_generation *g = mw->gen;

@@ -73,8 +73,16 @@ static void on_channel(struct fdt_worker *w)
     struct fdt_msg msg;
     int fd, rc;
     while ((rc = fdt__channel_recv_fd(w->channel_fd, &msg, &fd)) == 1) {
-        if (fd < 0)
+        if (fd < 0) {
+            /* Its descriptor did not come (MSG_CTRUNC: this process had none free): the
+             * client's connection is closed with the last copy, which is lost here. */
+            if (msg.type == FDT_MSG_CONN)
+                fdt_log(FDT_LOG_WARN,
+                        "a connection handed over for listener %s was lost: its descriptor "
+                        "did not arrive (out of descriptors?)",
+                        msg.text);
             continue;
+        }
         struct fdt_worker_listener *l = NULL;
         for (int i = 0; i < w->n_listeners && !l; i++)
             if (w->listeners[i].proto.handoff && !w->listeners[i].tls &&

@@ -555,3 +555,32 @@ def test_17_17_allocation_failures_over_a_tls_connection(make_server, tmp_path):
     else:
         pytest.fail("the walk did not end")
     assert dropped >= 2, dropped  # the connection, then its TLS state
+
+
+@needs_shim
+@pytest.mark.parametrize("who", ["child", "master"])
+def test_17_30_a_handed_over_connection_whose_descriptor_does_not_arrive(make_server, who):
+    """An idle connection of a retiring worker is handed over at a reload, but its
+    descriptor does not arrive (the receiving process, the new worker or the master, is out of
+    descriptors: recvmsg delivers the message with MSG_CTRUNC): the connection is lost, and
+    the log says so (it was lost silently before); the server serves on."""
+    # The new worker's first recvmsg reads the hand-over; in the master every recvmsg loses
+    # its descriptors (the other messages, a worker's "ready", carry none).
+    spec = "recvmsg@1/child" if who == "child" else "recvmsg@1+/master"
+    s = make_server(env={"LD_PRELOAD": str(SHIM), "FDT_FAIL": spec})
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    c.sendall(b"PING\n")
+    assert c.makefile("rb").readline() == b"PONG\n"
+    s.reload()
+    if who == "child":
+        s.wait_log("a connection handed over for listener main was lost: its descriptor did "
+                   "not arrive (out of descriptors?)")
+    else:
+        s.wait_log("handed over a connection for listener main: its descriptor did not arrive "
+                   "(out of descriptors?): lost")
+    assert answer(c) == b""
+    c.close()
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as p:
+        p.sendall(b"PING\n")
+        assert p.makefile("rb").readline() == b"PONG\n"
+    assert s.stop() == 0

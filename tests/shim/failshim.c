@@ -472,6 +472,32 @@ int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *)
     return next_pthread_create(t, attr, fn, arg);
 }
 
+/* A failing recvmsg does what Linux does when the receiver has no descriptor free for what
+ * was passed (SCM_RIGHTS): the message arrives, the descriptors do not, MSG_CTRUNC says so.
+ * (FDT_FAIL=recvmsg@1/child: the first message a worker reads loses its descriptor.) */
+ssize_t recvmsg(int fd, struct msghdr *mh, int flags)
+{
+    NEXT(recvmsg);
+    int err;
+    bool fail = armed && should_fail("recvmsg", &err, NULL, 0);
+    ssize_t n = next_recvmsg(fd, mh, flags);
+    if (!fail || n < 0)
+        return n;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm; cm = CMSG_NXTHDR(mh, cm)) {
+        if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+            continue;
+        size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+        for (size_t i = 0; i < k; i++) {
+            int got;
+            memcpy(&got, CMSG_DATA(cm) + i * sizeof(int), sizeof(int));
+            close(got);
+        }
+    }
+    mh->msg_controllen = 0;
+    mh->msg_flags |= MSG_CTRUNC;
+    return n;
+}
+
 ssize_t send(int fd, const void *buf, size_t len, int flags)
 {
     NEXT(send);
