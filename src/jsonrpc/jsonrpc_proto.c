@@ -344,10 +344,8 @@ static int m_finish(struct builtin_call *b)
      * fdtserver's decision record); voted: phase two. */
     bool voted = fdt_txn_state(t) == FDT_TXN_PREPARED;
     int rc = voted ? fdt_txn_finish(t, b->err) : fdt_txn_commit(t, b->err);
-    if (rc == FDT_ETXNSTATE && fdt_conn_txn(b->c) == t) {
-        *b->jcode = FDT_JSONRPC_TXN_STATE; /* wrong state: nothing happened */
-        return rc;
-    }
+    /* Each is called in its own state, so neither fails for a wrong state (which would
+     * leave the transaction open): a failure has ended it. */
     if (rc < 0) {
         *b->jcode = rc == FDT_EOUTCOME ? FDT_JSONRPC_OUTCOME_UNKNOWN : FDT_JSONRPC_ROLLED_BACK;
         return rc;
@@ -362,8 +360,12 @@ static int m_abort(struct builtin_call *b)
     if (!t)
         return FDT_ETXNSTATE;
     int rc = fdt_txn_abort(t, b->err);
-    if (rc < 0)
-        return rc; /* ended, but a branch may still be prepared: said in the message */
+    if (rc < 0) {
+        /* Ended, but a prepared branch could not be rolled back (only those fail: work
+         * not prepared goes with its session): it stays prepared, said in the message. */
+        *b->jcode = FDT_JSONRPC_OUTCOME_UNKNOWN;
+        return rc;
+    }
     write_state(b->w, "rolled back");
     return 0;
 }

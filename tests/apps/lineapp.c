@@ -436,19 +436,24 @@ static int rpc_echo(struct fdt_jsonrpc_call *call, const struct fdt_json *params
     return params ? fdt_json_writer_value(w, params) : fdt_json_writer_null(w);
 }
 
-/* whoami -> {"pid": P, "generation": G}: which worker answers. */
+/* whoami -> {"pid": P, "generation": G, "conn": ID, "listener": NAME}: which worker and
+ * which connection answer. */
 static int rpc_whoami(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
                       struct fdt_json_writer *w, struct fdt_error *err)
 {
-    (void)call;
     (void)params;
     (void)err;
     const struct fdt_worker_info *wi = fdt_worker_info();
+    struct fdt_conn *c = fdt_jsonrpc_conn(call);
     fdt_json_writer_begin_object(w);
     fdt_json_writer_key(w, "pid");
     fdt_json_writer_int(w, (long long)getpid());
     fdt_json_writer_key(w, "generation");
     fdt_json_writer_int(w, (long long)wi->generation);
+    fdt_json_writer_key(w, "conn");
+    fdt_json_writer_int(w, (long long)fdt_conn_id(c));
+    fdt_json_writer_key(w, "listener");
+    fdt_json_writer_string(w, fdt_conn_listener(c));
     return fdt_json_writer_end_object(w);
 }
 

@@ -52,6 +52,13 @@ def test_22_01_calls_and_standard_errors(make_server, tmp_path):
     r = c.read()
     assert "error" in r
     assert c.call("echo", [11])["result"] == [11]
+    # A method knows its connection (fdt_jsonrpc_conn): the same for each call of one
+    # connection, another for another.
+    me = c.call("whoami")["result"]
+    assert me["listener"] == "rpc" and c.call("whoami")["result"]["conn"] == me["conn"], me
+    other = RpcClient(s.rpc_port)
+    assert other.call("whoami")["result"]["conn"] != me["conn"]
+    other.close()
 
 
 def test_22_02_a_line_over_the_limit_is_refused(make_server, tmp_path):
@@ -90,6 +97,37 @@ def test_22_03_calls_outside_a_transaction_commit_on_their_own(make_server, post
     r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 10)"})
     assert r["error"]["code"] == -32000 and "duplicate key" in r["error"]["message"]
     assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]]
+
+
+def test_22_08_an_abort_whose_rollback_fails_says_so(make_server, postgres, pgdb, tmp_path):
+    """txn.abort of a prepared transaction after PostgreSQL dropped its session: the
+    ROLLBACK PREPARED cannot be sent, and the answer says so (an error, not "rolled back"),
+    since the branch is still prepared; txn.recover lists it and txn.rollback_prepared
+    resolves it. (A session dropped before the vote needs nothing: the server rolled the
+    work back with it, and txn.abort truly answers "rolled back".)"""
+    s, db = pg_rpc_server(make_server, postgres, pgdb, tmp_path)
+    c = RpcClient(s.rpc_port)
+    kill = ("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()")
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (8, 8)"})[
+        "result"] == {"rows": 1}
+    postgres.psql(kill, dbname=db)
+    assert c.call("txn.abort")["result"] == {"state": "rolled back"}
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    assert c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (9, 9)"})[
+        "result"] == {"rows": 1}
+    xid = c.call("txn.vote")["result"]["xid"]
+    postgres.psql(kill, dbname=db)
+    r = c.call("txn.abort")
+    assert r["error"]["code"] == -32013 and "it stays prepared" in r["error"]["message"], r
+    assert len(prepared(postgres, db)) == 1
+    other = RpcClient(s.rpc_port)
+    rec = other.call("txn.recover")["result"]
+    assert [e["xid"] for e in rec] == [xid], rec
+    assert other.call("txn.rollback_prepared", {"xid": xid})["result"]["state"] == "rolled back"
+    assert prepared(postgres, db) == []
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
 
 
 def test_22_04_client_driven_two_phase_commit(make_server, postgres, pgdb, tmp_path):
@@ -287,7 +325,8 @@ def test_22_41_a_connection_goes_on_after_its_transaction(make_server, tmp_path)
     wait_for(lambda: idle.call("whoami")["result"]["generation"] == 2,
              what="the idle connection served by generation 2")
     assert {w["generation"] for w in s.workers()} == {1, 2}
-    assert busy.call("whoami")["result"] == first
+    still = busy.call("whoami")["result"]
+    assert (still["pid"], still["generation"]) == (first["pid"], first["generation"]), still
     r = busy.call("txn.abort")
     assert "error" not in r, r
     wait_for(lambda: {w["generation"] for w in s.workers()} == {2},
