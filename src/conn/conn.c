@@ -416,8 +416,7 @@ static bool drop_input(struct fdt_conn *c)
         ssize_t n = recv(c->fd, t_rbuf, sizeof(t_rbuf), MSG_DONTWAIT);
         if (n > 0)
             continue;
-        if (n < 0 && errno == EINTR)
-            continue;
+        /* (No EINTR: a recv with MSG_DONTWAIT never sleeps, so no signal interrupts it.) */
         return n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK);
     }
     return fdt__now_ms() < atomic_load(&c->deadline_ms);
@@ -670,8 +669,8 @@ long fdt__conn_read_wait(struct fdt_conn *c, void *buf, size_t len, bool peek, i
         }
         if (n == 0)
             return 0;
-        if (errno == EINTR)
-            continue;
+        /* (No EINTR: recv with MSG_DONTWAIT never sleeps; the TLS path sets EAGAIN or
+         * ECONNRESET itself.) */
         if (errno != EAGAIN && errno != EWOULDBLOCK)
             return FDT_ECLOSED;
         if (deadline_ms == 0)

@@ -50,8 +50,14 @@ int fdt_thread_index(void)
 static void close_other_fds(const struct fdt_worker_args *a)
 {
     DIR *d = opendir("/proc/self/fd");
-    if (!d)
+    if (!d) {
+        /* Out of descriptors at birth (the master at its limit): serve anyway, but say so,
+         * since the master's descriptors (control socket, other workers' channels) stay
+         * open here until this worker exits. */
+        fdt_log(FDT_LOG_WARN, "cannot list /proc/self/fd: %s: inherited descriptors stay open",
+                fdt_strerror(-errno));
         return;
+    }
     int dfd = dirfd(d);
     int to_close[1024];
     int n = 0;
@@ -163,7 +169,7 @@ static void *app_thread(void *arg)
             if (!c && stop)
                 break;
             if (!c)
-                continue;
+                continue; /* GCOVR_EXCL_LINE: another thread took the job first: a race */
         } else if (*(int *)ev.data.ptr == FDT_POLL_LISTENER) {
             /* A connection arrived: accept it and run it here (worker_accept.c). The
              * listener is not freed, so the window closes at once. */

@@ -193,3 +193,4 @@ def test_16_09_a_client_that_takes_no_output_for_idle_timeout_is_closed(make_ser
     assert get.recv(100).startswith(b"HTTP/1.1 200")
     get.close()
     assert s.worker_pids() == [pid]
+

@@ -11,6 +11,7 @@ import socket
 import ssl
 import struct
 import subprocess
+import time
 
 from fdt import APPS, FDTSERVER, free_port, wait_for
 from sd_util import listening_inodes, socket_activate
@@ -204,3 +205,44 @@ def test_16_07_a_client_that_resets_in_the_middle_of_a_large_answer(make_server,
     from metrics_util import scrape_ctl, value
     wait_for(lambda: value(scrape_ctl(s), "fdt_connections_open") == 0, timeout=20,
              what="no connection open")
+
+
+def test_16_08_a_bad_request_over_tls_ends_with_close_notify(make_server, pki):
+    """A malformed request over TLS is answered 400, and the connection then ends the TLS
+    way (close_notify before the TCP FIN, while the server drops what the client still
+    sends): the client reads a clean end, not an unexpected EOF."""
+    s = tls_server(make_server, pki, threads=2)
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    with socket.create_connection(("127.0.0.1", s.port), timeout=20) as raw:
+        with ctx.wrap_socket(raw, server_hostname="localhost") as c:
+            c.sendall(b"GET / HTTP/1.1 junk\r\nHost: localhost\r\n\r\nmore after it")
+            data = b""
+            while True:
+                chunk = c.recv(65536)  # an EOF without close_notify raises SSLEOFError
+                if not chunk:
+                    break
+                data += chunk
+    assert data.startswith(b"HTTP/1.1 400 "), data[:200]
+
+
+def test_16_09_output_queued_on_a_tls_connection_for_a_slow_reader(make_server, pki):
+    """A raw TLS connection whose answer (16 MiB written at once, fdt_conn_write) is queued
+    while the client does not read: the connection waits for the socket (EPOLLOUT through
+    TLS) and the client, reading slowly, gets every byte in order, then the answer line."""
+    s = tls_server(make_server, pki, threads=2, app=str(APPS / "lineapp.so"),
+                   server={"max_output": "32m"}, protocol="raw")
+    ctx = ssl.create_default_context(cafile=str(pki / "ca.pem"))
+    n = 16 << 20  # more than the socket buffers hold
+    raw = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    c = ctx.wrap_socket(raw, server_hostname="localhost")
+    c.sendall(f"FLOOD {n}\n".encode())
+    time.sleep(0.5)  # the server fills the socket and queues the rest
+    want = bytes(range(251)) * (n // 251 + 1)
+    got = bytearray()
+    while len(got) < n + len(f"FLOODED {n} 0\n"):
+        chunk = c.recv(1 << 20)
+        assert chunk, len(got)
+        got += chunk
+    assert bytes(got[:n]) == want[:n]
+    assert bytes(got[n:]) == f"FLOODED {n} 0\n".encode()
+    c.close()

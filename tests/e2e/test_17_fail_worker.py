@@ -11,6 +11,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import time
 
 import pytest
 
@@ -583,4 +584,37 @@ def test_17_30_a_handed_over_connection_whose_descriptor_does_not_arrive(make_se
     with socket.create_connection(("127.0.0.1", s.port), timeout=20) as p:
         p.sendall(b"PING\n")
         assert p.makefile("rb").readline() == b"PONG\n"
+    assert s.stop() == 0
+
+
+@needs_shim
+def test_17_31_a_worker_that_cannot_list_its_descriptors_serves_and_says_so(make_server):
+    """A worker born out of descriptors cannot list /proc/self/fd to close what it inherited
+    from the master: it says so and serves (it used to keep them silently)."""
+    s = make_server(env={"LD_PRELOAD": str(SHIM), "FDT_FAIL": "opendir@1:EMFILE/child"})
+    s.wait_log("cannot list /proc/self/fd: Too many open files: inherited descriptors stay "
+               "open")
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    c.close()
+    assert s.stop() == 0
+
+
+@needs_shim
+def test_17_32_an_accept_error_that_persists_is_tried_a_bounded_number_of_times(
+        make_server, tmp_path):
+    """accept4 fails with a per-connection error (EPROTO) on every call: the worker tries
+    16 times for the event that woke it, logs the error once, and then waits for the next
+    arrival instead of spinning."""
+    log = tmp_path / "fail.log"
+    s = make_server(workers=1, threads=1,
+                    env={"LD_PRELOAD": str(SHIM), "FDT_FAIL": "accept4@1+:EPROTO/child",
+                         "FDT_FAIL_LOG": str(log)})
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+    s.wait_log("accept on main: Protocol error")
+    wait_for(lambda: log.exists() and log.read_text().count("accept4") >= 16,
+             what="16 tries")
+    time.sleep(0.5)
+    assert log.read_text().count("accept4") == 16
+    c.close()
     assert s.stop() == 0

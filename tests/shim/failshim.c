@@ -46,6 +46,7 @@
  *
  * Test code only: never built into the server, and not usable under ASan or TSan, whose
  * runtimes must come first (the tests skip there). */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -459,6 +460,13 @@ int accept4(int fd, __SOCKADDR_ARG addr, socklen_t *len, int flags)
     NEXT(accept4);
     FAIL_OR(accept4, -1);
     return next_accept4(fd, addr, len, flags);
+}
+
+DIR *opendir(const char *name)
+{
+    NEXT(opendir);
+    FAIL_OR(opendir, NULL);
+    return next_opendir(name);
 }
 
 int pthread_create(pthread_t *t, const pthread_attr_t *attr, void *(*fn)(void *), void *arg)
