@@ -71,9 +71,12 @@ struct fdt_poll_gate {
     /* Wide open: most requests block (a database), every thread polls (see worker_gate.c). */
     _Atomic bool wide;
     _Atomic uint64_t blocks; /* times an application thread was about to block */
-    /* Loop thread only: the last look at the mix of requests and blocks. */
+    /* Loop thread only: the last look at the mix of requests and blocks; the requests
+     * counted at the last watch, and until when the loop watches on without being woken. */
     int64_t mix_ms;
     uint64_t mix_requests, mix_blocks;
+    uint64_t watch_requests;
+    int64_t watch_until_ms;
 };
 
 struct fdt_worker {
@@ -214,6 +217,11 @@ int fdt__gate_watch(struct fdt_worker *w, int64_t now, int timeout);
 void fdt__gate_awake(struct fdt_poll_gate *g);
 /* How long a thread holding a poller's token runs one connection before another polls. */
 #define GATE_WATCH_MS 2
+/* How long the loop watches on after the last request it saw served while threads are
+ * parked, instead of sleeping and being woken (a write and a context switch) by the next
+ * connection that starts running: under a stream of short connections that wake-up came
+ * with nearly every connection. */
+#define GATE_LINGER_MS 100
 /* How often the loop looks at the mix of requests and blocks, and the fewest requests in
  * such a period to change the gate's mode on. */
 #define GATE_MIX_MS  250

@@ -15,9 +15,11 @@
  * that for a thread while one is free. A thread that finds no token free on its way back
  * to poll parks.
  *
- * The loop thread watches only while a holder runs and a thread is parked: otherwise it
- * sleeps its usual timeout, and marks so (loop_asleep); a thread that starts running, or
- * parks, while the loop sleeps so wakes it (wakefd).
+ * The loop thread watches while a holder runs and a thread is parked, and for
+ * GATE_LINGER_MS after the last request it saw served (so that a stream of short
+ * connections does not wake it for each one): otherwise it sleeps its usual timeout, and
+ * marks so (loop_asleep); a thread that starts running, or parks, while the loop sleeps so
+ * wakes it (wakefd).
  *
  * Giving the turn up costs a wake-up (and the thread that gave it parks later): cheap for a
  * request that blocks now and then, dear for one that waits on a database several times
@@ -47,6 +49,8 @@ int fdt__gate_init(struct fdt_poll_gate *g, int pollers, unsigned threads)
     atomic_init(&g->blocks, 0);
     g->mix_ms = 0;
     g->mix_requests = g->mix_blocks = 0;
+    g->watch_requests = 0;
+    g->watch_until_ms = 0;
     pthread_mutex_init(&g->lock, NULL);
     pthread_cond_init(&g->cond, NULL);
     g->holds = NULL;
@@ -178,7 +182,12 @@ int fdt__gate_watch(struct fdt_worker *w, int64_t now, int timeout)
         else
             running = true;
     }
-    if (running && atomic_load(&g->parked) > 0)
+    uint64_t requests = atomic_load_explicit(w->loop.requests, memory_order_relaxed);
+    if (requests != g->watch_requests) {
+        g->watch_requests = requests;
+        g->watch_until_ms = now + GATE_LINGER_MS;
+    }
+    if ((running || now < g->watch_until_ms) && atomic_load(&g->parked) > 0)
         return timeout < GATE_WATCH_MS ? timeout : GATE_WATCH_MS;
     atomic_store(&g->loop_asleep, true);
     /* A thread that began to run (or parked) meanwhile saw the flag, or is seen now. */

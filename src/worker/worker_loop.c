@@ -37,8 +37,6 @@ static bool quiescent_ok(struct fdt_worker *w)
  * naming them: those handed over since the last call wait in limbo for one round. */
 static void free_pending(struct fdt_worker *w)
 {
-    uint64_t v;
-    (void)!read(w->wakefd, &v, sizeof(v));
     if (w->limbo && quiescent_ok(w)) {
         struct fdt_conn *list = w->limbo;
         w->limbo = NULL;
@@ -259,10 +257,26 @@ static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
     }
 }
 
+static void on_one_signal(struct fdt_worker *w, const struct signalfd_siginfo *sp);
+
+/* The signals pending, read at once (a read that returns less than its buffer has taken
+ * them all: no second read to find the signalfd empty). */
 static bool on_signal(struct fdt_worker *w)
 {
-    struct signalfd_siginfo si;
-    while (read(w->sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+    struct signalfd_siginfo si[8];
+    ssize_t n;
+    do {
+        n = read(w->sigfd, si, sizeof(si));
+        for (ssize_t k = 0; k < n / (ssize_t)sizeof(si[0]); k++)
+            on_one_signal(w, &si[k]);
+    } while (n == (ssize_t)sizeof(si));
+    return true;
+}
+
+static void on_one_signal(struct fdt_worker *w, const struct signalfd_siginfo *sp)
+{
+    const struct signalfd_siginfo si = *sp;
+    {
         switch (si.ssi_signo) {
         case SIGTERM:
             /* PR_SET_PDEATHSIG sends SIGTERM when the master dies; the worker has been
@@ -303,7 +317,6 @@ static bool on_signal(struct fdt_worker *w)
             break;
         } /* the signalfd's set (setup_loop) has just these signals */
     }
-    return true;
 }
 
 void fdt__worker_loop(struct fdt_worker *w)
@@ -347,8 +360,11 @@ void fdt__worker_loop(struct fdt_worker *w)
             case FDT_POLL_SIGNAL:
                 on_signal(w);
                 break;
-            case FDT_POLL_WAKE:
+            case FDT_POLL_WAKE: {
+                uint64_t v;
+                (void)!read(w->wakefd, &v, sizeof(v)); /* reset: it is level-triggered */
                 break;
+            }
             case FDT_POLL_MASTER:
                 on_channel(w);
                 break;
