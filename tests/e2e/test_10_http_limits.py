@@ -100,6 +100,10 @@ def test_10_24_unsupported_transfer_coding_gets_501(make_server):
         c = Client(s.port)
         c.send(f"POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: {te}\r\n\r\n0\r\n\r\n")
         refused(c, 501)
+    # A malformed list (an empty element after chunked): 400, as documented (docs/http.md).
+    c = Client(s.port)
+    c.send("POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked ,\r\n\r\n0\r\n\r\n")
+    refused(c, 400)
 
 
 def test_10_25_slow_headers_and_slow_bodies_get_408(make_server):
