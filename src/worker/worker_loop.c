@@ -257,7 +257,49 @@ static void stop_threads(struct fdt_worker *w, int64_t deadline_ms)
     }
 }
 
-static void on_one_signal(struct fdt_worker *w, const struct signalfd_siginfo *sp);
+static void on_one_signal(struct fdt_worker *w, const struct signalfd_siginfo *sp)
+{
+    const struct signalfd_siginfo si = *sp;
+    switch (si.ssi_signo) {
+    case SIGTERM:
+        /* PR_SET_PDEATHSIG sends SIGTERM when the master dies; the worker has been
+         * handed to another parent by then. */
+        if (getppid() != w->master_pid) {
+            fdt_log(FDT_LOG_WARN, "the master (pid %d) is gone: draining and exiting",
+                    (int)w->master_pid);
+            begin_drain(w, "master gone");
+        } else if (atomic_exchange(&w->loop.retiring, false)) {
+            /* A stop while retiring: idle connections are now closed too. */
+            fdt_log(FDT_LOG_INFO, "SIGTERM while retiring: closing idle connections");
+            wake_to_drain(w);
+        } else {
+            begin_drain(w, "SIGTERM");
+        }
+        break;
+    case SIGHUP:
+        /* From the master: a successor serves on (reload, one worker fewer). Idle
+         * keep-alive connections stay until their advertised idle time runs out. */
+        if (atomic_load(&w->loop.draining))
+            break; /* already stopping: nothing to keep */
+        atomic_store(&w->loop.retiring, true);
+        begin_drain(w, "retired: a successor serves");
+        break;
+    case SIGINT:
+    case SIGQUIT:
+        fdt_log(FDT_LOG_INFO, "immediate stop (%s): %lld connections cut",
+                si.ssi_signo == SIGINT ? "SIGINT" : "SIGQUIT",
+                (long long)atomic_load(&w->slot->conns_open));
+        fdt__exit(0);
+    case SIGWINCH:
+        fdt__worker_hand_on(w, (pid_t)si.ssi_pid);
+        break;
+    case SIGUSR1:
+        fdt__log_reopen();
+        if (fdt__http_access_log_reopen(w->http) < 0)
+            fdt_log(FDT_LOG_WARN, "cannot reopen the access log: keeping the old file");
+        break;
+    } /* the signalfd's set (setup_loop) has just these signals */
+}
 
 /* The signals pending, read at once (a read that returns less than its buffer has taken
  * them all: no second read to find the signalfd empty). */
@@ -271,52 +313,6 @@ static bool on_signal(struct fdt_worker *w)
             on_one_signal(w, &si[k]);
     } while (n == (ssize_t)sizeof(si));
     return true;
-}
-
-static void on_one_signal(struct fdt_worker *w, const struct signalfd_siginfo *sp)
-{
-    const struct signalfd_siginfo si = *sp;
-    {
-        switch (si.ssi_signo) {
-        case SIGTERM:
-            /* PR_SET_PDEATHSIG sends SIGTERM when the master dies; the worker has been
-             * handed to another parent by then. */
-            if (getppid() != w->master_pid) {
-                fdt_log(FDT_LOG_WARN, "the master (pid %d) is gone: draining and exiting",
-                        (int)w->master_pid);
-                begin_drain(w, "master gone");
-            } else if (atomic_exchange(&w->loop.retiring, false)) {
-                /* A stop while retiring: idle connections are now closed too. */
-                fdt_log(FDT_LOG_INFO, "SIGTERM while retiring: closing idle connections");
-                wake_to_drain(w);
-            } else {
-                begin_drain(w, "SIGTERM");
-            }
-            break;
-        case SIGHUP:
-            /* From the master: a successor serves on (reload, one worker fewer). Idle
-             * keep-alive connections stay until their advertised idle time runs out. */
-            if (atomic_load(&w->loop.draining))
-                break; /* already stopping: nothing to keep */
-            atomic_store(&w->loop.retiring, true);
-            begin_drain(w, "retired: a successor serves");
-            break;
-        case SIGINT:
-        case SIGQUIT:
-            fdt_log(FDT_LOG_INFO, "immediate stop (%s): %lld connections cut",
-                    si.ssi_signo == SIGINT ? "SIGINT" : "SIGQUIT",
-                    (long long)atomic_load(&w->slot->conns_open));
-            fdt__exit(0);
-        case SIGWINCH:
-            fdt__worker_hand_on(w, (pid_t)si.ssi_pid);
-            break;
-        case SIGUSR1:
-            fdt__log_reopen();
-            if (fdt__http_access_log_reopen(w->http) < 0)
-                fdt_log(FDT_LOG_WARN, "cannot reopen the access log: keeping the old file");
-            break;
-        } /* the signalfd's set (setup_loop) has just these signals */
-    }
 }
 
 void fdt__worker_loop(struct fdt_worker *w)
