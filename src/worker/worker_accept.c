@@ -293,10 +293,16 @@ static bool sibling_live(const struct fdt_worker *w, const struct fdt_slot *s)
     return w->now_ms - beat < BALANCE_STALE_MS;
 }
 
+/* Which slots hold this worker's siblings. Reading every slot's state touches each page of
+ * the scoreboard, which in a new worker means a page fault each: measured as 40 % of a
+ * worker's start-up CPU at a reload (docs/benchmarks.md). With one worker per generation
+ * nothing is balanced (balanced()), so nothing is read. */
 static void refresh_siblings(struct fdt_worker *w)
 {
     w->siblings_ms = w->now_ms;
     w->n_siblings = 0;
+    if (w->cfg->workers <= 1)
+        return;
     for (int i = 0; i < FDT_MAX_SLOTS; i++) {
         const struct fdt_slot *s = &w->sb->slots[i];
         if (s != w->slot &&
