@@ -132,6 +132,10 @@ struct fdt_master_stats {
 };
 
 struct fdt_scoreboard {
+    /* The generation of each slot in use (0: free), written with the slot's claim and
+     * release: a worker finds its siblings by reading this page, not one page of every slot
+     * (in a new worker each such read was a page fault). */
+    _Atomic uint32_t slot_generation[FDT_MAX_SLOTS];
     struct fdt_slot slots[FDT_MAX_SLOTS];
     struct fdt_counters retired; /* the counters of workers that have exited */
     _Atomic uint64_t retired_requests;

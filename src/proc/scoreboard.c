@@ -37,6 +37,7 @@ int fdt__scoreboard_claim(struct fdt_scoreboard *sb, unsigned generation, unsign
         atomic_store(&s->started_ms, fdt__now_ms());
         atomic_store(&s->heartbeat_ms, fdt__now_ms());
         atomic_store(&s->state, FDT_WORKER_STARTING);
+        atomic_store(&sb->slot_generation[i], generation);
         return i;
     }
     return -1;
@@ -46,6 +47,7 @@ void fdt__scoreboard_release(struct fdt_scoreboard *sb, int slot)
 {
     if (slot >= 0 && slot < FDT_MAX_SLOTS) {
         atomic_store(&sb->slots[slot].pid, 0);
+        atomic_store(&sb->slot_generation[slot], 0);
         atomic_store(&sb->slots[slot].state, FDT_WORKER_FREE);
     }
 }

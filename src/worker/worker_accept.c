@@ -293,10 +293,11 @@ static bool sibling_live(const struct fdt_worker *w, const struct fdt_slot *s)
     return w->now_ms - beat < BALANCE_STALE_MS;
 }
 
-/* Which slots hold this worker's siblings. Reading every slot's state touches each page of
- * the scoreboard, which in a new worker means a page fault each: measured as 40 % of a
- * worker's start-up CPU at a reload (docs/benchmarks.md). With one worker per generation
- * nothing is balanced (balanced()), so nothing is read. */
+/* Which slots hold this worker's siblings, from the scoreboard's compact list of slot
+ * generations: reading every slot's own fields touched each page of the scoreboard, which in
+ * a new worker meant a page fault each (40 % of a worker's start-up CPU at a reload,
+ * docs/benchmarks.md). With one worker per generation nothing is balanced (balanced()), so
+ * nothing is read. */
 static void refresh_siblings(struct fdt_worker *w)
 {
     w->siblings_ms = w->now_ms;
@@ -304,6 +305,9 @@ static void refresh_siblings(struct fdt_worker *w)
     if (w->cfg->workers <= 1)
         return;
     for (int i = 0; i < FDT_MAX_SLOTS; i++) {
+        if (atomic_load_explicit(&w->sb->slot_generation[i], memory_order_relaxed) !=
+            w->info.generation)
+            continue;
         const struct fdt_slot *s = &w->sb->slots[i];
         if (s != w->slot &&
             atomic_load_explicit(&s->state, memory_order_relaxed) != FDT_WORKER_FREE &&
