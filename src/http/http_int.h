@@ -183,6 +183,7 @@ struct fdt_http_request {
      * transaction has committed or rolled back. */
     struct fdt_txn *txn;
     bool held_overflow;      /* the held response outgrew max_output: it cannot be sent */
+    bool held_nomem;         /* ... or memory ran out while holding it */
     const char *txn_outcome; /* for the access log: NULL (none), "committed", ... */
     char request_id[65];     /* from the client's request_id_header, or generated */
     int attempt;             /* 1, 2, ...: runs of the view (conflicts make it run again) */

@@ -120,7 +120,10 @@ static int out_write(struct fdt_http_request *req, const void *buf, size_t len)
             req->held_overflow = true;
             return FDT_ELIMIT;
         }
-        return fdt__buf_append(&s->held_out, buf, len);
+        int rc = fdt__buf_append(&s->held_out, buf, len);
+        if (rc < 0)
+            req->held_nomem = true; /* the answer is incomplete: its work must not commit */
+        return rc;
     }
     return s->io->write(s->io_ctx, buf, len);
 }
@@ -136,6 +139,7 @@ void fdt__http_response_reset(struct fdt_http_request *req)
     req->finished = false;
     req->close_after = false;
     req->held_overflow = false;
+    req->held_nomem = false;
     req->body_sent = 0;
     req->reason = NULL;
 }

@@ -83,6 +83,16 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
         fdt__http_send_error(req, 500, "The response is too large.", false);
         return 0;
     }
+    if (req->held_nomem) {
+        /* Memory ran out while the answer was held back: the client could not be told what
+         * was done, so nothing is done. */
+        fdt_txn_abort(t, NULL);
+        fdt__http_response_reset(req);
+        fdt_log(FDT_LOG_WARN, "out of memory holding a response for its transaction: "
+                              "rolled back");
+        fdt__http_send_error(req, 503, "The server is out of memory.", false);
+        return 0;
+    }
     if (fdt_txn_state(t) == FDT_TXN_ACTIVE && req->status && req->status < 400) {
         int rc = fdt_txn_commit(t, &err);
         if (rc == 0) {

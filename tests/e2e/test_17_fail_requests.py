@@ -218,3 +218,54 @@ def test_17_41_http_requests_out_of_memory(make_server, tmp_path):
             assert k > 10
             return
     raise AssertionError(f"still allocating after {LIMIT}")
+
+
+def test_17_43_wingcash_requests_out_of_memory(make_server, tmp_path):
+    """wingcash on SQLite: a transfer, a balance and a new account, each allocation of the
+    worker failed in turn. Each request is answered as it should be, or 500/503 (or its
+    connection closed, with the reason in the log); a transfer answered 201 moved the money
+    and one answered otherwise did not; the books balance after every step."""
+    from wingcash_util import Api, Backend, wingcash_server
+    backend = Backend("sqlite", tmp_path)
+    cd = Countdown(tmp_path / "countdown")
+    s = wingcash_server(make_server, backend, threads=1,
+                        env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+                             "FDT_FAIL_COUNTDOWN": str(cd.path),
+                             "FDT_FAIL_COUNTDOWN_IN": "child", "FDT_FAIL_BACKTRACE": "1"})
+    api = Api(s.port)
+    a = api.account("a", deposit=1000)
+    b = api.account("b")
+    api.close()
+    pid = s.worker_pids()[0]
+    moved = 0
+
+    def request(method, path, body=None, token=None):
+        mark = len(s.log())
+        try:
+            st, data = Api(s.port).call(method, path, body, token=token)
+            return st, data
+        except (OSError, ValueError):
+            wait_for(lambda: names_oom(s.log()[mark:]), 5, what="the reason in the log")
+            return None, None
+
+    for k in range(1, LIMIT):
+        cd.arm(k)
+        st1, t = request("POST", f"/accounts/{a['id']}/transfers",
+                         {"to": b["id"], "amount": 1, "idempotency_key": f"k{k}"}, a["token"])
+        st2, acc = request("GET", f"/accounts/{a['id']}", token=a["token"])
+        st3, new = request("POST", "/accounts", {"name": f"n{k}"})
+        left = cd.left()
+        cd.disarm()
+        for st, ok in ((st1, 201), (st2, 200), (st3, 201)):
+            assert st in (ok, 500, 503, None), (k, st1, st2, st3, t, acc, new)
+            assert st == ok or left == 0, (k, st1, st2, st3)
+        if st1 == 201:
+            moved += 1
+        assert backend.balance(a["id"]) == 1000 - moved, (k, st1, t)
+        backend.check_invariant()
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        if left > 0:
+            assert st1 == 201 and st2 == 200 and st3 == 201
+            assert k > 20, k
+            return
+    raise AssertionError(f"still allocating after {LIMIT}")

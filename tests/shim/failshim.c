@@ -21,6 +21,8 @@
  * In a forked child the counts start again from zero (pthread_atfork). A process started
  * with exec (a new master) loads the library again and counts as a "master".
  *
+ * FDT_FAIL_BACKTRACE=1 adds the callers of each failure to that log.
+ *
  * FDT_FAIL_LOG=PATH appends a line per failure made ("pid 123 alloc #3 (libfdt.so.0) at
  * +0x1a2b3", the offset of the call in that object, for `addr2line -e OBJ -f -i 0x1a2b3`), so
  * that a test knows its failure happened (and when n is past the last allocation, that
@@ -49,6 +51,7 @@
 #include <dirent.h>
 #include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdarg.h>
@@ -91,6 +94,7 @@ static int n_rules;
 static char objs[MAX_OBJS][64];
 static int n_objs;
 static char log_path[512];
+static bool with_backtrace; /* FDT_FAIL_BACKTRACE=1: each failure's callers in the log */
 static bool is_child;
 static bool armed;                      /* set once the constructor has read the environment */
 static _Atomic int64_t *countdown;      /* FDT_FAIL_COUNTDOWN's mapping, or NULL */
@@ -221,6 +225,7 @@ __attribute__((constructor)) static void failshim_init(void)
     for (char *tok = strtok_r(buf, ":", &save); tok && n_objs < MAX_OBJS;
          tok = strtok_r(NULL, ":", &save))
         snprintf(objs[n_objs++], sizeof(objs[0]), "%s", tok);
+    with_backtrace = getenv("FDT_FAIL_BACKTRACE") != NULL;
     const char *lp = getenv("FDT_FAIL_LOG");
     if (lp)
         snprintf(log_path, sizeof(log_path), "%s", lp);
@@ -240,6 +245,21 @@ static void note(const char *what, unsigned long n, const char *obj, unsigned lo
     int fd = open(log_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
     if (fd >= 0) {
         (void)!write(fd, line, (size_t)len);
+        if (with_backtrace) {
+            /* The callers, as OBJ+0xOFF, for `addr2line -e OBJ -f -i OFF`. */
+            void *frames[16];
+            int n_frames = backtrace(frames, 16);
+            for (int i = 2; i < n_frames; i++) {
+                Dl_info info;
+                if (!dladdr(frames[i], &info) || !info.dli_fname)
+                    continue;
+                const char *base = strrchr(info.dli_fname, '/');
+                len =
+                    snprintf(line, sizeof(line), "    %s+0x%lx\n", base ? base + 1 : info.dli_fname,
+                             (unsigned long)((char *)frames[i] - (char *)info.dli_fbase) - 1);
+                (void)!write(fd, line, (size_t)len);
+            }
+        }
         close(fd);
     }
 }
