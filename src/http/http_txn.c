@@ -73,24 +73,17 @@ int fdt__http_txn_settle(struct fdt_http_request *req, bool may_retry)
         fdt__http_send_error(req, 503, "The request conflicted with others; try again.", false);
         return 0;
     }
-    if (req->held_overflow) {
-        /* The answer outgrew max_output while held back: it cannot be sent whole, so the
-         * work is not committed either. */
+    if (req->held_overflow || req->held_nomem) {
+        /* The answer could not be held back whole (it outgrew max_output, or memory ran
+         * out): the client cannot be told what was done, so nothing is done. */
+        bool nomem = req->held_nomem;
         fdt_txn_abort(t, NULL);
         fdt__http_response_reset(req);
-        fdt_log(FDT_LOG_WARN, "a response held for its transaction exceeded max_output: "
-                              "rolled back");
-        fdt__http_send_error(req, 500, "The response is too large.", false);
-        return 0;
-    }
-    if (req->held_nomem) {
-        /* Memory ran out while the answer was held back: the client could not be told what
-         * was done, so nothing is done. */
-        fdt_txn_abort(t, NULL);
-        fdt__http_response_reset(req);
-        fdt_log(FDT_LOG_WARN, "out of memory holding a response for its transaction: "
-                              "rolled back");
-        fdt__http_send_error(req, 503, "The server is out of memory.", false);
+        fdt_log(FDT_LOG_WARN, "a response held for its transaction %s: rolled back",
+                nomem ? "ran out of memory" : "exceeded max_output");
+        fdt__http_send_error(req, nomem ? 503 : 500,
+                             nomem ? "The server is out of memory." : "The response is too large.",
+                             false);
         return 0;
     }
     if (fdt_txn_state(t) == FDT_TXN_ACTIVE && req->status && req->status < 400) {
