@@ -269,3 +269,39 @@ def test_17_43_wingcash_requests_out_of_memory(make_server, tmp_path):
             assert k > 20, k
             return
     raise AssertionError(f"still allocating after {LIMIT}")
+
+
+def test_17_44_python_wsgi_requests_out_of_memory(make_server, tmp_path):
+    """A Python WSGI application (fdt_python.so's own allocations; CPython's are not
+    counted): a page and a POST read through wsgi.input, each allocation failed in turn: the
+    right answer, or 500/503, or a close with the reason in the log; the worker serves on."""
+    from test_40_python import py_server
+    cd = Countdown(tmp_path / "countdown")
+    s = py_server(make_server, threads=1, start=False)
+    s.env.update({"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+                  "FDT_FAIL_COUNTDOWN": str(cd.path), "FDT_FAIL_COUNTDOWN_IN": "child"})
+    s.start(wait=False)
+    s.wait_ready()
+    body = b"x" * 3000
+    raw = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
+           b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n" + body)
+    want = [200, 200]
+    pid = s.worker_pids()[0]
+    for k in range(1, LIMIT):
+        mark = len(s.log())
+        cd.arm(k)
+        statuses, closed = http_exchange(s.port, raw, len(want))
+        left = cd.left()
+        cd.disarm()
+        for got, w in zip(statuses, want):
+            assert got == w or (left == 0 and got in (500, 503)), (k, statuses)
+        if closed and not any(st in (500, 503) for st in statuses):
+            assert left == 0, f"k={k}: closed without a failure: {statuses}"
+            wait_for(lambda: names_oom(s.log()[mark:]), 5, what=f"k={k}: the reason in the log")
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        assert http_exchange(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1)[0] == [200]
+        if left > 0:
+            assert statuses == want, (k, statuses)
+            assert k > 10, k
+            return
+    raise AssertionError(f"still allocating after {LIMIT}")
