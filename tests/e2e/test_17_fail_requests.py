@@ -175,6 +175,35 @@ def http_exchange(port, raw, n):
     return statuses, False
 
 
+def http_walk(s, cd, raw, want, last_closes=False):
+    """Walk the worker's allocations over one exchange of raw (len(want) keep-alive
+    requests): each answer is the wanted status, or 500/503 once an allocation failed; a
+    close before the end follows a 500/503 or is said in the log; the same worker serves
+    after each step. Returns how many allocations the exchange makes."""
+    pid = s.worker_pids()[0]
+    for k in range(1, LIMIT):
+        mark = len(s.log())
+        cd.arm(k)
+        statuses, closed = http_exchange(s.port, raw, len(want))
+        left = cd.left()
+        cd.disarm()
+        for got, w in zip(statuses, want):
+            assert got == w or (left == 0 and got in (500, 503)), (k, statuses)
+        told = any(st in (500, 503) for st in statuses)
+        early = len(statuses) < len(want) - (1 if last_closes else 0)
+        if closed and (early or not last_closes):
+            assert left == 0, f"k={k}: closed without a failure: {statuses}"
+            if not told:
+                wait_for(lambda: names_oom(s.log()[mark:]), 5,
+                         what=f"k={k}: the reason in the log")
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        assert http_exchange(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1)[0] == [200]
+        if left > 0:
+            assert statuses == want, (k, statuses)
+            return k - 1
+    raise AssertionError(f"still allocating after {LIMIT}")
+
+
 def test_17_41_http_requests_out_of_memory(make_server, tmp_path):
     """Keep-alive requests (a page, a POST with a body, a streamed answer, a 404, a bad
     request), each allocation failed in turn: the right status, or 500/503, or the connection
@@ -193,31 +222,8 @@ def test_17_41_http_requests_out_of_memory(make_server, tmp_path):
            b"GET /nope HTTP/1.1\r\nHost: x\r\n\r\n"
            b"GET / HTTP/1.1 junk\r\nHost: x\r\n\r\n")
     want = [200, 200, 200, 404, 400]
-    pid = s.worker_pids()[0]
-    for k in range(1, LIMIT):
-        mark = len(s.log())
-        cd.arm(k)
-        statuses, closed = http_exchange(s.port, raw, len(want))
-        left = cd.left()
-        cd.disarm()
-        for got, w in zip(statuses, want):
-            assert got == w or (left == 0 and got in (500, 503)), (k, statuses)
-        if closed:
-            # The last answer (400) closes the connection; any earlier close is a failure's.
-            assert left == 0 or statuses == want, f"k={k}: closed without a failure: {statuses}"
-            # Closed early: after a 503 or 500 that said why, or with the reason in the log.
-            told = any(st in (500, 503) for st in statuses)
-            if left == 0 and len(statuses) < len(want) - 1 and not told:
-                wait_for(lambda: names_oom(s.log()[mark:]), 5,
-                         what=f"k={k}: the reason in the log")
-        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
-        assert http_exchange(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1)[0] == [200]
-        if left > 0:
-            assert statuses == want, (k, statuses)
-            print("allocations", k - 1)
-            assert k > 10
-            return
-    raise AssertionError(f"still allocating after {LIMIT}")
+    # The last answer (400) closes the connection; any earlier close is a failure's.
+    assert http_walk(s, cd, raw, want, last_closes=True) > 10
 
 
 def test_17_43_wingcash_requests_out_of_memory(make_server, tmp_path):
@@ -285,23 +291,4 @@ def test_17_44_python_wsgi_requests_out_of_memory(make_server, tmp_path):
     body = b"x" * 3000
     raw = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n" + body)
-    want = [200, 200]
-    pid = s.worker_pids()[0]
-    for k in range(1, LIMIT):
-        mark = len(s.log())
-        cd.arm(k)
-        statuses, closed = http_exchange(s.port, raw, len(want))
-        left = cd.left()
-        cd.disarm()
-        for got, w in zip(statuses, want):
-            assert got == w or (left == 0 and got in (500, 503)), (k, statuses)
-        if closed and not any(st in (500, 503) for st in statuses):
-            assert left == 0, f"k={k}: closed without a failure: {statuses}"
-            wait_for(lambda: names_oom(s.log()[mark:]), 5, what=f"k={k}: the reason in the log")
-        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
-        assert http_exchange(s.port, b"GET / HTTP/1.1\r\nHost: x\r\n\r\n", 1)[0] == [200]
-        if left > 0:
-            assert statuses == want, (k, statuses)
-            assert k > 10, k
-            return
-    raise AssertionError(f"still allocating after {LIMIT}")
+    assert http_walk(s, cd, raw, [200, 200]) > 10
