@@ -145,8 +145,9 @@ static void send_error(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt
     send_writer(c, &rc->out, id);
 }
 
-static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id,
-                        const char *result, size_t len)
+/* The answer line of a result into rc->out; returns the writer's error, if any. */
+static int build_result(struct rpc_conn *rc, const struct fdt_json *id, const char *result,
+                        size_t len)
 {
     struct fdt_json_writer *w = &rc->out;
     fdt_json_writer_reset(w);
@@ -157,7 +158,14 @@ static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fd
     fdt_json_writer_raw(w, result, len);
     write_id(w, id);
     fdt_json_writer_end_object(w);
-    send_writer(c, w, id);
+    return fdt_json_writer_finish(w, NULL, NULL);
+}
+
+static void send_result(struct fdt_conn *c, struct rpc_conn *rc, const struct fdt_json *id,
+                        const char *result, size_t len)
+{
+    build_result(rc, id, result, len);
+    send_writer(c, &rc->out, id);
 }
 
 /* JSON-RPC code for a framework error code. */
@@ -511,7 +519,37 @@ struct app_call {
     const struct fdt_json *params;
     struct fdt_json_writer *w;
     struct fdt_jsonrpc_call call;
+    struct rpc_conn *rc;
+    const struct fdt_json *id; /* NULL: a notification, nothing to answer */
 };
+
+/* Run the method, and make its answer line (rc->out) before its work commits: a method
+ * that succeeded but whose answer cannot be sent (it wrote no value, or one over
+ * max_output, or memory ran out writing it or its answer) has failed, since the client will
+ * be told so; its work must not commit. */
+static int run_method(struct app_call *ac, struct fdt_error *err)
+{
+    int r = ac->m->fn(&ac->call, ac->params, ac->w, err);
+    if (r < 0)
+        return r;
+    const char *data = NULL;
+    size_t len = 0;
+    int wr = fdt_json_writer_finish(ac->w, &data, &len);
+    if (wr == 0 && len > 0 && ac->id)
+        wr = build_result(ac->rc, ac->id, data, len);
+    if (wr == FDT_ELIMIT) {
+        ac->call.code = FDT_JSONRPC_LIMIT;
+        return fdt_error_set(err, FDT_ELIMIT, "the answer is larger than max_output");
+    }
+    if (wr < 0 || len == 0) {
+        ac->call.code = FDT_JSONRPC_INTERNAL_ERROR;
+        return fdt_error_set(err, wr == FDT_ENOMEM ? FDT_ENOMEM : FDT_EINVAL,
+                             wr == FDT_ENOMEM
+                                 ? "internal error: out of memory writing the answer"
+                                 : "internal error: the method did not write one JSON value");
+    }
+    return 0;
+}
 
 static int run_in_root(struct fdt_txn *t, void *arg, struct fdt_error *err)
 {
@@ -519,7 +557,7 @@ static int run_in_root(struct fdt_txn *t, void *arg, struct fdt_error *err)
     fdt_json_writer_reset(ac->w); /* a retry starts from an empty result */
     ac->call.txn = t;
     ac->call.code = 0;
-    return ac->m->fn(&ac->call, ac->params, ac->w, err);
+    return run_method(ac, err);
 }
 
 static const struct fdt_jsonrpc_method *find_method(const struct fdt_jsonrpc_app *app,
@@ -627,8 +665,12 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
             }
             return;
         }
-        struct app_call ac = {
-            .m = m, .params = params, .w = w, .call = {.conn = c, .method = m->name}};
+        struct app_call ac = {.m = m,
+                              .params = params,
+                              .w = w,
+                              .call = {.conn = c, .method = m->name},
+                              .rc = rc,
+                              .id = id};
         struct fdt_txn *t = fdt_conn_txn(c);
         if (t) {
             /* Inside txn.begin ... : the call joins the connection's transaction, under a
@@ -637,7 +679,7 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
             struct fdt_error sperr = {0};
             bool sp = fdt_txn_state(t) == FDT_TXN_ACTIVE &&
                       fdt_txn_savepoint(t, CALL_SAVEPOINT, &sperr) == 0;
-            r = m->fn(&ac.call, params, w, &err);
+            r = run_method(&ac, &err);
             if (sp && fdt_conn_txn(c) == t) {
                 if (r < 0)
                     fdt_txn_rollback_to(t, CALL_SAVEPOINT, &sperr);
@@ -648,6 +690,12 @@ static void handle_line(struct fdt_conn *c, struct rpc_conn *rc, const char *lin
             r = fdt_txn_run(c, run_in_root, &ac, RETRY_ATTEMPTS, NULL, &err);
         }
         jcode = ac.call.code;
+        if (r == 0 && !notify) {
+            /* Its answer line was made before the commit. */
+            fdt__conn_request_end(c, FDT_MCLASS_OK, (fdt__now_ns() - t0) / 1000);
+            send_writer(c, &rc->out, id);
+            return;
+        }
     }
     fdt__conn_request_end(c, r < 0 ? FDT_MCLASS_ERROR : FDT_MCLASS_OK, (fdt__now_ns() - t0) / 1000);
     if (notify)
@@ -695,6 +743,14 @@ bool fdt__jsonrpc_next_line(const char *buf, size_t len, size_t *pos, const char
     return false;
 }
 
+static void rpc_free(struct rpc_conn *rc)
+{
+    fdt_json_doc_free(rc->doc);
+    fdt_json_writer_deinit(&rc->out);
+    fdt_json_writer_deinit(&rc->result);
+    free(rc);
+}
+
 static int rpc_open(struct fdt_conn *c)
 {
     struct rpc_conn *rc = calloc(1, sizeof(*rc));
@@ -707,6 +763,19 @@ static int rpc_open(struct fdt_conn *c)
     }
     fdt_json_writer_init(&rc->out, server_of(c)->max_output);
     fdt_json_writer_init(&rc->result, server_of(c)->max_output);
+    /* Each writer gets its first buffer now: an answer written after a commit (txn.finish's)
+     * then needs no allocation, so it cannot fail for want of memory once the work is
+     * done. A connection that cannot have them is refused now instead. */
+    fdt_json_writer_null(&rc->out);
+    fdt_json_writer_null(&rc->result);
+    if (fdt_json_writer_finish(&rc->out, NULL, NULL) < 0 ||
+        fdt_json_writer_finish(&rc->result, NULL, NULL) < 0) {
+        rpc_free(rc);
+        fdt_log(FDT_LOG_WARN, "conn=%llu out of memory: closed", (unsigned long long)c->id);
+        return FDT_ENOMEM;
+    }
+    fdt_json_writer_reset(&rc->out);
+    fdt_json_writer_reset(&rc->result);
     c->proto_data = rc;
     return 0;
 }
@@ -787,10 +856,7 @@ static void rpc_close(struct fdt_conn *c)
     struct rpc_conn *rc = c->proto_data;
     if (!rc)
         return;
-    fdt_json_doc_free(rc->doc);
-    fdt_json_writer_deinit(&rc->out);
-    fdt_json_writer_deinit(&rc->result);
-    free(rc);
+    rpc_free(rc);
     c->proto_data = NULL;
 }
 

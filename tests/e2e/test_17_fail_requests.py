@@ -292,3 +292,65 @@ def test_17_44_python_wsgi_requests_out_of_memory(make_server, tmp_path):
     raw = (b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
            b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 3000\r\n\r\n" + body)
     assert http_walk(s, cd, raw, [200, 200]) > 10
+
+
+def test_17_45_wingcash_jsonrpc_out_of_memory(make_server, tmp_path):
+    """wingcash's JSON-RPC methods on SQLite, each allocation failed in turn: a transfer in
+    its own transaction, and one inside txn.begin ... txn.finish. Each call gets its result
+    or an error; money moved for every transfer answered as committed and for none answered
+    with an error (an answer lost with its connection may go either way); the books
+    balance after every step."""
+    from wingcash_util import Api, Backend, wingcash_server
+    backend = Backend("sqlite", tmp_path)
+    cd = Countdown(tmp_path / "countdown")
+    s = wingcash_server(make_server, backend, threads=1,
+                        env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+                             "FDT_FAIL_COUNTDOWN": str(cd.path),
+                             "FDT_FAIL_COUNTDOWN_IN": "child", "FDT_FAIL_BACKTRACE": "1"})
+    api = Api(s.port)
+    a = api.account("a", deposit=1000)
+    b = api.account("b")
+    api.close()
+    pid = s.worker_pids()[0]
+    moved = 0
+    t = {"token": a["token"], "from": a["id"], "to": b["id"], "amount": 1}
+    for k in range(1, LIMIT):
+        lines = [call(1, "wingcash.transfer", t), call(2, "txn.begin"),
+                 call(3, "wingcash.transfer", t), call(4, "txn.finish")]
+        mark = len(s.log())
+        cd.arm(k)
+        answers, closed = exchange(s.rpc_port, lines)
+        left = cd.left()
+        cd.disarm()
+        if closed:
+            assert left == 0, (k, answers)
+            wait_for(lambda: names_oom(s.log()[mark:]), 5, what=f"k={k}: the reason in the log")
+        by_id = {a_["id"]: a_ for a_ in answers}
+        # Each transfer moved the money if answered so, did not if answered with an error,
+        # and either when no answer came (the connection closed: outcome unknown to the
+        # client, as after a crash; an idempotency key makes the retry safe).
+        sure = unknown = 0
+        if "result" in by_id.get(1, {}):
+            sure += 1
+        elif 1 not in by_id:
+            unknown += 1
+        if "error" in by_id.get(2, {}):
+            # No transaction began: call 3 ran in its own, as call 1 did.
+            sure += "result" in by_id.get(3, {})
+            unknown += 3 not in by_id
+        elif 4 not in by_id:
+            unknown += "error" not in by_id.get(3, {})
+        elif by_id[4].get("result") == {"state": "committed"} and "result" in by_id.get(3, {}):
+            sure += 1
+        delta = (1000 - moved) - backend.balance(a["id"])
+        assert sure <= delta <= sure + unknown, (k, delta, answers)
+        moved += delta
+        for a_ in answers:
+            assert "result" in a_ or left == 0, (k, answers)
+        backend.check_invariant()
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        if left > 0:
+            assert len(answers) == 4 and all("result" in a_ for a_ in answers), answers
+            assert k > 20, k
+            return
+    raise AssertionError(f"still allocating after {LIMIT}")
