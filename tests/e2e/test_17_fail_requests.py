@@ -7,8 +7,6 @@ hang, or a crashed worker. After each step, with nothing armed, the same worker 
 import json
 import socket
 
-import pytest
-
 from fdt import RpcClient, free_port, wait_for
 from test_17_fail_master import LIMIT, SHIM, Countdown, failures, names_oom, needs_shim
 
@@ -226,11 +224,9 @@ def test_17_41_http_requests_out_of_memory(make_server, tmp_path):
     assert http_walk(s, cd, raw, want, last_closes=True) > 10
 
 
-def test_17_43_wingcash_requests_out_of_memory(make_server, tmp_path):
-    """wingcash on SQLite: a transfer, a balance and a new account, each allocation of the
-    worker failed in turn. Each request is answered as it should be, or 500/503 (or its
-    connection closed, with the reason in the log); a transfer answered 201 moved the money
-    and one answered otherwise did not; the books balance after every step."""
+def wingcash_walk_server(make_server, tmp_path):
+    """wingcash on SQLite, one worker of one thread under the countdown, with account a
+    (1000 deposited) and account b. Returns (server, countdown, backend, a, b)."""
     from wingcash_util import Api, Backend, wingcash_server
     backend = Backend("sqlite", tmp_path)
     cd = Countdown(tmp_path / "countdown")
@@ -242,6 +238,16 @@ def test_17_43_wingcash_requests_out_of_memory(make_server, tmp_path):
     a = api.account("a", deposit=1000)
     b = api.account("b")
     api.close()
+    return s, cd, backend, a, b
+
+
+def test_17_43_wingcash_requests_out_of_memory(make_server, tmp_path):
+    """wingcash on SQLite: a transfer, a balance and a new account, each allocation of the
+    worker failed in turn. Each request is answered as it should be, or 500/503 (or its
+    connection closed, with the reason in the log); a transfer answered 201 moved the money
+    and one answered otherwise did not; the books balance after every step."""
+    from wingcash_util import Api
+    s, cd, backend, a, b = wingcash_walk_server(make_server, tmp_path)
     pid = s.worker_pids()[0]
     moved = 0
 
@@ -300,17 +306,7 @@ def test_17_45_wingcash_jsonrpc_out_of_memory(make_server, tmp_path):
     or an error; money moved for every transfer answered as committed and for none answered
     with an error (an answer lost with its connection may go either way); the books
     balance after every step."""
-    from wingcash_util import Api, Backend, wingcash_server
-    backend = Backend("sqlite", tmp_path)
-    cd = Countdown(tmp_path / "countdown")
-    s = wingcash_server(make_server, backend, threads=1,
-                        env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
-                             "FDT_FAIL_COUNTDOWN": str(cd.path),
-                             "FDT_FAIL_COUNTDOWN_IN": "child", "FDT_FAIL_BACKTRACE": "1"})
-    api = Api(s.port)
-    a = api.account("a", deposit=1000)
-    b = api.account("b")
-    api.close()
+    s, cd, backend, a, b = wingcash_walk_server(make_server, tmp_path)
     pid = s.worker_pids()[0]
     moved = 0
     t = {"token": a["token"], "from": a["id"], "to": b["id"], "amount": 1}
