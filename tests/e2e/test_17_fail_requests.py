@@ -62,7 +62,8 @@ def walk(s, lines, expect):
         left = s.countdown.left()
         s.countdown.disarm()
         for i, a in enumerate(answers):
-            if "error" in a and names_oom(a["error"]["message"]):
+            if "error" in a and (names_oom(a["error"]["message"]) or
+                                 "MemoryError" in a["error"]["message"]):  # Python's
                 # The id, unless the request itself could not be read.
                 assert a["id"] in (i + 1, None), (k, a)
             else:
@@ -406,3 +407,27 @@ def test_17_46_two_phase_withdrawals_out_of_memory(make_server, tmp_path, postgr
             assert st == 201 and k > 20, (k, st)
             return
     raise AssertionError(f"still allocating after {LIMIT}")
+
+
+def test_17_47_python_jsonrpc_out_of_memory(make_server, tmp_path):
+    """Python JSON-RPC methods (fdt_python.so's allocations), each failed in turn: a call
+    with parameters, a result to convert, an unknown method: each answered with its result
+    or an error with its id, or a close with the reason in the log; the worker serves on."""
+    from test_16_cov_python import rpc_server as py_rpc_server
+    cd = Countdown(tmp_path / "countdown")
+    s = py_rpc_server(make_server, "covpyrpc:methods", start=False)
+    s.env.update({"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+                  "FDT_FAIL_COUNTDOWN": str(cd.path), "FDT_FAIL_COUNTDOWN_IN": "child"})
+    s.start()
+    s.rpc_port = s.port
+    s.countdown = cd
+    lines = [call(1, "echo", [1, {"a": None}]), call(2, "big", {"size": 100}), call(3, "nope")]
+
+    def expect(i, a):
+        if i == 0:
+            assert a["result"] == [1, {"a": None}], a
+        elif i == 1:
+            assert a["result"] == "x" * 100, a
+        else:
+            assert a["error"]["code"] == -32601, a
+    assert walk(s, lines, expect) > 5
