@@ -147,18 +147,21 @@ int fdt__pidfile_owner(const char *path, pid_t *pid, struct fdt_error *err)
     }
     pid_t named = pid_in(fd);
     pid_t holder = lock_holder(fd);
+    /* A file that names no pid (empty, or not a number) says so rather than "pid 0". */
+    char what[32] = "names no pid";
+    if (named > 0)
+        snprintf(what, sizeof(what), "names pid %d", (int)named);
     int rc = 0;
     if (holder < 0) {
         /* GCOVR_EXCL_START: not reached: lock_holder failing (ENOLCK, above) */
         rc = fdt_error_set(err, holder, "pid file %s: lock: %s", path, fdt_strerror(holder));
         /* GCOVR_EXCL_STOP */
     } else if (holder == 0) {
-        rc = fdt_error_set(err, -ESRCH,
-                           "pid file %s is stale: no running master holds it (it names pid %d)",
-                           path, (int)named);
+        rc = fdt_error_set(err, -ESRCH, "pid file %s is stale: no running master holds it (it %s)",
+                           path, what);
     } else if (holder != named) {
-        rc = fdt_error_set(err, FDT_EINVAL, "pid file %s names pid %d but is held by pid %d", path,
-                           (int)named, (int)holder);
+        rc = fdt_error_set(err, FDT_EINVAL, "pid file %s %s but is held by pid %d", path, what,
+                           (int)holder);
     }
     if (rc < 0) {
         close(fd);

@@ -1,0 +1,215 @@
+"""Coverage of the master's last lines (session 9): what `fdtserver --check` says of a module
+it cannot use (a directory, a file it may not read, a file cut short that kills the loader)
+and of a Python interpreter it cannot start; `fdtserver -s` refused by the kernel; a pid file
+that names no pid; fdtctl whose request cannot be written."""
+import os
+import re
+import resource
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import threading
+from pathlib import Path
+
+import pytest
+
+from fdt import APPS, FDTCTL, FDTSERVER, FdtServer, wait_for
+from test_17_fail_master import SHIM, failures, needs_shim, shim_env
+
+ROOT = Path(__file__).resolve().parents[2]
+PYAPPS = ROOT / "tests" / "apps" / "python"
+# Root without its capabilities: the permission checks of an ordinary user, while the
+# process keeps uid 0 (and so may still write the coverage counters of a coverage build).
+NO_CAPS = ["setpriv", "--bounding-set=-all", "--inh-caps=-all", "--"]
+needs_setpriv = pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("setpriv"),
+                                   reason="needs root and setpriv")
+
+
+def check(conf, prefix=(), **kw):
+    return subprocess.run([*prefix, str(FDTSERVER), "--check", "-c", str(conf)],
+                          capture_output=True, text=True, timeout=60, **kw)
+
+
+def module_conf(tmp_path, module):
+    conf = tmp_path / "c.ini"
+    conf.write_text(f"[listen.x]\naddress = 127.0.0.1:1\n[app]\nmodule = {module}\n")
+    return conf
+
+
+def python_conf(tmp_path):
+    conf = tmp_path / "py.ini"
+    conf.write_text(f"[listen.x]\naddress = 127.0.0.1:1\nprotocol = http\n[app]\n"
+                    f"wsgi = wsgiapps:application\n[python]\npath = {PYAPPS}\n")
+    return conf
+
+
+def test_19_01_check_says_a_module_that_is_a_directory_is_not_a_file(tmp_path):
+    """[app] module naming a directory: --check fails and says it is not a regular file."""
+    d = tmp_path / "app.so"
+    d.mkdir()
+    r = check(module_conf(tmp_path, d))
+    assert r.returncode == 2 and f"[app] module {d}: not a regular file" in r.stderr, r
+
+
+@needs_setpriv
+def test_19_02_check_says_a_module_it_may_not_read(tmp_path):
+    """A module file the checking user may not read: --check names the permission error."""
+    so = tmp_path / "app.so"
+    shutil.copy(APPS / "lineapp.so", so)
+    so.chmod(0)
+    r = check(module_conf(tmp_path, so), prefix=NO_CAPS)
+    assert r.returncode == 2 and f"[app] module {so}: Permission denied" in r.stderr, r
+
+
+def test_19_03_check_says_a_module_cut_short_kills_the_loader(tmp_path):
+    """A module copied only in part (its segments past the end of the file): loading it
+    kills the throwaway child with SIGBUS, and --check says so instead of passing."""
+    so = tmp_path / "app.so"
+    so.write_bytes((APPS / "lineapp.so").read_bytes()[:8192])
+    r = check(module_conf(tmp_path, so))
+    assert r.returncode == 2, r
+    assert (f"[app] module {so}: loading it killed the process (signal {int(signal.SIGBUS)})"
+            in r.stderr), r
+
+
+def test_19_04_check_says_the_interpreter_did_not_run_without_descriptors(tmp_path):
+    """With no descriptor free for /dev/null in the child that asks the interpreter for
+    its sys.path, the child gives up (127): --check warns that it cannot read sys.path and
+    searches [python] path only. Walks the descriptor limit up until the check passes."""
+    conf = python_conf(tmp_path)
+    said = []
+    for n in range(3, 40):
+        def low(n=n):
+            resource.setrlimit(resource.RLIMIT_NOFILE, (n, n))
+        r = check(conf, preexec_fn=low)
+        if "did not run (exit status 127)" in r.stderr:
+            assert r.returncode == 0, r
+            assert "only [python] path is searched" in r.stderr, r
+            assert f"# python: module wsgiapps: {PYAPPS}/wsgiapps.py" in r.stdout, r
+            said.append(n)
+        elif r.returncode == 0 and "cannot read the interpreter" not in r.stderr:
+            break
+    else:
+        raise AssertionError("--check never passed")
+    assert said, "no limit made the interpreter's child fail"
+
+
+@needs_shim
+def test_19_05_python_check_out_of_memory_is_a_problem(tmp_path):
+    """--check of a Python application out of memory, allocation after allocation: it
+    fails naming the memory (for the search path: '[python]: cannot check') or passes."""
+    conf = python_conf(tmp_path)
+    seen = False
+    for n in range(1, 400):
+        d = tmp_path / f"c{n}"
+        d.mkdir()
+        r = subprocess.run([str(FDTSERVER), "--check", "-c", str(conf)], capture_output=True,
+                           text=True, timeout=60, env=dict(os.environ, **shim_env(d, f"alloc@{n}")))
+        if not failures(d):
+            assert r.returncode == 0 and "configuration ok" in r.stdout, r
+            break
+        assert r.returncode in (0, 1, 2), r
+        if r.returncode:
+            assert "out of memory" in r.stderr or "Cannot allocate memory" in r.stderr, r
+        seen = seen or "[python]: cannot check: out of memory" in r.stderr
+    else:
+        raise AssertionError("--check still allocating")
+    assert seen
+
+
+def signal_cmd(pid_file, prefix=()):
+    return subprocess.run([*prefix, str(FDTSERVER), "-s", "reload", "--pid-file", str(pid_file)],
+                          capture_output=True, text=True, timeout=60)
+
+
+HOLDER = """
+import fcntl, os, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR)
+fcntl.lockf(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+os.pwrite(fd, sys.argv[2].replace("PID", str(os.getpid())).encode() + b"\\n", 0)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def hold(pid_file, content="PID", user=None):
+    """A process (not a master) that holds the pid file's write lock and wrote content in it
+    (PID: its own pid)."""
+    pid_file.write_text("")
+    if user is not None:
+        os.chown(pid_file, user, user)
+    p = subprocess.Popen(["/usr/bin/python3", "-c", HOLDER, str(pid_file), content],
+                         stdout=subprocess.PIPE, text=True, user=user, group=user)
+    assert p.stdout.readline() == "locked\n"
+    return p
+
+
+def test_19_06_a_pid_file_that_names_no_pid_says_so(tmp_path):
+    """`fdtserver -s` on a pid file that holds no number: stale, it 'names no pid' (not
+    'pid 0'); held by a process, the file names no pid but is held by that process."""
+    pid_file = tmp_path / "fdt.pid"
+    pid_file.write_text("not a pid\n")
+    r = signal_cmd(pid_file)
+    assert r.returncode == 1 and r.stderr == (
+        f"fdtserver: pid file {pid_file} is stale: no running master holds it (it names no "
+        "pid); nothing signalled\n"), r
+    p = hold(pid_file, "garbage")
+    try:
+        r = signal_cmd(pid_file)
+        assert r.returncode == 1 and r.stderr == (
+            f"fdtserver: pid file {pid_file} names no pid but is held by pid {p.pid}; nothing "
+            "signalled\n"), r
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
+
+
+@needs_setpriv
+def test_19_07_a_signal_the_kernel_refuses_is_said(tmp_path):
+    """The master (here a stand-in holding the pid file's lock) runs as another user, and
+    the signaller lacks the capability to signal it: `fdtserver -s reload` says kill failed
+    and exits 1; nothing was signalled."""
+    pub = Path(tempfile.mkdtemp(prefix="fdt19-"))
+    try:
+        pub.chmod(0o755)
+        pid_file = pub / "fdt.pid"
+        p = hold(pid_file, user=65534)
+        try:
+            r = signal_cmd(pid_file, prefix=NO_CAPS)
+            assert r.returncode == 1, r
+            assert r.stderr == f"fdtserver: kill {p.pid}: Operation not permitted\n", r
+            assert p.poll() is None  # SIGHUP would have ended it
+        finally:
+            p.kill()
+            p.wait()
+    finally:
+        shutil.rmtree(pub, ignore_errors=True)
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_19_08_fdtctl_whose_request_cannot_be_written_says_why(tmp_path):
+    """Something at the control socket that closes the connection without a word, and the
+    request's write fails (EPIPE, injected by strace into fdtctl's first write): fdtctl
+    says the write failed and exits 1."""
+    path = tmp_path / "ctl.sock"
+    lsock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    lsock.bind(str(path))
+    lsock.listen(1)
+
+    def refuse():
+        c, _ = lsock.accept()
+        c.close()
+
+    t = threading.Thread(target=refuse)
+    t.start()
+    try:
+        r = subprocess.run(["strace", "-qq", "-o", "/dev/null", "-e", "trace=write", "-e",
+                            "inject=write:error=EPIPE:when=1", str(FDTCTL), "--socket",
+                            str(path), "status"], capture_output=True, text=True, timeout=60)
+    finally:
+        t.join(10)
+        lsock.close()
+    assert r.returncode == 1 and r.stderr == "fdtctl: write: Broken pipe\n", r
