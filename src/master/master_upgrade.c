@@ -197,8 +197,15 @@ static void acknowledge(struct fdt_master *m)
 {
     m->upgrade_ack_pending = false;
     /* The channel stays open: idle connections go to the new master on it. */
-    if (m->upgrade_fd >= 0 && fdt__channel_send(m->upgrade_fd, FDT_MSG_DRAINING, 0, "") < 0)
+    int rc = m->upgrade_fd >= 0 ? fdt__channel_send(m->upgrade_fd, FDT_MSG_DRAINING, 0, "") : 0;
+    if (rc < 0) {
+        /* Closing the channel tells it too: the new master takes over when it ends. */
+        fdt_log(FDT_LOG_WARN,
+                "binary upgrade: cannot answer new master %d: %s; its idle connections "
+                "are closed instead of handed over",
+                (int)m->upgrade_pid, fdt_strerror(rc));
         close_channel(m);
+    }
     fdt_log(FDT_LOG_INFO, "binary upgrade: new master %d serves; this master drains and exits",
             (int)m->upgrade_pid);
     fdt__master_retire(m);
@@ -253,6 +260,7 @@ static void reclaim_paths(struct fdt_master *m)
         epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->ctl_fd, NULL);
         fdt__close(m->ctl_fd);
         m->ctl_fd = -1;
+        m->ctl_resume_ms = 0; /* a pause of accept was the old socket's */
         if (fdt__ctl_open(m, &err) < 0)
             fdt_log(FDT_LOG_ERROR, "binary upgrade failed: %s", err.msg);
         else

@@ -2,6 +2,7 @@
 it cannot use (a directory, a file it may not read, a file cut short that kills the loader)
 and of a Python interpreter it cannot start; `fdtserver -s` refused by the kernel; a pid file
 that names no pid; fdtctl whose request cannot be written."""
+import json
 import os
 import re
 import resource
@@ -16,7 +17,8 @@ from pathlib import Path
 import pytest
 
 from fdt import APPS, FDTCTL, FDTSERVER, FdtServer, wait_for
-from test_17_fail_master import SHIM, failures, needs_shim, shim_env
+from test_17_fail_master import Countdown, failures, needs_shim, shim_env
+from test_52_upgrade import upgradable  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
 PYAPPS = ROOT / "tests" / "apps" / "python"
@@ -213,3 +215,57 @@ def test_19_08_fdtctl_whose_request_cannot_be_written_says_why(tmp_path):
         t.join(10)
         lsock.close()
     assert r.returncode == 1 and r.stderr == "fdtctl: write: Broken pipe\n", r
+
+
+@needs_shim
+def test_19_09_upgrade_whose_answer_cannot_be_sent(upgradable, tmp_path):  # noqa: F811
+    """The old master's answer to the ready new master cannot be sent (sendmsg fails): it
+    drops the channel and retires all the same; the new master, seeing the channel end,
+    serves in its place. An idle connection of the old worker has nowhere to go then: it
+    is closed, and the old master says so."""
+    cd = Countdown(tmp_path / "countdown")
+    env = shim_env(tmp_path, countdown=cd.path)
+    env["FDT_FAIL_COUNTDOWN_OF"] = "sendmsg:EPIPE"
+    u = upgradable(workers=1, threads=1, env=env)
+    u.start()
+    s = u.s
+    old = u.master
+    idle = s.client()
+    assert idle.call("PING") == "PONG"
+    worker = s.worker_pids()[0]
+    cd.arm(1)
+    new = u.upgrade()
+    assert cd.left() == 0
+    log = s.log()
+    assert (f"binary upgrade: cannot answer new master {new}: Broken pipe; its idle "
+            "connections are closed instead of handed over") in log, log
+    assert f"binary upgrade: new master {new} serves; this master drains and exits" in log
+    assert (f"a connection of listener main from worker 0 (pid {worker}): no ready worker of "
+            "the serving generation: closed") in log, log
+    assert idle.closed_by_server()
+    idle.close()
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    c.close()
+    assert s.status()["pid"] == new
+
+
+@needs_shim
+def test_19_10_a_control_answer_the_socket_does_not_take_at_once(tmp_path):
+    """The control client's socket takes nothing for a moment (send: EAGAIN): the master
+    waits until it can write and sends the answer whole."""
+    cd = Countdown(tmp_path / "countdown")
+    d = tmp_path / "srv"
+    d.mkdir()
+    env = shim_env(d, countdown=cd.path)
+    env["FDT_FAIL_COUNTDOWN_OF"] = "send:EAGAIN"
+    s = FdtServer(d, workers=1, threads=1, env=env)
+    try:
+        s.start()
+        cd.arm(1)
+        r = s.ctl("status", "--json")
+        assert cd.left() == 0
+        st = json.loads(r.stdout)
+        assert st["state"] == "running" and st["pid"] == s.pid
+    finally:
+        s.stop()
