@@ -12,12 +12,14 @@ import socket
 import subprocess
 import tempfile
 import threading
+import time
 from pathlib import Path
 
 import pytest
 
-from fdt import APPS, FDTCTL, FDTSERVER, FdtServer, wait_for
+from fdt import APPS, BUILD, FDTCTL, FDTSERVER, FdtServer, alive, wait_for
 from test_17_fail_master import Countdown, failures, needs_shim, shim_env
+from test_16_cov_master import new_master_pid, started_pids
 from test_52_upgrade import upgradable  # noqa: F401 (a fixture)
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -96,6 +98,22 @@ def test_19_04_check_says_the_interpreter_did_not_run_without_descriptors(tmp_pa
     else:
         raise AssertionError("--check never passed")
     assert said, "no limit made the interpreter's child fail"
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare")
+def test_19_04b_check_without_dev_null_warns_the_interpreter_did_not_run(tmp_path):
+    """Where /dev has no null device (an empty /dev in a container), the child that would
+    ask the interpreter for its sys.path gives up (127): --check warns and still finds the
+    module on [python] path."""
+    conf = python_conf(tmp_path)
+    r = subprocess.run(["unshare", "-m", "--", "bash", "-c",
+                        'mount -t tmpfs tmpfs /dev && exec "$0" --check -c "$1"',
+                        str(FDTSERVER), str(conf)], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r
+    assert re.search(r"cannot read the interpreter's sys.path: \S+ did not run \(exit status "
+                     r"127\); only \[python\] path is searched", r.stderr), r
+    assert f"# python: module wsgiapps: {PYAPPS}/wsgiapps.py" in r.stdout, r
 
 
 @needs_shim
@@ -269,3 +287,60 @@ def test_19_10_a_control_answer_the_socket_does_not_take_at_once(tmp_path):
         assert st["state"] == "running" and st["pid"] == s.pid
     finally:
         s.stop()
+
+
+def test_19_11_upgrade_refused_while_stopping(make_server):
+    """SIGUSR2 while a graceful stop waits for a request: refused (the server is stopping);
+    the request is answered and the master exits 0."""
+    s = make_server(workers=1, threads=1)
+    c = s.client()
+    c.send("SLEEP 1500\n")
+    time.sleep(0.2)  # not an assertion: lets the worker start the request
+    s.signal(signal.SIGTERM)
+    s.wait_log("graceful stop: closing listeners")
+    s.signal(signal.SIGUSR2)
+    s.wait_log("SIGUSR2: binary upgrade refused: the server is stopping")
+    assert c.readline() == "SLEPT 1500"
+    c.close()
+    assert s.wait_exit() == 0
+    assert "binary upgrade: started" not in s.log()
+
+
+def test_19_12_upgrade_refused_by_a_master_still_taking_over(upgradable):  # noqa: F811
+    """SIGUSR2 to a new master whose generation is still starting: it refuses (it is still
+    taking over from the old one), and the upgrade under way completes."""
+    u = upgradable(workers=1, threads=1, app_keys={"init_delay_ms": 1500}).start()
+    s = u.s
+    old = u.master
+    os.kill(old, signal.SIGUSR2)
+    new = new_master_pid(s)
+    s.wait_log("binary upgrade: taking over from master")
+    os.kill(new, signal.SIGUSR2)
+    s.wait_log("SIGUSR2: binary upgrade refused: this master is still taking over from the "
+               "old one")
+    s.wait_log(f"binary upgrade: master {new} serves in place of master {old}", 30)
+    u.master = new
+    wait_for(lambda: not alive(old), 30, what="the old master gone")
+    assert s.status()["pid"] == new
+    assert len(started_pids(s)) == 1
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare")
+def test_19_13_upgrade_refused_when_the_binary_path_is_unknown(make_server):
+    """A master started by a bare name (through PATH) where /proc is not mounted cannot
+    tell which file it runs: SIGUSR2 is refused, saying so, and it serves on."""
+    # The loader finds libfdt through $ORIGIN, which needs /proc too: named here instead.
+    s = make_server(start=False, workers=1, threads=1, env={"LD_LIBRARY_PATH": str(BUILD)})
+    s.logf = open(s.log_path, "ab")
+    s.proc = subprocess.Popen(
+        ["unshare", "-m", "--", "bash", "-c", 'umount -l /proc && exec -a fdtserver "$0" -c "$1"',
+         str(FDTSERVER), str(s.conf_path)],
+        stdout=s.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=s.env)
+    s.wait_ready()
+    s.signal(signal.SIGUSR2)
+    s.wait_log("SIGUSR2: binary upgrade refused: the path of the binary is unknown")
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    c.close()
+    assert s.stop() == 0
