@@ -373,8 +373,8 @@ static void begin_stop(struct fdt_master *m, bool immediate)
 /* SIGTTIN and SIGTTOU: one worker more or less; ignored beyond the limits. */
 static void change_workers(struct fdt_master *m, int delta, const char *why)
 {
-    if (m->active)
-        (void)fdt__master_set_workers(m, m->active->target + delta, why);
+    if (m->active && fdt__master_set_workers(m, m->active->target + delta, why) == FDT_EAGAIN)
+        fdt_log(FDT_LOG_INFO, "%s ignored: the server is stopping", why);
 }
 
 static void on_signals(struct fdt_master *m)

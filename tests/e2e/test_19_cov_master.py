@@ -17,8 +17,9 @@ from pathlib import Path
 
 import pytest
 
-from fdt import APPS, BUILD, FDTCTL, FDTSERVER, FdtServer, alive, wait_for
-from test_17_fail_master import Countdown, failures, needs_shim, shim_env
+from fdt import (APPS, BUILD, FDTCTL, FDTSERVER, FdtServer, LineClient, alive, free_port,
+                 wait_for)
+from test_17_fail_master import SHIM, Countdown, failures, needs_shim, shim_env
 from test_16_cov_master import new_master_pid, started_pids
 from test_52_upgrade import upgradable  # noqa: F401 (a fixture)
 
@@ -289,9 +290,10 @@ def test_19_10_a_control_answer_the_socket_does_not_take_at_once(tmp_path):
         s.stop()
 
 
-def test_19_11_upgrade_refused_while_stopping(make_server):
-    """SIGUSR2 while a graceful stop waits for a request: refused (the server is stopping);
-    the request is answered and the master exits 0."""
+def test_19_11_upgrade_and_more_workers_refused_while_stopping(make_server):
+    """SIGUSR2 and SIGTTIN while a graceful stop waits for a request: refused and ignored
+    (the server is stopping), each said in the log; the request is answered and the master
+    exits 0."""
     s = make_server(workers=1, threads=1)
     c = s.client()
     c.send("SLEEP 1500\n")
@@ -300,6 +302,8 @@ def test_19_11_upgrade_refused_while_stopping(make_server):
     s.wait_log("graceful stop: closing listeners")
     s.signal(signal.SIGUSR2)
     s.wait_log("SIGUSR2: binary upgrade refused: the server is stopping")
+    s.signal(signal.SIGTTIN)
+    s.wait_log("SIGTTIN ignored: the server is stopping")
     assert c.readline() == "SLEPT 1500"
     c.close()
     assert s.wait_exit() == 0
@@ -344,3 +348,51 @@ def test_19_13_upgrade_refused_when_the_binary_path_is_unknown(make_server):
     assert c.call("PING") == "PONG"
     c.close()
     assert s.stop() == 0
+
+
+def test_19_14_reload_refused_when_a_systemd_socket_no_longer_fits(make_server):
+    """Under socket activation, a reload that moves the listener systemd's socket is named
+    for to another address is refused, saying why; the old generation serves on."""
+    from sd_util import socket_activate
+    port, other = free_port(), free_port()
+    s = make_server(start=False, workers=1, threads=1,
+                    listeners={"web": {"address": f"127.0.0.1:{port}", "protocol": "raw"}})
+    socket_activate(s, [f"127.0.0.1:{port}"], names=["web"])
+    c = LineClient(port, timeout=30)
+    assert c.call("PING") == "PONG"
+    c.close()
+    s.wait_ready()
+    s.listeners["web"]["address"] = f"127.0.0.1:{other}"
+    s.write_config()
+    r = s.reload(check=False)
+    said = (f"[listen.web] the socket systemd passed as web is bound to 127.0.0.1:{port}, not "
+            f"to address 127.0.0.1:{other}")
+    assert r.returncode == 1 and said in r.stderr, r
+    assert f"reload failed, old generation keeps serving: {said}" in s.log()
+    assert [g["id"] for g in s.status()["generations"]] == [1]
+    c = LineClient(port, timeout=30)
+    assert c.call("PING") == "PONG"
+    c.close()
+
+
+@needs_shim
+def test_19_15_a_connection_the_new_master_cannot_pass_on_is_closed_and_said(upgradable,
+                                                                           tmp_path):  # noqa: F811
+    """At a binary upgrade the old master passes an idle connection to the new one, whose
+    channel to its worker does not take it (sendmsg: EAGAIN, its 2nd after the 'ready' it
+    sent): the new master closes it and says so."""
+    env = {"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+           "FDT_FAIL_EXEC": "sendmsg@2:EAGAIN"}
+    u = upgradable(workers=1, threads=1, env=env).start()
+    s = u.s
+    idle = s.client()
+    assert idle.call("PING") == "PONG"
+    new = u.upgrade()
+    s.wait_log(f"a connection of listener main from the old master: Resource temporarily "
+               "unavailable: closed")
+    assert f"pid {new} sendmsg #2" in failures(tmp_path), failures(tmp_path)
+    assert idle.closed_by_server()
+    idle.close()
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    c.close()
