@@ -396,3 +396,100 @@ def test_19_15_a_connection_the_new_master_cannot_pass_on_is_closed_and_said(upg
     c = s.client()
     assert c.call("PING") == "PONG"
     c.close()
+
+
+# ---- The master frozen (SIGSTOP) while its workers go on: what it finds when it runs again.
+# Before anything else happens, a signal it ignores (SIGPIPE) makes its signalfd the first
+# ready descriptor, so it reads its signals (and reaps) before the workers' messages.
+
+def proc_state(pid):
+    return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+
+
+def freeze(s):
+    os.kill(s.pid, signal.SIGSTOP)
+    wait_for(lambda: proc_state(s.pid) == "T", what="the master stopped")
+    os.kill(s.pid, signal.SIGPIPE)
+
+
+def thaw(s):
+    os.kill(s.pid, signal.SIGCONT)
+
+
+def test_19_16_a_connection_handed_over_by_a_worker_that_then_exited(make_server):
+    """A worker drains (SIGHUP), hands its idle connection to the master and exits before
+    the master read the message: the master, reaping it, still passes the connection on to
+    the other worker, and the client goes on."""
+    s = make_server(workers=2, threads=1)
+    idle = s.client()
+    first = int(dict(kv.split("=") for kv in idle.call("WHOAMI").split())["pid"])
+    other = [p for p in s.worker_pids() if p != first][0]
+    freeze(s)
+    try:
+        os.kill(first, signal.SIGHUP)
+        wait_for(lambda: proc_state(first) == "Z", what="the worker exited")
+    finally:
+        thaw(s)
+    after = dict(kv.split("=") for kv in idle.call("WHOAMI").split())
+    assert int(after["pid"]) == other, after
+    idle.close()
+    wait_for(lambda: re.search(rf"worker \d \(pid {first}, generation 1\) exited with status 0",
+                               s.log()), what="the worker reaped")
+    assert "a connection of listener" not in s.log()
+
+
+def test_19_17_a_worker_ready_then_killed_before_the_master_heard(make_server):
+    """A worker added by `fdtctl workers 2` says it is ready and is killed before the master
+    read that: counted as a serving worker that died, it is restarted."""
+    s = make_server(workers=1, threads=1, app_keys={"init_delay_ms": 500})
+    s.ctl("workers", "2")
+    new = [w["pid"] for w in s.workers() if w["state"] == "starting"]
+    assert len(new) == 1
+    freeze(s)
+    try:
+        time.sleep(1.0)  # not an assertion: init_delay_ms 500 passes, the worker says ready
+        os.kill(new[0], signal.SIGKILL)
+        wait_for(lambda: proc_state(new[0]) == "Z", what="the worker killed")
+    finally:
+        thaw(s)
+    s.wait_log(f"worker 1 (pid {new[0]}, generation 1) killed by signal 9 (KILL); restarting "
+               "in 0 ms")
+    s.wait_ready()
+    assert len(s.worker_pids()) == 2
+
+
+def test_19_18_a_worker_ready_while_the_master_stops_now(make_server):
+    """A worker added by `fdtctl workers 2` is ready when the master reads SIGQUIT first:
+    the master tells it to stop too, and exits."""
+    s = make_server(workers=1, threads=1, app_keys={"init_delay_ms": 500})
+    s.ctl("workers", "2")
+    new = [w["pid"] for w in s.workers() if w["state"] == "starting"]
+    assert len(new) == 1
+    freeze(s)
+    try:
+        time.sleep(1.0)  # not an assertion: the worker says ready meanwhile
+        os.kill(s.pid, signal.SIGQUIT)
+    finally:
+        thaw(s)
+    assert s.wait_exit() == 0
+    assert "immediate stop" in s.log()
+
+
+def test_19_19_a_recycle_asked_as_the_master_stops_starts_no_successor(make_server):
+    """A worker reaches max_requests and asks for a successor just as the master is told to
+    stop (read first): no successor starts, the master stops cleanly."""
+    s = make_server(workers=1, threads=1, server={"max_requests": 2})
+    worker = s.worker_pids()[0]
+    freeze(s)
+    try:
+        os.kill(s.pid, signal.SIGTERM)
+        c = s.client()
+        assert c.call("PING") == "PONG"
+        assert c.call("PING") == "PONG"
+        c.close()
+        s.wait_log("asking for a successor: 2 requests served")
+    finally:
+        thaw(s)
+    assert s.wait_exit() == 0
+    log = s.log()
+    assert "recycled" not in log and f"worker 0 (pid {worker}, generation 1) exited" in log, log
