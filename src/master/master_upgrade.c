@@ -262,7 +262,10 @@ static void reclaim_paths(struct fdt_master *m)
         m->ctl_fd = -1;
         m->ctl_resume_ms = 0; /* a pause of accept was the old socket's */
         if (fdt__ctl_open(m, &err) < 0)
-            fdt_log(FDT_LOG_ERROR, "binary upgrade failed: %s", err.msg);
+            fdt_log(FDT_LOG_ERROR,
+                    "binary upgrade failed, and the control socket cannot be made again "
+                    "(fdtctl cannot reach this master): %s",
+                    err.msg);
         else
             fdt_log(FDT_LOG_INFO, "binary upgrade failed: control socket %s made again",
                     m->ctl_path);
@@ -270,7 +273,10 @@ static void reclaim_paths(struct fdt_master *m)
     if (m->pid_fd >= 0 && replaced(m->pid_path, m->pid_fd)) {
         int fd = -1;
         if (fdt__pidfile_write(m->pid_path, &fd, 0, &err) < 0) {
-            fdt_log(FDT_LOG_ERROR, "binary upgrade failed: %s", err.msg);
+            fdt_log(FDT_LOG_ERROR,
+                    "binary upgrade failed, and the pid file cannot be written again "
+                    "(fdtserver -s cannot find this master): %s",
+                    err.msg);
         } else {
             fdt__close(m->pid_fd);
             m->pid_fd = fd;

@@ -248,7 +248,6 @@ def test_19_09_upgrade_whose_answer_cannot_be_sent(upgradable, tmp_path):  # noq
     u = upgradable(workers=1, threads=1, env=env)
     u.start()
     s = u.s
-    old = u.master
     idle = s.client()
     assert idle.call("PING") == "PONG"
     worker = s.worker_pids()[0]
@@ -388,7 +387,7 @@ def test_19_15_a_connection_the_new_master_cannot_pass_on_is_closed_and_said(upg
     idle = s.client()
     assert idle.call("PING") == "PONG"
     new = u.upgrade()
-    s.wait_log(f"a connection of listener main from the old master: Resource temporarily "
+    s.wait_log("a connection of listener main from the old master: Resource temporarily "
                "unavailable: closed")
     assert f"pid {new} sendmsg #2" in failures(tmp_path), failures(tmp_path)
     assert idle.closed_by_server()
@@ -414,6 +413,12 @@ def freeze(s):
 
 def thaw(s):
     os.kill(s.pid, signal.SIGCONT)
+
+
+def said_ready(s, pid):
+    """Waits until worker pid logged that it is ready (just after it told the master)."""
+    wait_for(lambda: re.search(rf" {pid} \S+ worker: worker \d+ ready", s.log()), 20,
+             what=f"worker {pid} ready")
 
 
 def test_19_16_a_connection_handed_over_by_a_worker_that_then_exited(make_server):
@@ -447,7 +452,7 @@ def test_19_17_a_worker_ready_then_killed_before_the_master_heard(make_server):
     assert len(new) == 1
     freeze(s)
     try:
-        time.sleep(1.0)  # not an assertion: init_delay_ms 500 passes, the worker says ready
+        said_ready(s, new[0])
         os.kill(new[0], signal.SIGKILL)
         wait_for(lambda: proc_state(new[0]) == "Z", what="the worker killed")
     finally:
@@ -467,7 +472,7 @@ def test_19_18_a_worker_ready_while_the_master_stops_now(make_server):
     assert len(new) == 1
     freeze(s)
     try:
-        time.sleep(1.0)  # not an assertion: the worker says ready meanwhile
+        said_ready(s, new[0])
         os.kill(s.pid, signal.SIGQUIT)
     finally:
         thaw(s)
@@ -493,3 +498,42 @@ def test_19_19_a_recycle_asked_as_the_master_stops_starts_no_successor(make_serv
     assert s.wait_exit() == 0
     log = s.log()
     assert "recycled" not in log and f"worker 0 (pid {worker}, generation 1) exited" in log, log
+
+
+def test_19_20_paths_that_cannot_be_made_again_after_a_failed_takeover(upgradable):  # noqa: F811
+    """A new master dies as it takes over (after it made the control socket and the pid file
+    its own, before the old master answered), and both paths are now directories: the old
+    master serves on and says that neither can be made again, and what that means."""
+    from sd_util import NotifySocket
+    name = f"fdt19-ack-{os.getpid()}"
+    ns = NotifySocket("\0" + name, paused=True)
+    try:
+        u = upgradable(workers=1, env={"NOTIFY_SOCKET": "@" + name})
+        u.start()
+        s = u.s
+        old = u.master
+        for _ in range(6):  # fill the kernel's queue: the old master waits to answer
+            s.reload()
+        os.kill(old, signal.SIGUSR2)
+        new = new_master_pid(s)
+        s.wait_log("binary upgrade: taking over from master")
+        wait_for(lambda: s.status(quiet=True) and s.status()["pid"] == new, 30,
+                 what="the new master ready")
+        time.sleep(0.5)  # not an assertion: lets the old master read that message first
+        for p in (s.ctl_path, s.pid_path):
+            p.unlink()
+            p.mkdir()
+            (p / "f").write_text("")
+        os.kill(new, signal.SIGKILL)
+        s.wait_log(f"binary upgrade failed: the new master (pid {new}", 30)
+        s.wait_log("binary upgrade failed, and the control socket cannot be made again (fdtctl "
+                   f"cannot reach this master): control socket {s.ctl_path}: Address already "
+                   "in use")
+        s.wait_log("binary upgrade failed, and the pid file cannot be written again (fdtserver "
+                   f"-s cannot find this master): pid file {s.pid_path}: Is a directory")
+        c = s.client()
+        assert c.call("PING") == "PONG"
+        c.close()
+        assert alive(old)
+    finally:
+        ns.close()
