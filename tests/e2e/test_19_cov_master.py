@@ -505,15 +505,13 @@ def test_19_20_paths_that_cannot_be_made_again_after_a_failed_takeover(upgradabl
     its own, before the old master answered), and both paths are now directories: the old
     master serves on and says that neither can be made again, and what that means."""
     from sd_util import NotifySocket
-    name = f"fdt19-ack-{os.getpid()}"
-    ns = NotifySocket("\0" + name, paused=True)
+    # systemd reads nothing: once its queue is full (6 reloads' notes), the old master waits
+    # before it answers the new one.
+    ns = NotifySocket(f"\0fdt19-ack-{os.getpid()}", paused=True)
     try:
-        u = upgradable(workers=1, env={"NOTIFY_SOCKET": "@" + name})
-        u.start()
-        s = u.s
-        old = u.master
-        for _ in range(6):  # fill the kernel's queue: the old master waits to answer
-            s.reload()
+        u = upgradable(workers=1, env={"NOTIFY_SOCKET": f"@fdt19-ack-{os.getpid()}"}).start()
+        s, old = u.s, u.master
+        [s.reload() for _ in range(6)]
         os.kill(old, signal.SIGUSR2)
         new = new_master_pid(s)
         s.wait_log("binary upgrade: taking over from master")
