@@ -224,7 +224,13 @@ void fdt__upgrade_on_event(struct fdt_master *m)
     int rc = fdt__channel_recv(m->upgrade_fd, &msg);
     if (rc == FDT_EAGAIN)
         return;
-    if (rc == 1 && msg.type == FDT_MSG_READY && !m->stopping && !m->upgrade_handed_over) {
+    /* Ready after it was sent SIGTERM for being late: it is stopping, not taking over. */
+    if (rc == 1 && msg.type == FDT_MSG_READY && m->upgrade_kills > 0)
+        fdt_log(FDT_LOG_WARN,
+                "binary upgrade: new master %d ready after it was told to stop: not taken; "
+                "this master keeps serving",
+                (int)m->upgrade_pid);
+    else if (rc == 1 && msg.type == FDT_MSG_READY && !m->stopping && !m->upgrade_handed_over) {
         /* Tell systemd before answering: the new master speaks only after the answer. */
         fdt__notify(&m->notify, "MAINPID=%d\nSTATUS=binary upgrade: master %d serves",
                     (int)m->upgrade_pid, (int)m->upgrade_pid);
@@ -256,7 +262,12 @@ static bool replaced(const char *path, int fd)
 static void reclaim_paths(struct fdt_master *m)
 {
     struct fdt_error err = {0};
-    if (m->ctl_fd >= 0 && replaced(m->ctl_path, m->ctl_fd)) {
+    /* The socket's file, not the socket (whose fstat is sockfs's inode): as fdt__ctl_open
+     * found it after bind. */
+    struct stat now;
+    bool ctl_replaced =
+        lstat(m->ctl_path, &now) < 0 || now.st_dev != m->ctl_dev || now.st_ino != m->ctl_ino;
+    if (m->ctl_fd >= 0 && ctl_replaced) {
         epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->ctl_fd, NULL);
         fdt__close(m->ctl_fd);
         m->ctl_fd = -1;

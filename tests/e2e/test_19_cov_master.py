@@ -535,3 +535,84 @@ def test_19_20_paths_that_cannot_be_made_again_after_a_failed_takeover(upgradabl
         assert alive(old)
     finally:
         ns.close()
+
+
+def kill_next_worker(s, killed):
+    pid = wait_for(lambda: [p for p in s.worker_pids() if p not in killed], 30,
+                   what="a new worker ready")[0]
+    killed.append(pid)
+    os.kill(pid, signal.SIGKILL)
+    s.wait_log(f"worker 0 (pid {pid}, generation 1) killed by signal 9 (KILL); restarting in")
+    return pid
+
+
+def restart_delays(s):
+    return [int(d) for d in re.findall(r"restarting in (\d+) ms", s.log())]
+
+
+def test_19_21_restarts_back_off_to_at_most_10_s(make_server):
+    """A worker killed each time it is ready: its restarts wait 0, 100, 200 ... ms, doubling,
+    but never more than 10 s (the 9th)."""
+    s = make_server(workers=1, threads=1)
+    killed = []
+    for _ in range(9):
+        kill_next_worker(s, killed)
+    assert restart_delays(s) == [0, 100, 200, 400, 800, 1600, 3200, 6400, 10000]
+
+
+def test_19_22_a_worker_that_served_a_while_restarts_at_once(make_server):
+    """A worker that died soon after a restart would wait 100 ms; one that served for more
+    than 5 s first is restarted at once (its count of failures starts again)."""
+    s = make_server(workers=1, threads=1)
+    killed = []
+    kill_next_worker(s, killed)
+    wait_for(lambda: [p for p in s.worker_pids() if p not in killed], 30, what="a new worker")
+    time.sleep(5.5)  # not an assertion: the new worker serves longer than 5 s
+    kill_next_worker(s, killed)
+    assert restart_delays(s) == [0, 0]
+
+
+def test_19_23_a_new_master_not_ready_in_time_is_stopped(upgradable):  # noqa: F811
+    """A new master that is not ready ready_timeout + 30 s after the upgrade began (here:
+    stopped with SIGSTOP while its worker got ready) is sent SIGTERM, saying so. Running
+    again, it reads its worker's ready first (not a ready_timeout) and says it is ready
+    before it reads the SIGTERM: too late, the old master takes nothing, says so, and serves
+    on once the new one has ended."""
+    u = upgradable(workers=1, threads=1, server={"ready_timeout": 2}).start()
+    s = u.s
+    s.app_keys["init_delay_ms"] = 1000  # the new master's worker: ready 1 s after it starts
+    s.write_config()
+    os.kill(u.master, signal.SIGUSR2)
+    new = new_master_pid(s)
+    s.wait_log("binary upgrade: taking over from master")
+    os.kill(new, signal.SIGSTOP)
+    try:
+        s.wait_log(f"binary upgrade: new master {new} not ready in time: sending SIGTERM", 45)
+    finally:
+        os.kill(new, signal.SIGCONT)
+    s.wait_log(f"binary upgrade failed: the new master (pid {new}", 30)
+    log = s.log()
+    assert (f"binary upgrade: new master {new} ready after it was told to stop: not taken; "
+            "this master keeps serving") in log, log
+    assert "not ready after ready_timeout" not in log, log
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    c.close()
+    assert s.status()["pid"] == u.master and u.pid_file() == u.master
+
+
+def test_19_24_a_failed_upgrade_leaves_the_control_socket_alone(upgradable,
+                                                                 tmp_path):  # noqa: F811
+    """A new master that fails before it took anything: the old master's control socket is
+    the same file as before (not made again, which would refuse clients meanwhile)."""
+    u = upgradable(workers=1, threads=1).start()
+    s = u.s
+    ino = s.ctl_path.stat().st_ino
+    plain = tmp_path / "plain-fdtserver"
+    plain.write_bytes(b"")  # not executable, even by root
+    u.install(plain)
+    os.kill(u.master, signal.SIGUSR2)
+    s.wait_log("exited with status 127 before it was ready; this master keeps serving")
+    assert "made again" not in s.log() and "written again" not in s.log(), s.log()
+    assert s.ctl_path.stat().st_ino == ino
+    assert s.status()["pid"] == u.master and u.pid_file() == u.master
