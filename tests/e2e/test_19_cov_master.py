@@ -616,3 +616,37 @@ def test_19_24_a_failed_upgrade_leaves_the_control_socket_alone(upgradable,
     assert "made again" not in s.log() and "written again" not in s.log(), s.log()
     assert s.ctl_path.stat().st_ino == ino
     assert s.status()["pid"] == u.master and u.pid_file() == u.master
+
+
+OFD_HOLDER = """
+import fcntl, os, struct, sys, time
+fd = os.open(sys.argv[1], os.O_RDWR | os.O_CREAT, 0o644)
+F_OFD_SETLK = 37
+fcntl.fcntl(fd, F_OFD_SETLK, struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0))
+os.pwrite(fd, b"%d\\n" % os.getpid(), 0)
+print("locked", flush=True)
+time.sleep(60)
+"""
+
+
+def test_19_25_a_pid_file_locked_by_a_process_the_master_cannot_see(make_server):
+    """A pid file whose lock the kernel reports without a pid (an open file description
+    lock; a master of another pid namespace looks the same): a master does not start over
+    it, and `fdtserver -s` signals nothing, both saying it is locked by a process they
+    cannot see (it was 'lock: Operation not permitted', from the pid -1 taken for -EPERM)."""
+    s = make_server(start=False, workers=1, threads=1)
+    p = subprocess.Popen(["/usr/bin/python3", "-c", OFD_HOLDER, str(s.pid_path)],
+                         stdout=subprocess.PIPE, text=True)
+    try:
+        assert p.stdout.readline() == "locked\n"
+        said = (f"pid file {s.pid_path} is locked by a process this one cannot see (a master in "
+                "another pid namespace, a container?)")
+        s.start(wait=False)
+        assert s.wait_exit() == 1
+        assert said in s.log(), s.log()
+        r = signal_cmd(s.pid_path)
+        assert r.returncode == 1 and r.stderr == f"fdtserver: {said}; nothing signalled\n", r
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
