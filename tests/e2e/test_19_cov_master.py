@@ -650,3 +650,22 @@ def test_19_25_a_pid_file_locked_by_a_process_the_master_cannot_see(make_server)
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.skipif(os.geteuid() != 0 or not shutil.which("unshare"),
+                    reason="needs root and unshare")
+def test_19_26_a_pid_file_held_from_another_pid_namespace_is_not_stale(tmp_path):
+    """Seen from a new pid namespace (a container), the holder of the pid file's lock has
+    no pid: `fdtserver -s` there says it is locked by a process it cannot see (before, the
+    file was taken for stale, and a master started there replaced it)."""
+    pid_file = tmp_path / "fdt.pid"
+    p = hold(pid_file)
+    try:
+        r = subprocess.run(["unshare", "-p", "-f", "--mount-proc", str(FDTSERVER), "-s",
+                            "reload", "--pid-file", str(pid_file)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 1 and "is locked by a process this one cannot see" in r.stderr, r
+        assert p.poll() is None
+    finally:
+        p.kill()
+        p.wait()
