@@ -380,10 +380,12 @@ void fdt__master_pass_conn(struct fdt_master *m, const struct fdt_mworker *from,
         struct fdt_mworker *to = ready[m->handoff_next++ % (unsigned)n];
         rc = fdt__channel_send_fd(to->chan, FDT_MSG_CONN, 0, listener, fd, MSG_DONTWAIT);
     }
+    /* Retiring, this master's own workers are all draining: the new master was the taker. */
+    const char *none = m->retiring ? "the new master did not take it"
+                                   : "no ready worker of the serving generation";
     if (rc != 0 && from)
         fdt_log(FDT_LOG_WARN, "a connection of listener %s from worker %u (pid %d): %s: closed",
-                listener, from->index, (int)from->pid,
-                n == 0 ? "no ready worker of the serving generation" : fdt_strerror(rc));
+                listener, from->index, (int)from->pid, n == 0 ? none : fdt_strerror(rc));
     else if (rc != 0)
         fdt_log(FDT_LOG_WARN, "a connection of listener %s from the old master: %s: closed",
                 listener, n == 0 ? "no ready worker of the serving generation" : fdt_strerror(rc));
