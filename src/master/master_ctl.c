@@ -107,8 +107,8 @@ void fdt__ctl_tick(struct fdt_master *m, int64_t now)
     if (!m->ctl_resume_ms || now < m->ctl_resume_ms)
         return;
     m->ctl_resume_ms = 0;
-    if (m->ctl_fd < 0)
-        return;
+    /* ctl_fd is open: a pause ends with the socket it paused (reclaim_paths, master_upgrade.c),
+     * and the master closes its socket only after the loop. */
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &m->ctl_kind};
     epoll_ctl(m->epfd, EPOLL_CTL_MOD, m->ctl_fd, &ev);
 }

@@ -325,7 +325,10 @@ void fdt__master_announce_ready(struct fdt_master *m, const struct fdt_generatio
     fdt_log(FDT_LOG_INFO, "generation %u ready: %d workers x %d threads", g->id, g->target,
             g->cfg->threads);
     if (m->predecessor > 0) {
-        fdt__upgrade_handover(m);
+        /* Told to stop meanwhile (the old master's SIGTERM for being late): this master
+         * exits, so it takes nothing over, and the old one serves on. */
+        if (!m->stopping)
+            fdt__upgrade_handover(m);
         return;
     }
     fdt__notify(&m->notify, "READY=1\nMAINPID=%d\nSTATUS=serving: generation %u, %d workers",
@@ -373,8 +376,8 @@ static void begin_stop(struct fdt_master *m, bool immediate)
 /* SIGTTIN and SIGTTOU: one worker more or less; ignored beyond the limits. */
 static void change_workers(struct fdt_master *m, int delta, const char *why)
 {
-    if (m->active)
-        (void)fdt__master_set_workers(m, m->active->target + delta, why);
+    if (m->active && fdt__master_set_workers(m, m->active->target + delta, why) == FDT_EAGAIN)
+        fdt_log(FDT_LOG_INFO, "%s ignored: the server is stopping", why);
 }
 
 static void on_signals(struct fdt_master *m)
@@ -424,7 +427,10 @@ static int run(struct fdt_master *m)
             break;
         int timeout = fdt__notify_tick(&m->notify, fdt__now_ms(), 200);
         int n = epoll_wait(m->epfd, events, 64, timeout);
-        if (n < 0 && errno != EINTR) {
+        if (n < 0 && errno == EINTR)
+            continue; /* SIGSTOP and SIGCONT: read what came meanwhile before supervising (a
+                       * worker's READY, not a ready_timeout) */
+        if (n < 0) {
             /* GCOVR_EXCL_START: unreachable: the master's own epoll and a local array: no
              * EBADF, EFAULT or EINVAL, and EINTR is handled */
             fdt_log(FDT_LOG_ERROR, "epoll_wait: %s", fdt_strerror(-errno));

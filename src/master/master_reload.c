@@ -98,15 +98,11 @@ static void close_new_listeners(struct fdt_generation *g)
 }
 
 /* Free a generation of this reload that has no worker (none to reap, which frees the others):
- * its new sockets are closed already. */
+ * its new sockets are closed already. It is the newest, first in m->gens (fdt__gen_new), and
+ * not m->starting (not set yet, or cleared by fdt__master_gen_failed). */
 static void drop_generation(struct fdt_master *m, struct fdt_generation *g)
 {
-    struct fdt_generation **pp = &m->gens;
-    while (*pp != g)
-        pp = &(*pp)->next;
-    *pp = g->next;
-    if (m->starting == g)
-        m->starting = NULL;
+    m->gens = g->next;
     fdt__gen_tls_free(g);
     fdt__cfg_deinit(g->cfg);
     free(g->cfg);

@@ -197,8 +197,15 @@ static void acknowledge(struct fdt_master *m)
 {
     m->upgrade_ack_pending = false;
     /* The channel stays open: idle connections go to the new master on it. */
-    if (m->upgrade_fd >= 0 && fdt__channel_send(m->upgrade_fd, FDT_MSG_DRAINING, 0, "") < 0)
+    int rc = m->upgrade_fd >= 0 ? fdt__channel_send(m->upgrade_fd, FDT_MSG_DRAINING, 0, "") : 0;
+    if (rc < 0) {
+        /* Closing the channel tells it too: the new master takes over when it ends. */
+        fdt_log(FDT_LOG_WARN,
+                "binary upgrade: cannot answer new master %d: %s; its idle connections "
+                "are closed instead of handed over",
+                (int)m->upgrade_pid, fdt_strerror(rc));
         close_channel(m);
+    }
     fdt_log(FDT_LOG_INFO, "binary upgrade: new master %d serves; this master drains and exits",
             (int)m->upgrade_pid);
     fdt__master_retire(m);
@@ -217,7 +224,13 @@ void fdt__upgrade_on_event(struct fdt_master *m)
     int rc = fdt__channel_recv(m->upgrade_fd, &msg);
     if (rc == FDT_EAGAIN)
         return;
-    if (rc == 1 && msg.type == FDT_MSG_READY && !m->stopping && !m->upgrade_handed_over) {
+    /* Ready after it was sent SIGTERM for being late: it is stopping, not taking over. */
+    if (rc == 1 && msg.type == FDT_MSG_READY && m->upgrade_kills > 0)
+        fdt_log(FDT_LOG_WARN,
+                "binary upgrade: new master %d ready after it was told to stop: not taken; "
+                "this master keeps serving",
+                (int)m->upgrade_pid);
+    else if (rc == 1 && msg.type == FDT_MSG_READY && !m->stopping && !m->upgrade_handed_over) {
         /* Tell systemd before answering: the new master speaks only after the answer. */
         fdt__notify(&m->notify, "MAINPID=%d\nSTATUS=binary upgrade: master %d serves",
                     (int)m->upgrade_pid, (int)m->upgrade_pid);
@@ -249,12 +262,21 @@ static bool replaced(const char *path, int fd)
 static void reclaim_paths(struct fdt_master *m)
 {
     struct fdt_error err = {0};
-    if (m->ctl_fd >= 0 && replaced(m->ctl_path, m->ctl_fd)) {
+    /* The socket's file, not the socket (whose fstat is sockfs's inode): as fdt__ctl_open
+     * found it after bind. */
+    struct stat now;
+    bool ctl_replaced =
+        lstat(m->ctl_path, &now) < 0 || now.st_dev != m->ctl_dev || now.st_ino != m->ctl_ino;
+    if (m->ctl_fd >= 0 && ctl_replaced) {
         epoll_ctl(m->epfd, EPOLL_CTL_DEL, m->ctl_fd, NULL);
         fdt__close(m->ctl_fd);
         m->ctl_fd = -1;
+        m->ctl_resume_ms = 0; /* a pause of accept was the old socket's */
         if (fdt__ctl_open(m, &err) < 0)
-            fdt_log(FDT_LOG_ERROR, "binary upgrade failed: %s", err.msg);
+            fdt_log(FDT_LOG_ERROR,
+                    "binary upgrade failed, and the control socket cannot be made again "
+                    "(fdtctl cannot reach this master): %s",
+                    err.msg);
         else
             fdt_log(FDT_LOG_INFO, "binary upgrade failed: control socket %s made again",
                     m->ctl_path);
@@ -262,7 +284,10 @@ static void reclaim_paths(struct fdt_master *m)
     if (m->pid_fd >= 0 && replaced(m->pid_path, m->pid_fd)) {
         int fd = -1;
         if (fdt__pidfile_write(m->pid_path, &fd, 0, &err) < 0) {
-            fdt_log(FDT_LOG_ERROR, "binary upgrade failed: %s", err.msg);
+            fdt_log(FDT_LOG_ERROR,
+                    "binary upgrade failed, and the pid file cannot be written again "
+                    "(fdtserver -s cannot find this master): %s",
+                    err.msg);
         } else {
             fdt__close(m->pid_fd);
             m->pid_fd = fd;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <fdt/log.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -26,8 +27,11 @@
  * path, so a user who can write the directory cannot make the master overwrite another
  * file, and a reader never sees a half-written pid. */
 
-/* The write lock on the whole file, or who holds one: F_GETLK reports only locks of other
- * processes. Returns the holder's pid, 0 when nobody holds a write lock, or -errno. */
+/* Who holds a write lock on the file: F_GETLK reports only locks of other processes. Returns
+ * the holder's pid, 0 when nobody holds a write lock, UNSEEN when somebody does whose pid
+ * the kernel does not tell (a process of another pid namespace: 0; an open file description
+ * lock: -1), or -errno. */
+#define UNSEEN INT_MAX
 static pid_t lock_holder(int fd)
 {
     struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET, .l_start = 0, .l_len = 0};
@@ -37,8 +41,12 @@ static pid_t lock_holder(int fd)
      * the file, so it proves nothing. */
     if (fl.l_type != F_WRLCK)
         return 0;
-    return fl.l_pid;
+    return fl.l_pid > 0 ? fl.l_pid : UNSEEN;
 }
+
+#define UNSEEN_WHY                                                                                 \
+    "is locked by a process this one cannot see (a master in another pid namespace, a "            \
+    "container?)"
 
 /* The pid written in the file open at fd, or 0 when it holds none. */
 static pid_t pid_in(int fd)
@@ -76,6 +84,8 @@ static int check_not_held(const char *path, pid_t predecessor, struct fdt_error 
     /* GCOVR_EXCL_STOP */
     if (holder > 0 && holder == predecessor)
         return 0; /* a binary upgrade: the file moves to the new master */
+    if (holder == UNSEEN)
+        return fdt_error_set(err, FDT_ECONFIG, "pid file %s " UNSEEN_WHY, path);
     if (holder > 0)
         return fdt_error_set(err, FDT_ECONFIG, "pid file %s is held by running master %d", path,
                              (int)holder);
@@ -147,18 +157,23 @@ int fdt__pidfile_owner(const char *path, pid_t *pid, struct fdt_error *err)
     }
     pid_t named = pid_in(fd);
     pid_t holder = lock_holder(fd);
+    /* A file that names no pid (empty, or not a number) says so rather than "pid 0". */
+    char what[32] = "names no pid";
+    if (named > 0)
+        snprintf(what, sizeof(what), "names pid %d", (int)named);
     int rc = 0;
     if (holder < 0) {
         /* GCOVR_EXCL_START: not reached: lock_holder failing (ENOLCK, above) */
         rc = fdt_error_set(err, holder, "pid file %s: lock: %s", path, fdt_strerror(holder));
         /* GCOVR_EXCL_STOP */
+    } else if (holder == UNSEEN) {
+        rc = fdt_error_set(err, -ESRCH, "pid file %s " UNSEEN_WHY, path);
     } else if (holder == 0) {
-        rc = fdt_error_set(err, -ESRCH,
-                           "pid file %s is stale: no running master holds it (it names pid %d)",
-                           path, (int)named);
+        rc = fdt_error_set(err, -ESRCH, "pid file %s is stale: no running master holds it (it %s)",
+                           path, what);
     } else if (holder != named) {
-        rc = fdt_error_set(err, FDT_EINVAL, "pid file %s names pid %d but is held by pid %d", path,
-                           (int)named, (int)holder);
+        rc = fdt_error_set(err, FDT_EINVAL, "pid file %s %s but is held by pid %d", path, what,
+                           (int)holder);
     }
     if (rc < 0) {
         close(fd);

@@ -81,30 +81,27 @@ int fdt__channel_recv_fd(int fd, struct fdt_msg *m, int *passed)
 {
     if (passed)
         *passed = -1;
-    for (;;) {
-        struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
-        union {
-            struct cmsghdr align;
-            char buf[CMSG_SPACE(4 * sizeof(int))];
-        } ctl;
-        struct msghdr mh = {.msg_iov = &iov,
-                            .msg_iovlen = 1,
-                            .msg_control = ctl.buf,
-                            .msg_controllen = sizeof(ctl.buf)};
-        ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
-        if (n == 0)
-            return 0;
-        if (n > 0) {
-            take_fds(&mh, passed);
-            if ((size_t)n < sizeof(*m))
-                memset((char *)m + n, 0, sizeof(*m) - (size_t)n);
-            m->text[sizeof(m->text) - 1] = '\0';
-            return 1;
-        }
-        if (errno == EINTR)
-            continue; /* GCOVR_EXCL_LINE: unreachable: MSG_DONTWAIT never sleeps */
-        if (errno == EAGAIN || errno == EWOULDBLOCK)
-            return FDT_EAGAIN;
-        return -errno;
+    struct iovec iov = {.iov_base = m, .iov_len = sizeof(*m)};
+    union {
+        struct cmsghdr align;
+        char buf[CMSG_SPACE(4 * sizeof(int))];
+    } ctl;
+    struct msghdr mh = {.msg_iov = &iov,
+                        .msg_iovlen = 1,
+                        .msg_control = ctl.buf,
+                        .msg_controllen = sizeof(ctl.buf)};
+    /* No EINTR to retry: with MSG_DONTWAIT the call never sleeps. */
+    ssize_t n = recvmsg(fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+    if (n == 0)
+        return 0;
+    if (n > 0) {
+        take_fds(&mh, passed);
+        if ((size_t)n < sizeof(*m))
+            memset((char *)m + n, 0, sizeof(*m) - (size_t)n);
+        m->text[sizeof(m->text) - 1] = '\0';
+        return 1;
     }
+    if (errno == EAGAIN || errno == EWOULDBLOCK)
+        return FDT_EAGAIN;
+    return -errno;
 }

@@ -112,7 +112,7 @@ static int errno_named(const char *s, int dflt)
                  {"EAGAIN", EAGAIN},   {"EINVAL", EINVAL}, {"EINTR", EINTR},
                  {"ENOBUFS", ENOBUFS}, {"EPERM", EPERM},   {"EACCES", EACCES},
                  {"ENOSPC", ENOSPC},   {"EIO", EIO},       {"ECONNABORTED", ECONNABORTED},
-                 {"EPROTO", EPROTO},   {"ENOENT", ENOENT}};
+                 {"EPROTO", EPROTO},   {"ENOENT", ENOENT}, {"EPIPE", EPIPE}};
     if (!s || !*s)
         return dflt;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -531,6 +531,15 @@ ssize_t send(int fd, const void *buf, size_t len, int flags)
     NEXT(send);
     FAIL_OR(send, -1);
     return next_send(fd, buf, len, flags);
+}
+
+/* sendmsg (added by the master tests): the channel messages between processes (a
+ * worker's, the old master's answer to a new one at a binary upgrade). */
+ssize_t sendmsg(int fd, const struct msghdr *mh, int flags)
+{
+    NEXT(sendmsg);
+    FAIL_OR(sendmsg, -1);
+    return next_sendmsg(fd, mh, flags);
 }
 
 ssize_t recv(int fd, void *buf, size_t len, int flags)

@@ -13,9 +13,11 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 /* With the descriptor table full, the channel cannot be made: the error is EMFILE (the
@@ -189,6 +191,93 @@ static void test_scoreboard_sum_waits_for_a_fold(void **state)
     fdt__scoreboard_free(sb);
 }
 
+/* Every slot taken (4 generations of 128 workers alive at once): a claim says so with -1,
+ * and a slot freed is the next one claimed. */
+static void test_scoreboard_full(void **state)
+{
+    (void)state;
+    struct fdt_scoreboard *sb = fdt__scoreboard_new();
+    assert_non_null(sb);
+    for (int i = 0; i < FDT_MAX_SLOTS; i++)
+        assert_int_equal(fdt__scoreboard_claim(sb, 1, (unsigned)i % FDT_MAX_WORKERS, 1), i);
+    assert_int_equal(fdt__scoreboard_claim(sb, 2, 0, 1), -1);
+    fdt__scoreboard_release(sb, 17);
+    assert_int_equal(fdt__scoreboard_claim(sb, 2, 0, 1), 17);
+    assert_int_equal(sb->slots[17].generation, 2);
+    fdt__scoreboard_free(sb);
+}
+
+/* A slot number out of range (a worker that never got one) folds nothing; a request of an
+ * unknown protocol or class, or counted without counters, counts nothing; a duration below
+ * zero (a clock stepped back) counts as 0 us in the first bucket. */
+static void test_scoreboard_bounds(void **state)
+{
+    (void)state;
+    struct fdt_scoreboard *sb = fdt__scoreboard_new();
+    assert_non_null(sb);
+    int slot = fdt__scoreboard_claim(sb, 1, 0, 1);
+    atomic_store(&sb->slots[slot].requests, 3);
+    fdt__scoreboard_fold(sb, -1);
+    fdt__scoreboard_fold(sb, FDT_MAX_SLOTS);
+    assert_int_equal(atomic_load(&sb->slots[slot].requests), 3);
+    assert_int_equal(atomic_load(&sb->retired_requests), 0);
+    assert_int_equal(atomic_load(&sb->master.fold_seq), 0);
+
+    struct fdt_counters *c = &sb->slots[slot].counters;
+    fdt__counters_request(NULL, FDT_MPROTO_HTTP, FDT_MCLASS_OK, 5);
+    fdt__counters_request(c, FDT_MPROTO_N, FDT_MCLASS_OK, 5);
+    fdt__counters_request(c, FDT_MPROTO_HTTP, FDT_MCLASS_N, 5);
+    fdt__counters_request(c, (enum fdt_metric_proto) - 1, FDT_MCLASS_OK, 5);
+    for (int p = 0; p < FDT_MPROTO_N; p++)
+        for (int k = 0; k < FDT_MCLASS_N; k++)
+            assert_int_equal(atomic_load(&c->requests[p][k]), 0);
+    fdt__counters_request(c, FDT_MPROTO_RAW, FDT_MCLASS_OK, -250);
+    assert_int_equal(atomic_load(&c->requests[FDT_MPROTO_RAW][FDT_MCLASS_OK]), 1);
+    assert_int_equal(atomic_load(&c->duration_bucket[FDT_MPROTO_RAW][0]), 1);
+    assert_int_equal(atomic_load(&c->duration_us[FDT_MPROTO_RAW]), 0);
+    fdt__scoreboard_free(sb);
+}
+
+static int drain_fd = -1;
+static volatile sig_atomic_t drained;
+
+static void drain_on_alarm(int sig)
+{
+    (void)sig;
+    struct fdt_msg m;
+    while (recv(drain_fd, &m, sizeof(m), MSG_DONTWAIT) > 0)
+        drained++;
+}
+
+/* A blocking send on a full channel interrupted by a signal whose handler has no SA_RESTART
+ * (an application's, in a worker) is sent again, not lost as EINTR. */
+static void test_channel_send_interrupted(void **state)
+{
+    (void)state;
+    int ch[2];
+    assert_int_equal(fdt__channel_pair(ch), 0);
+    int queued = 0;
+    while (fdt__channel_send_fd(ch[1], FDT_MSG_READY, (uint32_t)queued, "", -1, MSG_DONTWAIT) == 0)
+        queued++;
+    assert_true(queued > 0);
+    drain_fd = ch[0];
+    drained = 0;
+    struct sigaction sa = {.sa_handler = drain_on_alarm}, old;
+    assert_int_equal(sigaction(SIGALRM, &sa, &old), 0);
+    struct itimerval it = {.it_value = {.tv_sec = 0, .tv_usec = 50 * 1000}};
+    assert_int_equal(setitimer(ITIMER_REAL, &it, NULL), 0);
+    assert_int_equal(fdt__channel_send(ch[1], FDT_MSG_FAILED, 99, "last"), 0);
+    assert_int_equal(sigaction(SIGALRM, &old, NULL), 0);
+    assert_int_equal(drained, queued);
+    struct fdt_msg got;
+    assert_int_equal(fdt__channel_recv(ch[0], &got), 1);
+    assert_int_equal(got.type, FDT_MSG_FAILED);
+    assert_int_equal(got.arg, 99);
+    assert_string_equal(got.text, "last");
+    close(ch[0]);
+    close(ch[1]);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -198,6 +287,9 @@ int main(void)
         cmocka_unit_test(test_channel_short_message_zero_filled),
         cmocka_unit_test(test_channel_errors),
         cmocka_unit_test(test_scoreboard_sum_waits_for_a_fold),
+        cmocka_unit_test(test_scoreboard_full),
+        cmocka_unit_test(test_scoreboard_bounds),
+        cmocka_unit_test(test_channel_send_interrupted),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -117,8 +117,9 @@ static void test_jsonrpc_server_and_connection_out_of_memory(void **state)
     struct fdt_conn c;
     memset(&c, 0, sizeof c);
     c.proto = &p;
-    /* Each allocation of a connection's state (its record, its JSON document) fails in
-     * turn: the connection is refused, with nothing left allocated (ASan). */
+    /* Each allocation of a connection's state (its record, its JSON document, its two
+     * writers' first buffers) fails in turn: the connection is refused, with nothing left
+     * allocated (ASan). */
     unsigned failures = 0;
     for (unsigned n = 1; n < 20; n++) {
         alloc_fault_arm(n, false);
@@ -135,7 +136,7 @@ static void test_jsonrpc_server_and_connection_out_of_memory(void **state)
         assert_true(rc < 0);
         assert_null(c.proto_data);
     }
-    assert_int_equal(failures, 2);
+    assert_int_equal(failures, 4);
     fdt__jsonrpc_server_free(srv);
 }
 
