@@ -520,11 +520,11 @@ void fdt__worker_main(const struct fdt_worker_args *a)
     for (int i = 0; i < w->n_listeners; i++)
         fdt__jsonrpc_server_free(w->listeners[i].rpc);
     unsigned long long handed = atomic_load(&w->loop.handed_off);
+    /* Handed to the master, which passes each to a successor or says why it could not. */
     if (handed)
         fdt_log(FDT_LOG_INFO,
-                "worker %u exiting: %llu idle connections went on in the new "
-                "generation",
-                a->index, handed);
+                "worker %u exiting: %llu idle connection%s handed over to a successor", a->index,
+                handed, handed == 1 ? "" : "s");
     else
         fdt_log(FDT_LOG_INFO, "worker %u exiting", a->index);
     fdt__exit(0);
