@@ -482,9 +482,11 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
         }
         g->fails[idx]++;
         g->respawn_at[idx] = now + delay;
-        fdt_log(FDT_LOG_ERROR, "worker %u (pid %d, generation %u) %s%s%s; restarting in %lld ms",
-                mw->index, (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed,
-                (long long)delay);
+        /* A clean exit nobody asked for (an outside SIGHUP or SIGTERM to the worker) is
+         * worth a warning, not an error. */
+        fdt_log(clean ? FDT_LOG_WARN : FDT_LOG_ERROR,
+                "worker %u (pid %d, generation %u) %s%s%s; restarting in %lld ms", mw->index,
+                (int)mw->pid, g->id, how, failed[0] ? ": " : "", failed, (long long)delay);
     }
     /* An event for this worker may still sit in the master's current epoll batch. */
     mw->gone = true;

@@ -88,3 +88,19 @@ def test_05_07_workers_exit_when_the_master_is_killed(make_server):
     s.proc.kill()
     s.proc.wait()
     wait_for(lambda: not any(alive(p) for p in pids), what="orphans gone")
+
+
+def test_05_08_a_worker_stopped_from_outside_is_replaced_with_a_warning(make_server):
+    """A worker that drains and exits cleanly because someone outside sent it SIGTERM is
+    replaced, and the master says so as a warning (it logged an error for a clean exit)."""
+    s = make_server(workers=1, threads=1)
+    (pid,) = s.worker_pids()
+    os.kill(pid, signal.SIGTERM)
+    line = s.wait_log(f"worker 0 (pid {pid}, generation 1) exited with status 0; restarting")
+    assert re.search(rf"WARN .*worker 0 \(pid {pid}, generation 1\) exited with status 0; "
+                     r"restarting", s.log()), line
+    wait_for(lambda: len(s.worker_pids()) == 1 and s.worker_pids() != [pid],
+             what="a new worker")
+    c = s.client()
+    assert c.call("PING") == "PONG"
+    c.close()
