@@ -450,8 +450,9 @@ static void worker_gone(struct fdt_master *m, struct fdt_mworker *mw, int status
         if (failed[0])
             snprintf(why, sizeof(why), "worker %u: %s", mw->index, failed);
         else
-            snprintf(why, sizeof(why), "worker %u (pid %d) %s before it was ready", mw->index,
-                     (int)mw->pid, how);
+            snprintf(why, sizeof(why), "worker %u (pid %d) %s %s", mw->index, (int)mw->pid, how,
+                     mw->state == FDT_MW_READY ? "while its generation was starting"
+                                               : "before it was ready");
         fdt_log(FDT_LOG_ERROR, "generation %u: %s", g->id, why);
         fdt__master_gen_failed(m, g, why);
     } else if (successor || mw->replaces) {

@@ -651,3 +651,29 @@ def test_16_28_a_control_client_waits_while_descriptors_run_out(make_server):
         resource.prlimit(s.pid, resource.RLIMIT_NOFILE, limits)
         assert c.recv(65536).decode().startswith("OK\nmaster pid ")
     assert s.client().call("PING") == "PONG"
+
+
+def test_16_40_a_ready_worker_of_a_starting_generation_that_dies(make_server):
+    """A new generation's worker that was ready dies while a sibling is still starting: the
+    reload fails, and the reason says the worker died while its generation was starting
+    (it said "before it was ready")."""
+    s = make_server(workers=2)
+    s.app_keys["init_delay_ms"] = 1000
+    s.write_config()
+    s.reload(wait=False)
+    starting = wait_for(lambda: len(s.worker_pids("starting")) == 2 and s.worker_pids("starting"),
+                        what="the new workers starting")
+    os.kill(starting[1], signal.SIGSTOP)  # it cannot become ready
+    try:
+        wait_for(lambda: starting[0] in [w["pid"] for w in s.workers("ready")
+                                         if w["generation"] == 2],
+                 what="the other new worker ready")
+        os.kill(starting[0], signal.SIGKILL)
+        wait_for(lambda: s.status()["last_reload"]["ok"] is False, what="the reload failed")
+    finally:
+        os.kill(starting[1], signal.SIGCONT)
+    assert re.search(rf"worker \d \(pid {starting[0]}\) killed by signal 9 \(KILL\) while its "
+                     r"generation was starting", s.log()), s.log()[-2000:]
+    c = s.client()
+    assert c.call("PING") == "PONG"  # generation 1 serves on
+    c.close()
