@@ -3,7 +3,7 @@ import base64
 import os
 import signal
 
-from fdt import wait_for
+from fdt import LineClient, wait_for
 
 
 def gid_for(node, resource, gtrid_hex, fmt=1):
@@ -346,10 +346,13 @@ def test_21_16_a_deadlock_victim_is_retried_by_the_framework(make_server, postgr
     postgres.psql(f"ALTER DATABASE {db} SET deadlock_timeout = '10s'", dbname=db)
     s, db = txn_server(make_server, postgres, pgdb, tmp_path, threads=4)
     postgres.psql("INSERT INTO acc VALUES (1, 0), (2, 0)", dbname=db)
-    a = s.client()
+    # a's answer comes once PostgreSQL has chosen b as the victim: deadlock_timeout (10 s)
+    # after b began to wait, a little less after a sent its statement. The clients wait 30 s
+    # (the 10 s default left a margin of milliseconds: it once timed out under coverage).
+    a = LineClient(s.port, timeout=30)
     assert a.call("TXN BEGIN") == "OK"
     assert a.call("SQL pg UPDATE acc SET bal = bal + 1 WHERE id = 1") == "OK 1"
-    b = s.client()
+    b = LineClient(s.port, timeout=30)
     # b locks row 2, then waits for row 1 (held by a).
     b.send("RETRY pg UPDATE acc SET bal = bal + 10 WHERE id = 2; "
            "UPDATE acc SET bal = bal + 10 WHERE id = 1\n")
