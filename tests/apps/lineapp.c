@@ -498,6 +498,20 @@ static int rpc_fail(struct fdt_jsonrpc_call *call, const struct fdt_json *params
     return fdt_error_set(err, FDT_EAPP, "failing on purpose");
 }
 
+/* sql_silent {"resource": R, "sql": S}: runs S in the call's transaction and succeeds
+ * without writing a result (a method's bug: its answer is an error, so its work must not
+ * commit). */
+static int rpc_sql_silent(struct fdt_jsonrpc_call *call, const struct fdt_json *params,
+                          struct fdt_json_writer *w, struct fdt_error *err)
+{
+    struct fdt_json_writer none;
+    fdt_json_writer_init(&none, 0);
+    int rc = rpc_sql(call, params, &none, err);
+    fdt_json_writer_deinit(&none);
+    (void)w;
+    return rc < 0 ? rc : 0;
+}
+
 /* tpcb / tpcb2 {"aid","tid","bid","delta"}: pgbench's tpcb-like transaction, statement by
  * statement as pgbench sends it; tpcb2 writes the history row into a second database
  * (resource pg2), so the call commits by two-phase commit. For bench/txn. */
@@ -555,8 +569,9 @@ static int rpc_tpcb2(struct fdt_jsonrpc_call *call, const struct fdt_json *param
 }
 
 static const struct fdt_jsonrpc_method rpc_methods[] = {
-    {"tpcb", rpc_tpcb},   {"tpcb2", rpc_tpcb2}, {"echo", rpc_echo},     {"sql", rpc_sql},
-    {"sleep", rpc_sleep}, {"fail", rpc_fail},   {"whoami", rpc_whoami},
+    {"tpcb", rpc_tpcb},     {"tpcb2", rpc_tpcb2},           {"echo", rpc_echo},
+    {"sql", rpc_sql},       {"sleep", rpc_sleep},           {"fail", rpc_fail},
+    {"whoami", rpc_whoami}, {"sql_silent", rpc_sql_silent},
 };
 
 static const struct fdt_jsonrpc_app rpc_app = {

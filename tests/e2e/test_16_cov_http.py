@@ -136,6 +136,9 @@ def test_16_05_jsonrpc_answers_over_max_output(make_server, tmp_path):
     r = c.call("echo", ["x" * 200])
     assert r["error"] == {"code": -32020, "message": "limit reached"}, r
     assert c.call("echo", [1])["result"] == [1]
+    # A result that fits max_output in an answer that does not (the envelope and id).
+    r = c.call("echo", ["x" * 80])
+    assert r["error"] == {"code": -32020, "message": "the answer is larger than max_output"}, r
     # A built-in answer that does not fit (txn.begin echoes a long xid): a limit error with
     # the call's id, and the connection keeps working.
     c.send_raw('{"jsonrpc":"2.0","method":"txn.begin","id":7,"params":{"xid":{"format_id":1,'

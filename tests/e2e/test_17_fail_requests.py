@@ -431,3 +431,42 @@ def test_17_47_python_jsonrpc_out_of_memory(make_server, tmp_path):
         else:
             assert a["error"]["code"] == -32601, a
     assert walk(s, lines, expect) > 5
+
+
+def test_17_48_txn_recover_out_of_memory(make_server, tmp_path, postgres, pgdb):
+    """txn.recover's list of prepared branches (long enough to grow its writers), each
+    allocation failed in turn: the list, or an error that says out of memory with the id;
+    nothing is resolved by it."""
+    from test_22_jsonrpc import b64
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=db)
+    cd = Countdown(tmp_path / "countdown")
+    port = free_port()
+    s = make_server(
+        workers=1, threads=1, server={"node": "walknode"},
+        listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc",
+                           "txn_recovery": "yes"}},
+        extra_ini=f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\n",
+        env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+             "FDT_FAIL_COUNTDOWN": str(cd.path), "FDT_FAIL_COUNTDOWN_IN": "child"})
+    s.rpc_port, s.countdown = port, cd
+    for i in range(4):  # prepared, then their coordinator goes away
+        c = RpcClient(port)
+        xid = {"format_id": 7, "gtrid": b64(f"walk-{i}".encode())}
+        assert c.call("txn.begin", {"xid": xid})["result"]["state"] == "active"
+        assert "result" in c.call("sql", {"resource": "pg",
+                                          "sql": f"INSERT INTO acc VALUES ({i}, {i})"})
+        assert c.call("txn.vote")["result"]["state"] == "prepared"
+        c.close()
+
+    def expect(i, a):
+        assert len(a["result"]) == 4, a
+    assert walk(s, [call(1, "txn.recover")], expect) >= 1
+    rows = postgres.psql("SELECT count(*) FROM pg_prepared_xacts WHERE database = "
+                         f"'{db}'")
+    assert rows == [["4"]], rows
+    for i in range(4):
+        c = RpcClient(port)
+        xid = {"format_id": 7, "gtrid": b64(f"walk-{i}".encode())}
+        c.call("txn.rollback_prepared", {"xid": xid})
+        c.close()

@@ -97,6 +97,12 @@ def test_22_03_calls_outside_a_transaction_commit_on_their_own(make_server, post
     r = c.call("sql", {"resource": "pg", "sql": "INSERT INTO acc VALUES (1, 10)"})
     assert r["error"]["code"] == -32000 and "duplicate key" in r["error"]["message"]
     assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]]
+    # A method that succeeds without writing a result is answered an internal error, and
+    # its work is rolled back: an error answer means nothing was done (it used to commit).
+    r = c.call("sql_silent", {"resource": "pg", "sql": "INSERT INTO acc VALUES (2, 20)"})
+    assert r["error"] == {"code": -32603, "message":
+                          "internal error: the method did not write one JSON value"}, r
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["1"]]
 
 
 def test_22_08_an_abort_whose_rollback_fails_says_so(make_server, postgres, pgdb, tmp_path):
