@@ -148,6 +148,10 @@ static void test_misuse(void **state)
     fdt_json_writer_reset(&w);
     assert_int_equal(fdt_json_writer_raw(&w, "", 0), FDT_EINVAL);
     fdt_json_writer_reset(&w);
+    /* Raw text where a key is needed. */
+    assert_int_equal(fdt_json_writer_begin_object(&w), 0);
+    assert_int_equal(fdt_json_writer_raw(&w, "1", 1), FDT_EINVAL);
+    fdt_json_writer_reset(&w);
     assert_int_equal(fdt_json_writer_string(&w, NULL), FDT_EINVAL);
     fdt_json_writer_reset(&w);
     assert_int_equal(fdt_json_writer_value(&w, NULL), FDT_EINVAL);
