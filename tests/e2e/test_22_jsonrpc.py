@@ -52,6 +52,13 @@ def test_22_01_calls_and_standard_errors(make_server, tmp_path):
     r = c.read()
     assert "error" in r
     assert c.call("echo", [11])["result"] == [11]
+    # An empty transaction votes (nothing prepared) and finishes; and again, aborted.
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    assert c.call("txn.vote")["result"]["prepared"] == 0
+    assert c.call("txn.finish")["result"] == {"state": "committed"}
+    assert c.call("txn.begin")["result"]["state"] == "active"
+    assert c.call("txn.vote")["result"]["prepared"] == 0
+    assert c.call("txn.abort")["result"] == {"state": "rolled back"}
     # A method knows its connection (fdt_jsonrpc_conn): the same for each call of one
     # connection, another for another.
     me = c.call("whoami")["result"]
