@@ -235,7 +235,7 @@ static void thread_fini(unsigned index)
 {
     (void)index;
     if (!t_state)
-        return;
+        return; /* GCOVR_EXCL_LINE: unreachable: only after thread_init failed (above) */
     PyEval_RestoreThread(t_state);
     PyThreadState_Clear(t_state);
     PyThreadState_DeleteCurrent(); /* releases the GIL */

@@ -415,7 +415,7 @@ int fdt__py_wsgi_init(struct fdt__py_host *h)
 {
     if (PyType_Ready(&ErrorsType) < 0 || PyType_Ready(&StartResponseType) < 0 ||
         fdt__py_input_init() < 0 || fdt__py_filewrapper_init() < 0 || fdt__py_environ_init(h) < 0)
-        return -1; /* GCOVR_EXCL_LINE: unreachable: static types at start-up: out of memory */
+        return -1;
     h->errors = PyObject_CallNoArgs((PyObject *)&ErrorsType);
     h->version = Py_BuildValue("(ii)", 1, 0);
     return h->errors && h->version ? 0 : -1;

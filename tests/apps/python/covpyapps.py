@@ -256,6 +256,22 @@ def arm(environ, start_response):
     return body
 
 
+KEPT = []
+
+
+def arm_drained(environ, start_response):
+    """/arm-drained?N: as /arm, with CPython's free list of dicts emptied first (and this
+    request's environ kept), so that the next request's environ is a new allocation that
+    the armed failure can hit."""
+    import _testcapi
+    n = int(environ["QUERY_STRING"])
+    KEPT.clear()
+    KEPT.extend([environ] + [{} for _ in range(100)])
+    start_response("200 OK", list(TEXT))
+    _testcapi.set_nomemory(n, n + 1)
+    return [b"armed"]
+
+
 def disarm(environ, start_response):
     import _testcapi
     _testcapi.remove_mem_hooks()
@@ -278,10 +294,58 @@ def nomem_readlines(environ, start_response):
     return answer(start_response, out)
 
 
+def errors_surrogate(environ, start_response):
+    """wsgi.errors.write() of a str that has no UTF-8 form (a lone surrogate)."""
+    try:
+        environ["wsgi.errors"].write("bad \udc80 text")
+        out = "written"
+    except UnicodeEncodeError as e:
+        out = f"UnicodeEncodeError: {e.reason}"
+    return answer(start_response, out)
+
+
+class LenLies:
+    """len() says one item, iteration gives two."""
+
+    def __len__(self):
+        return 1
+
+    def __iter__(self):
+        return iter([b"first ", b"second"])
+
+
+def len_lies(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return LenLies()
+
+
+NOMEM_STEPS = {
+    # /nomem-step?N&WHAT: WHAT with the N+1-th allocation failing (_testcapi).
+    "wrap": lambda env: env["wsgi.file_wrapper"](io.BytesIO(b"x"), 10) and "wrapped",
+    "read": lambda env: len(env["wsgi.input"].read()),
+    "read10": lambda env: len(env["wsgi.input"].read(10)),
+}
+
+
+def nomem_step(environ, start_response):
+    """The step's result, or "MemoryError"; the hooks are gone before the answer."""
+    import _testcapi
+    n, what = environ["QUERY_STRING"].split("&")
+    step = NOMEM_STEPS[what]
+    _testcapi.set_nomemory(int(n), int(n) + 1)
+    try:
+        out = step(environ)
+    except MemoryError:
+        out = "MemoryError"
+    finally:
+        _testcapi.remove_mem_hooks()
+    return answer(start_response, out)
+
+
 ROUTES = {
     "/len1-bad-status": len1_bad_status, "/stream-bad-status": stream_bad_status,
     "/file-devnull": file_devnull, "/after-gone": after_gone,
-    "/arm": arm, "/disarm": disarm, "/nomem-readlines": nomem_readlines,
+    "/arm": arm, "/arm-drained": arm_drained, "/disarm": disarm, "/nomem-readlines": nomem_readlines,
     "/env": env, "/echo": echo, "/misuse": misuse, "/readlines": readlines,
     "/status-surrogate": status_surrogate, "/header-not-latin1": header_not_latin1,
     "/header-too-big": header_too_big, "/write-bad-header": write_bad_header,
@@ -289,7 +353,8 @@ ROUTES = {
     "/len1-str": len1_str, "/stream-then-str": stream_then_str,
     "/close-raises": close_raises, "/file-bad-status": file_bad_status,
     "/file-pipe": file_pipe, "/file-no-close": file_no_close, "/file-short": file_short,
-    "/write-until-gone": write_until_gone,
+    "/write-until-gone": write_until_gone, "/errors-surrogate": errors_surrogate,
+    "/len-lies": len_lies, "/nomem-step": nomem_step,
 }
 
 

@@ -113,6 +113,16 @@ def application(environ, start_response):
         transaction.get().join(AbortFails())
         fdt.execute("lite", "INSERT INTO t VALUES (20)")
         raise RuntimeError("the application failed")
+    if what == "nomem-savepoint":  # /nomem-savepoint/N: fdt.savepoint(), N+1-th alloc failing
+        import _testcapi
+        _testcapi.set_nomemory(int(parts[1]), int(parts[1]) + 1)
+        try:
+            out = type(fdt.savepoint()).__name__
+        except MemoryError:
+            out = "MemoryError"
+        finally:
+            _testcapi.remove_mem_hooks()
+        return answer(start_response, out)
     if what == "nomem-query":  # /nomem-query/N: fdt.query with the N+1-th allocation failing
         import _testcapi
         _testcapi.set_nomemory(int(parts[1]), int(parts[1]) + 1)
