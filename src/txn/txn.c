@@ -856,9 +856,7 @@ int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_att
 
 void fdt__txn_holder_closed(struct fdt_txn_holder *h)
 {
-    struct fdt_txn *t = h->txn;
-    if (!t)
-        return;
+    struct fdt_txn *t = h->txn; /* not NULL: the caller checks */
     if (t->state == FDT_TXN_PREPARED) {
         /* After the vote: the branches stay prepared, for a higher level to resolve. */
         int n = fdt_txn_prepared_count(t);

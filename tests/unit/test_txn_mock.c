@@ -888,6 +888,24 @@ static void test_closed_after_empty_vote(void **state)
     assert_int_equal(calls[OP_OPEN], 0);
 }
 
+/* A vote that had no work, then finish or abort: the transaction ends committed or rolled
+ * back without a session: there is no log record to update. */
+static void test_finish_after_empty_vote(void **state)
+{
+    (void)state;
+    struct fdt_error err = {0};
+    struct fdt_txn *t = begin();
+    assert_int_equal(fdt_txn_vote(t, &err), 0);
+    assert_int_equal(fdt_txn_finish(t, &err), 0);
+    assert_null(t_h.txn);
+    t = begin();
+    assert_int_equal(fdt_txn_vote(t, &err), 0);
+    assert_int_equal(fdt_txn_abort(t, &err), 0);
+    assert_null(t_h.txn);
+    assert_int_equal(calls[OP_OPEN], 0);
+    assert_false(ran("fdt_txn_log"));
+}
+
 /* A pooled session found dead is dropped (and counted) and the next one is taken; with
  * none left, a new one is opened. */
 static void test_pool_dead_session(void **state)
@@ -1157,6 +1175,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_savepoint_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_after_empty_vote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finish_after_empty_vote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_log_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_commit_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_listing_fails, setup, teardown),

@@ -262,15 +262,15 @@ def disarm(environ, start_response):
     return answer(start_response, "disarmed")
 
 
-def nomem_readlines(environ, start_response):
-    """/nomem-readlines?N: readlines() with the N+1-th allocation failing: the lines, or
-    the MemoryError."""
+def nomem_input(environ, start_response, call):
+    """call(wsgi.input) with the N+1-th allocation failing (N the query string): the
+    length of what it returned, or the MemoryError."""
     import _testcapi
     n = int(environ["QUERY_STRING"])
     inp = environ["wsgi.input"]
     _testcapi.set_nomemory(n, n + 1)
     try:
-        out = len(inp.readlines())
+        out = len(call(inp))
     except MemoryError:
         out = "MemoryError"
     finally:
@@ -278,10 +278,21 @@ def nomem_readlines(environ, start_response):
     return answer(start_response, out)
 
 
+def nomem_readlines(environ, start_response):
+    """/nomem-readlines?N: readlines() with the N+1-th allocation failing."""
+    return nomem_input(environ, start_response, lambda inp: inp.readlines())
+
+
+def nomem_read(environ, start_response):
+    """/nomem-read?N: read() of the whole body with the N+1-th allocation failing."""
+    return nomem_input(environ, start_response, lambda inp: inp.read())
+
+
 ROUTES = {
     "/len1-bad-status": len1_bad_status, "/stream-bad-status": stream_bad_status,
     "/file-devnull": file_devnull, "/after-gone": after_gone,
     "/arm": arm, "/disarm": disarm, "/nomem-readlines": nomem_readlines,
+    "/nomem-read": nomem_read,
     "/env": env, "/echo": echo, "/misuse": misuse, "/readlines": readlines,
     "/status-surrogate": status_surrogate, "/header-not-latin1": header_not_latin1,
     "/header-too-big": header_too_big, "/write-bad-header": write_bad_header,

@@ -1,0 +1,26 @@
+"""Coverage of src/python's remaining failure paths (cov-data): each driven through a real
+server serving tests/apps/python/covpyapps.py, with what the application or the client
+sees asserted."""
+import json
+
+from test_16_cov_python import cov_server, testcapi as need_testcapi
+from test_40_python import req
+
+
+def test_19_01_read_all_out_of_memory(make_server):
+    """wsgi.input.read() of a body larger than its first piece (64 KiB), with each of its
+    allocations failing in turn (the first buffer, each doubling, the final shrink): the
+    application gets a MemoryError, never a short or wrong body, and the next read of the
+    same body in full succeeds."""
+    need_testcapi()
+    s = cov_server(make_server)
+    body = bytes(range(256)) * 600  # 153,600 bytes: two doublings and a shrink
+    got = []
+    for n in range(20):
+        r = req(s, "POST", f"/nomem-read?{n}", body=body)
+        assert r.status == 200, (n, r)
+        got.append(json.loads(r.body))
+    assert set(got) == {len(body), "MemoryError"}, got
+    # Failures first (the call's own allocations and the read's), then whole bodies.
+    k = got.index(len(body))
+    assert got[:k] == ["MemoryError"] * k and got[k:] == [len(body)] * (20 - k), got
