@@ -453,6 +453,18 @@ static void test_begin_cannot_name(void **state)
     assert_int_equal(fdt_txn_commit(t, &err), FDT_ETXNSTATE);
     assert_string_equal(err.msg, "rolled back: getrandom failed");
     assert_int_equal(t_counters.txn_rolled_back, 1);
+
+    /* A lazy one named at its first statement, with no random bytes then: that statement
+     * fails and says why, opening nothing; the next one, with them, runs. */
+    assert_int_equal(fdt__txn_begin(&t_h, NULL, true, &err), 0);
+    t = t_h.txn;
+    random_fails = true;
+    assert_int_equal(fdt_txn_exec(t, "p", "INSERT 1", NULL, &err), FDT_ERANDOM);
+    assert_string_equal(err.msg, "getrandom failed");
+    assert_int_equal(calls[OP_OPEN], 0);
+    random_fails = false;
+    assert_int_equal(fdt_txn_exec(t, "p", "INSERT 1", NULL, &err), 0);
+    assert_int_equal(fdt_txn_commit(t, &err), 0);
 }
 
 /* Out of memory at begin, and for a long first statement that carries its BEGIN. */
@@ -536,6 +548,15 @@ static void test_join(void **state)
     fail_in[OP_BEGIN] = 1;
     assert_null(fdt_txn_join(t, "l", &err));
     assert_string_equal(err.msg, "mock begin failed");
+    /* Its next BEGIN finds the session dead, and no fresh one opens (the server is down):
+     * the BEGIN's error is the answer, no other. */
+    fail_kills = true;
+    fail_in[OP_BEGIN] = 1;
+    fail_in[OP_OPEN] = 2; /* the first opens the session, the second would replace it */
+    assert_null(fdt_txn_join(t, "l", &err));
+    assert_string_equal(err.msg, "mock begin failed");
+    assert_int_equal(fail_in[OP_OPEN], 0);
+    fail_kills = false;
     assert_null(fdt_txn_join(t, "nosuch", &err));
     assert_string_equal(err.msg, "no resource named nosuch");
 
