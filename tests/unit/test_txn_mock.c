@@ -1057,6 +1057,13 @@ static void test_recover_commit_fails(void **state)
     assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
     assert_int_equal(calls[OP_COMMIT_PREPARED], 1);
     assert_false(ran("UPDATE"));
+
+    /* The next pass commits it; recording who did fails: only a warning, the branch is
+     * committed all the same. */
+    fail_in[OP_EXEC] = 1;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_int_equal(calls[OP_COMMIT_PREPARED], 2);
+    assert_int_equal(fail_in[OP_EXEC], 0);
 }
 
 /* Listing the prepared branches fails: the pass says so. */
@@ -1174,6 +1181,15 @@ static void test_recovery_thread(void **state)
     threads_fail = true;
     rec = (struct fdt_txn_recovery *)&in_doubt;
     assert_int_equal(fdt__txn_recovery_start(t_cfg, &in_doubt, &oldest, &rec), -EAGAIN);
+    assert_null(rec);
+    threads_fail = false;
+
+    /* Out of memory for its state: the caller is told, and no thread runs. */
+    rec = (struct fdt_txn_recovery *)&in_doubt;
+    alloc_fault_arm(1, false);
+    assert_int_equal(fdt__txn_recovery_start(t_cfg, &in_doubt, &oldest, &rec), FDT_ENOMEM);
+    assert_true(alloc_fault_hit());
+    alloc_fault_disarm();
     assert_null(rec);
 }
 
