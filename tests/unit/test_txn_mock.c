@@ -925,6 +925,17 @@ static void test_finish_after_empty_vote(void **state)
     assert_null(t_h.txn);
     assert_int_equal(calls[OP_OPEN], 0);
     assert_false(ran("fdt_txn_log"));
+
+    /* Its only branch rolled back whole to a savepoint: nothing is prepared, so there is
+     * no vote record either, and no log session is taken to update one. */
+    t = begin();
+    assert_int_equal(fdt_txn_savepoint(t, "s0", &err), 0);
+    assert_int_equal(fdt_txn_exec(t, "p", "INSERT 1", NULL, &err), 0);
+    assert_int_equal(fdt_txn_rollback_to(t, "s0", &err), 0);
+    assert_int_equal(fdt_txn_vote(t, &err), 0);
+    assert_int_equal(fdt_txn_prepared_count(t), 0);
+    assert_int_equal(fdt_txn_finish(t, &err), 0);
+    assert_false(ran("fdt_txn_log"));
 }
 
 /* A pooled session found dead is dropped (and counted) and the next one is taken; with
