@@ -4,6 +4,7 @@ sees asserted."""
 import json
 
 from test_16_cov_python import cov_server, testcapi as need_testcapi
+from http_util import get
 from test_40_python import req
 
 
@@ -24,3 +25,22 @@ def test_19_01_read_all_out_of_memory(make_server):
     # Failures first (the call's own allocations and the read's), then whole bodies.
     k = got.index(len(body))
     assert got[:k] == ["MemoryError"] * k and got[k:] == [len(body)] * (20 - k), got
+
+
+def test_19_02_says_one_item_yields_three(make_server):
+    """A result whose len() says one item but that yields three: every item reaches the
+    client, in order, streamed (no Content-Length), and the worker goes on."""
+    s = cov_server(make_server)
+    r = get(s.port, "/len1-three")
+    assert (r.status, r.body) == (200, b"one two three")
+    assert r.header("Content-Length") is None
+    assert get(s.port, "/env").status == 200
+
+
+def test_19_03_errors_write_without_utf8(make_server):
+    """wsgi.errors.write() of a str with a lone surrogate (no UTF-8 form): the application
+    gets a UnicodeEncodeError it can catch, nothing is logged, and its answer stands."""
+    s = cov_server(make_server)
+    r = get(s.port, "/errors-surrogate")
+    assert (r.status, json.loads(r.body)) == (200, "UnicodeEncodeError: surrogates not allowed")
+    assert "lone" not in s.log()

@@ -191,6 +191,33 @@ class OneBytes:
         yield b"one item"
 
 
+class SaysOneYieldsThree:
+    """An iterable whose len() says one item, and that yields three."""
+
+    def __len__(self):
+        return 1
+
+    def __iter__(self):
+        yield b"one "
+        yield b"two "
+        yield b"three"
+
+
+def len1_three(environ, start_response):
+    start_response("200 OK", list(TEXT))
+    return SaysOneYieldsThree()
+
+
+def errors_surrogate(environ, start_response):
+    """wsgi.errors.write() of a str that has no UTF-8 form: what the application sees."""
+    try:
+        environ["wsgi.errors"].write("lone \udc80 surrogate")
+        out = "no error"
+    except UnicodeEncodeError as e:
+        out = f"UnicodeEncodeError: {e.reason}"
+    return answer(start_response, out)
+
+
 def len1_bad_status(environ, start_response):
     start_response("OK", list(TEXT))
     return OneBytes()
@@ -292,7 +319,8 @@ ROUTES = {
     "/len1-bad-status": len1_bad_status, "/stream-bad-status": stream_bad_status,
     "/file-devnull": file_devnull, "/after-gone": after_gone,
     "/arm": arm, "/disarm": disarm, "/nomem-readlines": nomem_readlines,
-    "/nomem-read": nomem_read,
+    "/nomem-read": nomem_read, "/len1-three": len1_three,
+    "/errors-surrogate": errors_surrogate,
     "/env": env, "/echo": echo, "/misuse": misuse, "/readlines": readlines,
     "/status-surrogate": status_surrogate, "/header-not-latin1": header_not_latin1,
     "/header-too-big": header_too_big, "/write-bad-header": write_bad_header,
