@@ -1,10 +1,10 @@
 """Coverage of src/python's remaining failure paths (cov-data): each driven through a real
-server serving tests/apps/python/covpyapps.py, with what the application or the client
+server serving tests/apps/python/covpyapps.py (or covpytxn.py), with what the application or the client
 sees asserted."""
 import json
 
-from test_16_cov_python import cov_server, testcapi as need_testcapi
-from http_util import get
+from http_util import Client, get
+from test_16_cov_python import cov_server, post, rows, testcapi as need_testcapi, txn_server
 from test_40_python import req
 
 
@@ -44,3 +44,19 @@ def test_19_03_errors_write_without_utf8(make_server):
     r = get(s.port, "/errors-surrogate")
     assert (r.status, json.loads(r.body)) == (200, "UnicodeEncodeError: surrogates not allowed")
     assert "lone" not in s.log()
+
+
+def test_19_04_file_wrapper_and_savepoint_out_of_memory(make_server, tmp_path):
+    """wsgi.file_wrapper() and fdt.savepoint() with each of their allocations failing in
+    turn: the application gets a MemoryError it can catch, or the object; the request is
+    answered and its transaction commits what it did."""
+    need_testcapi()
+    s = cov_server(make_server)
+    got = [json.loads(req(s, "POST", f"/nomem-file-wrapper?{n}", body=b"x").body)
+           for n in range(6)]
+    assert got[0] == "MemoryError" and got[-1] == 1, got
+    t = txn_server(make_server, tmp_path)
+    c = Client(t.port)
+    got = [json.loads(post(c, f"/nomem-savepoint/{n}").body) for n in range(6)]
+    assert got[0] == "MemoryError" and got[-1] == "savepoint", got
+    assert rows(c) == [30] * 6

@@ -305,6 +305,12 @@ def nomem_input(environ, start_response, call):
     return answer(start_response, out)
 
 
+def nomem_file_wrapper(environ, start_response):
+    """/nomem-file-wrapper?N: wsgi.file_wrapper(...) with the N+1-th allocation failing."""
+    return nomem_input(environ, start_response,
+                       lambda inp: [environ["wsgi.file_wrapper"](inp, 4096)])
+
+
 def nomem_readlines(environ, start_response):
     """/nomem-readlines?N: readlines() with the N+1-th allocation failing."""
     return nomem_input(environ, start_response, lambda inp: inp.readlines())
@@ -320,7 +326,7 @@ ROUTES = {
     "/file-devnull": file_devnull, "/after-gone": after_gone,
     "/arm": arm, "/disarm": disarm, "/nomem-readlines": nomem_readlines,
     "/nomem-read": nomem_read, "/len1-three": len1_three,
-    "/errors-surrogate": errors_surrogate,
+    "/errors-surrogate": errors_surrogate, "/nomem-file-wrapper": nomem_file_wrapper,
     "/env": env, "/echo": echo, "/misuse": misuse, "/readlines": readlines,
     "/status-surrogate": status_surrogate, "/header-not-latin1": header_not_latin1,
     "/header-too-big": header_too_big, "/write-bad-header": write_bad_header,

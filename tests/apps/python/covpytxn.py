@@ -124,6 +124,19 @@ def application(environ, start_response):
         finally:
             _testcapi.remove_mem_hooks()
         return answer(start_response, out)
+    if what == "nomem-savepoint":  # /nomem-savepoint/N: fdt.savepoint(), N+1-th alloc fails
+        import _testcapi
+        fdt.execute("lite", "INSERT INTO t VALUES (30)")
+        fdt.savepoint()  # the transaction is joined: what follows is the savepoint's own
+        _testcapi.set_nomemory(int(parts[1]), int(parts[1]) + 1)
+        try:
+            fdt.savepoint()
+            out = "savepoint"
+        except MemoryError:
+            out = "MemoryError"
+        finally:
+            _testcapi.remove_mem_hooks()
+        return answer(start_response, out)
     if what == "late-statement":  # a statement once the head has gone out
         return late_statement(start_response)
     if what == "bigint":  # an int over 4300 digits as a PostgreSQL parameter
