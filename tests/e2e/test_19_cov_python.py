@@ -60,3 +60,26 @@ def test_19_04_file_wrapper_and_savepoint_out_of_memory(make_server, tmp_path):
     got = [json.loads(post(c, f"/nomem-savepoint/{n}").body) for n in range(6)]
     assert got[0] == "MemoryError" and got[-1] == "savepoint", got
     assert rows(c) == [30] * 6
+
+
+def test_19_05_out_of_memory_building_a_post_environ(make_server):
+    """Each Python allocation from the end of one request through the environ of the next,
+    a POST with a two-digit Content-Length, fails once in turn: each request is answered
+    (a 500 where the environ could not be built, the reason logged), and the worker goes
+    on."""
+    need_testcapi()
+    s = cov_server(make_server)
+    pid = s.worker_pids()
+    statuses = set()
+    for n in range(60):
+        c = Client(s.port)
+        r1 = c.request("GET", f"/arm?{n}")
+        r2 = c.request("POST", "/nope", headers={"Content-Type": "text/plain"},
+                       body=b"0123456789")
+        c.close()
+        assert r1.status in (200, 500) and r2.status in (404, 500), (n, r1, r2)
+        statuses.add(r2.status)
+    assert 200 in [get(s.port, "/disarm").status for _ in range(2)]
+    assert statuses == {404, 500}
+    assert "POST /nope: cannot build the environ" in s.log()
+    assert get(s.port, "/env").status == 200 and s.worker_pids() == pid
