@@ -4,7 +4,8 @@ sees asserted."""
 import json
 
 from http_util import Client, get
-from test_16_cov_python import cov_server, post, rows, testcapi as need_testcapi, txn_server
+from test_16_cov_python import (cov_server, post, rows, rpc_server, start_fails,
+                                 testcapi as need_testcapi, txn_server)
 from test_40_python import req
 
 
@@ -83,3 +84,14 @@ def test_19_05_out_of_memory_building_a_post_environ(make_server):
     assert statuses == {404, 500}
     assert "POST /nope: cannot build the environ" in s.log()
     assert get(s.port, "/env").status == 200 and s.worker_pids() == pid
+
+
+def test_19_06_json_dumps_not_callable_fails_the_start(make_server, tmp_path):
+    """A json module on [python] path whose dumps is not a function: the JSON-RPC host
+    cannot make its strict encoder, and the start fails saying why."""
+    d = tmp_path / "shadow"
+    d.mkdir()
+    (d / "json.py").write_text("dumps = 42\n\n\ndef loads(text):\n    return None\n")
+    (d / "rpcmod.py").write_text("methods = {}\n")
+    start_fails(rpc_server(make_server, "rpcmod:methods", path=d, sub="json", start=False),
+                "cannot import rpcmod:methods: TypeError: the first argument must be callable")
