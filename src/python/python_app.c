@@ -231,11 +231,10 @@ static int thread_init(unsigned index, struct fdt_error *err)
     return 0;
 }
 
+/* Only on a thread whose thread_init succeeded (worker_main.c): t_state is set. */
 static void thread_fini(unsigned index)
 {
     (void)index;
-    if (!t_state)
-        return;
     PyEval_RestoreThread(t_state);
     PyThreadState_Clear(t_state);
     PyThreadState_DeleteCurrent(); /* releases the GIL */
