@@ -114,8 +114,10 @@ PyObject *fdt__py_import(const char *spec)
 {
     const char *colon = strchr(spec, ':');
     PyObject *mod_name = PyUnicode_FromStringAndSize(spec, colon - spec);
+    /* NULL only when out of memory in libpython at start-up: the name is ASCII (config.c's
+     * wsgi_spec_ok), so it always decodes, and no Python code has run to arm a failure. */
     if (!mod_name)
-        return NULL;
+        return NULL; /* GCOVR_EXCL_LINE: unreachable: out of memory in libpython (above) */
     PyObject *obj = PyImport_Import(mod_name);
     Py_DECREF(mod_name);
     for (const char *p = colon + 1; obj && *p;) {

@@ -3,6 +3,7 @@ server serving tests/apps/python/covpyapps.py (or covpytxn.py), with what the ap
 sees asserted."""
 import json
 
+from fdt import wait_for
 from http_util import Client, get
 from test_16_cov_python import (cov_server, post, rows, rpc_server, start_fails,
                                  testcapi as need_testcapi, txn_server)
@@ -95,3 +96,13 @@ def test_19_06_json_dumps_not_callable_fails_the_start(make_server, tmp_path):
     (d / "rpcmod.py").write_text("methods = {}\n")
     start_fails(rpc_server(make_server, "rpcmod:methods", path=d, sub="json", start=False),
                 "cannot import rpcmod:methods: TypeError: the first argument must be callable")
+
+
+def test_19_07_module_name_not_ascii_is_refused(make_server):
+    """[app] jsonrpc naming a module with a byte that is not ASCII is refused when the
+    configuration is read (so the host only ever imports ASCII names: python_app.c)."""
+    s = rpc_server(make_server, "covpy\xffrpc:methods", start=False)
+    s.conf_path.write_bytes(s.conf_path.read_text().encode("latin-1"))
+    s.start(wait=False)
+    wait_for(lambda: "rpc:methods': expected pkg.module:mapping" in s.log(),
+             what="the refusal")
