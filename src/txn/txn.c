@@ -624,14 +624,16 @@ static int log_record(struct fdt_txn *t, const char *role, const char *outcome,
 
 static int set_outcome(struct fdt_txn *t, const char *outcome)
 {
-    if (t->nb == 0)
+    /* Only a vote that prepared a branch wrote a record (fdt_txn_vote): with none prepared
+     * (no branch, or none begun) there is nothing to update, and no log session to take. */
+    if (fdt_txn_prepared_count(t) == 0)
         return 0;
     struct fdt_resource *L = fdt__txn_log_resource();
     void *s = NULL;
     struct fdt_error e = {0};
     if (!L)
-        return FDT_ENOENT; /* GCOVR_EXCL_LINE: unreachable: a branch was prepared, and the
-                              resource that prepared it can hold the log */
+        return FDT_ENOENT; /* GCOVR_EXCL_LINE: unreachable: a branch was prepared, and its
+                              vote record was written to this resource */
     if (fdt__resource_acquire(L, &s, &e) < 0) {
         fdt_log(FDT_LOG_WARN, "recording outcome of %s: %s", t->log_key, e.msg);
         return e.code;
@@ -857,10 +859,7 @@ int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_att
 
 void fdt__txn_holder_closed(struct fdt_txn_holder *h)
 {
-    struct fdt_txn *t = h->txn;
-    if (!t)
-        return; /* GCOVR_EXCL_LINE: unreachable: its one caller (conn.c's teardown) calls it
-                   only for a holder with a transaction; kept for any later caller */
+    struct fdt_txn *t = h->txn; /* not NULL: the caller checks */
     if (t->state == FDT_TXN_PREPARED) {
         /* After the vote: the branches stay prepared, for a higher level to resolve. */
         int n = fdt_txn_prepared_count(t);

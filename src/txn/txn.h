@@ -55,7 +55,8 @@ int fdt__txn_begin(struct fdt_txn_holder *h, const struct fdt_xid *xid, bool laz
                    struct fdt_error *err);
 int fdt__txn_run(struct fdt_txn_holder *h, fdt_txn_fn fn, void *arg, int max_attempts,
                  int *attempts, struct fdt_error *err);
-/* The owner is gone: roll back before the vote, keep prepared after it. */
+/* The owner (h, with a transaction open) is gone: roll back before the vote, keep prepared
+ * after it. */
 void fdt__txn_holder_closed(struct fdt_txn_holder *h);
 
 /* Set up the resources of cfg in this process (no connection is made yet). */

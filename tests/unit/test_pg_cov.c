@@ -129,6 +129,27 @@ static void test_query_refusals(void **state)
     assert_string_equal(err.msg, "COPY is not supported by fdt_txn_query");
     assert_false(drv->alive(s));
     drv->close(s);
+
+    /* Not refused: a session's statements past its cache of 64 prepared ones run
+     * unprepared, with the right answer. */
+    s = open_session();
+    for (int i = 0; i < 66; i++) {
+        char sql[64];
+        snprintf(sql, sizeof(sql), "SELECT $1::int + %d", i);
+        struct fdt_sql_param one = FDT_SQL_INT_P(1000);
+        struct fdt_sql_rows *r = fdt__sql_rows_new();
+        assert_non_null(r);
+        assert_int_equal(drv->query(s, sql, &one, 1, r, &err), 0);
+        assert_int_equal(fdt_sql_int(r, 0, 0), 1000 + i);
+        fdt_sql_rows_free(r);
+    }
+    struct fdt_sql_rows *r = fdt__sql_rows_new();
+    assert_non_null(r);
+    assert_int_equal(drv->query(s, "SELECT count(*) FROM pg_prepared_statements", NULL, 0, r, &err),
+                     0);
+    assert_int_equal(fdt_sql_int(r, 0, 0), 64);
+    fdt_sql_rows_free(r);
+    drv->close(s);
 }
 
 /* The server ends the session between statements (an administrator, a restart): the next

@@ -64,6 +64,7 @@ static void test_no_two_phase_state(void **state)
     void *s = NULL;
     assert_int_equal(drv->open(&cfg, &s, &err), 0);
     assert_true(drv->alive(s));
+    assert_int_equal(fdt__sqlite_group_waiting(s), 0); /* no group commit: nobody waits */
 
     calls = 0;
     assert_int_equal(drv->recover(s, "fdt1:", 0.0, count_gid, NULL, &err), 0);

@@ -453,6 +453,18 @@ static void test_begin_cannot_name(void **state)
     assert_int_equal(fdt_txn_commit(t, &err), FDT_ETXNSTATE);
     assert_string_equal(err.msg, "rolled back: getrandom failed");
     assert_int_equal(t_counters.txn_rolled_back, 1);
+
+    /* A lazy one named at its first statement, with no random bytes then: that statement
+     * fails and says why, opening nothing; the next one, with them, runs. */
+    assert_int_equal(fdt__txn_begin(&t_h, NULL, true, &err), 0);
+    t = t_h.txn;
+    random_fails = true;
+    assert_int_equal(fdt_txn_exec(t, "p", "INSERT 1", NULL, &err), FDT_ERANDOM);
+    assert_string_equal(err.msg, "getrandom failed");
+    assert_int_equal(calls[OP_OPEN], 0);
+    random_fails = false;
+    assert_int_equal(fdt_txn_exec(t, "p", "INSERT 1", NULL, &err), 0);
+    assert_int_equal(fdt_txn_commit(t, &err), 0);
 }
 
 /* Out of memory at begin, and for a long first statement that carries its BEGIN. */
@@ -536,6 +548,15 @@ static void test_join(void **state)
     fail_in[OP_BEGIN] = 1;
     assert_null(fdt_txn_join(t, "l", &err));
     assert_string_equal(err.msg, "mock begin failed");
+    /* Its next BEGIN finds the session dead, and no fresh one opens (the server is down):
+     * the BEGIN's error is the answer, no other. */
+    fail_kills = true;
+    fail_in[OP_BEGIN] = 1;
+    fail_in[OP_OPEN] = 2; /* the first opens the session, the second would replace it */
+    assert_null(fdt_txn_join(t, "l", &err));
+    assert_string_equal(err.msg, "mock begin failed");
+    assert_int_equal(fail_in[OP_OPEN], 0);
+    fail_kills = false;
     assert_null(fdt_txn_join(t, "nosuch", &err));
     assert_string_equal(err.msg, "no resource named nosuch");
 
@@ -888,6 +909,35 @@ static void test_closed_after_empty_vote(void **state)
     assert_int_equal(calls[OP_OPEN], 0);
 }
 
+/* A vote that had no work, then finish or abort: the transaction ends committed or rolled
+ * back without a session: there is no log record to update. */
+static void test_finish_after_empty_vote(void **state)
+{
+    (void)state;
+    struct fdt_error err = {0};
+    struct fdt_txn *t = begin();
+    assert_int_equal(fdt_txn_vote(t, &err), 0);
+    assert_int_equal(fdt_txn_finish(t, &err), 0);
+    assert_null(t_h.txn);
+    t = begin();
+    assert_int_equal(fdt_txn_vote(t, &err), 0);
+    assert_int_equal(fdt_txn_abort(t, &err), 0);
+    assert_null(t_h.txn);
+    assert_int_equal(calls[OP_OPEN], 0);
+    assert_false(ran("fdt_txn_log"));
+
+    /* Its only branch rolled back whole to a savepoint: nothing is prepared, so there is
+     * no vote record either, and no log session is taken to update one. */
+    t = begin();
+    assert_int_equal(fdt_txn_savepoint(t, "s0", &err), 0);
+    assert_int_equal(fdt_txn_exec(t, "p", "INSERT 1", NULL, &err), 0);
+    assert_int_equal(fdt_txn_rollback_to(t, "s0", &err), 0);
+    assert_int_equal(fdt_txn_vote(t, &err), 0);
+    assert_int_equal(fdt_txn_prepared_count(t), 0);
+    assert_int_equal(fdt_txn_finish(t, &err), 0);
+    assert_false(ran("fdt_txn_log"));
+}
+
 /* A pooled session found dead is dropped (and counted) and the next one is taken; with
  * none left, a new one is opened. */
 static void test_pool_dead_session(void **state)
@@ -1018,6 +1068,13 @@ static void test_recover_commit_fails(void **state)
     assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
     assert_int_equal(calls[OP_COMMIT_PREPARED], 1);
     assert_false(ran("UPDATE"));
+
+    /* The next pass commits it; recording who did fails: only a warning, the branch is
+     * committed all the same. */
+    fail_in[OP_EXEC] = 1;
+    assert_int_equal(fdt__txn_recover_once("n1", 0.0, &res, &err), 0);
+    assert_int_equal(calls[OP_COMMIT_PREPARED], 2);
+    assert_int_equal(fail_in[OP_EXEC], 0);
 }
 
 /* Listing the prepared branches fails: the pass says so. */
@@ -1136,6 +1193,15 @@ static void test_recovery_thread(void **state)
     rec = (struct fdt_txn_recovery *)&in_doubt;
     assert_int_equal(fdt__txn_recovery_start(t_cfg, &in_doubt, &oldest, &rec), -EAGAIN);
     assert_null(rec);
+    threads_fail = false;
+
+    /* Out of memory for its state: the caller is told, and no thread runs. */
+    rec = (struct fdt_txn_recovery *)&in_doubt;
+    alloc_fault_arm(1, false);
+    assert_int_equal(fdt__txn_recovery_start(t_cfg, &in_doubt, &oldest, &rec), FDT_ENOMEM);
+    assert_true(alloc_fault_hit());
+    alloc_fault_disarm();
+    assert_null(rec);
 }
 
 int main(void)
@@ -1157,6 +1223,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_savepoint_failures, setup, teardown),
         cmocka_unit_test_setup_teardown(test_run, setup, teardown),
         cmocka_unit_test_setup_teardown(test_closed_after_empty_vote, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_finish_after_empty_vote, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_log_unreadable, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_commit_fails, setup, teardown),
         cmocka_unit_test_setup_teardown(test_recover_listing_fails, setup, teardown),
