@@ -608,8 +608,14 @@ def test_19_23_a_new_master_not_ready_in_time_is_stopped(upgradable):  # noqa: F
         os.kill(new, signal.SIGCONT)
     s.wait_log(f"binary upgrade failed: the new master (pid {new}", 30)
     log = s.log()
-    assert (f"binary upgrade: new master {new} ready after it was told to stop: not taken; "
-            "this master keeps serving") in log, log
+    # Running again, the new master has its worker's ready and the SIGTERM pending: it
+    # reads the ready first (then the old master refuses it) or, depending on the order
+    # epoll reports them, stops first; either way the old master takes nothing back from
+    # a stopping master and serves on, and no worker was killed as not ready.
+    late = (f"binary upgrade: new master {new} ready after it was told to stop: not taken; "
+            "this master keeps serving")
+    gone = "exited with status 1 before it was ready; this master keeps serving"
+    assert late in log or gone in log, log
     assert "not ready after ready_timeout" not in log, log
     c = s.client()
     assert c.call("PING") == "PONG"
