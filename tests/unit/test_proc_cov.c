@@ -244,9 +244,11 @@ static volatile sig_atomic_t drained;
 static void drain_on_alarm(int sig)
 {
     (void)sig;
+    int saved = errno; /* the interrupted send's EINTR must reach it */
     struct fdt_msg m;
     while (recv(drain_fd, &m, sizeof(m), MSG_DONTWAIT) > 0)
         drained++;
+    errno = saved;
 }
 
 /* A blocking send on a full channel interrupted by a signal whose handler has no SA_RESTART
