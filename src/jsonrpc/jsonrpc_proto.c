@@ -539,7 +539,8 @@ static int run_method(struct app_call *ac, struct fdt_error *err)
         wr = build_result(ac->rc, ac->id, data, len);
     if (wr == FDT_ELIMIT) {
         ac->call.code = FDT_JSONRPC_LIMIT;
-        return fdt_error_set(err, FDT_ELIMIT, "the answer is larger than max_output");
+        return fdt_error_set(err, FDT_ELIMIT, "answer larger than max_output (%zu bytes)",
+                             server_of(ac->call.conn)->max_output);
     }
     if (wr < 0 || len == 0) {
         ac->call.code = FDT_JSONRPC_INTERNAL_ERROR;

@@ -138,7 +138,8 @@ def test_16_05_jsonrpc_answers_over_max_output(make_server, tmp_path):
     assert c.call("echo", [1])["result"] == [1]
     # A result that fits max_output in an answer that does not (the envelope and id).
     r = c.call("echo", ["x" * 80])
-    assert r["error"] == {"code": -32020, "message": "the answer is larger than max_output"}, r
+    assert r["error"] == {"code": -32020,
+                          "message": "answer larger than max_output (100 bytes)"}, r
     # A built-in answer that does not fit (txn.begin echoes a long xid): a limit error with
     # the call's id, and the connection keeps working.
     c.send_raw('{"jsonrpc":"2.0","method":"txn.begin","id":7,"params":{"xid":{"format_id":1,'
