@@ -459,14 +459,21 @@ def test_19_16_a_connection_handed_over_by_a_worker_that_then_exited(make_server
     assert "a connection of listener" not in s.log()
 
 
-def test_19_17_a_worker_ready_then_killed_before_the_master_heard(make_server):
-    """A worker added by `fdtctl workers 2` says it is ready and is killed before the master
-    read that: counted as a serving worker that died, it is restarted."""
+def frozen_with_a_starting_worker(make_server):
+    """A server of one worker given a second by `fdtctl workers 2` (its start takes 0.5 s),
+    its master then frozen (freeze): returns the server and [the new worker's pid]."""
     s = make_server(workers=1, threads=1, app_keys={"init_delay_ms": 500})
     s.ctl("workers", "2")
     new = [w["pid"] for w in s.workers() if w["state"] == "starting"]
     assert len(new) == 1
     freeze(s)
+    return s, new
+
+
+def test_19_17_a_worker_ready_then_killed_before_the_master_heard(make_server):
+    """A worker added by `fdtctl workers 2` says it is ready and is killed before the master
+    read that: counted as a serving worker that died, it is restarted."""
+    s, new = frozen_with_a_starting_worker(make_server)
     try:
         said_ready(s, new[0])
         os.kill(new[0], signal.SIGKILL)
@@ -482,11 +489,7 @@ def test_19_17_a_worker_ready_then_killed_before_the_master_heard(make_server):
 def test_19_18_a_worker_ready_while_the_master_stops_now(make_server):
     """A worker added by `fdtctl workers 2` is ready when the master reads SIGQUIT first:
     the master tells it to stop too, and exits."""
-    s = make_server(workers=1, threads=1, app_keys={"init_delay_ms": 500})
-    s.ctl("workers", "2")
-    new = [w["pid"] for w in s.workers() if w["state"] == "starting"]
-    assert len(new) == 1
-    freeze(s)
+    s, new = frozen_with_a_starting_worker(make_server)
     try:
         said_ready(s, new[0])
         os.kill(s.pid, signal.SIGQUIT)
