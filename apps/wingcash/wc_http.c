@@ -164,14 +164,10 @@ static int root_getitem(struct fdt_http_request *req, struct fdt_http_resource *
 static int accounts_getitem(struct fdt_http_request *req, struct fdt_http_resource *parent,
                             const char *key, size_t len, struct fdt_http_resource **child)
 {
-    int64_t id = parse_id(key);
-    if (!id)
+    /* The account's number is the resource's name (read again by the views). */
+    if (!parse_id(key))
         return FDT_ENOENT;
-    int64_t *data = fdt_http_alloc(req, sizeof(*data));
-    if (!data)
-        return FDT_ENOMEM;
-    *data = id;
-    *child = fdt_http_resource_new(req, parent, &account_type, key, len, data);
+    *child = fdt_http_resource_new(req, parent, &account_type, key, len, NULL);
     return *child ? 0 : FDT_ENOMEM;
 }
 
@@ -294,7 +290,7 @@ static int v_operation(struct fdt_http_request *req, struct fdt_http_resource *c
     /* GCOVR_EXCL_STOP */
     struct wc_input in = {0};
     if (fdt_http_resource_type(context) == &account_type)
-        in.account = *(int64_t *)fdt_http_resource_data(context);
+        in.account = parse_id(fdt_http_resource_name(context, NULL));
     else if (fdt_http_resource_type(context) == &claim_type)
         in.code = fdt_http_resource_name(context, NULL);
     struct wc_result r = {0};

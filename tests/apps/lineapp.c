@@ -25,7 +25,9 @@
  *
  * Over HTTP (request transactions, fdt_http_txn):
  *   POST /sql/RES/STATUS[/SLEEP_MS]  run the body (SQL) in the request's transaction, sleep,
- *                                    answer STATUS with "rows=N"
+ *                                    answer STATUS with "rows=N"; RES may name several
+ *                                    resources joined by '+' (the body runs on each: N is
+ *                                    the sum), so one request spans them (two-phase commit)
  *   POST /stream/RES/STATUS          the same, answered with a streamed body
  *   POST /query/RES?P1&P2...         fdt_txn_query(body, text params) -> one line per row,
  *                                    columns separated by '|', NULL as "NULL"
@@ -601,7 +603,17 @@ static int http_sql(struct fdt_http_request *req, struct fdt_http_resource *cont
     struct fdt_error err = {0};
     struct fdt_txn *t = fdt_http_txn(req, &err);
     long rows = 0;
-    if (!t || fdt_txn_exec(t, res, fdt_http_body(req, NULL), &rows, &err) < 0) {
+    int failed = t ? 0 : -1;
+    for (const char *r = res; failed == 0 && *r;) {
+        char name[64];
+        size_t n = strcspn(r, "+");
+        snprintf(name, sizeof(name), "%.*s", (int)n, r);
+        long more = 0;
+        failed = fdt_txn_exec(t, name, fdt_http_body(req, NULL), &more, &err);
+        rows += more;
+        r += n + (r[n] == '+');
+    }
+    if (failed < 0) {
         char msg[sizeof(err.msg) + 8];
         snprintf(msg, sizeof(msg), "ERR %s\n", err.msg);
         return fdt_http_respond(req, 500, "text/plain", msg, strlen(msg));

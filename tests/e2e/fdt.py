@@ -19,6 +19,12 @@ APPS = BUILD / "tests" / "apps"
 _PORTS_GIVEN = set()
 
 
+def sanitizer_build():
+    """Whether fdtserver links a sanitizer runtime (make asan, make tsan)."""
+    out = subprocess.run(["ldd", str(FDTSERVER)], capture_output=True, text=True).stdout
+    return "libasan" in out or "libtsan" in out
+
+
 def free_port():
     """A loopback port nobody listens on (allocated by binding port 0), and never one this
     process was given before: the kernel may hand out the port just released again, and two

@@ -11,6 +11,14 @@ import subprocess
 from fdt import FDTSERVER, LineClient, wait_for
 
 
+def hold_control_clients(s, idle, n=64):
+    """Connect n clients (the master's limit) to the control socket, appended to idle."""
+    for _ in range(n):
+        c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        c.connect(str(s.ctl_path))
+        idle.append(c)
+
+
 def ctl_raw(s, data, timeout=10):
     """Send data (if any) on a new control connection and read the answer until the master
     closes. The master reads nothing after a request it refuses whole: data is then sent
@@ -57,10 +65,7 @@ def test_15_31_too_many_control_clients(make_server):
     s = make_server(workers=1)
     idle = []
     try:
-        for _ in range(64):
-            c = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-            c.connect(str(s.ctl_path))
-            idle.append(c)
+        hold_control_clients(s, idle)
         # The master accepts all 64 before it serves the next one (accept is in order).
         assert ctl_raw(s, b"") == "ERR too many control clients\n"
         for c in idle[1:]:

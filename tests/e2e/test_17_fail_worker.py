@@ -618,3 +618,24 @@ def test_17_32_an_accept_error_that_persists_is_tried_a_bounded_number_of_times(
     assert log.read_text().count("accept4") == 16
     c.close()
     assert s.stop() == 0
+
+
+def test_17_33_a_database_driver_a_worker_cannot_load(make_server, tmp_path):
+    """A [resource] whose driver module is broken in the installation (here not an ELF
+    object): the master does not load drivers, so the workers find out. Each says which
+    module and why, the start fails with that reason, and the master exits 1."""
+    inst = copied_server(tmp_path)
+    (inst / "fdtserver").mkdir()
+    module = inst / "fdtserver" / "fdt_rm_sqlite.so"
+    module.write_bytes(b"not an ELF object\n" * 64)
+    s = make_server(start=False, extra_ini=f"[resource.lite]\ndriver = sqlite\n"
+                                           f"path = {tmp_path}/lite.db\n")
+    s.write_config()
+    s.logf = open(s.log_path, "ab")
+    s.proc = subprocess.Popen([str(inst / "bin" / "sbin" / "fdtserver"), "-c", str(s.conf_path)],
+                              stdout=s.logf, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+    assert s.wait_exit() == 1, s.log()
+    assert f"driver sqlite: cannot load {module.resolve()}: " in s.log(), s.log()
+    assert ("worker 0 start failed: [resource.lite] driver sqlite is not available (its module "
+            "could not be loaded: see the line before)") in s.log(), s.log()
+    assert not (tmp_path / "lite.db").exists()

@@ -20,6 +20,7 @@ import pytest
 from fdt import (APPS, BUILD, FDTCTL, FDTSERVER, FdtServer, LineClient, alive, free_port,
                  wait_for)
 from test_17_fail_master import SHIM, Countdown, failures, needs_shim, shim_env
+from test_15_coverage_master import hold_control_clients
 from test_16_cov_master import new_master_pid, started_pids
 from test_52_upgrade import upgradable  # noqa: F401 (a fixture)
 
@@ -694,3 +695,52 @@ def test_19_26_a_pid_file_held_from_another_pid_namespace_is_not_stale(tmp_path)
     finally:
         p.kill()
         p.wait()
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="needs strace")
+def test_19_27_fdtctl_refused_by_a_busy_master_prints_the_masters_reason(make_server):
+    """64 control clients hold the master's control socket; fdtctl connects, and its request
+    is written only after the master refused it (strace delays fdtctl's first write by 1 s):
+    the write fails, and fdtctl prints the reason the master sent before it closed, not the
+    bare write error, and exits 1."""
+    s = make_server(workers=1)
+    idle = []
+    try:
+        hold_control_clients(s, idle)
+        r = subprocess.run(["strace", "-qq", "-o", "/dev/null", "-e", "trace=write", "-e",
+                            "inject=write:delay_enter=1000000:when=1", str(FDTCTL), "--socket",
+                            str(s.ctl_path), "status"], capture_output=True, text=True,
+                           timeout=60)
+        assert r.returncode == 1 and r.stderr == "ERR too many control clients\n", r
+    finally:
+        for c in idle:
+            c.close()
+
+
+def test_19_28_a_starting_worker_that_failed_and_exited_before_the_master_read_it(make_server,
+                                                                                  tmp_path):
+    """A reload's worker fails its process_init and exits while the master is frozen: the
+    master reads its signals first (freeze), so it reaps the worker before it read the
+    worker's message. It still reads that message then: the reload fails with the worker's
+    own reason (not "exited before it was ready"), and generation 1 serves on."""
+    flag = tmp_path / "refuse"
+    s = make_server(workers=1, threads=1,
+                    app_keys={"init_delay_ms": 300, "fail_init_if_exists": str(flag)})
+    flag.write_text("")
+    s.reload(wait=False)
+    m = wait_for(lambda: re.search(r"spawned worker 0 of generation 2: pid (\d+)", s.log()), 20,
+                 what="generation 2's worker")
+    new = int(m.group(1))
+    freeze(s)
+    try:
+        wait_for(lambda: proc_state(new) == "Z", 20, what="the new worker failed and exited")
+    finally:
+        thaw(s)
+    s.wait_log("reload failed")
+    assert f"worker 0: process_init failed: {flag} exists" in s.log(), s.log()
+    assert "before it was ready" not in s.log()
+    # Read while reaping: not the line of a message read as it came.
+    assert f"worker 0 (pid {new}) failed to start" not in s.log()
+    st = s.status()
+    assert [g["id"] for g in st["generations"] if g["state"] == "active"] == [1], st
+    assert s.client().call("PING") == "PONG"

@@ -1,9 +1,11 @@
 """HTTP requests as root transactions (issue 4): committed on 2xx/3xx, rolled back on an
 error status or when the client leaves before the commit, run again after a conflict; and
 fdt_txn_query() with parameters on both drivers."""
+import json
 import socket
 import time
 
+from fdt import wait_for
 from http_util import Client, build
 from test_21_txn import prepared
 
@@ -165,3 +167,48 @@ def test_23_07_prepared_statements_recover_from_a_changed_table(make_server, pos
     r = post(c, "/query/pg", "COPY kv TO STDOUT")
     assert r.status == 500 and b"COPY is not supported" in r.body
     assert post(c, "/query/pg", "SELECT count(*) FROM kv").body == b"1\nchanges=1\n"
+
+
+def test_23_08_a_commit_whose_outcome_is_unknown_says_so(make_server, postgres, pgdb, tmp_path):
+    """A request over two PostgreSQL databases: both branches are prepared, and the session
+    that must write the decision dies before the decision is known to be durable. The client
+    gets a 500 that says the outcome is unknown (not "rolled back", not the view's 200), the
+    access log records the outcome as "unknown", and recovery, finding no decision, rolls
+    both branches back."""
+    db = pgdb.split("dbname=")[1]
+    other = db[:40] + "_h"
+    postgres.psql(f'DROP DATABASE IF EXISTS "{other}"')
+    dsn_b = postgres.create_db(other)
+    for d in (db, other):
+        postgres.psql("CREATE TABLE acc (id int PRIMARY KEY)", dbname=d)
+    fault = tmp_path / "fault"
+    access = tmp_path / "access.log"
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.pg2]\ndriver = postgresql\ndsn = {dsn_b}\n")
+    s = make_server(extra_ini=extra, workers=1, threads=2, start=False,
+                    env={"FDT_FAULT_FILE": str(fault)},
+                    server={"node": "httpunknown", "recovery_grace": 8,
+                            "recovery_interval": 0.3, "access_log": str(access),
+                            "log_format": "json"})
+    s.listeners = {"main": {"address": f"127.0.0.1:{s.port}", "protocol": "http"}}
+    s.write_config()
+    s.start()
+    c = Client(s.port)
+    r = post(c, "/sql/pg+pg2/200", "INSERT INTO acc VALUES (1)")
+    assert r.status == 200 and r.body == b"rows=2\n", r  # two branches, committed
+    # Pause with the decision's session in hand (well inside recovery_grace), and end it.
+    fault.write_text("before_decision_write sleep 4000\n")
+    c.send(build("POST", "/sql/pg+pg2/200", body=b"INSERT INTO acc VALUES (2)"))
+    s.wait_log("fault point before_decision_write: sleeping")
+    postgres.psql("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                  "WHERE datname = current_database() AND pid <> pg_backend_pid()", dbname=db)
+    r = c.read_response()
+    assert r.status == 500 and b"outcome of the transaction is unknown" in r.body, r
+    fault.write_text("")
+    wait_for(lambda: prepared(postgres, db) == [] and prepared(postgres, other) == [],
+             timeout=20, what="recovery ends both branches")
+    for d in (db, other):
+        assert postgres.psql("SELECT id FROM acc", dbname=d) == [["1"]]
+    s.wait_log("outcome unknown")
+    outcomes = [json.loads(line)["txn"] for line in access.read_text().splitlines()]
+    assert outcomes == ["committed", "unknown"], outcomes
