@@ -43,9 +43,16 @@ static bool state_retryable(const char *state)
     return state && (strcmp(state, "40001") == 0 || strcmp(state, "40P01") == 0);
 }
 
-static int fail(PGconn *pg, PGresult *res, struct fdt_error *err, const char *what)
+static int fail(void *s, PGresult *res, struct fdt_error *err, const char *what)
 {
+    PGconn *pg = PG(s);
     const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+    /* A statement's result without a SQLSTATE is not the server's error (a read or write
+     * that failed): what the server still has to say on this connection is unknown, and
+     * a later statement would read an earlier one's answer. The session is discarded,
+     * never returned to the pool. (Without a result, nothing was sent: the caller knows.) */
+    if (res && !state)
+        ((struct pgs *)s)->broken = true;
     int code = FDT_EDB;
     if (PQstatus(pg) != CONNECTION_OK)
         code = FDT_EDOWN;
@@ -111,7 +118,7 @@ static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
     PGresult *res = PQexec(pg, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
-        return fail(pg, res, err, "statement failed");
+        return fail(s, res, err, "statement failed");
     if (rows) {
         const char *n = PQcmdTuples(res);
         *rows = st == PGRES_TUPLES_OK ? PQntuples(res) : (n && *n ? atol(n) : 0);
@@ -126,7 +133,7 @@ static int pg_query_text(void *s, const char *sql, char *out, size_t size, struc
     out[0] = '\0';
     PGresult *res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(pg, res, err, "query failed");
+        return fail(s, res, err, "query failed");
     if (PQntuples(res) > 0 && PQnfields(res) > 0)
         copy_text(out, PQgetvalue(res, 0, 0), size);
     PQclear(res);
@@ -156,7 +163,7 @@ static int exec_gid(void *s, const char *verb, const char *gid, struct fdt_error
     PGconn *pg = PG(s);
     char *lit = PQescapeLiteral(pg, gid, strlen(gid));
     if (!lit)
-        return fail(pg, NULL, err, verb);
+        return fail(s, NULL, err, verb);
     char sql[512];
     snprintf(sql, sizeof(sql), "%s %s", verb, lit);
     PQfreemem(lit);
@@ -168,20 +175,20 @@ static int pg_prepare(void *s, const char *gid, struct fdt_error *err)
     PGconn *pg = PG(s);
     char *lit = PQescapeLiteral(pg, gid, strlen(gid));
     if (!lit)
-        return fail(pg, NULL, err, "PREPARE TRANSACTION");
+        return fail(s, NULL, err, "PREPARE TRANSACTION");
     char sql[512];
     snprintf(sql, sizeof(sql), "PREPARE TRANSACTION %s", lit);
     PQfreemem(lit);
     PGresult *res = PQexec(pg, sql);
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return fail(pg, res, err, "PREPARE TRANSACTION");
+        return fail(s, res, err, "PREPARE TRANSACTION");
     PQclear(res);
     /* A transaction that had already failed "prepares" as a rollback: PostgreSQL answers
      * ROLLBACK as the command tag. Check that the GID really is prepared. */
     res = PQexecParams(pg, "SELECT 1 FROM pg_prepared_xacts WHERE gid = $1", 1, NULL, &gid, NULL,
                        NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(pg, res, err, "checking the prepared transaction");
+        return fail(s, res, err, "checking the prepared transaction");
     int n = PQntuples(res);
     PQclear(res);
     if (n != 1)
@@ -196,7 +203,7 @@ static int pg_commit(void *s, struct fdt_error *err)
     PGconn *pg = PG(s);
     PGresult *res = PQexec(pg, "COMMIT");
     if (PQresultStatus(res) != PGRES_COMMAND_OK)
-        return fail(pg, res, err, "COMMIT");
+        return fail(s, res, err, "COMMIT");
     /* COMMIT of a failed transaction answers ROLLBACK. */
     bool rolled_back = strcmp(PQcmdStatus(res), "ROLLBACK") == 0;
     PQclear(res);
@@ -230,7 +237,7 @@ static int pg_recover(void *s, const char *prefix, double min_age,
         "now() - make_interval(secs => $2::float8) ORDER BY prepared",
         2, NULL, params, NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(pg, res, err, "listing prepared transactions");
+        return fail(s, res, err, "listing prepared transactions");
     for (int i = 0; i < PQntuples(res); i++)
         fn(PQgetvalue(res, i, 0), atof(PQgetvalue(res, i, 1)), arg);
     PQclear(res);
@@ -244,7 +251,7 @@ static int pg_try_lock(void *s, const char *name, struct fdt_error *err)
     PGresult *res = PQexecParams(pg, "SELECT pg_try_advisory_lock(hashtext($1))", 1, NULL, params,
                                  NULL, NULL, 0);
     if (PQresultStatus(res) != PGRES_TUPLES_OK)
-        return fail(pg, res, err, "advisory lock");
+        return fail(s, res, err, "advisory lock");
     int got = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
     PQclear(res);
     return got;
@@ -254,8 +261,12 @@ static void pg_unlock(void *s, const char *name)
 {
     PGconn *pg = PG(s);
     const char *params[1] = {name};
-    PQclear(PQexecParams(pg, "SELECT pg_advisory_unlock(hashtext($1))", 1, NULL, params, NULL, NULL,
-                         0));
+    PGresult *res =
+        PQexecParams(pg, "SELECT pg_advisory_unlock(hashtext($1))", 1, NULL, params, NULL, NULL, 0);
+    if (PQresultStatus(res) != PGRES_TUPLES_OK)
+        fail(s, res, NULL, "advisory unlock"); /* the session is discarded if it must be */
+    else
+        PQclear(res);
 }
 
 static bool pg_retryable(const struct fdt_error *err)
@@ -290,7 +301,7 @@ static const char *prepared_name(struct pgs *ps, const char *sql, int n, int *rc
     PGresult *res = PQprepare(ps->pg, ps->stmt[i].name, sql, n, NULL);
     if (PQresultStatus(res) != PGRES_COMMAND_OK) {
         free(copy);
-        *rc = fail(ps->pg, res, err, "statement failed");
+        *rc = fail(ps, res, err, "statement failed");
         return NULL;
     }
     PQclear(res);
@@ -304,7 +315,6 @@ static const char *prepared_name(struct pgs *ps, const char *sql, int n, int *rc
 /* Collect a statement's result into out (and clear it). */
 static int collect(struct pgs *ps, PGresult *res, struct fdt_sql_rows *out, struct fdt_error *err)
 {
-    PGconn *pg = ps->pg;
     ExecStatusType st = PQresultStatus(res);
     if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
         ps->broken = true; /* mid-COPY: the session is given up */
@@ -319,7 +329,7 @@ static int collect(struct pgs *ps, PGresult *res, struct fdt_sql_rows *out, stru
         if (state && (strcmp(state, "26000") == 0 || strcmp(state, "0A000") == 0 ||
                       strcmp(state, "42P05") == 0))
             ps->broken = true;
-        return fail(pg, res, err, "statement failed");
+        return fail(ps, res, err, "statement failed");
     }
     int cols = PQnfields(res);
     int rc = host->rows_cols(out, cols);
@@ -381,7 +391,7 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
     }
     struct pgs *ps = s;
     if (!PQenterPipelineMode(pg))
-        return fail(pg, NULL, err, "pipeline mode");
+        return fail(s, NULL, err, "pipeline mode");
     bool sent = PQsendQueryParams(pg, PG_BEGIN, 0, NULL, NULL, NULL, NULL, 0) &&
                 (name ? PQsendQueryPrepared(pg, name, n, values, NULL, NULL, 0)
                       : PQsendQueryParams(pg, sql, n, NULL, values, NULL, NULL, 0)) &&
@@ -390,7 +400,7 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
         /* Half a pipeline may be queued without its sync: the session's state is not
          * known any more. */
         ps->broken = true;
-        return fail(pg, NULL, err, "sending BEGIN and the statement");
+        return fail(s, NULL, err, "sending BEGIN and the statement");
     }
     /* Read every result up to the sync point, whatever happens, so that the session stays
      * usable: BEGIN's, the statement's, then the sync. A NULL ends one statement's
@@ -407,6 +417,8 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
         }
         nulls = 0;
         ExecStatusType st = PQresultStatus(res);
+        if (st == PGRES_FATAL_ERROR && !PQresultErrorField(res, PG_DIAG_SQLSTATE))
+            ps->broken = true; /* not the server's error: as in fail() */
         if (st == PGRES_PIPELINE_SYNC) {
             PQclear(res);
             break;
@@ -420,7 +432,7 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
         }
         if (step == 0) {
             if (st != PGRES_COMMAND_OK && rc == 0)
-                rc = fail(pg, res, err, "BEGIN");
+                rc = fail(s, res, err, "BEGIN");
             else
                 PQclear(res);
         } else if (step == 1 && rc == 0) {

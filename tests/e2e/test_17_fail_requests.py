@@ -7,6 +7,8 @@ hang, or a crashed worker. After each step, with nothing armed, the same worker 
 import json
 import socket
 
+import pytest
+
 from fdt import RpcClient, free_port, wait_for
 from test_17_fail_master import LIMIT, SHIM, Countdown, failures, names_oom, needs_shim
 
@@ -470,3 +472,68 @@ def test_17_48_txn_recover_out_of_memory(make_server, tmp_path, postgres, pgdb):
         xid = {"format_id": 7, "gtrid": b64(f"walk-{i}".encode())}
         c.call("txn.rollback_prepared", {"xid": xid})
         c.close()
+
+
+@pytest.mark.parametrize("errno_name", ["ECONNRESET", "ENOMEM"])
+def test_17_49_two_phase_commit_with_a_database_read_failing(make_server, tmp_path, postgres,
+                                                             pgdb, errno_name):
+    """A transaction over two PostgreSQL databases committed with txn.finish (two phases
+    inside), and each recv of the worker failed in turn: libpq's reads of PostgreSQL's
+    answers (between a statement's result and its pipeline's end, between PREPARE
+    TRANSACTION and its check, the recovery thread's), and the worker's reads of the client.
+    ECONNRESET is a lost connection to libpq; ENOMEM leaves the connection open with the
+    server's answer unread, and before the fix the session went back to the pool, so that
+    a later statement read an earlier one's answer: a transaction answered "committed" that
+    one database did not hold, and a worker killed by SIGSEGV (the recovery thread reading
+    a one-column answer as its list of prepared transactions). Whatever is lost, the client
+    is answered "committed" only for work both databases hold, an error answer leaves
+    nothing, and once recovery has run nothing stays prepared and both databases agree; the
+    same worker serves on."""
+    db = pgdb.split("dbname=")[1]
+    other = db[:40] + "_r"
+    postgres.psql(f'DROP DATABASE IF EXISTS "{other}"')
+    dsn_b = postgres.create_db(other)
+    for d in (db, other):
+        postgres.psql("CREATE TABLE acc (id int PRIMARY KEY)", dbname=d)
+    cd = Countdown(tmp_path / "countdown")
+    port = free_port()
+    s = make_server(
+        workers=1, threads=1,
+        listeners={"rpc": {"address": f"127.0.0.1:{port}", "protocol": "jsonrpc"}},
+        extra_ini=(f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+                   f"[resource.pg2]\ndriver = postgresql\ndsn = {dsn_b}\n"),
+        server={"node": "resetnode", "recovery_interval": "0.2", "recovery_grace": "0.5"},
+        env={"LD_PRELOAD": str(SHIM), "FDT_FAIL_LOG": str(tmp_path / "fail.log"),
+             "FDT_FAIL_COUNTDOWN": str(cd.path), "FDT_FAIL_COUNTDOWN_IN": "child",
+             "FDT_FAIL_COUNTDOWN_OF": f"recv:{errno_name}", "FDT_FAIL_BACKTRACE": "1"})
+    pid = s.worker_pids()[0]
+    in_doubt = ("SELECT count(*) FROM pg_prepared_xacts WHERE database IN "
+                f"('{db}', '{other}')")
+
+    def ids(d):
+        return {int(r[0]) for r in postgres.psql("SELECT id FROM acc", dbname=d)}
+
+    for k in range(1, LIMIT):
+        cd.arm(k)
+        answers, closed = exchange(port, [
+            call(1, "txn.begin"),
+            call(2, "sql", {"resource": "pg", "sql": f"INSERT INTO acc VALUES ({k})"}),
+            call(3, "sql", {"resource": "pg2", "sql": f"INSERT INTO acc VALUES ({k})"}),
+            call(4, "txn.finish")])
+        left = cd.left()
+        cd.disarm()
+        assert closed or left == 0 or len(answers) == 4, (k, answers)
+        wait_for(lambda: postgres.psql(in_doubt) == [["0"]], 30,
+                 what=f"k={k}: nothing left prepared")  # 30 s: a loaded machine
+        held = (k in ids(db), k in ids(other))
+        assert held[0] == held[1], (k, held, answers)  # both databases agree
+        finish = answers[3] if len(answers) == 4 else None
+        if finish and finish.get("result") == {"state": "committed"}:
+            assert held == (True, True), (k, answers)
+        elif finish and "error" in finish and finish["error"]["code"] != -32013:
+            assert held == (False, False), (k, answers)  # -32013: the outcome is unknown
+        assert s.worker_pids() == [pid], (k, s.log()[-2000:])
+        if left > 0:
+            assert finish == {"jsonrpc": "2.0", "result": {"state": "committed"}, "id": 4}, k
+            return
+    raise AssertionError(f"still reading after {LIMIT}")

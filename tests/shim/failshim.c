@@ -108,11 +108,12 @@ static int errno_named(const char *s, int dflt)
     static const struct {
         const char *name;
         int value;
-    } names[] = {{"ENOMEM", ENOMEM},   {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
-                 {"EAGAIN", EAGAIN},   {"EINVAL", EINVAL}, {"EINTR", EINTR},
-                 {"ENOBUFS", ENOBUFS}, {"EPERM", EPERM},   {"EACCES", EACCES},
-                 {"ENOSPC", ENOSPC},   {"EIO", EIO},       {"ECONNABORTED", ECONNABORTED},
-                 {"EPROTO", EPROTO},   {"ENOENT", ENOENT}, {"EPIPE", EPIPE}};
+    } names[] = {{"ENOMEM", ENOMEM},        {"EMFILE", EMFILE}, {"ENFILE", ENFILE},
+                 {"EAGAIN", EAGAIN},        {"EINVAL", EINVAL}, {"EINTR", EINTR},
+                 {"ENOBUFS", ENOBUFS},      {"EPERM", EPERM},   {"EACCES", EACCES},
+                 {"ENOSPC", ENOSPC},        {"EIO", EIO},       {"ECONNABORTED", ECONNABORTED},
+                 {"EPROTO", EPROTO},        {"ENOENT", ENOENT}, {"EPIPE", EPIPE},
+                 {"ECONNRESET", ECONNRESET}};
     if (!s || !*s)
         return dflt;
     for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
