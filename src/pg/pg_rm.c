@@ -22,6 +22,7 @@ struct pgs {
     } stmt[STMT_CACHE];
     int n_stmt;
     bool broken; /* unusable (protocol state unknown, or its statements stale): discard it */
+    bool app;    /* running the application's SQL of a transaction (rm.h, app_sql) */
 };
 
 /* libfdt's helpers, handed to fdt_rm_driver_v1() when the module is loaded. */
@@ -36,6 +37,9 @@ static void copy_text(char *out, const char *src, size_t size)
 }
 
 #define PG(s) (((struct pgs *)(s))->pg)
+
+/* What begin() runs (begin_sql): READ COMMITTED, whatever the server's default. */
+#define PG_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
 
 /* SQLSTATEs worth a retry: serialization_failure, deadlock_detected. */
 static bool state_retryable(const char *state)
@@ -112,7 +116,103 @@ static bool pg_alive(void *s)
     return !((struct pgs *)s)->broken && PQstatus(PG(s)) == CONNECTION_OK;
 }
 
+#define BLANKS " \t\r\n\f"
+
+/* The length of the word at s (letters); *end: just after it. */
+static size_t word(const char *s, const char **end)
+{
+    size_t n = strspn(s, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz");
+    *end = s + n;
+    return n;
+}
+
+/* Transaction control, which the application's SQL may not run (rm.h, app_sql): the
+ * statement's first word, after blanks and comments. A script's later statements
+ * ("UPDATE ...; COMMIT") are not read here: their effect is seen afterwards (app_after). */
+static bool controls_transaction(const char *sql)
+{
+    for (;;) {
+        sql += strspn(sql, BLANKS);
+        if (sql[0] == '-' && sql[1] == '-') {
+            sql += strcspn(sql, "\n");
+        } else if (sql[0] == '/' && sql[1] == '*') {
+            int depth = 0; /* PostgreSQL's block comments nest */
+            do {
+                if (sql[0] == '/' && sql[1] == '*') {
+                    depth++;
+                    sql++;
+                } else if (sql[0] == '*' && sql[1] == '/') {
+                    depth--;
+                    sql++;
+                }
+                sql++;
+            } while (depth > 0 && *sql);
+        } else {
+            break;
+        }
+    }
+    static const char *const words[] = {"BEGIN", "START", "COMMIT", "END", "ABORT"};
+    const char *next = NULL;
+    size_t n = word(sql, &next);
+    for (size_t i = 0; i < sizeof(words) / sizeof(words[0]); i++) {
+        if (n == strlen(words[i]) && strncasecmp(sql, words[i], n) == 0)
+            return true;
+    }
+    bool prepare = n == 7 && strncasecmp(sql, "PREPARE", 7) == 0;
+    bool rollback = n == 8 && strncasecmp(sql, "ROLLBACK", 8) == 0;
+    if (!prepare && !rollback)
+        return false;
+    const char *w = next + strspn(next, BLANKS);
+    n = word(w, &next);
+    if (prepare) /* PREPARE TRANSACTION, not PREPARE name AS ... */
+        return n == 11 && strncasecmp(w, "TRANSACTION", 11) == 0;
+    /* ROLLBACK [WORK | TRANSACTION] TO [SAVEPOINT] name stays inside the transaction. */
+    if ((n == 4 && strncasecmp(w, "WORK", 4) == 0) ||
+        (n == 11 && strncasecmp(w, "TRANSACTION", 11) == 0)) {
+        w = next + strspn(next, BLANKS);
+        n = word(w, &next);
+    }
+    return !(n == 2 && strncasecmp(w, "TO", 2) == 0);
+}
+
+static int app_refused(struct fdt_error *err)
+{
+    return fdt_error_set(err, FDT_EINVAL,
+                         "a transaction's own SQL may not begin or end it (BEGIN, START, COMMIT, "
+                         "END, ROLLBACK, ABORT, PREPARE TRANSACTION): fdtserver ends the "
+                         "transaction");
+}
+
+/* After the application's statement: a script can end the transaction in a later statement
+ * than controls_transaction() reads. What ran is as the server left it; the branch is over,
+ * and the caller is told so (the transaction is rolled back wherever it still can be). */
+static int app_after(struct pgs *ps, int rc, struct fdt_error *err)
+{
+    if (rc == 0 && ps->app && PQtransactionStatus(ps->pg) == PQTRANS_IDLE)
+        return fdt_error_set(err, FDT_EINVAL,
+                             "the statement ended the transaction (COMMIT, ROLLBACK or END in a "
+                             "transaction's own SQL): what ran on this database before it is as "
+                             "that statement left it, outside fdtserver's transaction");
+    return rc;
+}
+
+static int exec_sql(void *s, const char *sql, long *rows, struct fdt_error *err);
+
 static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
+{
+    struct pgs *ps = s;
+    if (!ps->app)
+        return exec_sql(s, sql, rows, err);
+    /* A branch's first statement comes after the BEGIN it travels with (begin_sql). */
+    const char *own = sql;
+    if (strncmp(own, PG_BEGIN "; ", sizeof(PG_BEGIN "; ") - 1) == 0)
+        own += sizeof(PG_BEGIN "; ") - 1;
+    if (controls_transaction(own))
+        return app_refused(err);
+    return app_after(ps, exec_sql(s, sql, rows, err), err);
+}
+
+static int exec_sql(void *s, const char *sql, long *rows, struct fdt_error *err)
 {
     PGconn *pg = PG(s);
     PGresult *res = PQexec(pg, sql);
@@ -140,11 +240,9 @@ static int pg_query_text(void *s, const char *sql, char *out, size_t size, struc
     return 0;
 }
 
-#define PG_BEGIN "BEGIN ISOLATION LEVEL READ COMMITTED"
-
 static int pg_begin(void *s, struct fdt_error *err)
 {
-    return pg_exec(s, PG_BEGIN, NULL, err);
+    return exec_sql(s, PG_BEGIN, NULL, err);
 }
 
 static int pg_rollback(void *s, struct fdt_error *err)
@@ -154,7 +252,7 @@ static int pg_rollback(void *s, struct fdt_error *err)
         return 0; /* the server rolled it back when the connection died */
     if (PQtransactionStatus(pg) == PQTRANS_IDLE)
         return 0; /* nothing open (a failed PREPARE or COMMIT ended it) */
-    return pg_exec(s, "ROLLBACK", NULL, err);
+    return exec_sql(s, "ROLLBACK", NULL, err);
 }
 
 /* Run a statement with one quoted literal argument (a GID). */
@@ -167,7 +265,7 @@ static int exec_gid(void *s, const char *verb, const char *gid, struct fdt_error
     char sql[512];
     snprintf(sql, sizeof(sql), "%s %s", verb, lit);
     PQfreemem(lit);
-    return pg_exec(s, sql, NULL, err);
+    return exec_sql(s, sql, NULL, err);
 }
 
 static int pg_prepare(void *s, const char *gid, struct fdt_error *err)
@@ -453,13 +551,24 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
 static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
                     struct fdt_sql_rows *out, struct fdt_error *err)
 {
-    return run_query(s, false, sql, params, n, out, err);
+    struct pgs *ps = s;
+    if (ps->app && controls_transaction(sql))
+        return app_refused(err);
+    return app_after(ps, run_query(s, false, sql, params, n, out, err), err);
 }
 
 static int pg_begin_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
                           struct fdt_sql_rows *out, struct fdt_error *err)
 {
-    return run_query(s, true, sql, params, n, out, err);
+    struct pgs *ps = s;
+    if (ps->app && controls_transaction(sql))
+        return app_refused(err);
+    return app_after(ps, run_query(s, true, sql, params, n, out, err), err);
+}
+
+static void pg_app_sql(void *s, bool on)
+{
+    ((struct pgs *)s)->app = on;
 }
 
 static const struct fdt_rm_driver driver = {
@@ -485,6 +594,7 @@ static const struct fdt_rm_driver driver = {
     .handle = pg_handle,
     .query = pg_query,
     .begin_query = pg_begin_query,
+    .app_sql = pg_app_sql,
 };
 
 const struct fdt_rm_driver *fdt_rm_driver_v1(const struct fdt_rm_host *h)

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +31,7 @@
  * savepoint of its own. See "Group commit" below. */
 
 #define CACHE_SIZE       32
+#define SP_NAME          "fdt__gc" /* group commit's savepoint: see "Group commit" */
 #define QUERY_PARAMS_MAX 32
 
 struct group;
@@ -39,10 +41,12 @@ struct lite {
     struct {
         char *sql;
         sqlite3_stmt *st;
+        bool app; /* prepared under authorize()'s rule for application SQL */
     } cache[CACHE_SIZE];
     unsigned next;
     struct group *g; /* group commit: the resource's writer, or NULL */
     bool turn;       /* this session holds g's writer: its statements run there */
+    bool app;        /* the application's SQL is being prepared: see authorize() */
 };
 
 /* libfdt's helpers, handed to fdt_rm_driver_v1() when the module is loaded. */
@@ -162,6 +166,25 @@ static void create_private(const struct fdt_resource_cfg *cfg)
 }
 
 /* A new connection to cfg's file, set up: WAL, synchronous=FULL, the busy handler. */
+/* SQLite's authorizer, consulted as each statement is prepared: while a session runs the
+ * application's SQL of a transaction (rm.h, app_sql), statements that would begin or end
+ * the transaction are refused before they run, and so is any use of group commit's own
+ * savepoint. With group commit, the transaction is a batch shared with other requests: one
+ * COMMIT there would end their work too. The application's own savepoints nest inside
+ * (the transaction began with BEGIN: releasing one never commits). */
+static int authorize(void *arg, int action, const char *a, const char *b, const char *c,
+                     const char *d)
+{
+    (void)a;
+    (void)c;
+    (void)d;
+    const struct lite *l = arg;
+    if (l->app && (action == SQLITE_TRANSACTION ||
+                   (action == SQLITE_SAVEPOINT && b && strcasecmp(b, SP_NAME) == 0)))
+        return SQLITE_DENY;
+    return SQLITE_OK;
+}
+
 static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
                         struct fdt_error *err)
 {
@@ -208,6 +231,7 @@ static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
         return fdt_error_set(err, FDT_ENOMEM, "out of memory");
     }
     l->db = db;
+    sqlite3_set_authorizer(db, authorize, l);
     *out = l;
     return 0;
 }
@@ -249,8 +273,6 @@ static void lite_free(struct lite *l)
  *
  * The registry of groups is process-wide: the driver vtable has no per-resource context.
  * A group lives as long as the process. */
-
-#define SP_NAME "fdt__gc"
 
 /* One batch's outcome, read by its members. It has a lock of its own, so that the members
  * waking up when it ends do not queue on the group's lock, which the turn's hand-over needs.
@@ -608,10 +630,21 @@ static bool lite_alive(void *s)
     return s != NULL;
 }
 
+/* rc, or for the application's statement that authorize() refused, why. */
+static int app_refused(struct lite *l, int rc, struct fdt_error *err)
+{
+    if (rc == 0 || !l->app || sqlite3_errcode(l->db) != SQLITE_AUTH)
+        return rc;
+    return fdt_error_set(err, FDT_EINVAL,
+                         "a transaction's own SQL may not begin or end it (BEGIN, COMMIT, "
+                         "ROLLBACK, END) nor touch the savepoint " SP_NAME
+                         " of group commit: fdtserver ends the transaction");
+}
+
 static int lite_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
 {
     struct lite *l = target(s, err);
-    return l ? db_exec(l->db, sql, rows, err) : err->code;
+    return l ? app_refused(l, db_exec(l->db, sql, rows, err), err) : err->code;
 }
 
 static int lite_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
@@ -624,7 +657,7 @@ static int lite_query_text(void *s, const char *sql, char *out, size_t size, str
 static sqlite3_stmt *statement(struct lite *l, const char *sql, struct fdt_error *err)
 {
     for (int i = 0; i < CACHE_SIZE; i++) {
-        if (l->cache[i].sql && strcmp(l->cache[i].sql, sql) == 0)
+        if (l->cache[i].sql && l->cache[i].app == l->app && strcmp(l->cache[i].sql, sql) == 0)
             return l->cache[i].st;
     }
     sqlite3_stmt *st = NULL;
@@ -654,6 +687,7 @@ static sqlite3_stmt *statement(struct lite *l, const char *sql, struct fdt_error
     free(l->cache[i].sql);
     l->cache[i].sql = copy;
     l->cache[i].st = st;
+    l->cache[i].app = l->app;
     return st;
 }
 
@@ -667,7 +701,7 @@ static int lite_query(void *s, const char *sql, const struct fdt_sql_param *para
         return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
     sqlite3_stmt *st = statement(l, sql, err);
     if (!st)
-        return err->code;
+        return app_refused(l, err->code, err);
     int rc = SQLITE_OK;
     for (int i = 0; i < n && rc == SQLITE_OK; i++) {
         char name[16];
@@ -791,6 +825,14 @@ static void *lite_handle(void *s)
     return l->turn ? l->g->w->db : l->db;
 }
 
+static void lite_app_sql(void *s, bool on)
+{
+    struct lite *l = s;
+    l->app = on;
+    if (l->turn)
+        l->g->w->app = on; /* the writer is this thread's for the whole turn */
+}
+
 static const struct fdt_rm_driver driver = {
     .abi_version = FDT_RM_ABI_VERSION,
     .name = "sqlite",
@@ -813,6 +855,7 @@ static const struct fdt_rm_driver driver = {
     .retryable = lite_retryable,
     .handle = lite_handle,
     .query = lite_query,
+    .app_sql = lite_app_sql,
 };
 
 const struct fdt_rm_driver *fdt_rm_driver_v1(const struct fdt_rm_host *h)

@@ -17,7 +17,7 @@
 
 /* Bumped whenever struct fdt_rm_driver, struct fdt_rm_host or anything they pass around
  * (struct fdt_resource_cfg, struct fdt_error, struct fdt_sql_param) changes. */
-#define FDT_RM_ABI_VERSION 2
+#define FDT_RM_ABI_VERSION 3
 
 struct fdt_rm_driver {
     int abi_version; /* FDT_RM_ABI_VERSION */
@@ -66,6 +66,14 @@ struct fdt_rm_driver {
      * the two calls are made instead. */
     int (*begin_query)(void *session, const char *sql, const struct fdt_sql_param *params, int n,
                        struct fdt_sql_rows *out, struct fdt_error *err);
+    /* The application's SQL in a transaction branch runs between app_sql(session, true)
+     * and app_sql(session, false) (fdt_txn_exec, fdt_txn_query). Meanwhile a statement
+     * that would begin or end the branch's transaction (BEGIN, COMMIT, ROLLBACK, END,
+     * PREPARE TRANSACTION; savepoints the driver itself relies on) fails with FDT_EINVAL:
+     * the framework ends transactions, and one shared by a batch or about to be prepared
+     * must not end under it. The driver refuses such a statement before it runs where it
+     * can tell, and reports a transaction ended by one it could not tell beforehand. */
+    void (*app_sql)(void *session, bool on);
 };
 
 /* An empty result (txn_sql.c); NULL when out of memory. */

@@ -240,6 +240,15 @@ void *fdt_txn_join(struct fdt_txn *t, const char *resource, struct fdt_error *er
     return b ? b->r->drv->handle(b->session) : NULL;
 }
 
+/* The application's statements on a branch (rm.h, app_sql). */
+static int app_exec(struct branch *b, const char *sql, long *rows, struct fdt_error *err)
+{
+    b->r->drv->app_sql(b->session, true);
+    int rc = b->r->drv->exec(b->session, sql, rows, err);
+    b->r->drv->app_sql(b->session, false);
+    return rc;
+}
+
 int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long *rows,
                  struct fdt_error *err)
 {
@@ -251,10 +260,10 @@ int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long 
         rc = b->r->drv->begin(b->session, err);
         if (rc == 0) {
             b->begun = true;
-            rc = b->r->drv->exec(b->session, sql, rows, err);
+            rc = app_exec(b, sql, rows, err);
         }
     } else if (b->begun) {
-        rc = b->r->drv->exec(b->session, sql, rows, err);
+        rc = app_exec(b, sql, rows, err);
     } else {
         /* BEGIN travels with the branch's first statement: one round trip less. */
         size_t n = strlen(b->r->drv->begin_sql) + strlen(sql) + 3;
@@ -263,9 +272,9 @@ int fdt_txn_exec(struct fdt_txn *t, const char *resource, const char *sql, long 
         if (!both)
             return fdt_error_set(err, FDT_ENOMEM, "out of memory");
         snprintf(both, n, "%s; %s", b->r->drv->begin_sql, sql);
-        rc = b->r->drv->exec(b->session, both, rows, err);
+        rc = app_exec(b, both, rows, err);
         if (rc < 0 && renew_dead_session(b, err))
-            rc = b->r->drv->exec(b->session, both, rows, err);
+            rc = app_exec(b, both, rows, err);
         b->begun = true;
         if (both != small)
             free(both);
@@ -303,13 +312,17 @@ int fdt_txn_query(struct fdt_txn *t, const char *resource, const char *sql,
         int (*fn)(void *, const char *, const struct fdt_sql_param *, int, struct fdt_sql_rows *,
                   struct fdt_error *) =
             first && b->r->drv->begin_query ? b->r->drv->begin_query : b->r->drv->query;
+        b->r->drv->app_sql(b->session, true);
         rc = out ? fn(b->session, sql, params, n, out, err)
                  : fdt_error_set(err, FDT_ENOMEM, "out of memory");
+        b->r->drv->app_sql(b->session, false);
         if (rc < 0 && out && first && b->r->drv->begin_query && renew_dead_session(b, err)) {
             fdt_sql_rows_free(out);
             out = fdt__sql_rows_new();
+            b->r->drv->app_sql(b->session, true);
             rc = out ? fn(b->session, sql, params, n, out, err)
                      : fdt_error_set(err, FDT_ENOMEM, "out of memory");
+            b->r->drv->app_sql(b->session, false);
         }
     }
     b->begun = true;

@@ -522,3 +522,63 @@ def test_21_21_a_decision_lost_with_its_connection_is_unknown_and_recovery_ends_
              timeout=20, what="recovery ends both branches")
     for d in (db, other):
         assert postgres.psql("SELECT count(*) FROM acc", dbname=d) == [["0"]]
+
+
+def test_21_22_a_transactions_own_sql_may_not_end_it(make_server, postgres, pgdb, tmp_path):
+    """The framework ends transactions. An application's COMMIT on SQLite with group commit
+    would end the batch other requests share; on PostgreSQL it would commit half a
+    two-phase transaction. Refused before it runs, with the reason, and the transaction,
+    doomed, rolls back whole. A script whose later statement ends it on PostgreSQL is seen
+    afterwards and said so: what ran is as that statement left it."""
+    db = pgdb.split("dbname=")[1]
+    postgres.psql("CREATE TABLE acc (id int PRIMARY KEY, bal int NOT NULL)", dbname=db)
+    extra = (f"[resource.pg]\ndriver = postgresql\ndsn = {pgdb}\nlog = yes\n"
+             f"[resource.lite]\ndriver = sqlite\npath = {tmp_path}/lite.db\n"
+             "group_commit = yes\n")
+    s = make_server(extra_ini=extra, server={"node": "testnode"})
+    c = s.client()
+    create_lite_table(c)
+    refused = "ERR a transaction's own SQL may not begin or end it"
+    for sql in ("COMMIT", "END", "ROLLBACK", "BEGIN", "RELEASE fdt__gc"):
+        assert c.call("TXN BEGIN") == "OK"
+        assert c.call("SQL lite INSERT INTO t VALUES (1)") == "OK 1"
+        r = c.call(f"SQL lite {sql}")
+        assert r.startswith(refused + " (BEGIN, COMMIT, ROLLBACK, END) nor touch the savepoint "
+                            "fdt__gc of group commit: fdtserver ends the transaction"), (sql, r)
+        assert c.call("SQL pg INSERT INTO acc VALUES (1, 1)").startswith(
+            "ERR the transaction is doomed: a transaction's own SQL")
+        r = c.call("TXN COMMIT")
+        assert r.startswith("ERR rolled back: a transaction's own SQL"), r
+    # The application's own savepoints nest inside: allowed.
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL lite SAVEPOINT a; INSERT INTO t VALUES (5); RELEASE a") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    import sqlite3
+    con = sqlite3.connect(f"{tmp_path}/lite.db")
+    assert con.execute("SELECT group_concat(x) FROM t").fetchone()[0] == "5"
+    con.close()
+    # PostgreSQL: refused before it runs (the branch's first statement, and a later one).
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg COMMIT").startswith(refused)
+    assert c.call("TXN COMMIT").startswith("ERR rolled back: a transaction's own SQL")
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (1, 1)") == "OK 1"
+    assert c.call("SQL pg /* why */ PREPARE TRANSACTION 'mine'").startswith(refused)
+    assert c.call("TXN COMMIT").startswith("ERR rolled back")
+    assert postgres.psql("SELECT count(*) FROM acc", dbname=db) == [["0"]]
+    # A script that commits in its second statement: seen afterwards, and said so.
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (2, 2)") == "OK 1"
+    r = c.call("SQL pg INSERT INTO acc VALUES (3, 3); COMMIT")
+    assert r.startswith("ERR the statement ended the transaction (COMMIT, ROLLBACK or END in a "
+                        "transaction's own SQL): what ran on this database before it is as "
+                        "that statement left it, outside fdtserver's transaction"), r
+    assert c.call("TXN COMMIT").startswith("ERR rolled back: the statement ended the transaction")
+    assert postgres.psql("SELECT id FROM acc ORDER BY id", dbname=db) == [["2"], ["3"]]
+    assert prepared(postgres, db) == []
+    # The connection's sessions go on serving transactions.
+    assert c.call("TXN BEGIN") == "OK"
+    assert c.call("SQL pg INSERT INTO acc VALUES (4, 4)") == "OK 1"
+    assert c.call("SQL lite INSERT INTO t VALUES (6)") == "OK 1"
+    assert c.call("TXN COMMIT") == "OK"
+    assert postgres.psql("SELECT id FROM acc ORDER BY id", dbname=db) == [["2"], ["3"], ["4"]]

@@ -294,6 +294,76 @@ static void test_handle_and_retryable(void **state)
     drv->close(s);
 }
 
+/* The application's SQL in a branch (rm.h, app_sql) may not begin or end the transaction:
+ * the first word is read past blanks and (nested) comments; what only a script's later
+ * statement does is seen afterwards. Other statements, savepoints included, run. */
+static void test_app_transaction_control(void **state)
+{
+    (void)state;
+    static const char *const refused[] = {
+        "COMMIT",
+        "  commit work",
+        "-- a comment\nEND",
+        "/* one /* nested */ comment */ Rollback",
+        "ROLLBACK WORK",
+        "ROLLBACK TRANSACTION AND CHAIN",
+        "ABORT",
+        "BEGIN",
+        "START TRANSACTION",
+        "PREPARE TRANSACTION 'x'",
+        "prepare\ttransaction 'x'",
+        "COMMIT PREPARED 'x'",
+        "ROLLBACK PREPARED 'x'",
+    };
+    static const char *const allowed[] = {
+        "SELECT 1",
+        "SAVEPOINT a",
+        "ROLLBACK TO a",
+        "ROLLBACK WORK TO SAVEPOINT a",
+        "ROLLBACK TRANSACTION TO a",
+        "RELEASE a",
+        "PREPARE p AS SELECT 1",
+        "-- only a comment\nSELECT 2",
+        "/* unended",
+    };
+    void *s = open_session();
+    struct fdt_error err = {0};
+    assert_int_equal(drv->begin(s, &err), 0);
+    drv->app_sql(s, true);
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        if (drv->exec(s, refused[i], NULL, &err) != FDT_EINVAL)
+            fail_msg("exec ran %s", refused[i]);
+        assert_non_null(strstr(err.msg, "may not begin or end it"));
+        assert_int_equal(query(s, false, refused[i], NULL, 0, &err), FDT_EINVAL);
+        assert_int_equal(query(s, true, refused[i], NULL, 0, &err), FDT_EINVAL);
+    }
+    for (size_t i = 0; i < sizeof(allowed) / sizeof(allowed[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        int rc = drv->exec(s, allowed[i], NULL, &err);
+        if (rc != 0 && strcmp(allowed[i], "/* unended") != 0)
+            fail_msg("%s: %s", allowed[i], err.msg);
+    }
+    /* The branch's first statement travels after the driver's own BEGIN. */
+    drv->app_sql(s, false);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->app_sql(s, true);
+    char both[128];
+    snprintf(both, sizeof(both), "%s; COMMIT", drv->begin_sql);
+    assert_int_equal(drv->exec(s, both, NULL, &err), FDT_EINVAL);
+    snprintf(both, sizeof(both), "%s; SELECT 1", drv->begin_sql);
+    assert_int_equal(drv->exec(s, both, NULL, &err), 0);
+    /* A script that ends the transaction in a later statement: seen afterwards. */
+    assert_int_equal(drv->exec(s, "SELECT 1; COMMIT", NULL, &err), FDT_EINVAL);
+    assert_non_null(strstr(err.msg, "the statement ended the transaction"));
+    drv->app_sql(s, false);
+    /* The driver's own statements are not the application's. */
+    assert_int_equal(drv->begin(s, &err), 0);
+    assert_int_equal(drv->commit(s, &err), 0);
+    assert_true(drv->alive(s));
+    drv->close(s);
+}
+
 int main(void)
 {
     const char *dsn = getenv("FDT_TEST_PG_DSN");
@@ -309,10 +379,15 @@ int main(void)
     if (!drv)
         return 1;
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_failed_transaction),   cmocka_unit_test(test_unquotable_gid),
-        cmocka_unit_test(test_query_refusals),       cmocka_unit_test(test_session_killed),
-        cmocka_unit_test(test_handle_and_retryable), cmocka_unit_test(test_send_on_closed_session),
-        cmocka_unit_test(test_out_of_memory),        cmocka_unit_test(test_raw_handle_busy),
+        cmocka_unit_test(test_failed_transaction),
+        cmocka_unit_test(test_unquotable_gid),
+        cmocka_unit_test(test_query_refusals),
+        cmocka_unit_test(test_session_killed),
+        cmocka_unit_test(test_handle_and_retryable),
+        cmocka_unit_test(test_send_on_closed_session),
+        cmocka_unit_test(test_out_of_memory),
+        cmocka_unit_test(test_raw_handle_busy),
+        cmocka_unit_test(test_app_transaction_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

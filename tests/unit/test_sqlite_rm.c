@@ -29,6 +29,15 @@ static void make_cfg(struct fdt_resource_cfg *cfg, char *dir)
     snprintf(cfg->path, sizeof(cfg->path), "%s/ledger.db", dir);
 }
 
+/* make_cfg with group commit on or off (max members, window in seconds). */
+static void group_cfg(struct fdt_resource_cfg *cfg, char *dir, bool group, int max, double window)
+{
+    make_cfg(cfg, dir);
+    cfg->group_commit = group;
+    cfg->group_commit_max = max;
+    cfg->group_commit_window = window;
+}
+
 static long count(void *s)
 {
     long rows = -1;
@@ -234,10 +243,7 @@ static void test_group_commit_threads(void **state)
     char dir[] = "/tmp/fdt-sqlite-XXXXXX";
     assert_non_null(mkdtemp(dir));
     struct fdt_resource_cfg cfg;
-    make_cfg(&cfg, dir);
-    cfg.group_commit = true;
-    cfg.group_commit_max = 5;
-    cfg.group_commit_window = 0.01;
+    group_cfg(&cfg, dir, true, 5, 0.01);
     struct fdt_error err = {0};
     void *s0 = NULL;
     assert_int_equal(drv->open(&cfg, &s0, &err), 0);
@@ -288,10 +294,7 @@ static void test_group_commit_batch_fails_together(void **state)
     char dir[] = "/tmp/fdt-sqlite-XXXXXX";
     assert_non_null(mkdtemp(dir));
     struct fdt_resource_cfg cfg;
-    make_cfg(&cfg, dir);
-    cfg.group_commit = true;
-    cfg.group_commit_max = 100;
-    cfg.group_commit_window = 10;
+    group_cfg(&cfg, dir, true, 100, 10);
     struct fdt_error err = {0};
     void *a = NULL;
     struct spoiler sp = {0};
@@ -339,6 +342,60 @@ static void test_group_commit_batch_fails_together(void **state)
     rm_dir(dir);
 }
 
+/* The application's SQL in a branch (rm.h, app_sql): statements that would begin or end
+ * the transaction, or touch group commit's savepoint, are refused before they run (the
+ * authorizer), its own savepoints run; a statement cached by the framework's own use is
+ * not reused for the application's. With and without group commit. */
+static void app_control(bool group)
+{
+    char dir[] = "/tmp/fdt-sqlite-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_resource_cfg cfg;
+    group_cfg(&cfg, dir, group, 5, 0.001);
+    struct fdt_error err = {0};
+    void *s = NULL;
+    assert_int_equal(drv->open(&cfg, &s, &err), 0);
+    assert_int_equal(drv->exec(s, "CREATE TABLE t (x INTEGER)", NULL, &err), 0);
+    struct fdt_sql_rows *r = fdt__sql_rows_new();
+    assert_non_null(r);
+    /* Prepared (and cached) outside any transaction: SQLite refuses it only as it runs. */
+    assert_int_equal(drv->query(s, "COMMIT", NULL, 0, r, &err), FDT_EDB);
+    assert_int_equal(drv->begin(s, &err), 0);
+    drv->app_sql(s, true);
+    assert_int_equal(drv->exec(s, "INSERT INTO t VALUES (1)", NULL, &err), 0);
+    static const char *const refused[] = {
+        "COMMIT",           "end", "ROLLBACK", "BEGIN", "RELEASE fdt__gc", "ROLLBACK TO fdt__gc",
+        "SAVEPOINT FDT__GC"};
+    for (size_t i = 0; i < sizeof(refused) / sizeof(refused[0]); i++) {
+        memset(&err, 0, sizeof(err));
+        if (drv->exec(s, refused[i], NULL, &err) != FDT_EINVAL)
+            fail_msg("exec ran %s", refused[i]);
+        assert_non_null(strstr(err.msg, "may not begin or end it"));
+        memset(&err, 0, sizeof(err));
+        assert_int_equal(drv->query(s, refused[i], NULL, 0, r, &err), FDT_EINVAL);
+    }
+    assert_int_equal(drv->exec(s,
+                               "SAVEPOINT a; INSERT INTO t VALUES (2); ROLLBACK TO a; "
+                               "RELEASE a; INSERT INTO t VALUES (3)",
+                               NULL, &err),
+                     0);
+    drv->app_sql(s, false);
+    assert_int_equal(drv->commit(s, &err), 0);
+    fdt_sql_rows_free(r);
+    r = query(s, "SELECT group_concat(x) FROM t", NULL, 0);
+    assert_string_equal(fdt_sql_text(r, 0, 0), "1,3");
+    fdt_sql_rows_free(r);
+    drv->close(s);
+    rm_dir(dir);
+}
+
+static void test_app_transaction_control(void **state)
+{
+    (void)state;
+    app_control(false);
+    app_control(true);
+}
+
 int main(void)
 {
     drv = fdt_rm_driver_v1(&fdt__rm_host);
@@ -350,6 +407,7 @@ int main(void)
         cmocka_unit_test(test_query_params_and_rows),
         cmocka_unit_test(test_group_commit_threads),
         cmocka_unit_test(test_group_commit_batch_fails_together),
+        cmocka_unit_test(test_app_transaction_control),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

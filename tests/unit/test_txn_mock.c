@@ -227,6 +227,13 @@ static void m_unlock(void *s, const char *name)
     (void)name;
 }
 
+/* Transaction control in application SQL is the drivers' to refuse (their own tests). */
+static void m_app_sql(void *s, bool on)
+{
+    (void)s;
+    (void)on;
+}
+
 static void *m_handle(void *s)
 {
     return s;
@@ -272,6 +279,7 @@ static const struct fdt_rm_driver mock_2pc = {
     .recover = m_recover,
     .try_lock = m_try_lock,
     .unlock = m_unlock,
+    .app_sql = m_app_sql,
 };
 
 static const struct fdt_rm_driver mock_llr = {
@@ -294,6 +302,7 @@ static const struct fdt_rm_driver mock_llr = {
     .recover = m_recover,
     .try_lock = m_try_lock,
     .unlock = m_unlock,
+    .app_sql = m_app_sql,
 };
 
 /* getrandom(2), failing on demand. */
