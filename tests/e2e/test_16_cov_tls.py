@@ -5,6 +5,8 @@ handshake, or sends garbage after it; a stale unix socket file left by a dead se
 (removed and bound again) next to a live one (never removed); the file of a unix listener
 that a reload drops; a socket systemd passed that a reload drops and a later one adds
 again."""
+import hashlib
+import json
 import os
 import re
 import socket
@@ -13,9 +15,10 @@ import struct
 import subprocess
 import time
 
-from fdt import APPS, FDTSERVER, free_port, wait_for
+from fdt import APPS, BUILD, FDTSERVER, free_port, wait_for
 from sd_util import listening_inodes, socket_activate
-from test_50_tls import HELLO, curl, pki, read_all, tls_server  # noqa: F401 (pki: a fixture)
+from test_40_python import py_server
+from test_50_tls import HELLO, curl, pki, read_all, tls_listener, tls_server  # noqa: F401 (pki: a fixture)
 from test_51_systemd import activated_server, first_call
 
 # The start of a ClientHello record (a 512-byte handshake message announced, 2 bytes sent).
@@ -246,3 +249,60 @@ def test_16_09_output_queued_on_a_tls_connection_for_a_slow_reader(make_server, 
     assert bytes(got[:n]) == want[:n]
     assert bytes(got[n:]) == f"FLOODED {n} 0\n".encode()
     c.close()
+
+
+KEYUPDATE = BUILD / "tests" / "tools" / "tls_keyupdate"
+FLOOD_PATTERN = bytes(i % 251 for i in range(251))
+
+
+def test_16_20_a_key_update_while_the_output_is_backed_up(make_server, pki):
+    """A TLS 1.3 client asks for a key update while it has not read a 7.5 MB answer (its
+    receive buffer is small: the server's socket is full, most of the answer waits in the
+    connection). The server reads the key update and the next command while its output is
+    backed up, and answers the update with its own (OpenSSL sends it with its next write):
+    the client gets every byte under the old keys and the new, then the next command's
+    answer, and a clean close."""
+    s = tls_server(make_server, pki, app="lineapp.so", protocol="raw")
+    n = 7_500_000
+    r = subprocess.run([str(KEYUPDATE), str(s.port), "1000", f"FLOOD {n}\\n", "PING\\nQUIT\\n"],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout[:n] == (FLOOD_PATTERN * (n // 251 + 1))[:n]
+    assert r.stdout[n:] == f"FLOODED {n} 0\nPONG\nBYE\n".encode()
+
+
+def dechunk(data):
+    """The body of a chunked HTTP/1.1 response (data: the whole response)."""
+    head, _, rest = data.partition(b"\r\n\r\n")
+    assert b"transfer-encoding: chunked" in head.lower(), head
+    body = b""
+    while True:
+        size, _, rest = rest.partition(b"\r\n")
+        n = int(size, 16)
+        if n == 0:
+            return head, body
+        body, rest = body + rest[:n], rest[n + 2:]
+
+
+def test_16_21_a_key_update_while_a_view_reads_its_body(make_server, pki):
+    """The same over HTTP, inside a view: a WSGI application writes 4 MB, which the client
+    does not read, then reads the request body (streamed: the view waits for it). The
+    client's key update arrives with the body, while the answer is backed up: the view
+    reads the body and the client reads the whole answer."""
+    s = py_server(make_server, start=False)
+    s.listeners["main"] = tls_listener(pki, s.port)
+    s.write_config()
+    s.start(wait=False)
+    s.wait_ready()
+    n = 4_000_000
+    body = "five!"
+    r = subprocess.run([str(KEYUPDATE), str(s.port), "500",
+                        f"POST /write-then-upload?{n} HTTP/1.1\\r\\nHost: localhost\\r\\n"
+                        f"Content-Length: {len(body)}\\r\\nConnection: close\\r\\n\\r\\n", body],
+                       capture_output=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    head, got = dechunk(r.stdout)
+    assert head.startswith(b"HTTP/1.1 200 OK\r\n"), head
+    assert got[:n] == b"w" * n
+    assert got[n:] == b"|" + json.dumps(
+        {"bytes": 5, "sha256": hashlib.sha256(b"five!").hexdigest()}).encode()

@@ -176,6 +176,15 @@ def upload(environ, start_response):
     return [json.dumps({"bytes": total, "sha256": h.hexdigest(), "biggest": biggest}).encode()]
 
 
+def write_then_upload(environ, start_response):
+    """QUERY_STRING bytes written before the body is read (the answer backs up first)."""
+    w = start_response("200 OK", [("Content-Type", "application/octet-stream")])
+    w(b"w" * int(environ["QUERY_STRING"]))
+    body = environ["wsgi.input"].read()
+    return [b"|" + json.dumps({"bytes": len(body),
+                               "sha256": hashlib.sha256(body).hexdigest()}).encode()]
+
+
 def upload_lines(environ, start_response):
     inp = environ["wsgi.input"]
     first = inp.readline(100)  # at most 100 bytes, even of a longer line
@@ -279,7 +288,8 @@ ROUTES = {
     "/bad-status": bad_status, "/bad-header": bad_header, "/str": returns_str,
     "/none": returns_none, "/bytes-status": bytes_status, "/no-start": no_start,
     "/write-str": write_str, "/twice": twice, "/close": closing, "/stream": stream, "/write": write, "/late-error": late_error,
-    "/errors": errors, "/upload": upload, "/upload-lines": upload_lines, "/ignore": ignore,
+    "/errors": errors, "/upload": upload, "/upload-lines": upload_lines,
+    "/write-then-upload": write_then_upload, "/ignore": ignore,
     "/rss": rss, "/status": status, "/file": file, "/file-part": file_part,
     "/file-memory": file_memory,
 }
