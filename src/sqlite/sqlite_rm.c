@@ -588,6 +588,9 @@ static int group_finish(struct lite *l, bool keep, struct fdt_error *err)
         char msg[300];
         snprintf(msg, sizeof(msg), "rolled back with its batch: %s", why);
         batch_end(failed, FDT_ERETRY, msg);
+        /* This request's work went with it, whatever its own statement said. */
+        if (rc == 0 && keep)
+            rc = fdt_error_set(err, FDT_ERETRY, "%s", msg);
     }
     if (mine) {
         pthread_mutex_lock(&mine->mu);

@@ -16,4 +16,4 @@ def test_15_10_postgresql_driver_errors(postgres, pgdb):
     r = subprocess.run([str(exe)], capture_output=True, text=True, timeout=120,
                        env=dict(os.environ, FDT_TEST_PG_DSN=pgdb))
     assert r.returncode == 0, r.stdout + r.stderr
-    assert "[  PASSED  ] 9 test(s)." in r.stderr, r.stdout + r.stderr
+    assert "[  PASSED  ] 10 test(s)." in r.stderr, r.stdout + r.stderr

@@ -23,6 +23,33 @@
 static const struct fdt_rm_driver *drv;
 static struct fdt_resource_cfg cfg;
 
+/* libpq as the driver sees it (linked with -Wl,--wrap for these two): the drop_at-th call
+ * of PQgetResult once armed reads a result and answers NULL instead, and PQexitPipelineMode
+ * leaves pipeline mode but says it could not — libpq misbehaving where no test can make
+ * it. */
+PGresult *__real_PQgetResult(PGconn *conn);
+PGresult *__wrap_PQgetResult(PGconn *conn);
+int __real_PQexitPipelineMode(PGconn *conn);
+int __wrap_PQexitPipelineMode(PGconn *conn);
+static int drop_at, getresult_calls;
+static bool exit_fails;
+
+PGresult *__wrap_PQgetResult(PGconn *conn)
+{
+    PGresult *r = __real_PQgetResult(conn);
+    if (drop_at && ++getresult_calls == drop_at) {
+        PQclear(r);
+        return NULL;
+    }
+    return r;
+}
+
+int __wrap_PQexitPipelineMode(PGconn *conn)
+{
+    int ok = __real_PQexitPipelineMode(conn);
+    return exit_fails ? 0 : ok;
+}
+
 static void *open_session(void)
 {
     struct fdt_error err = {0};
@@ -367,6 +394,31 @@ static void test_app_transaction_control(void **state)
     drv->close(s);
 }
 
+/* BEGIN and a statement in one pipeline: when its sync never comes (libpq answers nothing
+ * more), or pipeline mode cannot be left after it, the statement's result cannot be trusted:
+ * FDT_EDOWN, and the session is given up. */
+static void test_pipeline_lost(void **state)
+{
+    (void)state;
+    void *s = open_session();
+    struct fdt_error err = {0};
+    getresult_calls = 0;
+    drop_at = 5; /* BEGIN's result, NULL, the statement's, NULL, then the sync */
+    int rc = query(s, true, "SELECT 1", NULL, 0, &err);
+    drop_at = 0;
+    assert_int_equal(rc, FDT_EDOWN);
+    assert_non_null(strstr(err.msg, "the statement's result was lost"));
+    assert_false(drv->alive(s));
+    drv->close(s);
+    s = open_session();
+    exit_fails = true;
+    rc = query(s, true, "SELECT 1", NULL, 0, &err);
+    exit_fails = false;
+    assert_int_equal(rc, FDT_EDOWN);
+    assert_false(drv->alive(s));
+    drv->close(s);
+}
+
 int main(void)
 {
     const char *dsn = getenv("FDT_TEST_PG_DSN");
@@ -391,6 +443,7 @@ int main(void)
         cmocka_unit_test(test_out_of_memory),
         cmocka_unit_test(test_raw_handle_busy),
         cmocka_unit_test(test_app_transaction_control),
+        cmocka_unit_test(test_pipeline_lost),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

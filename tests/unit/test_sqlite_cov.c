@@ -26,6 +26,28 @@
  * handle, and the errors of a file it cannot use. Linked statically, as in test_sqlite_rm. */
 static const struct fdt_rm_driver *drv;
 
+/* sqlite3_step, as the driver sees it (linked with -Wl,--wrap=sqlite3_step): a statement
+ * whose text is step_sql fails with SQLITE_IOERR, or (step_ends) ends the connection's
+ * transaction with a real ROLLBACK and reports success — what SQLite does on its own after
+ * an I/O error or a full disk, which no test can order at the instant wanted. */
+int __real_sqlite3_step(sqlite3_stmt *st);
+int __wrap_sqlite3_step(sqlite3_stmt *st);
+static const char *step_sql;
+#define SP_NAME_FOR_TEST "fdt__gc" /* sqlite_rm.c's group commit savepoint */
+static bool step_ends;
+
+int __wrap_sqlite3_step(sqlite3_stmt *st)
+{
+    if (!step_sql || strcmp(sqlite3_sql(st), step_sql) != 0)
+        return __real_sqlite3_step(st);
+    if (!step_ends)
+        return SQLITE_IOERR;
+    sqlite3 *db = sqlite3_db_handle(st);
+    step_sql = NULL;
+    assert_int_equal(sqlite3_exec(db, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    return SQLITE_DONE;
+}
+
 static void make_cfg(struct fdt_resource_cfg *cfg, const char *dir, const char *file)
 {
     memset(cfg, 0, sizeof(*cfg));
@@ -369,15 +391,12 @@ static void test_group_batch_ended_by_sqlite(void **state)
     rm_dir(dir);
 }
 
-/* The COMMIT of a batch fails (a deferred foreign key, checked only at COMMIT): every
- * member is told so, the batch is rolled back, and the writer serves the next request. */
-static void test_group_commit_fails(void **state)
+/* A group commit session on dir/file, with tables p and c (c.p references p.id, checked
+ * at commit). */
+static void *open_fk_group(const char *dir, const char *file)
 {
-    (void)state;
-    char dir[] = "/tmp/fdt-sqlite-cov-XXXXXX";
-    assert_non_null(mkdtemp(dir));
     struct fdt_resource_cfg cfg;
-    gc_cfg(&cfg, dir, "c.db");
+    gc_cfg(&cfg, dir, file);
     struct fdt_error err = {0};
     void *a = NULL;
     assert_int_equal(drv->open(&cfg, &a, &err), 0);
@@ -386,6 +405,18 @@ static void test_group_commit_fails(void **state)
                                "INTEGER REFERENCES p (id) DEFERRABLE INITIALLY DEFERRED)",
                                NULL, &err),
                      0);
+    return a;
+}
+
+/* The COMMIT of a batch fails (a deferred foreign key, checked only at COMMIT): every
+ * member is told so, the batch is rolled back, and the writer serves the next request. */
+static void test_group_commit_fails(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-cov-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_error err = {0};
+    void *a = open_fk_group(dir, "c.db");
     assert_int_equal(drv->begin(a, &err), 0);
     assert_int_equal(drv->exec(a, "INSERT INTO c VALUES (9)", NULL, &err), 0);
     assert_int_equal(drv->commit(a, &err), FDT_EDB);
@@ -397,6 +428,46 @@ static void test_group_commit_fails(void **state)
                      0);
     assert_int_equal(drv->commit(a, &err), 0);
     assert_int_equal(rows_of(a, "SELECT * FROM c"), 1);
+    drv->close(a);
+    rm_dir(dir);
+}
+
+/* Group commit, SQLite failing where no test can make it fail: the batch's COMMIT fails and
+ * so does the ROLLBACK after it (logged; the members are told, the next batch works); and
+ * a request's RELEASE that ends the batch's transaction (the batch fails: "its transaction
+ * ended"). */
+static void test_group_rollback_fails(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/fdt-sqlite-cov-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    struct fdt_error err = {0};
+    void *a = open_fk_group(dir, "r.db");
+    assert_int_equal(drv->begin(a, &err), 0);
+    sqlite3 *writer = drv->handle(a); /* the group's, during the turn */
+    assert_int_equal(drv->exec(a, "INSERT INTO c VALUES (9)", NULL, &err), 0);
+    step_sql = "ROLLBACK";
+    step_ends = false;
+    assert_int_equal(drv->commit(a, &err), FDT_EDB);
+    step_sql = NULL;
+    assert_non_null(strstr(err.msg, "FOREIGN KEY constraint failed"));
+    /* The ROLLBACK that failed left the writer's transaction open (ended here by hand). */
+    assert_false(sqlite3_get_autocommit(writer));
+    assert_int_equal(sqlite3_exec(writer, "ROLLBACK", NULL, NULL, NULL), SQLITE_OK);
+    assert_int_equal(rows_of(a, "SELECT * FROM c"), 0);
+
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO p VALUES (1)", NULL, &err), 0);
+    step_sql = "RELEASE " SP_NAME_FOR_TEST;
+    step_ends = true;
+    assert_int_equal(drv->commit(a, &err), FDT_ERETRY);
+    assert_null(step_sql); /* it ran */
+    assert_non_null(strstr(err.msg, "rolled back with its batch: its transaction ended"));
+    assert_int_equal(rows_of(a, "SELECT * FROM p"), 0);
+    assert_int_equal(drv->begin(a, &err), 0);
+    assert_int_equal(drv->exec(a, "INSERT INTO p VALUES (2)", NULL, &err), 0);
+    assert_int_equal(drv->commit(a, &err), 0);
+    assert_int_equal(rows_of(a, "SELECT * FROM p"), 1);
     drv->close(a);
     rm_dir(dir);
 }
@@ -551,6 +622,7 @@ int main(void)
         cmocka_unit_test(test_group_session_misuse),
         cmocka_unit_test(test_group_batch_ended_by_sqlite),
         cmocka_unit_test(test_group_commit_fails),
+        cmocka_unit_test(test_group_rollback_fails),
         cmocka_unit_test(test_group_begin_busy),
         cmocka_unit_test(test_bind_refused),
         cmocka_unit_test(test_group_savepoint_refused),
