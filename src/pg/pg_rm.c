@@ -184,11 +184,13 @@ static int app_refused(struct fdt_error *err)
 }
 
 /* After the application's statement: a script can end the transaction in a later statement
- * than controls_transaction() reads. What ran is as the server left it; the branch is over,
- * and the caller is told so (the transaction is rolled back wherever it still can be). */
+ * than controls_transaction() reads (and fail after it). What ran is as the server left it;
+ * the branch is over, and the caller is told so (the transaction is rolled back wherever it
+ * still can be). A statement that fails inside the transaction leaves it open (in error);
+ * a lost connection is not idle. */
 static int app_after(struct pgs *ps, int rc, struct fdt_error *err)
 {
-    if (rc == 0 && ps->app && PQtransactionStatus(ps->pg) == PQTRANS_IDLE)
+    if (ps->app && PQtransactionStatus(ps->pg) == PQTRANS_IDLE)
         return fdt_error_set(err, FDT_EINVAL,
                              "the statement ended the transaction (COMMIT, ROLLBACK or END in a "
                              "transaction's own SQL): what ran on this database before it is as "

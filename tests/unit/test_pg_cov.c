@@ -386,6 +386,20 @@ static void test_app_transaction_control(void **state)
     /* A script that ends the transaction in a later statement: seen afterwards. */
     assert_int_equal(drv->exec(s, "SELECT 1; COMMIT", NULL, &err), FDT_EINVAL);
     assert_non_null(strstr(err.msg, "the statement ended the transaction"));
+    /* ... and fails after it: what the caller must know is still that it ended. */
+    drv->app_sql(s, false);
+    assert_int_equal(drv->begin(s, &err), 0);
+    drv->app_sql(s, true);
+    assert_int_equal(drv->exec(s, "SELECT 1; COMMIT; SELECT 1 / 0", NULL, &err), FDT_EINVAL);
+    assert_non_null(strstr(err.msg, "the statement ended the transaction"));
+    /* A statement failing inside the transaction leaves it open: its own error. */
+    drv->app_sql(s, false);
+    assert_int_equal(drv->begin(s, &err), 0);
+    drv->app_sql(s, true);
+    assert_int_equal(drv->exec(s, "SELEKT", NULL, &err), FDT_EDB);
+    drv->app_sql(s, false);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->app_sql(s, true);
     drv->app_sql(s, false);
     /* The driver's own statements are not the application's. */
     assert_int_equal(drv->begin(s, &err), 0);
