@@ -165,7 +165,6 @@ static void create_private(const struct fdt_resource_cfg *cfg)
                 cfg->path, (unsigned)(st.st_mode & 0777));
 }
 
-/* A new connection to cfg's file, set up: WAL, synchronous=FULL, the busy handler. */
 /* SQLite's authorizer, consulted as each statement is prepared: while a session runs the
  * application's SQL of a transaction (rm.h, app_sql), statements that would begin or end
  * the transaction are refused before they run, and so is any use of group commit's own
@@ -185,6 +184,8 @@ static int authorize(void *arg, int action, const char *a, const char *b, const 
     return SQLITE_OK;
 }
 
+/* A new connection to cfg's file, set up: WAL, synchronous=FULL, the busy handler, the
+ * authorizer. */
 static int lite_connect(const struct fdt_resource_cfg *cfg, struct lite **out,
                         struct fdt_error *err)
 {
