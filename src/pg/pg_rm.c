@@ -186,11 +186,13 @@ static int app_refused(struct fdt_error *err)
 /* After the application's statement: a script can end the transaction in a later statement
  * than controls_transaction() reads (and fail after it). What ran is as the server left it;
  * the branch is over, and the caller is told so (the transaction is rolled back wherever it
- * still can be). A statement that fails inside the transaction leaves it open (in error);
- * a lost connection is not idle. */
-static int app_after(struct pgs *ps, int rc, struct fdt_error *err)
+ * still can be). open: the transaction was open on the server while the statement ran
+ * (before it, or its own BEGIN ran); a statement refused or failing before that left
+ * nothing open, and one failing inside the transaction leaves it open (in error). A lost
+ * connection is not idle. */
+static int app_after(struct pgs *ps, bool open, int rc, struct fdt_error *err)
 {
-    if (ps->app && PQtransactionStatus(ps->pg) == PQTRANS_IDLE)
+    if (ps->app && open && PQtransactionStatus(ps->pg) == PQTRANS_IDLE)
         return fdt_error_set(err, FDT_EINVAL,
                              "the statement ended the transaction (COMMIT, ROLLBACK or END in a "
                              "transaction's own SQL): what ran on this database before it is as "
@@ -198,26 +200,10 @@ static int app_after(struct pgs *ps, int rc, struct fdt_error *err)
     return rc;
 }
 
-static int exec_sql(void *s, const char *sql, long *rows, struct fdt_error *err);
-
-static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
+/* A statement's (or a script's last) result: its error, or the rows it returned or
+ * changed; res is cleared. */
+static int exec_result(void *s, PGresult *res, long *rows, struct fdt_error *err)
 {
-    struct pgs *ps = s;
-    if (!ps->app)
-        return exec_sql(s, sql, rows, err);
-    /* A branch's first statement comes after the BEGIN it travels with (begin_sql). */
-    const char *own = sql;
-    if (strncmp(own, PG_BEGIN "; ", sizeof(PG_BEGIN "; ") - 1) == 0)
-        own += sizeof(PG_BEGIN "; ") - 1;
-    if (controls_transaction(own))
-        return app_refused(err);
-    return app_after(ps, exec_sql(s, sql, rows, err), err);
-}
-
-static int exec_sql(void *s, const char *sql, long *rows, struct fdt_error *err)
-{
-    PGconn *pg = PG(s);
-    PGresult *res = PQexec(pg, sql);
     ExecStatusType st = PQresultStatus(res);
     if (st != PGRES_COMMAND_OK && st != PGRES_TUPLES_OK)
         return fail(s, res, err, "statement failed");
@@ -227,6 +213,55 @@ static int exec_sql(void *s, const char *sql, long *rows, struct fdt_error *err)
     }
     PQclear(res);
     return 0;
+}
+
+static int exec_sql(void *s, const char *sql, long *rows, struct fdt_error *err)
+{
+    return exec_result(s, PQexec(PG(s), sql), rows, err);
+}
+
+/* A branch's first statement travels after its BEGIN (begin_sql) in one simple query. As
+ * PQexec, but also telling whether that BEGIN ran: a script's syntax error is found before
+ * any of it runs, leaving nothing open. */
+static int exec_begun(struct pgs *ps, const char *sql, long *rows, bool *begun,
+                      struct fdt_error *err)
+{
+    *begun = false;
+    if (!PQsendQuery(ps->pg, sql))
+        return fail(ps, NULL, err, "statement failed");
+    PGresult *last = NULL;
+    bool first = true;
+    for (PGresult *res; (res = PQgetResult(ps->pg));) {
+        ExecStatusType st = PQresultStatus(res);
+        if (first && st == PGRES_COMMAND_OK)
+            *begun = true;
+        first = false;
+        if (st == PGRES_COPY_IN || st == PGRES_COPY_OUT || st == PGRES_COPY_BOTH) {
+            PQclear(last);
+            ps->broken = true; /* mid-COPY: the session is given up */
+            PQclear(res);
+            return fdt_error_set(err, FDT_EINVAL, "COPY is not supported in a transaction");
+        }
+        PQclear(last); /* the script stops at its first error: the last result is the answer */
+        last = res;
+    }
+    return exec_result(ps, last, rows, err);
+}
+
+static int pg_exec(void *s, const char *sql, long *rows, struct fdt_error *err)
+{
+    struct pgs *ps = s;
+    if (!ps->app)
+        return exec_sql(s, sql, rows, err);
+    const char *own = sql;
+    bool prefixed = strncmp(own, PG_BEGIN "; ", sizeof(PG_BEGIN "; ") - 1) == 0;
+    if (prefixed)
+        own += sizeof(PG_BEGIN "; ") - 1;
+    if (controls_transaction(own))
+        return app_refused(err);
+    bool open = PQtransactionStatus(ps->pg) != PQTRANS_IDLE;
+    int rc = prefixed ? exec_begun(ps, sql, rows, &open, err) : exec_sql(s, sql, rows, err);
+    return app_after(ps, open, rc, err);
 }
 
 static int pg_query_text(void *s, const char *sql, char *out, size_t size, struct fdt_error *err)
@@ -455,8 +490,9 @@ static int collect(struct pgs *ps, PGresult *res, struct fdt_sql_rows *out, stru
 /* One statement, prepared once per session; with begin, BEGIN goes first in the same
  * round trip (pipeline mode: both are sent, then both answers read). */
 static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_param *params,
-                     int n, struct fdt_sql_rows *out, struct fdt_error *err)
+                     int n, struct fdt_sql_rows *out, bool *begun, struct fdt_error *err)
 {
+    *begun = false;
     PGconn *pg = PG(s);
     if (n > QUERY_PARAMS_MAX)
         return fdt_error_set(err, FDT_EINVAL, "more than %d parameters", QUERY_PARAMS_MAX);
@@ -531,6 +567,7 @@ static int run_query(void *s, bool begin, const char *sql, const struct fdt_sql_
             break;
         }
         if (step == 0) {
+            *begun = st == PGRES_COMMAND_OK;
             if (st != PGRES_COMMAND_OK && rc == 0)
                 rc = fail(s, res, err, "BEGIN");
             else
@@ -556,7 +593,9 @@ static int pg_query(void *s, const char *sql, const struct fdt_sql_param *params
     struct pgs *ps = s;
     if (ps->app && controls_transaction(sql))
         return app_refused(err);
-    return app_after(ps, run_query(s, false, sql, params, n, out, err), err);
+    bool open = PQtransactionStatus(ps->pg) != PQTRANS_IDLE, begun;
+    int rc = run_query(s, false, sql, params, n, out, &begun, err);
+    return app_after(ps, open, rc, err);
 }
 
 static int pg_begin_query(void *s, const char *sql, const struct fdt_sql_param *params, int n,
@@ -565,7 +604,9 @@ static int pg_begin_query(void *s, const char *sql, const struct fdt_sql_param *
     struct pgs *ps = s;
     if (ps->app && controls_transaction(sql))
         return app_refused(err);
-    return app_after(ps, run_query(s, true, sql, params, n, out, err), err);
+    bool begun;
+    int rc = run_query(s, true, sql, params, n, out, &begun, err);
+    return app_after(ps, begun, rc, err);
 }
 
 static void pg_app_sql(void *s, bool on)

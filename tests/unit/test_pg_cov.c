@@ -236,6 +236,14 @@ static void test_send_on_closed_session(void **state)
     assert_int_equal(query(victim, true, "SELECT 1", NULL, 0, &err), FDT_EDOWN);
     assert_non_null(strstr(err.msg, "sending BEGIN and the statement: "));
     assert_false(drv->alive(victim));
+    /* The application's first statement after its BEGIN (one script): not sent either,
+     * and nothing was open to end. */
+    char both[96];
+    snprintf(both, sizeof(both), "%s; SELECT 1", drv->begin_sql);
+    drv->app_sql(victim, true);
+    assert_int_equal(drv->exec(victim, both, NULL, &err), FDT_EDOWN);
+    assert_non_null(strstr(err.msg, "statement failed: "));
+    drv->app_sql(victim, false);
     drv->close(victim);
     drv->close(killer);
 }
@@ -399,12 +407,49 @@ static void test_app_transaction_control(void **state)
     assert_int_equal(drv->exec(s, "SELEKT", NULL, &err), FDT_EDB);
     drv->app_sql(s, false);
     assert_int_equal(drv->rollback(s, &err), 0);
+    /* A branch's first statement failing before its BEGIN ran left nothing open: its own
+     * error (a script's syntax error, found before any of it runs; a statement that cannot
+     * be prepared; COPY). One failing after its BEGIN ran leaves the transaction in error. */
     drv->app_sql(s, true);
+    snprintf(both, sizeof(both), "%s; SELECT 1; COMMIT; SELEKT", drv->begin_sql);
+    assert_int_equal(drv->exec(s, both, NULL, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "syntax error"));
+    snprintf(both, sizeof(both), "%s; SELECT 1; COMMIT; SELECT 1 / 0", drv->begin_sql);
+    assert_int_equal(drv->exec(s, both, NULL, &err), FDT_EINVAL);
+    assert_non_null(strstr(err.msg, "the statement ended the transaction"));
+    snprintf(both, sizeof(both), "%s; SELECT * FROM nosuch", drv->begin_sql);
+    assert_int_equal(drv->exec(s, both, NULL, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "nosuch"));
+    long rows = -1;
+    snprintf(both, sizeof(both), "%s; SELECT 1 UNION SELECT 2", drv->begin_sql);
     drv->app_sql(s, false);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->app_sql(s, true);
+    assert_int_equal(drv->exec(s, both, &rows, &err), 0);
+    assert_int_equal(rows, 2);
+    drv->app_sql(s, false);
+    assert_int_equal(drv->rollback(s, &err), 0);
+    drv->app_sql(s, true);
+    assert_int_equal(query(s, true, "SELECT * FROM nosuch", NULL, 0, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "nosuch"));
+    assert_int_equal(query(s, true, "COPY nosuch TO STDOUT", NULL, 0, &err), FDT_EINVAL);
+    assert_non_null(strstr(err.msg, "COPY is not supported"));
+    assert_int_equal(query(s, true, "SELECT 1 / 0", NULL, 0, &err), FDT_EDB);
+    assert_non_null(strstr(err.msg, "division by zero"));
+    drv->app_sql(s, false);
+    assert_int_equal(drv->rollback(s, &err), 0);
     /* The driver's own statements are not the application's. */
     assert_int_equal(drv->begin(s, &err), 0);
     assert_int_equal(drv->commit(s, &err), 0);
     assert_true(drv->alive(s));
+    drv->close(s);
+    /* COPY in a script: the session, mid-COPY, is given up. */
+    s = open_session();
+    drv->app_sql(s, true);
+    snprintf(both, sizeof(both), "%s; COPY (SELECT 1) TO STDOUT", drv->begin_sql);
+    assert_int_equal(drv->exec(s, both, NULL, &err), FDT_EINVAL);
+    assert_non_null(strstr(err.msg, "COPY is not supported"));
+    assert_false(drv->alive(s));
     drv->close(s);
 }
 
