@@ -308,6 +308,19 @@ def proc_children(pid):
     return out
 
 
+def kill_tree(pid, timeout=30.0):
+    """SIGKILL pid and its children at once, as a machine failing would, and wait until
+    each has let go of its descriptors (a zombie has; a process still being torn down, as
+    a big sanitizer address space can be for a while, still holds the listening sockets).
+    pid is stopped first, so that no child it forks is missed. Returns the pids killed."""
+    os.kill(pid, signal.SIGSTOP)
+    tree = [pid] + proc_children(pid)
+    for p in tree:
+        os.kill(p, signal.SIGKILL)
+    wait_for(lambda: not any(alive(p) for p in tree), timeout, what="the killed tree gone")
+    return tree
+
+
 def alive(pid):
     try:
         os.kill(pid, 0)

@@ -9,7 +9,7 @@ import signal
 import threading
 import time
 
-from fdt import proc_children, wait_for
+from fdt import kill_tree, wait_for
 from wingcash_util import Api, Backend, Rpc, wingcash_server
 
 
@@ -141,9 +141,7 @@ def test_33_02_kills_during_group_commits_lose_no_answered_transfer(make_server,
         time.sleep(0.8)
         before = len(confirmed)
         # The whole tree at once: nothing gets to finish or roll back anything.
-        tree = [s.pid] + proc_children(s.pid)
-        for pid in tree:
-            os.kill(pid, signal.SIGKILL)
+        kill_tree(s.pid)
         s.proc.wait()
         s.logf.close()
         s.start()
